@@ -1,0 +1,40 @@
+# Two commands do all set-up on a fresh machine with python3 and make:
+#   make demo   -> creates .venv if needed, installs the package, runs the zero-setup example
+#   make test   -> creates .venv if needed, installs .[dev], runs ruff, mypy --strict, pytest
+# Both are idempotent: the install steps re-run only when pyproject.toml changes.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+DEMO   ?= examples/pipeline.py
+
+.PHONY: demo test lint typecheck pytest bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed-runtime: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e .
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev]'
+	@touch $@ $(VENV)/.installed-runtime
+
+demo: $(VENV)/.installed-runtime
+	$(BIN)/python $(DEMO)
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests examples
+	$(BIN)/ruff format --check src tests examples
+
+typecheck: $(VENV)/.installed-dev
+	$(BIN)/mypy src tests/typing
+
+pytest: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache src/*.egg-info

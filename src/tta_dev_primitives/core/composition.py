@@ -1,0 +1,202 @@
+"""Sequential, parallel and function-wrapping primitives."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Generic, TypeVar, cast, overload
+
+from opentelemetry import metrics, trace
+from opentelemetry.util.types import AttributeValue
+
+from .base import InT, OutT, WorkflowPrimitive
+from .context import WorkflowContext
+from .instrumented import InstrumentedPrimitive, end_step, run_as_step
+
+__all__ = ["LambdaPrimitive", "ParallelPrimitive", "SequentialPrimitive"]
+
+ATTR_STEP_COUNT = "workflow.step.count"
+ATTR_BRANCH_COUNT = "workflow.branch.count"
+ATTR_OPENINFERENCE_KIND = "openinference.span.kind"
+
+I = TypeVar("I")  # noqa: E741
+O = TypeVar("O")  # noqa: E741
+
+
+def _check_steps(steps: Sequence[object], what: str) -> list[WorkflowPrimitive[Any, Any]]:
+    items = list(steps)
+    if not items:
+        raise ValueError(f"{what} needs at least one primitive")
+    for i, step in enumerate(items):
+        if not isinstance(step, WorkflowPrimitive):
+            raise TypeError(f"{what}[{i}] is {type(step).__name__}, not a WorkflowPrimitive")
+    return cast(list[WorkflowPrimitive[Any, Any]], items)
+
+
+class SequentialPrimitive(InstrumentedPrimitive[InT, OutT]):
+    """Runs steps one after another, each step's output the next step's input.
+
+    Nested sequences flatten: ``(a >> b) >> c`` and ``a >> (b >> c)`` both hold three steps.
+    The same :class:`WorkflowContext` object is passed to every step.
+
+    Args:
+        steps: The primitives to run, in order.
+        name: Span name; ``"sequence"`` by default.
+    """
+
+    primitive_type = "sequence"
+    _flattenable: bool
+
+    def __init__(
+        self,
+        steps: Sequence[WorkflowPrimitive[Any, Any]],
+        *,
+        name: str | None = None,
+        tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
+    ) -> None:
+        super().__init__(name, tracer_provider=tracer_provider, meter_provider=meter_provider)
+        flat: list[WorkflowPrimitive[Any, Any]] = []
+        for step in _check_steps(steps, "steps"):
+            if type(step) is SequentialPrimitive and step._flattenable:
+                flat.extend(step.steps)
+            else:
+                flat.append(step)
+        self.steps: tuple[WorkflowPrimitive[Any, Any], ...] = tuple(flat)
+        # A sequence the user named is a unit of its own and is kept as one step.
+        self._flattenable = name is None and tracer_provider is None and meter_provider is None
+
+    def _span_attributes(
+        self, input_data: InT, context: WorkflowContext
+    ) -> dict[str, AttributeValue]:
+        attrs = super()._span_attributes(input_data, context)
+        attrs[ATTR_STEP_COUNT] = len(self.steps)
+        attrs[ATTR_OPENINFERENCE_KIND] = "CHAIN"
+        return attrs
+
+    async def _execute_impl(self, input_data: InT, context: WorkflowContext) -> OutT:
+        value: Any = input_data
+        for index, step in enumerate(self.steps):
+            token = run_as_step(index)
+            try:
+                value = await step.execute(value, context)
+            finally:
+                end_step(token)
+        return cast(OutT, value)
+
+
+class ParallelPrimitive(InstrumentedPrimitive[InT, OutT]):
+    """Runs branches concurrently on the same input; returns their outputs in branch order.
+
+    If a branch raises, the other branches are cancelled and the parallel raises that
+    exception (the first to fail), not an ``ExceptionGroup``.
+
+    Args:
+        branches: The primitives to run at once.
+        name: Span name; ``"parallel"`` by default.
+    """
+
+    primitive_type = "parallel"
+    _flattenable: bool
+
+    def __init__(
+        self,
+        branches: Sequence[WorkflowPrimitive[Any, Any]],
+        *,
+        name: str | None = None,
+        tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
+    ) -> None:
+        super().__init__(name, tracer_provider=tracer_provider, meter_provider=meter_provider)
+        flat: list[WorkflowPrimitive[Any, Any]] = []
+        for branch in _check_steps(branches, "branches"):
+            if type(branch) is ParallelPrimitive and branch._flattenable:
+                flat.extend(branch.branches)
+            else:
+                flat.append(branch)
+        self.branches: tuple[WorkflowPrimitive[Any, Any], ...] = tuple(flat)
+        self._flattenable = name is None and tracer_provider is None and meter_provider is None
+
+    def _span_attributes(
+        self, input_data: InT, context: WorkflowContext
+    ) -> dict[str, AttributeValue]:
+        attrs = super()._span_attributes(input_data, context)
+        attrs[ATTR_BRANCH_COUNT] = len(self.branches)
+        attrs[ATTR_OPENINFERENCE_KIND] = "CHAIN"
+        return attrs
+
+    async def _execute_impl(self, input_data: InT, context: WorkflowContext) -> OutT:
+        tasks = [
+            asyncio.create_task(branch.execute(input_data, context)) for branch in self.branches
+        ]
+        try:
+            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        except BaseException:
+            # We were cancelled ourselves: take the branches down with us.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        if pending:
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        # Raise the exception of the first failed branch in branch order among those done.
+        for task in tasks:
+            if task in done and not task.cancelled() and task.exception() is not None:
+                raise cast(BaseException, task.exception())
+        return cast(OutT, [task.result() for task in tasks])
+
+
+class LambdaPrimitive(InstrumentedPrimitive[InT, OutT], Generic[InT, OutT]):
+    """Wraps a sync or async function ``fn(input, context)`` as a primitive.
+
+    Args:
+        fn: The function; its return value (awaited if it is awaitable) is the output.
+        name: Span name; the function's ``__name__`` by default.
+    """
+
+    primitive_type = "lambda"
+
+    @overload
+    def __init__(
+        self: LambdaPrimitive[I, O],
+        fn: Callable[[I, WorkflowContext], Awaitable[O]],
+        *,
+        name: str | None = None,
+        tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self: LambdaPrimitive[I, O],
+        fn: Callable[[I, WorkflowContext], O],
+        *,
+        name: str | None = None,
+        tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
+    ) -> None: ...
+
+    def __init__(
+        self,
+        fn: Callable[[Any, WorkflowContext], Any],
+        *,
+        name: str | None = None,
+        tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
+    ) -> None:
+        if not callable(fn):
+            raise TypeError(f"fn must be callable, got {type(fn).__name__}")
+        fn_name = getattr(fn, "__name__", None)
+        if name is None and isinstance(fn_name, str) and fn_name and fn_name != "<lambda>":
+            name = fn_name
+        super().__init__(name, tracer_provider=tracer_provider, meter_provider=meter_provider)
+        self.fn = fn
+
+    async def _execute_impl(self, input_data: InT, context: WorkflowContext) -> OutT:
+        result = self.fn(input_data, context)
+        if inspect.isawaitable(result):
+            result = await result
+        return cast(OutT, result)

@@ -1,0 +1,161 @@
+"""Tracer and instrument resolution shared by every instrumented primitive.
+
+The OpenTelemetry API costs a few microseconds per span even when no SDK is installed
+(context attach/detach through the proxy tracer). Primitives therefore ask, per call and
+cheaply, whether a real provider is configured, and skip all span and metric work when not.
+A user may install a provider after the primitive was built; the check notices that.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from opentelemetry import metrics, trace
+
+__all__ = [
+    "DURATION_BUCKETS",
+    "INSTRUMENTATION_NAME",
+    "TelemetryHandles",
+    "error_type",
+    "is_noop_provider",
+]
+
+INSTRUMENTATION_NAME = "tta_dev_primitives"
+
+# Advised histogram buckets for operation durations, in seconds.
+DURATION_BUCKETS: Sequence[float] = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+
+_API_MODULES = ("opentelemetry.trace", "opentelemetry.metrics")
+
+
+def is_noop_provider(provider: object) -> bool:
+    """True for the API's own proxy and no-op providers (no SDK behind them)."""
+    # The SDK's providers live in opentelemetry.sdk.*; the API's proxy/no-op classes live in
+    # the API packages. Checking the module avoids importing private proxy classes.
+    return type(provider).__module__.startswith(_API_MODULES)
+
+
+def error_type(exc: BaseException) -> str:
+    """The ``error.type`` value for an exception: its fully qualified class name."""
+    cls = type(exc)
+    if cls.__module__ == "builtins":
+        return cls.__qualname__
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+class TelemetryHandles:
+    """Resolves a tracer and metric instruments for one primitive, cached per provider.
+
+    Args:
+        tracer_provider: Provider to use; the global one (looked up per call) when None.
+        meter_provider: Provider to use; the global one (looked up per call) when None.
+    """
+
+    __slots__ = (
+        "_instruments",
+        "_lock",
+        "_meter",
+        "_meter_for",
+        "_meter_provider",
+        "_tracer",
+        "_tracer_for",
+        "_tracer_provider",
+    )
+
+    def __init__(
+        self,
+        tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
+    ) -> None:
+        self._tracer_provider = tracer_provider
+        self._meter_provider = meter_provider
+        self._tracer_for: object = None
+        self._tracer: trace.Tracer | None = None
+        self._meter_for: object = None
+        self._meter: metrics.Meter | None = None
+        self._instruments: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def tracer(self) -> trace.Tracer | None:
+        """The tracer to use now, or None when no SDK provider is configured."""
+        provider = self._tracer_provider
+        if provider is None:
+            provider = trace.get_tracer_provider()
+        if provider is self._tracer_for:
+            return self._tracer
+        tracer = (
+            None
+            if is_noop_provider(provider)
+            else provider.get_tracer(INSTRUMENTATION_NAME, _version())
+        )
+        self._tracer, self._tracer_for = tracer, provider
+        return tracer
+
+    def meter(self) -> metrics.Meter | None:
+        """The meter to use now, or None when no SDK meter provider is configured."""
+        provider = self._meter_provider
+        if provider is None:
+            provider = metrics.get_meter_provider()
+        if provider is self._meter_for:
+            return self._meter
+        with self._lock:
+            meter = (
+                None
+                if is_noop_provider(provider)
+                else provider.get_meter(INSTRUMENTATION_NAME, _version())
+            )
+            self._instruments = {}
+            self._meter, self._meter_for = meter, provider
+        return meter
+
+    def instrument(self, name: str, factory: Callable[[metrics.Meter], Any]) -> Any:
+        """A metric instrument created once per meter by ``factory``; None without an SDK."""
+        meter = self.meter()
+        if meter is None:
+            return None
+        inst = self._instruments.get(name)
+        if inst is None:
+            inst = _shared_instrument(meter, name, factory)
+            self._instruments[name] = inst
+        return inst
+
+
+# Instruments are shared by every primitive that uses the same meter, so that creating many
+# primitives does not register the same instrument many times.
+_SHARED: dict[tuple[int, str], tuple[metrics.Meter, Any]] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def _shared_instrument(
+    meter: metrics.Meter, name: str, factory: Callable[[metrics.Meter], Any]
+) -> Any:
+    key = (id(meter), name)
+    with _SHARED_LOCK:
+        found = _SHARED.get(key)
+        if found is not None and found[0] is meter:
+            return found[1]
+        inst = factory(meter)
+        _SHARED[key] = (meter, inst)
+        return inst

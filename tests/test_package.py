@@ -1,0 +1,92 @@
+"""Packaging: public exports, typing marker, import without the OpenTelemetry SDK."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import pkgutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import tta_dev_primitives
+
+# Modules whose names are deliberately reached through their own module path.
+NOT_REEXPORTED = (
+    "tta_dev_primitives.testing",
+    "tta_dev_primitives.observability",
+    "tta_dev_primitives.core.telemetry",
+)
+
+
+def _public_modules() -> list[str]:
+    names = []
+    for info in pkgutil.walk_packages(tta_dev_primitives.__path__, "tta_dev_primitives."):
+        if any(part.startswith("_") for part in info.name.split(".")):
+            continue
+        names.append(info.name)
+    return names
+
+
+def test_every_public_module_has_all() -> None:
+    """Each public module declares __all__, and every name in it exists."""
+    for name in _public_modules():
+        module = importlib.import_module(name)
+        assert hasattr(module, "__all__"), f"{name} has no __all__"
+        for exported in module.__all__:
+            assert hasattr(module, exported), f"{name}.__all__ lists missing {exported}"
+
+
+def test_top_level_exports_every_public_class_and_function() -> None:
+    """The top-level __all__ lists every public class/function of the public subpackages."""
+    exported = set(tta_dev_primitives.__all__)
+    for name in _public_modules():
+        if name.startswith(NOT_REEXPORTED):
+            continue
+        module = importlib.import_module(name)
+        for item in module.__all__:
+            obj = getattr(module, item)
+            ours = getattr(obj, "__module__", "").startswith("tta_dev_primitives")
+            if (inspect.isclass(obj) or inspect.isfunction(obj)) and ours:
+                assert item in exported, f"{name}.{item} is not exported at top level"
+    for item in tta_dev_primitives.__all__:
+        assert hasattr(tta_dev_primitives, item)
+
+
+def test_py_typed_marker_ships() -> None:
+    """The package carries py.typed for type checkers."""
+    assert (Path(tta_dev_primitives.__file__).parent / "py.typed").exists()
+
+
+def test_imports_and_runs_without_sdk() -> None:
+    """A fresh interpreter that cannot import opentelemetry.sdk still imports and runs us."""
+    code = textwrap.dedent(
+        """
+        import sys, asyncio
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name == "opentelemetry.sdk" or name.startswith("opentelemetry.sdk."):
+                    raise ImportError("blocked: " + name)
+                return None
+        sys.meta_path.insert(0, Block())
+        import tta_dev_primitives as t
+        from tta_dev_primitives import LambdaPrimitive
+        p = LambdaPrimitive(lambda x, c: x + 1) >> LambdaPrimitive(lambda x, c: x * 2)
+        print(asyncio.run(p.execute(1)))
+        assert not any(m.startswith("opentelemetry.sdk") for m in sys.modules)
+        try:
+            with __import__("tta_dev_primitives.testing").testing.capture_telemetry():
+                pass
+        except ImportError as exc:
+            assert "otel" in str(exc), exc
+            print("sdk-missing-ok")
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["4", "sdk-missing-ok"]
