@@ -1,0 +1,164 @@
+"""The storage strategy contract: what every memory backend provides.
+
+A backend stores JSON-encoded records per namespace and answers searches with the shared
+ranking of :mod:`tta_dev_primitives.memory.search`. It needs no base class: any object with
+these methods satisfies :class:`MemoryBackend`. Validation, encoding, tracing and metrics
+happen once, in :class:`~tta_dev_primitives.memory.MemoryPrimitive`, before a backend is
+called; a backend maps its client's failures to :class:`MemoryBackendError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from opentelemetry.util.types import AttributeValue
+
+from ..search import Document, SearchMode
+
+__all__ = [
+    "BackendInfo",
+    "Entry",
+    "MemoryBackend",
+    "Namespace",
+    "Record",
+    "SearchQuery",
+    "SearchResult",
+]
+
+Namespace = tuple[str, ...]
+"""A namespace is the tuple of its parts; ``("a", "b")`` and ``("a:b",)`` never meet."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One validated record to write.
+
+    Attributes:
+        key: The record's key within its namespace.
+        payload: The value's JSON text.
+        metadata: Validated metadata (JSON-able) or None; backends must not keep this object
+            itself (copy or encode it).
+        ttl: Seconds until the record expires (None = never).
+        document: The value's search document (words, lengths, string leaves, vector).
+    """
+
+    key: str
+    payload: str
+    metadata: Mapping[str, Any] | None
+    ttl: float | None
+    document: Document
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One stored record as read back: JSON payload, metadata and write sequence number."""
+
+    key: str
+    payload: str
+    metadata: Mapping[str, Any] | None = None
+    seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    """A search request, already validated by the primitive.
+
+    Attributes:
+        text: The query text (non-blank).
+        limit: Maximum number of hits (>= 1).
+        mode: ``keyword``, ``semantic`` or ``hybrid``.
+        filter: Metadata equality filter, or None.
+        vector: The query's unit embedding (semantic and hybrid modes).
+    """
+
+    text: str
+    limit: int
+    mode: SearchMode = "keyword"
+    filter: Mapping[str, Any] | None = None
+    vector: tuple[float, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    """One hit as a backend returns it (the primitive decodes the payload)."""
+
+    key: str
+    payload: str
+    score: float
+    metadata: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BackendInfo:
+    """What a backend says of itself without I/O.
+
+    Attributes:
+        name: Short backend name (``"in_memory"``, ``"redis"``, ...), the ``memory.backend``
+            span attribute.
+        persistent: Whether records outlive the process.
+        degraded: True while a fallback backend serves from its secondary.
+        remote: True when operations cross the network (spans become kind CLIENT).
+        attributes: Extra span attributes, e.g. ``db.system.name``, ``server.address``.
+    """
+
+    name: str
+    persistent: bool = False
+    degraded: bool = False
+    remote: bool = False
+    attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
+
+
+class MemoryBackend(Protocol):
+    """The storage strategy of a :class:`~tta_dev_primitives.memory.MemoryPrimitive`.
+
+    Every method takes the namespace first; nothing may ever cross namespaces. Records that
+    have expired are never returned, listed, counted or found. Each namespace holds at most
+    the backend's ``max_size`` records, evicting the least recently used (``get`` refreshes
+    recency; ``search`` does not).
+    """
+
+    def info(self) -> BackendInfo:
+        """Describe the backend now (synchronous, no I/O)."""
+        ...
+
+    async def put(self, namespace: Namespace, entry: Entry) -> int:
+        """Store ``entry`` (replacing any record with its key); return how many were evicted."""
+        ...
+
+    async def put_many(self, namespace: Namespace, entries: Sequence[Entry]) -> int:
+        """Store several entries in order; return how many records were evicted."""
+        ...
+
+    async def get(self, namespace: Namespace, key: str) -> Record | None:
+        """The live record under ``key`` (refreshing its recency), or None."""
+        ...
+
+    async def get_many(self, namespace: Namespace, keys: Sequence[str]) -> list[Record | None]:
+        """The live records under ``keys``, aligned with ``keys`` (None where missing)."""
+        ...
+
+    async def delete(self, namespace: Namespace, key: str) -> bool:
+        """Delete ``key``; True if a live record was deleted."""
+        ...
+
+    async def clear(self, namespace: Namespace) -> int:
+        """Delete every record of ``namespace`` (only that one); return how many."""
+        ...
+
+    async def keys(self, namespace: Namespace) -> list[str]:
+        """Live keys of ``namespace``, least recently used first."""
+        ...
+
+    async def size(self, namespace: Namespace) -> int:
+        """Number of live records in ``namespace``."""
+        ...
+
+    async def search(self, namespace: Namespace, query: SearchQuery) -> list[SearchResult]:
+        """Hits for ``query`` ranked with :mod:`tta_dev_primitives.memory.search`."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections; further use is an error."""
+        ...

@@ -1,0 +1,83 @@
+"""``InMemoryBackend``: the zero-setup backend, one :class:`InMemoryStore` per namespace."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from ..store import InMemoryStore, validate_max_size
+from .base import BackendInfo, Entry, Namespace, Record, SearchQuery, SearchResult
+
+__all__ = ["InMemoryBackend"]
+
+_INFO = BackendInfo(name="in_memory", persistent=False)
+
+
+class InMemoryBackend:
+    """Keeps each namespace in its own :class:`InMemoryStore` inside this process.
+
+    Needs nothing but the standard library. Records live as long as the process (or until
+    they expire or are evicted); each namespace holds at most ``max_size`` records.
+
+    Args:
+        max_size: Most records per namespace (None = unbounded).
+        clock: Monotonic clock in seconds, shared by every namespace (inject a fake one in
+            tests).
+    """
+
+    def __init__(
+        self, max_size: int | None = 1000, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.max_size = validate_max_size(max_size)
+        self._clock = clock
+        self._stores: dict[Namespace, InMemoryStore] = {}
+
+    def _store(self, namespace: Namespace) -> InMemoryStore:
+        store = self._stores.get(namespace)
+        if store is None:
+            store = InMemoryStore(self.max_size, clock=self._clock, max_value_bytes=None)
+            self._stores[namespace] = store
+        return store
+
+    def info(self) -> BackendInfo:
+        return _INFO
+
+    async def put(self, namespace: Namespace, entry: Entry) -> int:
+        return self._store(namespace).put(entry)
+
+    async def put_many(self, namespace: Namespace, entries: Sequence[Entry]) -> int:
+        store = self._store(namespace)
+        return sum(store.put(entry) for entry in entries)
+
+    async def get(self, namespace: Namespace, key: str) -> Record | None:
+        store = self._stores.get(namespace)
+        return None if store is None else store.get_record(key)
+
+    async def get_many(self, namespace: Namespace, keys: Sequence[str]) -> list[Record | None]:
+        store = self._stores.get(namespace)
+        if store is None:
+            return [None] * len(keys)
+        return [store.get_record(key) for key in keys]
+
+    async def delete(self, namespace: Namespace, key: str) -> bool:
+        store = self._stores.get(namespace)
+        return False if store is None else store.delete(key)
+
+    async def clear(self, namespace: Namespace) -> int:
+        store = self._stores.pop(namespace, None)
+        return 0 if store is None else store.clear()
+
+    async def keys(self, namespace: Namespace) -> list[str]:
+        store = self._stores.get(namespace)
+        return [] if store is None else store.keys()
+
+    async def size(self, namespace: Namespace) -> int:
+        store = self._stores.get(namespace)
+        return 0 if store is None else store.size()
+
+    async def search(self, namespace: Namespace, query: SearchQuery) -> list[SearchResult]:
+        store = self._stores.get(namespace)
+        return [] if store is None else store.search_results(query)
+
+    async def aclose(self) -> None:
+        self._stores.clear()

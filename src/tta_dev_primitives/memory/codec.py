@@ -1,0 +1,161 @@
+"""Validation and JSON encoding of keys, values, TTLs and metadata (no pickle anywhere)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "DEFAULT_MAX_VALUE_BYTES",
+    "MAX_KEY_BYTES",
+    "JSONValue",
+    "check_json",
+    "decode",
+    "encode",
+    "validate_key",
+    "validate_metadata",
+    "validate_ttl",
+]
+
+JSONValue = Any  # dict[str, JSONValue] | list[JSONValue] | str | int | float | bool | None
+
+MAX_KEY_BYTES = 1024
+DEFAULT_MAX_VALUE_BYTES = 1_048_576
+
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_decode = json.JSONDecoder().decode
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def validate_key(key: object, arg: str = "key") -> str:
+    """Return ``key`` if it is a non-empty str of at most 1024 UTF-8 bytes.
+
+    Raises:
+        TypeError: ``key`` is not a str.
+        ValueError: it is empty or too long.
+    """
+    if type(key) is not str:
+        if isinstance(key, str):
+            return validate_key(str(key), arg)
+        raise TypeError(f"{arg} must be a str, got {type(key).__name__}")
+    if not key:
+        raise ValueError(f"{arg} must not be empty")
+    if key.isascii():
+        if len(key) > MAX_KEY_BYTES:
+            raise ValueError(f"{arg} is longer than {MAX_KEY_BYTES} UTF-8 bytes")
+        return key
+    try:
+        size = len(key.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"{arg} is not valid Unicode text (lone surrogate)") from exc
+    if size > MAX_KEY_BYTES:
+        raise ValueError(f"{arg} is longer than {MAX_KEY_BYTES} UTF-8 bytes")
+    return key
+
+
+def validate_ttl(ttl: object, arg: str = "ttl") -> float | None:
+    """Return ``ttl`` as float seconds (> 0, finite) or None."""
+    if ttl is None:
+        return None
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float):
+        raise TypeError(f"{arg} must be a number of seconds or None, got {type(ttl).__name__}")
+    value = float(ttl)
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{arg} must be a finite number of seconds > 0, got {ttl!r}")
+    return value
+
+
+def check_json(value: object, arg: str = "value") -> None:
+    """Raise TypeError unless ``value`` is made only of JSON types (str keys, no tuples/sets).
+
+    ``json.dumps`` alone would accept tuples and non-str dict keys and silently change them,
+    so what ``get`` returns would not equal what was added.
+    """
+    if isinstance(value, _SCALARS):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(
+                f"{arg} contains a non-finite float ({value!r}), which JSON cannot hold"
+            )
+        return
+    stack: list[tuple[Any, str]] = [(value, arg)]
+    seen: set[int] = set()
+    while stack:
+        item, where = stack.pop()
+        kind = type(item)
+        if kind is dict or kind is list:
+            if id(item) in seen:  # shared or circular: already checked
+                continue
+            seen.add(id(item))
+        if kind is dict:
+            for k, v in item.items():
+                if type(k) is not str:
+                    raise TypeError(f"{where} has a non-str key {k!r}; JSON object keys are str")
+                if not isinstance(v, _SCALARS):
+                    stack.append((v, f"{where}[{k!r}]"))
+                elif type(v) is float and not math.isfinite(v):
+                    raise ValueError(
+                        f"{where}[{k!r}] is a non-finite float, which JSON cannot hold"
+                    )
+        elif kind is list:
+            for i, v in enumerate(item):
+                if not isinstance(v, _SCALARS):
+                    stack.append((v, f"{where}[{i}]"))
+                elif type(v) is float and not math.isfinite(v):
+                    raise ValueError(f"{where}[{i}] is a non-finite float, which JSON cannot hold")
+        elif isinstance(item, _SCALARS):
+            continue
+        else:
+            raise TypeError(
+                f"{where} is a {kind.__name__}, which is not a JSON value "
+                "(use dict, list, str, int, float, bool or None)"
+            )
+
+
+def encode(
+    value: object, max_bytes: int | None = DEFAULT_MAX_VALUE_BYTES, arg: str = "value"
+) -> str:
+    """Validate ``value`` and return its compact JSON text.
+
+    Raises:
+        TypeError: the value is not made of JSON types.
+        ValueError: it holds a non-finite float, or its JSON is larger than ``max_bytes``.
+    """
+    try:
+        text = _encoder.encode(value)
+    except TypeError:
+        check_json(value, arg)  # names the offending part
+        raise
+    except RecursionError as exc:
+        raise ValueError(f"{arg} is nested too deeply to encode") from exc
+    except ValueError as exc:  # circular reference or non-finite float
+        raise ValueError(f"{arg} cannot be encoded as JSON: {exc}") from exc
+    # Encoding succeeded, so there is no cycle; now refuse what JSON would silently change
+    # (tuples, non-str keys), so that get() returns what add() was given.
+    check_json(value, arg)
+    if max_bytes is not None and len(text) * 4 > max_bytes:
+        size = len(text.encode("utf-8", "surrogatepass"))
+        if size > max_bytes:
+            raise ValueError(
+                f"{arg} is {size} bytes as JSON, more than max_value_bytes={max_bytes}"
+            )
+    return text
+
+
+def decode(text: str) -> Any:
+    """Decode JSON text written by :func:`encode`."""
+    return _decode(text)
+
+
+def validate_metadata(metadata: object, arg: str = "metadata") -> dict[str, Any] | None:
+    """Return a validated copy-ready metadata mapping (str keys, JSON values) or None."""
+    if metadata is None:
+        return None
+    if not isinstance(metadata, Mapping):
+        raise TypeError(
+            f"{arg} must be a mapping of str to JSON values, got {type(metadata).__name__}"
+        )
+    meta = dict(metadata)
+    check_json(meta, arg)
+    return meta

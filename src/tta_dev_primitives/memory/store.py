@@ -1,0 +1,230 @@
+"""``InMemoryStore``: the synchronous, stdlib-only LRU + TTL store with ranked search."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from . import codec
+from .backends.base import Entry, Record, SearchQuery, SearchResult
+from .search import Document, InvertedIndex, SearchHit, make_document, prepare_query, rank_by_mode
+
+__all__ = ["InMemoryStore"]
+
+
+@dataclass(slots=True)
+class _Item:
+    payload: str
+    metadata: Mapping[str, Any] | None
+    expires_at: float | None
+    seq: int
+    document: Document
+
+
+def validate_max_size(max_size: object, arg: str = "max_size") -> int | None:
+    """``max_size`` as a positive int, or None (unbounded)."""
+    if max_size is None:
+        return None
+    if isinstance(max_size, bool) or not isinstance(max_size, int):
+        raise TypeError(f"{arg} must be an int or None, got {type(max_size).__name__}")
+    if max_size < 1:
+        raise ValueError(f"{arg} must be >= 1 or None, got {max_size}")
+    return max_size
+
+
+class InMemoryStore:
+    """A bounded, in-process key/value store with TTL and ranked keyword search.
+
+    An ``OrderedDict`` keeps least-recently-used order: ``get`` refreshes a record,
+    ``search`` does not, and adding past ``max_size`` evicts the least recently used.
+    Expired records are dropped lazily and are never returned, listed, counted or found.
+    Values are stored as JSON text, so what ``get`` returns is always a fresh copy.
+
+    Args:
+        max_size: Most records kept (None = unbounded).
+        clock: Monotonic clock in seconds; inject a fake one to test TTLs without sleeping.
+        max_value_bytes: Largest accepted value, as JSON, for :meth:`add`.
+    """
+
+    def __init__(
+        self,
+        max_size: int | None = 1000,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_value_bytes: int | None = codec.DEFAULT_MAX_VALUE_BYTES,
+    ) -> None:
+        self.max_size = validate_max_size(max_size)
+        if not callable(clock):
+            raise TypeError("clock must be a callable returning seconds")
+        self._clock = clock
+        self._max_value_bytes = max_value_bytes
+        self._items: OrderedDict[str, _Item] = OrderedDict()
+        self._index = InvertedIndex()
+        self._expiry: list[tuple[float, int, str]] = []
+        self._seq = itertools.count(1)
+
+    # -- the record-level API used by InMemoryBackend --------------------------------------
+
+    def put(self, entry: Entry) -> int:
+        """Store a validated entry; return how many records were evicted to make room."""
+        now = self._clock()
+        if self._expiry:
+            self._purge(now)
+        seq = next(self._seq)
+        ttl = entry.ttl
+        expires_at = None if ttl is None else now + ttl
+        key = entry.key
+        items = self._items
+        items[key] = _Item(entry.payload, entry.metadata, expires_at, seq, entry.document)
+        items.move_to_end(key)
+        self._index.add(key, seq, entry.document, entry.metadata)
+        if expires_at is not None:
+            heapq.heappush(self._expiry, (expires_at, seq, key))
+        evicted = 0
+        max_size = self.max_size
+        if max_size is not None:
+            while len(items) > max_size:
+                old_key, _ = items.popitem(last=False)
+                self._index.remove(old_key)
+                evicted += 1
+        return evicted
+
+    def get_record(self, key: str) -> Record | None:
+        """The live record under ``key``, refreshing its recency; None if absent or expired."""
+        item = self._items.get(key)
+        if item is None:
+            return None
+        if item.expires_at is not None and item.expires_at <= self._clock():
+            self._remove(key)
+            return None
+        self._items.move_to_end(key)
+        return Record(key, item.payload, item.metadata, item.seq)
+
+    def search_results(self, query: SearchQuery) -> list[SearchResult]:
+        """Ranked hits for a validated query (does not refresh recency)."""
+        prepared = prepare_query(query.text)
+        if prepared is None:
+            return []
+        self._purge(self._clock())
+        index = self._index
+        vector = query.vector
+        scored = rank_by_mode(
+            query.mode,
+            query.limit,
+            lambda limit: index.search_keyword(prepared, limit, query.filter),
+            lambda limit: (
+                [] if vector is None else index.search_semantic(vector, limit, query.filter)
+            ),
+        )
+        items = self._items
+        return [
+            SearchResult(key, items[key].payload, score, items[key].metadata)
+            for score, _, key in scored
+        ]
+
+    # -- the friendly synchronous API -------------------------------------------------------
+
+    def add(
+        self,
+        key: str,
+        value: Any,
+        ttl: float | None = None,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Store a JSON value under ``key`` (replacing any previous value).
+
+        Raises:
+            TypeError: ``key`` is not a str, ``value``/``metadata`` are not JSON, or ``ttl``
+                is not a number.
+            ValueError: ``key`` is empty or too long, ``ttl`` <= 0, or the value is too large.
+        """
+        key = codec.validate_key(key)
+        ttl = codec.validate_ttl(ttl)
+        meta = codec.validate_metadata(metadata)
+        payload = codec.encode(value, self._max_value_bytes)
+        self.put(Entry(key, payload, meta, ttl, make_document(value)))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value under ``key`` (a fresh copy), refreshing its recency; ``default`` if none."""
+        record = self.get_record(codec.validate_key(key))
+        return default if record is None else codec.decode(record.payload)
+
+    def search(
+        self, query: str, limit: int = 5, *, filter: Mapping[str, Any] | None = None
+    ) -> list[SearchHit]:
+        """Keyword search, best first (see :mod:`tta_dev_primitives.memory.search`)."""
+        if not isinstance(query, str):
+            raise TypeError(f"query must be a str, got {type(query).__name__}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"limit must be an int >= 1, got {limit!r}")
+        results = self.search_results(SearchQuery(query, limit, "keyword", filter))
+        return [
+            SearchHit(r.key, codec.decode(r.payload), r.score, _copy_meta(r.metadata))
+            for r in results
+        ]
+
+    def delete(self, key: str) -> bool:
+        """Delete ``key``; True if a live record was deleted."""
+        item = self._items.get(key)
+        if item is None:
+            return False
+        self._remove(key)
+        return item.expires_at is None or item.expires_at > self._clock()
+
+    def clear(self) -> int:
+        """Delete every record; return how many live records there were."""
+        count = self.size()
+        self._items.clear()
+        self._index.clear()
+        self._expiry.clear()
+        return count
+
+    def size(self) -> int:
+        """Number of live records."""
+        if self._expiry:
+            self._purge(self._clock())
+        return len(self._items)
+
+    def keys(self) -> list[str]:
+        """Live keys, least recently used first."""
+        if self._expiry:
+            self._purge(self._clock())
+        return list(self._items)
+
+    def __len__(self) -> int:
+        return self.size()
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False
+        item = self._items.get(key)
+        return item is not None and (item.expires_at is None or item.expires_at > self._clock())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _remove(self, key: str) -> None:
+        del self._items[key]
+        self._index.remove(key)
+
+    def _purge(self, now: float) -> None:
+        heap = self._expiry
+        items = self._items
+        while heap and heap[0][0] <= now:
+            _, seq, key = heapq.heappop(heap)
+            item = items.get(key)
+            # A stale heap entry (the key was rewritten or deleted since) is just dropped.
+            if item is not None and item.seq == seq:
+                self._remove(key)
+
+
+def _copy_meta(metadata: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return None if metadata is None else codec.decode(codec.encode(metadata, None))
