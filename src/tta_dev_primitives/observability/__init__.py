@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from . import attributes
+from .setup import ExporterName, setup_metrics, setup_tracing
 
-__all__ = ["attributes"]
+__all__ = ["ExporterName", "attributes", "setup_metrics", "setup_tracing"]
