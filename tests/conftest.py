@@ -1,11 +1,15 @@
-"""Shared fixtures: captured telemetry for span assertions."""
+"""Shared fixtures: captured telemetry, and the backend harness the conformance suite runs on."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
+from tta_dev_primitives import InMemoryBackend, MemoryBackend, MemoryPrimitive
 from tta_dev_primitives.testing import CapturedTelemetry, capture_telemetry
 
 
@@ -14,3 +18,85 @@ def telemetry() -> Iterator[CapturedTelemetry]:
     """Tracer/meter providers that record into memory, for span and metric assertions."""
     with capture_telemetry() as captured:
         yield captured
+
+
+class FakeClock:
+    """A monotonic clock that only moves when told to."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class BackendHarness:
+    """How the conformance suite gets backends of one kind and moves their time forward.
+
+    Attributes:
+        name: The backend kind (the test id).
+        make: Builds a fresh backend with the given ``max_size``.
+        advance: Lets ``seconds`` pass for TTL purposes (a fake clock where the backend
+            allows one; real sleeping otherwise).
+        remote: Whether the backend talks to a server.
+    """
+
+    name: str
+    make: Callable[[int | None], Awaitable[MemoryBackend]]
+    advance: Callable[[float], Awaitable[None]]
+    remote: bool = False
+    created: list[MemoryBackend] = field(default_factory=list)
+
+
+async def _in_memory_harness(request: pytest.FixtureRequest) -> BackendHarness:
+    clock = FakeClock()
+
+    async def make(max_size: int | None) -> MemoryBackend:
+        return InMemoryBackend(max_size, clock=clock)
+
+    async def advance(seconds: float) -> None:
+        clock.advance(seconds)
+
+    return BackendHarness("in_memory", make, advance)
+
+
+# The conformance suite runs once per entry. Real-server backends add their entries here
+# (name -> async builder taking the pytest request, which may use other fixtures).
+BACKEND_HARNESSES: dict[str, Callable[[pytest.FixtureRequest], Awaitable[BackendHarness]]] = {
+    "in_memory": _in_memory_harness,
+}
+
+
+@pytest.fixture(params=list(BACKEND_HARNESSES))
+async def memory_backend(request: pytest.FixtureRequest) -> AsyncIterator[BackendHarness]:
+    """One backend kind of the conformance suite (in-memory, Redis, Valkey, ...)."""
+    harness = await BACKEND_HARNESSES[request.param](request)
+    yield harness
+    for backend in harness.created:
+        await backend.aclose()
+
+
+_ns_counter = itertools.count()
+
+
+@pytest.fixture
+def make_memory(
+    memory_backend: BackendHarness,
+) -> Callable[..., Awaitable[MemoryPrimitive]]:
+    """Build a MemoryPrimitive over a fresh backend of the current kind.
+
+    Keyword ``max_size`` goes to the backend; everything else to ``MemoryPrimitive``. Each
+    call gets its own namespace unless one is given, so tests never see each other's data.
+    """
+
+    async def make(max_size: int | None = 1000, **kwargs: Any) -> MemoryPrimitive:
+        backend = await memory_backend.make(max_size)
+        memory_backend.created.append(backend)
+        kwargs.setdefault("namespace", f"t{next(_ns_counter)}")
+        return MemoryPrimitive(backend=backend, **kwargs)
+
+    return make

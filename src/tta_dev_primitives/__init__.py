@@ -2,11 +2,13 @@
 
 Quick start::
 
-    from tta_dev_primitives import LambdaPrimitive
+    from tta_dev_primitives import LambdaPrimitive, MemoryPrimitive
 
-    shout = LambdaPrimitive(lambda text, ctx: text.upper())
-    pipeline = shout >> LambdaPrimitive(lambda text, ctx: text + "!")
-    print(await pipeline.execute("hello"))  # HELLO!
+    memory = MemoryPrimitive()                       # zero setup, in process
+    await memory.add("turn:1", "I love python")
+    answer = LambdaPrimitive(lambda hits, ctx: hits[0].value if hits else "?")
+    pipeline = memory.search_step(limit=3) >> answer
+    print(await pipeline.execute("python"))          # I love python
 """
 
 from __future__ import annotations
@@ -24,9 +26,35 @@ from .core import (
     WorkflowContext,
     WorkflowPrimitive,
 )
+from .memory import (
+    BackendInfo,
+    Embedder,
+    HashingEmbedder,
+    InMemoryBackend,
+    InMemoryStore,
+    MemoryBackend,
+    MemoryBackendError,
+    MemoryOperation,
+    MemoryPrimitive,
+    SearchHit,
+    SentenceTransformerEmbedder,
+    create_memory_key,
+)
 
 __all__ = [
+    "BackendInfo",
+    "Embedder",
     "FallbackPrimitive",
+    "HashingEmbedder",
+    "InMemoryBackend",
+    "InMemoryStore",
+    "MemoryBackend",
+    "MemoryBackendError",
+    "MemoryOperation",
+    "MemoryPrimitive",
+    "SearchHit",
+    "SentenceTransformerEmbedder",
+    "create_memory_key",
     "InstrumentedPrimitive",
     "LambdaPrimitive",
     "ParallelPrimitive",

@@ -1,0 +1,35 @@
+"""Memory for agent workflows: ``MemoryPrimitive``, its backends, search and helpers.
+
+Usage::
+
+    from tta_dev_primitives import MemoryPrimitive
+
+    memory = MemoryPrimitive()                      # in process, zero setup
+    await memory.add("user:1", {"name": "Ada", "likes": "python"})
+    hits = await memory.search("python")            # ranked keyword search
+"""
+
+from __future__ import annotations
+
+from .backends import BackendInfo, InMemoryBackend, MemoryBackend
+from .embeddings import Embedder, HashingEmbedder, SentenceTransformerEmbedder
+from .errors import MemoryBackendError
+from .keys import create_memory_key
+from .primitive import MemoryOperation, MemoryPrimitive
+from .search import SearchHit
+from .store import InMemoryStore
+
+__all__ = [
+    "BackendInfo",
+    "Embedder",
+    "HashingEmbedder",
+    "InMemoryBackend",
+    "InMemoryStore",
+    "MemoryBackend",
+    "MemoryBackendError",
+    "MemoryOperation",
+    "MemoryPrimitive",
+    "SearchHit",
+    "SentenceTransformerEmbedder",
+    "create_memory_key",
+]
