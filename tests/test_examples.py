@@ -38,3 +38,12 @@ def test_every_example_has_a_test(path: Path) -> None:
     """Each example file is exercised by a test in this module."""
     source = Path(__file__).read_text()
     assert f'"{path.name}"' in source, f"no test runs {path.name}"
+
+
+def test_tracing_pipeline_example() -> None:
+    """examples/tracing_pipeline.py answers, remembers, and prints its spans to the console."""
+    out = run_example("tracing_pipeline.py")
+    assert "answer: Every memory operation is a span" in out
+    assert "remembered: True" in out
+    for name in ("answer_question", "memory.search", "memory.add"):
+        assert f'"name": "{name}"' in out

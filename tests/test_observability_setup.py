@@ -238,3 +238,49 @@ def test_bad_export_interval_is_refused() -> None:
     """export_interval_seconds must be positive."""
     with pytest.raises(ValueError, match="export_interval_seconds"):
         setup_metrics("svc", exporter="console", export_interval_seconds=0)
+
+
+def test_setup_metrics_collects_memory_metrics() -> None:
+    """A MemoryPrimitive built before setup_metrics reports durations, hits and misses to it."""
+    out = run_python(
+        """
+        import asyncio, json
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from tta_dev_primitives import MemoryPrimitive
+        from tta_dev_primitives.observability import setup_metrics
+
+        memory = MemoryPrimitive()
+        reader = InMemoryMetricReader()
+        setup_metrics("memory-svc", exporter="none", readers=[reader])
+
+        async def run():
+            await memory.add("k", {"v": 1})
+            await memory.get("k")
+            await memory.get("missing")
+
+        asyncio.run(run())
+        found = {}
+        for rm in reader.get_metrics_data().resource_metrics:
+            for sm in rm.scope_metrics:
+                for m in sm.metrics:
+                    for p in m.data.data_points:
+                        entry = found.setdefault(m.name, {"unit": m.unit, "points": []})
+                        entry["points"].append({
+                            "attrs": dict(p.attributes),
+                            "value": getattr(p, "value", None),
+                            "count": getattr(p, "count", None),
+                            "bounds": list(getattr(p, "explicit_bounds", []) or []),
+                        })
+        print(json.dumps(found))
+        """
+    )
+    found = json.loads(out)
+    duration = found["memory.operation.duration"]
+    assert duration["unit"] == "s"
+    ops = {p["attrs"]["gen_ai.operation.name"]: p for p in duration["points"]}
+    assert ops["upsert_memory"]["count"] == 1
+    assert ops["get_memory"]["count"] == 2
+    assert ops["get_memory"]["bounds"][0] == 0.001
+    assert ops["get_memory"]["bounds"][-1] == 10.0
+    assert sum(p["value"] for p in found["memory.hits"]["points"]) == 1
+    assert sum(p["value"] for p in found["memory.misses"]["points"]) == 1

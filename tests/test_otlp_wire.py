@@ -18,6 +18,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -338,3 +339,76 @@ def test_metrics_arrive_with_advised_buckets(receiver: OtlpReceiver) -> None:
     labels = decode_attributes(point.attributes)
     assert labels[attrs.ATTR_PRIMITIVE_NAME] == "inc"
     assert labels[attrs.ATTR_WORKFLOW_OUTCOME] == "success"
+
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "tracing_pipeline.py"
+
+
+def run_example(*args: str, **env: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-W", "error", str(EXAMPLE), *args],
+        capture_output=True,
+        text=True,
+        env=clean_env(**env),
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0, f"tracing_pipeline.py failed:\n{out.stdout}\n{out.stderr}"
+    return out.stdout
+
+
+@pytest.mark.parametrize("capture_content", [False, True], ids=["default", "capture-content"])
+def test_example_trace_arrives_over_otlp(receiver: OtlpReceiver, capture_content: bool) -> None:
+    """The example's retrieve/answer/remember run arrives as one trace with GenAI attributes."""
+    args = ["--capture-content"] if capture_content else []
+    out = run_example(*args, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.base_url)
+    printed = dict(line.split(": ", 1) for line in out.splitlines() if ": " in line)
+    assert printed["remembered"] == "True"
+
+    received = receiver.wait_for_spans(8)
+    assert set(receiver.paths) == {"/v1/traces"}
+    root = next(s for s in received if s.name == "answer_question")
+    assert root.parent_span_id == ""
+    assert root.trace_id == printed["trace id"]
+    run = {s.name: s for s in received if s.trace_id == root.trace_id}
+    assert set(run) == {
+        "answer_question",
+        "memory.search_step",
+        "memory.search",
+        "answer",
+        "memory.add_step",
+        "memory.add",
+    }
+    for index, name in enumerate(["memory.search_step", "answer", "memory.add_step"]):
+        assert run[name].parent_span_id == root.span_id
+        assert run[name].attributes[attrs.ATTR_STEP_INDEX] == index
+    assert run["memory.search"].parent_span_id == run["memory.search_step"].span_id
+    assert run["memory.add"].parent_span_id == run["memory.add_step"].span_id
+    for span in run.values():
+        assert span.resource["service.name"] == "tracing-pipeline"
+        assert span.attributes[attrs.ATTR_WORKFLOW_ID] == "run-1"
+        assert span.attributes[attrs.ATTR_WORKFLOW_SESSION_ID] == "session-1"
+        assert span.status_code == 0  # UNSET: nothing failed
+
+    search = run["memory.search"].attributes
+    assert search[attrs.ATTR_GEN_AI_OPERATION_NAME] == "search_memory"
+    assert search[attrs.ATTR_GEN_AI_MEMORY_STORE_ID] == "notes"
+    assert search[attrs.ATTR_GEN_AI_MEMORY_RECORD_COUNT] == 3
+    assert search[attrs.ATTR_OPENINFERENCE_SPAN_KIND] == "RETRIEVER"
+    assert search[attrs.ATTR_MEMORY_SEARCH_LIMIT] == 3
+    assert search[attrs.ATTR_MEMORY_BACKEND]
+    add = run["memory.add"].attributes
+    assert add[attrs.ATTR_GEN_AI_OPERATION_NAME] == "upsert_memory"
+    assert add[attrs.ATTR_GEN_AI_MEMORY_STORE_ID] == "notes"
+
+    (get,) = [s for s in received if s.name == "memory.get"]
+    assert get.attributes[attrs.ATTR_MEMORY_HIT] is True
+    assert get.attributes[attrs.ATTR_GEN_AI_OPERATION_NAME] == "get_memory"
+
+    if capture_content:
+        assert search[attrs.ATTR_GEN_AI_MEMORY_QUERY_TEXT] == printed["question"]
+        assert printed["answer"] in add[attrs.ATTR_MEMORY_CONTENT]
+    else:
+        assert attrs.ATTR_GEN_AI_MEMORY_QUERY_TEXT not in search
+        for span in received:
+            assert attrs.ATTR_MEMORY_CONTENT not in span.attributes

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Reproduce docs/images/trace-phoenix.png: run Arize Phoenix locally, send it the trace of
+# examples/tracing_pipeline.py over OTLP/HTTP, and screenshot the trace view with headless
+# Chromium. Not run by CI.
+#
+# Needs: python3 (3.11+), the project installed with the otel extra (`make test` does it),
+# curl, and Chromium (Debian: `apt-get install chromium`). Phoenix is installed from PyPI into
+# its own virtualenv on first use (it has many dependencies; keep them out of the project's).
+#
+# Usage: scripts/phoenix_screenshot.sh [output.png]
+# Settings (environment):
+#   PYTHON         interpreter with tta_dev_primitives[otel]   (default: .venv/bin/python)
+#   PHOENIX_VENV   virtualenv for arize-phoenix                (default: ~/.cache/tta-phoenix/venv)
+#   PHOENIX_PORT   HTTP port for the UI and OTLP/HTTP          (default: 6006)
+#   PHOENIX_GRPC_PORT  OTLP/gRPC port Phoenix also opens       (default: 4317)
+#   CHROMIUM       browser binary                              (default: chromium)
+#   SPAN           span to select in the trace view            (default: memory.search)
+#   KEEP_PHOENIX=1 leave Phoenix running afterwards, to browse the trace yourself
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+OUT=${1:-docs/images/trace-phoenix.png}
+PYTHON=${PYTHON:-.venv/bin/python}
+PHOENIX_VENV=${PHOENIX_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/tta-phoenix/venv}
+export PHOENIX_PORT=${PHOENIX_PORT:-6006}
+export PHOENIX_GRPC_PORT=${PHOENIX_GRPC_PORT:-4317}
+CHROMIUM=${CHROMIUM:-chromium}
+SPAN=${SPAN:-memory.search}
+PROJECT=tracing-pipeline
+BASE="http://127.0.0.1:${PHOENIX_PORT}"
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+command -v "$CHROMIUM" >/dev/null || { echo "Chromium not found (apt-get install chromium)" >&2; exit 1; }
+[ -x "$PYTHON" ] || { echo "$PYTHON not found: run 'make test' first, or set PYTHON" >&2; exit 1; }
+if curl -s -o /dev/null "$BASE/"; then
+    echo "something already listens on $BASE; stop it or set PHOENIX_PORT" >&2
+    exit 1
+fi
+
+if [ ! -x "$PHOENIX_VENV/bin/phoenix" ]; then
+    log "installing arize-phoenix into $PHOENIX_VENV"
+    python3 -m venv "$PHOENIX_VENV"
+    "$PHOENIX_VENV/bin/pip" install --disable-pip-version-check -q arize-phoenix
+fi
+
+WORKDIR=$(mktemp -d)
+PHOENIX_PID=
+cleanup() {
+    if [ -n "$PHOENIX_PID" ] && [ "${KEEP_PHOENIX:-0}" != 1 ]; then
+        kill "$PHOENIX_PID" 2>/dev/null || true
+        wait "$PHOENIX_PID" 2>/dev/null || true
+        rm -rf "$WORKDIR"
+    fi
+}
+trap cleanup EXIT
+
+log "starting Phoenix on $BASE (data in a fresh temporary directory)"
+PHOENIX_WORKING_DIR="$WORKDIR" PHOENIX_HOST=127.0.0.1 PHOENIX_TELEMETRY_ENABLED=false \
+    "$PHOENIX_VENV/bin/phoenix" serve >"$WORKDIR/phoenix.log" 2>&1 &
+PHOENIX_PID=$!
+for _ in $(seq 1 120); do
+    curl -sf -o /dev/null "$BASE/healthz" && break
+    kill -0 "$PHOENIX_PID" 2>/dev/null || { cat "$WORKDIR/phoenix.log" >&2; exit 1; }
+    sleep 1
+done
+curl -sf -o /dev/null "$BASE/healthz" || { echo "Phoenix did not start" >&2; exit 1; }
+
+log "running examples/tracing_pipeline.py with OTLP/HTTP export to Phoenix"
+# openinference.project.name is how Phoenix files spans into a project.
+OTEL_EXPORTER_OTLP_ENDPOINT="$BASE" \
+    OTEL_RESOURCE_ATTRIBUTES="openinference.project.name=$PROJECT" \
+    "$PYTHON" examples/tracing_pipeline.py --capture-content
+
+log "finding the trace in Phoenix's REST API"
+URL=
+for _ in $(seq 1 30); do
+    URL=$("$PYTHON" - "$BASE" "$PROJECT" "$SPAN" <<'EOF' || true
+import json
+import sys
+import urllib.request
+
+base, project, wanted = sys.argv[1:4]
+with urllib.request.urlopen(f"{base}/v1/projects/{project}") as r:
+    project_id = json.load(r)["data"]["id"]
+with urllib.request.urlopen(f"{base}/v1/projects/{project}/spans?limit=100") as r:
+    spans = json.load(r)["data"]
+chosen = [s for s in spans if s["name"] == wanted]
+if not chosen:
+    sys.exit(1)
+span = chosen[0]
+trace_id = span["context"]["trace_id"]
+# Wait until the whole trace is in (its root has arrived).
+if not any(s["parent_id"] is None and s["context"]["trace_id"] == trace_id for s in spans):
+    sys.exit(1)
+print(f"{base}/projects/{project_id}/traces/{trace_id}?selectedSpanNodeId={span['id']}")
+EOF
+)
+    [ -n "$URL" ] && break
+    sleep 1
+done
+[ -n "$URL" ] || { echo "no trace with a $SPAN span reached Phoenix" >&2; exit 1; }
+log "trace view: $URL"
+
+log "screenshot -> $OUT"
+mkdir -p "$(dirname "$OUT")"
+# The resolver rule keeps the browser on loopback: nothing is fetched from the internet.
+"$CHROMIUM" --headless --no-sandbox --disable-gpu --disable-background-networking \
+    --disable-component-update --disable-sync --hide-scrollbars \
+    --host-resolver-rules="MAP * ~NOTFOUND, EXCLUDE 127.0.0.1" \
+    --user-data-dir="$WORKDIR/chromium" --window-size=1600,1000 \
+    --virtual-time-budget=15000 --screenshot="$OUT" "$URL" 2>"$WORKDIR/chromium.log" \
+    || { cat "$WORKDIR/chromium.log" >&2; exit 1; }
+[ -s "$OUT" ] || { echo "no screenshot written" >&2; exit 1; }
+log "done: $OUT"
+if [ "${KEEP_PHOENIX:-0}" = 1 ]; then
+    log "Phoenix keeps running (pid $PHOENIX_PID): open $URL"
+fi
