@@ -15,6 +15,7 @@
 #   PHOENIX_GRPC_PORT  OTLP/gRPC port Phoenix also opens       (default: 4317)
 #   CHROMIUM       browser binary                              (default: chromium)
 #   SPAN           span to select in the trace view            (default: memory.search)
+#   TAB            tab of the span's details to open, or empty (default: Attributes)
 #   KEEP_PHOENIX=1 leave Phoenix running afterwards, to browse the trace yourself
 set -euo pipefail
 
@@ -26,6 +27,7 @@ export PHOENIX_PORT=${PHOENIX_PORT:-6006}
 export PHOENIX_GRPC_PORT=${PHOENIX_GRPC_PORT:-4317}
 CHROMIUM=${CHROMIUM:-chromium}
 SPAN=${SPAN:-memory.search}
+TAB=${TAB-Attributes}
 PROJECT=tracing-pipeline
 BASE="http://127.0.0.1:${PHOENIX_PORT}"
 
@@ -46,7 +48,12 @@ fi
 
 WORKDIR=$(mktemp -d)
 PHOENIX_PID=
+CHROMIUM_PID=
 cleanup() {
+    if [ -n "$CHROMIUM_PID" ]; then
+        kill "$CHROMIUM_PID" 2>/dev/null || true
+        wait "$CHROMIUM_PID" 2>/dev/null || true
+    fi
     if [ -n "$PHOENIX_PID" ] && [ "${KEEP_PHOENIX:-0}" != 1 ]; then
         kill "$PHOENIX_PID" 2>/dev/null || true
         wait "$PHOENIX_PID" 2>/dev/null || true
@@ -104,13 +111,78 @@ log "trace view: $URL"
 
 log "screenshot -> $OUT"
 mkdir -p "$(dirname "$OUT")"
-# The resolver rule keeps the browser on loopback: nothing is fetched from the internet.
+# Chromium is driven over the DevTools protocol (with the websockets package Phoenix brings) so
+# the script can open the span's Attributes tab before the shot. The resolver rule keeps the
+# browser on loopback: nothing is fetched from the internet.
 "$CHROMIUM" --headless --no-sandbox --disable-gpu --disable-background-networking \
     --disable-component-update --disable-sync --hide-scrollbars \
     --host-resolver-rules="MAP * ~NOTFOUND, EXCLUDE 127.0.0.1" \
     --user-data-dir="$WORKDIR/chromium" --window-size=1600,1000 \
-    --virtual-time-budget=15000 --screenshot="$OUT" "$URL" 2>"$WORKDIR/chromium.log" \
+    --remote-debugging-address=127.0.0.1 --remote-debugging-port=0 about:blank \
+    2>"$WORKDIR/chromium.log" &
+CHROMIUM_PID=$!
+"$PHOENIX_VENV/bin/python" - "$WORKDIR/chromium/DevToolsActivePort" "$URL" "$OUT" "$TAB" <<'EOF' \
     || { cat "$WORKDIR/chromium.log" >&2; exit 1; }
+import base64
+import json
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from websockets.sync.client import connect
+
+port_file, url, out, tab = sys.argv[1:5]
+
+
+def wait(what, check, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        if time.monotonic() > deadline:
+            sys.exit(f"timed out waiting for {what}")
+        time.sleep(0.3)
+    return value
+
+
+def port():
+    try:
+        return Path(port_file).read_text().split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+with urllib.request.urlopen(f"http://127.0.0.1:{wait('Chromium', port)}/json/list") as r:
+    page = next(t for t in json.load(r) if t["type"] == "page")
+
+with connect(page["webSocketDebuggerUrl"], max_size=None) as ws:
+    ids = iter(range(1, 1_000_000))
+
+    def call(method, **params):
+        msg_id = next(ids)
+        ws.send(json.dumps({"id": msg_id, "method": method, "params": params}))
+        while True:
+            msg = json.loads(ws.recv())
+            if msg.get("id") == msg_id:
+                if "error" in msg:
+                    raise RuntimeError(f"{method}: {msg['error']}")
+                return msg.get("result", {})
+
+    def js(expr):
+        return call("Runtime.evaluate", expression=expr, returnByValue=True)["result"].get("value")
+
+    call("Emulation.setDeviceMetricsOverride", width=1600, height=1000, deviceScaleFactor=1,
+         mobile=False)
+    call("Page.navigate", url=url)
+    tabs = "Array.from(document.querySelectorAll('[role=tab]'))"
+    find = f"{tabs}.find(t => t.textContent.trim().startsWith({json.dumps(tab)}))"
+    wait("the span details to render", lambda: js(f"!!({find if tab else tabs + '.length'})"))
+    if tab:
+        js(f"({find}).click()")
+    time.sleep(2)  # let the page settle (fonts, the opened tab)
+    shot = call("Page.captureScreenshot", format="png")["data"]
+    Path(out).write_bytes(base64.b64decode(shot))
+    call("Browser.close")
+EOF
 [ -s "$OUT" ] || { echo "no screenshot written" >&2; exit 1; }
 log "done: $OUT"
 if [ "${KEEP_PHOENIX:-0}" = 1 ]; then
