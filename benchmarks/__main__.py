@@ -1,0 +1,93 @@
+"""``python -m benchmarks``: run the side-by-side benchmark and write the report."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from .harness import QUICK, Config, Results, SizePlan, run
+from .report import machine_description, plot_search, render_markdown
+from .systems import all_systems
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
+    parser.add_argument(
+        "--sizes", help="comma-separated store sizes to run (default 1000,10000,100000)"
+    )
+    parser.add_argument(
+        "--systems", help="comma-separated system keys or key prefixes (default: all)"
+    )
+    parser.add_argument("--list", action="store_true", help="list the systems and exit")
+    parser.add_argument("--out", default="docs/benchmarks.md", help="Markdown report to write")
+    parser.add_argument(
+        "--plot", default="docs/images/bench-search.png", help="search-growth plot to write"
+    )
+    parser.add_argument(
+        "--json", default="benchmarks/results/latest.json", help="raw samples to write"
+    )
+    parser.add_argument(
+        "--from-json", help="re-render the report from a saved results file (no measuring)"
+    )
+    return parser.parse_args(argv)
+
+
+def _config(args: argparse.Namespace) -> Config:
+    config = QUICK if args.quick else Config()
+    if args.sizes:
+        wanted = [int(s) for s in args.sizes.split(",")]
+        known = {plan.size: plan for plan in config.sizes}
+        plans = tuple(
+            known.get(size) or SizePlan(size, rounds=5, per_round=100, queries=5) for size in wanted
+        )
+        config = replace(config, sizes=plans)
+    if args.systems:
+        config = replace(config, systems=tuple(args.systems.split(",")))
+    return config
+
+
+def _command(argv: list[str]) -> str:
+    extra = " ".join(argv)
+    if not extra:
+        return "make bench"
+    return f"make bench BENCH_ARGS='{extra}'"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    if args.list:
+        for spec in all_systems():
+            reason = spec.unavailable()
+            print(f"{spec.key:24} {spec.label:44} {reason or 'available'}")
+        return 0
+    if args.from_json:
+        results = Results.from_json(json.loads(Path(args.from_json).read_text()))
+    else:
+        results = asyncio.run(run(_config(args)))
+        json_path = Path(args.json)
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(results.to_json()))
+    out = Path(args.out)
+    plot = Path(args.plot)
+    plotted = plot_search(results, plot)
+    relative = None
+    if plotted:
+        try:
+            relative = plot.resolve().relative_to(out.resolve().parent).as_posix()
+        except ValueError:
+            relative = plot.as_posix()
+    command = _command(sys.argv[1:] if argv is None else argv)
+    text = render_markdown(results, command=command, machine=machine_description(), plot=relative)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    print(f"wrote {out}" + (f" and {plot}" if plotted else " (no plot: matplotlib missing)"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
