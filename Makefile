@@ -6,7 +6,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-DEMO   ?= examples/pipeline.py
+DEMO   ?= examples/memory_workflow.py
 
 .PHONY: demo test lint typecheck pytest bench clean
 

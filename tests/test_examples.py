@@ -33,6 +33,17 @@ def test_pipeline_example() -> None:
     assert "3 words -> HELLO TRACED WORLD" in out
 
 
+def test_memory_workflow_example() -> None:
+    """examples/memory_workflow.py (what make demo runs) stores, scopes, searches, pipelines."""
+    out = run_example("memory_workflow.py")
+    assert "stored 5 turns of ada:session-1" in out
+    assert "chat sees them? None" in out
+    assert "turn:002  A recommendation service" in out
+    assert "Q: editor -> from memory: My favourite editor is Helix" in out
+    assert "remembered answers: ['answer:editor'" in out
+    assert 'redis_url="redis://' in out
+
+
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.py")), ids=lambda p: p.name)
 def test_every_example_has_a_test(path: Path) -> None:
     """Each example file is exercised by a test in this module."""

@@ -8,11 +8,13 @@ A user may install a provider after the primitive was built; the check notices t
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from opentelemetry import metrics, trace
+from opentelemetry.metrics import _internal as _metrics_internal
 
 __all__ = [
     "DURATION_BUCKETS",
@@ -49,6 +51,31 @@ def is_noop_provider(provider: object) -> bool:
     # The SDK's providers live in opentelemetry.sdk.*; the API's proxy/no-op classes live in
     # the API packages. Checking the module avoids importing private proxy classes.
     return type(provider).__module__.startswith(_API_MODULES)
+
+
+# get_tracer_provider()/get_meter_provider() look up an environment variable on every call
+# (about 0.6 us each), which is most of the cost of a no-SDK operation. When the API still
+# keeps its globals where we expect them and no provider is configured through the
+# environment, read the globals directly; otherwise fall back to the public getters.
+_FAST_TRACE = hasattr(trace, "_TRACER_PROVIDER") and "OTEL_PYTHON_TRACER_PROVIDER" not in os.environ
+_FAST_METRICS = (
+    hasattr(_metrics_internal, "_METER_PROVIDER") and "OTEL_PYTHON_METER_PROVIDER" not in os.environ
+)
+_NO_PROVIDER = trace.ProxyTracerProvider()
+
+
+def _global_tracer_provider() -> object:
+    if _FAST_TRACE:
+        provider = trace._TRACER_PROVIDER
+        return _NO_PROVIDER if provider is None else provider
+    return trace.get_tracer_provider()
+
+
+def _global_meter_provider() -> object:
+    if _FAST_METRICS:
+        provider = _metrics_internal._METER_PROVIDER
+        return _NO_PROVIDER if provider is None else provider
+    return metrics.get_meter_provider()
 
 
 def error_type(exc: BaseException) -> str:
@@ -100,9 +127,9 @@ class TelemetryHandles:
 
     def tracer(self) -> trace.Tracer | None:
         """The tracer to use now, or None when no SDK provider is configured."""
-        provider = self._tracer_provider
+        provider: Any = self._tracer_provider
         if provider is None:
-            provider = trace.get_tracer_provider()
+            provider = _global_tracer_provider()
         if provider is self._tracer_for:
             return self._tracer
         tracer = (
@@ -113,11 +140,15 @@ class TelemetryHandles:
         self._tracer, self._tracer_for = tracer, provider
         return tracer
 
+    def disabled(self) -> bool:
+        """True when neither a tracer nor a meter SDK provider is configured right now."""
+        return self.tracer() is None and self.meter() is None
+
     def meter(self) -> metrics.Meter | None:
         """The meter to use now, or None when no SDK meter provider is configured."""
-        provider = self._meter_provider
+        provider: Any = self._meter_provider
         if provider is None:
-            provider = metrics.get_meter_provider()
+            provider = _global_meter_provider()
         if provider is self._meter_for:
             return self._meter
         with self._lock:

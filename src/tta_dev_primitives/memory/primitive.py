@@ -21,7 +21,7 @@ from .backends.base import Entry, MemoryBackend, Namespace, SearchQuery
 from .backends.in_memory import InMemoryBackend
 from .embeddings import Embedder
 from .errors import MemoryBackendError
-from .search import SearchHit, SearchMode, make_document, normalize_vector, string_leaves
+from .search import SearchHit, SearchMode, normalize_vector, string_leaves
 
 __all__ = ["MemoryOperation", "MemoryPrimitive", "OperationKind"]
 
@@ -32,12 +32,14 @@ _MODES = ("keyword", "semantic", "hybrid")
 _CONTENT_LIMIT = 1024  # characters of captured content per attribute
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MemoryOperation:
     """One memory operation, the input of :meth:`MemoryPrimitive.execute`.
 
     Build it with the class methods (``MemoryOperation.add(...)``, ``.get(...)``,
-    ``.search(...)``, ``.delete(...)``, ...); arguments are validated when it runs.
+    ``.search(...)``, ``.delete(...)``, ...); arguments are validated when it runs. Treat it
+    as immutable (it is not frozen only because a frozen dataclass costs about 1 us more to
+    build, on the hot path of every operation).
     """
 
     kind: OperationKind
@@ -131,6 +133,7 @@ class _Shared:
 
 
 _UNSET: Any = object()
+_NO_SPAN = trace.INVALID_SPAN
 
 
 def _store_id(namespace: Namespace) -> str:
@@ -353,6 +356,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         self, key: str, default: Any = None, *, context: WorkflowContext | None = None
     ) -> Any:
         """The value under ``key`` (a fresh copy), or ``default``; refreshes its recency."""
+        if self._telemetry.disabled():
+            return await self._do_get(key, default, _NO_SPAN)
         return await self.execute(MemoryOperation("get", key=key, default=default), context)
 
     async def search(
@@ -539,17 +544,30 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             if counter is not None:
                 counter.add(n, {A.ATTR_MEMORY_BACKEND: self._shared.backend.info().name})
 
+    async def execute(
+        self, input_data: MemoryOperation, context: WorkflowContext | None = None
+    ) -> Any:
+        """Run one :class:`MemoryOperation` as a traced step (``memory.<kind>`` span).
+
+        Raises:
+            TypeError: ``input_data`` is not a :class:`MemoryOperation` (nothing runs).
+        """
+        if type(input_data) is not MemoryOperation or input_data.kind not in _HANDLERS:
+            if not isinstance(input_data, MemoryOperation):
+                raise TypeError(
+                    "MemoryPrimitive.execute takes a MemoryOperation, "
+                    f"got {type(input_data).__name__}"
+                )
+            if input_data.kind not in _HANDLERS:
+                raise ValueError(f"unknown memory operation {input_data.kind!r}")
+        return await super().execute(input_data, context)
+
     async def _execute_impl(self, input_data: MemoryOperation, context: WorkflowContext) -> Any:
-        if not isinstance(input_data, MemoryOperation):
-            raise TypeError(
-                f"MemoryPrimitive.execute takes a MemoryOperation, got {type(input_data).__name__}"
-            )
-        handler = _HANDLERS.get(input_data.kind)
-        if handler is None:
-            raise ValueError(f"unknown memory operation {input_data.kind!r}")
+        handler = _HANDLERS[input_data.kind]
         shared = self._shared
+        span = trace.get_current_span() if self._telemetry.tracer() is not None else _NO_SPAN
         try:
-            return await handler(self, input_data)
+            return await handler(self, input_data, span)
         finally:
             info = shared.backend.info()
             if info.degraded != shared.degraded:
@@ -557,7 +575,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
                 if info.degraded:
                     self._count(_FALLBACKS, A.METRIC_MEMORY_FALLBACKS, 1)
             if info.degraded:
-                trace.get_current_span().set_attribute(A.ATTR_MEMORY_DEGRADED, True)
+                span.set_attribute(A.ATTR_MEMORY_DEGRADED, True)
 
     # -- operation handlers (validation, encoding and the backend call) ------------------------
 
@@ -570,16 +588,18 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             raise ValueError("embedder returned a different number of vectors than texts")
         return list(vectors)
 
-    async def _op_add(self, op: MemoryOperation) -> None:
-        key = codec.validate_key(op.key)
-        ttl = codec.validate_ttl(op.ttl)
-        if ttl is None:
-            ttl = self._default_ttl
-        meta = codec.validate_metadata(op.metadata)
-        payload = codec.encode(op.value, self._max_value_bytes)
-        (vector,) = await self._embed([op.value]) if self._embedder else (None,)
-        entry = Entry(key, payload, meta, ttl, make_document(op.value, vector))
-        span = trace.get_current_span()
+    async def _op_add(self, op: MemoryOperation, span: trace.Span) -> None:
+        await self._do_add(op.key, op.value, op.ttl, op.metadata, span)
+
+    async def _do_add(
+        self, key: Any, value: Any, ttl: Any, metadata: Any, span: trace.Span
+    ) -> None:
+        key = codec.validate_key(key)
+        ttl = codec.validate_ttl(ttl) if ttl is not None else self._default_ttl
+        meta = None if metadata is None else codec.validate_metadata(metadata)
+        payload = codec.encode(value, self._max_value_bytes)
+        (vector,) = await self._embed([value]) if self._embedder else (None,)
+        entry = Entry(key, payload, meta, ttl, vector)
         if self._capture_content and span.is_recording():
             span.set_attribute(A.ATTR_MEMORY_CONTENT, _truncate(payload))
         evicted = await self._shared.backend.put(self._namespace, entry)
@@ -587,21 +607,26 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             span.set_attribute(A.ATTR_MEMORY_EVICTED, evicted)
             self._count(_EVICTIONS, A.METRIC_MEMORY_EVICTIONS, evicted)
 
-    async def _op_get(self, op: MemoryOperation) -> Any:
-        key = codec.validate_key(op.key)
-        record = await self._shared.backend.get(self._namespace, key)
-        span = trace.get_current_span()
+    async def _op_get(self, op: MemoryOperation, span: trace.Span) -> Any:
+        return await self._do_get(op.key, op.default, span)
+
+    async def _do_get(self, key: Any, default: Any, span: trace.Span) -> Any:
+        record = await self._shared.backend.get(self._namespace, codec.validate_key(key))
         if record is None:
-            span.set_attribute(A.ATTR_MEMORY_HIT, False)
+            if span is not _NO_SPAN:
+                span.set_attribute(A.ATTR_MEMORY_HIT, False)
             self._count(_MISSES, A.METRIC_MEMORY_MISSES, 1)
-            return op.default
+            return default
+        if span is _NO_SPAN:
+            self._count(_HITS, A.METRIC_MEMORY_HITS, 1)
+            return codec.decode(record.payload)
         span.set_attribute(A.ATTR_MEMORY_HIT, True)
         self._count(_HITS, A.METRIC_MEMORY_HITS, 1)
         if self._capture_content and span.is_recording():
             span.set_attribute(A.ATTR_MEMORY_CONTENT, _truncate(record.payload))
         return codec.decode(record.payload)
 
-    async def _op_search(self, op: MemoryOperation) -> list[SearchHit]:
+    async def _op_search(self, op: MemoryOperation, span: trace.Span) -> list[SearchHit]:
         query = op.query
         if not isinstance(query, str):
             raise TypeError(f"query must be a str, got {type(query).__name__}")
@@ -622,7 +647,6 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             if not isinstance(filter_, Mapping):
                 raise TypeError(f"filter must be a mapping or None, got {type(filter_).__name__}")
             filter_ = codec.validate_metadata(filter_, "filter")
-        span = trace.get_current_span()
         span.set_attribute(A.ATTR_MEMORY_SEARCH_MODE, mode)
         if not query.strip():
             span.set_attribute(A.ATTR_GEN_AI_MEMORY_RECORD_COUNT, 0)
@@ -648,26 +672,26 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             span.set_attribute(A.ATTR_MEMORY_CONTENT, _truncate(json.dumps(summary)))
         return hits
 
-    async def _op_delete(self, op: MemoryOperation) -> bool:
+    async def _op_delete(self, op: MemoryOperation, span: trace.Span) -> bool:
         key = codec.validate_key(op.key)
         return await self._shared.backend.delete(self._namespace, key)
 
-    async def _op_clear(self, op: MemoryOperation) -> int:
+    async def _op_clear(self, op: MemoryOperation, span: trace.Span) -> int:
         count = await self._shared.backend.clear(self._namespace)
-        trace.get_current_span().set_attribute(A.ATTR_GEN_AI_MEMORY_RECORD_COUNT, count)
+        span.set_attribute(A.ATTR_GEN_AI_MEMORY_RECORD_COUNT, count)
         return count
 
-    async def _op_keys(self, op: MemoryOperation) -> list[str]:
+    async def _op_keys(self, op: MemoryOperation, span: trace.Span) -> list[str]:
         keys = await self._shared.backend.keys(self._namespace)
-        trace.get_current_span().set_attribute(A.ATTR_GEN_AI_MEMORY_RECORD_COUNT, len(keys))
+        span.set_attribute(A.ATTR_GEN_AI_MEMORY_RECORD_COUNT, len(keys))
         return keys
 
-    async def _op_size(self, op: MemoryOperation) -> int:
+    async def _op_size(self, op: MemoryOperation, span: trace.Span) -> int:
         size = await self._shared.backend.size(self._namespace)
-        trace.get_current_span().set_attribute(A.ATTR_GEN_AI_MEMORY_RECORD_COUNT, size)
+        span.set_attribute(A.ATTR_GEN_AI_MEMORY_RECORD_COUNT, size)
         return size
 
-    async def _op_add_many(self, op: MemoryOperation) -> None:
+    async def _op_add_many(self, op: MemoryOperation, span: trace.Span) -> None:
         items = op.items
         if isinstance(items, Mapping):
             pairs = list(items.items())
@@ -690,10 +714,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         ]
         vectors = await self._embed([v for _, v in pairs])
         entries = [
-            Entry(k, p, meta, ttl, make_document(v, vec))
-            for k, p, (_, v), vec in zip(keys, payloads, pairs, vectors, strict=True)
+            Entry(k, p, meta, ttl, vec) for k, p, vec in zip(keys, payloads, vectors, strict=True)
         ]
-        span = trace.get_current_span()
         span.set_attribute(A.ATTR_GEN_AI_MEMORY_RECORD_COUNT, len(entries))
         if not entries:
             return
@@ -702,7 +724,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             span.set_attribute(A.ATTR_MEMORY_EVICTED, evicted)
             self._count(_EVICTIONS, A.METRIC_MEMORY_EVICTIONS, evicted)
 
-    async def _op_get_many(self, op: MemoryOperation) -> dict[str, Any]:
+    async def _op_get_many(self, op: MemoryOperation, span: trace.Span) -> dict[str, Any]:
         raw = op.keys
         if isinstance(raw, str | bytes) or not isinstance(raw, Iterable):
             raise TypeError("keys must be an iterable of str")
@@ -712,14 +734,13 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         records = await self._shared.backend.get_many(self._namespace, keys)
         out = {k: codec.decode(r.payload) for k, r in zip(keys, records, strict=True) if r}
         hits = len(out)
-        span = trace.get_current_span()
         span.set_attribute(A.ATTR_GEN_AI_MEMORY_RECORD_COUNT, hits)
         self._count(_HITS, A.METRIC_MEMORY_HITS, hits)
         self._count(_MISSES, A.METRIC_MEMORY_MISSES, len(set(keys)) - hits)
         return out
 
 
-_HANDLERS: dict[str, Callable[[MemoryPrimitive, MemoryOperation], Any]] = {
+_HANDLERS: dict[str, Callable[[MemoryPrimitive, MemoryOperation, trace.Span], Any]] = {
     "add": MemoryPrimitive._op_add,
     "get": MemoryPrimitive._op_get,
     "search": MemoryPrimitive._op_search,

@@ -7,23 +7,22 @@ import itertools
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from . import codec
 from .backends.base import Entry, Record, SearchQuery, SearchResult
-from .search import Document, InvertedIndex, SearchHit, make_document, prepare_query, rank_by_mode
+from .search import InvertedIndex, SearchHit, prepare_query, rank_by_mode
 
 __all__ = ["InMemoryStore"]
 
 
-@dataclass(slots=True)
 class _Item:
-    payload: str
-    metadata: Mapping[str, Any] | None
-    expires_at: float | None
-    seq: int
-    document: Document
+    __slots__ = ("entry", "expires_at", "record")
+
+    def __init__(self, entry: Entry, record: Record, expires_at: float | None) -> None:
+        self.entry = entry
+        self.record = record
+        self.expires_at = expires_at
 
 
 def validate_max_size(max_size: object, arg: str = "max_size") -> int | None:
@@ -65,6 +64,9 @@ class InMemoryStore:
         self._max_value_bytes = max_value_bytes
         self._items: OrderedDict[str, _Item] = OrderedDict()
         self._index = InvertedIndex()
+        # Records written since the last search; they are tokenized and indexed by the next
+        # search, so writes stay cheap and each record is indexed at most once.
+        self._pending: dict[str, _Item] = {}
         self._expiry: list[tuple[float, int, str]] = []
         self._seq = itertools.count(1)
 
@@ -80,9 +82,14 @@ class InMemoryStore:
         expires_at = None if ttl is None else now + ttl
         key = entry.key
         items = self._items
-        items[key] = _Item(entry.payload, entry.metadata, expires_at, seq, entry.document)
-        items.move_to_end(key)
-        self._index.add(key, seq, entry.document, entry.metadata)
+        item = _Item(entry, Record(key, entry.payload, entry.metadata, seq), expires_at)
+        if key in items:
+            self._unindex(key)
+            items[key] = item
+            items.move_to_end(key)
+        else:
+            items[key] = item
+        self._pending[key] = item
         if expires_at is not None:
             heapq.heappush(self._expiry, (expires_at, seq, key))
         evicted = 0
@@ -90,7 +97,7 @@ class InMemoryStore:
         if max_size is not None:
             while len(items) > max_size:
                 old_key, _ = items.popitem(last=False)
-                self._index.remove(old_key)
+                self._unindex(old_key)
                 evicted += 1
         return evicted
 
@@ -103,7 +110,7 @@ class InMemoryStore:
             self._remove(key)
             return None
         self._items.move_to_end(key)
-        return Record(key, item.payload, item.metadata, item.seq)
+        return item.record
 
     def search_results(self, query: SearchQuery) -> list[SearchResult]:
         """Ranked hits for a validated query (does not refresh recency)."""
@@ -112,6 +119,11 @@ class InMemoryStore:
             return []
         self._purge(self._clock())
         index = self._index
+        if self._pending:
+            for key, item in self._pending.items():
+                record = item.record
+                index.add(key, record.seq, item.entry.document, record.metadata)
+            self._pending.clear()
         vector = query.vector
         scored = rank_by_mode(
             query.mode,
@@ -123,7 +135,7 @@ class InMemoryStore:
         )
         items = self._items
         return [
-            SearchResult(key, items[key].payload, score, items[key].metadata)
+            SearchResult(key, items[key].record.payload, score, items[key].record.metadata)
             for score, _, key in scored
         ]
 
@@ -148,7 +160,7 @@ class InMemoryStore:
         ttl = codec.validate_ttl(ttl)
         meta = codec.validate_metadata(metadata)
         payload = codec.encode(value, self._max_value_bytes)
-        self.put(Entry(key, payload, meta, ttl, make_document(value)))
+        self.put(Entry(key, payload, meta, ttl))
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value under ``key`` (a fresh copy), refreshing its recency; ``default`` if none."""
@@ -182,6 +194,7 @@ class InMemoryStore:
         count = self.size()
         self._items.clear()
         self._index.clear()
+        self._pending.clear()
         self._expiry.clear()
         return count
 
@@ -211,9 +224,13 @@ class InMemoryStore:
 
     # -- internals --------------------------------------------------------------------------
 
+    def _unindex(self, key: str) -> None:
+        if self._pending.pop(key, None) is None:
+            self._index.remove(key)
+
     def _remove(self, key: str) -> None:
         del self._items[key]
-        self._index.remove(key)
+        self._unindex(key)
 
     def _purge(self, now: float) -> None:
         heap = self._expiry
@@ -222,7 +239,7 @@ class InMemoryStore:
             _, seq, key = heapq.heappop(heap)
             item = items.get(key)
             # A stale heap entry (the key was rewritten or deleted since) is just dropped.
-            if item is not None and item.seq == seq:
+            if item is not None and item.record.seq == seq:
                 self._remove(key)
 
 

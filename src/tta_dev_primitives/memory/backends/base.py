@@ -15,7 +15,8 @@ from typing import Any, Protocol
 
 from opentelemetry.util.types import AttributeValue
 
-from ..search import Document, SearchMode
+from ..codec import decode
+from ..search import Document, SearchMode, make_document
 
 __all__ = [
     "BackendInfo",
@@ -31,7 +32,6 @@ Namespace = tuple[str, ...]
 """A namespace is the tuple of its parts; ``("a", "b")`` and ``("a:b",)`` never meet."""
 
 
-@dataclass(frozen=True, slots=True)
 class Entry:
     """One validated record to write.
 
@@ -41,14 +41,40 @@ class Entry:
         metadata: Validated metadata (JSON-able) or None; backends must not keep this object
             itself (copy or encode it).
         ttl: Seconds until the record expires (None = never).
-        document: The value's search document (words, lengths, string leaves, vector).
+        vector: The value's unit embedding, when the primitive has an embedder.
+        document: The value's search document (words, lengths, string leaves, vector),
+            computed from the payload the first time it is read, so a backend that indexes
+            lazily does not pay for tokenizing on the write path.
     """
 
-    key: str
-    payload: str
-    metadata: Mapping[str, Any] | None
-    ttl: float | None
-    document: Document
+    __slots__ = ("_document", "key", "metadata", "payload", "ttl", "vector")
+
+    def __init__(
+        self,
+        key: str,
+        payload: str,
+        metadata: Mapping[str, Any] | None = None,
+        ttl: float | None = None,
+        vector: Sequence[float] | None = None,
+        *,
+        document: Document | None = None,
+    ) -> None:
+        self.key = key
+        self.payload = payload
+        self.metadata = metadata
+        self.ttl = ttl
+        self.vector = vector
+        self._document = document
+
+    @property
+    def document(self) -> Document:
+        doc = self._document
+        if doc is None:
+            doc = self._document = make_document(decode(self.payload), self.vector)
+        return doc
+
+    def __repr__(self) -> str:
+        return f"Entry(key={self.key!r}, payload={self.payload[:40]!r}, ttl={self.ttl!r})"
 
 
 @dataclass(frozen=True, slots=True)
