@@ -17,11 +17,49 @@ import time
 
 from tta_dev_primitives import MemoryPrimitive
 
-WORDS = (
-    "agent memory redis python trace span vector search cache user session task plan tool "
-    "call answer question context model prompt token retrieve store recall note idea bug fix "
-    "deploy test review merge branch commit release metric latency error retry timeout budget"
-).split()
+WORDS = [
+    "agent",
+    "memory",
+    "redis",
+    "python",
+    "trace",
+    "span",
+    "vector",
+    "search",
+    "cache",
+    "user",
+    "session",
+    "task",
+    "plan",
+    "tool",
+    "call",
+    "answer",
+    "question",
+    "context",
+    "model",
+    "prompt",
+    "token",
+    "retrieve",
+    "store",
+    "recall",
+    "note",
+    "idea",
+    "bug",
+    "fix",
+    "deploy",
+    "test",
+    "review",
+    "merge",
+    "branch",
+    "commit",
+    "release",
+    "metric",
+    "latency",
+    "error",
+    "retry",
+    "timeout",
+    "budget",
+]
 
 
 def turn(rng: random.Random) -> dict[str, object]:

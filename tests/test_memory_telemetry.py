@@ -60,7 +60,8 @@ async def test_operation_spans_carry_conventions(telemetry: CapturedTelemetry) -
         assert "gen_ai.memory.query.text" not in attrs
         assert "db.system.name" not in attrs
     get_hit, get_miss = spans[1], spans[2]
-    assert get_hit.attributes is not None and get_miss.attributes is not None
+    assert get_hit.attributes is not None
+    assert get_miss.attributes is not None
     assert get_hit.attributes["memory.hit"] is True
     assert get_miss.attributes["memory.hit"] is False
     assert get_hit.attributes["gen_ai.memory.record.id"] == "k1"
@@ -78,7 +79,8 @@ async def test_content_capture_is_opt_in(telemetry: CapturedTelemetry) -> None:
     await memory.get("k")
     await memory.search("xx")
     add, get, search = telemetry.spans()
-    assert add.attributes is not None and get.attributes is not None
+    assert add.attributes is not None
+    assert get.attributes is not None
     assert search.attributes is not None
     assert str(add.attributes["memory.content"]).startswith('"xxx')
     assert len(str(add.attributes["memory.content"])) <= 1025

@@ -61,7 +61,7 @@ def test_rrf_fuses_rankings() -> None:
     kw = [(5.0, 1, "a"), (4.0, 2, "b")]
     sem = [(0.9, 2, "b"), (0.8, 3, "c")]
     fused = search.fuse_rrf([kw, sem], None)
-    assert [k for _, _, k in fused][0] == "b"
+    assert next(k for _, _, k in fused) == "b"
     assert fused[0][0] == pytest.approx(1 / 62 + 1 / 61)
 
 
@@ -76,8 +76,10 @@ def test_inverted_index_finds_substrings_through_trigrams() -> None:
     index.remove("k1")
     assert {k for _, _, k in index.search_keyword(q, None)} == {"k2"}
     index.remove("k2")
-    assert len(index) == 0 and index.total_length == 0
-    assert index._grams == {} and index._postings == {}
+    assert len(index) == 0
+    assert index.total_length == 0
+    assert index._grams == {}
+    assert index._postings == {}
 
 
 def test_normalize_vector() -> None:
@@ -94,7 +96,8 @@ def test_create_memory_key() -> None:
     b = create_memory_key("u1", "s1", {"n": 1, "task": "x"})
     c = create_memory_key("u1", "s1", {"n": 2, "task": "x"})
     assert a == b != c
-    assert a.startswith("u1:s1:") and len(a.rsplit(":", 1)[1]) == 16
+    assert a.startswith("u1:s1:")
+    assert len(a.rsplit(":", 1)[1]) == 16
     with pytest.raises(ValueError, match="user_id"):
         create_memory_key("", "s")
     with pytest.raises(TypeError, match="session_id"):
@@ -113,7 +116,9 @@ def test_in_memory_store_sync_api() -> None:
     assert store.keys() == ["b", "a"]
     assert [h.key for h in store.search("bread")] == ["b"]
     assert store.keys() == ["b", "a"]  # search does not refresh
-    assert "b" in store and len(store) == 2 and list(store) == ["b", "a"]
+    assert "b" in store
+    assert len(store) == 2
+    assert list(store) == ["b", "a"]
     clock.advance(1.0)
     assert "b" not in store
     assert store.get("b", "gone") == "gone"
@@ -121,7 +126,8 @@ def test_in_memory_store_sync_api() -> None:
     store.add("c", "cherry")
     store.add("d", "date")
     assert store.keys() == ["c", "d"]
-    assert store.delete("c") is True and store.delete("c") is False
+    assert store.delete("c") is True
+    assert store.delete("c") is False
     assert store.clear() == 1
     assert store.size() == 0
 
