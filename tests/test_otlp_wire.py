@@ -118,7 +118,7 @@ class OtlpReceiver:
             self.paths.append(path)
             if path.endswith("/traces"):
                 self.trace_requests.append(ExportTraceServiceRequest.FromString(body))
-                reply = ExportTraceServiceResponse().SerializeToString()
+                reply: bytes = ExportTraceServiceResponse().SerializeToString()
             elif path.endswith("/metrics"):
                 self.metric_requests.append(ExportMetricsServiceRequest.FromString(body))
                 reply = ExportMetricsServiceResponse().SerializeToString()
