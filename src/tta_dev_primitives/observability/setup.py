@@ -82,7 +82,8 @@ def setup_tracing(
 
     Raises:
         ImportError: The ``otel`` extra (OpenTelemetry SDK, OTLP exporter) is not installed.
-        ValueError: ``exporter`` is not one of the names above.
+        ValueError: ``exporter`` is not one of the names above, or ``endpoint`` is given with
+            an exporter other than ``"otlp"``.
     """
     kind = _exporter_kind(exporter, endpoint, "traces")
     _require("setup_tracing", otlp=kind == "otlp")
@@ -139,7 +140,8 @@ def setup_metrics(
 
     Raises:
         ImportError: The ``otel`` extra is not installed.
-        ValueError: ``exporter`` is not one of the names above, or the interval is not > 0.
+        ValueError: ``exporter`` is not one of the names above, ``endpoint`` is given with an
+            exporter other than ``"otlp"``, or the interval is not > 0.
     """
     kind = _exporter_kind(exporter, endpoint, "metrics")
     if export_interval_seconds is not None and not export_interval_seconds > 0:
