@@ -191,3 +191,37 @@ async def test_primitive_async_context_manager_closes_owned_backend() -> None:
         await view.aclose()
         assert await view.get("k") == 1
     assert await memory.size() == 0
+
+
+def test_index_scores_equal_reference_scoring() -> None:
+    """The term-at-a-time index gives exactly rank_keyword's scores over all records."""
+    import random
+
+    rng = random.Random(7)
+    words = ["alpha", "alp", "beta", "gamma", "alphabet", "bet", "delta", "lta", "x"]
+    index = search.InvertedIndex()
+    docs = {}
+    for i in range(300):
+        text = " ".join(rng.choice(words) for _ in range(rng.randint(0, 10)))
+        doc = search.make_document({"t": text, "n": [text.upper()]})
+        key = f"k{rng.randint(0, 200)}"
+        meta = {"g": i % 3}
+        index.add(key, i, doc, meta)
+        docs[key] = (i, doc, meta)
+    for text in [*words, "alpha beta", "ta de", "pha", "a", "lpha bet", "  ALPHA  ", "."]:
+        query = search.prepare_query(text)
+        assert query is not None
+        df = {t: sum(1 for _, d, _ in docs.values() if t in d.terms) for t in query.terms}
+        total = sum(d.length for _, d, _ in docs.values())
+        for limit in (None, 1, 5):
+            for filter_ in (None, {"g": 1}):
+                want = search.rank_keyword(
+                    query,
+                    ((k, *v) for k, v in docs.items()),
+                    df,
+                    len(docs),
+                    total,
+                    limit,
+                    filter_,
+                )
+                assert index.search_keyword(query, limit, filter_) == want, (text, limit)

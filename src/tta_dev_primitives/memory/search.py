@@ -58,6 +58,9 @@ SUBSTRING_BONUS = 1.0
 RRF_K = 60
 
 _WORD = re.compile(r"\w+")
+# Partial sums are accumulated in another order than keyword_score adds them, so they may
+# differ in the last bits; pruning keeps this much slack so it never drops a true contender.
+_SLACK = 1.0 - 1e-9
 
 
 def tokenize(text: str) -> list[str]:
@@ -339,29 +342,102 @@ class InvertedIndex:
         found = sets[0].intersection(*sets[1:]) if len(sets) > 1 else sets[0]
         yield from (t for t in found if word in t)
 
-    def _candidate_keys(self, query: KeywordQuery) -> Iterable[str]:
-        if not query.terms:
-            # No word characters in the query: only a substring can match; scan.
-            return self._docs.keys()
+    def _substring_keys(self, query: KeywordQuery) -> set[str]:
+        """Keys of records one of whose string leaves contains the whole query text."""
+        postings = self._postings
         keys: set[str] = set()
-        for term in query.terms:
-            plist = self._postings.get(term)
-            if plist:
-                keys.update(plist)
-        # Every record containing the whole query as a substring has, for each query word,
-        # a word containing it; the longest query word is the most selective.
+        # Every such record has, for each query word, a word containing it; the longest
+        # query word is the most selective.
         longest = max(query.terms, key=len)
         for term in self._terms_containing(longest):
-            keys.update(self._postings[term])
-        return keys
+            keys.update(postings[term])
+        if len(query.terms) == 1 and query.text == longest:
+            return keys  # the query is that one word: containing the word is enough
+        text = query.text
+        docs = self._docs
+        return {k for k in keys if any(text in leaf for leaf in docs[k][1].leaves)}
 
     def search_keyword(
         self, query: KeywordQuery, limit: int | None, filter: Mapping[str, Any] | None = None
     ) -> list[Scored]:
+        """The best ``limit`` records for ``query``, exactly as :func:`rank_keyword` ranks them.
+
+        Scores accumulate term at a time over the query words' postings, rarest word first,
+        so records holding none of the words are never touched. Once ``limit`` records lead
+        by more than any unseen record could still score (the "MaxScore" bound: a word adds
+        less than ``idf * (k1 + 1)``), the common words' long postings are only probed for
+        the records still in contention. The survivors are rescored with
+        :func:`keyword_score`, so the result is identical to scoring every record.
+        """
         docs = self._docs
-        candidates = ((key, *docs[key]) for key in self._candidate_keys(query))
-        df = {term: self.df(term) for term in query.terms}
-        return rank_keyword(query, candidates, df, len(docs), self._total_length, limit, filter)
+        n_docs = len(docs)
+        if not n_docs:
+            return []
+        total = self._total_length
+        if not query.terms:
+            # No word characters in the query: only a substring can match; scan.
+            candidates = ((key, *entry) for key, entry in docs.items())
+            return rank_keyword(query, candidates, {}, n_docs, total, limit, filter)
+        postings = self._postings
+        df = {term: len(postings.get(term, ())) for term in query.terms}
+        if limit is None or filter:
+            keys: set[str] = self._substring_keys(query)
+            for term in query.terms:
+                keys.update(postings.get(term, ()))
+            candidates = ((key, *docs[key]) for key in keys)
+            return rank_keyword(query, candidates, df, n_docs, total, limit, filter)
+
+        avgdl = total / n_docs if total else 1.0
+        k1p1 = BM25_K1 + 1.0
+        lists = sorted(
+            ((idf(df[t], n_docs), postings[t]) for t in query.terms if df[t]),
+            key=lambda item: -item[0],
+        )
+        # Upper bound of what a record not seen yet can still score.
+        unseen_bound = math.fsum(weight * k1p1 for weight, _ in lists) + SUBSTRING_BONUS
+        acc: dict[str, float] = {}
+        get = acc.get
+        for weight, plist in lists:
+            floor = self._floor(acc, limit, unseen_bound)
+            unseen_bound -= weight * k1p1
+            if floor is None:
+                for key, tf in plist.items():
+                    norm = BM25_K1 * (1.0 - BM25_B + BM25_B * docs[key][1].length / avgdl)
+                    acc[key] = get(key, 0.0) + weight * tf * k1p1 / (tf + norm)
+            else:
+                # Closed to newcomers: keep only records that can still reach the floor.
+                reach = unseen_bound + weight * k1p1
+                acc = {k: v for k, v in acc.items() if v + reach >= floor}
+                get = acc.get
+                for key in acc:
+                    tf = plist.get(key)
+                    if tf:
+                        norm = BM25_K1 * (1.0 - BM25_B + BM25_B * docs[key][1].length / avgdl)
+                        acc[key] += weight * tf * k1p1 / (tf + norm)
+        floor = self._floor(acc, limit, SUBSTRING_BONUS)
+        text = query.text
+        if floor is None:
+            for key in self._substring_keys(query):
+                acc[key] = get(key, 0.0) + SUBSTRING_BONUS
+        else:
+            for key in acc:
+                if any(text in leaf for leaf in docs[key][1].leaves):
+                    acc[key] += SUBSTRING_BONUS
+        if len(acc) > limit:
+            cut = heapq.nlargest(limit, acc.values())[-1] * _SLACK
+            contenders: Iterable[str] = [k for k, v in acc.items() if v >= cut]
+        else:
+            contenders = acc
+        candidates = ((key, *docs[key]) for key in contenders)
+        return rank_keyword(query, candidates, df, n_docs, total, limit)
+
+    @staticmethod
+    def _floor(acc: dict[str, float], limit: int | None, unseen_bound: float) -> float | None:
+        """The score to reach once newcomers can no longer enter the top ``limit``, else None."""
+        if len(acc) < limit:
+            return None
+        floor = heapq.nlargest(limit, acc.values())[-1] * _SLACK
+        return floor if unseen_bound < floor else None
 
     def search_semantic(
         self, vector: Sequence[float], limit: int | None, filter: Mapping[str, Any] | None = None
