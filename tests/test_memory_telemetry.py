@@ -58,6 +58,7 @@ async def test_operation_spans_carry_conventions(telemetry: CapturedTelemetry) -
         assert span.kind is SpanKind.INTERNAL
         assert "memory.content" not in attrs
         assert "gen_ai.memory.query.text" not in attrs
+        assert not any(name.startswith(("retrieval.", "input.")) for name in attrs)
         assert "db.system.name" not in attrs
     get_hit, get_miss = spans[1], spans[2]
     assert get_hit.attributes is not None
@@ -86,6 +87,9 @@ async def test_content_capture_is_opt_in(telemetry: CapturedTelemetry) -> None:
     assert len(str(add.attributes["memory.content"])) <= 1025
     assert "memory.content" in get.attributes
     assert search.attributes["gen_ai.memory.query.text"] == "xx"
+    assert search.attributes["input.value"] == "xx"
+    assert search.attributes["retrieval.documents.0.document.id"] == "k"
+    assert float(search.attributes["retrieval.documents.0.document.score"]) > 0
     assert "gen_ai.memory.record.id" not in add.attributes
 
 

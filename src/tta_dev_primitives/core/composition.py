@@ -16,9 +16,7 @@ from .instrumented import InstrumentedPrimitive, end_step, run_as_step
 
 __all__ = ["LambdaPrimitive", "ParallelPrimitive", "SequentialPrimitive"]
 
-ATTR_STEP_COUNT = "workflow.step.count"
-ATTR_BRANCH_COUNT = "workflow.branch.count"
-ATTR_OPENINFERENCE_KIND = "openinference.span.kind"
+from .instrumented import ATTR_BRANCH_COUNT, ATTR_OPENINFERENCE_KIND, ATTR_STEP_COUNT
 
 I = TypeVar("I")  # noqa: E741
 O = TypeVar("O")  # noqa: E741

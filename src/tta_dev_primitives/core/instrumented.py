@@ -17,9 +17,12 @@ from .context import WorkflowContext
 from .telemetry import DURATION_BUCKETS, TelemetryHandles, error_type
 
 __all__ = [
+    "ATTR_BRANCH_COUNT",
     "ATTR_ERROR_TYPE",
+    "ATTR_OPENINFERENCE_KIND",
     "ATTR_PRIMITIVE_NAME",
     "ATTR_PRIMITIVE_TYPE",
+    "ATTR_STEP_COUNT",
     "ATTR_STEP_INDEX",
     "ATTR_WORKFLOW_ID",
     "ATTR_WORKFLOW_OUTCOME",
@@ -35,6 +38,9 @@ ATTR_WORKFLOW_SESSION_ID = "workflow.session.id"
 ATTR_STEP_INDEX = "workflow.step.index"
 ATTR_WORKFLOW_OUTCOME = "workflow.outcome"
 ATTR_ERROR_TYPE = "error.type"
+ATTR_STEP_COUNT = "workflow.step.count"
+ATTR_BRANCH_COUNT = "workflow.branch.count"
+ATTR_OPENINFERENCE_KIND = "openinference.span.kind"
 METRIC_PRIMITIVE_DURATION = "workflow.primitive.duration"
 
 # Set by a sequence (only while its span records) right before it runs a step; the step's

@@ -125,6 +125,16 @@ class TelemetryHandles:
         self._instruments: dict[str, Any] = {}
         self._lock = threading.Lock()
 
+    @property
+    def tracer_provider(self) -> trace.TracerProvider | None:
+        """The injected tracer provider (None = the global one)."""
+        return self._tracer_provider
+
+    @property
+    def meter_provider(self) -> metrics.MeterProvider | None:
+        """The injected meter provider (None = the global one)."""
+        return self._meter_provider
+
     def tracer(self) -> trace.Tracer | None:
         """The tracer to use now, or None when no SDK provider is configured."""
         provider: Any = self._tracer_provider

@@ -18,9 +18,10 @@ from ..core.telemetry import DURATION_BUCKETS
 from ..observability import attributes as A
 from . import codec
 from .backends.base import Entry, MemoryBackend, Namespace, SearchQuery
+from .backends.fallback import FallbackBackend
 from .backends.in_memory import InMemoryBackend
+from .backends.redis import RedisBackend
 from .embeddings import Embedder
-from .errors import MemoryBackendError
 from .search import SearchHit, SearchMode, normalize_vector, string_leaves
 
 __all__ = ["MemoryOperation", "MemoryPrimitive", "OperationKind"]
@@ -274,9 +275,13 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
     def _redis_backend(url: str, max_size: int | None, fallback: bool) -> MemoryBackend:
         if not isinstance(url, str) or not url:
             raise TypeError("redis_url must be a non-empty str")
-        # TODO(redis): wire RedisBackend.from_url(url, max_size=max_size), wrapped in
-        # FallbackBackend(primary, InMemoryBackend(max_size)) unless fallback is False.
-        raise MemoryBackendError("redis_url= is not supported yet", backend="redis")
+        try:
+            primary = RedisBackend.from_url(url, max_size=max_size)
+        except ValueError as exc:
+            raise ValueError(f"redis_url is not a usable Redis URL: {exc}") from exc
+        if not fallback:
+            return primary
+        return FallbackBackend(primary, InMemoryBackend(max_size))
 
     # -- introspection ------------------------------------------------------------------------
 
@@ -485,14 +490,9 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         return LambdaPrimitive(
             fn,
             name=name,
-            tracer_provider=self._telemetry_providers[0],
-            meter_provider=self._telemetry_providers[1],
+            tracer_provider=self._telemetry.tracer_provider,
+            meter_provider=self._telemetry.meter_provider,
         )
-
-    @property
-    def _telemetry_providers(self) -> tuple[Any, Any]:
-        t = self._telemetry
-        return t._tracer_provider, t._meter_provider
 
     # -- the traced path ----------------------------------------------------------------------
 
@@ -670,6 +670,13 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         if self._capture_content and span.is_recording():
             summary = [{"key": h.key, "score": round(h.score, 6)} for h in hits]
             span.set_attribute(A.ATTR_MEMORY_CONTENT, _truncate(json.dumps(summary)))
+            # OpenInference retrieval attributes, so Phoenix lists the hits natively.
+            span.set_attribute(A.ATTR_OPENINFERENCE_INPUT_VALUE, _truncate(query))
+            for i, (hit, result) in enumerate(zip(hits, results, strict=True)):
+                prefix = f"retrieval.documents.{i}.document."
+                span.set_attribute(prefix + "id", hit.key)
+                span.set_attribute(prefix + "score", hit.score)
+                span.set_attribute(prefix + "content", _truncate(result.payload))
         return hits
 
     async def _op_delete(self, op: MemoryOperation, span: trace.Span) -> bool:

@@ -8,9 +8,12 @@ GenAI memory conventions (``gen_ai.*``) and the database client conventions (``d
 from __future__ import annotations
 
 from ..core.instrumented import (
+    ATTR_BRANCH_COUNT,
     ATTR_ERROR_TYPE,
+    ATTR_OPENINFERENCE_KIND,
     ATTR_PRIMITIVE_NAME,
     ATTR_PRIMITIVE_TYPE,
+    ATTR_STEP_COUNT,
     ATTR_STEP_INDEX,
     ATTR_WORKFLOW_ID,
     ATTR_WORKFLOW_OUTCOME,
@@ -19,6 +22,7 @@ from ..core.instrumented import (
 )
 
 __all__ = [
+    "ATTR_BRANCH_COUNT",
     "ATTR_DB_OPERATION_NAME",
     "ATTR_DB_SYSTEM_NAME",
     "ATTR_ERROR_TYPE",
@@ -34,11 +38,14 @@ __all__ = [
     "ATTR_MEMORY_HIT",
     "ATTR_MEMORY_SEARCH_LIMIT",
     "ATTR_MEMORY_SEARCH_MODE",
+    "ATTR_OPENINFERENCE_INPUT_VALUE",
+    "ATTR_OPENINFERENCE_KIND",
     "ATTR_OPENINFERENCE_SPAN_KIND",
     "ATTR_PRIMITIVE_NAME",
     "ATTR_PRIMITIVE_TYPE",
     "ATTR_SERVER_ADDRESS",
     "ATTR_SERVER_PORT",
+    "ATTR_STEP_COUNT",
     "ATTR_STEP_INDEX",
     "ATTR_WORKFLOW_ID",
     "ATTR_WORKFLOW_OUTCOME",
@@ -65,8 +72,10 @@ ATTR_DB_OPERATION_NAME = "db.operation.name"
 ATTR_SERVER_ADDRESS = "server.address"
 ATTR_SERVER_PORT = "server.port"
 
-# OpenInference span kind, so Phoenix shows RETRIEVER / CHAIN badges.
-ATTR_OPENINFERENCE_SPAN_KIND = "openinference.span.kind"
+# OpenInference span kind, so Phoenix shows RETRIEVER / CHAIN badges; input value and
+# retrieval.documents.<i>.document.{id,score,content} (set only with capture_content=True).
+ATTR_OPENINFERENCE_SPAN_KIND = ATTR_OPENINFERENCE_KIND
+ATTR_OPENINFERENCE_INPUT_VALUE = "input.value"
 
 # Our extensions.
 ATTR_MEMORY_BACKEND = "memory.backend"
