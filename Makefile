@@ -29,8 +29,8 @@ demo: $(VENV)/.installed-runtime
 	$(BIN)/python $(DEMO)
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests examples
-	$(BIN)/ruff format --check src tests examples
+	$(BIN)/ruff check src tests examples scripts benchmarks
+	$(BIN)/ruff format --check src tests examples scripts benchmarks
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy src tests/typing
