@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -9,8 +10,10 @@ from typing import Any
 
 import pytest
 
-from tta_dev_primitives import InMemoryBackend, MemoryBackend, MemoryPrimitive
+from tta_dev_primitives import InMemoryBackend, MemoryBackend, MemoryPrimitive, RedisBackend
 from tta_dev_primitives.testing import CapturedTelemetry, capture_telemetry
+
+from .redis_servers import shared_server
 
 
 @pytest.fixture
@@ -64,10 +67,29 @@ async def _in_memory_harness(request: pytest.FixtureRequest) -> BackendHarness:
     return BackendHarness("in_memory", make, advance)
 
 
+def _server_harness(flavour: str) -> Callable[[pytest.FixtureRequest], Awaitable[BackendHarness]]:
+    """RedisBackend on the session's private ``flavour`` server (redis or valkey)."""
+
+    async def build(request: pytest.FixtureRequest) -> BackendHarness:
+        server = shared_server(flavour, request.config)
+
+        async def make(max_size: int | None) -> MemoryBackend:
+            return RedisBackend.from_url(server.url, max_size=max_size)
+
+        async def advance(seconds: float) -> None:
+            await asyncio.sleep(seconds)  # the server's clock cannot be faked
+
+        return BackendHarness(flavour, make, advance, remote=True)
+
+    return build
+
+
 # The conformance suite runs once per entry. Real-server backends add their entries here
 # (name -> async builder taking the pytest request, which may use other fixtures).
 BACKEND_HARNESSES: dict[str, Callable[[pytest.FixtureRequest], Awaitable[BackendHarness]]] = {
     "in_memory": _in_memory_harness,
+    "redis": _server_harness("redis"),
+    "valkey": _server_harness("valkey"),
 }
 
 

@@ -29,6 +29,7 @@ from .core import (
 from .memory import (
     BackendInfo,
     Embedder,
+    FallbackBackend,
     HashingEmbedder,
     InMemoryBackend,
     InMemoryStore,
@@ -36,6 +37,7 @@ from .memory import (
     MemoryBackendError,
     MemoryOperation,
     MemoryPrimitive,
+    RedisBackend,
     SearchHit,
     SentenceTransformerEmbedder,
     create_memory_key,
@@ -44,6 +46,7 @@ from .memory import (
 __all__ = [
     "BackendInfo",
     "Embedder",
+    "FallbackBackend",
     "FallbackPrimitive",
     "HashingEmbedder",
     "InMemoryBackend",
@@ -52,6 +55,7 @@ __all__ = [
     "MemoryBackendError",
     "MemoryOperation",
     "MemoryPrimitive",
+    "RedisBackend",
     "SearchHit",
     "SentenceTransformerEmbedder",
     "create_memory_key",

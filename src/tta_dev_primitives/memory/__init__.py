@@ -11,7 +11,13 @@ Usage::
 
 from __future__ import annotations
 
-from .backends import BackendInfo, InMemoryBackend, MemoryBackend
+from .backends import (
+    BackendInfo,
+    FallbackBackend,
+    InMemoryBackend,
+    MemoryBackend,
+    RedisBackend,
+)
 from .embeddings import Embedder, HashingEmbedder, SentenceTransformerEmbedder
 from .errors import MemoryBackendError
 from .keys import create_memory_key
@@ -22,6 +28,7 @@ from .store import InMemoryStore
 __all__ = [
     "BackendInfo",
     "Embedder",
+    "FallbackBackend",
     "HashingEmbedder",
     "InMemoryBackend",
     "InMemoryStore",
@@ -29,6 +36,7 @@ __all__ = [
     "MemoryBackendError",
     "MemoryOperation",
     "MemoryPrimitive",
+    "RedisBackend",
     "SearchHit",
     "SentenceTransformerEmbedder",
     "create_memory_key",

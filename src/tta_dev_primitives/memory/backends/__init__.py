@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from .base import BackendInfo, Entry, MemoryBackend, Namespace, Record, SearchQuery, SearchResult
+from .fallback import FallbackBackend
 from .in_memory import InMemoryBackend
+from .redis import RedisBackend
 
 __all__ = [
     "BackendInfo",
     "Entry",
+    "FallbackBackend",
     "InMemoryBackend",
     "MemoryBackend",
     "Namespace",
     "Record",
+    "RedisBackend",
     "SearchQuery",
     "SearchResult",
 ]
