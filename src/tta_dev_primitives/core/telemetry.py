@@ -152,6 +152,15 @@ class TelemetryHandles:
 
     def disabled(self) -> bool:
         """True when neither a tracer nor a meter SDK provider is configured right now."""
+        if (  # the common no-SDK case, checked with two global reads
+            _FAST_TRACE
+            and _FAST_METRICS
+            and self._tracer_provider is None
+            and self._meter_provider is None
+            and trace._TRACER_PROVIDER is None
+            and _metrics_internal._METER_PROVIDER is None
+        ):
+            return True
         return self.tracer() is None and self.meter() is None
 
     def meter(self) -> metrics.Meter | None:

@@ -24,8 +24,30 @@ JSONValue = Any  # dict[str, JSONValue] | list[JSONValue] | str | int | float | 
 MAX_KEY_BYTES = 1024
 DEFAULT_MAX_VALUE_BYTES = 1_048_576
 
-_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-_decode = json.JSONDecoder().decode
+
+def _refuse(obj: object) -> Any:
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+# The C encoder and scanner called directly: json.dumps/json.loads build an encoder per call and
+# run a whitespace regex, which costs more than the encoding itself for small agent records.
+# No circular-reference markers: a cycle ends in RecursionError, reported as ValueError below.
+_c_encode: Any = getattr(json.encoder, "c_make_encoder", None)
+if _c_encode is not None:
+    _c_encode = _c_encode(
+        None, _refuse, json.encoder.encode_basestring, None, ":", ",", False, False, False
+    )
+_py_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_decoder = json.JSONDecoder()
+_scan_once: Any = getattr(_decoder, "scan_once")  # noqa: B009 - untyped in typeshed
+
+
+def _encode_json(value: object) -> str:
+    if _c_encode is not None:
+        return "".join(_c_encode(value, 0))
+    return _py_encoder.encode(value)  # pragma: no cover - CPython always has the C encoder
+
+
 _SCALARS = (str, int, float, bool, type(None))
 
 
@@ -123,12 +145,12 @@ def encode(
         ValueError: it holds a non-finite float, or its JSON is larger than ``max_bytes``.
     """
     try:
-        text = _encoder.encode(value)
+        text = _encode_json(value)
     except TypeError:
         check_json(value, arg)  # names the offending part
         raise
     except RecursionError as exc:
-        raise ValueError(f"{arg} is nested too deeply to encode") from exc
+        raise ValueError(f"{arg} is circular or nested too deeply to encode as JSON") from exc
     except ValueError as exc:  # circular reference or non-finite float
         raise ValueError(f"{arg} cannot be encoded as JSON: {exc}") from exc
     # Encoding succeeded, so there is no cycle; now refuse what JSON would silently change
@@ -144,8 +166,11 @@ def encode(
 
 
 def decode(text: str) -> Any:
-    """Decode JSON text written by :func:`encode`."""
-    return _decode(text)
+    """Decode JSON text written by :func:`encode` (compact, no surrounding whitespace)."""
+    try:
+        return _scan_once(text, 0)[0]
+    except StopIteration:
+        return _decoder.decode(text)  # raises the usual JSONDecodeError
 
 
 def validate_metadata(metadata: object, arg: str = "metadata") -> dict[str, Any] | None:

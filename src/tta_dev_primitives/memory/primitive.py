@@ -353,16 +353,19 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             ValueError: An empty or over-long key, ttl <= 0, a value over max_value_bytes.
             MemoryBackendError: The backend could not store it.
         """
-        await self.execute(
-            MemoryOperation("add", key=key, value=value, ttl=ttl, metadata=metadata), context
-        )
+        if self._telemetry.disabled():
+            # No SDK: execute() would do no span or metric work; skip building the operation.
+            await self._do_add(key, value, ttl, metadata, _NO_SPAN)
+            return
+        op = MemoryOperation("add", key=key, value=value, ttl=ttl, metadata=metadata)
+        await self.execute(op, context)
 
     async def get(
         self, key: str, default: Any = None, *, context: WorkflowContext | None = None
     ) -> Any:
         """The value under ``key`` (a fresh copy), or ``default``; refreshes its recency."""
         if self._telemetry.disabled():
-            return await self._do_get(key, default, _NO_SPAN)
+            return await self._do_get(key, default, _NO_SPAN, metered=False)
         return await self.execute(MemoryOperation("get", key=key, default=default), context)
 
     async def search(
@@ -610,15 +613,17 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
     async def _op_get(self, op: MemoryOperation, span: trace.Span) -> Any:
         return await self._do_get(op.key, op.default, span)
 
-    async def _do_get(self, key: Any, default: Any, span: trace.Span) -> Any:
+    async def _do_get(self, key: Any, default: Any, span: trace.Span, metered: bool = True) -> Any:
         record = await self._shared.backend.get(self._namespace, codec.validate_key(key))
         if record is None:
             if span is not _NO_SPAN:
                 span.set_attribute(A.ATTR_MEMORY_HIT, False)
-            self._count(_MISSES, A.METRIC_MEMORY_MISSES, 1)
+            if metered:
+                self._count(_MISSES, A.METRIC_MEMORY_MISSES, 1)
             return default
         if span is _NO_SPAN:
-            self._count(_HITS, A.METRIC_MEMORY_HITS, 1)
+            if metered:
+                self._count(_HITS, A.METRIC_MEMORY_HITS, 1)
             return codec.decode(record.payload)
         span.set_attribute(A.ATTR_MEMORY_HIT, True)
         self._count(_HITS, A.METRIC_MEMORY_HITS, 1)

@@ -410,10 +410,10 @@ class InvertedIndex:
                 acc = {k: v for k, v in acc.items() if v + reach >= floor}
                 get = acc.get
                 for key in acc:
-                    tf = plist.get(key)
-                    if tf:
+                    freq = plist.get(key)
+                    if freq:
                         norm = BM25_K1 * (1.0 - BM25_B + BM25_B * docs[key][1].length / avgdl)
-                        acc[key] += weight * tf * k1p1 / (tf + norm)
+                        acc[key] += weight * freq * k1p1 / (freq + norm)
         floor = self._floor(acc, limit, SUBSTRING_BONUS)
         text = query.text
         if floor is None:
@@ -432,7 +432,7 @@ class InvertedIndex:
         return rank_keyword(query, candidates, df, n_docs, total, limit)
 
     @staticmethod
-    def _floor(acc: dict[str, float], limit: int | None, unseen_bound: float) -> float | None:
+    def _floor(acc: dict[str, float], limit: int, unseen_bound: float) -> float | None:
         """The score to reach once newcomers can no longer enter the top ``limit``, else None."""
         if len(acc) < limit:
             return None

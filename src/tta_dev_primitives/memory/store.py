@@ -7,7 +7,7 @@ import itertools
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import codec
 from .backends.base import Entry, Record, SearchQuery, SearchResult
@@ -16,13 +16,10 @@ from .search import InvertedIndex, SearchHit, prepare_query, rank_by_mode
 __all__ = ["InMemoryStore"]
 
 
-class _Item:
-    __slots__ = ("entry", "expires_at", "record")
-
-    def __init__(self, entry: Entry, record: Record, expires_at: float | None) -> None:
-        self.entry = entry
-        self.record = record
-        self.expires_at = expires_at
+class _Item(NamedTuple):
+    entry: Entry
+    record: Record
+    expires_at: float | None
 
 
 def validate_max_size(max_size: object, arg: str = "max_size") -> int | None:

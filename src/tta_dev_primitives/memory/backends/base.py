@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from opentelemetry.util.types import AttributeValue
 
@@ -77,9 +77,12 @@ class Entry:
         return f"Entry(key={self.key!r}, payload={self.payload[:40]!r}, ttl={self.ttl!r})"
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One stored record as read back: JSON payload, metadata and write sequence number."""
+class Record(NamedTuple):
+    """One stored record as read back: JSON payload, metadata and write sequence number.
+
+    A named tuple rather than a dataclass: it is built on every read, and a tuple is the
+    cheapest immutable record Python has.
+    """
 
     key: str
     payload: str
@@ -106,8 +109,7 @@ class SearchQuery:
     vector: tuple[float, ...] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class SearchResult:
+class SearchResult(NamedTuple):
     """One hit as a backend returns it (the primitive decodes the payload)."""
 
     key: str
