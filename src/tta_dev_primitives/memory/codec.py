@@ -95,6 +95,17 @@ def check_json(value: object, arg: str = "value") -> None:
     ``json.dumps`` alone would accept tuples and non-str dict keys and silently change them,
     so what ``get`` returns would not equal what was added.
     """
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return
+    if kind is dict:
+        # Fast path for the common flat record ({"role": ..., "content": ...}).
+        for k, v in value.items():  # type: ignore[attr-defined]
+            tv = type(v)
+            if type(k) is not str or not (tv is str or tv is int or tv is bool or v is None):
+                break
+        else:
+            return
     if isinstance(value, _SCALARS):
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(
