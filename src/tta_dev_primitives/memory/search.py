@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import operator
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -240,7 +241,7 @@ def rank_semantic(
             continue
         if filter and not matches_filter(metadata, filter):
             continue
-        score = math.fsum(a * b for a, b in zip(vector, query_vector, strict=True))
+        score = sum(map(operator.mul, vector, query_vector))
         if score > 0.0:
             scored.append((score, seq, key))
     return top(scored, limit)
