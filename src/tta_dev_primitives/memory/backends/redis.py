@@ -8,11 +8,13 @@ Usage::
 or simply ``MemoryPrimitive(redis_url="redis://localhost:6379/0")``, which also puts an
 in-memory :class:`~tta_dev_primitives.memory.backends.fallback.FallbackBackend` in front.
 
-Every operation is one ``EVALSHA`` round trip (``search`` is two: candidates, then the
-payloads of the hits), each an atomic Lua script over one namespace: value, LRU order, TTL
-index, search index and eviction change together or not at all. Key layout and the scripts
-are described in :mod:`~tta_dev_primitives.memory.backends.redis_scripts`. Needs plain Redis
->= 7.0 or Valkey, no modules.
+Every operation is one ``EVALSHA`` round trip, an atomic Lua script over one namespace:
+value, LRU order, TTL index, eviction and search index change together or not at all.
+Writes cost O(1) commands on the server; the search index catches up at the next search
+(the pending records are tokenized by the client with the shared search module, then
+indexed by the script that ranks). Key layout and the scripts are described in
+:mod:`~tta_dev_primitives.memory.backends.redis_scripts`. Needs plain Redis >= 7.0 or
+Valkey, no modules.
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ from redis.exceptions import (
     AuthorizationError,
     NoScriptError,
     RedisError,
-    ResponseError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -39,10 +40,15 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from .. import codec
 from ..errors import MemoryBackendError
 from ..search import (
+    BM25_B,
+    BM25_K1,
+    SUBSTRING_BONUS,
     Candidate,
     Document,
     KeywordQuery,
     Scored,
+    make_document,
+    normalize_vector,
     prepare_query,
     rank_by_mode,
     rank_keyword,
@@ -55,6 +61,8 @@ from .base import BackendInfo, Entry, Namespace, Record, SearchQuery, SearchResu
 __all__ = ["RedisBackend"]
 
 _BATCH = 1000  # keys per script call / commands per pipeline flush
+_GET_SHA = lua.GET.sha
+_PUT_SHA = lua.PUT.sha
 _FAILURES = (RedisError, OSError)  # OSError covers the builtin TimeoutError/ConnectionError
 
 RedisClient = aioredis.Redis | aioredis.RedisCluster
@@ -92,6 +100,14 @@ def _terms_arg(doc: Document) -> bytes:
     return _b(" ".join([f"{term} {tf}" for term, tf in doc.terms.items()]))
 
 
+def _parse(rec: bytes) -> tuple[int, bytes, bytes, bytes]:
+    """Split a stored record into (seq, metadata JSON, base64 vector, payload JSON)."""
+    seq, mlen, vlen, rest = rec.split(b":", 3)
+    m = int(mlen)
+    v = m + int(vlen)
+    return int(seq), rest[:m], rest[m:v], rest[v:]
+
+
 def _leaves_arg(doc: Document) -> bytes:
     parts = []
     for leaf in doc.leaves:
@@ -116,8 +132,8 @@ def _ttl_ms(ttl: float | None) -> int:
     return 0 if ttl is None else max(1, round(ttl * 1000))
 
 
-def _metadata(data: bytes | None) -> dict[str, Any] | None:
-    return None if data is None else codec.decode(_s(data))
+def _metadata(data: bytes) -> dict[str, Any] | None:
+    return codec.decode(_s(data)) if data else None
 
 
 class RedisBackend:
@@ -192,9 +208,9 @@ class RedisBackend:
         ``unix://``), closed by :meth:`aclose`.
 
         The client retries connection errors and timeouts ``retries`` times with exponential
-        backoff and full jitter (``backoff_base * 2**n``, at most ``backoff_cap`` seconds),
-        so the worst case before :class:`MemoryBackendError` is bounded: about
-        ``(retries + 1) * socket_timeout`` plus the backoff.
+        backoff and jitter (a random wait up to ``backoff_base * 2**n``, at most
+        ``backoff_cap`` seconds), so the wait before :class:`MemoryBackendError` is bounded:
+        about ``(retries + 1) * socket_timeout`` plus the backoff.
 
         Args:
             url: The server URL, credentials included (``redis://user:pass@host:6379/0``).
@@ -203,13 +219,14 @@ class RedisBackend:
             socket_timeout: Seconds to wait for a reply.
             socket_connect_timeout: Seconds to wait for a connection.
             retries: Retries after a connection error or timeout (0 = none).
-            backoff_base: First backoff, seconds.
+            backoff_base: Backoff scale, seconds.
             backoff_cap: Longest backoff, seconds.
             health_check_interval: Seconds of idleness after which a pooled connection is
                 checked with PING before use.
             client_options: More ``redis.asyncio.from_url`` options (``ssl_ca_certs``, ...).
 
         Raises:
+            TypeError: ``url`` is not a str.
             ValueError: ``url`` is not a Redis URL.
         """
         if not isinstance(url, str):
@@ -217,7 +234,7 @@ class RedisBackend:
         retry = Retry(
             ExponentialWithJitterBackoff(cap=backoff_cap, base=backoff_base),
             retries,
-            supported_errors=(RedisConnectionError, RedisTimeoutError, OSError),  # type: ignore[arg-type]
+            supported_errors=(RedisConnectionError, RedisTimeoutError),
         )
         client = aioredis.from_url(
             url,
@@ -244,17 +261,17 @@ class RedisBackend:
         return _s(self._base(namespace))
 
     def _error(self, operation: str, exc: BaseException) -> MemoryBackendError:
-        if isinstance(exc, AuthenticationError | AuthorizationError) or (
-            isinstance(exc, ResponseError)
-            and str(exc).startswith(("NOAUTH", "WRONGPASS", "NOPERM"))
+        text = str(exc)
+        if isinstance(exc, AuthenticationError | AuthorizationError) or text.startswith(
+            ("NOAUTH", "WRONGPASS", "NOPERM", "invalid username-password")
         ):
-            why = f"authentication failed (check the user name and password): {exc}"
+            why = f"authentication failed (check the user name and password): {text}"
         elif isinstance(exc, RedisTimeoutError | TimeoutError):
-            why = f"timed out: {exc}"
+            why = f"timed out: {text}"
         elif isinstance(exc, RedisConnectionError | OSError):
-            why = f"cannot connect: {exc}"
+            why = f"cannot connect: {text}"
         else:
-            why = f"{type(exc).__name__}: {exc}"
+            why = f"{type(exc).__name__}: {text}"
         return MemoryBackendError(
             f"Redis at {self._where}, {operation}: {why}", backend="redis", operation=operation
         )
@@ -280,14 +297,16 @@ class RedisBackend:
         self, script: lua.Script, base: bytes, calls: Sequence[tuple[Any, ...]]
     ) -> list[Any]:
         """Run ``script`` once per argument tuple, pipelined, in order."""
+        if len(calls) == 1:
+            return [await self._eval(script, base, *calls[0])]
         results: list[Any] = []
         start = 0
         loaded = False
+        lru = base + b"lru"
         while start < len(calls):
-            chunk = calls[start : start + _BATCH]
             pipe = self._client.pipeline(transaction=False)
-            for args in chunk:
-                pipe.execute_command("EVALSHA", script.sha, 1, base + b"lru", base, *args)
+            for args in calls[start:]:
+                pipe.execute_command("EVALSHA", script.sha, 1, lru, base, *args)
             replies = await pipe.execute(raise_on_error=False)
             missing = next((i for i, r in enumerate(replies) if isinstance(r, NoScriptError)), None)
             if missing is not None and not loaded:
@@ -301,8 +320,26 @@ class RedisBackend:
                 if isinstance(reply, Exception):
                     raise reply
             results.extend(replies)
-            start += len(chunk)
+            break
         return results
+
+    def _body(self, entry: Entry) -> bytes:
+        meta = b"" if entry.metadata is None else _b(codec.encode(entry.metadata, None))
+        vector = entry.vector
+        vec = b"" if vector is None else _vector_arg(normalize_vector(vector))
+        return b"%d:%d:%s%s%s" % (len(meta), len(vec), meta, vec, _b(entry.payload))
+
+    async def _records(
+        self, base: bytes, keys: Sequence[bytes], touch: bytes
+    ) -> list[bytes | None]:
+        """The raw records under ``keys`` (GET script, chunked and pipelined)."""
+        if len(keys) == 1:
+            return [await self._eval(lua.GET, base, touch, keys[0])]
+        calls = [(touch, *keys[i : i + _BATCH]) for i in range(0, len(keys), _BATCH)]
+        out: list[bytes | None] = []
+        for call, reply in zip(calls, await self._eval_many(lua.GET, base, calls), strict=True):
+            out.extend(reply if len(call) > 2 else [reply])
+        return out
 
     # -- MemoryBackend ------------------------------------------------------------------------
 
@@ -321,69 +358,79 @@ class RedisBackend:
         except _FAILURES as exc:
             raise self._error("ping", exc) from exc
 
-    def _put_args(self, entry: Entry) -> tuple[Any, ...]:
-        doc = entry.document
-        meta = entry.metadata
-        return (
-            self._max_arg,
-            _b(entry.key),
-            _b(entry.payload),
-            b"" if meta is None else _b(codec.encode(meta, None)),
-            _ttl_ms(entry.ttl),
-            doc.length,
-            _terms_arg(doc),
-            _leaves_arg(doc),
-            _vector_arg(doc.vector),
-        )
-
     async def put(self, namespace: Namespace, entry: Entry) -> int:
-        self._check_open("add")
+        if self._closed:
+            self._check_open("add")
+        base = self._bases.get(namespace) or self._base(namespace)
+        args = (self._max_arg, _ttl_ms(entry.ttl), _b(entry.key), self._body(entry))
         try:
-            return int(await self._eval(lua.PUT, self._base(namespace), *self._put_args(entry)))
+            try:
+                evicted = await self._client.execute_command(
+                    "EVALSHA", _PUT_SHA, 1, base + b"lru", base, *args
+                )
+            except NoScriptError:
+                evicted = await self._eval(lua.PUT, base, *args)
         except _FAILURES as exc:
             raise self._error("add", exc) from exc
+        return int(evicted)
 
     async def put_many(self, namespace: Namespace, entries: Sequence[Entry]) -> int:
         self._check_open("add_many")
         if not entries:
             return 0
-        calls = [self._put_args(entry) for entry in entries]
+        # One script call per run of entries with the same TTL (at most _BATCH entries).
+        calls: list[tuple[Any, ...]] = []
+        run: list[bytes] = []
+        ttl = _ttl_ms(entries[0].ttl)
+        for entry in entries:
+            entry_ttl = _ttl_ms(entry.ttl)
+            if entry_ttl != ttl or len(run) >= 2 * _BATCH:
+                calls.append((self._max_arg, ttl, *run))
+                run = []
+                ttl = entry_ttl
+            run += (_b(entry.key), self._body(entry))
+        calls.append((self._max_arg, ttl, *run))
         try:
             replies = await self._eval_many(lua.PUT, self._base(namespace), calls)
         except _FAILURES as exc:
             raise self._error("add_many", exc) from exc
         return sum(int(r) for r in replies)
 
-    async def _get(
-        self, namespace: Namespace, keys: Sequence[str], touch: bytes, op: str
-    ) -> list[Record | None]:
-        self._check_open(op)
-        base = self._base(namespace)
-        encoded = [_b(k) for k in keys]
-        try:
-            if len(encoded) <= _BATCH:
-                replies = [await self._eval(lua.GET, base, touch, *encoded)]
-            else:
-                calls = [(touch, *encoded[i : i + _BATCH]) for i in range(0, len(encoded), _BATCH)]
-                replies = await self._eval_many(lua.GET, base, calls)
-        except _FAILURES as exc:
-            raise self._error(op, exc) from exc
-        flat = [item for reply in replies for item in reply]
-        out: list[Record | None] = []
-        for i, key in enumerate(keys):
-            payload, meta, seq = flat[3 * i : 3 * i + 3]
-            out.append(
-                None if payload is None else Record(key, _s(payload), _metadata(meta), int(seq))
-            )
-        return out
-
     async def get(self, namespace: Namespace, key: str) -> Record | None:
-        return (await self._get(namespace, (key,), b"1", "get"))[0]
+        # The hot path: one EVALSHA, no helper coroutine in between.
+        if self._closed:
+            self._check_open("get")
+        base = self._bases.get(namespace) or self._base(namespace)
+        try:
+            try:
+                rec = await self._client.execute_command(
+                    "EVALSHA", _GET_SHA, 1, base + b"lru", base, b"1", _b(key)
+                )
+            except NoScriptError:
+                rec = await self._eval(lua.GET, base, b"1", _b(key))
+        except _FAILURES as exc:
+            raise self._error("get", exc) from exc
+        if rec is None:
+            return None
+        seq, meta, _, payload = _parse(rec)
+        return Record(key, _s(payload), _metadata(meta), seq)
 
     async def get_many(self, namespace: Namespace, keys: Sequence[str]) -> list[Record | None]:
+        self._check_open("get_many")
         if not keys:
             return []
-        return await self._get(namespace, keys, b"1", "get_many")
+        try:
+            recs = await self._records(self._base(namespace), [_b(k) for k in keys], b"1")
+        except _FAILURES as exc:
+            raise self._error("get_many", exc) from exc
+        out: list[Record | None] = []
+        for key, rec in zip(keys, recs, strict=True):
+            if rec is None:
+                out.append(None)
+            else:
+                seq, meta, _, payload = _parse(rec)
+                out.append(Record(key, _s(payload), _metadata(meta), seq))
+        return out
 
     async def delete(self, namespace: Namespace, key: str) -> bool:
         self._check_open("delete")
@@ -420,94 +467,126 @@ class RedisBackend:
         if prepared is None:
             return []
         base = self._base(namespace)
+        mode = query.mode
+        records: dict[str, bytes] = {}
         try:
-            keyword: list[Scored] | None = None
-            semantic: list[Scored] | None = None
-            if query.mode != "semantic":
-                keyword = await self._keyword(base, prepared, query)
-            if query.mode != "keyword" and query.vector is not None:
-                semantic = await self._semantic(base, query)
-            scored = rank_by_mode(
-                query.mode,
-                query.limit,
-                lambda _limit: keyword or [],
-                lambda _limit: semantic or [],
-            )
-            if not scored:
-                return []
-            reply = await self._eval(lua.GET, base, b"0", *(_b(key) for _, _, key in scored))
+            keyword: list[Scored] = []
+            semantic: list[Scored] = []
+            if mode != "semantic":
+                keyword = await self._keyword(base, prepared, query, records)
+            if mode != "keyword" and query.vector is not None:
+                semantic = await self._semantic(base, query, records)
+            scored = rank_by_mode(mode, query.limit, lambda _: keyword, lambda _: semantic)
+            missing = [_b(key) for _, _, key in scored if key not in records]
+            if missing:  # hybrid: a keyword hit the semantic scan did not see
+                for raw, rec in zip(missing, await self._records(base, missing, b"0"), strict=True):
+                    if rec is not None:
+                        records[_s(raw)] = rec
         except _FAILURES as exc:
             raise self._error("search", exc) from exc
         results = []
-        for i, (score, _, key) in enumerate(scored):
-            payload, meta = reply[3 * i], reply[3 * i + 1]
-            if payload is not None:  # gone since ranking (a concurrent delete)
+        for score, _, key in scored:
+            rec = records.get(key)
+            if rec is not None:  # None: deleted since it was ranked
+                _, meta, _, payload = _parse(rec)
                 results.append(SearchResult(key, _s(payload), score, _metadata(meta)))
         return results
 
     async def _keyword(
-        self, base: bytes, prepared: KeywordQuery, query: SearchQuery
+        self,
+        base: bytes,
+        prepared: KeywordQuery,
+        query: SearchQuery,
+        records: dict[str, bytes],
     ) -> list[Scored]:
         terms = prepared.terms
-        longest = max(terms, key=len) if terms else ""
-        # A one-word query that is the word itself is held by every record containing a
-        # word that contains it: no need to read their leaves.
-        all_hold = b"1" if terms == (prepared.text,) else b"0"
-        with_meta = bool(query.filter)
-        reply = await self._eval(
-            lua.KEYWORD,
-            base,
-            all_hold,
+        # Without a filter, keyword mode needs only the records that can reach the top
+        # `limit`; hybrid fuses the whole ranking.
+        only_top = query.mode == "keyword" and not query.filter
+        with_records = query.mode == "keyword" or bool(query.filter)
+        fixed = (
+            str(query.limit).encode() if only_top else b"0",
+            b"1" if only_top else b"0",
+            b"1" if with_records else b"0",
+            # A one-word query that is the word itself is held by every record containing a
+            # word that contains it: no need to read their leaves.
+            b"1" if terms == (prepared.text,) else b"0",
+        )
+        tail = (
+            repr(BM25_K1),
+            repr(BM25_B),
+            repr(SUBSTRING_BONUS),
             _b(prepared.text),
-            _b(longest),
-            b"1" if with_meta else b"0",
+            _b(max(terms, key=len) if terms else ""),
+            len(terms),
             *(_b(t) for t in terms),
         )
-        n_docs, total, df_blob, nums_blob, keys_blob, metas_blob = reply
+        groups: list[Any] = []
+        force = b"0"
+        stalls = 0
+        pending = -1
+        while True:
+            reply = await self._eval(lua.SEARCH, base, *fixed, force, *tail, *groups)
+            if reply[0] != b"index":
+                break
+            # Records written since the last search: tokenize them here (the server cannot
+            # run the shared tokenizer) and send the result back with the next call.
+            left = int(reply[1])
+            groups = []
+            for i in range(2, len(reply), 3):
+                doc = make_document(codec.decode(_s(reply[i + 2])))
+                groups += (reply[i], reply[i + 1], doc.length, _terms_arg(doc), _leaves_arg(doc))
+            # Writers faster than indexing: rank what is indexed rather than chase them.
+            stalls = stalls + 1 if 0 <= pending <= left else 0
+            pending = left
+            if stalls >= 3:
+                force = b"1"
+        _, n_docs, total, df_blob, rows_blob, keys_blob, recs_blob = reply
         df = dict(zip(terms, map(int, df_blob.split()), strict=True))
-        nums = list(map(int, nums_blob.split()))
-        width = 4 + len(terms) + with_meta
+        nums = rows_blob.split()
+        width = 5 + len(terms)
         holding = (prepared.text,)
         candidates: list[Candidate] = []
-        kpos = mpos = 0
+        kpos = rpos = 0
         for row in range(0, len(nums), width):
-            klen, seq, length, held = nums[row : row + 4]
+            klen = int(nums[row])
             key = _s(keys_blob[kpos : kpos + klen])
             kpos += klen
-            tfs = {
-                t: tf
-                for t, tf in zip(terms, nums[row + 4 : row + 4 + len(terms)], strict=True)
-                if tf
-            }
+            rlen = int(nums[row + 4])
             metadata = None
-            if with_meta:
-                mlen = nums[row + width - 1]
-                if mlen >= 0:
-                    metadata = _metadata(metas_blob[mpos : mpos + mlen])
-                    mpos += mlen
-            doc = Document(tfs, length, holding if held else ())
-            candidates.append((key, seq, doc, metadata))
+            if rlen >= 0:
+                rec = recs_blob[rpos : rpos + rlen]
+                rpos += rlen
+                records[key] = rec
+                if query.filter:
+                    metadata = _metadata(_parse(rec)[1])
+            elif with_records:
+                continue  # indexed but gone (evicted behind our back)
+            tfs = {}
+            for term, tf in zip(terms, nums[row + 5 : row + width], strict=True):
+                if tf != b"0":
+                    tfs[term] = int(tf)
+            doc = Document(tfs, int(nums[row + 2]), holding if nums[row + 3] == b"1" else ())
+            candidates.append((key, int(nums[row + 1]), doc, metadata))
         limit = query.limit if query.mode == "keyword" else None
         return rank_keyword(prepared, candidates, df, int(n_docs), int(total), limit, query.filter)
 
-    async def _semantic(self, base: bytes, query: SearchQuery) -> list[Scored]:
+    async def _semantic(
+        self, base: bytes, query: SearchQuery, records: dict[str, bytes]
+    ) -> list[Scored]:
         assert query.vector is not None
         keys = await self._eval(lua.LIST, base, b"keys")
-        with_meta = b"1" if query.filter else b"0"
-        calls = [(with_meta, *keys[i : i + _BATCH]) for i in range(0, len(keys), _BATCH)]
-        replies = await self._eval_many(lua.VECTORS, base, calls) if calls else []
         candidates: list[Candidate] = []
-        for chunk, reply in zip(
-            (keys[i : i + _BATCH] for i in range(0, len(keys), _BATCH)), replies, strict=True
-        ):
-            for i, key in enumerate(chunk):
-                doc, vec, meta = reply[3 * i : 3 * i + 3]
-                if doc is None or vec is None:
+        if keys:
+            for raw, rec in zip(keys, await self._records(base, keys, b"0"), strict=True):
+                if rec is None:
                     continue
-                seq = int(doc.split(b" ", 1)[0])
-                candidates.append(
-                    (_s(key), seq, Document({}, 0, (), _vector(vec)), _metadata(meta))
-                )
+                key = _s(raw)
+                records[key] = rec
+                seq, meta, vec, _ = _parse(rec)
+                if vec:
+                    metadata = _metadata(meta) if query.filter else None
+                    candidates.append((key, seq, Document({}, 0, (), _vector(vec)), metadata))
         limit = query.limit if query.mode == "semantic" else None
         return rank_semantic(query.vector, candidates, limit, query.filter)
 

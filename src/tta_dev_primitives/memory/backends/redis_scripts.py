@@ -6,27 +6,36 @@ Cluster routes the call by ``KEYS[1]``, the namespace's LRU index). ``ARGV[1]`` 
 
 Keys of one namespace (``B`` = the base):
 
-* ``B r:<key>``: hash ``{p: payload JSON, m: metadata JSON, s: write sequence}``; the only
-  key holding the value, and the only one with a native expiry (``PEXPIREAT``).
-* ``B lru``: zset key -> recency tick (``get`` and ``put`` take the next tick).
-* ``B ttl``: zset key -> absolute expiry in server milliseconds.
-* ``B st``: hash of counters: ``seq`` (write order), ``tick`` (recency), ``len`` (sum of the
-  document lengths of the live records, for BM25's average length).
-* ``B d``: hash key -> ``"<seq> <length>"``, what ranking needs of every candidate.
-* ``B t``: hash key -> ``"<term> <tf> <term> <tf> ..."``, what index cleanup needs. It never
-  expires, so a record whose value key expired natively can still be unindexed exactly.
+* ``B r:<key>``: the record, one string ``<seq>:<metadata bytes>:<vector bytes>:`` followed by
+  the metadata JSON, the base64 vector and the payload JSON. The only key holding the value
+  and the only one with a native expiry (``SET ... PXAT``).
+* ``B lru``: zset key -> recency (``get`` and ``put`` take the next value of counter ``c``).
+* ``B ttl``: zset key -> absolute expiry, server milliseconds (the ``PXAT`` of the record);
+  an entry may be stale (the record since rewritten without expiry, deleted or evicted), so
+  the purge checks the record's own ``PEXPIRETIME`` before dropping it.
+* ``B st``: hash of counters: ``c`` (write order and recency, never reset), ``n`` and ``len``
+  (number and total length of the indexed records, for BM25).
+* ``B q``: set of the keys whose search index entry may be stale (written, deleted, evicted or
+  expired since it was indexed).
+* ``B d``: hash key -> ``"<seq> <length>"`` of the indexed version.
+* ``B t``: hash key -> ``"<term> <tf> <term> <tf> ..."``, what unindexing needs; it never
+  expires, so a record whose value key expired natively is still unindexed exactly.
 * ``B l``: hash key -> the lower-cased string leaves, each as ``<bytes>:<text>``, for the
   whole-query substring rule.
-* ``B v``: hash key -> base64 of the unit vector (little-endian float64), when there is one.
-* ``B p:<term>``: hash key -> term frequency (the posting list; its length is the term's
-  document frequency).
+* ``B p:<term>``: hash key -> ``tf + length * 2^24`` (the posting list; its length is the
+  term's document frequency, and each entry carries what BM25 needs of the record).
 * ``B voc``: set of every indexed term; ``B g:<3 bytes>``: set of the terms (of at most 64
   bytes) holding that byte trigram, to find the terms containing a query word without
   scanning the vocabulary; ``B long``: the longer terms, which every search scans.
 
-Expiry: every script first purges the records whose ``ttl`` score is due (server clock, the
-same clock ``PEXPIREAT`` uses), so an expired record is never listed, counted or found even
-before Redis deletes its value key.
+Writes are O(1) commands (the record, its recency, its expiry, the ``q`` set): indexing is
+deferred to the next search, which hands the pending records to the client to tokenize (the
+same :func:`~tta_dev_primitives.memory.search.make_document` every backend uses) and applies
+the result before it ranks.
+
+Expiry: a record lives while the server clock is at most its expiry (the ``PXAT`` rule). The
+scripts that list, count, search or evict first purge the records whose expiry has passed,
+so an expired record is never listed, counted or found, even before Redis reclaims it.
 """
 
 from __future__ import annotations
@@ -34,7 +43,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-__all__ = ["CLEAR", "GET", "KEYWORD", "LIST", "PUT", "REMOVE", "VECTORS"]
+__all__ = ["CLEAR", "GET", "LIST", "PUT", "REMOVE", "SEARCH"]
+
+# Records handed to the client to tokenize per search round trip.
+INDEX_BATCH = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,20 +61,65 @@ class Script:
         object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
 
 
-_PRELUDE = r"""
+_NAMES = r"""
 local base = ARGV[1]
 local LRU = KEYS[1]
 local TTL = base .. 'ttl'
 local ST = base .. 'st'
+local PENDING = base .. 'q'
+local REC = base .. 'r:'
+"""
+
+# Drop records (value, recency) and queue them for unindexing; purge the expired.
+_DROP = r"""
+local function drop(keys)
+  for s = 1, #keys, 1000 do
+    local chunk = {unpack(keys, s, math.min(s + 999, #keys))}
+    local recs = {}
+    for i = 1, #chunk do recs[i] = REC .. chunk[i] end
+    redis.call('DEL', unpack(recs))
+    redis.call('ZREM', LRU, unpack(chunk))
+    redis.call('SADD', PENDING, unpack(chunk))
+  end
+end
+
+local function clock()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Drop the records whose expiry has passed. The ttl index may hold stale entries (a record
+-- rewritten without expiry, deleted or evicted: writes do not pay to remove them), so each
+-- due entry is checked against the record's own expiry.
+local function purge()
+  if redis.call('EXISTS', TTL) == 0 then return end
+  local now = clock()
+  local upto = string.format('(%d', now)
+  local due = redis.call('ZRANGEBYSCORE', TTL, '-inf', upto)
+  if #due == 0 then return end
+  local gone = {}
+  for i = 1, #due do
+    local at = redis.call('PEXPIRETIME', REC .. due[i])
+    if at == -2 or (at >= 0 and at < now) then
+      gone[#gone + 1] = due[i]
+    elseif at >= 0 then
+      redis.call('ZADD', TTL, at, due[i])
+    end
+  end
+  redis.call('ZREMRANGEBYSCORE', TTL, '-inf', upto)
+  if #gone > 0 then drop(gone) end
+end
+"""
+
+_INDEX = r"""
 local DOC = base .. 'd'
 local TERMS = base .. 't'
 local LEAVES = base .. 'l'
-local VEC = base .. 'v'
 local VOCAB = base .. 'voc'
-local REC = base .. 'r:'
+local LONG = base .. 'long'
 local POST = base .. 'p:'
 local GRAM = base .. 'g:'
-local LONG = base .. 'long'
+local SHIFT = 16777216
 
 local function words(s)
   local out, n, i, len = {}, 0, 1, #s
@@ -87,15 +144,10 @@ local function grams(term, cmd)
   end
 end
 
--- Forget `key` everywhere; true if it was indexed.
-local function remove(key)
-  redis.call('DEL', REC .. key)
-  redis.call('ZREM', LRU, key)
-  redis.call('ZREM', TTL, key)
+local function unindex(key)
   local doc = redis.call('HGET', DOC, key)
-  if not doc then return false end
+  if not doc then return end
   local len = tonumber(string.sub(doc, string.find(doc, ' ', 1, true) + 1))
-  if len > 0 then redis.call('HINCRBY', ST, 'len', -len) end
   local terms = words(redis.call('HGET', TERMS, key) or '')
   for i = 1, #terms, 2 do
     local term = terms[i]
@@ -109,63 +161,79 @@ local function remove(key)
   redis.call('HDEL', DOC, key)
   redis.call('HDEL', TERMS, key)
   redis.call('HDEL', LEAVES, key)
-  redis.call('HDEL', VEC, key)
-  return true
+  redis.call('HINCRBY', ST, 'n', -1)
+  if len > 0 then redis.call('HINCRBY', ST, 'len', -len) end
 end
 
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-
-local function purge()
-  local due = redis.call('ZRANGEBYSCORE', TTL, '-inf', string.format('%d', now))
-  for i = 1, #due do remove(due[i]) end
+local function index(key, seq, len, terms, leaves)
+  redis.call('HSET', DOC, key, seq .. ' ' .. len)
+  redis.call('HSET', TERMS, key, terms)
+  if leaves ~= '' then redis.call('HSET', LEAVES, key, leaves) end
+  redis.call('HINCRBY', ST, 'n', 1)
+  local n = tonumber(len)
+  if n > 0 then redis.call('HINCRBY', ST, 'len', n) end
+  local hi = n * SHIFT
+  local t = words(terms)
+  for i = 1, #t, 2 do
+    local term = t[i]
+    redis.call('HSET', POST .. term, key, string.format('%d', hi + tonumber(t[i + 1])))
+    if redis.call('SADD', VOCAB, term) == 1 then grams(term, 'SADD') end
+  end
 end
 
-purge()
+local function seq_of(rec)
+  return string.match(rec, '^(%d+):')
+end
 """
 
 PUT = Script(
     "put",
-    _PRELUDE
+    _NAMES
+    + _DROP
     + r"""
--- ARGV: base, max_size (0 = unbounded), key, payload, metadata ('' = none), ttl_ms (0 = none),
---       length, "term tf term tf ...", leaves, vector ('' = none). Returns how many evicted.
-local key = ARGV[3]
-remove(key)
-local seq = redis.call('HINCRBY', ST, 'seq', 1)
-local tick = redis.call('HINCRBY', ST, 'tick', 1)
-local rec = REC .. key
-if ARGV[5] == '' then
-  redis.call('HSET', rec, 'p', ARGV[4], 's', seq)
-else
-  redis.call('HSET', rec, 'p', ARGV[4], 's', seq, 'm', ARGV[5])
+-- ARGV: base, max_size (0 = unbounded), ttl_ms (0 = none), then key, body pairs (body: the
+-- record without its leading "<seq>:"). Returns how many records were evicted.
+local ttl = tonumber(ARGV[3])
+local count = (#ARGV - 3) / 2
+local last = redis.call('HINCRBY', ST, 'c', count)
+local at
+if ttl > 0 then at = string.format('%d', clock() + ttl) end
+local z, keys = {'ZADD', LRU}, {}
+for i = 1, count do
+  local key = ARGV[2 + 2 * i]
+  local seq = last - count + i
+  local rec = string.format('%d:', seq) .. ARGV[3 + 2 * i]
+  if at then
+    redis.call('SET', REC .. key, rec, 'PXAT', at)
+  else
+    redis.call('SET', REC .. key, rec)
+  end
+  z[2 * i + 1] = seq
+  z[2 * i + 2] = key
+  keys[i] = key
 end
-local ttl = tonumber(ARGV[6])
-if ttl > 0 then
-  local at = string.format('%d', now + ttl)
-  redis.call('PEXPIREAT', rec, at)
-  redis.call('ZADD', TTL, at, key)
+local added = redis.call(unpack(z))
+if at then
+  local t = {'ZADD', TTL}
+  for i = 1, count do
+    t[2 * i + 1] = at
+    t[2 * i + 2] = keys[i]
+  end
+  redis.call(unpack(t))
 end
-redis.call('ZADD', LRU, tick, key)
-local len = tonumber(ARGV[7])
-redis.call('HSET', DOC, key, string.format('%d %d', seq, len))
-redis.call('HSET', TERMS, key, ARGV[8])
-if ARGV[9] ~= '' then redis.call('HSET', LEAVES, key, ARGV[9]) end
-if ARGV[10] ~= '' then redis.call('HSET', VEC, key, ARGV[10]) end
-if len > 0 then redis.call('HINCRBY', ST, 'len', len) end
-local terms = words(ARGV[8])
-for i = 1, #terms, 2 do
-  local term = terms[i]
-  redis.call('HSET', POST .. term, key, terms[i + 1])
-  if redis.call('SADD', VOCAB, term) == 1 then grams(term, 'SADD') end
-end
+redis.call('SADD', PENDING, unpack(keys))
 local max = tonumber(ARGV[2])
-if max > 0 then
+if max > 0 and added > 0 then
   local n = redis.call('ZCARD', LRU)
   if n > max then
-    local victims = redis.call('ZRANGE', LRU, 0, n - max - 1)
-    for i = 1, #victims do remove(victims[i]) end
-    return #victims
+    -- Expired records go before live ones are evicted.
+    purge()
+    n = redis.call('ZCARD', LRU)
+    if n > max then
+      local victims = redis.call('ZRANGE', LRU, 0, n - max - 1)
+      drop(victims)
+      return #victims
+    end
   end
 end
 return 0
@@ -174,27 +242,31 @@ return 0
 
 GET = Script(
     "get",
-    _PRELUDE
-    + r"""
--- ARGV: base, touch ('1' refreshes recency), key... Returns payload, metadata, seq per key
--- (nil, nil, nil where there is no live record).
-local touch = ARGV[2] == '1'
-local out, n = {}, 0
-for i = 3, #ARGV do
-  local key = ARGV[i]
-  local rec = redis.call('HMGET', REC .. key, 'p', 'm', 's')
-  if rec[1] then
-    if touch then
-      redis.call('ZADD', LRU, 'XX', redis.call('HINCRBY', ST, 'tick', 1), key)
-    end
-  elseif redis.call('HEXISTS', DOC, key) == 1 then
-    -- The value key went behind the index's back (maxmemory eviction): drop the rest.
-    remove(key)
+    r"""
+-- KEYS[1]: the LRU index. ARGV: base, touch ('1' refreshes recency), key...
+-- One key: its record or nil. Several: a list of records (nil where missing).
+local REC = ARGV[1] .. 'r:'
+if #ARGV == 3 then
+  local rec = redis.call('GET', REC .. ARGV[3])
+  if rec and ARGV[2] == '1' then
+    redis.call('ZADD', KEYS[1], 'XX', redis.call('HINCRBY', ARGV[1] .. 'st', 'c', 1), ARGV[3])
   end
-  out[n + 1] = rec[1]
-  out[n + 2] = rec[2]
-  out[n + 3] = rec[3]
-  n = n + 3
+  return rec
+end
+local out, hits = {}, {}
+for i = 3, #ARGV do
+  local rec = redis.call('GET', REC .. ARGV[i])
+  out[i - 2] = rec
+  if rec then hits[#hits + 1] = ARGV[i] end
+end
+if ARGV[2] == '1' and #hits > 0 then
+  local last = redis.call('HINCRBY', ARGV[1] .. 'st', 'c', #hits)
+  local z = {'ZADD', KEYS[1], 'XX'}
+  for i = 1, #hits do
+    z[2 * i + 2] = last - #hits + i
+    z[2 * i + 3] = hits[i]
+  end
+  redis.call(unpack(z))
 end
 return out
 """,
@@ -202,23 +274,43 @@ return out
 
 REMOVE = Script(
     "remove",
-    _PRELUDE
+    _NAMES
     + r"""
 -- ARGV: base, key. Returns 1 if a live record was deleted.
 local key = ARGV[2]
-local live = redis.call('EXISTS', REC .. key)
-remove(key)
+local live = redis.call('DEL', REC .. key)
+if redis.call('ZREM', LRU, key) == 1 then redis.call('SADD', PENDING, key) end
 return live
+""",
+)
+
+LIST = Script(
+    "list",
+    _NAMES
+    + _DROP
+    + r"""
+-- ARGV: base, 'size' or 'keys'. The live count, or the live keys least recently used first.
+purge()
+if ARGV[2] == 'size' then return redis.call('ZCARD', LRU) end
+return redis.call('ZRANGE', LRU, 0, -1)
 """,
 )
 
 CLEAR = Script(
     "clear",
-    _PRELUDE
+    _NAMES
+    + _DROP
+    + _INDEX
     + r"""
--- ARGV: base. Deletes every key of the namespace; returns how many live records there were.
+-- ARGV: base. Deletes every key of the namespace but the write counter; returns how many
+-- live records there were.
+purge()
 local keys = redis.call('ZRANGE', LRU, 0, -1)
-for i = 1, #keys do redis.call('UNLINK', REC .. keys[i]) end
+for s = 1, #keys, 1000 do
+  local recs = {}
+  for i = s, math.min(s + 999, #keys) do recs[#recs + 1] = REC .. keys[i] end
+  redis.call('UNLINK', unpack(recs))
+end
 local vocab = redis.call('SMEMBERS', VOCAB)
 for i = 1, #vocab do
   local term = vocab[i]
@@ -227,57 +319,105 @@ for i = 1, #vocab do
     for j = 1, #term - 2 do redis.call('UNLINK', GRAM .. string.sub(term, j, j + 2)) end
   end
 end
-redis.call('UNLINK', LRU, TTL, ST, DOC, TERMS, LEAVES, VEC, VOCAB, LONG)
+redis.call('UNLINK', LRU, TTL, PENDING, DOC, TERMS, LEAVES, VOCAB, LONG)
+redis.call('HDEL', ST, 'n', 'len')
 return #keys
 """,
 )
 
-LIST = Script(
-    "list",
-    _PRELUDE
+SEARCH = Script(
+    "search",
+    _NAMES
+    + _DROP
+    + _INDEX
     + r"""
--- ARGV: base, 'size' or 'keys'. The live count, or the live keys least recently used first.
-if ARGV[2] == 'size' then return redis.call('ZCARD', LRU) end
-return redis.call('ZRANGE', LRU, 0, -1)
-""",
-)
+-- ARGV: base, limit, prune ('1': return only the records that can reach the top `limit`),
+--   records ('1': return each candidate's record), all_hold ('1': every record with a word
+--   containing `longest` holds the whole query), force ('1': rank even if records are still
+--   pending), k1, b, bonus, text, longest, m, term_1..term_m,
+--   then groups of (key, seq, length, "term tf ...", leaves) to index first.
+-- Returns {'index', pending count, key, seq, payload, ...} while records wait to be indexed
+-- (the client tokenizes them and calls again with the groups), else
+-- {'ok', n, total length, "df ...", rows, keys, records} where each row is
+-- "<key bytes> <seq> <length> <holds 0|1> <record bytes or -1> <tf_1> ... <tf_m>".
+local limit = tonumber(ARGV[2])
+local prune = ARGV[3] == '1'
+local want_records = ARGV[4] == '1'
+local all_hold = ARGV[5] == '1'
+local force = ARGV[6] == '1'
+local K1, B, BONUS = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local text, longest = ARGV[10], ARGV[11]
+local m = tonumber(ARGV[12])
+local terms = {}
+for i = 1, m do terms[i] = ARGV[12 + i] end
 
-KEYWORD = Script(
-    "keyword",
-    _PRELUDE
-    + r"""
--- ARGV: base, all_hold ('1': every record with a word containing `longest` holds the whole
---       query), text, longest (the longest query word, '' if none), with_metadata ('1'),
---       term...
--- Returns the corpus statistics and every record that can score above zero:
---   { live count, total length, "df df ...",
---     "<key bytes> <seq> <length> <holds 0|1> <tf>... [<metadata bytes or -1>] ...",
---     concatenated keys, concatenated metadata }
-local text, longest = ARGV[3], ARGV[4]
-local with_meta = ARGV[5] == '1'
-local nterms = #ARGV - 5
-local cand, order, dfs = {}, {}, {}
-for i = 1, nterms do
-  local hits = redis.call('HGETALL', POST .. ARGV[5 + i])
-  dfs[i] = #hits / 2
-  for j = 1, #hits, 2 do
-    local key = hits[j]
-    local tfs = cand[key]
-    if not tfs then
-      tfs = {}
-      for t = 1, nterms do tfs[t] = '0' end
-      cand[key] = tfs
-      order[#order + 1] = key
+purge()
+
+-- Apply what the client tokenized, unless the record changed since.
+for g = 13 + m, #ARGV, 5 do
+  local key, seq = ARGV[g], ARGV[g + 1]
+  local head = redis.call('GETRANGE', REC .. key, 0, 24)
+  if head == '' then
+    unindex(key)
+    redis.call('SREM', PENDING, key)
+  elseif seq_of(head) == seq then
+    local doc = redis.call('HGET', DOC, key)
+    if not (doc and string.match(doc, '^(%d+) ') == seq) then
+      unindex(key)
+      index(key, seq, ARGV[g + 2], ARGV[g + 3], ARGV[g + 4])
     end
-    tfs[i] = hits[j + 1]
+    redis.call('SREM', PENDING, key)
   end
 end
 
--- A record holding the whole query in one leaf has, for each query word, a word containing
--- it: the records with a word containing the longest query word are the only ones to check.
-local subs
-if nterms == 0 then
-  subs = redis.call('ZRANGE', LRU, 0, -1)
+-- Unindex the pending records that are gone; hand the live ones to the client.
+if not force then
+  local live = {}
+  while true do
+    local batch = redis.call('SRANDMEMBER', PENDING, 200)
+    if #batch == 0 then break end
+    local gone = 0
+    for i = 1, #batch do
+      local key = batch[i]
+      local rec = redis.call('GET', REC .. key)
+      if rec then
+        local s, ml, vl, at = string.match(rec, '^(%d+):(%d+):(%d+):()')
+        live[#live + 1] = key
+        live[#live + 1] = s
+        live[#live + 1] = string.sub(rec, at + tonumber(ml) + tonumber(vl))
+      else
+        unindex(key)
+        redis.call('SREM', PENDING, key)
+        gone = gone + 1
+      end
+    end
+    if #live > 0 or gone == 0 then break end
+  end
+  if #live > 0 then
+    local out = {'index', redis.call('SCARD', PENDING)}
+    for i = 1, #live do out[i + 2] = live[i] end
+    return out
+  end
+end
+
+local N = tonumber(redis.call('HGET', ST, 'n') or '0')
+local total = tonumber(redis.call('HGET', ST, 'len') or '0')
+local avgdl = 1.0
+if N > 0 and total > 0 then avgdl = total / N end
+local KP1 = K1 + 1.0
+local dfs, idfs = {}, {}
+for i = 1, m do
+  local df = redis.call('HLEN', POST .. terms[i])
+  dfs[i] = df
+  idfs[i] = math.log(1.0 + (N - df + 0.5) / (df + 0.5))
+end
+
+-- Records with a string leaf holding the whole query. Each has, for each query word, a word
+-- containing it, so only the records with a word containing the longest one are checked.
+local held = {}
+local subs = {}
+if m == 0 then
+  subs = redis.call('HKEYS', LEAVES)
 else
   local found
   local ngrams = #longest - 2
@@ -291,7 +431,6 @@ else
     found = redis.call('SMEMBERS', VOCAB)
   end
   local seen = {}
-  subs = {}
   for i = 1, #found do
     local term = found[i]
     if string.find(term, longest, 1, true) then
@@ -321,84 +460,116 @@ local function holds(blob, needle)
   return false
 end
 
-local held = {}
-if ARGV[2] == '1' then
+local acc, nacc = {}, 0 -- key -> {score, length, {term index -> tf}}
+if all_hold and m > 0 then
   for i = 1, #subs do held[subs[i]] = true end
 else
-  for start = 1, #subs, 1000 do
-    local chunk = {}
-    for i = start, math.min(start + 999, #subs) do chunk[#chunk + 1] = subs[i] end
+  for s = 1, #subs, 1000 do
+    local chunk = {unpack(subs, s, math.min(s + 999, #subs))}
     local blobs = redis.call('HMGET', LEAVES, unpack(chunk))
     for i = 1, #chunk do
       if blobs[i] and holds(blobs[i], text) then held[chunk[i]] = true end
     end
   end
 end
-for i = 1, #subs do
-  local key = subs[i]
-  if held[key] and not cand[key] then
-    local tfs = {}
-    for t = 1, nterms do tfs[t] = '0' end
-    cand[key] = tfs
-    order[#order + 1] = key
-  end
+for key in pairs(held) do
+  acc[key] = {BONUS, 0, {}}
+  nacc = nacc + 1
 end
 
-local nums, keys, metas = {}, {}, {}
-for start = 1, #order, 1000 do
-  local chunk = {}
-  for i = start, math.min(start + 999, #order) do chunk[#chunk + 1] = order[i] end
+-- BM25 term at a time, rarest term first. Once `limit` records have scores and no record
+-- outside them can reach the limit-th best any more (the bound of the remaining terms is
+-- below it), only those that still can are followed. Scores here only choose who to
+-- return; the client rescores exactly (with a margin for the different float rounding).
+local SLACK = 1.0 - 1e-9
+local function kth()
+  local s = {}
+  for _, c in pairs(acc) do s[#s + 1] = c[1] end
+  table.sort(s, function(a, b) return a > b end)
+  return s[limit]
+end
+local order = {}
+local bound = 0.0
+for i = 1, m do
+  order[i] = i
+  bound = bound + idfs[i] * KP1
+end
+table.sort(order, function(a, b) return idfs[a] > idfs[b] end)
+local function add(c, i, v, idf)
+  local tf = v % SHIFT
+  local len = (v - tf) / SHIFT
+  c[2] = len
+  c[3][i] = tf
+  c[1] = c[1] + idf * tf * KP1 / (tf + K1 * (1.0 - B + B * len / avgdl))
+end
+for _, i in ipairs(order) do
+  local post = POST .. terms[i]
+  local idf = idfs[i]
+  local floor = nil
+  if prune and nacc >= limit then floor = kth() * SLACK end
+  if floor == nil or bound >= floor then
+    local h = redis.call('HGETALL', post)
+    for j = 1, #h, 2 do
+      local key = h[j]
+      local c = acc[key]
+      if not c then
+        c = {0.0, 0, {}}
+        acc[key] = c
+        nacc = nacc + 1
+      end
+      add(c, i, tonumber(h[j + 1]), idf)
+    end
+  else
+    local keep = {}
+    for key, c in pairs(acc) do
+      if c[1] + bound >= floor then
+        keep[#keep + 1] = key
+      else
+        acc[key] = nil
+        nacc = nacc - 1
+      end
+    end
+    for s = 1, #keep, 1000 do
+      local chunk = {unpack(keep, s, math.min(s + 999, #keep))}
+      local vals = redis.call('HMGET', post, unpack(chunk))
+      for j = 1, #chunk do
+        if vals[j] then add(acc[chunk[j]], i, tonumber(vals[j]), idf) end
+      end
+    end
+  end
+  bound = bound - idf * KP1
+end
+
+local cut = nil
+if prune and nacc > limit then cut = kth() * SLACK end
+local chosen = {}
+for key, c in pairs(acc) do
+  if cut == nil or c[1] >= cut then chosen[#chosen + 1] = key end
+end
+local rows, keys, recs = {}, {}, {}
+for s = 1, #chosen, 1000 do
+  local chunk = {unpack(chosen, s, math.min(s + 999, #chosen))}
   local docs = redis.call('HMGET', DOC, unpack(chunk))
-  for i = 1, #chunk do
-    local key, doc = chunk[i], docs[i]
+  for j = 1, #chunk do
+    local key, doc = chunk[j], docs[j]
     if doc then
-      keys[#keys + 1] = key
-      local row = string.format('%d %s %d', #key, doc, held[key] and 1 or 0)
-      if nterms > 0 then row = row .. ' ' .. table.concat(cand[key], ' ') end
-      if with_meta then
-        local meta = redis.call('HGET', REC .. key, 'm')
-        if meta then
-          metas[#metas + 1] = meta
-          row = row .. ' ' .. #meta
-        else
-          row = row .. ' -1'
+      local c = acc[key]
+      local rlen = -1
+      if want_records then
+        local rec = redis.call('GET', REC .. key)
+        if rec then
+          recs[#recs + 1] = rec
+          rlen = #rec
         end
       end
-      nums[#nums + 1] = row
+      local row = {#key, string.match(doc, '^(%d+) '), c[2], held[key] and 1 or 0, rlen}
+      for i = 1, m do row[5 + i] = c[3][i] or 0 end
+      rows[#rows + 1] = table.concat(row, ' ')
+      keys[#keys + 1] = key
     end
   end
 end
-return {
-  redis.call('ZCARD', LRU),
-  tonumber(redis.call('HGET', ST, 'len') or '0'),
-  table.concat(dfs, ' '),
-  table.concat(nums, ' '),
-  table.concat(keys),
-  table.concat(metas),
-}
-""",
-)
-
-VECTORS = Script(
-    "vectors",
-    _PRELUDE
-    + r"""
--- ARGV: base, with_metadata ('1'), key... Returns "<seq> <length>", vector, metadata per key
--- (nil where missing).
-local with_meta = ARGV[2] == '1'
-local keys = {}
-for i = 3, #ARGV do keys[#keys + 1] = ARGV[i] end
-local out = {}
-if #keys == 0 then return out end
-local docs = redis.call('HMGET', DOC, unpack(keys))
-local vecs = redis.call('HMGET', VEC, unpack(keys))
-for i = 1, #keys do
-  local meta = false
-  if with_meta and docs[i] then meta = redis.call('HGET', REC .. keys[i], 'm') end
-  out[3 * i - 2] = docs[i]
-  out[3 * i - 1] = vecs[i]
-  out[3 * i] = meta
-end
-return out
+return {'ok', N, total, table.concat(dfs, ' '), table.concat(rows, ' '), table.concat(keys),
+  table.concat(recs)}
 """,
 )
