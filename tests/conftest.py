@@ -13,7 +13,8 @@ import pytest
 from tta_dev_primitives import InMemoryBackend, MemoryBackend, MemoryPrimitive, RedisBackend
 from tta_dev_primitives.testing import CapturedTelemetry, capture_telemetry
 
-from .redis_servers import shared_server
+# Real-server fixtures (private redis-server / valkey-server processes) for every module.
+pytest_plugins = ["tests.redis_servers"]
 
 
 @pytest.fixture
@@ -71,6 +72,8 @@ def _server_harness(flavour: str) -> Callable[[pytest.FixtureRequest], Awaitable
     """RedisBackend on the session's private ``flavour`` server (redis or valkey)."""
 
     async def build(request: pytest.FixtureRequest) -> BackendHarness:
+        from .redis_servers import shared_server
+
         server = shared_server(flavour, request.config)
 
         async def make(max_size: int | None) -> MemoryBackend:
