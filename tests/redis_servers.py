@@ -155,6 +155,7 @@ class RedisServer:
             if self.process.poll() is not None:
                 err = self.process.stderr.read().decode() if self.process.stderr else ""
                 log = self.log()
+                self._close_pipes()
                 self.process = None
                 raise RuntimeError(f"{self.flavour} server exited at start: {err}\n{log}")
             if _ping(self.port, tls=self.tls):

@@ -31,6 +31,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import (
     AuthenticationError,
     AuthorizationError,
+    NoPermissionError,
     NoScriptError,
     RedisError,
 )
@@ -262,8 +263,13 @@ class RedisBackend:
 
     def _error(self, operation: str, exc: BaseException) -> MemoryBackendError:
         text = str(exc)
-        if isinstance(exc, AuthenticationError | AuthorizationError) or text.startswith(
-            ("NOAUTH", "WRONGPASS", "NOPERM", "invalid username-password")
+        if isinstance(exc, NoPermissionError) or text.startswith("NOPERM"):
+            why = (
+                "permission denied (the ACL user needs the scripting commands EVALSHA and "
+                f"SCRIPT LOAD and read/write access to the prefix's keys): {text}"
+            )
+        elif isinstance(exc, AuthenticationError | AuthorizationError) or text.startswith(
+            ("NOAUTH", "WRONGPASS", "invalid username-password")
         ):
             why = f"authentication failed (check the user name and password): {text}"
         elif isinstance(exc, RedisTimeoutError | TimeoutError):
