@@ -344,7 +344,7 @@ async def check_index(client: aioredis.Redis, key_prefix: str) -> dict[str, int]
     lru = set(await client.zrange(base + b"lru", 0, -1))
     records = {k[len(base) + 2 :] for k in await scan(b"r:*")}
     assert records == lru, f"records without recency {records - lru}, ghosts {lru - records}"
-    pending = set(await client.smembers(base + b"q"))
+    pending = set(await client.zrange(base + b"q", 0, -1))
     docs = await client.hgetall(base + b"d")
     terms_of = await client.hgetall(base + b"t")
     assert set(docs) == set(terms_of)

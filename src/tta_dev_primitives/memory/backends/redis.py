@@ -528,25 +528,18 @@ class RedisBackend:
             *(_b(t) for t in terms),
         )
         groups: list[Any] = []
-        force = b"0"
-        stalls = 0
-        pending = -1
+        horizon = b""
         while True:
-            reply = await self._eval(lua.SEARCH, base, *fixed, force, *tail, *groups)
+            reply = await self._eval(lua.SEARCH, base, *fixed, horizon, *tail, *groups)
             if reply[0] != b"index":
                 break
-            # Records written since the last search: tokenize them here (the server cannot
-            # run the shared tokenizer) and send the result back with the next call.
-            left = int(reply[1])
+            # Records written since the last search (and before this one began): tokenize
+            # them here, where the shared tokenizer runs, and send the result back.
+            horizon = reply[1]
             groups = []
             for i in range(2, len(reply), 3):
                 doc = make_document(codec.decode(_s(reply[i + 2])))
                 groups += (reply[i], reply[i + 1], doc.length, _terms_arg(doc), _leaves_arg(doc))
-            # Writers faster than indexing: rank what is indexed rather than chase them.
-            stalls = stalls + 1 if 0 <= pending <= left else 0
-            pending = left
-            if stalls >= 3:
-                force = b"1"
         _, n_docs, total, df_blob, rows_blob, keys_blob, recs_blob = reply
         df = dict(zip(terms, map(int, df_blob.split()), strict=True))
         nums = rows_blob.split()

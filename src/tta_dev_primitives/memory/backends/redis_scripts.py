@@ -15,8 +15,9 @@ Keys of one namespace (``B`` = the base):
   the purge checks the record's own ``PEXPIRETIME`` before dropping it.
 * ``B st``: hash of counters: ``c`` (write order and recency, never reset), ``n`` and ``len``
   (number and total length of the indexed records, for BM25).
-* ``B q``: set of the keys whose search index entry may be stale (written, deleted, evicted or
-  expired since it was indexed).
+* ``B q``: zset of the keys whose search index entry may be stale, scored by the write
+  number of the new version (0 for a record deleted, evicted or expired since it was
+  indexed).
 * ``B d``: hash key -> ``"<seq> <length>"`` of the indexed version.
 * ``B t``: hash key -> ``"<term> <tf> <term> <tf> ..."``, what unindexing needs; it never
   expires, so a record whose value key expired natively is still unindexed exactly.
@@ -79,7 +80,12 @@ local function drop(keys)
     for i = 1, #chunk do recs[i] = REC .. chunk[i] end
     redis.call('DEL', unpack(recs))
     redis.call('ZREM', LRU, unpack(chunk))
-    redis.call('SADD', PENDING, unpack(chunk))
+    local z = {'ZADD', PENDING}
+    for i = 1, #chunk do
+      z[2 * i + 1] = 0
+      z[2 * i + 2] = chunk[i]
+    end
+    redis.call(unpack(z))
   end
 end
 
@@ -198,7 +204,7 @@ local count = (#ARGV - 3) / 2
 local last = redis.call('HINCRBY', ST, 'c', count)
 local at
 if ttl > 0 then at = string.format('%d', clock() + ttl) end
-local z, keys = {'ZADD', LRU}, {}
+local z, keys = {}, {}
 for i = 1, count do
   local key = ARGV[2 + 2 * i]
   local seq = last - count + i
@@ -208,11 +214,11 @@ for i = 1, count do
   else
     redis.call('SET', REC .. key, rec)
   end
-  z[2 * i + 1] = seq
-  z[2 * i + 2] = key
+  z[2 * i - 1] = seq
+  z[2 * i] = key
   keys[i] = key
 end
-local added = redis.call(unpack(z))
+local added = redis.call('ZADD', LRU, unpack(z))
 if at then
   local t = {'ZADD', TTL}
   for i = 1, count do
@@ -221,7 +227,7 @@ if at then
   end
   redis.call(unpack(t))
 end
-redis.call('SADD', PENDING, unpack(keys))
+redis.call('ZADD', PENDING, unpack(z))
 local max = tonumber(ARGV[2])
 if max > 0 and added > 0 then
   local n = redis.call('ZCARD', LRU)
@@ -279,7 +285,7 @@ REMOVE = Script(
 -- ARGV: base, key. Returns 1 if a live record was deleted.
 local key = ARGV[2]
 local live = redis.call('DEL', REC .. key)
-if redis.call('ZREM', LRU, key) == 1 then redis.call('SADD', PENDING, key) end
+if redis.call('ZREM', LRU, key) == 1 then redis.call('ZADD', PENDING, 0, key) end
 return live
 """,
 )
@@ -333,18 +339,20 @@ SEARCH = Script(
     + r"""
 -- ARGV: base, limit, prune ('1': return only the records that can reach the top `limit`),
 --   records ('1': return each candidate's record), all_hold ('1': every record with a word
---   containing `longest` holds the whole query), force ('1': rank even if records are still
---   pending), k1, b, bonus, text, longest, m, term_1..term_m,
+--   containing `longest` holds the whole query), horizon ('' on the first call), k1, b,
+--   bonus, text, longest, m, term_1..term_m,
 --   then groups of (key, seq, length, "term tf ...", leaves) to index first.
--- Returns {'index', pending count, key, seq, payload, ...} while records wait to be indexed
--- (the client tokenizes them and calls again with the groups), else
+-- Returns {'index', horizon, key, seq, payload, ...} while records written before the search
+-- began (up to write counter `horizon`) wait to be indexed (the client tokenizes them and
+-- calls again with the groups and the horizon), else
 -- {'ok', n, total length, "df ...", rows, keys, records} where each row is
 -- "<key bytes> <seq> <length> <holds 0|1> <record bytes or -1> <tf_1> ... <tf_m>".
 local limit = tonumber(ARGV[2])
 local prune = ARGV[3] == '1'
 local want_records = ARGV[4] == '1'
 local all_hold = ARGV[5] == '1'
-local force = ARGV[6] == '1'
+local horizon = ARGV[6]
+if horizon == '' then horizon = redis.call('HGET', ST, 'c') or '0' end
 local K1, B, BONUS = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local text, longest = ARGV[10], ARGV[11]
 local m = tonumber(ARGV[12])
@@ -353,48 +361,47 @@ for i = 1, m do terms[i] = ARGV[12 + i] end
 
 purge()
 
--- Apply what the client tokenized, unless the record changed since.
+-- Apply what the client tokenized, unless the record changed since (then it is pending
+-- again, under its new write number).
 for g = 13 + m, #ARGV, 5 do
   local key, seq = ARGV[g], ARGV[g + 1]
   local head = redis.call('GETRANGE', REC .. key, 0, 24)
-  if head == '' then
+  local now_seq = seq_of(head)
+  if now_seq == nil then
     unindex(key)
-    redis.call('SREM', PENDING, key)
-  elseif seq_of(head) == seq then
+    redis.call('ZREM', PENDING, key)
+  elseif now_seq == seq then
     local doc = redis.call('HGET', DOC, key)
-    if not (doc and string.match(doc, '^(%d+) ') == seq) then
+    if not (doc and string.match(doc, '^(%d+) ') == seq) then -- else a concurrent search did
       unindex(key)
       index(key, seq, ARGV[g + 2], ARGV[g + 3], ARGV[g + 4])
     end
-    redis.call('SREM', PENDING, key)
+    redis.call('ZREM', PENDING, key)
   end
 end
 
--- Unindex the pending records that are gone; hand the live ones to the client.
-if not force then
-  local live = {}
-  while true do
-    local batch = redis.call('SRANDMEMBER', PENDING, 200)
-    if #batch == 0 then break end
-    local gone = 0
-    for i = 1, #batch do
-      local key = batch[i]
-      local rec = redis.call('GET', REC .. key)
-      if rec then
-        local s, ml, vl, at = string.match(rec, '^(%d+):(%d+):(%d+):()')
-        live[#live + 1] = key
-        live[#live + 1] = s
-        live[#live + 1] = string.sub(rec, at + tonumber(ml) + tonumber(vl))
-      else
-        unindex(key)
-        redis.call('SREM', PENDING, key)
-        gone = gone + 1
-      end
+-- Pending records written before the search began, oldest first: unindex the gone ones
+-- here; hand the live ones to the client to tokenize.
+local live = {}
+while true do
+  local batch = redis.call('ZRANGEBYSCORE', PENDING, '-inf', horizon, 'LIMIT', 0, 200)
+  if #batch == 0 then break end
+  for i = 1, #batch do
+    local key = batch[i]
+    local rec = redis.call('GET', REC .. key)
+    local s, ml, vl, at
+    if rec then s, ml, vl, at = string.match(rec, '^(%d+):(%d+):(%d+):()') end
+    if s then
+      live[#live + 1] = key
+      live[#live + 1] = s
+      live[#live + 1] = string.sub(rec, at + tonumber(ml) + tonumber(vl))
+    else
+      unindex(key)
+      redis.call('ZREM', PENDING, key)
     end
-    if #live > 0 or gone == 0 then break end
   end
   if #live > 0 then
-    local out = {'index', redis.call('SCARD', PENDING)}
+    local out = {'index', horizon}
     for i = 1, #live do out[i + 2] = live[i] end
     return out
   end
