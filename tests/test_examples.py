@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,3 +59,17 @@ def test_tracing_pipeline_example() -> None:
     assert "remembered: True" in out
     for name in ("answer_question", "memory.search", "memory.add"):
         assert f'"name": "{name}"' in out
+
+
+def test_redis_workflow_example(valkey_server: Any) -> None:
+    """examples/redis_workflow.py shows the fallback without REDIS_URL and Redis with it."""
+    out = run_example("redis_workflow.py")
+    assert "REDIS_URL is not set" in out
+    assert "is_using_redis() = False" in out
+    assert "backend=in_memory degraded=True" in out
+    assert "3 writes are journaled" in out
+    assert "get turn:1 -> I deploy with Kubernetes on Fridays" in out
+    out = run_example("redis_workflow.py", REDIS_URL=valkey_server.url)
+    assert "after the first call:  is_using_redis() = True" in out
+    assert "backend=redis degraded=False persistent=True" in out
+    assert "least recently used first: ['turn:2', 'note', 'turn:1']" in out
