@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 from hypothesis import given
 from hypothesis import strategies as st
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tta_dev_primitives import (
     HashingEmbedder,
@@ -314,6 +315,9 @@ async def test_from_url_configures_retry_and_timeouts(redis_server: RedisServer)
     assert kwargs["socket_connect_timeout"] == 2.0
     assert kwargs["health_check_interval"] == 7
     assert kwargs["retry"].get_retries() == 4
+    errors = kwargs["retry"]._supported_errors
+    assert RedisConnectionError in errors
+    assert RedisTimeoutError not in errors  # a hung server costs one timeout, not several
     await backend.aclose()
 
 

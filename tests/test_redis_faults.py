@@ -193,7 +193,7 @@ async def test_hung_server_times_out_instead_of_hanging(fresh_server: RedisServe
         start = time.monotonic()
         with pytest.raises(MemoryBackendError, match="timed out"):
             await strict_memory.get("k")
-        assert time.monotonic() - start < 2.5
+        assert time.monotonic() - start < 1.5  # one socket_timeout: timeouts are not retried
         start = time.monotonic()
         assert await lenient_memory.get("k") == "before"  # from the mirror
         await lenient_memory.add("k", "during")

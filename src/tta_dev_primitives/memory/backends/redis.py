@@ -208,10 +208,12 @@ class RedisBackend:
         """Build a backend with its own client for ``url`` (``redis://``, ``rediss://``,
         ``unix://``), closed by :meth:`aclose`.
 
-        The client retries connection errors and timeouts ``retries`` times with exponential
+        The client retries a lost or refused connection ``retries`` times with exponential
         backoff and jitter (a random wait up to ``backoff_base * 2**n``, at most
-        ``backoff_cap`` seconds), so the wait before :class:`MemoryBackendError` is bounded:
-        about ``(retries + 1) * socket_timeout`` plus the backoff.
+        ``backoff_cap`` seconds), which rides through a restart or failover. A timeout is not
+        retried (a server too busy or hung to answer in ``socket_timeout`` will not answer
+        sooner when asked again), so a hung server costs one ``socket_timeout`` before
+        :class:`MemoryBackendError` (or the fallback), never a hang.
 
         Args:
             url: The server URL, credentials included (``redis://user:pass@host:6379/0``).
@@ -219,7 +221,7 @@ class RedisBackend:
             max_size: Most records per namespace (None = unbounded).
             socket_timeout: Seconds to wait for a reply.
             socket_connect_timeout: Seconds to wait for a connection.
-            retries: Retries after a connection error or timeout (0 = none).
+            retries: Retries after a lost or refused connection (0 = none).
             backoff_base: Backoff scale, seconds.
             backoff_cap: Longest backoff, seconds.
             health_check_interval: Seconds of idleness after which a pooled connection is
@@ -235,7 +237,7 @@ class RedisBackend:
         retry = Retry(
             ExponentialWithJitterBackoff(cap=backoff_cap, base=backoff_base),
             retries,
-            supported_errors=(RedisConnectionError, RedisTimeoutError),
+            supported_errors=(RedisConnectionError,),
         )
         client = aioredis.from_url(
             url,
