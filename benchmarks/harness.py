@@ -94,6 +94,8 @@ class Results:
     samples: dict[int, dict[str, dict[str, list[float]]]] = field(default_factory=dict)
     load_seconds: dict[int, dict[str, float]] = field(default_factory=dict)
     span_cost: dict[int, list[float]] = field(default_factory=dict)
+    # The first call of each operation after loading a size (warm-up, seconds per record).
+    first_call: dict[int, dict[str, dict[str, float]]] = field(default_factory=dict)
     checks: dict[str, str] = field(default_factory=dict)
     wall_seconds: float = 0.0
 
@@ -114,6 +116,7 @@ class Results:
         data["samples"] = {int(k): v for k, v in data["samples"].items()}
         data["load_seconds"] = {int(k): v for k, v in data["load_seconds"].items()}
         data["span_cost"] = {int(k): v for k, v in data["span_cost"].items()}
+        data["first_call"] = {int(k): v for k, v in data.get("first_call", {}).items()}
         return cls(**data)
 
 
@@ -174,24 +177,31 @@ class _Runner:
         self.is_async: dict[str, bool] = {}
         self.spent: dict[str, float] = {}
         self.loaded = 0  # records 0 .. loaded-1 are stored
+        self.first_call: dict[str, float] = {}
 
     async def run_op(
-        self, op: Operation, plan: Any, budget: float, overhead: float
+        self, op: Operation, plan: Any, budget: float, overhead: float, *, warmup: bool = False
     ) -> list[float] | None:
+        """Time the round's calls of ``op``; seconds per record, or None if unsupported.
+
+        In a warm-up round the first call is timed on its own and kept in ``first_call`` (it
+        pays for whatever the system deferred, e.g. indexing what was just loaded).
+        """
         fn = getattr(self.adapter, op.name, None)
         if fn is None:
             return None
         calls = op.calls(self.adapter, plan)
         items = op.items(plan)
+        start = time.perf_counter()
         kind = self.is_async.get(op.name)
-        if kind is None:
-            # First call of this operation (warm-up): find out whether it returns a coroutine.
+        if warmup or kind is None:
+            t0 = time.perf_counter()
             result = fn(*calls[0])
             kind = self.is_async[op.name] = hasattr(result, "__await__")
             if kind:
                 await result
+            self.first_call[op.name] = (time.perf_counter() - t0) / items
             calls = calls[1:]
-        start = time.perf_counter()
         if kind:
             raw = await _time_async(fn, calls, budget)
         else:
@@ -322,11 +332,18 @@ async def _run_size(
 ) -> None:
     size_samples: dict[str, dict[str, list[float]]] = {r.spec.key: {} for r in runners}
     results.samples[plan.size] = size_samples
+    first_calls: dict[str, dict[str, float]] = {}
+    results.first_call[plan.size] = first_calls
     for runner in runners:
         runner.spent = {}
+        runner.first_call = {}
     total_rounds = config.warmup_rounds + plan.rounds
+    budget = plan.op_budget / max(1, plan.rounds)
     for round_no in range(total_rounds):
         recorded = round_no >= config.warmup_rounds
+        if round_no == config.warmup_rounds:
+            for runner in runners:  # what the warm-up spent does not count
+                runner.spent = {}
         work = workload.round_plan(plan.size, round_no, plan.per_round, plan.queries, config.bulk)
         shift = round_no % max(1, len(runners))
         order = runners[shift:] + runners[:shift]
@@ -335,12 +352,13 @@ async def _run_size(
                 spent = runner.spent.get(op.name, 0.0)
                 if recorded and spent > plan.op_budget:
                     continue
-                budget = plan.op_budget / total_rounds
-                samples = await runner.run_op(op, work, budget, overhead)
+                samples = await runner.run_op(op, work, budget, overhead, warmup=round_no == 0)
                 if samples is None:
                     continue
                 if recorded:
                     size_samples[runner.spec.key].setdefault(op.name, []).extend(samples)
+            if round_no == 0:
+                first_calls[runner.spec.key] = dict(runner.first_call)
             if not recorded:
                 await _check(runner, work, results)
         if span_cost and recorded:

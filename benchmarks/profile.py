@@ -150,7 +150,7 @@ async def profile(args: argparse.Namespace) -> None:
             print(profiler.output_text(unicode=True, color=False, show_all=False))
         if server is not None:
             print("server time per command or script (slow log, every op of the rounds):")
-            for line in await _server_time_by_script(server.url(0)):
+            for line in (await _server_time_by_script(server.url(0)))[:10]:
                 print(f"  {line}")
     finally:
         await adapter.aclose()
