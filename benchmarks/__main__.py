@@ -52,7 +52,16 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def _command(argv: list[str]) -> str:
-    extra = " ".join(argv)
+    """The command that reproduces the report (re-rendering options left out)."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--from-json":
+            skip = True
+        elif not arg.startswith("--from-json="):
+            kept.append(arg)
+    extra = " ".join(kept)
     if not extra:
         return "make bench"
     return f"make bench BENCH_ARGS='{extra}'"
