@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         results = Results.from_json(json.loads(Path(args.from_json).read_text()))
     else:
         results = asyncio.run(run(_config(args)))
+        results.machine = machine_description()  # the code and machine that were measured
         json_path = Path(args.json)
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(results.to_json()))

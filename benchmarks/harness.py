@@ -96,6 +96,7 @@ class Results:
     span_cost: dict[int, list[float]] = field(default_factory=dict)
     # The first call of each operation after loading a size (warm-up, seconds per record).
     first_call: dict[int, dict[str, dict[str, float]]] = field(default_factory=dict)
+    machine: dict[str, str] = field(default_factory=dict)  # filled by the caller
     checks: dict[str, str] = field(default_factory=dict)
     wall_seconds: float = 0.0
 

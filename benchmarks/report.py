@@ -350,6 +350,7 @@ def render_markdown(
         "## Machine",
         "",
     ]
+    machine = results.machine or machine
     servers = ", ".join(f"{k}-server {v}" for k, v in sorted(results.servers.items())) or "none"
     out += [
         f"- CPU: {machine['cpu']}; memory: {machine['memory']}",
@@ -572,6 +573,8 @@ def plot_search(results: Results, path: Path) -> bool:
     except ImportError:
         return False
     sizes = _sizes(results)
+    palette = plt.get_cmap("tab20").colors
+    colors = {s["key"]: palette[i % len(palette)] for i, s in enumerate(_systems(results))}
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.5), sharey=True)
     for ax, (op, title) in zip(
         axes,
@@ -587,13 +590,17 @@ def plot_search(results: Results, path: Path) -> bool:
                     ys.append(med * 1e3)
             if not xs:
                 continue
+            label = system["label"]
+            if system["key"] == "langgraph":
+                label += " (query ignored: no keyword index)"
             ax.plot(
                 xs,
                 ys,
                 _STYLE.get(system["group"], "-"),
-                marker="o",
+                color=colors[system["key"]],
+                marker="s" if system.get("tracing") else "o",
                 markersize=4,
-                label=system["label"],
+                label=label,
             )
         ax.set_xscale("log")
         ax.set_yscale("log")
