@@ -311,7 +311,7 @@ async def test_from_url_configures_retry_and_timeouts(redis_server: RedisServer)
         redis_server.url, socket_timeout=1.5, retries=4, health_check_interval=7
     )
     kwargs = backend._client.connection_pool.connection_kwargs
-    assert kwargs["socket_timeout"] == 1.5
+    assert backend._timeout == 1.5  # enforced per round trip by the backend
     assert kwargs["socket_connect_timeout"] == 2.0
     assert kwargs["health_check_interval"] == 7
     assert kwargs["retry"].get_retries() == 4

@@ -206,6 +206,10 @@ async def test_hung_server_times_out_instead_of_hanging(fresh_server: RedisServe
             break
         await asyncio.sleep(0.05)
     assert await lenient_memory.get("k") == "during"
+    # The timed-out connection was dropped, not left out of step with the server.
+    for _ in range(3):
+        assert await strict_memory.get("k") == "during"
+        assert await strict_memory.size() == 1
     await strict.aclose()
     await lenient.aclose()
 
