@@ -457,3 +457,44 @@ async def test_redis_spans_are_client_spans_with_server_attributes(
         assert "memory.degraded" not in span.attributes
     await memory.clear()
     await memory.aclose()
+
+
+# -- cluster ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flavour", ["redis", "valkey"])
+async def test_works_on_a_cluster(flavour: str) -> None:
+    """On a (one-node) Redis Cluster every operation runs, each namespace in one slot."""
+    from redis.asyncio.cluster import RedisCluster
+
+    from .redis_servers import running_server
+
+    with running_server(flavour, ["--cluster-enabled", "yes"]) as server:
+        admin = aioredis.from_url(server.url)
+        await admin.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+        for _ in range(100):
+            if b"cluster_state:ok" in await admin.execute_command("CLUSTER", "INFO"):
+                break
+            await asyncio.sleep(0.05)
+        client = RedisCluster.from_url(server.url)
+        backend = RedisBackend(client, max_size=5)
+        assert backend.info().attributes["server.port"] == server.port
+        memory = MemoryPrimitive(
+            backend=backend, namespace=("a", "b"), embedder=HashingEmbedder(16)
+        )
+        await memory.add_many({f"k{i}": f"hello world {i}" for i in range(8)})
+        await memory.add("x", "hello there", ttl=10)
+        assert await memory.keys() == ["k4", "k5", "k6", "k7", "x"]
+        assert await memory.get_many(["k6", "x"]) == {"k6": "hello world 6", "x": "hello there"}
+        for mode in ("keyword", "semantic", "hybrid"):
+            hits = await memory.search("hello", mode=mode)  # type: ignore[arg-type]
+            assert sorted(h.key for h in hits) == ["k4", "k5", "k6", "k7", "x"]
+        assert await memory.delete("x")
+        assert await memory.clear() == 4
+        slots = {
+            await admin.execute_command("CLUSTER", "KEYSLOT", key)
+            async for key in admin.scan_iter(count=1000)
+        }
+        assert len(slots) <= 1  # what is left (the write counter) is in the namespace's slot
+        await client.aclose()
+        await admin.aclose()

@@ -606,7 +606,9 @@ class RedisBackend:
 
 def _address(client: RedisClient) -> tuple[str, int | None]:
     if isinstance(client, aioredis.RedisCluster):
-        node = client.get_default_node() or next(iter(client.get_nodes()), None)
+        # Before the first command the cluster is not discovered yet: use a startup node.
+        startup = client.nodes_manager.startup_nodes.values()
+        node = client.get_default_node() or next(iter(startup), None)
         if node is not None:
             return str(node.host), int(node.port)
         return "unknown", None
