@@ -71,11 +71,24 @@ def require_binary(flavour: str) -> str:
     return binary
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def free_port(cluster: bool = False) -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now.
+
+    With ``cluster``, one whose cluster bus port (10000 higher) is free and valid too.
+    """
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if not cluster:
+            return port
+        if port + 10000 <= 65535:
+            with socket.socket() as bus:
+                try:
+                    bus.bind(("127.0.0.1", port + 10000))
+                except OSError:
+                    continue
+            return port
 
 
 def _ping(port: int, timeout: float = 0.2, tls: bool = False) -> bool:
@@ -226,7 +239,8 @@ def running_server(
     """A started private server of ``flavour``, stopped (and its directory removed) at exit."""
     binary = require_binary(flavour)
     with tempfile.TemporaryDirectory(prefix=f"tta-{flavour}-") as tmp:
-        server = RedisServer(flavour, binary, free_port(), Path(tmp), extra_args, tls)
+        port = free_port(cluster="--cluster-enabled" in extra_args)
+        server = RedisServer(flavour, binary, port, Path(tmp), extra_args, tls)
         server.start()
         try:
             yield server
