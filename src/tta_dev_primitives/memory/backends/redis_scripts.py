@@ -467,7 +467,7 @@ local function holds(blob, needle)
   return false
 end
 
-local acc, nacc = {}, 0 -- key -> {score, length, {term index -> tf}}
+local acc, nacc = {}, 0 -- key -> {score, length, tf_1, ..., tf_m} (nil tf: absent)
 if all_hold and m > 0 then
   for i = 1, #subs do held[subs[i]] = true end
 else
@@ -480,7 +480,7 @@ else
   end
 end
 for key in pairs(held) do
-  acc[key] = {BONUS, 0, {}}
+  acc[key] = {BONUS, 0}
   nacc = nacc + 1
 end
 
@@ -489,11 +489,36 @@ end
 -- below it), only those that still can are followed. Scores here only choose who to
 -- return; the client rescores exactly (with a margin for the different float rounding).
 local SLACK = 1.0 - 1e-9
+-- The limit-th best score so far (a min-heap of the best `limit`), or nil if fewer.
 local function kth()
-  local s = {}
-  for _, c in pairs(acc) do s[#s + 1] = c[1] end
-  table.sort(s, function(a, b) return a > b end)
-  return s[limit]
+  local h, n = {}, 0
+  for _, c in pairs(acc) do
+    local v = c[1]
+    if n < limit then
+      n = n + 1
+      h[n] = v
+      local i = n
+      while i > 1 do
+        local p = math.floor(i / 2)
+        if h[p] <= h[i] then break end
+        h[p], h[i] = h[i], h[p]
+        i = p
+      end
+    elseif v > h[1] then
+      h[1] = v
+      local i = 1
+      while true do
+        local l, m = 2 * i, i
+        if l <= n and h[l] < h[m] then m = l end
+        if l + 1 <= n and h[l + 1] < h[m] then m = l + 1 end
+        if m == i then break end
+        h[m], h[i] = h[i], h[m]
+        i = m
+      end
+    end
+  end
+  if n < limit then return nil end
+  return h[1]
 end
 local order = {}
 local bound = 0.0
@@ -506,7 +531,7 @@ local function add(c, i, v, idf)
   local tf = v % SHIFT
   local len = (v - tf) / SHIFT
   c[2] = len
-  c[3][i] = tf
+  c[2 + i] = tf
   c[1] = c[1] + idf * tf * KP1 / (tf + K1 * (1.0 - B + B * len / avgdl))
 end
 for _, i in ipairs(order) do
@@ -520,7 +545,7 @@ for _, i in ipairs(order) do
       local key = h[j]
       local c = acc[key]
       if not c then
-        c = {0.0, 0, {}}
+        c = {0.0, 0}
         acc[key] = c
         nacc = nacc + 1
       end
@@ -570,7 +595,7 @@ for s = 1, #chosen, 1000 do
         end
       end
       local row = {#key, string.match(doc, '^(%d+) '), c[2], held[key] and 1 or 0, rlen}
-      for i = 1, m do row[5 + i] = c[3][i] or 0 end
+      for i = 1, m do row[5 + i] = c[2 + i] or 0 end
       rows[#rows + 1] = table.concat(row, ' ')
       keys[#keys + 1] = key
     end
