@@ -16,6 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tta_dev_primitives import (
+    FallbackBackend,
     HashingEmbedder,
     InMemoryBackend,
     MemoryBackendError,
@@ -497,3 +498,14 @@ async def test_works_on_a_cluster(flavour: str) -> None:
         assert await memory.clear() == 4
         await client.aclose()
         await admin.aclose()
+
+
+def test_fallback_mirror_is_bounded(redis_server: RedisServer) -> None:
+    """The in-memory mirror behind redis_url= holds at most 10 000 records per namespace."""
+    for size, mirror in [(None, 10_000), (50, 50), (1_000_000, 10_000)]:
+        memory = MemoryPrimitive(redis_url=redis_server.url, max_size=size)
+        backend = memory.backend
+        assert isinstance(backend, FallbackBackend)
+        assert backend.primary.max_size == size  # type: ignore[attr-defined]
+        assert backend.secondary.max_size == mirror  # type: ignore[attr-defined]
+        asyncio.run(memory.aclose())

@@ -31,6 +31,7 @@ OperationKind: TypeAlias = Literal[
 ]
 _MODES = ("keyword", "semantic", "hybrid")
 _CONTENT_LIMIT = 1024  # characters of captured content per attribute
+_MIRROR_MAX_SIZE = 10_000  # records per namespace the Redis fallback mirrors
 
 
 @dataclass(slots=True)
@@ -281,7 +282,10 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             raise ValueError(f"redis_url is not a usable Redis URL: {exc}") from exc
         if not fallback:
             return primary
-        return FallbackBackend(primary, InMemoryBackend(max_size))
+        # The mirror serves reads during an outage; it is bounded even when Redis is not,
+        # so the process never holds a copy of a large store.
+        mirror = _MIRROR_MAX_SIZE if max_size is None else min(max_size, _MIRROR_MAX_SIZE)
+        return FallbackBackend(primary, InMemoryBackend(mirror))
 
     # -- introspection ------------------------------------------------------------------------
 
