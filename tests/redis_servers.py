@@ -248,22 +248,6 @@ def running_server(
             server.stop()
 
 
-def supports_tls(flavour: str) -> bool:
-    """Whether the server binary of ``flavour`` was built with TLS."""
-    binary = server_binary(flavour)
-    if binary is None:
-        return False
-    out = subprocess.run(
-        [binary, "--tls-port", "0", "--port", "0", "--test-memory", "1"],
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=False,
-    )
-    text = out.stdout + out.stderr
-    return "TLS" not in text and "tls-port" not in text.lower()
-
-
 _SHARED: dict[str, RedisServer] = {}
 
 
