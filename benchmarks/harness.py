@@ -58,7 +58,13 @@ class Config:
             per_round=100,
             queries=3,
             op_budget=5.0,
-            skip=("ours-redis-sdk", "ours-valkey-sdk", "ours-redis-direct"),
+            skip=(
+                "ours-redis-sdk",
+                "ours-valkey-sdk",
+                "ours-redis-direct",
+                "raw-redis-span",
+                "raw-valkey-span",
+            ),
         ),
     )
     bulk: int = 1000

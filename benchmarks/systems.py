@@ -402,10 +402,24 @@ async def _scan_batches(client: Any, count: int = 1000) -> Any:
             return
 
 
-def _raw_redis(kind: str) -> Callable[[Environment], Awaitable[Adapter]]:
+def _spanned(fn: Op, tracer: Any, name: str) -> Op:
+    async def call(*args: Any) -> Any:
+        with tracer.start_as_current_span(name):
+            return await fn(*args)
+
+    return call
+
+
+def _raw_redis(kind: str, spanned: bool = False) -> Callable[[Environment], Awaitable[Adapter]]:
     async def make(env: Environment) -> Adapter:
         adapter = RawRedisAdapter(env.url(kind))
         await adapter.client.flushdb()
+        if spanned:
+            # The floor of recording: each call inside one bare span of the same SDK set-up.
+            tracer = env.tracer_provider().get_tracer("benchmarks")
+            for name in ("add", "get", "delete", "add_many"):
+                setattr(adapter, name, _spanned(getattr(adapter, name), tracer, f"bench.{name}"))
+            adapter.search = adapter.search_question = None
         return adapter
 
     return make
@@ -556,6 +570,22 @@ def all_systems() -> list[SystemSpec]:
                 _raw_redis(where),
                 requires=("redis",),
                 note="search: SCAN + MGET of every record, then the dict linear scan",
+            )
+        )
+    for where in ("redis", "valkey"):
+        systems.append(
+            SystemSpec(
+                f"raw-{where}-span",
+                f"redis-py + JSON + bare span ({_WHERE_LABEL[where]})",
+                "floor",
+                where,
+                _raw_redis(where, spanned=True),
+                requires=("redis", "opentelemetry.sdk"),
+                tracing=True,
+                note=(
+                    "each call inside one bare SDK span (batch processor, no-op exporter): "
+                    "what recording a span costs around a round trip here, nothing of ours"
+                ),
             )
         )
     for where in ("memory", "redis", "valkey"):
