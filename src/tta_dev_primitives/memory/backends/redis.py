@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import struct
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
@@ -63,6 +64,7 @@ from .base import BackendInfo, Entry, Namespace, Record, SearchQuery, SearchResu
 __all__ = ["RedisBackend"]
 
 _BATCH = 1000  # keys per script call / commands per pipeline flush
+_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 _FAILURES = (RedisError, OSError)  # OSError covers the builtin TimeoutError/ConnectionError
 
 RedisClient = aioredis.Redis | aioredis.RedisCluster
@@ -346,7 +348,8 @@ class RedisBackend:
         return results
 
     def _body(self, entry: Entry) -> bytes:
-        meta = b"" if entry.metadata is None else _b(codec.encode(entry.metadata, None))
+        # Metadata was validated by the primitive: encode it without checking it again.
+        meta = b"" if entry.metadata is None else _b(_json(entry.metadata))
         vector = entry.vector
         vec = b"" if vector is None else _vector_arg(normalize_vector(vector))
         return b"%d:%d:%s%s%s" % (len(meta), len(vec), meta, vec, _b(entry.payload))
