@@ -237,6 +237,21 @@ async def test_huge_single_word_is_searchable(redis_backend: RedisBackend) -> No
     assert [h.key for h in hits] == ["big"]
 
 
+async def test_big_values_are_indexed_in_bounded_batches(redis_backend: RedisBackend) -> None:
+    """Pending values over the 4 MB batch budget, or over 20 000 terms, are indexed over
+    several bounded round trips and found."""
+    ns = ("bigs",)
+    filler = "lorem ipsum " * 75_000  # about 900 KB, two words
+    for i in range(6):
+        await redis_backend.put(ns, entry(f"big{i}", f"needle{i} {filler}"))
+    for i in range(40):  # 40 000 distinct terms
+        await redis_backend.put(ns, entry(f"many{i}", " ".join(f"t{i}x{j}" for j in range(1000))))
+    hits = await redis_backend.search(ns, SearchQuery("ipsum", 10))
+    assert sorted(h.key for h in hits) == [f"big{i}" for i in range(6)]
+    assert [h.key for h in await redis_backend.search(ns, SearchQuery("needle3", 10))] == ["big3"]
+    assert [h.key for h in await redis_backend.search(ns, SearchQuery("t39x999", 10))] == ["many39"]
+
+
 # -- errors -------------------------------------------------------------------------------------
 
 

@@ -64,6 +64,8 @@ from .base import BackendInfo, Entry, Namespace, Record, SearchQuery, SearchResu
 __all__ = ["RedisBackend"]
 
 _BATCH = 1000  # keys per script call / commands per pipeline flush
+_INDEX_TERMS = 20_000  # terms indexed per script call (about 0.1 s of server time)
+_DEFAULT: Any = object()
 _json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 _FAILURES = (RedisError, OSError)  # OSError covers the builtin TimeoutError/ConnectionError
 
@@ -300,10 +302,12 @@ class RedisBackend:
         if self._closed:
             raise MemoryBackendError("RedisBackend is closed", backend="redis", operation=operation)
 
-    async def _eval(self, script: lua.Script, base: bytes, *args: Any) -> Any:
+    async def _eval(
+        self, script: lua.Script, base: bytes, *args: Any, deadline: Any = _DEFAULT
+    ) -> Any:
         cmd = ("EVALSHA", script.sha, 1, base + b"lru", base, *args)
         client = self._client
-        timeout = self._timeout
+        timeout = self._timeout if deadline is _DEFAULT else deadline
         try:
             if timeout is None:
                 return await client.execute_command(*cmd)
@@ -538,17 +542,38 @@ class RedisBackend:
         )
         groups: list[Any] = []
         horizon = b""
+        timeout = self._timeout
         while True:
-            reply = await self._eval(lua.SEARCH, base, *fixed, horizon, *tail, *groups)
+            reply = await self._eval(
+                lua.SEARCH, base, *fixed, horizon, b"0", *tail, *groups, deadline=timeout
+            )
             if reply[0] != b"index":
                 break
             # Records written since the last search (and before this one began): tokenize
-            # them here, where the shared tokenizer runs, and send the result back.
+            # them here, where the shared tokenizer runs, and send the result back. Each call
+            # indexes at most _INDEX_TERMS terms (unless one record has more), so no script
+            # holds the server long; the deadline grows with the work sent.
             horizon = reply[1]
             groups = []
+            work = 0
             for i in range(2, len(reply), 3):
                 doc = make_document(codec.decode(_s(reply[i + 2])))
+                if groups and work + len(doc.terms) > _INDEX_TERMS:
+                    await self._eval(
+                        lua.SEARCH,
+                        base,
+                        *fixed,
+                        horizon,
+                        b"1",
+                        *tail,
+                        *groups,
+                        deadline=_index_timeout(self._timeout, work),
+                    )
+                    groups = []
+                    work = 0
                 groups += (reply[i], reply[i + 1], doc.length, _terms_arg(doc), _leaves_arg(doc))
+                work += len(doc.terms)
+            timeout = _index_timeout(self._timeout, work)
         _, n_docs, total, df_blob, rows_blob, keys_blob, recs_blob = reply
         df = dict(zip(terms, map(int, df_blob.split()), strict=True))
         nums = rows_blob.split()
@@ -605,6 +630,11 @@ class RedisBackend:
         self._closed = True
         if self._close_client:
             await self._client.aclose()
+
+
+def _index_timeout(timeout: float | None, terms: int) -> float | None:
+    # Indexing costs the server about 10 us a term: allow for it on top of the usual wait.
+    return None if timeout is None else timeout + terms * 1e-5
 
 
 def _address(client: RedisClient) -> tuple[str, int | None]:

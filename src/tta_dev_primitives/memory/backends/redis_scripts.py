@@ -339,9 +339,9 @@ SEARCH = Script(
     + r"""
 -- ARGV: base, limit, prune ('1': return only the records that can reach the top `limit`),
 --   records ('1': return each candidate's record), all_hold ('1': every record with a word
---   containing `longest` holds the whole query), horizon ('' on the first call), k1, b,
---   bonus, text, longest, m, term_1..term_m,
---   then groups of (key, seq, length, "term tf ...", leaves) to index first.
+--   containing `longest` holds the whole query), horizon ('' on the first call),
+--   apply_only ('1': index the groups and return {'applied'}), k1, b, bonus, text, longest,
+--   m, term_1..term_m, then groups of (key, seq, length, "term tf ...", leaves) to index.
 -- Returns {'index', horizon, key, seq, payload, ...} while records written before the search
 -- began (up to write counter `horizon`) wait to be indexed (the client tokenizes them and
 -- calls again with the groups and the horizon), else
@@ -353,17 +353,18 @@ local want_records = ARGV[4] == '1'
 local all_hold = ARGV[5] == '1'
 local horizon = ARGV[6]
 if horizon == '' then horizon = redis.call('HGET', ST, 'c') or '0' end
-local K1, B, BONUS = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
-local text, longest = ARGV[10], ARGV[11]
-local m = tonumber(ARGV[12])
+local apply_only = ARGV[7] == '1'
+local K1, B, BONUS = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
+local text, longest = ARGV[11], ARGV[12]
+local m = tonumber(ARGV[13])
 local terms = {}
-for i = 1, m do terms[i] = ARGV[12 + i] end
+for i = 1, m do terms[i] = ARGV[13 + i] end
 
 purge()
 
 -- Apply what the client tokenized, unless the record changed since (then it is pending
 -- again, under its new write number).
-for g = 13 + m, #ARGV, 5 do
+for g = 14 + m, #ARGV, 5 do
   local key, seq = ARGV[g], ARGV[g + 1]
   local head = redis.call('GETRANGE', REC .. key, 0, 24)
   local now_seq = seq_of(head)
@@ -380,9 +381,12 @@ for g = 13 + m, #ARGV, 5 do
   end
 end
 
+if apply_only then return {'applied'} end
+
 -- Pending records written before the search began, oldest first: unindex the gone ones
 -- here; hand the live ones to the client to tokenize.
-local live = {}
+-- A batch is at most 200 records and (beyond its first record) 4 MB of values.
+local live, bytes = {}, 0
 while true do
   local batch = redis.call('ZRANGEBYSCORE', PENDING, '-inf', horizon, 'LIMIT', 0, 200)
   if #batch == 0 then break end
@@ -392,9 +396,12 @@ while true do
     local s, ml, vl, at
     if rec then s, ml, vl, at = string.match(rec, '^(%d+):(%d+):(%d+):()') end
     if s then
+      if bytes > 4000000 then break end
+      local payload = string.sub(rec, at + tonumber(ml) + tonumber(vl))
+      bytes = bytes + #payload
       live[#live + 1] = key
       live[#live + 1] = s
-      live[#live + 1] = string.sub(rec, at + tonumber(ml) + tonumber(vl))
+      live[#live + 1] = payload
     else
       unindex(key)
       redis.call('ZREM', PENDING, key)
