@@ -8,11 +8,12 @@ Usage::
 or simply ``MemoryPrimitive(redis_url="redis://localhost:6379/0")``, which also puts an
 in-memory :class:`~tta_dev_primitives.memory.backends.fallback.FallbackBackend` in front.
 
-Every operation is one ``EVALSHA`` round trip, an atomic Lua script over one namespace:
-value, LRU order, TTL index, eviction and search index change together or not at all.
-Writes cost O(1) commands on the server; the search index catches up at the next search
-(the pending records are tokenized by the client with the shared search module, then
-indexed by the script that ranks). Key layout and the scripts are described in
+Every operation is one ``EVALSHA`` round trip (batches: one per 1000 records, pipelined),
+an atomic Lua script over one namespace: value, LRU order, TTL index, eviction and search
+bookkeeping change together or not at all. Writes cost O(1) commands on the server; the
+search index catches up at the next search, which hands the records written since to the
+client to tokenize with the shared search module and indexes them before it ranks (one
+extra round trip per 200 such records). Key layout and the scripts are described in
 :mod:`~tta_dev_primitives.memory.backends.redis_scripts`. Needs plain Redis >= 7.0 or
 Valkey, no modules.
 """
