@@ -103,6 +103,8 @@ class Results:
     # The first call of each operation after loading a size (warm-up, seconds per record).
     first_call: dict[int, dict[str, dict[str, float]]] = field(default_factory=dict)
     machine: dict[str, str] = field(default_factory=dict)  # filled by the caller
+    # Median of each measured round (index = round), None where the round skipped it.
+    round_medians: dict[int, dict[str, dict[str, list[float | None]]]] = field(default_factory=dict)
     checks: dict[str, str] = field(default_factory=dict)
     wall_seconds: float = 0.0
 
@@ -114,6 +116,27 @@ class Results:
         data = self.samples.get(size, {}).get(system, {}).get(op)
         return percentile(data, 95) if data else None
 
+    def ratio(
+        self, size: int, system: str, op: str, base: str, base_op: str | None = None
+    ) -> float | None:
+        """``system``'s cost over ``base``'s: the median of the per-round ratios.
+
+        Both ran in the same rounds, so pairing them round by round cancels what changed
+        between rounds (other load on the machine); the ratio of the overall medians is the
+        fallback when no round has both.
+        """
+        base_op = base_op or op
+        rounds = self.round_medians.get(size, {})
+        a = rounds.get(system, {}).get(op, [])
+        b = rounds.get(base, {}).get(base_op, [])
+        paired = [x / y for x, y in zip(a, b, strict=False) if x is not None and y]
+        if paired:
+            return statistics.median(paired)
+        num, den = self.median(size, system, op), self.median(size, base, base_op)
+        if num is None or not den:
+            return None
+        return num / den
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -124,6 +147,7 @@ class Results:
         data["load_seconds"] = {int(k): v for k, v in data["load_seconds"].items()}
         data["span_cost"] = {int(k): v for k, v in data["span_cost"].items()}
         data["first_call"] = {int(k): v for k, v in data.get("first_call", {}).items()}
+        data["round_medians"] = {int(k): v for k, v in data.get("round_medians", {}).items()}
         return cls(**data)
 
 
@@ -339,6 +363,8 @@ async def _run_size(
 ) -> None:
     size_samples: dict[str, dict[str, list[float]]] = {r.spec.key: {} for r in runners}
     results.samples[plan.size] = size_samples
+    size_rounds: dict[str, dict[str, list[float | None]]] = {r.spec.key: {} for r in runners}
+    results.round_medians[plan.size] = size_rounds
     first_calls: dict[str, dict[str, float]] = {}
     results.first_call[plan.size] = first_calls
     for runner in runners:
@@ -364,6 +390,9 @@ async def _run_size(
                     continue
                 if recorded:
                     size_samples[runner.spec.key].setdefault(op.name, []).extend(samples)
+                    per_round = size_rounds[runner.spec.key].setdefault(op.name, [])
+                    per_round.extend([None] * (round_no - config.warmup_rounds - len(per_round)))
+                    per_round.append(statistics.median(samples) if samples else None)
             if round_no == 0:
                 first_calls[runner.spec.key] = dict(runner.first_call)
             if not recorded:

@@ -60,12 +60,6 @@ def fmt_ratio(ratio: float | None) -> str:
     return f"{ratio:.2f}{X}" if ratio < 100 else f"{ratio:.0f}{X}"
 
 
-def _ratio(a: float | None, b: float | None) -> float | None:
-    if a is None or b is None or b <= 0:
-        return None
-    return a / b
-
-
 def _cpu_model() -> str:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
@@ -144,7 +138,7 @@ def _ratio_target(
         return Target(name, "not measured (system unavailable)", None)
     parts, ok = [], True
     for size in _sizes(results):
-        ratio = _ratio(results.median(size, ours, op), results.median(size, base, base_op))
+        ratio = results.ratio(size, ours, op, base, base_op)
         if ratio is None:
             continue
         parts.append(f"{size:,}: {fmt_ratio(ratio)}")
@@ -217,7 +211,7 @@ def _add_many_target(results: Results, ours: str, label: str) -> Target:
         return Target(name, "not measured (system unavailable)", None)
     parts, ok = [], True
     for size in _sizes(results):
-        speedup = _ratio(results.median(size, ours, "add"), results.median(size, ours, "add_many"))
+        speedup = results.ratio(size, ours, "add", ours, "add_many")
         if speedup is None:
             continue
         parts.append(f"{size:,}: {speedup:.1f}{X}")
@@ -245,7 +239,7 @@ def _tracing_target(results: Results, where: str, label: str) -> Target:
     worst: tuple[float, str] | None = None
     for size in _sizes(results):
         for op in ("add", "get", "delete", "search"):
-            ratio = _ratio(results.median(size, on, op), results.median(size, off, op))
+            ratio = results.ratio(size, on, op, off)
             if ratio is not None and (worst is None or ratio > worst[0]):
                 worst = (ratio, f"{op} at {size:,}")
     if worst is None:
@@ -258,11 +252,7 @@ def _tracing_target(results: Results, where: str, label: str) -> Target:
 
 
 def _worst_ratio(results: Results, a: str, b: str, ops: Iterable[str]) -> float | None:
-    ratios = [
-        _ratio(results.median(size, a, op), results.median(size, b, op))
-        for size in _sizes(results)
-        for op in ops
-    ]
+    ratios = [results.ratio(size, a, op, b) for size in _sizes(results) for op in ops]
     found = [r for r in ratios if r is not None]
     return max(found) if found else None
 
@@ -386,6 +376,9 @@ def render_markdown(
         "  medians and p95s are per-operation latencies. `add` writes new keys that `delete`",
         "  removes in the same round; `add_many` writes a batch of "
         f"{results.config['bulk']} new records (cost shown per record), removed untimed.",
+        "- Ratios pair the two systems round by round (the median over rounds of the ratio of",
+        "  their medians in that round), so load that comes and goes on the machine during",
+        "  the run cancels out; the tables of medians pool every call of every round.",
         "- Searches: *keywords* is a 2-word recall query (a topic word and a name from one",
         "  stored session); *question* is a natural-language question around them, full of",
         "  common words. Limit 5.",
@@ -422,8 +415,9 @@ def render_markdown(
     out += [
         "## Ratios of ours to the floors and peers",
         "",
-        "Median of ours divided by the median of the same operation of the system named, at",
-        f"the same size in the same run (below 1.00{X} is faster).",
+        "Cost of ours over the cost of the same operation of the system named, at the same",
+        "size in the same run: the median over rounds of the ratio of the two systems'",
+        f"medians in that round (below 1.00{X} is faster).",
         "",
     ]
     for size in sizes:
@@ -437,10 +431,7 @@ def render_markdown(
                     continue
                 row = [f"{system['label']} / {short}"]
                 for op in ops:
-                    ratio = _ratio(
-                        results.median(size, system["key"], op), results.median(size, base, op)
-                    )
-                    row.append(fmt_ratio(ratio))
+                    row.append(fmt_ratio(results.ratio(size, system["key"], op, base)))
                 rows.append(row)
         out += _table(["ours / baseline"] + [OP_TITLES.get(op, op) for op in ops], rows)
         out.append("")
@@ -542,7 +533,8 @@ def _tracing_section(results: Results) -> list[str]:
                 if a is None or b is None:
                     row.append("—")
                     continue
-                row.append(f"{fmt_ratio(a / b if b else None)} (+{fmt_time(max(a - b, 0.0))})")
+                ratio = results.ratio(size, on, op, off)
+                row.append(f"{fmt_ratio(ratio)} (+{fmt_time(max(a - b, 0.0))})")
             if any(cell != "—" for cell in row[2:]):
                 rows.append(row)
     out += _table(["ours", "records"] + [OP_TITLES[op] for op in ops], rows)
@@ -565,9 +557,7 @@ def _bulk_section(results: Results) -> list[str]:
         key = system["key"]
         row = [system["label"]]
         for size in sizes:
-            speedup = _ratio(
-                results.median(size, key, "add"), results.median(size, key, "add_many")
-            )
+            speedup = results.ratio(size, key, "add", key, "add_many")
             row.append("—" if speedup is None else f"{speedup:.1f}{X}")
         for size in sizes:
             load = results.load_seconds.get(size, {}).get(key)

@@ -80,6 +80,8 @@ async def test_harness_runs_core_systems_and_renders_report(tmp_path: Path) -> N
     assert "## Targets" in text
     assert "| dict |" in text
     assert len(evaluate_targets(results)) >= 10
+    # Ratios pair systems round by round; a system against itself is exactly 1.
+    assert results.ratio(40, "dict", "get", "dict") == 1.0
     # The results survive a JSON round trip (make bench re-renders from it).
     again = Results.from_json(results.to_json())
     assert again.median(40, "dict", "get") == results.median(40, "dict", "get")
