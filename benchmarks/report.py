@@ -409,7 +409,8 @@ def render_markdown(
             for op in ops:
                 med, p95 = results.median(size, key, op), results.p95(size, key, op)
                 row.append("—" if med is None else f"{fmt_time(med)} ({fmt_time(p95)})")
-            rows.append(row)
+            if any(cell != "—" for cell in row[1:]):  # not measured at this size: left out
+                rows.append(row)
         out += _table(["system"] + [OP_TITLES.get(op, op) for op in ops], rows)
         out.append("")
     out += [
@@ -432,7 +433,8 @@ def render_markdown(
                 row = [f"{system['label']} / {short}"]
                 for op in ops:
                     row.append(fmt_ratio(results.ratio(size, system["key"], op, base)))
-                rows.append(row)
+                if any(cell != "—" for cell in row[1:]):
+                    rows.append(row)
         out += _table(["ours / baseline"] + [OP_TITLES.get(op, op) for op in ops], rows)
         out.append("")
     out += _growth_section(results, plot)
