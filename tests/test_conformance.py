@@ -440,9 +440,12 @@ async def test_search_argument_errors(make_memory: MakeMemory) -> None:
 
 
 async def test_search_metadata_is_a_copy(make_memory: MakeMemory) -> None:
-    """Hit metadata can be mutated without changing what is stored."""
+    """Neither the caller's metadata nor a hit's metadata is aliased with what is stored."""
     memory = await make_memory()
-    await memory.add("k", "text", metadata={"tags": ["a"]})
+    meta = {"tags": ["a"]}
+    await memory.add("k", "text", metadata=meta)
+    meta["tags"].append("caller")
+    assert [h.key for h in await memory.search("text", filter={"tags": ["a"]})] == ["k"]
     (hit,) = await memory.search("text")
     assert hit.metadata is not None
     hit.metadata["tags"].append("b")

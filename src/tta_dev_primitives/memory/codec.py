@@ -194,4 +194,7 @@ def validate_metadata(metadata: object, arg: str = "metadata") -> dict[str, Any]
         )
     meta = dict(metadata)
     check_json(meta, arg)
+    if any(type(v) is dict or type(v) is list for v in meta.values()):
+        # Nested containers: store a deep copy, never the caller's objects.
+        meta = decode(_encode_json(meta))
     return meta

@@ -17,7 +17,7 @@ from ..core.instrumented import InstrumentedPrimitive
 from ..core.telemetry import DURATION_BUCKETS
 from ..observability import attributes as A
 from . import codec
-from .backends.base import Entry, MemoryBackend, Namespace, SearchQuery
+from .backends.base import BackendInfo, Entry, MemoryBackend, Namespace, Record, SearchQuery
 from .backends.fallback import FallbackBackend
 from .backends.in_memory import InMemoryBackend
 from .backends.redis import RedisBackend
@@ -126,12 +126,23 @@ class MemoryOperation:
 class _Shared:
     """State shared by a primitive and its scoped views."""
 
-    __slots__ = ("backend", "degraded", "owns_backend")
+    __slots__ = ("backend", "degraded", "get_now", "owns_backend", "put_now", "span_attrs")
 
     def __init__(self, backend: MemoryBackend, owns_backend: bool) -> None:
         self.backend = backend
         self.owns_backend = owns_backend
         self.degraded = False
+        # Optional capability of in-process backends (see MemoryBackend): synchronous get and
+        # put, used when there is no span or metric to record, to save a coroutine per call.
+        self.get_now: Callable[[Namespace, str], Record | None] | None = getattr(
+            backend, "get_now", None
+        )
+        self.put_now: Callable[[Namespace, Entry], int] | None = getattr(backend, "put_now", None)
+        # (operation kind, namespace) -> (backend info, the span attributes that follow from
+        # them), so a traced operation does not rebuild the same attributes every call.
+        self.span_attrs: dict[
+            tuple[str, Namespace], tuple[BackendInfo, dict[str, AttributeValue]]
+        ] = {}
 
 
 _UNSET: Any = object()
@@ -359,7 +370,11 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         """
         if self._telemetry.disabled():
             # No SDK: execute() would do no span or metric work; skip building the operation.
-            await self._do_add(key, value, ttl, metadata, _NO_SPAN)
+            put_now = self._shared.put_now
+            if put_now is not None and self._embedder is None:
+                put_now(self._namespace, self._entry(key, value, ttl, metadata, None))
+            else:
+                await self._do_add(key, value, ttl, metadata, _NO_SPAN)
             return
         op = MemoryOperation("add", key=key, value=value, ttl=ttl, metadata=metadata)
         await self.execute(op, context)
@@ -369,7 +384,11 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
     ) -> Any:
         """The value under ``key`` (a fresh copy), or ``default``; refreshes its recency."""
         if self._telemetry.disabled():
-            return await self._do_get(key, default, _NO_SPAN, metered=False)
+            get_now = self._shared.get_now
+            if get_now is None:
+                return await self._do_get(key, default, _NO_SPAN, metered=False)
+            record = get_now(self._namespace, codec.validate_key(key))
+            return default if record is None else codec.decode(record.payload)
         return await self.execute(MemoryOperation("get", key=key, default=default), context)
 
     async def search(
@@ -512,17 +531,33 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
     def _span_attributes(
         self, input_data: MemoryOperation, context: WorkflowContext
     ) -> dict[str, AttributeValue]:
-        attrs = super()._span_attributes(input_data, context)
-        info = self._shared.backend.info()
         kind = input_data.kind
-        attrs[A.ATTR_GEN_AI_OPERATION_NAME] = A.GEN_AI_OPERATION_NAMES[kind]
-        attrs[A.ATTR_GEN_AI_MEMORY_STORE_ID] = self._store_id
-        attrs[A.ATTR_MEMORY_BACKEND] = info.name
-        attrs.update(info.attributes)
-        if info.remote:
-            attrs[A.ATTR_DB_OPERATION_NAME] = kind
+        info = self._shared.backend.info()
+        cache_key = (kind, self._namespace)
+        cached = self._shared.span_attrs.get(cache_key)
+        if cached is None or cached[0] is not info:
+            static = {
+                A.ATTR_PRIMITIVE_NAME: self.name,
+                A.ATTR_PRIMITIVE_TYPE: self._type,
+                A.ATTR_GEN_AI_OPERATION_NAME: A.GEN_AI_OPERATION_NAMES[kind],
+                A.ATTR_GEN_AI_MEMORY_STORE_ID: self._store_id,
+                A.ATTR_MEMORY_BACKEND: info.name,
+                **info.attributes,
+            }
+            if info.remote:
+                static[A.ATTR_DB_OPERATION_NAME] = kind
+            if kind == "search":
+                static[A.ATTR_OPENINFERENCE_SPAN_KIND] = "RETRIEVER"
+            cached = (info, static)
+            if len(self._shared.span_attrs) >= 4096:  # many scoped namespaces: stay bounded
+                self._shared.span_attrs.clear()
+            self._shared.span_attrs[cache_key] = cached
+        attrs = dict(cached[1])
+        if context.workflow_id is not None:
+            attrs[A.ATTR_WORKFLOW_ID] = context.workflow_id
+        if context.session_id is not None:
+            attrs[A.ATTR_WORKFLOW_SESSION_ID] = context.session_id
         if kind == "search":
-            attrs[A.ATTR_OPENINFERENCE_SPAN_KIND] = "RETRIEVER"
             if isinstance(input_data.limit, int):
                 attrs[A.ATTR_MEMORY_SEARCH_LIMIT] = input_data.limit
             if self._capture_content and isinstance(input_data.query, str):
@@ -598,15 +633,21 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
     async def _op_add(self, op: MemoryOperation, span: trace.Span) -> None:
         await self._do_add(op.key, op.value, op.ttl, op.metadata, span)
 
-    async def _do_add(
-        self, key: Any, value: Any, ttl: Any, metadata: Any, span: trace.Span
-    ) -> None:
+    def _entry(self, key: Any, value: Any, ttl: Any, metadata: Any, vector: Any) -> Entry:
+        """Validate and encode one record (raises before anything is stored)."""
         key = codec.validate_key(key)
         ttl = codec.validate_ttl(ttl) if ttl is not None else self._default_ttl
         meta = None if metadata is None else codec.validate_metadata(metadata)
-        payload = codec.encode(value, self._max_value_bytes)
-        (vector,) = await self._embed([value]) if self._embedder else (None,)
-        entry = Entry(key, payload, meta, ttl, vector)
+        return Entry(key, codec.encode(value, self._max_value_bytes), meta, ttl, vector)
+
+    async def _do_add(
+        self, key: Any, value: Any, ttl: Any, metadata: Any, span: trace.Span
+    ) -> None:
+        entry = self._entry(key, value, ttl, metadata, None)
+        if self._embedder is not None:
+            (vector,) = await self._embed([value])
+            entry = Entry(entry.key, entry.payload, entry.metadata, entry.ttl, vector)
+        payload = entry.payload
         if self._capture_content and span.is_recording():
             span.set_attribute(A.ATTR_MEMORY_CONTENT, _truncate(payload))
         evicted = await self._shared.backend.put(self._namespace, entry)

@@ -268,10 +268,14 @@ class InvertedIndex:
     finds the words containing a query word, for whole-query substring matches.
     """
 
-    __slots__ = ("_docs", "_grams", "_postings", "_total_length")
+    __slots__ = ("_bounds", "_docs", "_grams", "_lengths", "_postings", "_total_length")
 
     def __init__(self) -> None:
+        # term -> (largest tf, shortest document) over its postings, ever: an upper bound of
+        # what the term can add to any record's score (kept on removal: still an upper bound).
+        self._bounds: dict[str, tuple[int, int]] = {}
         self._postings: dict[str, dict[str, int]] = {}
+        self._lengths: dict[str, int] = {}  # key -> document length, for BM25's norm
         self._docs: dict[str, tuple[int, Document, Mapping[str, Any] | None]] = {}
         self._grams: dict[str, set[str]] = {}
         self._total_length = 0
@@ -288,9 +292,17 @@ class InvertedIndex:
         if key in self._docs:
             self.remove(key)
         self._docs[key] = (seq, doc, metadata)
+        self._lengths[key] = doc.length
         self._total_length += doc.length
         postings = self._postings
+        bounds = self._bounds
+        length = doc.length
         for term, tf in doc.terms.items():
+            bound = bounds.get(term)
+            if bound is None:
+                bounds[term] = (tf, length)
+            elif tf > bound[0] or length < bound[1]:
+                bounds[term] = (max(tf, bound[0]), min(length, bound[1]))
             plist = postings.get(term)
             if plist is None:
                 postings[term] = {key: tf}
@@ -305,6 +317,7 @@ class InvertedIndex:
         if entry is None:
             return
         doc = entry[1]
+        del self._lengths[key]
         self._total_length -= doc.length
         postings = self._postings
         for term in doc.terms:
@@ -319,6 +332,8 @@ class InvertedIndex:
                         del self._grams[gram]
 
     def clear(self) -> None:
+        self._bounds.clear()
+        self._lengths.clear()
         self._postings.clear()
         self._docs.clear()
         self._grams.clear()
@@ -390,40 +405,55 @@ class InvertedIndex:
 
         avgdl = total / n_docs if total else 1.0
         k1p1 = BM25_K1 + 1.0
-        lists = sorted(
-            ((idf(df[t], n_docs), postings[t]) for t in query.terms if df[t]),
-            key=lambda item: -item[0],
-        )
+        bounds = self._bounds
+        lists = []
+        for t in query.terms:
+            if df[t]:
+                weight = idf(df[t], n_docs)
+                maxtf, minlen = bounds[t]
+                top_ = (
+                    weight
+                    * maxtf
+                    * k1p1
+                    / (maxtf + BM25_K1 * (1.0 - BM25_B + BM25_B * minlen / avgdl))
+                )
+                lists.append((weight, postings[t], top_))
+        lists.sort(key=lambda item: -item[2])
         # Upper bound of what a record not seen yet can still score.
-        unseen_bound = math.fsum(weight * k1p1 for weight, _ in lists) + SUBSTRING_BONUS
+        unseen_bound = math.fsum(top_ for _, _, top_ in lists) + SUBSTRING_BONUS
         acc: dict[str, float] = {}
         get = acc.get
-        for weight, plist in lists:
+        lengths = self._lengths
+        # norm = a + c * length, with BM25's constants folded once per query.
+        norm_a = BM25_K1 * (1.0 - BM25_B)
+        norm_c = BM25_K1 * BM25_B / avgdl
+        for weight, plist, top_ in lists:
             floor = self._floor(acc, limit, unseen_bound)
-            unseen_bound -= weight * k1p1
+            unseen_bound -= top_
             if floor is None:
+                wk = weight * k1p1
                 for key, tf in plist.items():
-                    norm = BM25_K1 * (1.0 - BM25_B + BM25_B * docs[key][1].length / avgdl)
-                    acc[key] = get(key, 0.0) + weight * tf * k1p1 / (tf + norm)
+                    acc[key] = get(key, 0.0) + wk * tf / (tf + norm_a + norm_c * lengths[key])
             else:
                 # Closed to newcomers: keep only records that can still reach the floor.
-                reach = unseen_bound + weight * k1p1
+                reach = unseen_bound + top_
                 acc = {k: v for k, v in acc.items() if v + reach >= floor}
                 get = acc.get
                 for key in acc:
                     freq = plist.get(key)
                     if freq:
-                        norm = BM25_K1 * (1.0 - BM25_B + BM25_B * docs[key][1].length / avgdl)
-                        acc[key] += weight * freq * k1p1 / (freq + norm)
+                        acc[key] += weight * k1p1 * freq / (freq + norm_a + norm_c * lengths[key])
         floor = self._floor(acc, limit, SUBSTRING_BONUS)
         text = query.text
         if floor is None:
             for key in self._substring_keys(query):
                 acc[key] = get(key, 0.0) + SUBSTRING_BONUS
         else:
-            for key in acc:
-                if any(text in leaf for leaf in docs[key][1].leaves):
-                    acc[key] += SUBSTRING_BONUS
+            # Only a record within the bonus of the current top ``limit`` can still enter it.
+            need = floor - SUBSTRING_BONUS
+            for key, value in acc.items():
+                if value >= need and any(text in leaf for leaf in docs[key][1].leaves):
+                    acc[key] = value + SUBSTRING_BONUS
         if len(acc) > limit:
             cut = heapq.nlargest(limit, acc.values())[-1] * _SLACK
             contenders: Iterable[str] = [k for k, v in acc.items() if v >= cut]

@@ -61,9 +61,11 @@ class InMemoryStore:
         self._max_value_bytes = max_value_bytes
         self._items: OrderedDict[str, _Item] = OrderedDict()
         self._index = InvertedIndex()
-        # Records written since the last search; they are tokenized and indexed by the next
-        # search, so writes stay cheap and each record is indexed at most once.
+        # Records written since the last search, and indexed keys deleted, replaced or evicted
+        # since then: the next search applies both, so writes and deletes stay cheap and each
+        # record is tokenized at most once.
         self._pending: dict[str, _Item] = {}
+        self._stale: set[str] = set()
         self._expiry: list[tuple[float, int, str]] = []
         self._seq = itertools.count(1)
 
@@ -116,6 +118,10 @@ class InMemoryStore:
             return []
         self._purge(self._clock())
         index = self._index
+        if self._stale:
+            for key in self._stale:
+                index.remove(key)
+            self._stale.clear()
         if self._pending:
             for key, item in self._pending.items():
                 record = item.record
@@ -192,6 +198,7 @@ class InMemoryStore:
         self._items.clear()
         self._index.clear()
         self._pending.clear()
+        self._stale.clear()
         self._expiry.clear()
         return count
 
@@ -223,7 +230,7 @@ class InMemoryStore:
 
     def _unindex(self, key: str) -> None:
         if self._pending.pop(key, None) is None:
-            self._index.remove(key)
+            self._stale.add(key)
 
     def _remove(self, key: str) -> None:
         del self._items[key]

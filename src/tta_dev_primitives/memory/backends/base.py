@@ -190,3 +190,9 @@ class MemoryBackend(Protocol):
     async def aclose(self) -> None:
         """Release connections; further use is an error."""
         ...
+
+    # Optional: a backend that never waits (in process) may also offer
+    #   def get_now(self, namespace, key) -> Record | None
+    #   def put_now(self, namespace, entry) -> int
+    # with the semantics of get/put; the primitive then calls them directly when it has no
+    # span or metric to record, saving a coroutine per operation.

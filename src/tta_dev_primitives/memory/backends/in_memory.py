@@ -42,12 +42,21 @@ class InMemoryBackend:
     def info(self) -> BackendInfo:
         return _INFO
 
+    def put_now(self, namespace: Namespace, entry: Entry) -> int:
+        """:meth:`put` without a coroutine (this backend never waits)."""
+        return self._store(namespace).put(entry)
+
     async def put(self, namespace: Namespace, entry: Entry) -> int:
         return self._store(namespace).put(entry)
 
     async def put_many(self, namespace: Namespace, entries: Sequence[Entry]) -> int:
         store = self._store(namespace)
         return sum(store.put(entry) for entry in entries)
+
+    def get_now(self, namespace: Namespace, key: str) -> Record | None:
+        """:meth:`get` without a coroutine (this backend never waits)."""
+        store = self._stores.get(namespace)
+        return None if store is None else store.get_record(key)
 
     async def get(self, namespace: Namespace, key: str) -> Record | None:
         store = self._stores.get(namespace)
