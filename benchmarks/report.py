@@ -214,7 +214,7 @@ def _add_many_target(results: Results, ours: str, label: str) -> Target:
         speedup = results.ratio(size, ours, "add", ours, "add_many")
         if speedup is None:
             continue
-        parts.append(f"{size:,}: {speedup:.1f}{X}")
+        parts.append(f"{size:,}: {speedup:.2f}{X}")
         ok = ok and speedup >= 10
     if not parts:
         return Target(name, "not measured (no add_many)", None)
