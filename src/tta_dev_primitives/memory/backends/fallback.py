@@ -117,6 +117,12 @@ class FallbackBackend:
         self._probe_task: asyncio.Task[None] | None = None
         self._outage_started = 0.0
         self._closed = False
+        # The mirror write on the healthy path: synchronous when the secondary can (the
+        # in-memory backend's put_now), to keep it off the write's latency.
+        put_now = getattr(secondary, "put_now", None)
+        self._mirror_now: Callable[[Namespace, Entry], int] | None = (
+            put_now if callable(put_now) else None
+        )
 
     # -- state ----------------------------------------------------------------------------------
 
@@ -258,7 +264,11 @@ class FallbackBackend:
             except MemoryBackendError as exc:
                 self._activate(exc)
             else:
-                await self.secondary.put(namespace, entry)
+                mirror = self._mirror_now
+                if mirror is not None:
+                    mirror(namespace, entry)
+                else:
+                    await self.secondary.put(namespace, entry)
                 return evicted
         # Journal before any await, so a recovery finishing meanwhile still replays it.
         self._journal_put(namespace, entry)
