@@ -264,8 +264,10 @@ async def test_rewrite_resets_ttl(make_memory: MakeMemory, memory_backend: Backe
         (math.inf, ValueError),
         ("1", TypeError),
         (True, TypeError),
+        (10**400, ValueError),
+        (1e16, ValueError),
     ],
-    ids=["zero", "negative", "nan", "inf", "str", "bool"],
+    ids=["zero", "negative", "nan", "inf", "str", "bool", "huge-int", "centuries"],
 )
 async def test_bad_ttl_is_refused(make_memory: MakeMemory, ttl: Any, error: type) -> None:
     """TTL must be a finite number of seconds > 0; nothing is stored otherwise."""

@@ -400,3 +400,71 @@ async def test_primitive_marks_degraded_spans_and_counts_activations(
     assert sum(p.value for p in points) == 1
     primary.down = False
     await backend.aclose()
+
+
+class Refusing(Flaky):
+    """Refuses (non-transiently) every put of the key "bad", like a server-side script error."""
+
+    async def put(self, namespace: Namespace, entry: Entry) -> int:
+        if entry.key == "bad" and not self.down:
+            raise MemoryBackendError("refused", backend="flaky", operation="put", transient=False)
+        return await super().put(namespace, entry)
+
+
+async def test_refused_operation_is_raised_not_journaled(clock: FakeClock) -> None:
+    """A non-transient error is the caller's to see: no outage, nothing journaled."""
+    primary = Refusing(clock)
+    backend = FallbackBackend(primary, InMemoryBackend(clock=clock), probe_interval=3600)
+    with pytest.raises(MemoryBackendError, match="refused"):
+        await backend.put(NS, entry("bad", 1))
+    assert not backend.degraded
+    assert backend.pending == 0
+    await backend.put(NS, entry("good", 2))
+    assert await value(primary.inner, "good") == 2
+    await backend.aclose()
+
+
+async def test_refused_replay_is_set_aside_and_later_writes_reach_the_primary(
+    clock: FakeClock,
+) -> None:
+    """One journaled write the primary refuses does not block the writes behind it."""
+    primary = Refusing(clock)
+    backend = FallbackBackend(primary, InMemoryBackend(clock=clock), probe_interval=3600)
+    primary.down = True
+    await backend.put(NS, entry("bad", 1))
+    await backend.put(NS, entry("good", 2))
+    primary.down = False
+    assert await backend.recover() is True
+    assert not backend.degraded
+    assert backend.pending == 0
+    assert await value(primary.inner, "good") == 2
+    assert [op_exc[1].transient for op_exc in backend.replay_refused] == [False]
+    await backend.aclose()
+
+
+async def test_probe_survives_unexpected_errors(clock: FakeClock) -> None:
+    """An unexpected exception while probing is logged and the probe keeps going."""
+    primary = Flaky(clock)
+    failures = 2
+    original = primary.ping
+
+    async def ping() -> None:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise RuntimeError("unexpected")
+        await original()
+
+    primary.ping = ping  # type: ignore[method-assign]
+    backend = FallbackBackend(primary, InMemoryBackend(clock=clock), probe_interval=0.01)
+    primary.down = True
+    await backend.put(NS, entry("k", "during"))
+    primary.down = False
+    for _ in range(200):
+        if not backend.degraded:
+            break
+        await asyncio.sleep(0.01)
+    assert not backend.degraded
+    assert failures == 0
+    assert await value(primary.inner, "k") == "during"
+    await backend.aclose()

@@ -10,6 +10,7 @@ from typing import Any
 __all__ = [
     "DEFAULT_MAX_VALUE_BYTES",
     "MAX_KEY_BYTES",
+    "MAX_TTL_SECONDS",
     "JSONValue",
     "check_json",
     "decode",
@@ -22,6 +23,8 @@ __all__ = [
 JSONValue = Any  # dict[str, JSONValue] | list[JSONValue] | str | int | float | bool | None
 
 MAX_KEY_BYTES = 1024
+# About 68 years: far beyond any useful expiry, and far inside what Redis (PXAT in ms) holds.
+MAX_TTL_SECONDS = 2**31
 DEFAULT_MAX_VALUE_BYTES = 1_048_576
 
 
@@ -83,9 +86,14 @@ def validate_ttl(ttl: object, arg: str = "ttl") -> float | None:
         return None
     if isinstance(ttl, bool) or not isinstance(ttl, int | float):
         raise TypeError(f"{arg} must be a number of seconds or None, got {type(ttl).__name__}")
-    value = float(ttl)
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{arg} must be a finite number of seconds > 0, got {ttl!r}")
+    try:
+        value = float(ttl)
+    except OverflowError:
+        value = math.inf
+    if not (0 < value <= MAX_TTL_SECONDS):
+        raise ValueError(
+            f"{arg} must be a number of seconds > 0 and <= {MAX_TTL_SECONDS}, got {ttl!r}"
+        )
     return value
 
 

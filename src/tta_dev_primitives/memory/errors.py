@@ -14,9 +14,17 @@ class MemoryBackendError(Exception):
     Attributes:
         backend: Name of the backend that failed (``"redis"``, ...).
         operation: The operation that failed (``"add"``, ``"get"``, ...), when known.
+        transient: True when the backend is unavailable (cannot connect, timed out, failing
+            over) and the same operation may succeed later, which is what makes a
+            ``FallbackBackend`` serve from memory. False when the backend answered and refused
+            this operation (e.g. a permission or script error): retrying cannot help, so it
+            is raised to the caller even with a fallback.
     """
 
-    def __init__(self, message: str, *, backend: str = "", operation: str = "") -> None:
+    def __init__(
+        self, message: str, *, backend: str = "", operation: str = "", transient: bool = True
+    ) -> None:
         super().__init__(message)
         self.backend = backend
         self.operation = operation
+        self.transient = transient

@@ -108,6 +108,8 @@ class FallbackBackend:
         self.secondary = secondary
         self.probe_interval = float(probe_interval)
         self.fallback_activations = 0
+        # Journaled operations the primary refused on replay (not an outage), with the error.
+        self.replay_refused: list[tuple[object, MemoryBackendError]] = []
         self._on_activation = on_activation
         self._clock = clock
         self._degraded = False
@@ -148,6 +150,10 @@ class FallbackBackend:
         return self.primary.info()
 
     def _activate(self, exc: MemoryBackendError) -> None:
+        if not exc.transient:
+            # The primary answered and refused this operation: an outage would not explain
+            # it and memory cannot fix it, so the caller hears of it.
+            raise exc
         if self._degraded:
             return
         self._degraded = True
@@ -213,8 +219,11 @@ class FallbackBackend:
     async def _probe_loop(self) -> None:
         while self._degraded and not self._closed:
             await asyncio.sleep(self.probe_interval)
-            if await self.recover():
-                return
+            try:
+                if await self.recover():
+                    return
+            except Exception:  # never let the probe die: the backend would stay degraded
+                logger.exception("probing the primary %r failed", self.primary.info().name)
 
     async def _probe(self) -> None:
         ping = getattr(self.primary, "ping", None)
@@ -238,7 +247,20 @@ class FallbackBackend:
                 journal = self._journal
                 while journal:
                     jkey, op = next(iter(journal.items()))
-                    await self._replay(op)
+                    try:
+                        await self._replay(op)
+                    except MemoryBackendError as exc:
+                        if exc.transient:
+                            raise
+                        # The primary refuses this one operation (it is not an outage):
+                        # set it aside rather than block every later write behind it.
+                        self.replay_refused.append((op, exc))
+                        logger.error(
+                            "the primary %r refused a journaled operation; set aside in "
+                            "replay_refused (%s)",
+                            self.primary.info().name,
+                            exc,
+                        )
                     # A newer operation on the key may have replaced this one meanwhile.
                     if journal.get(jkey) is op:
                         del journal[jkey]

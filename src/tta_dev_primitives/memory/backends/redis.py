@@ -34,9 +34,13 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import (
     AuthenticationError,
     AuthorizationError,
+    ClusterDownError,
     NoPermissionError,
     NoScriptError,
+    ReadOnlyError,
+    RedisClusterException,
     RedisError,
+    TryAgainError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -68,7 +72,20 @@ _BATCH = 1000  # keys per script call / commands per pipeline flush
 _INDEX_TERMS = 20_000  # terms indexed per script call (about 0.1 s of server time)
 _DEFAULT: Any = object()
 _json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
-_FAILURES = (RedisError, OSError)  # OSError covers the builtin TimeoutError/ConnectionError
+# OSError covers the builtin TimeoutError/ConnectionError; RedisClusterException (all nodes
+# unreachable, slot not covered) does not derive from RedisError.
+_FAILURES = (RedisError, OSError, RedisClusterException)
+# Failures meaning "unavailable now, may answer later" (a fallback serves meanwhile); any other
+# reply is the server refusing this operation.
+_TRANSIENT = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    OSError,
+    RedisClusterException,
+    ClusterDownError,
+    ReadOnlyError,
+    TryAgainError,
+)
 
 RedisClient = aioredis.Redis | aioredis.RedisCluster
 
@@ -296,7 +313,10 @@ class RedisBackend:
         else:
             why = f"{type(exc).__name__}: {text}"
         return MemoryBackendError(
-            f"Redis at {self._where}, {operation}: {why}", backend="redis", operation=operation
+            f"Redis at {self._where}, {operation}: {why}",
+            backend="redis",
+            operation=operation,
+            transient=isinstance(exc, _TRANSIENT),
         )
 
     def _check_open(self, operation: str) -> None:
