@@ -97,6 +97,20 @@ def validate_ttl(ttl: object, arg: str = "ttl") -> float | None:
     return value
 
 
+def _is_flat(mapping: dict[Any, Any]) -> bool:
+    """True when every key is a str and every value a JSON scalar (finite floats)."""
+    for k, v in mapping.items():
+        tv = type(v)
+        if type(k) is not str:
+            return False
+        if tv is str or tv is int or tv is bool or v is None:
+            continue
+        if tv is float and v - v == 0.0:  # finite: inf - inf and nan - nan are nan
+            continue
+        return False
+    return True
+
+
 def check_json(value: object, arg: str = "value") -> None:
     """Raise TypeError unless ``value`` is made only of JSON types (str keys, no tuples/sets).
 
@@ -106,14 +120,8 @@ def check_json(value: object, arg: str = "value") -> None:
     kind = type(value)
     if kind is str or kind is int or kind is bool or value is None:
         return
-    if kind is dict:
-        # Fast path for the common flat record ({"role": ..., "content": ...}).
-        for k, v in value.items():  # type: ignore[attr-defined]
-            tv = type(v)
-            if type(k) is not str or not (tv is str or tv is int or tv is bool or v is None):
-                break
-        else:
-            return
+    if kind is dict and _is_flat(value):  # type: ignore[arg-type]
+        return  # the common flat record ({"role": ..., "content": ...})
     if isinstance(value, _SCALARS):
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(
@@ -193,16 +201,19 @@ def decode(text: str) -> Any:
 
 
 def validate_metadata(metadata: object, arg: str = "metadata") -> dict[str, Any] | None:
-    """Return a validated copy-ready metadata mapping (str keys, JSON values) or None."""
+    """Return a copy of ``metadata`` (str keys, JSON values) that shares nothing with it."""
     if metadata is None:
         return None
-    if not isinstance(metadata, Mapping):
+    if type(metadata) is dict:
+        meta: dict[str, Any] = metadata.copy()
+    elif isinstance(metadata, Mapping):
+        meta = dict(metadata)
+    else:
         raise TypeError(
             f"{arg} must be a mapping of str to JSON values, got {type(metadata).__name__}"
         )
-    meta = dict(metadata)
+    if _is_flat(meta):
+        return meta  # scalars only: the shallow copy shares nothing mutable
     check_json(meta, arg)
-    if any(type(v) is dict or type(v) is list for v in meta.values()):
-        # Nested containers: store a deep copy, never the caller's objects.
-        meta = decode(_encode_json(meta))
-    return meta
+    # Nested containers: store a deep copy, never the caller's objects.
+    return decode(_encode_json(meta))  # type: ignore[no-any-return]
