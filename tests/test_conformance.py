@@ -56,6 +56,12 @@ async def test_values_are_never_aliased(make_memory: MakeMemory) -> None:
     assert await memory.get("k") == {"items": [1, 2], "meta": {"a": 1}}
     hits = await memory.search("zzz-none")
     assert hits == []
+    flat = {"role": "user", "n": 1, "x": 0.5}
+    await memory.add("flat", flat)
+    flat["role"] = "changed"
+    first = await memory.get("flat")
+    first["n"] = 99
+    assert await memory.get("flat") == {"role": "user", "n": 1, "x": 0.5}
 
 
 @pytest.mark.parametrize(

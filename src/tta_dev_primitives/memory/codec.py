@@ -13,8 +13,12 @@ __all__ = [
     "MAX_TTL_SECONDS",
     "JSONValue",
     "check_json",
+    "NO_SNAPSHOT",
     "decode",
     "encode",
+    "encode_snapshot",
+    "thaw",
+    "value_of",
     "validate_key",
     "validate_metadata",
     "validate_ttl",
@@ -171,6 +175,20 @@ def encode(
         TypeError: the value is not made of JSON types.
         ValueError: it holds a non-finite float, or its JSON is larger than ``max_bytes``.
     """
+    return encode_snapshot(value, max_bytes, arg)[0]
+
+
+def encode_snapshot(
+    value: object, max_bytes: int | None = DEFAULT_MAX_VALUE_BYTES, arg: str = "value"
+) -> tuple[str, Any]:
+    """:func:`encode`, plus the value's :func:`snapshot`, validating the value once."""
+    kind = type(value)
+    if kind is dict and _is_flat(value):  # type: ignore[arg-type]
+        snap: Any = value.copy()  # type: ignore[attr-defined]
+    elif kind is str or kind is int or kind is bool or value is None:
+        snap = value
+    else:
+        snap = NO_SNAPSHOT
     try:
         text = _encode_json(value)
     except TypeError:
@@ -180,16 +198,43 @@ def encode(
         raise ValueError(f"{arg} is circular or nested too deeply to encode as JSON") from exc
     except ValueError as exc:  # circular reference or non-finite float
         raise ValueError(f"{arg} cannot be encoded as JSON: {exc}") from exc
-    # Encoding succeeded, so there is no cycle; now refuse what JSON would silently change
-    # (tuples, non-str keys), so that get() returns what add() was given.
-    check_json(value, arg)
+    if snap is NO_SNAPSHOT:
+        # Encoding succeeded, so there is no cycle; now refuse what JSON would silently
+        # change (tuples, non-str keys), so that get() returns what add() was given.
+        check_json(value, arg)
+        if kind is float:
+            snap = value  # finite: a non-finite float failed to encode above
     if max_bytes is not None and len(text) * 4 > max_bytes:
         size = len(text.encode("utf-8", "surrogatepass"))
         if size > max_bytes:
             raise ValueError(
                 f"{arg} is {size} bytes as JSON, more than max_value_bytes={max_bytes}"
             )
-    return text
+    return text, snap
+
+
+def thaw(snap: Any) -> Any:
+    """A value for the caller from a snapshot of :func:`encode_snapshot` (a fresh dict each time).
+
+    Snapshots are scalars (returned as they are) or flat dicts of scalars (shallow-copied, which
+    shares nothing mutable); other values have none (:data:`NO_SNAPSHOT`) and are decoded.
+    """
+    return snap.copy() if type(snap) is dict else snap
+
+
+def value_of(payload: str, snap: Any) -> Any:
+    """What a read hands the caller: a thawed snapshot when there is one, else decoded JSON."""
+    return decode(payload) if snap is NO_SNAPSHOT else thaw(snap)
+
+
+class _NoSnapshot:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NO_SNAPSHOT"
+
+
+NO_SNAPSHOT: Any = _NoSnapshot()
 
 
 def decode(text: str) -> Any:

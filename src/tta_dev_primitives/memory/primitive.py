@@ -388,7 +388,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             if get_now is None:
                 return await self._do_get(key, default, _NO_SPAN, metered=False)
             record = get_now(self._namespace, codec.validate_key(key))
-            return default if record is None else codec.decode(record.payload)
+            return default if record is None else codec.value_of(record.payload, record.snapshot)
         return await self.execute(MemoryOperation("get", key=key, default=default), context)
 
     async def search(
@@ -638,7 +638,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         key = codec.validate_key(key)
         ttl = codec.validate_ttl(ttl) if ttl is not None else self._default_ttl
         meta = None if metadata is None else codec.validate_metadata(metadata)
-        return Entry(key, codec.encode(value, self._max_value_bytes), meta, ttl, vector)
+        payload, snap = codec.encode_snapshot(value, self._max_value_bytes)
+        return Entry(key, payload, meta, ttl, vector, snapshot=snap)
 
     async def _do_add(
         self, key: Any, value: Any, ttl: Any, metadata: Any, span: trace.Span
@@ -646,7 +647,9 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         entry = self._entry(key, value, ttl, metadata, None)
         if self._embedder is not None:
             (vector,) = await self._embed([value])
-            entry = Entry(entry.key, entry.payload, entry.metadata, entry.ttl, vector)
+            entry = Entry(
+                entry.key, entry.payload, entry.metadata, entry.ttl, vector, snapshot=entry.snapshot
+            )
         payload = entry.payload
         if self._capture_content and span.is_recording():
             span.set_attribute(A.ATTR_MEMORY_CONTENT, _truncate(payload))
@@ -669,12 +672,12 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         if span is _NO_SPAN:
             if metered:
                 self._count(_HITS, A.METRIC_MEMORY_HITS, 1)
-            return codec.decode(record.payload)
+            return codec.value_of(record.payload, record.snapshot)
         span.set_attribute(A.ATTR_MEMORY_HIT, True)
         self._count(_HITS, A.METRIC_MEMORY_HITS, 1)
         if self._capture_content and span.is_recording():
             span.set_attribute(A.ATTR_MEMORY_CONTENT, _truncate(record.payload))
-        return codec.decode(record.payload)
+        return codec.value_of(record.payload, record.snapshot)
 
     async def _op_search(self, op: MemoryOperation, span: trace.Span) -> list[SearchHit]:
         query = op.query

@@ -81,7 +81,8 @@ class InMemoryStore:
         expires_at = None if ttl is None else now + ttl
         key = entry.key
         items = self._items
-        item = _Item(entry, Record(key, entry.payload, entry.metadata, seq), expires_at)
+        record = Record(key, entry.payload, entry.metadata, seq, entry.snapshot)
+        item = _Item(entry, record, expires_at)
         if key in items:
             self._unindex(key)
             items[key] = item
@@ -162,13 +163,13 @@ class InMemoryStore:
         key = codec.validate_key(key)
         ttl = codec.validate_ttl(ttl)
         meta = codec.validate_metadata(metadata)
-        payload = codec.encode(value, self._max_value_bytes)
-        self.put(Entry(key, payload, meta, ttl))
+        payload, snap = codec.encode_snapshot(value, self._max_value_bytes)
+        self.put(Entry(key, payload, meta, ttl, snapshot=snap))
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value under ``key`` (a fresh copy), refreshing its recency; ``default`` if none."""
         record = self.get_record(codec.validate_key(key))
-        return default if record is None else codec.decode(record.payload)
+        return default if record is None else codec.value_of(record.payload, record.snapshot)
 
     def search(
         self, query: str, limit: int = 5, *, filter: Mapping[str, Any] | None = None

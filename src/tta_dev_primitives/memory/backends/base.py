@@ -15,7 +15,7 @@ from typing import Any, NamedTuple, Protocol
 
 from opentelemetry.util.types import AttributeValue
 
-from ..codec import decode
+from ..codec import NO_SNAPSHOT, decode
 from ..search import Document, SearchMode, make_document
 
 __all__ = [
@@ -42,12 +42,15 @@ class Entry:
             itself (copy or encode it).
         ttl: Seconds until the record expires (None = never).
         vector: The value's unit embedding, when the primitive has an embedder.
+        snapshot: A cheap copy of the value (see
+            :func:`~tta_dev_primitives.memory.codec.encode_snapshot`) that an in-process
+            backend may hand back instead of decoding ``payload``.
         document: The value's search document (words, lengths, string leaves, vector),
             computed from the payload the first time it is read, so a backend that indexes
             lazily does not pay for tokenizing on the write path.
     """
 
-    __slots__ = ("_document", "key", "metadata", "payload", "ttl", "vector")
+    __slots__ = ("_document", "key", "metadata", "payload", "snapshot", "ttl", "vector")
 
     def __init__(
         self,
@@ -58,7 +61,9 @@ class Entry:
         vector: Sequence[float] | None = None,
         *,
         document: Document | None = None,
+        snapshot: Any = NO_SNAPSHOT,
     ) -> None:
+        self.snapshot = snapshot
         self.key = key
         self.payload = payload
         self.metadata = metadata
@@ -88,6 +93,9 @@ class Record(NamedTuple):
     payload: str
     metadata: Mapping[str, Any] | None = None
     seq: int = 0
+    # An in-process backend may keep the entry's snapshot (see codec.encode_snapshot) so a read can
+    # skip decoding the payload; NO_SNAPSHOT otherwise.
+    snapshot: Any = NO_SNAPSHOT
 
 
 @dataclass(frozen=True, slots=True)
