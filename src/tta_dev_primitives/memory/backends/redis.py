@@ -354,7 +354,10 @@ class RedisBackend:
             pipe = self._client.pipeline(transaction=False)
             for args in calls[start:]:
                 pipe.execute_command("EVALSHA", script.sha, 1, lru, base, *args)
-            async with asyncio.timeout(self._timeout):
+            # The reply deadline is per script call (each holds up to a batch of records), so
+            # a long pipeline is not cut off as if the server had hung.
+            deadline = None if self._timeout is None else self._timeout * (len(calls) - start)
+            async with asyncio.timeout(deadline):
                 replies = await pipe.execute(raise_on_error=False)
             missing = next((i for i, r in enumerate(replies) if isinstance(r, NoScriptError)), None)
             if missing is not None and not loaded:
