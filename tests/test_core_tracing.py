@@ -16,6 +16,8 @@ from tta_dev_primitives import (
 from tta_dev_primitives.core.telemetry import TelemetryHandles, is_noop_provider
 from tta_dev_primitives.testing import CapturedTelemetry
 
+from .subproc import run_code
+
 
 def step(name: str, tp: trace.TracerProvider, fn=lambda x, c: x) -> LambdaPrimitive[int, int]:
     return LambdaPrimitive(fn, name=name, tracer_provider=tp)
@@ -188,3 +190,36 @@ async def test_plain_workflow_primitive_composes(telemetry: CapturedTelemetry) -
 
     pipeline = Double() >> step("s", telemetry.tracer_provider)
     assert await pipeline.execute(3) == 6
+
+
+def test_provider_installed_later_is_noticed() -> None:
+    """Primitives built before any SDK start tracing once a global provider is installed."""
+    out = run_code(
+        """
+        import asyncio
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        from tta_dev_primitives import LambdaPrimitive, MemoryPrimitive
+
+        step = LambdaPrimitive(lambda x, c: x, name="step")
+        memory = MemoryPrimitive()
+
+        async def run():
+            await step.execute(1)
+            await memory.add("k", 1)
+            await memory.get("k")
+
+        asyncio.run(run())
+        assert memory._telemetry.disabled()
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)
+        assert not memory._telemetry.disabled()
+        asyncio.run(run())
+        print(" ".join(s.name for s in exporter.get_finished_spans()))
+        """
+    )
+    assert out.split() == ["step", "memory.add", "memory.get"]

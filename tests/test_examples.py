@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from .subproc import run_python
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def run_example(name: str, **env: str) -> str:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "REDIS_URL"))}
-    environ.update(env)
-    out = subprocess.run(
-        [sys.executable, str(EXAMPLES / name)],
-        capture_output=True,
-        text=True,
-        env=environ,
-        timeout=120,
-        check=False,
-    )
-    assert out.returncode == 0, f"{name} failed:\n{out.stdout}\n{out.stderr}"
-    return out.stdout
+    return run_python(str(EXAMPLES / name), **env)
 
 
 def test_pipeline_example() -> None:

@@ -7,15 +7,13 @@ global tracer and meter providers only once.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 from typing import Any
 
 import pytest
 
 from tta_dev_primitives.observability import setup_metrics, setup_tracing
+
+from .subproc import run_code
 
 BLOCK = """
 import sys
@@ -27,22 +25,6 @@ class Block:
             raise ImportError("blocked: " + name)
         return None
 """
-
-
-def run_python(code: str, **env: str) -> str:
-    """Run ``code`` in a fresh interpreter without OTEL_* settings; return its stdout."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    environ.update(env)
-    out = subprocess.run(
-        [sys.executable, "-W", "error", "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        env=environ,
-        timeout=120,
-        check=False,
-    )
-    assert out.returncode == 0, f"subprocess failed:\n{out.stdout}\n{out.stderr}"
-    return out.stdout
 
 
 def console_spans(stdout: str) -> list[dict[str, Any]]:
@@ -58,7 +40,7 @@ def console_spans(stdout: str) -> list[dict[str, Any]]:
 
 def test_without_sdk_import_is_cheap_and_setup_names_the_extra() -> None:
     """With only the API, the helpers import, and calling one raises an ImportError naming otel."""
-    out = run_python(
+    out = run_code(
         BLOCK
         + """
 sys.meta_path.insert(0, Block("opentelemetry.sdk"))
@@ -80,7 +62,7 @@ assert type(metrics.get_meter_provider()).__name__ == "_ProxyMeterProvider"
 
 def test_otlp_without_exporter_package_names_the_extra() -> None:
     """exporter='otlp' needs the OTLP exporter package; console export still works without it."""
-    out = run_python(
+    out = run_code(
         BLOCK
         + """
 sys.meta_path.insert(0, Block("opentelemetry.exporter"))
@@ -101,7 +83,7 @@ print("console-ok")
 
 def test_console_exporter_prints_each_span_once_and_setup_is_idempotent() -> None:
     """A second call returns the first provider and adds no exporter: each span prints once."""
-    out = run_python(
+    out = run_code(
         """
         import asyncio
         from opentelemetry import trace
@@ -125,7 +107,7 @@ def test_console_exporter_prints_each_span_once_and_setup_is_idempotent() -> Non
 
 def test_never_replaces_a_provider_the_user_installed() -> None:
     """A user's own tracer and meter providers stay global and are returned unchanged."""
-    out = run_python(
+    out = run_code(
         """
         import asyncio
         from opentelemetry import metrics, trace
@@ -153,7 +135,7 @@ def test_never_replaces_a_provider_the_user_installed() -> None:
 
 def test_sdk_disabled_installs_nothing() -> None:
     """OTEL_SDK_DISABLED=true leaves the no-op providers in place and prints nothing."""
-    out = run_python(
+    out = run_code(
         """
         import asyncio
         from opentelemetry import metrics, trace
@@ -172,7 +154,7 @@ def test_sdk_disabled_installs_nothing() -> None:
 
 def test_setup_metrics_feeds_the_given_reader() -> None:
     """setup_metrics(readers=[InMemoryMetricReader()]) records primitive durations in seconds."""
-    out = run_python(
+    out = run_code(
         """
         import asyncio, json
         from opentelemetry import metrics
@@ -242,7 +224,7 @@ def test_bad_export_interval_is_refused() -> None:
 
 def test_setup_metrics_collects_memory_metrics() -> None:
     """A MemoryPrimitive built before setup_metrics reports durations, hits and misses to it."""
-    out = run_python(
+    out = run_code(
         """
         import asyncio, json
         from opentelemetry.sdk.metrics.export import InMemoryMetricReader

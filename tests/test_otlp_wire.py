@@ -8,10 +8,6 @@ it. The receiver decodes the protobuf requests with ``opentelemetry-proto``.
 from __future__ import annotations
 
 import gzip
-import os
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 import zlib
@@ -34,6 +30,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from tta_dev_primitives.core.telemetry import DURATION_BUCKETS
 from tta_dev_primitives.observability import attributes as attrs
+
+from .subproc import run_code, run_python
 
 TIMEOUT = 30.0
 
@@ -197,33 +195,6 @@ def receiver() -> Iterator[OtlpReceiver]:
         yield r
 
 
-def clean_env(**env: str) -> dict[str, str]:
-    """This process's environment without OTEL_* settings or proxies, plus ``env``."""
-    proxies = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
-    environ = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("OTEL_") and k.lower() not in proxies
-    }
-    environ["NO_PROXY"] = environ["no_proxy"] = "127.0.0.1,localhost"
-    environ.update(env)
-    return environ
-
-
-def run_python(code: str, **env: str) -> str:
-    """Run ``code`` in a fresh interpreter (warnings are errors); return its stdout."""
-    out = subprocess.run(
-        [sys.executable, "-W", "error", "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        env=clean_env(**env),
-        timeout=120,
-        check=False,
-    )
-    assert out.returncode == 0, f"subprocess failed:\n{out.stdout}\n{out.stderr}"
-    return out.stdout
-
-
 PIPELINE = """
     import asyncio
     from tta_dev_primitives import LambdaPrimitive, WorkflowContext
@@ -253,7 +224,7 @@ PIPELINE = """
 
 def test_pipeline_spans_arrive_as_one_tree(receiver: OtlpReceiver) -> None:
     """OTEL_EXPORTER_OTLP_ENDPOINT routes a pipeline's spans, flushed at exit, as one tree."""
-    out = run_python(PIPELINE.format(args=""), OTEL_EXPORTER_OTLP_ENDPOINT=receiver.base_url)
+    out = run_code(PIPELINE.format(args=""), OTEL_EXPORTER_OTLP_ENDPOINT=receiver.base_url)
     assert out.strip() == "hi / HI"
 
     spans = {s.name: s for s in receiver.wait_for_spans(4)}
@@ -286,7 +257,7 @@ def test_pipeline_spans_arrive_as_one_tree(receiver: OtlpReceiver) -> None:
 
 def test_traces_endpoint_variable_is_used_as_is(receiver: OtlpReceiver) -> None:
     """OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is a full URL and wins over the base endpoint."""
-    run_python(
+    run_code(
         PIPELINE.format(args=""),
         OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=f"{receiver.base_url}/custom/traces",
         OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
@@ -297,14 +268,14 @@ def test_traces_endpoint_variable_is_used_as_is(receiver: OtlpReceiver) -> None:
 
 def test_explicit_base_endpoint_gets_signal_path(receiver: OtlpReceiver) -> None:
     """setup_tracing(endpoint=<base URL>) selects OTLP and posts to <base>/v1/traces."""
-    run_python(PIPELINE.format(args=f", endpoint={receiver.base_url!r}"))
+    run_code(PIPELINE.format(args=f", endpoint={receiver.base_url!r}"))
     assert len(receiver.wait_for_spans(4)) == 4
     assert set(receiver.paths) == {"/v1/traces"}
 
 
 def test_service_name_variable_and_resource_attributes(receiver: OtlpReceiver) -> None:
     """OTEL_SERVICE_NAME overrides the argument; OTEL_RESOURCE_ATTRIBUTES lands on the resource."""
-    run_python(
+    run_code(
         PIPELINE.format(args=", exporter='otlp'"),
         OTEL_EXPORTER_OTLP_ENDPOINT=receiver.base_url,
         OTEL_SERVICE_NAME="renamed-by-env",
@@ -317,7 +288,7 @@ def test_service_name_variable_and_resource_attributes(receiver: OtlpReceiver) -
 
 def test_metrics_arrive_with_advised_buckets(receiver: OtlpReceiver) -> None:
     """setup_metrics over OTLP delivers the duration histogram in seconds with 0.001…10 buckets."""
-    run_python(
+    run_code(
         """
         import asyncio
         from tta_dev_primitives import LambdaPrimitive
@@ -345,16 +316,7 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "tracing_pipeline.p
 
 
 def run_example(*args: str, **env: str) -> str:
-    out = subprocess.run(
-        [sys.executable, "-W", "error", str(EXAMPLE), *args],
-        capture_output=True,
-        text=True,
-        env=clean_env(**env),
-        timeout=120,
-        check=False,
-    )
-    assert out.returncode == 0, f"tracing_pipeline.py failed:\n{out.stdout}\n{out.stderr}"
-    return out.stdout
+    return run_python(str(EXAMPLE), *args, **env)
 
 
 @pytest.mark.parametrize("capture_content", [False, True], ids=["default", "capture-content"])

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import os
 import pkgutil
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import tta_dev_primitives
+
+from .subproc import run_code
 
 # Modules whose names are deliberately reached through their own module path.
 NOT_REEXPORTED = (
@@ -89,9 +88,4 @@ def test_imports_and_runs_without_sdk() -> None:
             print("sdk-missing-ok")
         """
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["4", "sdk-missing-ok"]
+    assert run_code(code).split() == ["4", "sdk-missing-ok"]

@@ -115,10 +115,7 @@ class InstrumentedPrimitive(WorkflowPrimitive[InT, OutT]):
             ATTR_PRIMITIVE_NAME: self.name,
             ATTR_PRIMITIVE_TYPE: self._type,
         }
-        if context.workflow_id is not None:
-            attrs[ATTR_WORKFLOW_ID] = context.workflow_id
-        if context.session_id is not None:
-            attrs[ATTR_WORKFLOW_SESSION_ID] = context.session_id
+        add_context_attributes(attrs, context)
         return attrs
 
     def _metric_attributes(self, input_data: InT) -> dict[str, AttributeValue]:
@@ -192,6 +189,14 @@ class InstrumentedPrimitive(WorkflowPrimitive[InT, OutT]):
                 if err is not None:
                     mattrs[ATTR_ERROR_TYPE] = err
                 hist.record(time.perf_counter() - start, mattrs)
+
+
+def add_context_attributes(attrs: dict[str, AttributeValue], context: WorkflowContext) -> None:
+    """Add the workflow and session ids of ``context`` (when set) to span attributes."""
+    if context.workflow_id is not None:
+        attrs[ATTR_WORKFLOW_ID] = context.workflow_id
+    if context.session_id is not None:
+        attrs[ATTR_WORKFLOW_SESSION_ID] = context.session_id
 
 
 def run_as_step(index: int) -> contextvars.Token[int | None] | None:

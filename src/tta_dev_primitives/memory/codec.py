@@ -19,7 +19,9 @@ __all__ = [
     "encode_snapshot",
     "thaw",
     "value_of",
+    "copy_metadata",
     "validate_key",
+    "validate_limit",
     "validate_metadata",
     "validate_ttl",
 ]
@@ -82,6 +84,15 @@ def validate_key(key: object, arg: str = "key") -> str:
     if size > MAX_KEY_BYTES:
         raise ValueError(f"{arg} is longer than {MAX_KEY_BYTES} UTF-8 bytes")
     return key
+
+
+def validate_limit(limit: object, arg: str = "limit") -> int:
+    """Return ``limit`` if it is an int >= 1 (a result count)."""
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise TypeError(f"{arg} must be an int, got {type(limit).__name__}")
+    if limit < 1:
+        raise ValueError(f"{arg} must be >= 1, got {limit}")
+    return limit
 
 
 def validate_ttl(ttl: object, arg: str = "ttl") -> float | None:
@@ -260,5 +271,13 @@ def validate_metadata(metadata: object, arg: str = "metadata") -> dict[str, Any]
     if _is_flat(meta):
         return meta  # scalars only: the shallow copy shares nothing mutable
     check_json(meta, arg)
-    # Nested containers: store a deep copy, never the caller's objects.
-    return decode(_encode_json(meta))  # type: ignore[no-any-return]
+    return copy_metadata(meta)
+
+
+def copy_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A copy of already validated metadata that shares nothing mutable with it."""
+    if metadata is None:
+        return None
+    if type(metadata) is dict and _is_flat(metadata):
+        return metadata.copy()
+    return decode(_encode_json(metadata))  # type: ignore[no-any-return]

@@ -13,7 +13,7 @@ from opentelemetry.util.types import AttributeValue
 
 from ..core.composition import LambdaPrimitive
 from ..core.context import WorkflowContext
-from ..core.instrumented import InstrumentedPrimitive
+from ..core.instrumented import InstrumentedPrimitive, add_context_attributes
 from ..core.telemetry import DURATION_BUCKETS
 from ..observability import attributes as A
 from . import codec
@@ -553,10 +553,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
                 self._shared.span_attrs.clear()
             self._shared.span_attrs[cache_key] = cached
         attrs = dict(cached[1])
-        if context.workflow_id is not None:
-            attrs[A.ATTR_WORKFLOW_ID] = context.workflow_id
-        if context.session_id is not None:
-            attrs[A.ATTR_WORKFLOW_SESSION_ID] = context.session_id
+        add_context_attributes(attrs, context)
         if kind == "search":
             if isinstance(input_data.limit, int):
                 attrs[A.ATTR_MEMORY_SEARCH_LIMIT] = input_data.limit
@@ -683,11 +680,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         query = op.query
         if not isinstance(query, str):
             raise TypeError(f"query must be a str, got {type(query).__name__}")
-        limit = op.limit
-        if isinstance(limit, bool) or not isinstance(limit, int):
-            raise TypeError(f"limit must be an int, got {type(limit).__name__}")
-        if limit < 1:
-            raise ValueError(f"limit must be >= 1, got {limit}")
+        limit = codec.validate_limit(op.limit)
         mode = op.mode
         if mode is None:
             mode = "keyword" if self._embedder is None else "hybrid"
@@ -715,7 +708,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
                 r.key,
                 codec.decode(r.payload),
                 r.score,
-                None if r.metadata is None else codec.decode(codec.encode(r.metadata, None)),
+                codec.copy_metadata(r.metadata),
             )
             for r in results
         ]

@@ -177,11 +177,11 @@ class InMemoryStore:
         """Keyword search, best first (see :mod:`tta_dev_primitives.memory.search`)."""
         if not isinstance(query, str):
             raise TypeError(f"query must be a str, got {type(query).__name__}")
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ValueError(f"limit must be an int >= 1, got {limit!r}")
-        results = self.search_results(SearchQuery(query, limit, "keyword", filter))
+        results = self.search_results(
+            SearchQuery(query, codec.validate_limit(limit), "keyword", filter)
+        )
         return [
-            SearchHit(r.key, codec.decode(r.payload), r.score, _copy_meta(r.metadata))
+            SearchHit(r.key, codec.decode(r.payload), r.score, codec.copy_metadata(r.metadata))
             for r in results
         ]
 
@@ -246,7 +246,3 @@ class InMemoryStore:
             # A stale heap entry (the key was rewritten or deleted since) is just dropped.
             if item is not None and item.record.seq == seq:
                 self._remove(key)
-
-
-def _copy_meta(metadata: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    return None if metadata is None else codec.decode(codec.encode(metadata, None))

@@ -187,8 +187,10 @@ class FallbackBackend:
     def _journal_put(self, namespace: Namespace, entry: Entry) -> None:
         meta = entry.metadata
         if meta is not None:  # our own copy: the caller may mutate theirs later
-            copied = codec.decode(codec.encode(meta, None))
-            entry = Entry(entry.key, entry.payload, copied, entry.ttl, entry.vector)
+            copied = codec.copy_metadata(meta)
+            entry = Entry(
+                entry.key, entry.payload, copied, entry.ttl, entry.vector, snapshot=entry.snapshot
+            )
         deadline = None if entry.ttl is None else self._clock() + entry.ttl
         self._journal_op((namespace, entry.key), _Put(namespace, entry, deadline))
 

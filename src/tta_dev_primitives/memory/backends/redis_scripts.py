@@ -46,9 +46,6 @@ from dataclasses import dataclass, field
 
 __all__ = ["CLEAR", "GET", "LIST", "PUT", "REMOVE", "SEARCH"]
 
-# Records handed to the client to tokenize per search round trip.
-INDEX_BATCH = 200
-
 
 @dataclass(frozen=True, slots=True)
 class Script:
