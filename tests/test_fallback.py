@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from tta_dev_primitives import FallbackBackend, InMemoryBackend, MemoryBackendError, MemoryPrimitive
-from tta_dev_primitives.memory.backends.base import (
-    BackendInfo,
+from tta_dev_primitives.memory.backends.base import BackendInfo
+from tta_dev_primitives.memory.records import (
     Entry,
     Namespace,
     Record,

@@ -8,7 +8,7 @@ import pytest
 
 from tta_dev_primitives import InMemoryStore, MemoryPrimitive, create_memory_key
 from tta_dev_primitives.memory import search
-from tta_dev_primitives.memory.backends.base import Entry
+from tta_dev_primitives.memory.records import Entry
 
 from .conftest import FakeClock
 

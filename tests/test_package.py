@@ -20,6 +20,7 @@ NOT_REEXPORTED = (
     # Plumbing for backend authors, reached as tta_dev_primitives.memory.backends / .search.
     "tta_dev_primitives.memory.backends.base",
     "tta_dev_primitives.memory.codec",
+    "tta_dev_primitives.memory.records",
     "tta_dev_primitives.memory.search",
 )
 

@@ -23,8 +23,8 @@ from tta_dev_primitives import (
     MemoryPrimitive,
     RedisBackend,
 )
-from tta_dev_primitives.memory.backends.base import Entry, SearchQuery
 from tta_dev_primitives.memory.backends.redis import namespace_tag
+from tta_dev_primitives.memory.records import Entry, SearchQuery
 
 from .conftest import FakeClock
 from .redis_servers import RedisServer, check_index, free_port

@@ -13,8 +13,7 @@ Quick start::
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .core import (
     FallbackPrimitive,
     InstrumentedPrimitive,

@@ -16,6 +16,8 @@ from typing import Any
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import _internal as _metrics_internal
 
+from .._version import __version__
+
 __all__ = [
     "DURATION_BUCKETS",
     "INSTRUMENTATION_NAME",
@@ -86,12 +88,6 @@ def error_type(exc: BaseException) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _version() -> str:
-    from .. import __version__
-
-    return __version__
-
-
 class TelemetryHandles:
     """Resolves a tracer and metric instruments for one primitive, cached per provider.
 
@@ -145,7 +141,7 @@ class TelemetryHandles:
         tracer = (
             None
             if is_noop_provider(provider)
-            else provider.get_tracer(INSTRUMENTATION_NAME, _version())
+            else provider.get_tracer(INSTRUMENTATION_NAME, __version__)
         )
         self._tracer, self._tracer_for = tracer, provider
         return tracer
@@ -174,7 +170,7 @@ class TelemetryHandles:
             meter = (
                 None
                 if is_noop_provider(provider)
-                else provider.get_meter(INSTRUMENTATION_NAME, _version())
+                else provider.get_meter(INSTRUMENTATION_NAME, __version__)
             )
             self._instruments = {}
             self._meter, self._meter_for = meter, provider

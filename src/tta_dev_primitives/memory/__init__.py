@@ -22,7 +22,7 @@ from .embeddings import Embedder, HashingEmbedder, SentenceTransformerEmbedder
 from .errors import MemoryBackendError
 from .keys import create_memory_key
 from .primitive import MemoryOperation, MemoryPrimitive
-from .search import SearchHit
+from .records import SearchHit
 from .store import InMemoryStore
 
 __all__ = [

@@ -22,6 +22,7 @@ __all__ = [
     "copy_metadata",
     "validate_key",
     "validate_limit",
+    "validate_max_size",
     "validate_metadata",
     "validate_ttl",
 ]
@@ -93,6 +94,17 @@ def validate_limit(limit: object, arg: str = "limit") -> int:
     if limit < 1:
         raise ValueError(f"{arg} must be >= 1, got {limit}")
     return limit
+
+
+def validate_max_size(max_size: object, arg: str = "max_size") -> int | None:
+    """``max_size`` as a positive int, or None (unbounded)."""
+    if max_size is None:
+        return None
+    if isinstance(max_size, bool) or not isinstance(max_size, int):
+        raise TypeError(f"{arg} must be an int or None, got {type(max_size).__name__}")
+    if max_size < 1:
+        raise ValueError(f"{arg} must be >= 1 or None, got {max_size}")
+    return max_size
 
 
 def validate_ttl(ttl: object, arg: str = "ttl") -> float | None:

@@ -17,12 +17,13 @@ from ..core.instrumented import InstrumentedPrimitive, add_context_attributes
 from ..core.telemetry import DURATION_BUCKETS
 from ..observability import attributes as A
 from . import codec
-from .backends.base import BackendInfo, Entry, MemoryBackend, Namespace, Record, SearchQuery
+from .backends.base import BackendInfo, MemoryBackend
 from .backends.fallback import FallbackBackend
 from .backends.in_memory import InMemoryBackend
 from .backends.redis import RedisBackend
 from .embeddings import Embedder
-from .search import SearchHit, SearchMode, normalize_vector, string_leaves
+from .records import Entry, Namespace, Record, SearchHit, SearchQuery
+from .search import SearchMode, normalize_vector, string_leaves
 
 __all__ = ["MemoryOperation", "MemoryPrimitive", "OperationKind"]
 

@@ -32,7 +32,6 @@ __all__ = [
     "RRF_K",
     "SUBSTRING_BONUS",
     "Document",
-    "SearchHit",
     "InvertedIndex",
     "KeywordQuery",
     "SearchMode",
@@ -492,20 +491,3 @@ def rank_by_mode(
     if mode == "semantic":
         return semantic(limit)
     return fuse_rrf([keyword(None), semantic(None)], limit)
-
-
-@dataclass(frozen=True, slots=True)
-class SearchHit:
-    """One search result, best first in a result list.
-
-    Attributes:
-        key: The record's key.
-        value: The stored value (a fresh copy).
-        score: Relevance; higher is better. Comparable within one result list only.
-        metadata: The record's metadata, or None.
-    """
-
-    key: str
-    value: Any
-    score: float
-    metadata: dict[str, Any] | None = None

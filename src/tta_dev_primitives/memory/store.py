@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 from . import codec
-from .backends.base import Entry, Record, SearchQuery, SearchResult
-from .search import InvertedIndex, SearchHit, prepare_query, rank_by_mode
+from .records import Entry, Record, SearchHit, SearchQuery, SearchResult
+from .search import InvertedIndex, prepare_query, rank_by_mode
 
 __all__ = ["InMemoryStore"]
 
@@ -20,17 +20,6 @@ class _Item(NamedTuple):
     entry: Entry
     record: Record
     expires_at: float | None
-
-
-def validate_max_size(max_size: object, arg: str = "max_size") -> int | None:
-    """``max_size`` as a positive int, or None (unbounded)."""
-    if max_size is None:
-        return None
-    if isinstance(max_size, bool) or not isinstance(max_size, int):
-        raise TypeError(f"{arg} must be an int or None, got {type(max_size).__name__}")
-    if max_size < 1:
-        raise ValueError(f"{arg} must be >= 1 or None, got {max_size}")
-    return max_size
 
 
 class InMemoryStore:
@@ -54,7 +43,7 @@ class InMemoryStore:
         clock: Callable[[], float] = time.monotonic,
         max_value_bytes: int | None = codec.DEFAULT_MAX_VALUE_BYTES,
     ) -> None:
-        self.max_size = validate_max_size(max_size)
+        self.max_size = codec.validate_max_size(max_size)
         if not callable(clock):
             raise TypeError("clock must be a callable returning seconds")
         self._clock = clock

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .base import BackendInfo, Entry, MemoryBackend, Namespace, Record, SearchQuery, SearchResult
+from ..records import Entry, Namespace, Record, SearchQuery, SearchResult
+from .base import BackendInfo, MemoryBackend
 from .fallback import FallbackBackend
 from .in_memory import InMemoryBackend
 from .redis import RedisBackend

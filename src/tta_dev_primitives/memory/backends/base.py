@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import Protocol
 
 from opentelemetry.util.types import AttributeValue
 
-from ..codec import NO_SNAPSHOT, decode
-from ..search import Document, SearchMode, make_document
+from ..records import Entry, Namespace, Record, SearchQuery, SearchResult
 
 __all__ = [
     "BackendInfo",
@@ -27,103 +26,6 @@ __all__ = [
     "SearchQuery",
     "SearchResult",
 ]
-
-Namespace = tuple[str, ...]
-"""A namespace is the tuple of its parts; ``("a", "b")`` and ``("a:b",)`` never meet."""
-
-
-class Entry:
-    """One validated record to write.
-
-    Attributes:
-        key: The record's key within its namespace.
-        payload: The value's JSON text.
-        metadata: Validated metadata (JSON-able) or None; backends must not keep this object
-            itself (copy or encode it).
-        ttl: Seconds until the record expires (None = never).
-        vector: The value's unit embedding, when the primitive has an embedder.
-        snapshot: A cheap copy of the value (see
-            :func:`~tta_dev_primitives.memory.codec.encode_snapshot`) that an in-process
-            backend may hand back instead of decoding ``payload``.
-        document: The value's search document (words, lengths, string leaves, vector),
-            computed from the payload the first time it is read, so a backend that indexes
-            lazily does not pay for tokenizing on the write path.
-    """
-
-    __slots__ = ("_document", "key", "metadata", "payload", "snapshot", "ttl", "vector")
-
-    def __init__(
-        self,
-        key: str,
-        payload: str,
-        metadata: Mapping[str, Any] | None = None,
-        ttl: float | None = None,
-        vector: Sequence[float] | None = None,
-        *,
-        document: Document | None = None,
-        snapshot: Any = NO_SNAPSHOT,
-    ) -> None:
-        self.snapshot = snapshot
-        self.key = key
-        self.payload = payload
-        self.metadata = metadata
-        self.ttl = ttl
-        self.vector = vector
-        self._document = document
-
-    @property
-    def document(self) -> Document:
-        doc = self._document
-        if doc is None:
-            doc = self._document = make_document(decode(self.payload), self.vector)
-        return doc
-
-    def __repr__(self) -> str:
-        return f"Entry(key={self.key!r}, payload={self.payload[:40]!r}, ttl={self.ttl!r})"
-
-
-class Record(NamedTuple):
-    """One stored record as read back: JSON payload, metadata and write sequence number.
-
-    A named tuple rather than a dataclass: it is built on every read, and a tuple is the
-    cheapest immutable record Python has.
-    """
-
-    key: str
-    payload: str
-    metadata: Mapping[str, Any] | None = None
-    seq: int = 0
-    # An in-process backend may keep the entry's snapshot (see codec.encode_snapshot) so a read can
-    # skip decoding the payload; NO_SNAPSHOT otherwise.
-    snapshot: Any = NO_SNAPSHOT
-
-
-@dataclass(frozen=True, slots=True)
-class SearchQuery:
-    """A search request, already validated by the primitive.
-
-    Attributes:
-        text: The query text (non-blank).
-        limit: Maximum number of hits (>= 1).
-        mode: ``keyword``, ``semantic`` or ``hybrid``.
-        filter: Metadata equality filter, or None.
-        vector: The query's unit embedding (semantic and hybrid modes).
-    """
-
-    text: str
-    limit: int
-    mode: SearchMode = "keyword"
-    filter: Mapping[str, Any] | None = None
-    vector: tuple[float, ...] | None = None
-
-
-class SearchResult(NamedTuple):
-    """One hit as a backend returns it (the primitive decodes the payload)."""
-
-    key: str
-    payload: str
-    score: float
-    metadata: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,7 +46,8 @@ from dataclasses import dataclass
 
 from .. import codec
 from ..errors import MemoryBackendError
-from .base import BackendInfo, Entry, MemoryBackend, Namespace, Record, SearchQuery, SearchResult
+from ..records import Entry, Namespace, Record, SearchQuery, SearchResult
+from .base import BackendInfo, MemoryBackend
 
 __all__ = ["FallbackBackend"]
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from ..store import InMemoryStore, validate_max_size
-from .base import BackendInfo, Entry, Namespace, Record, SearchQuery, SearchResult
+from ..codec import validate_max_size
+from ..records import Entry, Namespace, Record, SearchQuery, SearchResult
+from ..store import InMemoryStore
+from .base import BackendInfo
 
 __all__ = ["InMemoryBackend"]
 

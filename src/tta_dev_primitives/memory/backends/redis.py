@@ -46,7 +46,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .. import codec
+from ..codec import validate_max_size
 from ..errors import MemoryBackendError
+from ..records import Entry, Namespace, Record, SearchQuery, SearchResult
 from ..search import (
     BM25_B,
     BM25_K1,
@@ -62,9 +64,8 @@ from ..search import (
     rank_keyword,
     rank_semantic,
 )
-from ..store import validate_max_size
 from . import redis_scripts as lua
-from .base import BackendInfo, Entry, Namespace, Record, SearchQuery, SearchResult
+from .base import BackendInfo
 
 __all__ = ["RedisBackend"]
 
