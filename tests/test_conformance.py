@@ -99,6 +99,51 @@ async def test_circular_value_is_refused(make_memory: MakeMemory) -> None:
     assert await memory.size() == 0
 
 
+def _nested(depth: int, leaf: Any = "deep needle") -> Any:
+    """``depth`` nested containers (alternating list and dict) around ``leaf``."""
+    value = leaf
+    for i in range(depth):
+        value = [value] if i % 2 else {"n": value}
+    return value
+
+
+async def test_nesting_limit_for_values_metadata_and_filters(make_memory: MakeMemory) -> None:
+    """Values, metadata and filters up to MAX_DEPTH levels work; deeper ones are refused."""
+    from tta_dev_primitives.memory.codec import MAX_DEPTH
+
+    memory = await make_memory()
+    await memory.add("ok", _nested(MAX_DEPTH), metadata={"m": _nested(MAX_DEPTH - 1, 1)})
+    assert await memory.get("ok") == _nested(MAX_DEPTH)
+    assert [h.key for h in await memory.search("needle")] == ["ok"]
+    assert [h.key for h in await memory.search("needle", filter={"m": _nested(MAX_DEPTH - 1, 1)})]
+    for depth in (MAX_DEPTH + 1, 950, 5000):
+        with pytest.raises(ValueError, match="value is nested more than 100"):
+            await memory.add("deep", _nested(depth))
+        with pytest.raises(ValueError, match="metadata is nested more than 100"):
+            await memory.add("deep", 1, metadata={"m": _nested(depth)})
+        with pytest.raises(ValueError, match="filter is nested more than 100"):
+            await memory.search("needle", filter={"m": _nested(depth)})
+        with pytest.raises(ValueError, match=r"items\[1\] value is nested"):
+            await memory.add_many([("a", 1), ("deep", _nested(depth))])
+    assert await memory.keys() == ["ok"]
+    assert [h.key for h in await memory.search("needle")] == ["ok"]
+
+
+async def test_circular_metadata_and_filter_are_refused(make_memory: MakeMemory) -> None:
+    """Circular metadata or filters are a ValueError naming the argument, not RecursionError."""
+    memory = await make_memory()
+    loop: dict[str, Any] = {}
+    loop["self"] = loop
+    with pytest.raises(ValueError, match=r"metadata is nested more than 100 .*circular"):
+        await memory.add("k", 1, metadata={"m": loop})
+    with pytest.raises(ValueError, match="filter is nested"):
+        await memory.search("x", filter={"m": loop})
+    shared = {"s": [1, 2]}  # shared, not circular: fine
+    await memory.add("k", [shared, shared], metadata={"a": shared, "b": shared})
+    assert await memory.get("k") == [{"s": [1, 2]}, {"s": [1, 2]}]
+    assert await memory.size() == 1
+
+
 async def test_oversize_value_is_refused(make_memory: MakeMemory) -> None:
     """A value over max_value_bytes is refused with ValueError and nothing is stored."""
     memory = await make_memory(max_value_bytes=100)

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from tta_dev_primitives import InMemoryStore, MemoryPrimitive, create_memory_key
+from tta_dev_primitives import InMemoryStore, MemoryBackendError, MemoryPrimitive, create_memory_key
 from tta_dev_primitives.memory import search
 from tta_dev_primitives.memory.records import Entry
 
@@ -190,7 +190,8 @@ async def test_primitive_async_context_manager_closes_owned_backend() -> None:
         await view.add("k", 1)
         await view.aclose()
         assert await view.get("k") == 1
-    assert await memory.size() == 0
+    with pytest.raises(MemoryBackendError, match="closed"):
+        await memory.size()
 
 
 def test_index_scores_equal_reference_scoring() -> None:

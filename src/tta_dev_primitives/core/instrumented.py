@@ -14,7 +14,7 @@ from opentelemetry.util.types import AttributeValue
 
 from .base import InT, OutT, WorkflowPrimitive
 from .context import WorkflowContext
-from .telemetry import DURATION_BUCKETS, TelemetryHandles, error_type
+from .telemetry import DURATION_BUCKETS, TelemetryHandles, attribute_text, error_type
 
 __all__ = [
     "ATTR_BRANCH_COUNT",
@@ -191,12 +191,16 @@ class InstrumentedPrimitive(WorkflowPrimitive[InT, OutT]):
                 hist.record(time.perf_counter() - start, mattrs)
 
 
+def _text(value: AttributeValue) -> AttributeValue:
+    return attribute_text(value) if isinstance(value, str) else value
+
+
 def add_context_attributes(attrs: dict[str, AttributeValue], context: WorkflowContext) -> None:
     """Add the workflow and session ids of ``context`` (when set) to span attributes."""
     if context.workflow_id is not None:
-        attrs[ATTR_WORKFLOW_ID] = context.workflow_id
+        attrs[ATTR_WORKFLOW_ID] = _text(context.workflow_id)
     if context.session_id is not None:
-        attrs[ATTR_WORKFLOW_SESSION_ID] = context.session_id
+        attrs[ATTR_WORKFLOW_SESSION_ID] = _text(context.session_id)
 
 
 def run_as_step(index: int) -> contextvars.Token[int | None] | None:

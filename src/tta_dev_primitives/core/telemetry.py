@@ -22,6 +22,8 @@ __all__ = [
     "DURATION_BUCKETS",
     "INSTRUMENTATION_NAME",
     "TelemetryHandles",
+    "attribute_int",
+    "attribute_text",
     "error_type",
     "is_noop_provider",
 ]
@@ -78,6 +80,29 @@ def _global_meter_provider() -> object:
         provider = _metrics_internal._METER_PROVIDER
         return _NO_PROVIDER if provider is None else provider
     return metrics.get_meter_provider()
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def attribute_text(text: str) -> str:
+    """``text`` with lone surrogates replaced by U+FFFD, so OTLP (UTF-8) can carry it.
+
+    The OTLP encoder drops an attribute whose string does not encode as UTF-8; user input
+    (keys, namespaces, workflow ids, queries, values) may hold lone surrogates.
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return text
+
+
+def attribute_int(value: int) -> int:
+    """``value`` clamped to int64, the range of an OTLP int attribute (else it is dropped)."""
+    return value if _INT64_MIN <= value <= _INT64_MAX else max(_INT64_MIN, min(value, _INT64_MAX))
 
 
 def error_type(exc: BaseException) -> str:

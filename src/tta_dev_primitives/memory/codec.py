@@ -9,6 +9,7 @@ from typing import Any
 
 __all__ = [
     "DEFAULT_MAX_VALUE_BYTES",
+    "MAX_DEPTH",
     "MAX_KEY_BYTES",
     "MAX_TTL_SECONDS",
     "JSONValue",
@@ -33,6 +34,17 @@ MAX_KEY_BYTES = 1024
 # About 68 years: far beyond any useful expiry, and far inside what Redis (PXAT in ms) holds.
 MAX_TTL_SECONDS = 2**31
 DEFAULT_MAX_VALUE_BYTES = 1_048_576
+# Most nested containers (dicts and lists) in a value, metadata or filter. Deeper structures
+# would be accepted by the C encoder but break recursive readers later (search walks a value's
+# string leaves, the decoder recurses), so they are refused when they come in.
+MAX_DEPTH = 100
+
+
+def _too_deep(arg: str) -> ValueError:
+    return ValueError(
+        f"{arg} is nested more than {MAX_DEPTH} levels deep (or is circular); "
+        f"at most {MAX_DEPTH} nested dicts and lists are accepted"
+    )
 
 
 def _refuse(obj: object) -> Any:
@@ -141,6 +153,9 @@ def _is_flat(mapping: dict[Any, Any]) -> bool:
 def check_json(value: object, arg: str = "value") -> None:
     """Raise TypeError unless ``value`` is made only of JSON types (str keys, no tuples/sets).
 
+    Raises ValueError for a non-finite float, or for more than :data:`MAX_DEPTH` nested
+    containers (which includes every circular structure).
+
     ``json.dumps`` alone would accept tuples and non-str dict keys and silently change them,
     so what ``get`` returns would not equal what was added.
     """
@@ -155,21 +170,26 @@ def check_json(value: object, arg: str = "value") -> None:
                 f"{arg} contains a non-finite float ({value!r}), which JSON cannot hold"
             )
         return
-    stack: list[tuple[Any, str]] = [(value, arg)]
-    seen: set[int] = set()
+    # Iterative, so depth costs no Python stack. A container met again deeper than before is
+    # walked again (a shared sub-structure may sit at several depths); a cycle therefore
+    # grows deeper on every lap until it passes MAX_DEPTH and is refused.
+    stack: list[tuple[Any, str, int]] = [(value, arg, 1)]
+    seen: dict[int, int] = {}
     while stack:
-        item, where = stack.pop()
+        item, where, depth = stack.pop()
         kind = type(item)
         if kind is dict or kind is list:
-            if id(item) in seen:  # shared or circular: already checked
+            if depth > MAX_DEPTH:
+                raise _too_deep(arg)
+            if seen.get(id(item), 0) >= depth:  # already checked at least this deep
                 continue
-            seen.add(id(item))
+            seen[id(item)] = depth
         if kind is dict:
             for k, v in item.items():
                 if type(k) is not str:
                     raise TypeError(f"{where} has a non-str key {k!r}; JSON object keys are str")
                 if not isinstance(v, _SCALARS):
-                    stack.append((v, f"{where}[{k!r}]"))
+                    stack.append((v, f"{where}[{k!r}]", depth + 1))
                 elif type(v) is float and not math.isfinite(v):
                     raise ValueError(
                         f"{where}[{k!r}] is a non-finite float, which JSON cannot hold"
@@ -177,7 +197,7 @@ def check_json(value: object, arg: str = "value") -> None:
         elif kind is list:
             for i, v in enumerate(item):
                 if not isinstance(v, _SCALARS):
-                    stack.append((v, f"{where}[{i}]"))
+                    stack.append((v, f"{where}[{i}]", depth + 1))
                 elif type(v) is float and not math.isfinite(v):
                     raise ValueError(f"{where}[{i}] is a non-finite float, which JSON cannot hold")
         elif isinstance(item, _SCALARS):
@@ -218,7 +238,7 @@ def encode_snapshot(
         check_json(value, arg)  # names the offending part
         raise
     except RecursionError as exc:
-        raise ValueError(f"{arg} is circular or nested too deeply to encode as JSON") from exc
+        raise _too_deep(arg) from exc
     except ValueError as exc:  # circular reference or non-finite float
         raise ValueError(f"{arg} cannot be encoded as JSON: {exc}") from exc
     if snap is NO_SNAPSHOT:

@@ -12,10 +12,19 @@ from .codec import check_json, validate_key
 __all__ = ["create_memory_key"]
 
 
+def _escape(part: str) -> str:
+    # "%" first, so an escaped ":" can never be confused with a literal "%3A".
+    return part.replace("%", "%25").replace(":", "%3A")
+
+
 def create_memory_key(
     user_id: str, session_id: str, context: Mapping[str, Any] | None = None
 ) -> str:
     """Build a stable key ``"user:session"`` or ``"user:session:<hash of context>"``.
+
+    ``%`` and ``:`` inside an id are escaped (``%25``, ``%3A``), so distinct ids always give
+    distinct keys (``("a:b", "c")`` is ``"a%3Ab:c"``, ``("a", "b:c")`` is ``"a:b%3Ac"``);
+    ids without those characters appear as they are.
 
     The hash is the first 16 hex digits of SHA-256 over the context as sorted-keys JSON, so
     the same context always gives the same key whatever its key order.
@@ -31,7 +40,7 @@ def create_memory_key(
     """
     validate_key(user_id, "user_id")
     validate_key(session_id, "session_id")
-    key = f"{user_id}:{session_id}"
+    key = f"{_escape(user_id)}:{_escape(session_id)}"
     if context is None:
         return key
     if not isinstance(context, Mapping):

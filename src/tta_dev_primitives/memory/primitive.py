@@ -14,7 +14,7 @@ from opentelemetry.util.types import AttributeValue
 from ..core.composition import LambdaPrimitive
 from ..core.context import WorkflowContext
 from ..core.instrumented import InstrumentedPrimitive, add_context_attributes
-from ..core.telemetry import DURATION_BUCKETS
+from ..core.telemetry import DURATION_BUCKETS, attribute_int, attribute_text
 from ..observability import attributes as A
 from . import codec
 from .backends.base import BackendInfo, MemoryBackend
@@ -22,6 +22,7 @@ from .backends.fallback import FallbackBackend
 from .backends.in_memory import InMemoryBackend
 from .backends.redis import RedisBackend
 from .embeddings import Embedder
+from .errors import MemoryBackendError
 from .records import Entry, Namespace, Record, SearchHit, SearchQuery
 from .search import SearchMode, normalize_vector, string_leaves
 
@@ -127,11 +128,20 @@ class MemoryOperation:
 class _Shared:
     """State shared by a primitive and its scoped views."""
 
-    __slots__ = ("backend", "degraded", "get_now", "owns_backend", "put_now", "span_attrs")
+    __slots__ = (
+        "backend",
+        "closed",
+        "degraded",
+        "get_now",
+        "owns_backend",
+        "put_now",
+        "span_attrs",
+    )
 
     def __init__(self, backend: MemoryBackend, owns_backend: bool) -> None:
         self.backend = backend
         self.owns_backend = owns_backend
+        self.closed = False  # set by aclose(): every later operation raises
         self.degraded = False
         # Optional capability of in-process backends (see MemoryBackend): synchronous get and
         # put, used when there is no span or metric to record, to save a coroutine per call.
@@ -152,7 +162,17 @@ _NO_SPAN = trace.INVALID_SPAN
 
 def _store_id(namespace: Namespace) -> str:
     # Parts joined by "/" with "%" and "/" escaped, so distinct namespaces read distinctly.
-    return "/".join(p.replace("%", "%25").replace("/", "%2F") for p in namespace)
+    return attribute_text("/".join(p.replace("%", "%25").replace("/", "%2F") for p in namespace))
+
+
+def _closed_error(operation: str, backend: str) -> MemoryBackendError:
+    return MemoryBackendError(
+        f"closed: this MemoryPrimitive was closed (aclose() or the end of `async with`); "
+        f"{operation} needs a new MemoryPrimitive",
+        backend=backend,
+        operation=operation,
+        transient=False,
+    )
 
 
 def _validate_part(part: object, arg: str) -> str:
@@ -164,7 +184,7 @@ def _validate_part(part: object, arg: str) -> str:
 
 
 def _truncate(text: str) -> str:
-    return text if len(text) <= _CONTENT_LIMIT else text[:_CONTENT_LIMIT] + "…"
+    return attribute_text(text if len(text) <= _CONTENT_LIMIT else text[:_CONTENT_LIMIT] + "…")
 
 
 def _duration_histogram(meter: metrics.Meter) -> metrics.Histogram:
@@ -328,10 +348,13 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         return view
 
     def get_backend_info(self) -> dict[str, Any]:
-        """Backend name, namespace, persistence and degradation (no I/O)."""
+        """Backend name, namespace, persistence and degradation (no I/O).
+
+        After :meth:`aclose`, ``backend`` is ``"closed"``.
+        """
         info = self._shared.backend.info()
         out: dict[str, Any] = {
-            "backend": info.name,
+            "backend": "closed" if self._shared.closed else info.name,
             "namespace": self._store_id,
             "persistent": info.persistent,
             "degraded": info.degraded,
@@ -340,9 +363,9 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         return out
 
     def is_using_redis(self) -> bool:
-        """True while Redis is the active backend (no I/O; False once degraded)."""
+        """True while Redis is the active backend (no I/O; False once degraded or closed)."""
         info = self._shared.backend.info()
-        return info.name == "redis" and not info.degraded
+        return info.name == "redis" and not info.degraded and not self._shared.closed
 
     # -- public async API ---------------------------------------------------------------------
 
@@ -451,9 +474,18 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         )
 
     async def aclose(self) -> None:
-        """Close the backend if this primitive built it (scoped views close nothing)."""
-        if self._shared.owns_backend and not self._is_view:
-            await self._shared.backend.aclose()
+        """Close the primitive, and its backend if it built it; scoped views close nothing.
+
+        After it, every operation (of the primitive and of its scoped views) raises
+        :class:`MemoryBackendError` ("closed"), on every backend; closing twice is harmless.
+        """
+        shared = self._shared
+        if self._is_view or shared.closed:
+            return
+        shared.closed = True
+        shared.get_now = shared.put_now = None  # the fast paths then reach the closed check
+        if shared.owns_backend:
+            await shared.backend.aclose()
 
     async def __aenter__(self) -> MemoryPrimitive:
         return self
@@ -557,11 +589,11 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         add_context_attributes(attrs, context)
         if kind == "search":
             if isinstance(input_data.limit, int):
-                attrs[A.ATTR_MEMORY_SEARCH_LIMIT] = input_data.limit
+                attrs[A.ATTR_MEMORY_SEARCH_LIMIT] = attribute_int(input_data.limit)
             if self._capture_content and isinstance(input_data.query, str):
                 attrs[A.ATTR_GEN_AI_MEMORY_QUERY_TEXT] = _truncate(input_data.query)
         if self._capture_keys and isinstance(input_data.key, str):
-            attrs[A.ATTR_GEN_AI_MEMORY_RECORD_ID] = input_data.key
+            attrs[A.ATTR_GEN_AI_MEMORY_RECORD_ID] = attribute_text(input_data.key)
         return attrs
 
     def _metric_attributes(self, input_data: MemoryOperation) -> dict[str, AttributeValue]:
@@ -605,6 +637,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
     async def _execute_impl(self, input_data: MemoryOperation, context: WorkflowContext) -> Any:
         handler = _HANDLERS[input_data.kind]
         shared = self._shared
+        if shared.closed:
+            raise _closed_error(input_data.kind, shared.backend.info().name)
         span = trace.get_current_span() if self._telemetry.tracer() is not None else _NO_SPAN
         try:
             return await handler(self, input_data, span)
@@ -642,6 +676,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
     async def _do_add(
         self, key: Any, value: Any, ttl: Any, metadata: Any, span: trace.Span
     ) -> None:
+        if self._shared.closed:
+            raise _closed_error("add", self._shared.backend.info().name)
         entry = self._entry(key, value, ttl, metadata, None)
         if self._embedder is not None:
             (vector,) = await self._embed([value])
@@ -660,6 +696,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         return await self._do_get(op.key, op.default, span)
 
     async def _do_get(self, key: Any, default: Any, span: trace.Span, metered: bool = True) -> Any:
+        if self._shared.closed:
+            raise _closed_error("get", self._shared.backend.info().name)
         record = await self._shared.backend.get(self._namespace, codec.validate_key(key))
         if record is None:
             if span is not _NO_SPAN:
