@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from .codec import NO_SNAPSHOT, decode
-from .search import Document, SearchMode, make_document
+from .search import DEFAULT_SEMANTIC_WEIGHT, Document, Fusion, SearchMode, Vector, make_document
 
 __all__ = [
     "Entry",
@@ -42,9 +42,11 @@ class Entry:
         document: The value's search document (words, lengths, string leaves, vector),
             computed from the payload the first time it is read, so a backend that indexes
             lazily does not pay for tokenizing on the write path.
+        space: ``(embedder name, dimensions)`` of ``vector``, so a namespace can refuse
+            vectors of another embedder.
     """
 
-    __slots__ = ("_document", "key", "metadata", "payload", "snapshot", "ttl", "vector")
+    __slots__ = ("_document", "key", "metadata", "payload", "snapshot", "space", "ttl", "vector")
 
     def __init__(
         self,
@@ -56,8 +58,10 @@ class Entry:
         *,
         document: Document | None = None,
         snapshot: Any = NO_SNAPSHOT,
+        space: tuple[str, int] | None = None,
     ) -> None:
         self.snapshot = snapshot
+        self.space = space
         self.key = key
         self.payload = payload
         self.metadata = metadata
@@ -69,7 +73,9 @@ class Entry:
     def document(self) -> Document:
         doc = self._document
         if doc is None:
-            doc = self._document = make_document(decode(self.payload), self.vector)
+            snap = self.snapshot
+            value = decode(self.payload) if snap is NO_SNAPSHOT else snap
+            doc = self._document = make_document(value, self.vector)
         return doc
 
     def __repr__(self) -> str:
@@ -102,13 +108,22 @@ class SearchQuery:
         mode: ``keyword``, ``semantic`` or ``hybrid``.
         filter: Metadata equality filter, or None.
         vector: The query's unit embedding (semantic and hybrid modes).
+        space: ``(embedder name, dimensions)`` of ``vector``.
+        fusion: How hybrid mode fuses its rankings: ``convex`` or ``rrf``.
+        semantic_weight: Weight of the semantic side in ``convex`` fusion, in [0, 1].
+        tracer: Set only while the search span is recording: a backend may trace the parts
+            of the search (keyword, vector, fuse) as child spans with it.
     """
 
     text: str
     limit: int
     mode: SearchMode = "keyword"
     filter: Mapping[str, Any] | None = None
-    vector: tuple[float, ...] | None = None
+    vector: Sequence[float] | Vector | None = None
+    space: tuple[str, int] | None = None
+    fusion: Fusion = "convex"
+    semantic_weight: float = DEFAULT_SEMANTIC_WEIGHT
+    tracer: Any = None
 
 
 class SearchResult(NamedTuple):

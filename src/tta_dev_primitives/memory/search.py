@@ -1,41 +1,64 @@
-"""Search scoring shared by every backend: tokenizing, BM25, vectors and rank fusion.
+"""Search scoring: the one definition of how records rank, shared by every backend.
 
-Every backend ranks with these pure functions, which is how the same records and query give
-the same hits in the same order on every backend. A backend's only job is to supply the
-candidate documents and the corpus statistics (document count, total length, document
-frequencies) of one namespace; :class:`InvertedIndex` does that in process.
+These are pure functions. :mod:`tta_dev_primitives.memory.index` holds the stateful,
+vectorized index that answers searches with exactly these scores; a backend without an index
+may rank candidate records with :func:`rank_keyword` and :func:`rank_semantic` directly.
 
 Ranking rules:
 
-* Keyword mode scores BM25 (k1=1.2, b=0.75) over the words of the value's string leaves
-  (never dict key names, never numbers), case-insensitively, plus a bonus of
-  ``SUBSTRING_BONUS`` when one string leaf contains the whole query as a substring, so a user
-  typing ``"pyth"`` finds ``"python"``. Only hits with a score above zero are returned.
-* Semantic mode scores the cosine similarity of unit vectors (hits above zero).
-* Hybrid mode fuses the keyword and semantic rankings by reciprocal rank (k=60).
-* Ties are broken newest first, by write sequence number; hits are best first.
+* Text is compared case-insensitively by Unicode case folding (:meth:`str.casefold`), so
+  ``"STRASSE"`` finds ``"Straße"`` and a capital sigma finds a final one.
+* Keyword mode scores BM25 (k1=1.2, b=0.75, :func:`bm25` for each query word) over the words
+  of the value's string leaves (never dict key names, never numbers), plus
+  ``SUBSTRING_BONUS`` when one string leaf contains the whole query as a substring
+  (:func:`has_substring`), so a user typing ``"pyth"`` finds ``"python"``. Only hits with a
+  score above zero are returned.
+* Semantic mode scores the cosine of unit vectors (:func:`cosine`, hits above zero). Vectors
+  are stored as float32 (:func:`normalize_vector`); scores are exact sums of their products.
+* Hybrid mode takes each retriever's best :func:`fusion_depth` hits and fuses them
+  (:func:`fuse_convex`, the default: a convex combination of min-max normalized scores with
+  ``semantic_weight`` on the semantic side; or :func:`fuse_rrf`, reciprocal rank fusion).
+* ``filter`` matches metadata by JSON equality (:func:`matches_filter`;
+  :func:`filter_key` is the same equality as a hashable key, for indexes).
+* Ties are broken newest first, by write sequence number; hits are best first (:func:`top`).
 """
 
 from __future__ import annotations
 
 import heapq
 import math
-import operator
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+from opentelemetry.trace import Tracer
+
+from ..observability import attributes as A
 
 __all__ = [
     "BM25_B",
     "BM25_K1",
+    "DEFAULT_SEMANTIC_WEIGHT",
     "RRF_K",
     "SUBSTRING_BONUS",
+    "Candidate",
     "Document",
-    "InvertedIndex",
+    "Fusion",
     "KeywordQuery",
+    "Scored",
     "SearchMode",
+    "Vector",
+    "bm25",
+    "cosine",
+    "filter_key",
+    "fuse",
+    "fuse_convex",
     "fuse_rrf",
+    "fusion_depth",
+    "has_substring",
     "idf",
     "keyword_score",
     "make_document",
@@ -48,24 +71,30 @@ __all__ = [
     "string_leaves",
     "tokenize",
     "top",
+    "validate_fusion",
+    "validate_semantic_weight",
 ]
 
 SearchMode = Literal["keyword", "semantic", "hybrid"]
+Fusion = Literal["convex", "rrf"]
 
 BM25_K1 = 1.2
 BM25_B = 0.75
 SUBSTRING_BONUS = 1.0
 RRF_K = 60
+DEFAULT_SEMANTIC_WEIGHT = 0.5
+
+Vector = npt.NDArray[np.float32]
+"""A unit embedding, float32 (what :func:`normalize_vector` returns)."""
 
 _WORD = re.compile(r"\w+")
-# Partial sums are accumulated in another order than keyword_score adds them, so they may
-# differ in the last bits; pruning keeps this much slack so it never drops a true contender.
-_SLACK = 1.0 - 1e-9
+_K1P1 = BM25_K1 + 1.0
+_F = TypeVar("_F", float, npt.NDArray[np.float64])
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-cased words (maximal runs of Unicode word characters) of ``text``."""
-    return _WORD.findall(text.lower())
+    """Case-folded words (maximal runs of Unicode word characters) of ``text``."""
+    return _WORD.findall(text.casefold())
 
 
 def string_leaves(value: Any) -> list[str]:
@@ -85,38 +114,40 @@ def string_leaves(value: Any) -> list[str]:
     return out
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Document:
     """What search knows of one record.
 
     Attributes:
         terms: Term frequency of each word.
         length: Number of words (the BM25 document length).
-        leaves: The lower-cased string leaves, for whole-query substring matching.
-        vector: Unit embedding vector, when an embedder was configured.
+        leaves: The case-folded string leaves, for whole-query substring matching.
+        vector: Unit float32 embedding, when an embedder was configured.
     """
 
     terms: Mapping[str, int]
     length: int
     leaves: tuple[str, ...]
-    vector: tuple[float, ...] | None = None
+    vector: Vector | Sequence[float] | None = None
 
 
-def make_document(value: Any, vector: Sequence[float] | None = None) -> Document:
+def make_document(value: Any, vector: Sequence[float] | Vector | None = None) -> Document:
     """Build the :class:`Document` of a JSON value (and its optional embedding)."""
-    leaves = tuple(leaf.lower() for leaf in string_leaves(value))
+    leaves = tuple(leaf.casefold() for leaf in string_leaves(value))
     terms: dict[str, int] = {}
     length = 0
+    findall = _WORD.findall
     for leaf in leaves:
-        for word in _WORD.findall(leaf):
+        words = findall(leaf)
+        length += len(words)
+        for word in words:
             terms[word] = terms.get(word, 0) + 1
-            length += 1
-    return Document(terms, length, leaves, normalize_vector(vector) if vector is not None else None)
+    return Document(terms, length, leaves, None if vector is None else normalize_vector(vector))
 
 
 @dataclass(frozen=True, slots=True)
 class KeywordQuery:
-    """A prepared keyword query: the stripped lower-cased text and its unique words in order."""
+    """A prepared keyword query: the stripped case-folded text and its unique words in order."""
 
     text: str
     terms: tuple[str, ...]
@@ -124,7 +155,7 @@ class KeywordQuery:
 
 def prepare_query(query: str) -> KeywordQuery | None:
     """Prepare ``query``; None for an empty or whitespace-only query (which matches nothing)."""
-    text = query.strip().lower()
+    text = query.strip().casefold()
     if not text:
         return None
     return KeywordQuery(text, tuple(dict.fromkeys(_WORD.findall(text))))
@@ -133,6 +164,27 @@ def prepare_query(query: str) -> KeywordQuery | None:
 def idf(df: int, n_docs: int) -> float:
     """BM25 inverse document frequency (the always-positive Lucene form)."""
     return math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
+
+
+def bm25(tf: _F, length: _F, avgdl: float, weight: float) -> _F:
+    """What one query word adds to a record's score: BM25 of its term frequency ``tf``.
+
+    Works alike on floats and on float64 arrays (one element per record), with the same
+    operations in the same order, so a vectorized index and :func:`keyword_score` agree to
+    the last bit.
+
+    Args:
+        tf: Occurrences of the word in the record.
+        length: The record's length in words.
+        avgdl: Mean record length of the namespace.
+        weight: The word's :func:`idf`.
+    """
+    return weight * tf * _K1P1 / (tf + BM25_K1 * (1.0 - BM25_B + BM25_B * length / avgdl))
+
+
+def has_substring(text: str, leaves: Iterable[str]) -> bool:
+    """The substring rule: one case-folded leaf contains the whole case-folded query."""
+    return any(text in leaf for leaf in leaves)
 
 
 def keyword_score(
@@ -144,17 +196,14 @@ def keyword_score(
 ) -> float:
     """BM25 of ``doc`` for ``query`` plus the whole-query substring bonus."""
     score = 0.0
-    norm = BM25_K1 * (1.0 - BM25_B + BM25_B * doc.length / avgdl)
     terms = doc.terms
+    length = float(doc.length)
     for term in query.terms:
         tf = terms.get(term)
         if tf:
-            score += idf(df.get(term, 1), n_docs) * tf * (BM25_K1 + 1.0) / (tf + norm)
-    text = query.text
-    for leaf in doc.leaves:
-        if text in leaf:
-            score += SUBSTRING_BONUS
-            break
+            score += bm25(float(tf), length, avgdl, idf(df.get(term, 1), n_docs))
+    if has_substring(query.text, doc.leaves):
+        score += SUBSTRING_BONUS
     return score
 
 
@@ -172,6 +221,24 @@ def matches_filter(metadata: Mapping[str, Any] | None, filter: Mapping[str, Any]
     return True
 
 
+def filter_key(value: Any) -> Hashable:
+    """A hashable key with :func:`matches_filter`'s equality for one metadata field value.
+
+    Two JSON values give equal keys exactly when the filter would call them equal (``1`` and
+    ``1.0`` are equal, ``True`` and ``1`` are not at the top level), so an index can look a
+    filter's values up instead of testing every record.
+    """
+    return (type(value) is bool, _hashable(value))
+
+
+def _hashable(value: Any) -> Hashable:
+    if isinstance(value, dict):
+        return ("d", frozenset((k, _hashable(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return ("l", tuple(_hashable(v) for v in value))
+    return value  # type: ignore[no-any-return]
+
+
 Candidate = tuple[str, int, Document, Mapping[str, Any] | None]
 """(key, write sequence, document, metadata) of one record a backend offers for ranking."""
 
@@ -179,12 +246,15 @@ Scored = tuple[float, int, str]
 """(score, write sequence, key)."""
 
 
+def _order(s: Scored) -> tuple[float, int]:
+    return (-s[0], -s[1])
+
+
 def top(scored: Iterable[Scored], limit: int | None) -> list[Scored]:
     """Best first, ties newest first (higher sequence), at most ``limit`` (None = all)."""
-    key: Callable[[Scored], tuple[float, int]] = lambda s: (-s[0], -s[1])  # noqa: E731
     if limit is None:
-        return sorted(scored, key=key)
-    return heapq.nsmallest(limit, scored, key=key)
+        return sorted(scored, key=_order)
+    return heapq.nsmallest(limit, scored, key=_order)
 
 
 def rank_keyword(
@@ -196,7 +266,7 @@ def rank_keyword(
     limit: int | None,
     filter: Mapping[str, Any] | None = None,
 ) -> list[Scored]:
-    """Rank candidates for a keyword query.
+    """Rank candidates for a keyword query (the reference scorer: one record at a time).
 
     Args:
         query: The prepared query.
@@ -218,32 +288,65 @@ def rank_keyword(
     return top(scored, limit)
 
 
-def normalize_vector(vector: Sequence[float]) -> tuple[float, ...]:
-    """``vector`` scaled to unit length (all zeros stays zeros)."""
-    norm = math.sqrt(math.fsum(x * x for x in vector))
+def normalize_vector(vector: Sequence[float] | npt.NDArray[Any]) -> Vector:
+    """``vector`` scaled to unit length, as float32 (all zeros stays zeros).
+
+    Raises:
+        ValueError: ``vector`` is not one-dimensional, or holds a non-finite number.
+    """
+    array = np.asarray(vector, dtype=np.float64)
+    if array.ndim != 1:
+        raise ValueError(f"an embedding must be a flat list of numbers, got shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise ValueError("an embedding holds a NaN or an infinite number")
+    norm = float(np.sqrt(np.dot(array, array)))
     if norm == 0.0:
-        return tuple(0.0 for _ in vector)
-    return tuple(x / norm for x in vector)
+        return np.zeros(len(array), dtype=np.float32)
+    return (array / norm).astype(np.float32)
+
+
+def cosine(rows: npt.NDArray[np.float32], query: Vector) -> npt.NDArray[np.float64]:
+    """Exact cosine of each unit row with the unit ``query``.
+
+    The products of float32 numbers are exact in float64 and each row is summed the same way
+    wherever it sits, so a row scores the same in any matrix (a BLAS matrix-vector product
+    does not promise that: its result can depend on the row's position).
+    """
+    if not len(rows):
+        return np.zeros(0)
+    products: npt.NDArray[np.float64] = np.multiply(rows, query, dtype=np.float64)
+    return np.asarray(products.sum(axis=1), dtype=np.float64)
 
 
 def rank_semantic(
-    query_vector: Sequence[float],
+    query_vector: Sequence[float] | Vector,
     candidates: Iterable[Candidate],
     limit: int | None,
     filter: Mapping[str, Any] | None = None,
 ) -> list[Scored]:
     """Rank candidates by cosine similarity to ``query_vector`` (a unit vector)."""
-    scored: list[Scored] = []
+    q = np.asarray(query_vector, dtype=np.float32)
+    keep: list[tuple[str, int]] = []
+    rows: list[Vector | Sequence[float]] = []
     for key, seq, doc, metadata in candidates:
         vector = doc.vector
-        if vector is None or len(vector) != len(query_vector):
+        if vector is None or len(vector) != len(q):
             continue
         if filter and not matches_filter(metadata, filter):
             continue
-        score = sum(map(operator.mul, vector, query_vector))
-        if score > 0.0:
-            scored.append((score, seq, key))
-    return top(scored, limit)
+        keep.append((key, seq))
+        rows.append(vector)
+    if not rows:
+        return []
+    scores = cosine(np.asarray(np.stack(rows), dtype=np.float32), q).tolist()
+    return top(
+        ((s, seq, key) for s, (key, seq) in zip(scores, keep, strict=True) if s > 0.0), limit
+    )
+
+
+def fusion_depth(limit: int) -> int:
+    """How many hits of each retriever hybrid search fuses: ``max(50, 5 * limit)``."""
+    return max(50, 5 * limit)
 
 
 def fuse_rrf(
@@ -259,224 +362,62 @@ def fuse_rrf(
     return top(((math.fsum(parts), seqs[key], key) for key, parts in fused.items()), limit)
 
 
-class InvertedIndex:
-    """An in-process inverted index over one namespace's documents.
+def fuse_convex(
+    keyword: Sequence[Scored],
+    semantic: Sequence[Scored],
+    limit: int | None,
+    semantic_weight: float = DEFAULT_SEMANTIC_WEIGHT,
+) -> list[Scored]:
+    """Convex combination of per-query min-max normalized scores.
 
-    Postings map each word to the records holding it, so keyword search costs grow with the
-    matching postings, not with the number of records. A trigram index over the vocabulary
-    finds the words containing a query word, for whole-query substring matches.
+    Each ranking's scores are mapped to [0, 1] (best 1, worst 0; a ranking whose scores are
+    all equal maps to 1), then a record scores ``(1 - w) * keyword + w * semantic``, 0 for a
+    ranking it is not in. Raw BM25 and cosine are never added: their scales differ per query.
     """
-
-    __slots__ = ("_bounds", "_docs", "_grams", "_lengths", "_postings", "_total_length")
-
-    def __init__(self) -> None:
-        # term -> (largest tf, shortest document) over its postings, ever: an upper bound of
-        # what the term can add to any record's score (kept on removal: still an upper bound).
-        self._bounds: dict[str, tuple[int, int]] = {}
-        self._postings: dict[str, dict[str, int]] = {}
-        self._lengths: dict[str, int] = {}  # key -> document length, for BM25's norm
-        self._docs: dict[str, tuple[int, Document, Mapping[str, Any] | None]] = {}
-        self._grams: dict[str, set[str]] = {}
-        self._total_length = 0
-
-    def __len__(self) -> int:
-        return len(self._docs)
-
-    @property
-    def total_length(self) -> int:
-        return self._total_length
-
-    def add(self, key: str, seq: int, doc: Document, metadata: Mapping[str, Any] | None) -> None:
-        """Index ``doc`` under ``key`` (replacing what was there)."""
-        if key in self._docs:
-            self.remove(key)
-        self._docs[key] = (seq, doc, metadata)
-        self._lengths[key] = doc.length
-        self._total_length += doc.length
-        postings = self._postings
-        bounds = self._bounds
-        length = doc.length
-        for term, tf in doc.terms.items():
-            bound = bounds.get(term)
-            if bound is None:
-                bounds[term] = (tf, length)
-            elif tf > bound[0] or length < bound[1]:
-                bounds[term] = (max(tf, bound[0]), min(length, bound[1]))
-            plist = postings.get(term)
-            if plist is None:
-                postings[term] = {key: tf}
-                for gram in _trigrams(term):
-                    self._grams.setdefault(gram, set()).add(term)
-            else:
-                plist[key] = tf
-
-    def remove(self, key: str) -> None:
-        """Forget ``key`` (no error if absent)."""
-        entry = self._docs.pop(key, None)
-        if entry is None:
-            return
-        doc = entry[1]
-        del self._lengths[key]
-        self._total_length -= doc.length
-        postings = self._postings
-        for term in doc.terms:
-            plist = postings[term]
-            del plist[key]
-            if not plist:
-                del postings[term]
-                for gram in _trigrams(term):
-                    terms = self._grams[gram]
-                    terms.discard(term)
-                    if not terms:
-                        del self._grams[gram]
-
-    def clear(self) -> None:
-        self._bounds.clear()
-        self._lengths.clear()
-        self._postings.clear()
-        self._docs.clear()
-        self._grams.clear()
-        self._total_length = 0
-
-    def df(self, term: str) -> int:
-        plist = self._postings.get(term)
-        return len(plist) if plist else 0
-
-    def _terms_containing(self, word: str) -> Iterator[str]:
-        grams = _trigrams(word)
-        if not grams:
-            yield from (t for t in self._postings if word in t)
-            return
-        sets = []
-        for gram in grams:
-            terms = self._grams.get(gram)
-            if not terms:
-                return
-            sets.append(terms)
-        sets.sort(key=len)
-        found = sets[0].intersection(*sets[1:]) if len(sets) > 1 else sets[0]
-        yield from (t for t in found if word in t)
-
-    def _substring_keys(self, query: KeywordQuery) -> set[str]:
-        """Keys of records one of whose string leaves contains the whole query text."""
-        postings = self._postings
-        keys: set[str] = set()
-        # Every such record has, for each query word, a word containing it; the longest
-        # query word is the most selective.
-        longest = max(query.terms, key=len)
-        for term in self._terms_containing(longest):
-            keys.update(postings[term])
-        if len(query.terms) == 1 and query.text == longest:
-            return keys  # the query is that one word: containing the word is enough
-        text = query.text
-        docs = self._docs
-        return {k for k in keys if any(text in leaf for leaf in docs[k][1].leaves)}
-
-    def search_keyword(
-        self, query: KeywordQuery, limit: int | None, filter: Mapping[str, Any] | None = None
-    ) -> list[Scored]:
-        """The best ``limit`` records for ``query``, exactly as :func:`rank_keyword` ranks them.
-
-        Scores accumulate term at a time over the query words' postings, rarest word first,
-        so records holding none of the words are never touched. Once ``limit`` records lead
-        by more than any unseen record could still score (the "MaxScore" bound: a word adds
-        less than ``idf * (k1 + 1)``), the common words' long postings are only probed for
-        the records still in contention. The survivors are rescored with
-        :func:`keyword_score`, so the result is identical to scoring every record.
-        """
-        docs = self._docs
-        n_docs = len(docs)
-        if not n_docs:
-            return []
-        total = self._total_length
-        if not query.terms:
-            # No word characters in the query: only a substring can match; scan.
-            candidates = ((key, *entry) for key, entry in docs.items())
-            return rank_keyword(query, candidates, {}, n_docs, total, limit, filter)
-        postings = self._postings
-        df = {term: len(postings.get(term, ())) for term in query.terms}
-        if limit is None or filter:
-            keys: set[str] = self._substring_keys(query)
-            for term in query.terms:
-                keys.update(postings.get(term, ()))
-            candidates = ((key, *docs[key]) for key in keys)
-            return rank_keyword(query, candidates, df, n_docs, total, limit, filter)
-
-        avgdl = total / n_docs if total else 1.0
-        k1p1 = BM25_K1 + 1.0
-        bounds = self._bounds
-        lists = []
-        for t in query.terms:
-            if df[t]:
-                weight = idf(df[t], n_docs)
-                maxtf, minlen = bounds[t]
-                top_ = (
-                    weight
-                    * maxtf
-                    * k1p1
-                    / (maxtf + BM25_K1 * (1.0 - BM25_B + BM25_B * minlen / avgdl))
-                )
-                lists.append((weight, postings[t], top_))
-        lists.sort(key=lambda item: -item[2])
-        # Upper bound of what a record not seen yet can still score.
-        unseen_bound = math.fsum(top_ for _, _, top_ in lists) + SUBSTRING_BONUS
-        acc: dict[str, float] = {}
-        get = acc.get
-        lengths = self._lengths
-        # norm = a + c * length, with BM25's constants folded once per query.
-        norm_a = BM25_K1 * (1.0 - BM25_B)
-        norm_c = BM25_K1 * BM25_B / avgdl
-        for weight, plist, top_ in lists:
-            floor = self._floor(acc, limit, unseen_bound)
-            unseen_bound -= top_
-            if floor is None:
-                wk = weight * k1p1
-                for key, tf in plist.items():
-                    acc[key] = get(key, 0.0) + wk * tf / (tf + norm_a + norm_c * lengths[key])
-            else:
-                # Closed to newcomers: keep only records that can still reach the floor.
-                reach = unseen_bound + top_
-                acc = {k: v for k, v in acc.items() if v + reach >= floor}
-                get = acc.get
-                for key in acc:
-                    freq = plist.get(key)
-                    if freq:
-                        acc[key] += weight * k1p1 * freq / (freq + norm_a + norm_c * lengths[key])
-        floor = self._floor(acc, limit, SUBSTRING_BONUS)
-        text = query.text
-        if floor is None:
-            for key in self._substring_keys(query):
-                acc[key] = get(key, 0.0) + SUBSTRING_BONUS
-        else:
-            # Only a record within the bonus of the current top ``limit`` can still enter it.
-            need = floor - SUBSTRING_BONUS
-            for key, value in acc.items():
-                if value >= need and any(text in leaf for leaf in docs[key][1].leaves):
-                    acc[key] = value + SUBSTRING_BONUS
-        if len(acc) > limit:
-            cut = heapq.nlargest(limit, acc.values())[-1] * _SLACK
-            contenders: Iterable[str] = [k for k, v in acc.items() if v >= cut]
-        else:
-            contenders = acc
-        candidates = ((key, *docs[key]) for key in contenders)
-        return rank_keyword(query, candidates, df, n_docs, total, limit)
-
-    @staticmethod
-    def _floor(acc: dict[str, float], limit: int, unseen_bound: float) -> float | None:
-        """The score to reach once newcomers can no longer enter the top ``limit``, else None."""
-        if len(acc) < limit:
-            return None
-        floor = heapq.nlargest(limit, acc.values())[-1] * _SLACK
-        return floor if unseen_bound < floor else None
-
-    def search_semantic(
-        self, vector: Sequence[float], limit: int | None, filter: Mapping[str, Any] | None = None
-    ) -> list[Scored]:
-        return rank_semantic(vector, ((k, *v) for k, v in self._docs.items()), limit, filter)
+    w = semantic_weight
+    fused: dict[str, float] = {}
+    seqs: dict[str, int] = {}
+    for ranking, weight in ((keyword, 1.0 - w), (semantic, w)):
+        if not ranking:
+            continue
+        hi = ranking[0][0]
+        lo = min(s for s, _, _ in ranking)
+        span = hi - lo
+        for score, seq, key in ranking:
+            part = weight * ((score - lo) / span if span > 0.0 else 1.0)
+            fused[key] = fused.get(key, 0.0) + part
+            seqs[key] = seq
+    return top(((score, seqs[key], key) for key, score in fused.items()), limit)
 
 
-def _trigrams(word: str) -> set[str]:
-    return {word[i : i + 3] for i in range(len(word) - 2)}
+def fuse(
+    keyword: Sequence[Scored],
+    semantic: Sequence[Scored],
+    limit: int | None,
+    *,
+    fusion: Fusion = "convex",
+    semantic_weight: float = DEFAULT_SEMANTIC_WEIGHT,
+) -> list[Scored]:
+    """Fuse a keyword and a semantic ranking with the chosen method."""
+    if fusion == "rrf":
+        return fuse_rrf([keyword, semantic], limit)
+    return fuse_convex(keyword, semantic, limit, semantic_weight)
+
+
+def validate_semantic_weight(weight: object, arg: str = "semantic_weight") -> float:
+    """Return ``weight`` as a float if it is a number in [0, 1]."""
+    if isinstance(weight, bool) or not isinstance(weight, int | float):
+        raise TypeError(f"{arg} must be a number in [0, 1], got {type(weight).__name__}")
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"{arg} must be in [0, 1], got {weight!r}")
+    return float(weight)
+
+
+def validate_fusion(fusion: object, arg: str = "fusion") -> Fusion:
+    """Return ``fusion`` if it is ``"convex"`` or ``"rrf"``."""
+    if fusion == "convex" or fusion == "rrf":
+        return fusion
+    raise ValueError(f"{arg} must be 'convex' or 'rrf', got {fusion!r}")
 
 
 def rank_by_mode(
@@ -484,10 +425,43 @@ def rank_by_mode(
     limit: int,
     keyword: Callable[[int | None], list[Scored]],
     semantic: Callable[[int | None], list[Scored]],
+    *,
+    fusion: Fusion = "convex",
+    semantic_weight: float = DEFAULT_SEMANTIC_WEIGHT,
+    tracer: Tracer | None = None,
 ) -> list[Scored]:
-    """Run the ranking(s) a mode needs: hybrid fuses the full keyword and semantic rankings."""
+    """Run the ranking(s) a mode needs; hybrid fuses each retriever's best
+    :func:`fusion_depth` hits (a retriever may return more: only that many are used).
+
+    With a ``tracer`` (pass one only while the caller's span records), each part is a child
+    span: ``memory.search.keyword``, ``memory.search.vector``, ``memory.search.fuse``, with
+    the number of hits it gave in ``gen_ai.memory.record.count``.
+    """
+    if tracer is None:
+        if mode == "keyword":
+            return keyword(limit)
+        if mode == "semantic":
+            return semantic(limit)
+        depth = fusion_depth(limit)
+        kw = keyword(depth)[:depth]
+        sem = semantic(depth)[:depth]
+        return fuse(kw, sem, limit, fusion=fusion, semantic_weight=semantic_weight)
     if mode == "keyword":
-        return keyword(limit)
+        return _traced(tracer, "keyword", lambda: keyword(limit))
     if mode == "semantic":
-        return semantic(limit)
-    return fuse_rrf([keyword(None), semantic(None)], limit)
+        return _traced(tracer, "vector", lambda: semantic(limit))
+    depth = fusion_depth(limit)
+    kw = _traced(tracer, "keyword", lambda: keyword(depth)[:depth])
+    sem = _traced(tracer, "vector", lambda: semantic(depth)[:depth])
+    return _traced(
+        tracer,
+        "fuse",
+        lambda: fuse(kw, sem, limit, fusion=fusion, semantic_weight=semantic_weight),
+    )
+
+
+def _traced(tracer: Tracer, part: str, run: Callable[[], list[Scored]]) -> list[Scored]:
+    with tracer.start_as_current_span(f"memory.search.{part}") as span:
+        hits = run()
+        span.set_attribute(A.ATTR_GEN_AI_MEMORY_RECORD_COUNT, len(hits))
+        return hits

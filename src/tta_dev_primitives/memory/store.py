@@ -10,8 +10,9 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 from . import codec
+from .index import SearchIndex, check_space
 from .records import Entry, Record, SearchHit, SearchQuery, SearchResult
-from .search import InvertedIndex, prepare_query, rank_by_mode
+from .search import prepare_query, rank_by_mode
 
 __all__ = ["InMemoryStore"]
 
@@ -49,13 +50,19 @@ class InMemoryStore:
         self._clock = clock
         self._max_value_bytes = max_value_bytes
         self._items: OrderedDict[str, _Item] = OrderedDict()
-        self._index = InvertedIndex()
+        self._index = SearchIndex()
+        # (embedder name, dimensions) of the vectors stored here, while any record lives.
+        self._space: tuple[str, int] | None = None
         # Records written since the last search, and indexed keys deleted, replaced or evicted
         # since then: the next search applies both, so writes and deletes stay cheap and each
         # record is tokenized at most once.
         self._pending: dict[str, _Item] = {}
         self._stale: set[str] = set()
+        # (expires_at, seq, key) per TTL write; entries of records rewritten or deleted since
+        # are dropped lazily, and the heap is rebuilt once it holds more than twice the live
+        # records with a TTL, so it stays proportional to them.
         self._expiry: list[tuple[float, int, str]] = []
+        self._n_expiring = 0
         self._seq = itertools.count(1)
 
     # -- the record-level API used by InMemoryBackend --------------------------------------
@@ -65,6 +72,8 @@ class InMemoryStore:
         now = self._clock()
         if self._expiry:
             self._purge(now)
+        if entry.space is not None and entry.vector is not None:
+            self._space = check_space(self._space if self._items else None, entry.space)
         seq = next(self._seq)
         ttl = entry.ttl
         expires_at = None if ttl is None else now + ttl
@@ -72,21 +81,28 @@ class InMemoryStore:
         items = self._items
         record = Record(key, entry.payload, entry.metadata, seq, entry.snapshot)
         item = _Item(entry, record, expires_at)
-        if key in items:
+        old = items.get(key)
+        if old is not None:
             self._unindex(key)
+            if old.expires_at is not None:
+                self._n_expiring -= 1
             items[key] = item
             items.move_to_end(key)
         else:
             items[key] = item
         self._pending[key] = item
         if expires_at is not None:
-            heapq.heappush(self._expiry, (expires_at, seq, key))
+            self._n_expiring += 1
+            heap = self._expiry
+            heapq.heappush(heap, (expires_at, seq, key))
+            if len(heap) > 2 * self._n_expiring + 64:
+                self._rebuild_expiry()
         evicted = 0
         max_size = self.max_size
         if max_size is not None:
             while len(items) > max_size:
-                old_key, _ = items.popitem(last=False)
-                self._unindex(old_key)
+                old_key = next(iter(items))
+                self._remove(old_key)
                 evicted += 1
         return evicted
 
@@ -106,6 +122,9 @@ class InMemoryStore:
         prepared = prepare_query(query.text)
         if prepared is None:
             return []
+        vector = query.vector
+        if vector is not None and query.space is not None and self._items:
+            self._space = check_space(self._space, query.space)
         self._purge(self._clock())
         index = self._index
         if self._stale:
@@ -113,18 +132,20 @@ class InMemoryStore:
                 index.remove(key)
             self._stale.clear()
         if self._pending:
-            for key, item in self._pending.items():
-                record = item.record
-                index.add(key, record.seq, item.entry.document, record.metadata)
+            index.upsert_many(
+                (key, item.record.seq, item.entry.document, item.record.metadata, None, None)
+                for key, item in self._pending.items()
+            )
             self._pending.clear()
-        vector = query.vector
+        filter_ = query.filter
         scored = rank_by_mode(
             query.mode,
             query.limit,
-            lambda limit: index.search_keyword(prepared, limit, query.filter),
-            lambda limit: (
-                [] if vector is None else index.search_semantic(vector, limit, query.filter)
-            ),
+            lambda limit: index.search_keyword(prepared, limit, filter_),
+            lambda limit: [] if vector is None else index.search_semantic(vector, limit, filter_),
+            fusion=query.fusion,
+            semantic_weight=query.semantic_weight,
+            tracer=query.tracer,
         )
         items = self._items
         return [
@@ -166,6 +187,10 @@ class InMemoryStore:
         """Keyword search, best first (see :mod:`tta_dev_primitives.memory.search`)."""
         if not isinstance(query, str):
             raise TypeError(f"query must be a str, got {type(query).__name__}")
+        if filter is not None:
+            if not isinstance(filter, Mapping):
+                raise TypeError(f"filter must be a mapping or None, got {type(filter).__name__}")
+            filter = codec.validate_metadata(filter, "filter")
         results = self.search_results(
             SearchQuery(query, codec.validate_limit(limit), "keyword", filter)
         )
@@ -190,6 +215,8 @@ class InMemoryStore:
         self._pending.clear()
         self._stale.clear()
         self._expiry.clear()
+        self._n_expiring = 0
+        self._space = None
         return count
 
     def size(self) -> int:
@@ -220,11 +247,29 @@ class InMemoryStore:
 
     def _unindex(self, key: str) -> None:
         if self._pending.pop(key, None) is None:
-            self._stale.add(key)
+            stale = self._stale
+            stale.add(key)
+            if len(stale) > len(self._items) + 64:
+                # Many deletes and no search: forget them now, so the index stays
+                # proportional to the live records.
+                index = self._index
+                for old in stale:
+                    index.remove(old)
+                stale.clear()
 
     def _remove(self, key: str) -> None:
-        del self._items[key]
+        item = self._items.pop(key)
+        if item.expires_at is not None:
+            self._n_expiring -= 1
         self._unindex(key)
+
+    def _rebuild_expiry(self) -> None:
+        self._expiry = [
+            (item.expires_at, item.record.seq, key)
+            for key, item in self._items.items()
+            if item.expires_at is not None
+        ]
+        heapq.heapify(self._expiry)
 
     def _purge(self, now: float) -> None:
         heap = self._expiry

@@ -380,7 +380,7 @@ class RedisBackend:
         # Metadata was validated by the primitive: encode it without checking it again.
         meta = b"" if entry.metadata is None else _b(_json(entry.metadata))
         vector = entry.vector
-        vec = b"" if vector is None else _vector_arg(normalize_vector(vector))
+        vec = b"" if vector is None else _vector_arg(normalize_vector(vector).tolist())
         return b"%d:%d:%s%s%s" % (len(meta), len(vec), meta, vec, _b(entry.payload))
 
     async def _records(

@@ -1,0 +1,667 @@
+"""``SearchIndex``: the vectorized, incremental search index of one namespace.
+
+Any in-process user keeps one :class:`SearchIndex` per namespace and feeds it the namespace's
+writes; it ranks with the definitions of :mod:`tta_dev_primitives.memory.search`, to the last
+bit for BM25 and exactly for cosine, so every user of it returns the same hits in the same
+order. It assumes nothing of where the records live (the in-memory store, the fallback
+mirror and the Redis backend's in-process copy all use it the same way).
+
+API (stable; everything else is private)::
+
+    index = SearchIndex()
+    index.upsert(key, seq, value, metadata=None, expires_at=None, vector=None)
+    index.upsert_many([(key, seq, value, metadata, expires_at, vector), ...])  # bulk load
+    index.remove(key) -> bool          # True if the key was indexed
+    index.clear()
+    len(index), key in index
+    index.search(query, limit, mode="keyword", vector=None, filter=None, now=None,
+                 fusion="convex", semantic_weight=0.5) -> list[(score, seq, key)]
+    index.search_keyword(prepared_query, limit, filter=None, now=None)
+    index.search_semantic(unit_vector, limit, filter=None, now=None)
+    index.memory_bytes() -> int        # a cheap estimate of what the index holds
+
+* ``seq`` is the record's write sequence number (ties rank newest first: higher ``seq``).
+* ``value`` is the record's JSON value, or a ready :class:`~.search.Document`.
+* ``expires_at`` is an absolute time in the caller's clock; a search given ``now`` drops every
+  record with ``expires_at <= now`` first (a search without ``now`` applies no expiry).
+* ``vector`` is the record's embedding (any sequence or array of numbers; it is normalized
+  and kept as float32). All vectors of an index have one length: another length is a
+  ``ValueError``. :meth:`SearchIndex.check_space` records which embedder made them.
+* Results are ``(score, seq, key)`` tuples, best first; the caller maps keys to records.
+
+How it is built, and why it stays fast and small:
+
+* Each record has a slot; per-slot arrays hold its length, write sequence and a generation
+  number. Each word's postings are three growable arrays (slot, generation, term frequency)
+  viewed as numpy arrays at search time, so a query word costs a few vectorized operations
+  over its postings, whatever the number of records, and top-k is an ``argpartition``.
+* Deletes and overwrites are tombstones: a posting counts only while its generation equals
+  its slot's, so a delete never touches postings and a freed slot is reused at once. A
+  word's postings are compacted when more than half are dead (on the delete that crosses
+  that line, at a cost proportional to the postings that died), and a word no live record
+  holds is forgotten. No search rebuilds anything and every structure is bounded by the
+  live records, not by the history of writes.
+* Vectors are rows of one contiguous float32 matrix (rows of deleted records are reused);
+  a semantic search is one matrix-vector product, then an exact rescoring (:func:`cosine`)
+  of the few rows that can reach the top, so scores do not depend on where a row sits.
+* Filters are looked up in an index of metadata values (one set of slots per field value),
+  giving a mask, not a scan.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import sys
+from array import array
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .search import (
+    DEFAULT_SEMANTIC_WEIGHT,
+    SUBSTRING_BONUS,
+    Document,
+    Fusion,
+    KeywordQuery,
+    Scored,
+    SearchMode,
+    Vector,
+    bm25,
+    cosine,
+    filter_key,
+    has_substring,
+    idf,
+    make_document,
+    normalize_vector,
+    prepare_query,
+    rank_by_mode,
+)
+
+__all__ = ["IndexRecord", "SearchIndex", "check_space"]
+
+IndexRecord = tuple[
+    str, int, Any, "Mapping[str, Any] | None", "float | None", "Sequence[float] | Vector | None"
+]
+"""(key, seq, value or Document, metadata, expires_at, vector): one record for upsert_many."""
+
+_INF = math.inf
+# Candidates whose substring check is done in one go before the bound is tightened again.
+_CHUNK = 256
+# A word's postings are compacted once dead ones exceed live ones plus this slack.
+_SLACK = 16
+_FloatArray = npt.NDArray[np.float64]
+_IntArray = npt.NDArray[np.int64]
+
+
+class _Postings:
+    """One word's postings: parallel growable arrays of slot, generation and frequency."""
+
+    __slots__ = ("df", "gens", "slots", "tfs")
+
+    def __init__(self) -> None:
+        self.slots = array("q")
+        self.gens = array("q")
+        self.tfs = array("d")
+        self.df = 0  # live records holding the word
+
+    def views(self) -> tuple[_IntArray, _IntArray, _FloatArray]:
+        return (
+            np.frombuffer(self.slots, dtype=np.int64),
+            np.frombuffer(self.gens, dtype=np.int64),
+            np.frombuffer(self.tfs, dtype=np.float64),
+        )
+
+
+class SearchIndex:
+    """The search index of one namespace (see the module docstring for the API)."""
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self._slot_of: dict[str, int] = {}
+        self._keys: list[str | None] = []
+        self._leaves: list[tuple[str, ...]] = []
+        self._terms: list[tuple[str, ...]] = []
+        self._meta: list[Mapping[str, Any] | None] = []
+        self._free: list[int] = []
+        cap = 16
+        self._seq = np.zeros(cap, dtype=np.int64)
+        self._gen = np.full(cap, -1, dtype=np.int64)  # -1: free slot
+        self._length = np.zeros(cap, dtype=np.float64)
+        self._row = np.full(cap, -1, dtype=np.int64)
+        self._next_gen = 0
+        self._total_length = 0
+        self._postings: dict[str, _Postings] = {}
+        self._n_postings = 0
+        self._grams: dict[str, set[str]] = {}
+        self._meta_index: dict[str, dict[Hashable, set[int]]] = {}
+        # Vectors: one float32 row each; free rows are zeros.
+        self._matrix: npt.NDArray[np.float32] | None = None
+        self._row_slot = np.zeros(0, dtype=np.int64)
+        self._free_rows: list[int] = []
+        self._n_rows = 0
+        self._space: tuple[str, int] | None = None
+        # Expiry: (expires_at, generation, slot); entries of rewritten records are dropped
+        # lazily, and the heap is rebuilt once it holds twice the live expiring records.
+        self._expiry: list[tuple[float, int, int]] = []
+        self._n_expiring = 0
+        self._expires: dict[int, float] = {}
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._slot_of)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._slot_of
+
+    @property
+    def total_length(self) -> int:
+        """Sum of the live records' lengths in words."""
+        return self._total_length
+
+    @property
+    def dimensions(self) -> int | None:
+        """Length of the indexed vectors (None before the first vector)."""
+        return None if self._matrix is None else int(self._matrix.shape[1])
+
+    def df(self, term: str) -> int:
+        """Number of live records holding ``term`` (a case-folded word)."""
+        postings = self._postings.get(term)
+        return 0 if postings is None else postings.df
+
+    def check_space(self, name: str, dimensions: int) -> None:
+        """Record which embedder made this index's vectors, or refuse another one.
+
+        Raises:
+            ValueError: The index holds vectors of another embedder (name or dimensions).
+        """
+        empty = not self._slot_of
+        self._space = check_space(None if empty else self._space, (name, dimensions))
+
+    def upsert(
+        self,
+        key: str,
+        seq: int,
+        value: Any,
+        metadata: Mapping[str, Any] | None = None,
+        expires_at: float | None = None,
+        vector: Sequence[float] | Vector | None = None,
+    ) -> None:
+        """Index one record under ``key``, replacing what was there.
+
+        Raises:
+            ValueError: ``vector`` has another length than the vectors already indexed.
+        """
+        doc = value if isinstance(value, Document) else make_document(value)
+        vec = _doc_vector(doc) if vector is None else normalize_vector(vector)
+        self._check_vector(vec)
+        self._insert(key, seq, doc, metadata, expires_at, vec)
+
+    def upsert_many(self, records: Iterable[IndexRecord]) -> None:
+        """Index many records (the bulk load): like :meth:`upsert` for each, in order."""
+        # Vectors go into the matrix in one assignment at the end, keyed by slot: a slot freed
+        # and reused within the batch (a key written twice) keeps only its last occupant's.
+        pending: dict[int, Vector] = {}
+        first: Vector | None = None
+        for key, seq, value, metadata, expires_at, vector in records:
+            doc = value if isinstance(value, Document) else make_document(value)
+            vec = _doc_vector(doc) if vector is None else normalize_vector(vector)
+            self._check_vector(vec, first)
+            slot = self._insert(key, seq, doc, metadata, expires_at, None)
+            pending.pop(slot, None)
+            if vec is not None:
+                pending[slot] = vec
+                first = vec
+        live = [s for s in pending if self._gen[s] >= 0]
+        if live:
+            self._add_rows(live, np.stack([pending[s] for s in live]))
+
+    def remove(self, key: str) -> bool:
+        """Forget ``key``; True if it was indexed."""
+        slot = self._slot_of.pop(key, None)
+        if slot is None:
+            return False
+        self._release(slot)
+        return True
+
+    def clear(self) -> None:
+        """Forget every record (and the embedder identity)."""
+        self._reset()
+
+    def _check_vector(self, vec: Vector | None, batch: Vector | None = None) -> None:
+        if vec is None:
+            return
+        dims = self.dimensions if self._matrix is not None else None
+        if dims is None and batch is not None:
+            dims = len(batch)
+        if dims is not None and len(vec) != dims:
+            raise ValueError(
+                f"vector has {len(vec)} dimensions, this namespace's vectors have {dims}"
+            )
+
+    def _insert(
+        self,
+        key: str,
+        seq: int,
+        doc: Document,
+        metadata: Mapping[str, Any] | None,
+        expires_at: float | None,
+        vec: Vector | None,
+    ) -> int:
+        old = self._slot_of.get(key)
+        if old is not None:
+            self._release(old)
+        slot = self._alloc()
+        self._slot_of[key] = slot
+        gen = self._next_gen
+        self._next_gen = gen + 1
+        self._gen[slot] = gen
+        self._seq[slot] = seq
+        self._length[slot] = doc.length
+        self._total_length += doc.length
+        self._keys[slot] = key
+        self._leaves[slot] = doc.leaves
+        terms = doc.terms
+        self._terms[slot] = tuple(terms)
+        postings = self._postings
+        for term, tf in terms.items():
+            plist = postings.get(term)
+            if plist is None:
+                plist = postings[term] = _Postings()
+                for gram in _trigrams(term):
+                    self._grams.setdefault(gram, set()).add(term)
+            plist.slots.append(slot)
+            plist.gens.append(gen)
+            plist.tfs.append(tf)
+            plist.df += 1
+        self._n_postings += len(terms)
+        if metadata:
+            self._meta[slot] = metadata
+            index = self._meta_index
+            for field, value in metadata.items():
+                index.setdefault(field, {}).setdefault(filter_key(value), set()).add(slot)
+        if expires_at is not None:
+            self._expires[slot] = expires_at
+            self._n_expiring += 1
+            heapq.heappush(self._expiry, (expires_at, gen, slot))
+            if len(self._expiry) > 2 * self._n_expiring + 64:
+                self._expiry = [(t, int(self._gen[s]), s) for s, t in self._expires.items()]
+                heapq.heapify(self._expiry)
+        if vec is not None:
+            self._add_rows([slot], vec[None, :])
+        return slot
+
+    def _alloc(self) -> int:
+        if self._free:
+            return self._free.pop()
+        slot = len(self._keys)
+        if slot == len(self._gen):
+            cap = 2 * slot
+            self._seq = _grow(self._seq, cap, 0)
+            self._gen = _grow(self._gen, cap, -1)
+            self._length = _grow(self._length, cap, 0.0)
+            self._row = _grow(self._row, cap, -1)
+        self._keys.append(None)
+        self._leaves.append(())
+        self._terms.append(())
+        self._meta.append(None)
+        return slot
+
+    def _release(self, slot: int) -> None:
+        self._gen[slot] = -1
+        self._total_length -= int(self._length[slot])
+        self._keys[slot] = None
+        self._leaves[slot] = ()
+        postings = self._postings
+        for term in self._terms[slot]:
+            plist = postings[term]
+            plist.df -= 1
+            if plist.df == 0:
+                del postings[term]
+                self._n_postings -= len(plist.slots)
+                for gram in _trigrams(term):
+                    grams = self._grams[gram]
+                    grams.discard(term)
+                    if not grams:
+                        del self._grams[gram]
+            elif len(plist.slots) > 2 * plist.df + _SLACK:
+                self._compact(plist)
+        self._terms[slot] = ()
+        metadata = self._meta[slot]
+        if metadata:
+            self._meta[slot] = None
+            index = self._meta_index
+            for field, value in metadata.items():
+                values = index[field]
+                fkey = filter_key(value)
+                slots = values[fkey]
+                slots.discard(slot)
+                if not slots:
+                    del values[fkey]
+                    if not values:
+                        del index[field]
+        if self._expires.pop(slot, None) is not None:
+            self._n_expiring -= 1
+        row = int(self._row[slot])
+        if row >= 0:
+            self._row[slot] = -1
+            assert self._matrix is not None
+            self._matrix[row] = 0.0
+            self._row_slot[row] = -1
+            self._free_rows.append(row)
+        self._free.append(slot)
+
+    def _compact(self, plist: _Postings) -> None:
+        slots, gens, tfs = plist.views()
+        keep = gens == self._gen[slots]
+        new_slots, new_gens, new_tfs = slots[keep], gens[keep], tfs[keep]
+        del slots, gens, tfs  # release the buffers before the arrays are replaced
+        self._n_postings -= len(plist.slots) - len(new_slots)
+        plist.slots = array("q", new_slots.tobytes())
+        plist.gens = array("q", new_gens.tobytes())
+        plist.tfs = array("d", new_tfs.tobytes())
+
+    def _add_rows(self, slots: list[int], vectors: npt.NDArray[np.float32]) -> None:
+        n, dims = vectors.shape
+        if self._matrix is None:
+            self._matrix = np.zeros((max(16, n), dims), dtype=np.float32)
+            self._row_slot = np.full(max(16, n), -1, dtype=np.int64)
+        rows: list[int] = []
+        while self._free_rows and len(rows) < n:
+            rows.append(self._free_rows.pop())
+        extra = n - len(rows)
+        if extra:
+            start = self._n_rows
+            end = start + extra
+            if end > len(self._matrix):
+                cap = max(end, 2 * len(self._matrix))
+                matrix = np.zeros((cap, dims), dtype=np.float32)
+                matrix[:start] = self._matrix[:start]
+                self._matrix = matrix
+                self._row_slot = _grow(self._row_slot, cap, -1)
+            rows.extend(range(start, end))
+            self._n_rows = end
+        index = np.asarray(rows, dtype=np.int64)
+        self._matrix[index] = vectors
+        self._row_slot[index] = slots
+        self._row[slots] = index
+
+    # -- expiry ------------------------------------------------------------------------------
+
+    def expire(self, now: float) -> int:
+        """Forget every record with ``expires_at <= now``; return how many."""
+        heap = self._expiry
+        removed = 0
+        while heap and heap[0][0] <= now:
+            _, gen, slot = heapq.heappop(heap)
+            if self._gen[slot] == gen:
+                key = self._keys[slot]
+                assert key is not None
+                del self._slot_of[key]
+                self._release(slot)
+                removed += 1
+        return removed
+
+    # -- search ------------------------------------------------------------------------------
+
+    def search(
+        self,
+        query: str,
+        limit: int,
+        *,
+        mode: SearchMode = "keyword",
+        vector: Sequence[float] | Vector | None = None,
+        filter: Mapping[str, Any] | None = None,
+        now: float | None = None,
+        fusion: Fusion = "convex",
+        semantic_weight: float = DEFAULT_SEMANTIC_WEIGHT,
+    ) -> list[Scored]:
+        """Rank the live records for ``query`` in ``mode`` (semantic needs ``vector``)."""
+        prepared = prepare_query(query)
+        if prepared is None:
+            return []
+        if now is not None:
+            self.expire(now)
+        q = None if vector is None else normalize_vector(vector)
+        return rank_by_mode(
+            mode,
+            limit,
+            lambda n: self.search_keyword(prepared, n, filter),
+            lambda n: [] if q is None else self.search_semantic(q, n, filter),
+            fusion=fusion,
+            semantic_weight=semantic_weight,
+        )
+
+    def _filter_mask(self, filter: Mapping[str, Any] | None) -> npt.NDArray[np.bool_] | None:
+        """Slots whose metadata matches ``filter`` (None: no filter)."""
+        if not filter:
+            return None
+        found: set[int] | None = None
+        for field, value in filter.items():
+            slots = self._meta_index.get(field, {}).get(filter_key(value))
+            if not slots:
+                found = set()
+                break
+            found = set(slots) if found is None else found & slots
+        mask = np.zeros(len(self._keys), dtype=bool)
+        if found:
+            mask[np.fromiter(found, dtype=np.int64, count=len(found))] = True
+        return mask
+
+    def search_keyword(
+        self,
+        query: KeywordQuery,
+        limit: int | None,
+        filter: Mapping[str, Any] | None = None,
+        now: float | None = None,
+    ) -> list[Scored]:
+        """The best ``limit`` records for a prepared query (None = all), as
+        :func:`~.search.rank_keyword` over every live record ranks them."""
+        if now is not None:
+            self.expire(now)
+        n_docs = len(self._slot_of)
+        if not n_docs:
+            return []
+        total = self._total_length
+        avgdl = total / n_docs if total else 1.0
+        acc = np.zeros(len(self._keys))
+        lengths = self._length
+        slot_gens = self._gen
+        postings = self._postings
+        for term in query.terms:
+            plist = postings.get(term)
+            if plist is None:
+                continue
+            slots, gens, tfs = plist.views()
+            live = gens == slot_gens[slots]
+            if not live.all():
+                slots, tfs = slots[live], tfs[live]
+            acc[slots] += bm25(tfs, lengths[slots], avgdl, idf(plist.df, n_docs))
+            del slots, gens, tfs, live
+        mask = self._filter_mask(filter)
+        self._add_bonus(query, acc, mask, limit)
+        eligible = acc > 0.0
+        if mask is not None:
+            eligible &= mask
+        return self._top(np.flatnonzero(eligible), acc, limit)
+
+    def _containing(self, word: str) -> list[str]:
+        """Indexed words containing ``word``."""
+        grams = _trigrams(word)
+        if not grams:
+            return [t for t in self._postings if word in t]
+        sets = []
+        for gram in grams:
+            terms = self._grams.get(gram)
+            if not terms:
+                return []
+            sets.append(terms)
+        sets.sort(key=len)
+        found = sets[0].intersection(*sets[1:]) if len(sets) > 1 else sets[0]
+        return [t for t in found if word in t]
+
+    def _add_bonus(
+        self,
+        query: KeywordQuery,
+        acc: _FloatArray,
+        mask: npt.NDArray[np.bool_] | None,
+        limit: int | None,
+    ) -> None:
+        """Add the substring bonus to ``acc`` for every record that can still use it."""
+        text = query.text
+        if not query.terms:
+            # No word characters: only a substring can match; test every live record.
+            cands = np.flatnonzero(self._gen >= 0)
+        else:
+            # Every record holding the query has, for its longest word, a word containing it.
+            parts = []
+            for term in self._containing(max(query.terms, key=len)):
+                slots, gens, _ = self._postings[term].views()
+                parts.append(slots[gens == self._gen[slots]])
+                del slots, gens
+            if not parts:
+                return
+            cands = np.unique(np.concatenate(parts)) if len(parts) > 1 else parts[0]
+            if query.terms == (text,):
+                # The query is one word: containing a word that contains it is the rule.
+                if mask is not None:
+                    cands = cands[mask[cands]]
+                acc[cands] += SUBSTRING_BONUS
+                return
+        if mask is not None:
+            cands = cands[mask[cands]]
+        leaves = self._leaves
+        if limit is None or len(cands) <= _CHUNK:
+            hits = [s for s in cands.tolist() if has_substring(text, leaves[s])]
+            acc[hits] += SUBSTRING_BONUS
+            return
+        # Only a record within the bonus of the current k-th best can still enter the top:
+        # test candidates best first, and stop once the rest cannot reach the k-th score.
+        kth = self._kth(acc, mask, limit)
+        cands = cands[acc[cands] + SUBSTRING_BONUS >= kth]
+        cands = cands[np.argsort(-acc[cands], kind="stable")]
+        for start in range(0, len(cands), _CHUNK):
+            chunk = cands[start : start + _CHUNK]
+            if acc[chunk[0]] + SUBSTRING_BONUS < kth:
+                break
+            hits = [s for s in chunk.tolist() if has_substring(text, leaves[s])]
+            if hits:
+                acc[hits] += SUBSTRING_BONUS
+                kth = self._kth(acc, mask, limit)
+
+    def _kth(self, acc: _FloatArray, mask: npt.NDArray[np.bool_] | None, limit: int) -> float:
+        """The ``limit``-th best score so far (0 if fewer records score)."""
+        scores = acc[mask] if mask is not None else acc
+        if len(scores) < limit:
+            return 0.0
+        return float(np.partition(scores, len(scores) - limit)[len(scores) - limit])
+
+    def _top(self, slots: _IntArray, scores: _FloatArray, limit: int | None) -> list[Scored]:
+        """The best ``limit`` of ``slots`` by ``scores`` (indexed by slot), ties newest first."""
+        values = scores[slots]
+        if limit is not None and len(slots) > limit:
+            cut = len(values) - limit
+            kth = np.partition(values, cut)[cut]
+            keep = values >= kth
+            slots, values = slots[keep], values[keep]
+        seqs = self._seq[slots]
+        order = np.lexsort((-seqs, -values))
+        if limit is not None:
+            order = order[:limit]
+        keys = self._keys
+        return [
+            (score, seq, keys[slot])
+            for score, seq, slot in zip(
+                values[order].tolist(), seqs[order].tolist(), slots[order].tolist(), strict=True
+            )
+        ]
+
+    def search_semantic(
+        self,
+        vector: Sequence[float] | Vector,
+        limit: int | None,
+        filter: Mapping[str, Any] | None = None,
+        now: float | None = None,
+    ) -> list[Scored]:
+        """The ``limit`` records most similar to a unit ``vector`` (None = all), exactly as
+        :func:`~.search.rank_semantic` over every live record ranks them."""
+        if now is not None:
+            self.expire(now)
+        matrix = self._matrix
+        q = np.asarray(vector, dtype=np.float32)
+        if matrix is None or len(q) != matrix.shape[1] or not self._n_rows:
+            return []
+        n = self._n_rows
+        approx = matrix[:n] @ q
+        used = self._row_slot[:n]
+        eligible = used >= 0
+        mask = self._filter_mask(filter)
+        if mask is not None:
+            eligible &= mask[np.maximum(used, 0)]
+        # A float32 product is within about dims * 2**-24 of the exact cosine: keep every row
+        # that could be in the top (or above zero) by that margin, then score those exactly.
+        margin = q.shape[0] * 2.0**-22
+        floor = -margin
+        if limit is not None:
+            scores = approx[eligible]
+            if len(scores) > limit:
+                cut = len(scores) - limit
+                floor = max(floor, float(np.partition(scores, cut)[cut]) - 2 * margin)
+        rows = np.flatnonzero(eligible & (approx >= floor))
+        exact = cosine(matrix[rows], q)
+        positive = exact > 0.0
+        rows, exact = rows[positive], exact[positive]
+        slots = used[rows]
+        scores_by_slot = np.zeros(len(self._keys))
+        scores_by_slot[slots] = exact
+        return self._top(slots, scores_by_slot, limit)
+
+    # -- size --------------------------------------------------------------------------------
+
+    def memory_bytes(self) -> int:
+        """A cheap estimate of the memory this index holds, in bytes."""
+        per_slot = self._seq.nbytes + self._gen.nbytes + self._length.nbytes + self._row.nbytes
+        slots = len(self._keys)
+        # Lists and dict entries per slot, words per posting, leaves as average text.
+        words = len(self._postings) * 400 + self._n_postings * 24
+        text = self._total_length * 8
+        matrix = 0 if self._matrix is None else self._matrix.nbytes + self._row_slot.nbytes
+        return per_slot + slots * 200 + words + text + matrix + sys.getsizeof(self._slot_of)
+
+
+def check_space(current: tuple[str, int] | None, new: tuple[str, int]) -> tuple[str, int]:
+    """The embedder identity a namespace keeps: ``new`` if it has none, else ``current``.
+
+    Raises:
+        ValueError: ``new`` differs from ``current`` (another embedder's vectors would give
+            meaningless scores), naming both.
+    """
+    if current is None or current == new:
+        return new
+    raise ValueError(
+        f"this namespace holds vectors of embedder {current[0]!r} ({current[1]} dimensions); "
+        f"embedder {new[0]!r} ({new[1]} dimensions) cannot search or add to it: use one "
+        "embedder per namespace, or clear it first"
+    )
+
+
+def _doc_vector(doc: Document) -> Vector | None:
+    vector = doc.vector
+    if vector is None or (isinstance(vector, np.ndarray) and vector.dtype == np.float32):
+        return vector  # make_document normalized it already
+    return normalize_vector(vector)
+
+
+def _grow(arr: npt.NDArray[Any], cap: int, fill: Any) -> npt.NDArray[Any]:
+    out = np.full(cap, fill, dtype=arr.dtype)
+    out[: len(arr)] = arr
+    return out
+
+
+def _trigrams(word: str) -> set[str]:
+    return {word[i : i + 3] for i in range(len(word) - 2)}

@@ -1,0 +1,245 @@
+"""The vectorized SearchIndex against the reference scorer, and the store's bounded memory."""
+
+from __future__ import annotations
+
+import random
+import tracemalloc
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tta_dev_primitives import InMemoryStore
+from tta_dev_primitives.memory import search
+from tta_dev_primitives.memory.index import SearchIndex
+
+from .conftest import FakeClock
+
+WORDS = ["alpha", "alp", "beta", "gamma", "alphabet", "bet", "delta", "lta", "x", "Straße", "ΣΑΣ"]
+
+
+def _reference_keyword(
+    live: dict[str, tuple[int, search.Document, Any]],
+    text: str,
+    limit: int | None,
+    filter_: dict[str, Any] | None,
+) -> list[search.Scored]:
+    query = search.prepare_query(text)
+    assert query is not None
+    df = {t: sum(1 for _, d, _ in live.values() if t in d.terms) for t in query.terms}
+    total = sum(d.length for _, d, _ in live.values())
+    candidates = ((k, seq, d, m) for k, (seq, d, m) in live.items())
+    return search.rank_keyword(query, candidates, df, len(live), total, limit, filter_)
+
+
+def _reference_semantic(
+    live: dict[str, tuple[int, search.Document, Any]],
+    vector: search.Vector,
+    limit: int | None,
+    filter_: dict[str, Any] | None,
+) -> list[search.Scored]:
+    candidates = ((k, seq, d, m) for k, (seq, d, m) in live.items())
+    return search.rank_semantic(vector, candidates, limit, filter_)
+
+
+def _random_text(rng: random.Random) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(rng.randint(0, 10)))
+
+
+def test_index_scores_equal_reference_scoring() -> None:
+    """Keyword and semantic results equal scoring every live record, bit for bit."""
+    rng = random.Random(7)
+    index = SearchIndex()
+    live: dict[str, tuple[int, search.Document, Any]] = {}
+    for i in range(400):
+        text = _random_text(rng)
+        vector = np.asarray([rng.gauss(0, 1) for _ in range(16)])
+        doc = search.make_document({"t": text, "n": [text.upper()]}, vector)
+        key = f"k{rng.randint(0, 150)}"
+        meta = {"g": i % 3, "flag": i % 2 == 0}
+        index.upsert(key, i, doc, meta)
+        live[key] = (i, doc, meta)
+        if rng.random() < 0.15:
+            victim = f"k{rng.randint(0, 150)}"
+            assert index.remove(victim) == (live.pop(victim, None) is not None)
+    assert len(index) == len(live)
+    queries = [*WORDS, "alpha beta", "ta de", "pha", "a", "lpha bet", "  ALPHA  ", ".", "STRASSE"]
+    for text in queries:
+        query = search.prepare_query(text)
+        assert query is not None
+        for limit in (None, 1, 5):
+            for filter_ in (None, {"g": 1}, {"g": 1.0, "flag": True}, {"flag": 1}):
+                want = _reference_keyword(live, text, limit, filter_)
+                assert index.search_keyword(query, limit, filter_) == want, (text, limit)
+    for _ in range(20):
+        q = search.normalize_vector([rng.gauss(0, 1) for _ in range(16)])
+        for limit in (None, 1, 7):
+            for filter_ in (None, {"g": 2}):
+                want = _reference_semantic(live, q, limit, filter_)
+                assert index.search_semantic(q, limit, filter_) == want
+
+
+def test_index_finds_substrings_and_forgets_dead_words() -> None:
+    """Vocabulary trigrams find words containing a query word; removal forgets the words."""
+    index = SearchIndex()
+    index.upsert("k1", 1, "pythonic code")
+    index.upsert("k2", 2, "jython runtime")
+    q = search.prepare_query("ython")
+    assert q is not None
+    assert {k for _, _, k in index.search_keyword(q, None)} == {"k1", "k2"}
+    assert index.remove("k1")
+    assert not index.remove("k1")
+    assert {k for _, _, k in index.search_keyword(q, None)} == {"k2"}
+    index.remove("k2")
+    assert len(index) == 0
+    assert index.total_length == 0
+    assert index.df("jython") == 0
+    assert index._grams == {}
+    assert index._postings == {}
+
+
+def test_index_applies_absolute_expiry_at_search_time() -> None:
+    """A search given ``now`` drops records whose expiry has passed, statistics included."""
+    index = SearchIndex()
+    index.upsert("old", 1, "shared word", expires_at=10.0)
+    index.upsert("new", 2, "shared other", expires_at=None)
+    assert [k for _, _, k in index.search("shared", 5, now=5.0)] == ["new", "old"]
+    assert [k for _, _, k in index.search("shared", 5, now=10.0)] == ["new"]
+    assert len(index) == 1
+    assert index.df("shared") == 1
+
+
+def test_index_rejects_vectors_of_another_length_and_embedder() -> None:
+    """Vectors of one index share a length; the namespace remembers its embedder."""
+    index = SearchIndex()
+    index.check_space("model-a", 3)
+    index.upsert("a", 1, "x", vector=[1.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match="3"):
+        index.upsert("b", 2, "y", vector=[1.0, 0.0])
+    with pytest.raises(ValueError, match=r"'model-a'.*'model-b'"):
+        index.check_space("model-b", 3)
+    index.clear()
+    index.check_space("model-b", 2)
+
+
+def test_index_bulk_load_equals_one_at_a_time() -> None:
+    """upsert_many (a key written twice included) indexes exactly what upserts would."""
+    rng = random.Random(3)
+    records = []
+    for i in range(300):
+        vec = [rng.gauss(0, 1) for _ in range(8)] if rng.random() < 0.8 else None
+        records.append((f"k{rng.randint(0, 120)}", i, _random_text(rng), {"g": i % 2}, None, vec))
+    bulk, single = SearchIndex(), SearchIndex()
+    bulk.upsert_many(records)
+    for record in records:
+        single.upsert(*record)
+    q = search.normalize_vector([1.0] * 8)
+    for text in ["alpha", "beta gamma", "lta"]:
+        for mode in ("keyword", "semantic", "hybrid"):
+            got = bulk.search(text, 10, mode=mode, vector=q)  # type: ignore[arg-type]
+            assert got == single.search(text, 10, mode=mode, vector=q)  # type: ignore[arg-type]
+    assert bulk._n_rows - len(bulk._free_rows) == sum(1 for s in bulk._row if s >= 0)
+
+
+OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["put", "put", "put", "delete"]),
+        st.integers(0, 25),
+        st.lists(st.sampled_from(WORDS), max_size=6).map(" ".join),
+        st.integers(0, 2),
+        st.lists(st.floats(-1, 1), min_size=4, max_size=4),
+    ),
+    max_size=80,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=OPS, query=st.sampled_from([*WORDS, "alpha beta", "a", "ta", "ss"]))
+def test_index_agrees_with_reference_over_random_histories(
+    ops: list[tuple[str, int, str, int, list[float]]], query: str
+) -> None:
+    """Random writes, overwrites and deletes: the index ranks like scoring every record."""
+    index = SearchIndex()
+    live: dict[str, tuple[int, search.Document, Any]] = {}
+    for seq, (op, k, text, group, vec) in enumerate(ops):
+        key = f"k{k}"
+        if op == "delete":
+            index.remove(key)
+            live.pop(key, None)
+        else:
+            doc = search.make_document([text, {"x": text}], vec)
+            index.upsert(key, seq, doc, {"g": group})
+            live[key] = (seq, doc, {"g": group})
+    prepared = search.prepare_query(query)
+    assert prepared is not None
+    q = search.normalize_vector([0.5, -0.25, 1.0, 0.1])
+    for limit in (None, 3):
+        for filter_ in (None, {"g": 1}):
+            want = _reference_keyword(live, query, limit, filter_)
+            assert index.search_keyword(prepared, limit, filter_) == want
+            got = index.search_semantic(q, limit, filter_)
+            ref = _reference_semantic(live, q, limit, filter_)
+            assert [k for _, _, k in got] == [k for _, _, k in ref]
+            assert [s for s, _, _ in got] == pytest.approx([s for s, _, _ in ref], abs=1e-5)
+
+
+def test_case_folding_in_words_and_substrings() -> None:
+    """'STRASSE' finds 'Straße'; a capital sigma finds a final sigma, on the store too."""
+    assert search.tokenize("Straße ΣΟΦΟΣ") == ["strasse", "σοφοσ"]
+    store = InMemoryStore()
+    store.add("de", "Die Straße ist lang")
+    store.add("el", "\u03bf \u03c3\u03bf\u03c6\u03cc\u03c2")  # omicron, final sigma
+    assert [h.key for h in store.search("STRASSE")] == ["de"]
+    assert [h.key for h in store.search("STRAS")] == ["de"]
+    assert [h.key for h in store.search("ΣΟΦΌΣ")] == ["el"]
+
+
+def test_store_search_refuses_a_bad_filter() -> None:
+    """A filter that is not a mapping is a TypeError naming ``filter``."""
+    store = InMemoryStore()
+    store.add("a", "x")
+    with pytest.raises(TypeError, match="filter"):
+        store.search("x", filter="g")  # type: ignore[arg-type]
+
+
+def _allocated(run: Any) -> int:
+    tracemalloc.start()
+    try:
+        run()
+        current, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return current
+
+
+def test_expiry_heap_stays_proportional_to_live_records() -> None:
+    """Rewriting one key with a TTL many times does not grow the store's memory."""
+    clock = FakeClock()
+    store = InMemoryStore(clock=clock)
+
+    def run() -> None:
+        for i in range(20_000):
+            store.add("k", i, ttl=1000.0)
+
+    assert _allocated(run) < 64_000
+    assert store.size() == 1
+
+
+def test_index_memory_stays_proportional_to_live_records() -> None:
+    """Records with ever new words, deleted again: words of dead records are forgotten."""
+    store = InMemoryStore(max_size=20)
+    for i in range(20):
+        store.add(f"k{i}", f"word{i} common")
+    store.search("common")
+
+    def run() -> None:
+        for i in range(20, 4000):
+            store.add(f"k{i % 20}", f"unique{i} another{i} common")
+            if i % 7 == 0:
+                store.search("common")
+        store.search("common")
+
+    assert _allocated(run) < 200_000
+    assert len(store._index._postings) <= 41
