@@ -6,10 +6,10 @@ model call), and remembers the answer. One run is one trace::
 
     answer_question                    (the pipeline)
     ├── memory.search_step             step 0
-    │   └── memory.search              gen_ai.operation.name=search_memory, record.count=3
+    │   └── search_memory              gen_ai.operation.name=search_memory, record.count=3
     ├── answer                         step 1
     └── memory.add_step                step 2
-        └── memory.add                 gen_ai.operation.name=upsert_memory
+        └── upsert_memory              gen_ai.operation.name=upsert_memory
 
 Run it::
 

@@ -14,7 +14,7 @@
 #   PHOENIX_PORT   HTTP port for the UI and OTLP/HTTP          (default: 6006)
 #   PHOENIX_GRPC_PORT  OTLP/gRPC port Phoenix also opens       (default: 4317)
 #   CHROMIUM       browser binary                              (default: chromium)
-#   SPAN           span to select in the trace view            (default: memory.search)
+#   SPAN           span to select in the trace view            (default: search_memory)
 #   TAB            tab of the span's details to open, or empty (default: Attributes)
 #   KEEP_PHOENIX=1 leave Phoenix running afterwards, to browse the trace yourself
 set -euo pipefail
@@ -26,7 +26,7 @@ PHOENIX_VENV=${PHOENIX_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/tta-phoenix/venv}
 export PHOENIX_PORT=${PHOENIX_PORT:-6006}
 export PHOENIX_GRPC_PORT=${PHOENIX_GRPC_PORT:-4317}
 CHROMIUM=${CHROMIUM:-chromium}
-SPAN=${SPAN:-memory.search}
+SPAN=${SPAN:-search_memory}
 TAB=${TAB-Attributes}
 PROJECT=tracing-pipeline
 BASE="http://127.0.0.1:${PHOENIX_PORT}"

@@ -17,6 +17,20 @@ from tta_dev_primitives.testing import CapturedTelemetry, capture_telemetry
 pytest_plugins = ["tests.redis_servers"]
 
 
+# Fixtures that start or use a real server: a test asking for one is marked ``redis``.
+SERVER_FIXTURES = frozenset(
+    {"redis_server", "valkey_server", "redis_client", "redis_backend", "fresh_server"}
+)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs a server, so ``-m "not redis"`` runs without one."""
+    for item in items:
+        if SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.redis)
+
+
 @pytest.fixture
 def telemetry() -> Iterator[CapturedTelemetry]:
     """Tracer/meter providers that record into memory, for span and metric assertions."""
@@ -96,7 +110,17 @@ BACKEND_HARNESSES: dict[str, Callable[[pytest.FixtureRequest], Awaitable[Backend
 }
 
 
-@pytest.fixture(params=list(BACKEND_HARNESSES))
+# Harnesses that need no server; every other entry is marked ``redis`` (``-m "not redis"``
+# deselects it), whoever adds it.
+SERVER_FREE_HARNESSES = frozenset({"in_memory"})
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(name, marks=() if name in SERVER_FREE_HARNESSES else pytest.mark.redis)
+        for name in BACKEND_HARNESSES
+    ]
+)
 async def memory_backend(request: pytest.FixtureRequest) -> AsyncIterator[BackendHarness]:
     """One backend kind of the conformance suite (in-memory, Redis, Valkey, ...)."""
     harness = await BACKEND_HARNESSES[request.param](request)

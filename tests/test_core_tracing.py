@@ -222,4 +222,4 @@ def test_provider_installed_later_is_noticed() -> None:
         print(" ".join(s.name for s in exporter.get_finished_spans()))
         """
     )
-    assert out.split() == ["step", "memory.add", "memory.get"]
+    assert out.split() == ["step", "upsert_memory", "get_memory"]

@@ -45,7 +45,7 @@ def test_tracing_pipeline_example() -> None:
     out = run_example("tracing_pipeline.py")
     assert "answer: Every memory operation is a span" in out
     assert "remembered: True" in out
-    for name in ("answer_question", "memory.search", "memory.add"):
+    for name in ("answer_question", "search_memory", "upsert_memory"):
         assert f'"name": "{name}"' in out
 
 

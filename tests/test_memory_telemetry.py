@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -34,12 +36,12 @@ async def test_operation_spans_carry_conventions(telemetry: CapturedTelemetry) -
     await memory.clear()
     spans = telemetry.spans()
     assert [s.name for s in spans] == [
-        "memory.add",
-        "memory.get",
-        "memory.get",
-        "memory.search",
-        "memory.delete",
-        "memory.clear",
+        "upsert_memory",
+        "get_memory",
+        "get_memory",
+        "search_memory",
+        "delete_memory",
+        "delete_memory_store",
     ]
     ops = [s.attributes["gen_ai.operation.name"] for s in spans if s.attributes]
     assert ops == [
@@ -56,7 +58,7 @@ async def test_operation_spans_carry_conventions(telemetry: CapturedTelemetry) -
         assert attrs["gen_ai.memory.store.id"] == "notes"
         assert attrs["memory.backend"] == "in_memory"
         assert span.kind is SpanKind.INTERNAL
-        assert "memory.content" not in attrs
+        assert "gen_ai.memory.records" not in attrs
         assert "gen_ai.memory.query.text" not in attrs
         assert not any(name.startswith(("retrieval.", "input.")) for name in attrs)
         assert "db.system.name" not in attrs
@@ -74,18 +76,25 @@ async def test_operation_spans_carry_conventions(telemetry: CapturedTelemetry) -
 
 
 async def test_content_capture_is_opt_in(telemetry: CapturedTelemetry) -> None:
-    """capture_content=True records query text and (truncated) values."""
+    """capture_content=True records query text and (truncated) records as JSON."""
     memory = traced(telemetry, capture_content=True, capture_keys=False)
-    await memory.add("k", "x" * 5000)
+    await memory.add("k", "x" * 5000, metadata={"role": "user"})
     await memory.get("k")
     await memory.search("xx")
     add, get, search = telemetry.spans()
     assert add.attributes is not None
     assert get.attributes is not None
     assert search.attributes is not None
-    assert str(add.attributes["memory.content"]).startswith('"xxx')
-    assert len(str(add.attributes["memory.content"])) <= 1025
-    assert "memory.content" in get.attributes
+    (written,) = json.loads(str(add.attributes["gen_ai.memory.records"]))
+    assert written["id"] == "k"
+    assert written["content"].startswith('"xxx')
+    assert len(written["content"]) <= 1025
+    assert written["metadata"] == {"role": "user"}
+    (read,) = json.loads(str(get.attributes["gen_ai.memory.records"]))
+    assert read["id"] == "k"
+    (found,) = json.loads(str(search.attributes["gen_ai.memory.records"]))
+    assert found["id"] == "k"
+    assert found["score"] > 0
     assert search.attributes["gen_ai.memory.query.text"] == "xx"
     assert search.attributes["input.value"] == "xx"
     assert search.attributes["retrieval.documents.0.document.id"] == "k"
@@ -112,16 +121,16 @@ async def test_memory_spans_nest_under_pipeline_steps(telemetry: CapturedTelemet
     assert await memory.get("last-answer") == "the sky is blue"
     spans = {s.name: s for s in telemetry.spans()}
     root = spans["rag"]
-    assert {s.context.trace_id for s in telemetry.spans() if s.name != "memory.get"} == {
+    assert {s.context.trace_id for s in telemetry.spans() if s.name != "get_memory"} == {
         root.context.trace_id
     }
-    for step, op in (("memory.search_step", "memory.search"), ("memory.add_step", "memory.add")):
+    for step, op in (("memory.search_step", "search_memory"), ("memory.add_step", "upsert_memory")):
         assert spans[step].parent is not None
         assert spans[step].parent.span_id == root.context.span_id
         assert spans[op].parent is not None
         assert spans[op].parent.span_id == spans[step].context.span_id
-    assert spans["memory.search"].attributes is not None
-    assert spans["memory.search"].attributes["workflow.id"] == "wf"
+    assert spans["search_memory"].attributes is not None
+    assert spans["search_memory"].attributes["workflow.id"] == "wf"
 
 
 async def test_execute_with_memory_operation(telemetry: CapturedTelemetry) -> None:
@@ -139,15 +148,15 @@ async def test_execute_with_memory_operation(telemetry: CapturedTelemetry) -> No
     assert await memory.execute(MemoryOperation.clear()) == 1
     names = [s.name for s in telemetry.spans()]
     assert names == [
-        "memory.add",
-        "memory.get",
-        "memory.search",
-        "memory.keys",
-        "memory.size",
-        "memory.add_many",
-        "memory.get_many",
-        "memory.delete",
-        "memory.clear",
+        "upsert_memory",
+        "get_memory",
+        "search_memory",
+        "list_memory",
+        "count_memory",
+        "upsert_memory",
+        "get_memory",
+        "delete_memory",
+        "delete_memory_store",
     ]
 
 
@@ -166,7 +175,7 @@ async def test_bad_input_span_is_error(telemetry: CapturedTelemetry) -> None:
     memory = traced(telemetry)
     with pytest.raises(TypeError):
         await memory.add("k", {1, 2})
-    span = telemetry.span("memory.add")
+    span = telemetry.span("upsert_memory")
     assert span.status.status_code is StatusCode.ERROR
     assert span.attributes is not None
     assert span.attributes["error.type"] == "TypeError"
@@ -197,3 +206,48 @@ async def test_no_sdk_memory_path_skips_spans() -> None:
     await memory.add("k", 1)
     assert await memory.get("k") == 1
     assert memory._telemetry.tracer() is None
+
+
+async def test_standard_content_switch_turns_capture_on(
+    telemetry: CapturedTelemetry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true captures; an explicit False wins."""
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
+    await traced(telemetry).search("hello")
+    await traced(telemetry, capture_content=False).search("hello")
+    on, off = telemetry.spans()
+    assert on.attributes is not None
+    assert off.attributes is not None
+    assert on.attributes["gen_ai.memory.query.text"] == "hello"
+    assert "gen_ai.memory.query.text" not in off.attributes
+
+
+async def test_memory_spans_are_named_after_the_operation(telemetry: CapturedTelemetry) -> None:
+    """Span name == gen_ai.operation.name, with gen_ai.provider.name set (GenAI conventions)."""
+    memory = traced(telemetry)
+    await memory.add("k", "v")
+    await memory.execute(MemoryOperation.get("k"))
+    for span in telemetry.spans():
+        assert span.attributes is not None
+        assert span.name == span.attributes["gen_ai.operation.name"]
+        assert span.attributes["gen_ai.provider.name"] == "in_memory"
+
+
+async def test_untraced_and_traced_paths_agree(telemetry: CapturedTelemetry) -> None:
+    """The same operations give the same results with and without an SDK (one handler each)."""
+
+    async def run(memory: MemoryPrimitive) -> list[object]:
+        await memory.add("a", {"t": "red apple"}, metadata={"c": 1})
+        await memory.add_many({"b": "green apple", "c": "blue sky"})
+        return [
+            await memory.get("a"),
+            await memory.get("zz", default="none"),
+            [h.key for h in await memory.search("apple")],
+            await memory.get_many(["a", "b", "missing"]),
+            await memory.keys(),
+            await memory.size(),
+            await memory.delete("a"),
+            await memory.clear(),
+        ]
+
+    assert await run(MemoryPrimitive()) == await run(traced(telemetry))

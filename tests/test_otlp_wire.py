@@ -7,6 +7,8 @@ it. The receiver decodes the protobuf requests with ``opentelemetry-proto``.
 
 from __future__ import annotations
 
+import json
+
 import gzip
 import threading
 import time
@@ -336,41 +338,45 @@ def test_example_trace_arrives_over_otlp(receiver: OtlpReceiver, capture_content
     assert set(run) == {
         "answer_question",
         "memory.search_step",
-        "memory.search",
+        "search_memory",
         "answer",
         "memory.add_step",
-        "memory.add",
+        "upsert_memory",
     }
     for index, name in enumerate(["memory.search_step", "answer", "memory.add_step"]):
         assert run[name].parent_span_id == root.span_id
         assert run[name].attributes[attrs.ATTR_STEP_INDEX] == index
-    assert run["memory.search"].parent_span_id == run["memory.search_step"].span_id
-    assert run["memory.add"].parent_span_id == run["memory.add_step"].span_id
+    assert run["search_memory"].parent_span_id == run["memory.search_step"].span_id
+    assert run["upsert_memory"].parent_span_id == run["memory.add_step"].span_id
     for span in run.values():
         assert span.resource["service.name"] == "tracing-pipeline"
         assert span.attributes[attrs.ATTR_WORKFLOW_ID] == "run-1"
         assert span.attributes[attrs.ATTR_WORKFLOW_SESSION_ID] == "session-1"
         assert span.status_code == 0  # UNSET: nothing failed
 
-    search = run["memory.search"].attributes
+    search = run["search_memory"].attributes
     assert search[attrs.ATTR_GEN_AI_OPERATION_NAME] == "search_memory"
     assert search[attrs.ATTR_GEN_AI_MEMORY_STORE_ID] == "notes"
     assert search[attrs.ATTR_GEN_AI_MEMORY_RECORD_COUNT] == 3
     assert search[attrs.ATTR_OPENINFERENCE_SPAN_KIND] == "RETRIEVER"
     assert search[attrs.ATTR_MEMORY_SEARCH_LIMIT] == 3
     assert search[attrs.ATTR_MEMORY_BACKEND]
-    add = run["memory.add"].attributes
+    add = run["upsert_memory"].attributes
     assert add[attrs.ATTR_GEN_AI_OPERATION_NAME] == "upsert_memory"
     assert add[attrs.ATTR_GEN_AI_MEMORY_STORE_ID] == "notes"
 
-    (get,) = [s for s in received if s.name == "memory.get"]
+    (get,) = [s for s in received if s.name == "get_memory"]
     assert get.attributes[attrs.ATTR_MEMORY_HIT] is True
     assert get.attributes[attrs.ATTR_GEN_AI_OPERATION_NAME] == "get_memory"
 
     if capture_content:
         assert search[attrs.ATTR_GEN_AI_MEMORY_QUERY_TEXT] == printed["question"]
-        assert printed["answer"] in add[attrs.ATTR_MEMORY_CONTENT]
+        (written,) = json.loads(add[attrs.ATTR_GEN_AI_MEMORY_RECORDS])
+        assert printed["answer"] in written["content"]
+        found = json.loads(search[attrs.ATTR_GEN_AI_MEMORY_RECORDS])
+        assert len(found) == 3
+        assert all(item["score"] > 0 for item in found)
     else:
         assert attrs.ATTR_GEN_AI_MEMORY_QUERY_TEXT not in search
         for span in received:
-            assert attrs.ATTR_MEMORY_CONTENT not in span.attributes
+            assert attrs.ATTR_GEN_AI_MEMORY_RECORDS not in span.attributes

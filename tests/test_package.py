@@ -22,6 +22,7 @@ NOT_REEXPORTED = (
     "tta_dev_primitives.memory.codec",
     "tta_dev_primitives.memory.index",
     "tta_dev_primitives.memory.records",
+    "tta_dev_primitives.memory.instrumentation",
     "tta_dev_primitives.memory.search",
 )
 

@@ -463,7 +463,7 @@ async def test_redis_spans_are_client_spans_with_server_attributes(
     await memory.get("k")
     await memory.search("hello")
     spans = {s.name: s for s in telemetry.spans()}
-    for name in ("memory.add", "memory.get", "memory.search"):
+    for name in ("upsert_memory", "get_memory", "search_memory"):
         span = spans[name]
         assert span.kind == SpanKind.CLIENT
         assert span.attributes["db.system.name"] == "redis"

@@ -7,7 +7,7 @@ Usage::
     with capture_telemetry() as captured:
         memory = MemoryPrimitive(tracer_provider=captured.tracer_provider)
         await memory.add("k", "v")
-    assert [s.name for s in captured.spans()] == ["memory.add"]
+    assert [s.name for s in captured.spans()] == ["upsert_memory"]
 
 Needs ``opentelemetry-sdk`` (the ``otel`` or ``dev`` extra).
 """

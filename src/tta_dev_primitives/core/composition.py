@@ -13,10 +13,9 @@ from opentelemetry.util.types import AttributeValue
 from .base import InT, OutT, WorkflowPrimitive
 from .context import WorkflowContext
 from .instrumented import InstrumentedPrimitive, end_step, run_as_step
+from .names import ATTR_BRANCH_COUNT, ATTR_OPENINFERENCE_KIND, ATTR_STEP_COUNT
 
 __all__ = ["LambdaPrimitive", "ParallelPrimitive", "SequentialPrimitive"]
-
-from .instrumented import ATTR_BRANCH_COUNT, ATTR_OPENINFERENCE_KIND, ATTR_STEP_COUNT
 
 I = TypeVar("I")  # noqa: E741
 O = TypeVar("O")  # noqa: E741

@@ -6,6 +6,7 @@ import contextvars
 import re
 import time
 from abc import abstractmethod
+from collections.abc import Awaitable
 from typing import ClassVar
 
 from opentelemetry import metrics, trace
@@ -14,34 +15,19 @@ from opentelemetry.util.types import AttributeValue
 
 from .base import InT, OutT, WorkflowPrimitive
 from .context import WorkflowContext
+from .names import (
+    ATTR_ERROR_TYPE,
+    ATTR_PRIMITIVE_NAME,
+    ATTR_PRIMITIVE_TYPE,
+    ATTR_STEP_INDEX,
+    ATTR_WORKFLOW_ID,
+    ATTR_WORKFLOW_OUTCOME,
+    ATTR_WORKFLOW_SESSION_ID,
+    METRIC_PRIMITIVE_DURATION,
+)
 from .telemetry import DURATION_BUCKETS, TelemetryHandles, attribute_text, error_type
 
-__all__ = [
-    "ATTR_BRANCH_COUNT",
-    "ATTR_ERROR_TYPE",
-    "ATTR_OPENINFERENCE_KIND",
-    "ATTR_PRIMITIVE_NAME",
-    "ATTR_PRIMITIVE_TYPE",
-    "ATTR_STEP_COUNT",
-    "ATTR_STEP_INDEX",
-    "ATTR_WORKFLOW_ID",
-    "ATTR_WORKFLOW_OUTCOME",
-    "ATTR_WORKFLOW_SESSION_ID",
-    "InstrumentedPrimitive",
-    "METRIC_PRIMITIVE_DURATION",
-]
-
-ATTR_PRIMITIVE_NAME = "workflow.primitive.name"
-ATTR_PRIMITIVE_TYPE = "workflow.primitive.type"
-ATTR_WORKFLOW_ID = "workflow.id"
-ATTR_WORKFLOW_SESSION_ID = "workflow.session.id"
-ATTR_STEP_INDEX = "workflow.step.index"
-ATTR_WORKFLOW_OUTCOME = "workflow.outcome"
-ATTR_ERROR_TYPE = "error.type"
-ATTR_STEP_COUNT = "workflow.step.count"
-ATTR_BRANCH_COUNT = "workflow.branch.count"
-ATTR_OPENINFERENCE_KIND = "openinference.span.kind"
-METRIC_PRIMITIVE_DURATION = "workflow.primitive.duration"
+__all__ = ["InstrumentedPrimitive"]
 
 # Set by a sequence (only while its span records) right before it runs a step; the step's
 # span consumes it, so a step's own inner primitives never inherit the index.
@@ -137,6 +123,8 @@ class InstrumentedPrimitive(WorkflowPrimitive[InT, OutT]):
         Returns:
             What :meth:`_execute_impl` returns.
         """
+        if self._telemetry.disabled():  # no SDK: no span, no metric, nothing to build
+            return await self._execute_untraced(input_data, context)
         if context is None:
             context = WorkflowContext()
         tracer = self._telemetry.tracer()
@@ -144,6 +132,17 @@ class InstrumentedPrimitive(WorkflowPrimitive[InT, OutT]):
         if tracer is None and hist is None:
             return await self._execute_impl(input_data, context)
         return await self._execute_traced(tracer, hist, input_data, context)
+
+    def _execute_untraced(
+        self, input_data: InT, context: WorkflowContext | None
+    ) -> Awaitable[OutT]:
+        """The awaitable that runs the primitive when nothing records (no SDK at all).
+
+        :meth:`_execute_impl`'s coroutine by default. A subclass whose work never reads the
+        context may override this to skip building one; it must do the same work as
+        :meth:`_execute_impl`. Returned, not awaited, so it adds no coroutine of its own.
+        """
+        return self._execute_impl(input_data, WorkflowContext() if context is None else context)
 
     async def _execute_traced(
         self,

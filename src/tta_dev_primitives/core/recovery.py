@@ -12,13 +12,17 @@ from opentelemetry import metrics, trace
 from .base import InT, OutT, WorkflowPrimitive
 from .context import WorkflowContext
 from .instrumented import InstrumentedPrimitive
+from .names import (
+    ATTR_ERROR_TYPE,
+    ATTR_FALLBACK_PATH,
+    ATTR_RETRY_ATTEMPTS,
+    ATTR_TIMEOUT_SECONDS,
+    EVENT_FALLBACK,
+    EVENT_RETRY,
+)
 from .telemetry import error_type
 
 __all__ = ["FallbackPrimitive", "RetryPrimitive", "TimeoutPrimitive"]
-
-ATTR_RETRY_ATTEMPTS = "workflow.retry.attempts"
-ATTR_TIMEOUT_SECONDS = "workflow.timeout.seconds"
-ATTR_FALLBACK_PATH = "workflow.fallback.path"
 
 
 def _check_primitive(value: object, arg: str) -> None:
@@ -99,7 +103,9 @@ class RetryPrimitive(InstrumentedPrimitive[InT, OutT]):
                     span.set_attribute(ATTR_RETRY_ATTEMPTS, attempt)
                     raise
                 if span.is_recording():
-                    span.add_event("retry", {"attempt": attempt, "error.type": error_type(exc)})
+                    span.add_event(
+                        EVENT_RETRY, {"attempt": attempt, ATTR_ERROR_TYPE: error_type(exc)}
+                    )
                 await self._sleep(self.delay(attempt - 1))
             else:
                 span.set_attribute(ATTR_RETRY_ATTEMPTS, attempt)
@@ -189,7 +195,7 @@ class FallbackPrimitive(InstrumentedPrimitive[InT, OutT]):
         except self.catch as exc:
             span.set_attribute(ATTR_FALLBACK_PATH, "fallback")
             if span.is_recording():
-                span.add_event("fallback", {"error.type": error_type(exc)})
+                span.add_event(EVENT_FALLBACK, {ATTR_ERROR_TYPE: error_type(exc)})
             try:
                 return await self.fallback.execute(input_data, context)
             except Exception as fallback_exc:

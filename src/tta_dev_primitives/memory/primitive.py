@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal, TypeAlias, cast
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, Literal, NamedTuple, TypeAlias, cast
 
 from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind
@@ -13,17 +11,22 @@ from opentelemetry.util.types import AttributeValue
 
 from ..core.composition import LambdaPrimitive
 from ..core.context import WorkflowContext
-from ..core.instrumented import InstrumentedPrimitive, add_context_attributes
-from ..core.telemetry import DURATION_BUCKETS, attribute_int, attribute_text
-from ..observability import attributes as A
+from ..core.instrumented import InstrumentedPrimitive
 from . import codec
-from .backends.base import BackendInfo, MemoryBackend
+from .backends.base import MemoryBackend, SyncMemoryBackend
 from .backends.fallback import FallbackBackend
 from .backends.in_memory import InMemoryBackend
 from .backends.redis import RedisBackend
 from .embeddings import Embedder
 from .errors import MemoryBackendError
-from .records import Entry, Namespace, Record, SearchHit, SearchQuery
+from .instrumentation import (
+    NO_SPAN,
+    AttributeCache,
+    MemoryInstrumentation,
+    content_capture_default,
+    store_id,
+)
+from .records import Entry, Namespace, SearchHit, SearchQuery
 from .search import SearchMode, normalize_vector, string_leaves
 
 __all__ = ["MemoryOperation", "MemoryPrimitive", "OperationKind"]
@@ -32,18 +35,15 @@ OperationKind: TypeAlias = Literal[
     "add", "get", "search", "delete", "clear", "keys", "size", "add_many", "get_many"
 ]
 _MODES = ("keyword", "semantic", "hybrid")
-_CONTENT_LIMIT = 1024  # characters of captured content per attribute
 _MIRROR_MAX_SIZE = 10_000  # records per namespace the Redis fallback mirrors
 
 
-@dataclass(slots=True)
-class MemoryOperation:
+class MemoryOperation(NamedTuple):
     """One memory operation, the input of :meth:`MemoryPrimitive.execute`.
 
     Build it with the class methods (``MemoryOperation.add(...)``, ``.get(...)``,
-    ``.search(...)``, ``.delete(...)``, ...); arguments are validated when it runs. Treat it
-    as immutable (it is not frozen only because a frozen dataclass costs about 1 us more to
-    build, on the hot path of every operation).
+    ``.search(...)``, ``.delete(...)``, ...); arguments are validated when it runs. A named
+    tuple: immutable, and the cheapest record Python builds, on the path of every operation.
     """
 
     kind: OperationKind
@@ -128,41 +128,26 @@ class MemoryOperation:
 class _Shared:
     """State shared by a primitive and its scoped views."""
 
-    __slots__ = (
-        "backend",
-        "closed",
-        "degraded",
-        "get_now",
-        "owns_backend",
-        "put_now",
-        "span_attrs",
-    )
+    __slots__ = ("attributes", "backend", "closed", "degraded", "owns_backend", "sync")
 
     def __init__(self, backend: MemoryBackend, owns_backend: bool) -> None:
         self.backend = backend
         self.owns_backend = owns_backend
         self.closed = False  # set by aclose(): every later operation raises
         self.degraded = False
-        # Optional capability of in-process backends (see MemoryBackend): synchronous get and
-        # put, used when there is no span or metric to record, to save a coroutine per call.
-        self.get_now: Callable[[Namespace, str], Record | None] | None = getattr(
-            backend, "get_now", None
+        # A backend that never waits (SyncMemoryBackend) is called without a coroutine.
+        self.sync: SyncMemoryBackend | None = (
+            backend if isinstance(backend, SyncMemoryBackend) else None
         )
-        self.put_now: Callable[[Namespace, Entry], int] | None = getattr(backend, "put_now", None)
-        # (operation kind, namespace) -> (backend info, the span attributes that follow from
-        # them), so a traced operation does not rebuild the same attributes every call.
-        self.span_attrs: dict[
-            tuple[str, Namespace], tuple[BackendInfo, dict[str, AttributeValue]]
-        ] = {}
+        self.attributes = AttributeCache()
 
 
 _UNSET: Any = object()
-_NO_SPAN = trace.INVALID_SPAN
-
-
-def _store_id(namespace: Namespace) -> str:
-    # Parts joined by "/" with "%" and "/" escaped, so distinct namespaces read distinctly.
-    return attribute_text("/".join(p.replace("%", "%25").replace("/", "%2F") for p in namespace))
+# The hottest operations build their MemoryOperation with tuple.__new__ (half the cost of the
+# named tuple's keyword-aware constructor); the tails are the remaining fields' defaults.
+_op = tuple.__new__
+_REST_ADD = MemoryOperation("add")[5:]
+_REST_GET = MemoryOperation("get")[6:]
 
 
 def _closed_error(operation: str, backend: str) -> MemoryBackendError:
@@ -183,36 +168,11 @@ def _validate_part(part: object, arg: str) -> str:
     return part
 
 
-def _truncate(text: str) -> str:
-    return attribute_text(text if len(text) <= _CONTENT_LIMIT else text[:_CONTENT_LIMIT] + "…")
-
-
-def _duration_histogram(meter: metrics.Meter) -> metrics.Histogram:
-    return meter.create_histogram(
-        A.METRIC_MEMORY_DURATION,
-        unit="s",
-        description="Duration of memory operations.",
-        explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
-    )
-
-
-def _counter(name: str, description: str) -> Callable[[metrics.Meter], metrics.Counter]:
-    def make(meter: metrics.Meter) -> metrics.Counter:
-        return meter.create_counter(name, unit="{record}", description=description)
-
-    return make
-
-
-_HITS = _counter(A.METRIC_MEMORY_HITS, "Reads that found a record.")
-_MISSES = _counter(A.METRIC_MEMORY_MISSES, "Reads that found no record.")
-_EVICTIONS = _counter(A.METRIC_MEMORY_EVICTIONS, "Records evicted by the LRU bound.")
-_FALLBACKS = _counter(A.METRIC_MEMORY_FALLBACKS, "Switches to the fallback backend.")
-
-
 class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
     """Memory for agent workflows: in process by default, Redis when given a URL.
 
-    Every operation is a span (``memory.add``, ``memory.get``, ``memory.search``, ...) that
+    Every operation is a span named after it (``upsert_memory``, ``get_memory``,
+    ``search_memory``, ... as the OpenTelemetry GenAI memory conventions name them) that
     joins the caller's trace, and the primitive composes with other primitives: either run
     it with a :class:`MemoryOperation`, or use :meth:`get_step`, :meth:`add_step` and
     :meth:`search_step` in a pipeline.
@@ -232,8 +192,10 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         fallback: With ``redis_url``, serve from memory while Redis is down and replay the
             writes when it is back. False raises :class:`MemoryBackendError` instead.
         max_value_bytes: Largest accepted value, as UTF-8 JSON (default 1 MiB).
-        capture_content: Record query text and values on spans (off by default: content may
-            be sensitive).
+        capture_content: Record query text and records on spans (``gen_ai.memory.query.text``,
+            ``gen_ai.memory.records``). None (the default) follows the standard
+            ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`` switch and is off
+            otherwise: content may be sensitive.
         capture_keys: Record the key as ``gen_ai.memory.record.id`` on spans.
         tracer_provider: Tracer provider instead of the global one.
         meter_provider: Meter provider instead of the global one.
@@ -256,7 +218,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         embedder: Embedder | None = None,
         fallback: bool = True,
         max_value_bytes: int = codec.DEFAULT_MAX_VALUE_BYTES,
-        capture_content: bool = False,
+        capture_content: bool | None = None,
         capture_keys: bool = True,
         tracer_provider: trace.TracerProvider | None = None,
         meter_provider: metrics.MeterProvider | None = None,
@@ -286,10 +248,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             raise TypeError("embedder must have an async embed(texts) method")
         self._max_value_bytes = max_value_bytes
         self._embedder = embedder
-        self._capture_content = bool(capture_content)
-        self._capture_keys = bool(capture_keys)
         self._namespace: Namespace = parts
-        self._store_id = _store_id(parts)
+        self._store_id = store_id(parts)
         if backend is None:
             built = (
                 self._redis_backend(redis_url, size, fallback)
@@ -303,6 +263,16 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
                     raise TypeError(f"backend does not satisfy MemoryBackend: no {method}() method")
             self._shared = _Shared(backend, owns_backend=False)
         self._is_view = False
+        self._inst = MemoryInstrumentation(
+            self._telemetry,
+            self.name,
+            self._type,
+            capture_content=(
+                content_capture_default() if capture_content is None else bool(capture_content)
+            ),
+            capture_keys=bool(capture_keys),
+            cache=self._shared.attributes,
+        )
 
     @staticmethod
     def _redis_backend(url: str, max_size: int | None, fallback: bool) -> MemoryBackend:
@@ -343,7 +313,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         view = object.__new__(MemoryPrimitive)
         view.__dict__.update(self.__dict__)
         view._namespace = self._namespace + checked
-        view._store_id = _store_id(view._namespace)
+        view._store_id = store_id(view._namespace)
         view._is_view = True
         return view
 
@@ -369,6 +339,11 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
 
     # -- public async API ---------------------------------------------------------------------
 
+    # Public methods build their operation and run it through InstrumentedPrimitive.execute
+    # (skipping execute()'s check of a caller-built operation): one path per operation, whose
+    # span and metric work is skipped there, cheaply, when nothing records.
+    _run = InstrumentedPrimitive.execute
+
     async def add(
         self,
         key: str,
@@ -392,28 +367,16 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             ValueError: An empty or over-long key, ttl <= 0, a value over max_value_bytes.
             MemoryBackendError: The backend could not store it.
         """
-        if self._telemetry.disabled():
-            # No SDK: execute() would do no span or metric work; skip building the operation.
-            put_now = self._shared.put_now
-            if put_now is not None and self._embedder is None:
-                put_now(self._namespace, self._entry(key, value, ttl, metadata, None))
-            else:
-                await self._do_add(key, value, ttl, metadata, _NO_SPAN)
-            return
-        op = MemoryOperation("add", key=key, value=value, ttl=ttl, metadata=metadata)
-        await self.execute(op, context)
+        await self._run(
+            _op(MemoryOperation, ("add", key, value, ttl, metadata, *_REST_ADD)), context
+        )
 
     async def get(
         self, key: str, default: Any = None, *, context: WorkflowContext | None = None
     ) -> Any:
         """The value under ``key`` (a fresh copy), or ``default``; refreshes its recency."""
-        if self._telemetry.disabled():
-            get_now = self._shared.get_now
-            if get_now is None:
-                return await self._do_get(key, default, _NO_SPAN, metered=False)
-            record = get_now(self._namespace, codec.validate_key(key))
-            return default if record is None else codec.value_of(record.payload, record.snapshot)
-        return await self.execute(MemoryOperation("get", key=key, default=default), context)
+        op = _op(MemoryOperation, ("get", key, None, None, None, default, *_REST_GET))
+        return await self._run(op, context)
 
     async def search(
         self,
@@ -435,23 +398,23 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             context: The workflow context.
         """
         op = MemoryOperation("search", query=query, limit=limit, mode=mode, filter=filter)
-        return cast(list[SearchHit], await self.execute(op, context))
+        return cast(list[SearchHit], await self._run(op, context))
 
     async def delete(self, key: str, *, context: WorkflowContext | None = None) -> bool:
         """Delete ``key``; True if a record was deleted."""
-        return cast(bool, await self.execute(MemoryOperation("delete", key=key), context))
+        return cast(bool, await self._run(MemoryOperation("delete", key), context))
 
     async def clear(self, *, context: WorkflowContext | None = None) -> int:
         """Delete every record of this namespace (only this one); return how many."""
-        return cast(int, await self.execute(MemoryOperation("clear"), context))
+        return cast(int, await self._run(MemoryOperation("clear"), context))
 
     async def keys(self, *, context: WorkflowContext | None = None) -> list[str]:
         """This namespace's keys, least recently used first."""
-        return cast(list[str], await self.execute(MemoryOperation("keys"), context))
+        return cast(list[str], await self._run(MemoryOperation("keys"), context))
 
     async def size(self, *, context: WorkflowContext | None = None) -> int:
         """Number of live records in this namespace."""
-        return cast(int, await self.execute(MemoryOperation("size"), context))
+        return cast(int, await self._run(MemoryOperation("size"), context))
 
     async def add_many(
         self,
@@ -463,15 +426,14 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
     ) -> None:
         """Store several ``(key, value)`` pairs in one batch (validated before any is stored)."""
         op = MemoryOperation("add_many", items=items, ttl=ttl, metadata=metadata)
-        await self.execute(op, context)
+        await self._run(op, context)
 
     async def get_many(
         self, keys: Iterable[str], *, context: WorkflowContext | None = None
     ) -> dict[str, Any]:
         """``{key: value}`` for the keys that exist (missing keys are left out)."""
-        return cast(
-            dict[str, Any], await self.execute(MemoryOperation("get_many", keys=keys), context)
-        )
+        op = MemoryOperation("get_many", keys=keys)
+        return cast(dict[str, Any], await self._run(op, context))
 
     async def aclose(self) -> None:
         """Close the primitive, and its backend if it built it; scoped views close nothing.
@@ -483,7 +445,6 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         if self._is_view or shared.closed:
             return
         shared.closed = True
-        shared.get_now = shared.put_now = None  # the fast paths then reach the closed check
         if shared.owns_backend:
             await shared.backend.aclose()
 
@@ -556,102 +517,109 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
     # -- the traced path ----------------------------------------------------------------------
 
     def _span_name(self, input_data: MemoryOperation) -> str:
-        return "memory." + input_data.kind
+        return self._inst.span_name(input_data.kind)
 
     def _span_kind(self, input_data: MemoryOperation) -> SpanKind:
-        return SpanKind.CLIENT if self._shared.backend.info().remote else SpanKind.INTERNAL
+        return self._inst.span_kind(self._shared.backend.info())
 
     def _span_attributes(
         self, input_data: MemoryOperation, context: WorkflowContext
     ) -> dict[str, AttributeValue]:
-        kind = input_data.kind
-        info = self._shared.backend.info()
-        cache_key = (kind, self._namespace)
-        cached = self._shared.span_attrs.get(cache_key)
-        if cached is None or cached[0] is not info:
-            static = {
-                A.ATTR_PRIMITIVE_NAME: self.name,
-                A.ATTR_PRIMITIVE_TYPE: self._type,
-                A.ATTR_GEN_AI_OPERATION_NAME: A.GEN_AI_OPERATION_NAMES[kind],
-                A.ATTR_GEN_AI_MEMORY_STORE_ID: self._store_id,
-                A.ATTR_MEMORY_BACKEND: info.name,
-                **info.attributes,
-            }
-            if info.remote:
-                static[A.ATTR_DB_OPERATION_NAME] = kind
-            if kind == "search":
-                static[A.ATTR_OPENINFERENCE_SPAN_KIND] = "RETRIEVER"
-            cached = (info, static)
-            if len(self._shared.span_attrs) >= 4096:  # many scoped namespaces: stay bounded
-                self._shared.span_attrs.clear()
-            self._shared.span_attrs[cache_key] = cached
-        attrs = dict(cached[1])
-        add_context_attributes(attrs, context)
-        if kind == "search":
-            if isinstance(input_data.limit, int):
-                attrs[A.ATTR_MEMORY_SEARCH_LIMIT] = attribute_int(input_data.limit)
-            if self._capture_content and isinstance(input_data.query, str):
-                attrs[A.ATTR_GEN_AI_MEMORY_QUERY_TEXT] = _truncate(input_data.query)
-        if self._capture_keys and isinstance(input_data.key, str):
-            attrs[A.ATTR_GEN_AI_MEMORY_RECORD_ID] = attribute_text(input_data.key)
-        return attrs
+        return self._inst.span_attributes(
+            input_data.kind,
+            self._namespace,
+            self._shared.backend.info(),
+            context,
+            key=input_data.key,
+            query=input_data.query,
+            limit=input_data.limit,
+        )
 
     def _metric_attributes(self, input_data: MemoryOperation) -> dict[str, AttributeValue]:
-        return {
-            A.ATTR_GEN_AI_OPERATION_NAME: A.GEN_AI_OPERATION_NAMES[input_data.kind],
-            A.ATTR_MEMORY_BACKEND: self._shared.backend.info().name,
-        }
+        return self._inst.metric_attributes(input_data.kind, self._shared.backend.info())
 
     def _duration_instrument(self) -> metrics.Histogram | None:
-        hist: metrics.Histogram | None = self._telemetry.instrument(
-            A.METRIC_MEMORY_DURATION, _duration_histogram
-        )
-        return hist
-
-    def _count(
-        self, factory: Callable[[metrics.Meter], metrics.Counter], name: str, n: int
-    ) -> None:
-        if n:
-            counter = self._telemetry.instrument(name, factory)
-            if counter is not None:
-                counter.add(n, {A.ATTR_MEMORY_BACKEND: self._shared.backend.info().name})
+        return self._inst.duration_histogram()
 
     async def execute(
         self, input_data: MemoryOperation, context: WorkflowContext | None = None
     ) -> Any:
-        """Run one :class:`MemoryOperation` as a traced step (``memory.<kind>`` span).
+        """Run one :class:`MemoryOperation` as a traced step (a span named after it).
 
         Raises:
             TypeError: ``input_data`` is not a :class:`MemoryOperation` (nothing runs).
+            ValueError: Its kind is not an operation this primitive knows.
         """
-        if type(input_data) is not MemoryOperation or input_data.kind not in _HANDLERS:
-            if not isinstance(input_data, MemoryOperation):
-                raise TypeError(
-                    "MemoryPrimitive.execute takes a MemoryOperation, "
-                    f"got {type(input_data).__name__}"
-                )
-            if input_data.kind not in _HANDLERS:
-                raise ValueError(f"unknown memory operation {input_data.kind!r}")
-        return await super().execute(input_data, context)
+        if not isinstance(input_data, MemoryOperation):
+            raise TypeError(
+                f"MemoryPrimitive.execute takes a MemoryOperation, got {type(input_data).__name__}"
+            )
+        if input_data.kind not in _HANDLERS:
+            raise ValueError(f"unknown memory operation {input_data.kind!r}")
+        return await self._run(input_data, context)
+
+    def _handler(
+        self, kind: str
+    ) -> Callable[[MemoryPrimitive, MemoryOperation, trace.Span], Awaitable[Any]]:
+        if self._shared.closed:
+            raise _closed_error(kind, self._shared.backend.info().name)
+        return _HANDLERS[kind]
+
+    def _execute_untraced(
+        self, input_data: MemoryOperation, context: WorkflowContext | None
+    ) -> Awaitable[Any]:
+        # Nothing records: the operation's handler alone (the context only feeds span
+        # attributes, and a switch to the fallback is counted only where a meter exists).
+        return self._handler(input_data.kind)(self, input_data, NO_SPAN)  # type: ignore[no-any-return]
 
     async def _execute_impl(self, input_data: MemoryOperation, context: WorkflowContext) -> Any:
-        handler = _HANDLERS[input_data.kind]
         shared = self._shared
-        if shared.closed:
-            raise _closed_error(input_data.kind, shared.backend.info().name)
-        span = trace.get_current_span() if self._telemetry.tracer() is not None else _NO_SPAN
+        span = trace.get_current_span() if self._telemetry.tracer() is not None else NO_SPAN
         try:
-            return await handler(self, input_data, span)
+            return await self._handler(input_data.kind)(self, input_data, span)
         finally:
             info = shared.backend.info()
+            if info.degraded:
+                self._inst.degraded(span)
             if info.degraded != shared.degraded:
                 shared.degraded = info.degraded
                 if info.degraded:
-                    self._count(_FALLBACKS, A.METRIC_MEMORY_FALLBACKS, 1)
-            if info.degraded:
-                span.set_attribute(A.ATTR_MEMORY_DEGRADED, True)
+                    self._inst.fallback_activated(info)
 
-    # -- operation handlers (validation, encoding and the backend call) ------------------------
+    # -- operation handlers: validation, encoding and the backend call, once per operation -----
+
+    def _record_settings(self, ttl: Any, metadata: Any) -> tuple[float | None, Any]:
+        """The validated ttl (``default_ttl`` when None) and metadata of records to write."""
+        ttl = self._default_ttl if ttl is None else codec.validate_ttl(ttl)
+        return ttl, None if metadata is None else codec.validate_metadata(metadata)
+
+    def _entry(
+        self, key: Any, value: Any, ttl: float | None, meta: Any, item: int | None = None
+    ) -> Entry:
+        """Validate and encode one record to write (raises before anything is stored).
+
+        ``add`` and ``add_many`` both build their entries here; ``item`` is the index of an
+        ``add_many`` item, which errors name.
+        """
+        if item is None:
+            key = codec.validate_key(key)
+            payload, snap = codec.encode_snapshot(value, self._max_value_bytes)
+        else:
+            key = codec.validate_key(key, f"items[{item}] key")
+            payload, snap = codec.encode_snapshot(
+                value, self._max_value_bytes, f"items[{item}] value"
+            )
+        return Entry(key, payload, meta, ttl, snapshot=snap)
+
+    async def _embedded(self, entries: list[Entry], values: Sequence[Any]) -> list[Entry]:
+        """``entries`` with the embedder's vectors of ``values`` (as is without an embedder)."""
+        if self._embedder is None:
+            return entries
+        vectors = await self._embed(values)
+        return [
+            Entry(e.key, e.payload, e.metadata, e.ttl, v, snapshot=e.snapshot)
+            for e, v in zip(entries, vectors, strict=True)
+        ]
 
     async def _embed(self, values: Sequence[Any]) -> list[Any]:
         if self._embedder is None:
@@ -663,57 +631,74 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         return list(vectors)
 
     async def _op_add(self, op: MemoryOperation, span: trace.Span) -> None:
-        await self._do_add(op.key, op.value, op.ttl, op.metadata, span)
-
-    def _entry(self, key: Any, value: Any, ttl: Any, metadata: Any, vector: Any) -> Entry:
-        """Validate and encode one record (raises before anything is stored)."""
-        key = codec.validate_key(key)
-        ttl = codec.validate_ttl(ttl) if ttl is not None else self._default_ttl
-        meta = None if metadata is None else codec.validate_metadata(metadata)
-        payload, snap = codec.encode_snapshot(value, self._max_value_bytes)
-        return Entry(key, payload, meta, ttl, vector, snapshot=snap)
-
-    async def _do_add(
-        self, key: Any, value: Any, ttl: Any, metadata: Any, span: trace.Span
-    ) -> None:
-        if self._shared.closed:
-            raise _closed_error("add", self._shared.backend.info().name)
-        entry = self._entry(key, value, ttl, metadata, None)
+        ttl, meta = self._record_settings(op.ttl, op.metadata)
+        entry = self._entry(op.key, op.value, ttl, meta)
         if self._embedder is not None:
-            (vector,) = await self._embed([value])
-            entry = Entry(
-                entry.key, entry.payload, entry.metadata, entry.ttl, vector, snapshot=entry.snapshot
-            )
-        payload = entry.payload
-        if self._capture_content and span.is_recording():
-            span.set_attribute(A.ATTR_MEMORY_CONTENT, _truncate(payload))
-        evicted = await self._shared.backend.put(self._namespace, entry)
+            (entry,) = await self._embedded([entry], (op.value,))
+        shared = self._shared
+        if span is not NO_SPAN:
+            self._inst.records(span, ((entry.key, entry.payload, None, entry.metadata),))
+        sync = shared.sync
+        if sync is not None:
+            evicted = sync.put_now(self._namespace, entry)
+        else:
+            evicted = await shared.backend.put(self._namespace, entry)
         if evicted:
-            span.set_attribute(A.ATTR_MEMORY_EVICTED, evicted)
-            self._count(_EVICTIONS, A.METRIC_MEMORY_EVICTIONS, evicted)
+            self._inst.evicted(span, evicted, shared.backend.info())
+
+    async def _op_add_many(self, op: MemoryOperation, span: trace.Span) -> None:
+        items = op.items
+        if isinstance(items, Mapping):
+            pairs = list(items.items())
+        elif isinstance(items, Iterable) and not isinstance(items, str | bytes):
+            pairs = []
+            for i, pair in enumerate(items):
+                if not isinstance(pair, tuple) or len(pair) != 2:
+                    raise TypeError(f"items[{i}] must be a (key, value) tuple")
+                pairs.append(pair)
+        else:
+            raise TypeError("items must be a mapping or an iterable of (key, value) tuples")
+        ttl, meta = self._record_settings(op.ttl, op.metadata)
+        entries = [self._entry(k, v, ttl, meta, i) for i, (k, v) in enumerate(pairs)]
+        inst = self._inst
+        inst.record_count(span, len(entries))
+        if not entries:
+            return
+        entries = await self._embedded(entries, [v for _, v in pairs])
+        if span is not NO_SPAN:
+            inst.records(span, ((e.key, e.payload, None, e.metadata) for e in entries))
+        evicted = await self._shared.backend.put_many(self._namespace, entries)
+        if evicted:
+            inst.evicted(span, evicted, self._shared.backend.info())
 
     async def _op_get(self, op: MemoryOperation, span: trace.Span) -> Any:
-        return await self._do_get(op.key, op.default, span)
-
-    async def _do_get(self, key: Any, default: Any, span: trace.Span, metered: bool = True) -> Any:
-        if self._shared.closed:
-            raise _closed_error("get", self._shared.backend.info().name)
-        record = await self._shared.backend.get(self._namespace, codec.validate_key(key))
+        key = codec.validate_key(op.key)
+        shared = self._shared
+        sync = shared.sync
+        if sync is not None:
+            record = sync.get_now(self._namespace, key)
+        else:
+            record = await shared.backend.get(self._namespace, key)
+        if span is not NO_SPAN or not self._telemetry.disabled():
+            self._inst.read(span, record is not None, 1, shared.backend.info())
+            if record is not None:
+                self._inst.records(span, ((key, record.payload, None, record.metadata),))
         if record is None:
-            if span is not _NO_SPAN:
-                span.set_attribute(A.ATTR_MEMORY_HIT, False)
-            if metered:
-                self._count(_MISSES, A.METRIC_MEMORY_MISSES, 1)
-            return default
-        if span is _NO_SPAN:
-            if metered:
-                self._count(_HITS, A.METRIC_MEMORY_HITS, 1)
-            return codec.value_of(record.payload, record.snapshot)
-        span.set_attribute(A.ATTR_MEMORY_HIT, True)
-        self._count(_HITS, A.METRIC_MEMORY_HITS, 1)
-        if self._capture_content and span.is_recording():
-            span.set_attribute(A.ATTR_MEMORY_CONTENT, _truncate(record.payload))
+            return op.default
         return codec.value_of(record.payload, record.snapshot)
+
+    async def _op_get_many(self, op: MemoryOperation, span: trace.Span) -> dict[str, Any]:
+        raw = op.keys
+        if isinstance(raw, str | bytes) or not isinstance(raw, Iterable):
+            raise TypeError("keys must be an iterable of str")
+        keys = [codec.validate_key(k, f"keys[{i}]") for i, k in enumerate(raw)]
+        if not keys:
+            return {}
+        records = await self._shared.backend.get_many(self._namespace, keys)
+        found = [(k, r) for k, r in zip(keys, records, strict=True) if r is not None]
+        self._inst.read(span, len(found), len(set(keys)), self._shared.backend.info())
+        self._inst.records(span, ((k, r.payload, None, r.metadata) for k, r in found))
+        return {k: codec.value_of(r.payload, r.snapshot) for k, r in found}
 
     async def _op_search(self, op: MemoryOperation, span: trace.Span) -> list[SearchHit]:
         query = op.query
@@ -732,9 +717,10 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             if not isinstance(filter_, Mapping):
                 raise TypeError(f"filter must be a mapping or None, got {type(filter_).__name__}")
             filter_ = codec.validate_metadata(filter_, "filter")
-        span.set_attribute(A.ATTR_MEMORY_SEARCH_MODE, mode)
+        inst = self._inst
+        inst.search_mode(span, mode)
         if not query.strip():
-            span.set_attribute(A.ATTR_GEN_AI_MEMORY_RECORD_COUNT, 0)
+            inst.record_count(span, 0)
             return []
         vector = None
         if mode != "keyword":
@@ -742,27 +728,14 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             vector = normalize_vector(raw)
         request = SearchQuery(query, limit, cast(SearchMode, mode), filter_, vector)
         results = await self._shared.backend.search(self._namespace, request)
-        hits = [
-            SearchHit(
-                r.key,
-                codec.decode(r.payload),
-                r.score,
-                codec.copy_metadata(r.metadata),
-            )
+        inst.record_count(span, len(results))
+        inst.records(
+            span, ((r.key, r.payload, r.score, r.metadata) for r in results), retrieval=True
+        )
+        return [
+            SearchHit(r.key, codec.decode(r.payload), r.score, codec.copy_metadata(r.metadata))
             for r in results
         ]
-        span.set_attribute(A.ATTR_GEN_AI_MEMORY_RECORD_COUNT, len(hits))
-        if self._capture_content and span.is_recording():
-            summary = [{"key": h.key, "score": round(h.score, 6)} for h in hits]
-            span.set_attribute(A.ATTR_MEMORY_CONTENT, _truncate(json.dumps(summary)))
-            # OpenInference retrieval attributes, so Phoenix lists the hits natively.
-            span.set_attribute(A.ATTR_OPENINFERENCE_INPUT_VALUE, _truncate(query))
-            for i, (hit, result) in enumerate(zip(hits, results, strict=True)):
-                prefix = f"retrieval.documents.{i}.document."
-                span.set_attribute(prefix + "id", hit.key)
-                span.set_attribute(prefix + "score", hit.score)
-                span.set_attribute(prefix + "content", _truncate(result.payload))
-        return hits
 
     async def _op_delete(self, op: MemoryOperation, span: trace.Span) -> bool:
         key = codec.validate_key(op.key)
@@ -770,69 +743,21 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
 
     async def _op_clear(self, op: MemoryOperation, span: trace.Span) -> int:
         count = await self._shared.backend.clear(self._namespace)
-        span.set_attribute(A.ATTR_GEN_AI_MEMORY_RECORD_COUNT, count)
+        self._inst.record_count(span, count)
         return count
 
     async def _op_keys(self, op: MemoryOperation, span: trace.Span) -> list[str]:
         keys = await self._shared.backend.keys(self._namespace)
-        span.set_attribute(A.ATTR_GEN_AI_MEMORY_RECORD_COUNT, len(keys))
+        self._inst.record_count(span, len(keys))
         return keys
 
     async def _op_size(self, op: MemoryOperation, span: trace.Span) -> int:
         size = await self._shared.backend.size(self._namespace)
-        span.set_attribute(A.ATTR_GEN_AI_MEMORY_RECORD_COUNT, size)
+        self._inst.record_count(span, size)
         return size
 
-    async def _op_add_many(self, op: MemoryOperation, span: trace.Span) -> None:
-        items = op.items
-        if isinstance(items, Mapping):
-            pairs = list(items.items())
-        elif isinstance(items, Iterable) and not isinstance(items, str | bytes):
-            pairs = []
-            for i, pair in enumerate(items):
-                if not isinstance(pair, tuple) or len(pair) != 2:
-                    raise TypeError(f"items[{i}] must be a (key, value) tuple")
-                pairs.append(pair)
-        else:
-            raise TypeError("items must be a mapping or an iterable of (key, value) tuples")
-        ttl = codec.validate_ttl(op.ttl)
-        if ttl is None:
-            ttl = self._default_ttl
-        meta = codec.validate_metadata(op.metadata)
-        keys = [codec.validate_key(k, f"items[{i}] key") for i, (k, _) in enumerate(pairs)]
-        payloads = [
-            codec.encode(v, self._max_value_bytes, f"items[{i}] value")
-            for i, (_, v) in enumerate(pairs)
-        ]
-        vectors = await self._embed([v for _, v in pairs])
-        entries = [
-            Entry(k, p, meta, ttl, vec) for k, p, vec in zip(keys, payloads, vectors, strict=True)
-        ]
-        span.set_attribute(A.ATTR_GEN_AI_MEMORY_RECORD_COUNT, len(entries))
-        if not entries:
-            return
-        evicted = await self._shared.backend.put_many(self._namespace, entries)
-        if evicted:
-            span.set_attribute(A.ATTR_MEMORY_EVICTED, evicted)
-            self._count(_EVICTIONS, A.METRIC_MEMORY_EVICTIONS, evicted)
 
-    async def _op_get_many(self, op: MemoryOperation, span: trace.Span) -> dict[str, Any]:
-        raw = op.keys
-        if isinstance(raw, str | bytes) or not isinstance(raw, Iterable):
-            raise TypeError("keys must be an iterable of str")
-        keys = [codec.validate_key(k, f"keys[{i}]") for i, k in enumerate(raw)]
-        if not keys:
-            return {}
-        records = await self._shared.backend.get_many(self._namespace, keys)
-        out = {k: codec.decode(r.payload) for k, r in zip(keys, records, strict=True) if r}
-        hits = len(out)
-        span.set_attribute(A.ATTR_GEN_AI_MEMORY_RECORD_COUNT, hits)
-        self._count(_HITS, A.METRIC_MEMORY_HITS, hits)
-        self._count(_MISSES, A.METRIC_MEMORY_MISSES, len(set(keys)) - hits)
-        return out
-
-
-_HANDLERS: dict[str, Callable[[MemoryPrimitive, MemoryOperation, trace.Span], Any]] = {
+_HANDLERS: dict[str, Callable[[MemoryPrimitive, MemoryOperation, trace.Span], Awaitable[Any]]] = {
     "add": MemoryPrimitive._op_add,
     "get": MemoryPrimitive._op_get,
     "search": MemoryPrimitive._op_search,

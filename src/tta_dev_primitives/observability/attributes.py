@@ -1,23 +1,32 @@
-"""Span and metric attribute names used by the library, in one place.
+"""Every span, event and metric name the library records, in one place.
 
-Workflow attributes are our own (``workflow.*``); memory attributes follow the OpenTelemetry
-GenAI memory conventions (``gen_ai.*``) and the database client conventions (``db.*``,
-``server.*``, ``error.type``), with our extensions under ``memory.*``.
+Workflow names are our own (``workflow.*``, defined in :mod:`tta_dev_primitives.core.names` and
+re-exported here). Memory spans follow the OpenTelemetry GenAI memory conventions (span type
+``gen_ai.memory.client``, status Development): the span name is the operation name
+(``search_memory``, ``upsert_memory``, ...), with ``gen_ai.*`` attributes, plus the database
+client conventions (``db.*``, ``server.*``, ``error.type``) on remote backends and our own
+extensions under ``memory.*``. Phoenix reads the OpenInference attributes
+(``openinference.span.kind``, ``input.value``, ``retrieval.documents.*``).
 """
 
 from __future__ import annotations
 
-from ..core.instrumented import (
+from ..core.names import (
     ATTR_BRANCH_COUNT,
     ATTR_ERROR_TYPE,
+    ATTR_FALLBACK_PATH,
     ATTR_OPENINFERENCE_KIND,
     ATTR_PRIMITIVE_NAME,
     ATTR_PRIMITIVE_TYPE,
+    ATTR_RETRY_ATTEMPTS,
     ATTR_STEP_COUNT,
     ATTR_STEP_INDEX,
+    ATTR_TIMEOUT_SECONDS,
     ATTR_WORKFLOW_ID,
     ATTR_WORKFLOW_OUTCOME,
     ATTR_WORKFLOW_SESSION_ID,
+    EVENT_FALLBACK,
+    EVENT_RETRY,
     METRIC_PRIMITIVE_DURATION,
 )
 
@@ -26,13 +35,15 @@ __all__ = [
     "ATTR_DB_OPERATION_NAME",
     "ATTR_DB_SYSTEM_NAME",
     "ATTR_ERROR_TYPE",
+    "ATTR_FALLBACK_PATH",
     "ATTR_GEN_AI_MEMORY_QUERY_TEXT",
+    "ATTR_GEN_AI_MEMORY_RECORDS",
     "ATTR_GEN_AI_MEMORY_RECORD_COUNT",
     "ATTR_GEN_AI_MEMORY_RECORD_ID",
     "ATTR_GEN_AI_MEMORY_STORE_ID",
     "ATTR_GEN_AI_OPERATION_NAME",
+    "ATTR_GEN_AI_PROVIDER_NAME",
     "ATTR_MEMORY_BACKEND",
-    "ATTR_MEMORY_CONTENT",
     "ATTR_MEMORY_DEGRADED",
     "ATTR_MEMORY_EVICTED",
     "ATTR_MEMORY_HIT",
@@ -43,13 +54,18 @@ __all__ = [
     "ATTR_OPENINFERENCE_SPAN_KIND",
     "ATTR_PRIMITIVE_NAME",
     "ATTR_PRIMITIVE_TYPE",
+    "ATTR_RETRY_ATTEMPTS",
     "ATTR_SERVER_ADDRESS",
     "ATTR_SERVER_PORT",
     "ATTR_STEP_COUNT",
     "ATTR_STEP_INDEX",
+    "ATTR_TIMEOUT_SECONDS",
     "ATTR_WORKFLOW_ID",
     "ATTR_WORKFLOW_OUTCOME",
     "ATTR_WORKFLOW_SESSION_ID",
+    "CAPTURE_CONTENT_ENV",
+    "EVENT_FALLBACK",
+    "EVENT_RETRY",
     "GEN_AI_OPERATION_NAMES",
     "METRIC_MEMORY_DURATION",
     "METRIC_MEMORY_EVICTIONS",
@@ -57,14 +73,21 @@ __all__ = [
     "METRIC_MEMORY_HITS",
     "METRIC_MEMORY_MISSES",
     "METRIC_PRIMITIVE_DURATION",
+    "OPENINFERENCE_DOCUMENT_PREFIX",
 ]
 
 # OpenTelemetry GenAI memory conventions.
 ATTR_GEN_AI_OPERATION_NAME = "gen_ai.operation.name"
+ATTR_GEN_AI_PROVIDER_NAME = "gen_ai.provider.name"
 ATTR_GEN_AI_MEMORY_STORE_ID = "gen_ai.memory.store.id"
 ATTR_GEN_AI_MEMORY_RECORD_ID = "gen_ai.memory.record.id"
 ATTR_GEN_AI_MEMORY_RECORD_COUNT = "gen_ai.memory.record.count"
+# Opt-in content: the query text, and the records read or found (a JSON list of
+# {"id", "content", "score", "metadata"} objects).
 ATTR_GEN_AI_MEMORY_QUERY_TEXT = "gen_ai.memory.query.text"
+ATTR_GEN_AI_MEMORY_RECORDS = "gen_ai.memory.records"
+# The standard GenAI switch for content capture ("true" turns it on, like capture_content=True).
+CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 
 # Database client conventions (set on spans of remote backends such as Redis).
 ATTR_DB_SYSTEM_NAME = "db.system.name"
@@ -73,9 +96,10 @@ ATTR_SERVER_ADDRESS = "server.address"
 ATTR_SERVER_PORT = "server.port"
 
 # OpenInference span kind, so Phoenix shows RETRIEVER / CHAIN badges; input value and
-# retrieval.documents.<i>.document.{id,score,content} (set only with capture_content=True).
+# retrieval.documents.<i>.document.{id,score,content} (set only when content is captured).
 ATTR_OPENINFERENCE_SPAN_KIND = ATTR_OPENINFERENCE_KIND
 ATTR_OPENINFERENCE_INPUT_VALUE = "input.value"
+OPENINFERENCE_DOCUMENT_PREFIX = "retrieval.documents."
 
 # Our extensions.
 ATTR_MEMORY_BACKEND = "memory.backend"
@@ -84,10 +108,10 @@ ATTR_MEMORY_DEGRADED = "memory.degraded"
 ATTR_MEMORY_EVICTED = "memory.evicted"
 ATTR_MEMORY_SEARCH_MODE = "memory.search.mode"
 ATTR_MEMORY_SEARCH_LIMIT = "memory.search.limit"
-ATTR_MEMORY_CONTENT = "memory.content"
 
-# gen_ai.operation.name per memory operation. "get_memory" is our extension: the convention
-# defines no single-record read.
+# gen_ai.operation.name per memory operation, which is also the span name. The convention's
+# names where it has one; get_memory, list_memory and count_memory are our extensions (it
+# defines no read, listing or count).
 GEN_AI_OPERATION_NAMES = {
     "add": "upsert_memory",
     "add_many": "upsert_memory",

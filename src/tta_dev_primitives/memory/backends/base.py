@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from opentelemetry.util.types import AttributeValue
 
@@ -22,9 +22,11 @@ __all__ = [
     "Entry",
     "MemoryBackend",
     "Namespace",
+    "PingableBackend",
     "Record",
     "SearchQuery",
     "SearchResult",
+    "SyncMemoryBackend",
 ]
 
 
@@ -101,8 +103,33 @@ class MemoryBackend(Protocol):
         """Release connections; further use is an error."""
         ...
 
-    # Optional: a backend that never waits (in process) may also offer
-    #   def get_now(self, namespace, key) -> Record | None
-    #   def put_now(self, namespace, entry) -> int
-    # with the semantics of get/put; the primitive then calls them directly when it has no
-    # span or metric to record, saving a coroutine per operation.
+
+@runtime_checkable
+class SyncMemoryBackend(Protocol):
+    """Optional capability of a backend that never waits (it lives in this process).
+
+    ``get_now``/``put_now`` have the semantics of ``get``/``put`` without a coroutine; the
+    primitive calls them instead of awaiting, which saves a coroutine per operation on the
+    hottest path. Checked once, when the primitive is built.
+    """
+
+    def get_now(self, namespace: Namespace, key: str) -> Record | None:
+        """:meth:`MemoryBackend.get` without a coroutine."""
+        ...
+
+    def put_now(self, namespace: Namespace, entry: Entry) -> int:
+        """:meth:`MemoryBackend.put` without a coroutine."""
+        ...
+
+
+@runtime_checkable
+class PingableBackend(Protocol):
+    """Optional capability: a cheap round trip that says whether the backend answers.
+
+    A :class:`~tta_dev_primitives.memory.backends.fallback.FallbackBackend` probes its
+    primary with it during an outage (falling back to a read when the primary has none).
+    """
+
+    async def ping(self) -> None:
+        """Return when the backend answers; raise :class:`MemoryBackendError` otherwise."""
+        ...

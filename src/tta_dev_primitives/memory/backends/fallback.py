@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from .. import codec
 from ..errors import MemoryBackendError
 from ..records import Entry, Namespace, Record, SearchQuery, SearchResult
-from .base import BackendInfo, MemoryBackend
+from .base import BackendInfo, MemoryBackend, PingableBackend, SyncMemoryBackend
 
 __all__ = ["FallbackBackend"]
 
@@ -122,9 +122,8 @@ class FallbackBackend:
         self._closed = False
         # The mirror write on the healthy path: synchronous when the secondary can (the
         # in-memory backend's put_now), to keep it off the write's latency.
-        put_now = getattr(secondary, "put_now", None)
         self._mirror_now: Callable[[Namespace, Entry], int] | None = (
-            put_now if callable(put_now) else None
+            secondary.put_now if isinstance(secondary, SyncMemoryBackend) else None
         )
 
     # -- state ----------------------------------------------------------------------------------
@@ -229,9 +228,8 @@ class FallbackBackend:
                 logger.exception("probing the primary %r failed", self.primary.info().name)
 
     async def _probe(self) -> None:
-        ping = getattr(self.primary, "ping", None)
-        if callable(ping):
-            await ping()
+        if isinstance(self.primary, PingableBackend):
+            await self.primary.ping()
         else:
             await self.primary.size(("__probe__",))
 
