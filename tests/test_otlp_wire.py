@@ -7,9 +7,8 @@ it. The receiver decodes the protobuf requests with ``opentelemetry-proto``.
 
 from __future__ import annotations
 
-import json
-
 import gzip
+import json
 import threading
 import time
 import zlib
