@@ -17,7 +17,7 @@ NOT_REEXPORTED = (
     "tta_dev_primitives.testing",
     "tta_dev_primitives.observability",
     "tta_dev_primitives.core.telemetry",
-    # Plumbing for backend authors, reached as tta_dev_primitives.memory.backends / .search / .index.
+    # Plumbing for backend authors: tta_dev_primitives.memory.backends / .search / .index.
     "tta_dev_primitives.memory.backends.base",
     "tta_dev_primitives.memory.codec",
     "tta_dev_primitives.memory.index",

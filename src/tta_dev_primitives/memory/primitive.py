@@ -570,7 +570,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
     ) -> Awaitable[Any]:
         # Nothing records: the operation's handler alone (the context only feeds span
         # attributes, and a switch to the fallback is counted only where a meter exists).
-        return self._handler(input_data.kind)(self, input_data, NO_SPAN)  # type: ignore[no-any-return]
+        return self._handler(input_data.kind)(self, input_data, NO_SPAN)
 
     async def _execute_impl(self, input_data: MemoryOperation, context: WorkflowContext) -> Any:
         shared = self._shared
