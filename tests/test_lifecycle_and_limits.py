@@ -129,7 +129,12 @@ async def test_span_attributes_survive_the_otlp_encoder(telemetry: CapturedTelem
     with pytest.raises(ValueError, match="key"):
         await memory.add("bad\udc80key", 1, context=ctx)
     spans = telemetry.spans()
-    assert [s.name for s in spans] == ["upsert_memory", "get_memory", "search_memory", "upsert_memory"]
+    assert [s.name for s in spans] == [
+        "upsert_memory",
+        "get_memory",
+        "search_memory",
+        "upsert_memory",
+    ]
     for span in spans:
         attrs = dict(span.attributes or {})
         encoded = _encode_attributes(attrs)
