@@ -123,8 +123,20 @@ class InstrumentedPrimitive(WorkflowPrimitive[InT, OutT]):
         Returns:
             What :meth:`_execute_impl` returns.
         """
+        return await self._start(input_data, context)
+
+    def _start(self, input_data: InT, context: WorkflowContext | None) -> Awaitable[OutT]:
+        """The awaitable of one execution: untraced when nothing records, traced otherwise.
+
+        The one place that decides, cheaply and per call, whether anything records (a
+        provider may be installed after the primitive was built). A subclass's own public
+        methods may await it directly instead of :meth:`execute`, saving a coroutine.
+        """
         if self._telemetry.disabled():  # no SDK: no span, no metric, nothing to build
-            return await self._execute_untraced(input_data, context)
+            return self._execute_untraced(input_data, context)
+        return self._execute_recorded(input_data, context)
+
+    async def _execute_recorded(self, input_data: InT, context: WorkflowContext | None) -> OutT:
         if context is None:
             context = WorkflowContext()
         tracer = self._telemetry.tracer()

@@ -339,10 +339,10 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
 
     # -- public async API ---------------------------------------------------------------------
 
-    # Public methods build their operation and run it through InstrumentedPrimitive.execute
-    # (skipping execute()'s check of a caller-built operation): one path per operation, whose
-    # span and metric work is skipped there, cheaply, when nothing records.
-    _run = InstrumentedPrimitive.execute
+    # Public methods build their operation and await InstrumentedPrimitive._start (what
+    # execute() awaits, without execute()'s check of a caller-built operation): one path per
+    # operation, whose span and metric work is skipped there, cheaply, when nothing records.
+    _run = InstrumentedPrimitive._start
 
     async def add(
         self,
@@ -570,7 +570,9 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
     ) -> Awaitable[Any]:
         # Nothing records: the operation's handler alone (the context only feeds span
         # attributes, and a switch to the fallback is counted only where a meter exists).
-        return self._handler(input_data.kind)(self, input_data, NO_SPAN)
+        if self._shared.closed:
+            raise _closed_error(input_data.kind, self._shared.backend.info().name)
+        return _HANDLERS[input_data.kind](self, input_data, NO_SPAN)
 
     async def _execute_impl(self, input_data: MemoryOperation, context: WorkflowContext) -> Any:
         shared = self._shared
