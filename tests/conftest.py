@@ -101,23 +101,49 @@ def _server_harness(flavour: str) -> Callable[[pytest.FixtureRequest], Awaitable
     return build
 
 
+async def _cluster_harness(request: pytest.FixtureRequest) -> BackendHarness:
+    """RedisBackend on the session's private Redis Cluster (3 masters, 3 replicas)."""
+    from .redis_cluster import shared_cluster
+
+    cluster = shared_cluster(request.config)
+
+    async def make(max_size: int | None) -> MemoryBackend:
+        return RedisBackend.from_url(cluster.url, max_size=max_size)
+
+    async def advance(seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    return BackendHarness("cluster", make, advance, remote=True)
+
+
 # The conformance suite runs once per entry. Real-server backends add their entries here
 # (name -> async builder taking the pytest request, which may use other fixtures).
 BACKEND_HARNESSES: dict[str, Callable[[pytest.FixtureRequest], Awaitable[BackendHarness]]] = {
     "in_memory": _in_memory_harness,
     "redis": _server_harness("redis"),
     "valkey": _server_harness("valkey"),
+    "cluster": _cluster_harness,
+}
+# Marks of an entry's tests (`-m "not cluster"` skips the cluster for a quick local run).
+HARNESS_MARKS: dict[str, tuple[pytest.MarkDecorator, ...]] = {
+    "cluster": (pytest.mark.cluster,),
 }
 
 
 # Harnesses that need no server; every other entry is marked ``redis`` (``-m "not redis"``
-# deselects it), whoever adds it.
+# deselects it), whoever adds it, plus its own marks from HARNESS_MARKS.
 SERVER_FREE_HARNESSES = frozenset({"in_memory"})
 
 
 @pytest.fixture(
     params=[
-        pytest.param(name, marks=() if name in SERVER_FREE_HARNESSES else pytest.mark.redis)
+        pytest.param(
+            name,
+            marks=(
+                *(() if name in SERVER_FREE_HARNESSES else (pytest.mark.redis,)),
+                *HARNESS_MARKS.get(name, ()),
+            ),
+        )
         for name in BACKEND_HARNESSES
     ]
 )

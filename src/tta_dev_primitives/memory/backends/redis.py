@@ -27,8 +27,10 @@ import struct
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import (
@@ -235,7 +237,13 @@ class RedisBackend:
         **client_options: Any,
     ) -> RedisBackend:
         """Build a backend with its own client for ``url`` (``redis://``, ``rediss://``,
-        ``unix://``), closed by :meth:`aclose`.
+        ``unix://``; ``redis+cluster://`` or ``rediss+cluster://`` for Redis Cluster), closed
+        by :meth:`aclose`.
+
+        A cluster URL names one node or several, comma-separated
+        (``redis+cluster://user:pass@10.0.0.1:7000,10.0.0.2:7000``): the client discovers
+        the rest of the cluster from the first that answers, and follows failovers and
+        resharding (``MOVED``/``ASK``).
 
         The client retries a lost or refused connection ``retries`` times with exponential
         backoff and jitter (a random wait up to ``backoff_base * 2**n``, at most
@@ -245,7 +253,8 @@ class RedisBackend:
         :class:`MemoryBackendError` (or the fallback), never a hang.
 
         Args:
-            url: The server URL, credentials included (``redis://user:pass@host:6379/0``).
+            url: The server URL, credentials included (``redis://user:pass@host:6379/0``,
+                ``redis+cluster://host:7000``).
             prefix: First part of every key.
             max_size: Most records per namespace (None = unbounded).
             socket_timeout: Seconds a round trip may take before it fails as timed out.
@@ -270,15 +279,19 @@ class RedisBackend:
         )
         # The reply timeout is the backend's (one asyncio.timeout per round trip); the
         # client's own socket_timeout would wrap every write in asyncio.wait_for.
-        client = aioredis.from_url(
-            url,
-            retry=retry,
-            socket_timeout=None,
-            socket_connect_timeout=socket_connect_timeout,
-            health_check_interval=health_check_interval,
-            decode_responses=False,
+        options: dict[str, Any] = {
+            "retry": retry,
+            "socket_timeout": None,
+            "socket_connect_timeout": socket_connect_timeout,
+            "health_check_interval": health_check_interval,
+            "decode_responses": False,
             **client_options,
-        )
+        }
+        client: RedisClient
+        if url.startswith(_CLUSTER_SCHEMES):
+            client = _cluster_client(url, options)
+        else:
+            client = aioredis.from_url(url, **options)
         return cls(
             client, prefix=prefix, max_size=max_size, close_client=True, timeout=socket_timeout
         )
@@ -409,7 +422,11 @@ class RedisBackend:
         self._check_open("ping")
         try:
             async with asyncio.timeout(self._timeout):
-                await self._client.ping()
+                if isinstance(self._client, aioredis.RedisCluster):
+                    # The masters, not every node: a replica down stops no namespace.
+                    await self._client.ping(target_nodes=aioredis.RedisCluster.PRIMARIES)
+                else:
+                    await self._client.ping()
         except _FAILURES as exc:
             raise self._error("ping", exc) from exc
 
@@ -655,6 +672,35 @@ class RedisBackend:
         self._closed = True
         if self._close_client:
             await self._client.aclose()
+
+
+_CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+
+
+def _cluster_client(url: str, options: dict[str, Any]) -> aioredis.RedisCluster:
+    """A ``RedisCluster`` for a ``redis+cluster://`` URL naming one or more nodes."""
+    scheme, _, rest = url.partition("+cluster://")
+    cut = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    userinfo, at, hosts = rest[:cut].rpartition("@")
+    nodes = []
+    for host in hosts.split(","):
+        parts = urlsplit(f"//{host}")
+        try:
+            port = parts.port or 6379
+        except ValueError as exc:  # not a number, or out of range
+            raise ValueError(f"bad cluster node {host!r} in the URL: {exc}") from None
+        if not parts.hostname:
+            raise ValueError(f"bad cluster node {host!r} in the URL: no host")
+        nodes.append((parts.hostname, port))
+    first = hosts.split(",")[0]
+    try:
+        return aioredis.RedisCluster.from_url(
+            f"{scheme}://{userinfo}{at}{first}{rest[cut:]}",
+            startup_nodes=[ClusterNode(host, port) for host, port in nodes[1:]],
+            **options,
+        )
+    except RedisClusterException as exc:  # a database number, a unix socket
+        raise ValueError(str(exc)) from None
 
 
 def _index_timeout(timeout: float | None, terms: int) -> float | None:
