@@ -243,3 +243,22 @@ def test_index_memory_stays_proportional_to_live_records() -> None:
 
     assert _allocated(run) < 200_000
     assert len(store._index._postings) <= 41
+
+
+def test_convex_fusion_discounts_accidental_keyword_hits() -> None:
+    """A keyword hit far below the query's possible score does not reorder semantic hits."""
+    keyword = [(1.0, 1, "noise"), (0.5, 2, "other")]
+    semantic = [(0.9, 3, "answer"), (0.85, 1, "noise"), (0.1, 4, "far")]
+    plain = search.fuse_convex(keyword, semantic, None, 0.5)
+    assert plain[0][2] == "noise"
+    weak = search.fuse_convex(keyword, semantic, None, 0.5, keyword_bound=20.0)
+    assert weak[0][2] == "answer"
+    strong = search.fuse_convex(keyword, semantic, None, 0.5, keyword_bound=2.0)
+    assert strong == plain
+    assert search.keyword_confidence(1.0, 20.0) == 0.0
+    assert search.keyword_confidence(1.0, 2.0) == 1.0
+    assert search.keyword_confidence(1.0, None) == 1.0
+    query = search.prepare_query("alpha zeta")
+    assert query is not None
+    bound = search.keyword_bound(query, {"alpha": 1}, 10)
+    assert bound == pytest.approx((search.idf(1, 10) + search.idf(0, 10)) * 2.2 + 1.0)

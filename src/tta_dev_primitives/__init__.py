@@ -27,6 +27,7 @@ from .core import (
 )
 from .memory import (
     BackendInfo,
+    CallableEmbedder,
     Embedder,
     FallbackBackend,
     HashingEmbedder,
@@ -36,6 +37,7 @@ from .memory import (
     MemoryBackendError,
     MemoryOperation,
     MemoryPrimitive,
+    MiniLMEmbedder,
     RedisBackend,
     SearchHit,
     SentenceTransformerEmbedder,
@@ -44,10 +46,12 @@ from .memory import (
 
 __all__ = [
     "BackendInfo",
+    "CallableEmbedder",
     "Embedder",
     "FallbackBackend",
     "FallbackPrimitive",
     "HashingEmbedder",
+    "MiniLMEmbedder",
     "InMemoryBackend",
     "InMemoryStore",
     "MemoryBackend",

@@ -18,7 +18,13 @@ from .backends import (
     MemoryBackend,
     RedisBackend,
 )
-from .embeddings import Embedder, HashingEmbedder, SentenceTransformerEmbedder
+from .embeddings import (
+    CallableEmbedder,
+    Embedder,
+    HashingEmbedder,
+    MiniLMEmbedder,
+    SentenceTransformerEmbedder,
+)
 from .errors import MemoryBackendError
 from .keys import create_memory_key
 from .primitive import MemoryOperation, MemoryPrimitive
@@ -27,9 +33,11 @@ from .store import InMemoryStore
 
 __all__ = [
     "BackendInfo",
+    "CallableEmbedder",
     "Embedder",
     "FallbackBackend",
     "HashingEmbedder",
+    "MiniLMEmbedder",
     "InMemoryBackend",
     "InMemoryStore",
     "MemoryBackend",

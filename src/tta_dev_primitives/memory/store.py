@@ -146,6 +146,7 @@ class InMemoryStore:
             fusion=query.fusion,
             semantic_weight=query.semantic_weight,
             tracer=query.tracer,
+            keyword_bound=lambda: index.keyword_bound(prepared),
         )
         items = self._items
         return [

@@ -59,6 +59,7 @@ from ..search import (
     Document,
     KeywordQuery,
     Scored,
+    keyword_bound,
     make_document,
     normalize_vector,
     prepare_query,
@@ -532,12 +533,21 @@ class RedisBackend:
         records: dict[str, bytes] = {}
         try:
             keyword: list[Scored] = []
+            bound: list[float] = []  # the query's keyword_bound, for hybrid fusion
             semantic: list[Scored] = []
             if mode != "semantic":
-                keyword = await self._keyword(base, prepared, query, records)
+                keyword = await self._keyword(base, prepared, query, records, bound)
             if mode != "keyword" and query.vector is not None:
                 semantic = await self._semantic(base, query, records)
-            scored = rank_by_mode(mode, query.limit, lambda _: keyword, lambda _: semantic)
+            scored = rank_by_mode(
+                mode,
+                query.limit,
+                lambda _: keyword,
+                lambda _: semantic,
+                fusion=query.fusion,
+                semantic_weight=query.semantic_weight,
+                keyword_bound=lambda: bound[0],
+            )
             missing = [_b(key) for _, _, key in scored if key not in records]
             if missing:  # hybrid: a keyword hit the semantic scan did not see
                 for raw, rec in zip(missing, await self._records(base, missing, b"0"), strict=True):
@@ -559,6 +569,7 @@ class RedisBackend:
         prepared: KeywordQuery,
         query: SearchQuery,
         records: dict[str, bytes],
+        bound: list[float],
     ) -> list[Scored]:
         terms = prepared.terms
         # Without a filter, keyword mode needs only the records that can reach the top
@@ -644,6 +655,7 @@ class RedisBackend:
             doc = Document(tfs, int(nums[row + 2]), holding if nums[row + 3] == b"1" else ())
             candidates.append((key, int(nums[row + 1]), doc, metadata))
         limit = query.limit if query.mode == "keyword" else None
+        bound.append(keyword_bound(prepared, df, int(n_docs)))
         return rank_keyword(prepared, candidates, df, int(n_docs), int(total), limit, query.filter)
 
     async def _semantic(
