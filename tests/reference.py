@@ -85,7 +85,16 @@ class ReferenceMemory:
                 return []
             return S.rank_semantic(S.normalize_vector(qvec), candidates, limit, filter)
 
-        ranked = S.rank_by_mode(mode, limit, keyword, semantic)
+        # Hybrid: the embedder's advised weight, and the keyword confidence of the query.
+        weight = getattr(self.embedder, "semantic_weight", S.DEFAULT_SEMANTIC_WEIGHT)
+        ranked = S.rank_by_mode(
+            mode,
+            limit,
+            keyword,
+            semantic,
+            semantic_weight=weight,
+            keyword_bound=lambda: S.keyword_bound(prepared, df, n_docs),
+        )
         return [
             SearchHit(key, copy.deepcopy(self._records[key][0]), score, self._records[key][1])
             for score, _, key in ranked

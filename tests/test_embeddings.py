@@ -121,7 +121,7 @@ async def test_hybrid_search_traces_its_parts(telemetry: CapturedTelemetry) -> N
     await memory.add("b", "dogs bark")
     await memory.search("cat", mode="hybrid")
     spans = {s.name: s for s in telemetry.spans()}
-    parent = spans["memory.search"]
+    parent = spans["search_memory"]
     for part in ("embed_query", "keyword", "vector", "fuse"):
         child = spans[f"memory.search.{part}"]
         assert child.parent is not None
