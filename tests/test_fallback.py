@@ -427,7 +427,8 @@ async def test_refused_operation_is_raised_not_journaled(clock: FakeClock) -> No
 async def test_refused_replay_is_set_aside_and_later_writes_reach_the_primary(
     clock: FakeClock,
 ) -> None:
-    """One journaled write the primary refuses does not block the writes behind it."""
+    """One journaled write the primary refuses does not block the writes behind it; it is
+    kept, still served, and retried until accepted."""
     primary = Refusing(clock)
     backend = FallbackBackend(primary, InMemoryBackend(clock=clock), probe_interval=3600)
     primary.down = True
@@ -436,10 +437,52 @@ async def test_refused_replay_is_set_aside_and_later_writes_reach_the_primary(
     primary.down = False
     assert await backend.recover() is True
     assert not backend.degraded
-    assert backend.pending == 0
+    assert backend.pending == 1
+    assert backend.replay_refusals == 1
     assert await value(primary.inner, "good") == 2
-    assert [op_exc[1].transient for op_exc in backend.replay_refused] == [False]
+    assert [(r.operation, r.key, r.error.transient) for r in backend.replay_refused] == [
+        ("add", "bad", False)
+    ]
+    assert await value(backend, "bad") == 1  # acknowledged: still served
+    assert await value(primary.inner, "bad") is None
+    assert await backend.retry_refused() == 1  # still refused: kept
+    assert await backend.recover() is True
+    assert backend.replay_refusals == 1  # counted once
+    await backend.delete(NS, "bad")  # a newer write of the key supersedes it
+    assert backend.pending == 0
+    assert backend.replay_refused == []
+    assert await value(backend, "bad") is None
     await backend.aclose()
+
+
+async def test_refused_write_is_retried_by_the_probe_until_accepted(clock: FakeClock) -> None:
+    """The background probe keeps retrying a refused write; once accepted it is delivered."""
+    primary = Refusing(clock)
+    backend = FallbackBackend(primary, InMemoryBackend(clock=clock), probe_interval=0.01)
+    primary.down = True
+    await backend.put(NS, entry("bad", "kept"))
+    primary.down = False
+    assert await backend.recover() is True
+    assert backend.pending == 1
+    primary.put = Flaky.put.__get__(primary)  # type: ignore[method-assign]  # now accepts it
+    for _ in range(200):
+        if not backend.pending:
+            break
+        await asyncio.sleep(0.01)
+    assert backend.pending == 0
+    assert await value(primary.inner, "bad") == "kept"
+    await backend.aclose()
+
+
+async def test_operations_after_aclose_raise_closed(fallback: Any) -> None:
+    """A closed FallbackBackend refuses work instead of degrading and journaling it."""
+    await fallback.aclose()
+    with pytest.raises(MemoryBackendError, match="closed"):
+        await fallback.put(NS, entry("k", 1))
+    with pytest.raises(MemoryBackendError, match="closed"):
+        await fallback.get(NS, "k")
+    assert fallback.pending == 0
+    assert not fallback.degraded
 
 
 async def test_probe_survives_unexpected_errors(clock: FakeClock) -> None:

@@ -37,21 +37,36 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
+import itertools
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import ParamSpec, TypeVar
+
+from opentelemetry import trace
 
 from .. import codec
 from ..errors import MemoryBackendError
 from ..records import Entry, Namespace, Record, SearchQuery, SearchResult
 from .base import BackendInfo, MemoryBackend, PingableBackend, SyncMemoryBackend
 
-__all__ = ["FallbackBackend"]
+__all__ = ["FallbackBackend", "RefusedOperation"]
 
 logger = logging.getLogger(__name__)
+
+_REPLAY_BATCH = 1000  # journaled writes of one namespace replayed per put_many
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def _served_event(count: int) -> None:
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.add_event("memory.replay.refused.served", {"memory.record.count": count})
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +89,32 @@ class _Clear:
 
 _Op = _Put | _Delete | _Clear
 _JournalKey = tuple[Namespace, str | None]  # (namespace, key); key None for a clear
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedOperation:
+    """A journaled operation the primary refused when it was replayed.
+
+    It is not dropped: it stays journaled (counted in :attr:`FallbackBackend.pending`), ``get``
+    and ``get_many`` keep answering from it, and it is retried at every probe and by
+    :meth:`FallbackBackend.retry_refused`, until the primary accepts it or a newer write of
+    the same key replaces it.
+
+    Attributes:
+        operation: ``"add"``, ``"delete"`` or ``"clear"``.
+        namespace: The namespace it belongs to.
+        key: The record's key (None for a clear).
+        error: Why the primary refused it, the last time it was tried.
+    """
+
+    operation: str
+    namespace: Namespace
+    key: str | None
+    error: MemoryBackendError
+
+
+def _kind(op: _Op) -> str:
+    return "add" if isinstance(op, _Put) else "delete" if isinstance(op, _Delete) else "clear"
 
 
 class FallbackBackend:
@@ -109,14 +150,22 @@ class FallbackBackend:
         self.secondary = secondary
         self.probe_interval = float(probe_interval)
         self.fallback_activations = 0
-        # Journaled operations the primary refused on replay (not an outage), with the error.
-        self.replay_refused: list[tuple[object, MemoryBackendError]] = []
+        # How many journaled operations the primary refused on replay (each counted once).
+        self.replay_refusals = 0
         self._on_activation = on_activation
         self._clock = clock
         self._degraded = False
         self._degraded_info: BackendInfo | None = None
         self._journal: OrderedDict[_JournalKey, _Op] = OrderedDict()
+        # Journaled operations the primary refused on replay: kept, served and retried.
+        self._refused: OrderedDict[_JournalKey, tuple[_Op, MemoryBackendError]] = OrderedDict()
+        # Set while a replay holds new writes back for its last stretch (see _drain).
+        self._hold: asyncio.Event | None = None
+        # Writes on their way to the primary, and the event a retry waits on until none is.
+        self._writing = 0
+        self._idle: asyncio.Event | None = None
         self._lock = asyncio.Lock()
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
         self._probe_task: asyncio.Task[None] | None = None
         self._outage_started = 0.0
         self._closed = False
@@ -135,8 +184,20 @@ class FallbackBackend:
 
     @property
     def pending(self) -> int:
-        """Journaled operations not yet replayed to the primary."""
-        return len(self._journal)
+        """Journaled operations the primary has not accepted yet (refused ones included)."""
+        return len(self._journal) + len(self._refused)
+
+    @property
+    def replay_refused(self) -> list[RefusedOperation]:
+        """The journaled operations the primary refused on replay, oldest first.
+
+        They are kept (and served by ``get``) until the primary accepts them: see
+        :meth:`retry_refused`, or write the key again.
+        """
+        return [
+            RefusedOperation(_kind(op), op.namespace, jkey[1], exc)
+            for jkey, (op, exc) in self._refused.items()
+        ]
 
     def info(self) -> BackendInfo:
         """The active backend's info; ``degraded=True`` while the secondary serves."""
@@ -173,9 +234,18 @@ class FallbackBackend:
                 self._on_activation(exc)
             except Exception:
                 logger.exception("on_activation callback failed")
+        self._ensure_probe()
+
+    def _ensure_probe(self) -> None:
+        """Run the background probe in the current event loop (a task dies with its loop, and
+        scripts and notebooks may run each call in a new one)."""
         task = self._probe_task
-        if not self._closed and (task is None or task.done()):
-            self._probe_task = asyncio.get_running_loop().create_task(self._probe_loop())
+        if self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        if task is None or task.done() or task.get_loop() is not loop:
+            # An empty context: the probe must not record into the span that started it.
+            self._probe_task = loop.create_task(self._probe_loop(), context=contextvars.Context())
 
     # -- journal --------------------------------------------------------------------------------
 
@@ -183,6 +253,8 @@ class FallbackBackend:
         # Keep only the last operation per key, at the end: the final state is the same.
         self._journal.pop(jkey, None)
         self._journal[jkey] = op
+        if self._refused:
+            self._refused.pop(jkey, None)  # superseded by this newer operation
 
     def _journal_put(self, namespace: Namespace, entry: Entry) -> None:
         meta = entry.metadata
@@ -197,7 +269,34 @@ class FallbackBackend:
     def _journal_clear(self, namespace: Namespace) -> None:
         for jkey in [k for k in self._journal if k[0] == namespace]:
             del self._journal[jkey]
+        self._forget_refused(namespace)
         self._journal[(namespace, None)] = _Clear(namespace)
+
+    def _forget_refused(self, namespace: Namespace, key: str | None = None) -> None:
+        """Drop refused operations a newer accepted write made moot (all of a namespace when
+        ``key`` is None: a clear)."""
+        refused = self._refused
+        if key is not None:
+            refused.pop((namespace, key), None)
+            return
+        for jkey in [k for k in refused if k[0] == namespace]:
+            del refused[jkey]
+
+    def _refused_record(self, namespace: Namespace, key: str) -> tuple[bool, Record | None]:
+        """(True, what the refused journaled write of ``key`` says the key holds), or
+        (False, None) when no refused operation covers it."""
+        found = self._refused.get((namespace, key))
+        if found is None:
+            return False, None
+        op = found[0]
+        _served_event(1)
+        if isinstance(op, _Put):
+            if op.deadline is not None and op.deadline <= self._clock():
+                return True, None
+            entry = op.entry
+            meta = codec.copy_metadata(entry.metadata)
+            return True, Record(entry.key, entry.payload, meta, 0, entry.snapshot)
+        return True, None  # a refused delete
 
     async def _replay(self, op: _Op) -> None:
         primary = self.primary
@@ -219,10 +318,10 @@ class FallbackBackend:
     # -- recovery -------------------------------------------------------------------------------
 
     async def _probe_loop(self) -> None:
-        while self._degraded and not self._closed:
+        while (self._degraded or self._refused) and not self._closed:
             await asyncio.sleep(self.probe_interval)
             try:
-                if await self.recover():
+                if await self.recover() and not self._refused:
                     return
             except Exception:  # never let the probe die: the backend would stay degraded
                 logger.exception("probing the primary %r failed", self.primary.info().name)
@@ -233,146 +332,395 @@ class FallbackBackend:
         else:
             await self.primary.size(("__probe__",))
 
+    def _loop_lock(self) -> asyncio.Lock:
+        # asyncio.Lock binds to the event loop it first waits in: one lock per loop.
+        loop = asyncio.get_running_loop()
+        if self._lock_loop is not loop:
+            self._lock, self._lock_loop = asyncio.Lock(), loop
+        return self._lock
+
     async def recover(self) -> bool:
         """Probe the primary now; if it answers, replay the journal and switch back to it.
 
         The background probe calls this every ``probe_interval``; call it yourself to
-        recover sooner (or in tests). Returns True when the primary is serving.
+        recover sooner (or in tests). Operations the primary refuses on replay stay
+        journaled (see :attr:`replay_refused`) and are retried here too. Returns True when
+        the primary is serving.
         """
-        async with self._lock:
-            if not self._degraded:
+        async with self._loop_lock():
+            if not self._degraded and not self._refused:
                 return True
-            replayed = 0
             try:
                 await self._probe()
-                journal = self._journal
-                while journal:
-                    jkey, op = next(iter(journal.items()))
-                    try:
-                        await self._replay(op)
-                    except MemoryBackendError as exc:
-                        if exc.transient:
-                            raise
-                        # The primary refuses this one operation (it is not an outage):
-                        # set it aside rather than block every later write behind it.
-                        self.replay_refused.append((op, exc))
-                        logger.error(
-                            "the primary %r refused a journaled operation; set aside in "
-                            "replay_refused (%s)",
-                            self.primary.info().name,
-                            exc,
-                        )
-                    # A newer operation on the key may have replaced this one meanwhile.
-                    if journal.get(jkey) is op:
-                        del journal[jkey]
-                    replayed += 1
+                if self._degraded:
+                    replayed = await self._drain()
+                    logger.warning(
+                        "memory backend %r is back after %.1fs; replayed %d journaled operations",
+                        self.primary.info().name,
+                        self._clock() - self._outage_started,
+                        replayed,
+                    )
+                elif self._refused:
+                    await self._retry_refused()
             except MemoryBackendError as exc:
                 logger.debug("primary still failing (%s); %d operations pending", exc, self.pending)
-                return False
-            self._degraded = False
-            logger.warning(
-                "memory backend %r is back after %.1fs; replayed %d journaled operations",
-                self.primary.info().name,
-                self._clock() - self._outage_started,
-                replayed,
-            )
+                return not self._degraded
             return True
+
+    async def retry_refused(self) -> int:
+        """Replay the operations the primary refused, now; return how many it still refuses.
+
+        Raises:
+            MemoryBackendError: The primary is unavailable (they stay journaled).
+        """
+        async with self._loop_lock():
+            if self._degraded:
+                raise MemoryBackendError(
+                    "the primary is unavailable; refused operations stay journaled",
+                    backend=self.primary.info().name,
+                    operation="retry_refused",
+                )
+            await self._retry_refused(stop_at_refusal=False)
+            return len(self._refused)
+
+    async def _replay_one(self, jkey: _JournalKey, op: _Op) -> bool:
+        """Replay one journaled operation; False if the primary refused it (kept aside).
+
+        Raises:
+            MemoryBackendError: The primary is unavailable (the operation stays journaled).
+        """
+        try:
+            await self._replay(op)
+        except MemoryBackendError as exc:
+            if exc.transient:
+                raise
+            if self._journal.get(jkey) is op:
+                del self._journal[jkey]
+                if jkey not in self._refused:
+                    self.replay_refusals += 1
+                self._refused[jkey] = (op, exc)
+            return False
+        # A newer operation on the key may have replaced this one meanwhile.
+        if self._journal.get(jkey) is op:
+            del self._journal[jkey]
+        return True
+
+    async def _replay_some(self, limit: int) -> int:
+        """Replay the journal's first operation, or its first run of writes to one namespace
+        (up to ``limit`` and ``_REPLAY_BATCH``) as one ``put_many``; return how many.
+
+        Raises:
+            MemoryBackendError: The primary is unavailable (the operations stay journaled).
+        """
+        journal = self._journal
+        head = list(itertools.islice(journal.items(), max(1, min(limit, _REPLAY_BATCH))))
+        first = head[0][1]
+        now = self._clock()
+        run: list[tuple[_JournalKey, _Put]] = []
+        if isinstance(first, _Put):
+            for jkey, op in head:
+                if not isinstance(op, _Put) or op.namespace != first.namespace:
+                    break
+                if op.deadline is not None and op.deadline <= now:
+                    break  # expired: replayed alone, as a delete
+                run.append((jkey, op))
+        if len(run) < 2:
+            await self._replay_one(*head[0])
+            return 1
+        entries = [
+            Entry(
+                e.key,
+                e.payload,
+                e.metadata,
+                None if op.deadline is None else op.deadline - now,
+                e.vector,
+            )
+            for _, op in run
+            for e in (op.entry,)
+        ]
+        try:
+            await self.primary.put_many(first.namespace, entries)
+        except MemoryBackendError as exc:
+            if exc.transient:
+                raise
+            for jkey, op in run:  # refused as a batch: find out which, one at a time
+                if journal.get(jkey) is op:
+                    await self._replay_one(jkey, op)
+            return len(run)
+        for jkey, op in run:
+            if journal.get(jkey) is op:  # not replaced by a newer operation meanwhile
+                del journal[jkey]
+        return len(run)
+
+    async def _drain(self) -> int:
+        """Replay the whole journal, then switch back to the primary.
+
+        What was journaled when the replay began is replayed while writes go on; what the
+        writes of that stretch added is then replayed with new writes held back (they wait
+        on ``_hold``), so a tight write loop cannot postpone the switch back for ever. Runs of
+        writes go as batches, so the replay outpaces the writes it races.
+        """
+        journal = self._journal
+        refused_before = len(self._refused)
+        replayed = 0
+        budget = len(journal)
+        while journal and budget > 0:
+            done = await self._replay_some(budget)
+            budget -= done
+            replayed += done
+        if journal:
+            hold = self._hold = asyncio.Event()
+            try:
+                while journal:
+                    replayed += await self._replay_some(len(journal))
+                self._degraded = False
+            finally:
+                self._hold = None
+                hold.set()
+        self._degraded = False
+        if len(self._refused) > refused_before:
+            self._report_refused(len(self._refused) - refused_before)
+        return replayed
+
+    async def _retry_refused(self, stop_at_refusal: bool = True) -> None:
+        """Replay the refused operations again.
+
+        New writes are held back and writes already on their way to the primary are waited
+        for, so an older refused write can never land after a newer one of its key. A probe
+        stops at the first operation still refused (moving it to the back): a server that is
+        still full costs one round trip.
+
+        Raises:
+            MemoryBackendError: The primary is unavailable.
+        """
+        refused = self._refused
+        if not refused:
+            return
+        hold = self._hold = asyncio.Event()
+        try:
+            if self._writing:
+                idle = self._idle = asyncio.Event()
+                await idle.wait()
+            for jkey in list(refused):
+                found = refused.get(jkey)
+                if found is None:
+                    continue
+                op = found[0]
+                try:
+                    await self._replay(op)
+                except MemoryBackendError as exc:
+                    if exc.transient:
+                        raise
+                    refused[jkey] = (op, exc)
+                    if stop_at_refusal:
+                        refused.move_to_end(jkey)
+                        break
+                    continue
+                del refused[jkey]
+        finally:
+            self._idle = None
+            self._hold = None
+            hold.set()
+        if not refused:
+            logger.warning(
+                "the primary %r accepted every journaled operation it had refused",
+                self.primary.info().name,
+            )
+
+    def _report_refused(self, new: int) -> None:
+        if not self._refused:
+            return
+        first_key, (first_op, first_exc) = next(iter(self._refused.items()))
+        logger.error(
+            "the primary %r refused %d journaled operation(s) (%d new), e.g. %s of %r: %s; "
+            "they stay journaled, are still served from here, and are retried every %gs "
+            "(FallbackBackend.replay_refused, retry_refused())",
+            self.primary.info().name,
+            len(self._refused),
+            new,
+            _kind(first_op),
+            first_key[1],
+            first_exc,
+            self.probe_interval,
+        )
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.add_event(
+                "memory.replay.refused",
+                {"memory.replay.refused.count": len(self._refused), "error.type": str(first_exc)},
+            )
+        self._ensure_probe()
+
+    # -- routing --------------------------------------------------------------------------------
+
+    async def _read(
+        self,
+        primary: Callable[_P, Awaitable[_T]],
+        secondary: Callable[_P, Awaitable[_T]],
+        *args: _P.args,
+        **kwargs: _P.kwargs,
+    ) -> _T:
+        """Ask the primary while healthy; the secondary during an outage (or once it starts)."""
+        if self._closed:
+            raise self._closed_error()
+        if not self._degraded:
+            try:
+                return await primary(*args, **kwargs)
+            except MemoryBackendError as exc:
+                self._activate(exc)
+        else:
+            self._ensure_probe()
+        return await secondary(*args, **kwargs)
+
+    async def _write(
+        self,
+        primary: Callable[_P, Awaitable[_T]],
+        secondary: Callable[_P, Awaitable[_T]],
+        journal: Callable[_P, None],
+        accepted: Callable[_P, None],
+        *args: _P.args,
+        **kwargs: _P.kwargs,
+    ) -> _T:
+        """Write to the primary and mirror to the secondary while healthy; during an outage,
+        journal the write for replay and serve it from the secondary."""
+        if self._closed:
+            raise self._closed_error()
+        hold = self._hold
+        if hold is not None:  # a replay's last stretch, or a retry of refused operations
+            await hold.wait()
+        if not self._degraded:
+            self._writing += 1
+            try:
+                result = await primary(*args, **kwargs)
+            except MemoryBackendError as exc:
+                self._activate(exc)
+            else:
+                if self._refused:
+                    accepted(*args, **kwargs)
+                await secondary(*args, **kwargs)
+                return result
+            finally:
+                self._writing -= 1
+                idle = self._idle
+                if idle is not None and not self._writing:
+                    idle.set()
+        else:
+            self._ensure_probe()
+        # Journal before any await, so a recovery finishing meanwhile still replays it.
+        journal(*args, **kwargs)
+        return await secondary(*args, **kwargs)
+
+    def _closed_error(self) -> MemoryBackendError:
+        return MemoryBackendError(
+            "closed: this FallbackBackend was closed (aclose()); build a new one",
+            backend=self.primary.info().name,
+            transient=False,
+        )
+
+    def _accepted_put(self, namespace: Namespace, entry: Entry) -> None:
+        self._forget_refused(namespace, entry.key)
+
+    def _accepted_puts(self, namespace: Namespace, entries: Sequence[Entry]) -> None:
+        for entry in entries:
+            self._forget_refused(namespace, entry.key)
+
+    def _accepted_delete(self, namespace: Namespace, key: str) -> None:
+        self._forget_refused(namespace, key)
+
+    def _journal_puts(self, namespace: Namespace, entries: Sequence[Entry]) -> None:
+        for entry in entries:
+            self._journal_put(namespace, entry)
+
+    def _journal_delete(self, namespace: Namespace, key: str) -> None:
+        self._journal_op((namespace, key), _Delete(namespace, key))
 
     # -- MemoryBackend --------------------------------------------------------------------------
 
     async def put(self, namespace: Namespace, entry: Entry) -> int:
-        if not self._degraded:
+        mirror = self._mirror_now
+        if (
+            mirror is not None
+            and not self._degraded
+            and self._hold is None
+            and not self._refused
+            and not self._closed
+        ):
+            # The hot path, without a coroutine for the mirror write (in-memory put_now).
+            self._writing += 1
             try:
                 evicted = await self.primary.put(namespace, entry)
             except MemoryBackendError as exc:
                 self._activate(exc)
             else:
-                mirror = self._mirror_now
-                if mirror is not None:
-                    mirror(namespace, entry)
-                else:
-                    await self.secondary.put(namespace, entry)
+                mirror(namespace, entry)
                 return evicted
-        # Journal before any await, so a recovery finishing meanwhile still replays it.
-        self._journal_put(namespace, entry)
-        return await self.secondary.put(namespace, entry)
+            finally:
+                self._writing -= 1
+                idle = self._idle
+                if idle is not None and not self._writing:
+                    idle.set()
+        return await self._write(
+            self.primary.put,
+            self.secondary.put,
+            self._journal_put,
+            self._accepted_put,
+            namespace,
+            entry,
+        )
 
     async def put_many(self, namespace: Namespace, entries: Sequence[Entry]) -> int:
-        if not self._degraded:
-            try:
-                evicted = await self.primary.put_many(namespace, entries)
-            except MemoryBackendError as exc:
-                self._activate(exc)
-            else:
-                await self.secondary.put_many(namespace, entries)
-                return evicted
-        for entry in entries:
-            self._journal_put(namespace, entry)
-        return await self.secondary.put_many(namespace, entries)
+        return await self._write(
+            self.primary.put_many,
+            self.secondary.put_many,
+            self._journal_puts,
+            self._accepted_puts,
+            namespace,
+            entries,
+        )
 
     async def get(self, namespace: Namespace, key: str) -> Record | None:
-        if not self._degraded:
-            try:
-                return await self.primary.get(namespace, key)
-            except MemoryBackendError as exc:
-                self._activate(exc)
-        return await self.secondary.get(namespace, key)
+        if self._refused:
+            pinned, record = self._refused_record(namespace, key)
+            if pinned:
+                return record
+        return await self._read(self.primary.get, self.secondary.get, namespace, key)
 
     async def get_many(self, namespace: Namespace, keys: Sequence[str]) -> list[Record | None]:
-        if not self._degraded:
-            try:
-                return await self.primary.get_many(namespace, keys)
-            except MemoryBackendError as exc:
-                self._activate(exc)
-        return await self.secondary.get_many(namespace, keys)
+        records = await self._read(self.primary.get_many, self.secondary.get_many, namespace, keys)
+        if self._refused:
+            for i, key in enumerate(keys):
+                pinned, record = self._refused_record(namespace, key)
+                if pinned:
+                    records[i] = record
+        return records
 
     async def delete(self, namespace: Namespace, key: str) -> bool:
-        if not self._degraded:
-            try:
-                deleted = await self.primary.delete(namespace, key)
-            except MemoryBackendError as exc:
-                self._activate(exc)
-            else:
-                await self.secondary.delete(namespace, key)
-                return deleted
-        self._journal_op((namespace, key), _Delete(namespace, key))
-        return await self.secondary.delete(namespace, key)
+        return await self._write(
+            self.primary.delete,
+            self.secondary.delete,
+            self._journal_delete,
+            self._accepted_delete,
+            namespace,
+            key,
+        )
 
     async def clear(self, namespace: Namespace) -> int:
-        if not self._degraded:
-            try:
-                count = await self.primary.clear(namespace)
-            except MemoryBackendError as exc:
-                self._activate(exc)
-            else:
-                await self.secondary.clear(namespace)
-                return count
-        self._journal_clear(namespace)
-        return await self.secondary.clear(namespace)
+        return await self._write(
+            self.primary.clear,
+            self.secondary.clear,
+            self._journal_clear,
+            self._forget_refused,
+            namespace,
+        )
 
     async def keys(self, namespace: Namespace) -> list[str]:
-        if not self._degraded:
-            try:
-                return await self.primary.keys(namespace)
-            except MemoryBackendError as exc:
-                self._activate(exc)
-        return await self.secondary.keys(namespace)
+        return await self._read(self.primary.keys, self.secondary.keys, namespace)
 
     async def size(self, namespace: Namespace) -> int:
-        if not self._degraded:
-            try:
-                return await self.primary.size(namespace)
-            except MemoryBackendError as exc:
-                self._activate(exc)
-        return await self.secondary.size(namespace)
+        return await self._read(self.primary.size, self.secondary.size, namespace)
 
     async def search(self, namespace: Namespace, query: SearchQuery) -> list[SearchResult]:
-        if not self._degraded:
-            try:
-                return await self.primary.search(namespace, query)
-            except MemoryBackendError as exc:
-                self._activate(exc)
-        return await self.secondary.search(namespace, query)
+        return await self._read(self.primary.search, self.secondary.search, namespace, query)
 
     async def aclose(self) -> None:
         """Stop probing, try once more to replay the journal, then close both backends."""
@@ -380,17 +728,19 @@ class FallbackBackend:
             return
         self._closed = True
         task = self._probe_task
-        if task is not None and not task.done():
+        if task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._degraded and self._journal:
+        if (self._degraded and self._journal) or self._refused:
             await self.recover()
-            if self._journal:
+            if self.pending:
                 logger.error(
-                    "closing with %d journaled memory operations the primary %r never got",
-                    len(self._journal),
+                    "closing with %d journaled memory operations the primary %r never "
+                    "accepted (%d of them refused)",
+                    self.pending,
                     self.primary.info().name,
+                    len(self._refused),
                 )
         try:
             await self.primary.aclose()
