@@ -92,15 +92,17 @@ def free_port(cluster: bool = False) -> int:
             return port
 
 
-def _ping(port: int, timeout: float = 0.2, tls: bool = False) -> bool:
+def _ping(port: int, timeout: float = 0.2, tls: bool = False, loading: bool = False) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
             if tls:
                 return True  # accepting connections is enough to say it is up
             sock.sendall(b"PING\r\n")
             reply = sock.recv(64)
-            # +PONG, or -NOAUTH when a password is required: either way the server is up.
-            return reply.startswith((b"+PONG", b"-NOAUTH", b"-ERR"))
+            # +PONG, or -NOAUTH when a password is required: either way the server is up
+            # (with ``loading``, also while it still loads its dataset).
+            up = (b"+PONG", b"-NOAUTH", b"-ERR", *((b"-LOADING",) if loading else ()))
+            return reply.startswith(up)
     except OSError:
         return False
 
@@ -135,8 +137,9 @@ class RedisServer:
         scheme = "rediss" if self.tls else "redis"
         return f"{scheme}://{user}:{password}@127.0.0.1:{self.port}/0"
 
-    def start(self, timeout: float = 10.0) -> None:
-        """Start the process and wait until it answers."""
+    def start(self, timeout: float = 10.0, *, until_loaded: bool = True) -> None:
+        """Start the process and wait until it answers (``until_loaded=False``: until it
+        accepts connections, possibly still answering LOADING)."""
         port_args = (
             ["--port", "0", "--tls-port", str(self.port)]
             if self.tls
@@ -172,7 +175,7 @@ class RedisServer:
                 self._close_pipes()
                 self.process = None
                 raise RuntimeError(f"{self.flavour} server exited at start: {err}\n{log}")
-            if _ping(self.port, tls=self.tls):
+            if _ping(self.port, tls=self.tls, loading=not until_loaded):
                 return
             time.sleep(0.01)
         self.stop()

@@ -236,6 +236,7 @@ async def test_replay_failing_midway_keeps_the_rest(
     primary.down = True
     for i in range(5):
         await fallback.put(NS, entry(f"k{i}", i))
+        await fallback.delete(NS, f"gone{i}")  # one operation at a time, not a batch
     primary.down = False
     calls = 0
     original = primary.inner.put
@@ -250,9 +251,31 @@ async def test_replay_failing_midway_keeps_the_rest(
     primary.inner.put = put_fails_third_time  # type: ignore[method-assign]
     assert not await fallback.recover()
     assert fallback.degraded
-    assert fallback.pending == 3
+    assert fallback.pending == 6
     assert await fallback.recover()
     assert await primary.inner.keys(NS) == [f"k{i}" for i in range(5)]
+
+
+async def test_a_failing_batch_of_writes_stays_journaled(
+    fallback: FallbackBackend, primary: Flaky
+) -> None:
+    """Consecutive journaled writes replay as one batch; if it fails, all of it stays."""
+    primary.down = True
+    for i in range(5):
+        await fallback.put(NS, entry(f"k{i}", i))
+    primary.down = False
+    original = primary.inner.put_many
+
+    async def fails_once(namespace: Namespace, entries: Sequence[Entry]) -> int:
+        primary.inner.put_many = original  # type: ignore[method-assign]
+        raise MemoryBackendError("down again", backend="flaky")
+
+    primary.inner.put_many = fails_once  # type: ignore[method-assign]
+    assert not await fallback.recover()
+    assert fallback.pending == 5
+    assert await fallback.recover()
+    assert await primary.inner.keys(NS) == [f"k{i}" for i in range(5)]
+    assert "put_many" in primary.calls
 
 
 async def test_writes_during_replay_are_replayed_too(
@@ -409,6 +432,11 @@ class Refusing(Flaky):
         if entry.key == "bad" and not self.down:
             raise MemoryBackendError("refused", backend="flaky", operation="put", transient=False)
         return await super().put(namespace, entry)
+
+    async def put_many(self, namespace: Namespace, entries: Sequence[Entry]) -> int:
+        if any(e.key == "bad" for e in entries) and not self.down:
+            raise MemoryBackendError("refused", backend="flaky", operation="put", transient=False)
+        return await super().put_many(namespace, entries)
 
 
 async def test_refused_operation_is_raised_not_journaled(clock: FakeClock) -> None:

@@ -143,3 +143,26 @@ async def test_span_attributes_survive_the_otlp_encoder(telemetry: CapturedTelem
     search = spans[2].attributes or {}
     assert search["memory.search.limit"] == 2**63 - 1
     assert search["workflow.id"] == "wf\ufffd\ufffd\ufffd"
+
+
+async def test_in_memory_max_total_bounds_all_namespaces() -> None:
+    """max_total bounds the records of all namespaces together, dropping the least recently
+    written namespace first; max_size still bounds each."""
+    from tta_dev_primitives import InMemoryBackend
+    from tta_dev_primitives.memory.records import Entry
+
+    backend = InMemoryBackend(100, max_total=250)
+    for n in range(10):
+        await backend.put_many((f"n{n}",), [Entry(f"k{i}", str(i)) for i in range(100)])
+        assert await backend.held() <= 250
+    assert await backend.size(("n9",)) == 100
+    assert await backend.size(("n8",)) == 100
+    assert await backend.size(("n0",)) == 0
+    await backend.put(("n8",), Entry("x", "1"))  # n8 becomes the most recently written
+    await backend.put_many(("n10",), [Entry(f"k{i}", str(i)) for i in range(100)])
+    assert await backend.size(("n8",)) == 100
+    assert await backend.size(("n9",)) == 0
+    await backend.clear(("n8",))
+    assert await backend.held() == 100
+    with pytest.raises(ValueError, match="max_total"):
+        InMemoryBackend(100, max_total=50)

@@ -19,6 +19,7 @@ NOT_REEXPORTED = (
     "tta_dev_primitives.core.telemetry",
     # Plumbing for backend authors: tta_dev_primitives.memory.backends / .search / .index.
     "tta_dev_primitives.memory.backends.base",
+    "tta_dev_primitives.memory.backends.redis_clients",
     "tta_dev_primitives.memory.codec",
     "tta_dev_primitives.memory.index",
     "tta_dev_primitives.memory.records",

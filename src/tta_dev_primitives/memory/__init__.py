@@ -17,6 +17,7 @@ from .backends import (
     InMemoryBackend,
     MemoryBackend,
     RedisBackend,
+    RefusedOperation,
 )
 from .embeddings import (
     CallableEmbedder,
@@ -36,6 +37,7 @@ __all__ = [
     "CallableEmbedder",
     "Embedder",
     "FallbackBackend",
+    "RefusedOperation",
     "HashingEmbedder",
     "MiniLMEmbedder",
     "InMemoryBackend",

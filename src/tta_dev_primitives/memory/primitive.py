@@ -327,7 +327,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         # The mirror serves reads during an outage; it is bounded even when Redis is not,
         # so the process never holds a copy of a large store.
         mirror = _MIRROR_MAX_SIZE if max_size is None else min(max_size, _MIRROR_MAX_SIZE)
-        return FallbackBackend(primary, InMemoryBackend(mirror))
+        return FallbackBackend(primary, InMemoryBackend(mirror, max_total=_MIRROR_MAX_SIZE))
 
     # -- introspection ------------------------------------------------------------------------
 

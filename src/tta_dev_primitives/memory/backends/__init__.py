@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..records import Entry, Namespace, Record, SearchQuery, SearchResult
 from .base import BackendInfo, MemoryBackend
-from .fallback import FallbackBackend
+from .fallback import FallbackBackend, RefusedOperation
 from .in_memory import InMemoryBackend
 from .redis import RedisBackend
 
@@ -17,6 +17,7 @@ __all__ = [
     "Namespace",
     "Record",
     "RedisBackend",
+    "RefusedOperation",
     "SearchQuery",
     "SearchResult",
 ]

@@ -28,9 +28,12 @@ What it guarantees:
   is not replayed, its key is deleted on the primary instead (as if the write had reached it
   and expired there). After recovery every read is the primary's again, so it sees both what
   it kept from before the outage and every write of the outage, last write winning per key.
-* No acknowledged write is lost while the process lives: if the primary fails mid-replay the
-  rest of the journal stays for the next probe; :meth:`FallbackBackend.aclose` makes one last
-  attempt and logs an error with the count of operations it could not replay.
+* No write this backend acknowledged is lost while the process lives: if the primary fails
+  mid-replay the rest of the journal stays for the next probe; a journaled operation the
+  primary refuses is kept (:class:`RefusedOperation`), still served by ``get``, and retried;
+  :meth:`FallbackBackend.aclose` makes one last attempt and logs an error with the count of
+  operations the primary never accepted. (Writes the primary itself acknowledged are as
+  durable as its persistence.)
 """
 
 from __future__ import annotations

@@ -23,16 +23,29 @@ class InMemoryBackend:
 
     Args:
         max_size: Most records per namespace (None = unbounded).
+        max_total: Most records over all namespaces (None = unbounded): past it, whole
+            namespaces are dropped, least recently written first. Meant for caches such as
+            the Redis fallback's mirror, where forgetting a namespace loses nothing; at least
+            ``max_size``.
         clock: Monotonic clock in seconds, shared by every namespace (inject a fake one in
             tests).
     """
 
     def __init__(
-        self, max_size: int | None = 1000, *, clock: Callable[[], float] = time.monotonic
+        self,
+        max_size: int | None = 1000,
+        *,
+        max_total: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.max_size = validate_max_size(max_size)
+        self.max_total = validate_max_size(max_total, "max_total")
+        if self.max_total is not None and (self.max_size is None or self.max_size > self.max_total):
+            raise ValueError(f"max_total must be >= max_size, got {max_total} < {max_size}")
         self._clock = clock
+        # Least recently written namespace first (only kept in that order with max_total).
         self._stores: dict[Namespace, InMemoryStore] = {}
+        self._total = 0  # records over all namespaces, at most (expiry only lowers it)
 
     def _store(self, namespace: Namespace) -> InMemoryStore:
         store = self._stores.get(namespace)
@@ -46,14 +59,38 @@ class InMemoryBackend:
 
     def put_now(self, namespace: Namespace, entry: Entry) -> int:
         """:meth:`put` without a coroutine (this backend never waits)."""
+        if self.max_total is not None:
+            return self._put_bounded(namespace, (entry,))
         return self._store(namespace).put(entry)
 
     async def put(self, namespace: Namespace, entry: Entry) -> int:
+        if self.max_total is not None:
+            return self._put_bounded(namespace, (entry,))
         return self._store(namespace).put(entry)
 
     async def put_many(self, namespace: Namespace, entries: Sequence[Entry]) -> int:
+        if self.max_total is not None:
+            return self._put_bounded(namespace, entries)
         store = self._store(namespace)
         return sum(store.put(entry) for entry in entries)
+
+    def _put_bounded(self, namespace: Namespace, entries: Sequence[Entry]) -> int:
+        stores = self._stores
+        store = stores.pop(namespace, None)
+        if store is None:
+            store = InMemoryStore(self.max_size, clock=self._clock, max_value_bytes=None)
+        stores[namespace] = store  # now the most recently written
+        before = len(store)
+        evicted = sum(store.put(entry) for entry in entries)
+        self._total += len(store) - before
+        if self.max_total is not None and self._total > self.max_total:
+            self._total = sum(len(s) for s in stores.values())
+            while self._total > self.max_total and len(stores) > 1:
+                oldest = next(iter(stores))
+                dropped = stores.pop(oldest)
+                self._total -= len(dropped)
+                evicted += len(dropped)
+        return evicted
 
     def get_now(self, namespace: Namespace, key: str) -> Record | None:
         """:meth:`get` without a coroutine (this backend never waits)."""
@@ -72,11 +109,19 @@ class InMemoryBackend:
 
     async def delete(self, namespace: Namespace, key: str) -> bool:
         store = self._stores.get(namespace)
-        return False if store is None else store.delete(key)
+        if store is None:
+            return False
+        held = len(store)
+        deleted = store.delete(key)
+        self._total -= held - len(store)
+        return deleted
 
     async def clear(self, namespace: Namespace) -> int:
         store = self._stores.pop(namespace, None)
-        return 0 if store is None else store.clear()
+        if store is None:
+            return 0
+        self._total -= len(store)
+        return store.clear()
 
     async def keys(self, namespace: Namespace) -> list[str]:
         store = self._stores.get(namespace)
@@ -90,5 +135,10 @@ class InMemoryBackend:
         store = self._stores.get(namespace)
         return [] if store is None else store.search_results(query)
 
+    async def held(self) -> int:
+        """Live records over all namespaces."""
+        return sum(len(store) for store in self._stores.values())
+
     async def aclose(self) -> None:
         self._stores.clear()
+        self._total = 0

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import json
+import logging
 import struct
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
@@ -69,8 +71,11 @@ from ..search import (
 )
 from . import redis_scripts as lua
 from .base import BackendInfo
+from .redis_clients import ClientPerLoop, ServerCheck
 
 __all__ = ["RedisBackend"]
+
+logger = logging.getLogger(__name__)
 
 _BATCH = 1000  # keys per script call / commands per pipeline flush
 _INDEX_TERMS = 20_000  # terms indexed per script call (about 0.1 s of server time)
@@ -90,6 +95,11 @@ _TRANSIENT = (
     ReadOnlyError,
     TryAgainError,
 )
+
+# What decoding a record another client wrote can raise (bad layout, UTF-8, JSON, base64,
+# vector bytes, or nesting too deep for the decoder).
+_GARBLED = (ValueError, UnicodeError, struct.error, binascii.Error, RecursionError, IndexError)
+_TRANSIENT_REPLIES = ("BUSY", "LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")
 
 RedisClient = aioredis.Redis | aioredis.RedisCluster
 
@@ -180,6 +190,9 @@ class RedisBackend:
         timeout: Seconds each round trip to the server may take (None = the client's own
             socket timeout only). Enforced with ``asyncio.timeout`` around the call, which on
             Python 3.11 is much cheaper than redis-py's ``socket_timeout`` (a task per write).
+        search_timeout: Seconds a search's script call may take (default 30; at least
+            ``timeout``). A search past it raises a non-transient :class:`MemoryBackendError`:
+            a slow search is never taken for an outage.
 
     Raises:
         TypeError: ``client`` is not a redis.asyncio client, or ``prefix`` is not a str.
@@ -194,6 +207,7 @@ class RedisBackend:
         max_size: int | None = 1000,
         close_client: bool = False,
         timeout: float | None = None,
+        search_timeout: float | None = 30.0,
     ) -> None:
         if not isinstance(client, aioredis.Redis | aioredis.RedisCluster):
             raise TypeError(
@@ -207,16 +221,30 @@ class RedisBackend:
             raise ValueError("RedisBackend needs a client with decode_responses=False")
         self.max_size = validate_max_size(max_size)
         self.prefix = prefix
-        self._client = client
+        self._first_client = client
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout must be > 0 seconds or None, got {timeout!r}")
         self._close_client = close_client
         self._timeout = timeout
+        if search_timeout is not None and not search_timeout > 0:
+            raise ValueError(f"search_timeout must be > 0 seconds or None, got {search_timeout!r}")
+        # A search's script may run long over a large namespace: it gets its own deadline, so
+        # that it is never mistaken for a hung server.
+        self._search_timeout = (
+            search_timeout
+            if timeout is None or search_timeout is None
+            else max(timeout, search_timeout)
+        )
         self._closed = False
         self._max_arg = b"0" if self.max_size is None else str(self.max_size).encode()
         self._bases: dict[Namespace, bytes] = {}
         host, port = _address(client)
         self._where = f"{host}:{port}" if port is not None else str(host)
+        self._clients = ClientPerLoop(client, None, owned=close_client, where=self._where)
+        self._check = ServerCheck(self._where)
+        # Most namespaces whose key names are kept (the cache is emptied when it is full).
+        self.namespace_cache_size = 4096
+        self._garbled: set[tuple[bytes, str]] = set()  # undecodable records reported
         attributes: dict[str, str | int] = {"db.system.name": "redis", "server.address": host}
         if port is not None:
             attributes["server.port"] = port
@@ -235,6 +263,7 @@ class RedisBackend:
         backoff_base: float = 0.05,
         backoff_cap: float = 0.5,
         health_check_interval: float = 15.0,
+        search_timeout: float | None = 30.0,
         **client_options: Any,
     ) -> RedisBackend:
         """Build a backend with its own client for ``url`` (``redis://``, ``rediss://``,
@@ -265,6 +294,7 @@ class RedisBackend:
             backoff_cap: Longest backoff, seconds.
             health_check_interval: Seconds of idleness after which a pooled connection is
                 checked with PING before use.
+            search_timeout: Seconds a search's script call may take (see the class).
             client_options: More ``redis.asyncio.from_url`` options (``ssl_ca_certs``, ...).
 
         Raises:
@@ -278,6 +308,7 @@ class RedisBackend:
             retries,
             supported_errors=(RedisConnectionError,),
         )
+
         # The reply timeout is the backend's (one asyncio.timeout per round trip); the
         # client's own socket_timeout would wrap every write in asyncio.wait_for.
         options: dict[str, Any] = {
@@ -288,14 +319,50 @@ class RedisBackend:
             "decode_responses": False,
             **client_options,
         }
-        client: RedisClient
-        if url.startswith(_CLUSTER_SCHEMES):
-            client = _cluster_client(url, options)
-        else:
-            client = aioredis.from_url(url, **options)
-        return cls(
-            client, prefix=prefix, max_size=max_size, close_client=True, timeout=socket_timeout
+
+        def make_client() -> RedisClient:
+            if url.startswith(_CLUSTER_SCHEMES):
+                return _cluster_client(url, options)
+            return aioredis.from_url(url, **options)
+
+        backend = cls(
+            make_client(),
+            prefix=prefix,
+            max_size=max_size,
+            close_client=True,
+            timeout=socket_timeout,
+            search_timeout=search_timeout,
         )
+        # Each event loop that uses the backend gets its own client (see redis_clients).
+        backend._clients = ClientPerLoop(
+            backend._first_client, make_client, owned=True, where=backend._where
+        )
+        return backend
+
+    @property
+    def _client(self) -> RedisClient:
+        """The client of the running event loop."""
+        return self._clients.current()
+
+    @property
+    def server_check_interval(self) -> float:
+        """Seconds between checks of the server's eviction policy and run_id (default 60)."""
+        return self._check.interval
+
+    @server_check_interval.setter
+    def server_check_interval(self, seconds: float) -> None:
+        self._check.interval = seconds
+
+    @property
+    def server_restarts(self) -> int:
+        """How many times the server was seen to restart (its run_id changed)."""
+        return self._check.restarts
+
+    async def _check_server(self) -> None:
+        try:
+            await self._check.run(self._client, self._timeout)
+        except _FAILURES as exc:
+            raise self._error("check", exc) from exc
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -303,6 +370,8 @@ class RedisBackend:
         base = self._bases.get(namespace)
         if base is None:
             base = _b(f"{self.prefix}:{{{namespace_tag(namespace)}}}:")
+            if len(self._bases) >= self.namespace_cache_size:
+                self._bases.clear()  # many namespaces: stay bounded (rebuilding one is cheap)
             self._bases[namespace] = base
         return base
 
@@ -327,11 +396,55 @@ class RedisBackend:
             why = f"cannot connect: {text}"
         else:
             why = f"{type(exc).__name__}: {text}"
+        # BUSY (another client's long script), LOADING (a restart loading its data) and
+        # MASTERDOWN answer "not now", like a lost connection: outages, not refusals.
+        transient = isinstance(exc, _TRANSIENT) or text.startswith(_TRANSIENT_REPLIES)
+        if transient:
+            self._check.again()  # maybe another server now: check it before trusting it
         return MemoryBackendError(
             f"Redis at {self._where}, {operation}: {why}",
             backend="redis",
             operation=operation,
-            transient=isinstance(exc, _TRANSIENT),
+            transient=transient,
+        )
+
+    def _record(self, namespace: Namespace, key: str, rec: bytes, operation: str) -> Record:
+        """The record read under ``key``, decoded once (the value rides as the snapshot).
+
+        Raises:
+            MemoryBackendError: It is not a record this library wrote (another client
+                overwrote the key, or it is garbled), naming the key.
+        """
+        try:
+            seq, meta, _, payload = _parse(rec)
+            text = _s(payload)
+            return Record(key, text, _metadata(meta), seq, codec.decode(text))
+        except _GARBLED as exc:
+            raise MemoryBackendError(
+                f"Redis at {self._where}, {operation}: the record under key {key!r} of "
+                f"namespace {namespace!r} is not one this library wrote (overwritten by "
+                f"another client, or garbled): {type(exc).__name__}: {exc}",
+                backend="redis",
+                operation=operation,
+                transient=False,
+            ) from exc
+
+    def _report_garbled(self, base: bytes, key: str, exc: BaseException) -> None:
+        """Log once per record that search skipped one it cannot decode."""
+        seen = self._garbled
+        if (base, key) in seen:
+            return
+        if len(seen) >= 1024:
+            seen.clear()
+        seen.add((base, key))
+        logger.warning(
+            "Redis at %s: search skips the record under key %r (keys %s...), which is not "
+            "one this library wrote (overwritten by another client, or garbled): %s: %s",
+            self._where,
+            key,
+            _s(base),
+            type(exc).__name__,
+            exc,
         )
 
     def _check_open(self, operation: str) -> None:
@@ -342,6 +455,8 @@ class RedisBackend:
         self, script: lua.Script, base: bytes, *args: Any, deadline: Any = _DEFAULT
     ) -> Any:
         cmd = ("EVALSHA", script.sha, 1, base + b"lru", base, *args)
+        if self._check.due():
+            await self._check_server()
         client = self._client
         timeout = self._timeout if deadline is _DEFAULT else deadline
         try:
@@ -361,6 +476,8 @@ class RedisBackend:
         """Run ``script`` once per argument tuple, pipelined, in order."""
         if len(calls) == 1:
             return [await self._eval(script, base, *calls[0])]
+        if self._check.due():
+            await self._check_server()
         results: list[Any] = []
         start = 0
         loaded = False
@@ -474,8 +591,7 @@ class RedisBackend:
             raise self._error("get", exc) from exc
         if rec is None:
             return None
-        seq, meta, _, payload = _parse(rec)
-        return Record(key, _s(payload), _metadata(meta), seq)
+        return self._record(namespace, key, rec, "get")
 
     async def get_many(self, namespace: Namespace, keys: Sequence[str]) -> list[Record | None]:
         self._check_open("get_many")
@@ -490,8 +606,7 @@ class RedisBackend:
             if rec is None:
                 out.append(None)
             else:
-                seq, meta, _, payload = _parse(rec)
-                out.append(Record(key, _s(payload), _metadata(meta), seq))
+                out.append(self._record(namespace, key, rec, "get_many"))
         return out
 
     async def delete(self, namespace: Namespace, key: str) -> bool:
@@ -553,14 +668,32 @@ class RedisBackend:
                 for raw, rec in zip(missing, await self._records(base, missing, b"0"), strict=True):
                     if rec is not None:
                         records[_s(raw)] = rec
+        except TimeoutError as exc:
+            # A search that outlasts its deadline is the search's cost, not a dead server
+            # (which the next operation would find out): a refusal, never an outage.
+            raise MemoryBackendError(
+                f"Redis at {self._where}, search: took longer than search_timeout="
+                f"{self._search_timeout}s (a broad query over a large namespace); "
+                "not taken for an outage",
+                backend="redis",
+                operation="search",
+                transient=False,
+            ) from exc
         except _FAILURES as exc:
             raise self._error("search", exc) from exc
         results = []
         for score, _, key in scored:
             rec = records.get(key)
             if rec is not None:  # None: deleted since it was ranked
-                _, meta, _, payload = _parse(rec)
-                results.append(SearchResult(key, _s(payload), score, _metadata(meta)))
+                try:
+                    _, meta, _, payload = _parse(rec)
+                    text = _s(payload)
+                    codec.decode(text)
+                    metadata = _metadata(meta)
+                except _GARBLED as exc:
+                    self._report_garbled(base, key, exc)
+                    continue
+                results.append(SearchResult(key, text, score, metadata))
         return results
 
     async def _keyword(
@@ -595,7 +728,7 @@ class RedisBackend:
         )
         groups: list[Any] = []
         horizon = b""
-        timeout = self._timeout
+        timeout = self._search_timeout
         while True:
             reply = await self._eval(
                 lua.SEARCH, base, *fixed, horizon, b"0", *tail, *groups, deadline=timeout
@@ -610,7 +743,13 @@ class RedisBackend:
             groups = []
             work = 0
             for i in range(2, len(reply), 3):
-                doc = make_document(codec.decode(_s(reply[i + 2])))
+                try:
+                    doc = make_document(codec.decode(_s(reply[i + 2])))
+                except _GARBLED as exc:
+                    # Index it as an empty document: never found, and never handed back for
+                    # indexing again (nor does it fail every search of the namespace).
+                    self._report_garbled(base, _s(reply[i]), exc)
+                    doc = make_document(None)
                 if groups and work + len(doc.terms) > _INDEX_TERMS:
                     await self._eval(
                         lua.SEARCH,
@@ -620,13 +759,13 @@ class RedisBackend:
                         b"1",
                         *tail,
                         *groups,
-                        deadline=_index_timeout(self._timeout, work),
+                        deadline=_index_timeout(self._search_timeout, work),
                     )
                     groups = []
                     work = 0
                 groups += (reply[i], reply[i + 1], doc.length, _terms_arg(doc), _leaves_arg(doc))
                 work += len(doc.terms)
-            timeout = _index_timeout(self._timeout, work)
+            timeout = _index_timeout(self._search_timeout, work)
         _, n_docs, total, df_blob, rows_blob, keys_blob, recs_blob = reply
         df = dict(zip(terms, map(int, df_blob.split()), strict=True))
         nums = rows_blob.split()
@@ -683,7 +822,7 @@ class RedisBackend:
             return
         self._closed = True
         if self._close_client:
-            await self._client.aclose()
+            await self._clients.aclose()
 
 
 _CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")

@@ -68,6 +68,21 @@ local PENDING = base .. 'q'
 local REC = base .. 'r:'
 """
 
+# Check the namespace's own keys before writing anything, so that a script refused part-way
+# (another client overwrote one of them with another type) never leaves a partial record.
+_FOREIGN = r"""
+local function foreign(keys, want)
+  for i = 1, #keys do
+    local t = redis.call('TYPE', keys[i])['ok']
+    if t ~= 'none' and t ~= want[i] then
+      return 'WRONGTYPE ' .. keys[i] .. ' holds a ' .. t .. ', not the ' .. want[i] ..
+        ' this library keeps there (overwritten by another client?); nothing was written'
+    end
+  end
+  return nil
+end
+"""
+
 # Drop records (value, recency) and queue them for unindexing; purge the expired.
 _DROP = r"""
 local function drop(keys)
@@ -192,10 +207,13 @@ end
 PUT = Script(
     "put",
     _NAMES
+    + _FOREIGN
     + _DROP
     + r"""
 -- ARGV: base, max_size (0 = unbounded), ttl_ms (0 = none), then key, body pairs (body: the
 -- record without its leading "<seq>:"). Returns how many records were evicted.
+local bad = foreign({LRU, TTL, ST, PENDING}, {'zset', 'zset', 'hash', 'zset'})
+if bad then return redis.error_reply(bad) end
 local ttl = tonumber(ARGV[3])
 local count = (#ARGV - 3) / 2
 local last = redis.call('HINCRBY', ST, 'c', count)
@@ -248,11 +266,14 @@ GET = Script(
     r"""
 -- KEYS[1]: the LRU index. ARGV: base, touch ('1' refreshes recency), key...
 -- One key: its record or nil. Several: a list of records (nil where missing).
+-- The recency bump is best-effort (pcall): at maxmemory with noeviction Redis refuses the
+-- write, and the read must still answer.
 local REC = ARGV[1] .. 'r:'
 if #ARGV == 3 then
   local rec = redis.call('GET', REC .. ARGV[3])
   if rec and ARGV[2] == '1' then
-    redis.call('ZADD', KEYS[1], 'XX', redis.call('HINCRBY', ARGV[1] .. 'st', 'c', 1), ARGV[3])
+    local c = redis.pcall('HINCRBY', ARGV[1] .. 'st', 'c', 1)
+    if type(c) == 'number' then redis.pcall('ZADD', KEYS[1], 'XX', c, ARGV[3]) end
   end
   return rec
 end
@@ -262,14 +283,15 @@ for i = 3, #ARGV do
   out[i - 2] = rec
   if rec then hits[#hits + 1] = ARGV[i] end
 end
-if ARGV[2] == '1' and #hits > 0 then
-  local last = redis.call('HINCRBY', ARGV[1] .. 'st', 'c', #hits)
+local last = 0
+if ARGV[2] == '1' and #hits > 0 then last = redis.pcall('HINCRBY', ARGV[1] .. 'st', 'c', #hits) end
+if type(last) == 'number' and last > 0 then
   local z = {'ZADD', KEYS[1], 'XX'}
   for i = 1, #hits do
     z[2 * i + 2] = last - #hits + i
     z[2 * i + 3] = hits[i]
   end
-  redis.call(unpack(z))
+  redis.pcall(unpack(z))
 end
 return out
 """,
@@ -278,8 +300,11 @@ return out
 REMOVE = Script(
     "remove",
     _NAMES
+    + _FOREIGN
     + r"""
 -- ARGV: base, key. Returns 1 if a live record was deleted.
+local bad = foreign({LRU, PENDING}, {'zset', 'zset'})
+if bad then return redis.error_reply(bad) end
 local key = ARGV[2]
 local live = redis.call('DEL', REC .. key)
 if redis.call('ZREM', LRU, key) == 1 then redis.call('ZADD', PENDING, 0, key) end

@@ -1,0 +1,231 @@
+"""Which Redis client an operation uses, and what the backend checks of the server first.
+
+Two concerns of :class:`~tta_dev_primitives.memory.backends.redis.RedisBackend` that have
+nothing to do with its data layout:
+
+* **One client per event loop.** A ``redis.asyncio`` client's connections belong to the event
+  loop that opened them; used from another loop (``asyncio.run`` per call, as scripts and
+  notebooks do) they fail with ``RuntimeError``. A backend built by ``from_url`` therefore
+  makes a client per loop, on first use in it, and closes it when that loop shuts down (an
+  async generator parked in the loop is finalized by ``loop.shutdown_asyncgens()``, which
+  ``asyncio.run`` calls). A client the caller passed in cannot be rebuilt: using it from a
+  second loop is a clear :class:`MemoryBackendError` instead of a ``RuntimeError``.
+* **The server check.** Before its first operation, again after any failure of the
+  connection, and at most every :attr:`ServerCheck.interval` seconds, the backend reads
+  ``INFO server memory``: an ``allkeys-*`` ``maxmemory-policy`` (which would let Redis evict
+  the namespace's own index keys and corrupt it) is refused with a
+  :class:`MemoryBackendError` naming the setting, and a changed ``run_id`` (the server
+  restarted) is logged at ERROR, since what it had acknowledged may be gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import weakref
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from ..errors import MemoryBackendError
+
+__all__ = ["ClientPerLoop", "ServerCheck"]
+
+logger = logging.getLogger(__name__.rsplit(".", 1)[0] + ".redis")
+
+RedisClient = aioredis.Redis | aioredis.RedisCluster
+
+
+async def _closes_with_loop(client: RedisClient) -> AsyncIterator[None]:
+    # Parked at its first yield; the loop's shutdown_asyncgens() finalizes it, closing the
+    # client while its loop still runs.
+    try:
+        yield
+    finally:
+        try:
+            await client.aclose()
+        except Exception:  # the loop is going away: nothing more to do  # pragma: no cover
+            logger.debug("closing a Redis client at event loop shutdown failed", exc_info=True)
+
+
+class ClientPerLoop:
+    """The client to use in the running event loop.
+
+    Args:
+        first: The client given to (or built for) the backend; it serves the first loop.
+        factory: Builds a new client (``from_url``); None when the caller passed the client,
+            which then serves one loop only.
+        owned: Whether the clients are ours to close.
+        where: ``host:port``, for messages.
+    """
+
+    __slots__ = ("_clients", "_factory", "_first", "_guards", "_loop", "_owned", "_where", "now")
+
+    def __init__(
+        self,
+        first: RedisClient,
+        factory: Callable[[], RedisClient] | None,
+        *,
+        owned: bool,
+        where: str,
+    ) -> None:
+        self._first: RedisClient | None = first
+        self._factory = factory
+        self._owned = owned
+        self._where = where
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.now: RedisClient = first  # the client of self._loop
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, RedisClient] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._guards: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def current(self) -> RedisClient:
+        """The client for the running loop (``now`` when the loop did not change)."""
+        loop = asyncio.get_running_loop()
+        if loop is self._loop:
+            return self.now
+        return self._switch(loop)
+
+    def _switch(self, loop: asyncio.AbstractEventLoop) -> RedisClient:
+        client = self._clients.get(loop)
+        if client is None:
+            if self._first is not None:
+                client, self._first = self._first, None
+            elif self._factory is not None:
+                client = self._factory()
+            else:
+                raise MemoryBackendError(
+                    f"Redis at {self._where}: this redis.asyncio client was first used in "
+                    "another event loop, and a client cannot move between loops. Create the "
+                    "client (and the RedisBackend) inside the loop that uses it, or build the "
+                    "backend with RedisBackend.from_url(...), which makes a client per loop",
+                    backend="redis",
+                    transient=False,
+                )
+            self._clients[loop] = client
+            if self._owned:
+                guard = _closes_with_loop(client)
+                self._guards[loop] = guard
+                # Run it to its yield now: that registers it with the loop's asyncgen hooks.
+                step: Any = guard.__anext__()
+                with contextlib.suppress(StopIteration):
+                    step.send(None)
+        self._loop, self.now = loop, client
+        return client
+
+    async def aclose(self) -> None:
+        """Close the clients of the running loop (the others went with their loops)."""
+        loop = asyncio.get_running_loop()
+        client = self._clients.pop(loop, None)
+        guard = self._guards.pop(loop, None)
+        if guard is not None:
+            await guard.aclose()  # closes the client
+        elif client is not None and self._owned:
+            await client.aclose()
+        elif self._first is not None and self._owned:
+            await self._first.aclose()  # never used
+        self._first = None
+
+
+_ALLKEYS = ("allkeys-lru", "allkeys-lfu", "allkeys-random")
+
+
+def _info_fields(reply: Any) -> dict[str, str]:
+    if isinstance(reply, dict):  # redis-py parses INFO into a dict (per node for a cluster)
+        if reply and all(isinstance(v, dict) for v in reply.values()):
+            merged: dict[str, str] = {}
+            for node in reply.values():
+                merged.update({str(k): str(v) for k, v in node.items()})
+            return merged
+        return {str(k): str(v) for k, v in reply.items()}
+    return {}  # pragma: no cover - unexpected reply shape
+
+
+class ServerCheck:
+    """What the backend verifies of the server before trusting it with a namespace.
+
+    Attributes:
+        interval: Seconds between checks while nothing fails (a failure makes the next
+            operation check again).
+        run_id: The server's ``run_id`` when last checked.
+        restarts: How many times the ``run_id`` changed (the server restarted).
+    """
+
+    __slots__ = ("_due", "_policy_error", "_where", "interval", "restarts", "run_id")
+
+    def __init__(self, where: str, interval: float = 60.0) -> None:
+        self._where = where
+        self.interval = interval
+        self._due = 0.0  # monotonic time of the next check (0: before the first operation)
+        self._policy_error: MemoryBackendError | None = None
+        self.run_id: str | None = None
+        self.restarts = 0
+
+    def due(self) -> bool:
+        """True when the next operation must check the server first."""
+        return self._due <= time.monotonic()
+
+    def again(self) -> None:
+        """Check before the next operation (after a failure: maybe a new server)."""
+        self._due = 0.0
+
+    async def run(self, client: RedisClient, deadline: float | None) -> None:
+        """Read INFO and apply the checks.
+
+        Raises:
+            MemoryBackendError: An ``allkeys-*`` eviction policy (not transient), or the
+                server could not be asked (the caller maps client failures).
+        """
+        try:
+            async with asyncio.timeout(deadline):
+                reply = await client.info("server", "memory")
+        except ResponseError as exc:
+            # INFO refused (an ACL without it, a managed service hiding it): the checks
+            # cannot run; say so once and go on without them.
+            if self._due == 0.0:
+                logger.warning(
+                    "Redis at %s: INFO refused (%s); cannot check maxmemory-policy or detect "
+                    "restarts",
+                    self._where,
+                    exc,
+                )
+            self._due = time.monotonic() + self.interval
+            return
+        fields = _info_fields(reply)
+        run_id = fields.get("run_id")
+        if run_id and self.run_id and run_id != self.run_id:
+            self.restarts += 1
+            logger.error(
+                "Redis at %s restarted (run_id %s -> %s): writes it acknowledged before the "
+                "restart survive only if it persists them (appendonly yes); the fallback "
+                "journal covers only writes made while it was unreachable",
+                self._where,
+                self.run_id,
+                run_id,
+            )
+        if run_id:
+            self.run_id = run_id
+        policy = fields.get("maxmemory_policy", "")
+        if policy in _ALLKEYS:
+            self._policy_error = MemoryBackendError(
+                f"Redis at {self._where}: maxmemory-policy is {policy}, which lets Redis evict "
+                "any key, including a namespace's own index keys (records would then be listed "
+                "but not found, survive clear(), or be found by a search for another value). "
+                "Use noeviction or a volatile-* policy "
+                "(CONFIG SET maxmemory-policy noeviction)",
+                backend="redis",
+                transient=False,
+            )
+        else:
+            self._policy_error = None
+        self._due = time.monotonic() + self.interval
+        if self._policy_error is not None:
+            self._due = 0.0  # check again next time, so fixing the setting is noticed at once
+            raise self._policy_error
