@@ -137,15 +137,13 @@ class ClientPerLoop:
 _ALLKEYS = ("allkeys-lru", "allkeys-lfu", "allkeys-random")
 
 
-def _info_fields(reply: Any) -> dict[str, str]:
-    if isinstance(reply, dict):  # redis-py parses INFO into a dict (per node for a cluster)
-        if reply and all(isinstance(v, dict) for v in reply.values()):
-            merged: dict[str, str] = {}
-            for node in reply.values():
-                merged.update({str(k): str(v) for k, v in node.items()})
-            return merged
-        return {str(k): str(v) for k, v in reply.items()}
-    return {}  # pragma: no cover - unexpected reply shape
+def _info_nodes(reply: Any) -> list[dict[str, str]]:
+    """INFO fields per node: one dict for a server, one per node for a cluster."""
+    if not isinstance(reply, dict):  # pragma: no cover - unexpected reply shape
+        return []
+    if reply and all(isinstance(v, dict) for v in reply.values()):  # a cluster, per node
+        return [{str(k): str(v) for k, v in node.items()} for node in reply.values()]
+    return [{str(k): str(v) for k, v in reply.items()}]
 
 
 class ServerCheck:
@@ -198,8 +196,9 @@ class ServerCheck:
                 )
             self._due = time.monotonic() + self.interval
             return
-        fields = _info_fields(reply)
-        run_id = fields.get("run_id")
+        nodes = _info_nodes(reply)
+        # A restart is told by one server's run_id; a cluster's nodes each have theirs.
+        run_id = nodes[0].get("run_id") if len(nodes) == 1 else None
         if run_id and self.run_id and run_id != self.run_id:
             self.restarts += 1
             logger.error(
@@ -212,8 +211,8 @@ class ServerCheck:
             )
         if run_id:
             self.run_id = run_id
-        policy = fields.get("maxmemory_policy", "")
-        if policy in _ALLKEYS:
+        policy = next((p for n in nodes if (p := n.get("maxmemory_policy", "")) in _ALLKEYS), "")
+        if policy:
             self._policy_error = MemoryBackendError(
                 f"Redis at {self._where}: maxmemory-policy is {policy}, which lets Redis evict "
                 "any key, including a namespace's own index keys (records would then be listed "
