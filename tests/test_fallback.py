@@ -539,3 +539,24 @@ async def test_probe_survives_unexpected_errors(clock: FakeClock) -> None:
     assert failures == 0
     assert await value(primary.inner, "k") == "during"
     await backend.aclose()
+
+
+async def test_refused_replay_is_a_span_event(
+    clock: FakeClock, telemetry: CapturedTelemetry
+) -> None:
+    """A refusal met while replaying inside a span, and each read answered from a refused
+    write, show as span events."""
+    primary = Refusing(clock)
+    backend = FallbackBackend(primary, InMemoryBackend(clock=clock), probe_interval=3600)
+    primary.down = True
+    await backend.put(NS, entry("bad", 1))
+    primary.down = False
+    tracer = telemetry.tracer_provider.get_tracer("test")
+    with tracer.start_as_current_span("recovering"):
+        assert await backend.recover() is True
+    with tracer.start_as_current_span("reading"):
+        assert await value(backend, "bad") == 1
+    events = {s.name: [e.name for e in s.events] for s in telemetry.spans()}
+    assert events["recovering"] == ["memory.replay.refused"]
+    assert events["reading"] == ["memory.replay.refused.served"]
+    await backend.aclose()
