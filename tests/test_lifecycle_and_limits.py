@@ -166,3 +166,21 @@ async def test_in_memory_max_total_bounds_all_namespaces() -> None:
     assert await backend.held() == 100
     with pytest.raises(ValueError, match="max_total"):
         InMemoryBackend(100, max_total=50)
+
+
+@pytest.mark.redis
+async def test_fallback_over_a_closed_redis_backend_raises_instead_of_degrading(
+    redis_server: RedisServer,
+) -> None:
+    """A RedisBackend closed under a FallbackBackend is not an outage: operations raise."""
+    from tta_dev_primitives import FallbackBackend, InMemoryBackend, RedisBackend
+    from tta_dev_primitives.memory.records import Entry
+
+    primary = RedisBackend.from_url(redis_server.url)
+    backend = FallbackBackend(primary, InMemoryBackend(10))
+    await primary.aclose()
+    with pytest.raises(MemoryBackendError, match="closed"):
+        await backend.put(("c",), Entry("k", "1"))
+    assert not backend.degraded
+    assert backend.pending == 0
+    await backend.aclose()

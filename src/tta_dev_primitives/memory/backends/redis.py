@@ -449,7 +449,12 @@ class RedisBackend:
 
     def _check_open(self, operation: str) -> None:
         if self._closed:
-            raise MemoryBackendError("RedisBackend is closed", backend="redis", operation=operation)
+            raise MemoryBackendError(
+                "closed: this RedisBackend was closed (aclose()); build a new one",
+                backend="redis",
+                operation=operation,
+                transient=False,  # not an outage: a fallback must not serve in its place
+            )
 
     async def _eval(
         self, script: lua.Script, base: bytes, *args: Any, deadline: Any = _DEFAULT
