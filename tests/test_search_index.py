@@ -241,7 +241,7 @@ def test_index_memory_stays_proportional_to_live_records() -> None:
                 store.search("common")
         store.search("common")
 
-    assert _allocated(run) < 200_000
+    assert _allocated(run) < 400_000  # about 200 KB of free lists; 7 MB when words leaked
     assert len(store._index._postings) <= 41
 
 

@@ -138,6 +138,7 @@ class SearchIndex:
         self._next_gen = 0
         self._total_length = 0
         self._postings: dict[str, _Postings] = {}
+        self._canon: dict[str, str] = {}  # each indexed word, to share one str per word
         self._n_postings = 0
         self._grams: dict[str, set[str]] = {}
         self._meta_index: dict[str, dict[Hashable, set[int]]] = {}
@@ -205,23 +206,115 @@ class SearchIndex:
         self._insert(key, seq, doc, metadata, expires_at, vec)
 
     def upsert_many(self, records: Iterable[IndexRecord]) -> None:
-        """Index many records (the bulk load): like :meth:`upsert` for each, in order."""
-        # Vectors go into the matrix in one assignment at the end, keyed by slot: a slot freed
-        # and reused within the batch (a key written twice) keeps only its last occupant's.
-        pending: dict[int, Vector] = {}
-        first: Vector | None = None
-        for key, seq, value, metadata, expires_at, vector in records:
+        """Index many records (the bulk load): like :meth:`upsert` for each, in order.
+
+        Per record, only the Python work no array can do (words to postings, keys to slots);
+        slot arrays, postings and vectors are then written a word or a chunk at a time.
+        """
+        batch: dict[str, tuple[IndexRecord, Document, Any]] = {}
+        dims = self.dimensions
+        for record in records:
+            key, _, value, _, _, vector = record
             doc = value if isinstance(value, Document) else make_document(value)
-            vec = _doc_vector(doc) if vector is None else normalize_vector(vector)
-            self._check_vector(vec, first)
-            slot = self._insert(key, seq, doc, metadata, expires_at, None)
-            pending.pop(slot, None)
+            vec = doc.vector if vector is None else vector
             if vec is not None:
-                pending[slot] = vec
-                first = vec
-        live = [s for s in pending if self._gen[s] >= 0]
-        if live:
-            self._add_rows(live, np.stack([pending[s] for s in live]))
+                # Checked before anything changes, so a bad batch indexes nothing.
+                if dims is None:
+                    dims = len(vec)
+                elif len(vec) != dims:
+                    raise ValueError(
+                        f"vector has {len(vec)} dimensions, this namespace's vectors have {dims}"
+                    )
+            batch.pop(key, None)  # a key written twice: the last write wins
+            batch[key] = (record, doc, vec)
+        for key in batch:
+            old = self._slot_of.pop(key, None)
+            if old is not None:
+                self._release(old)
+        slot_of = self._slot_of
+        keys, leaves, terms_of, metas = self._keys, self._leaves, self._terms, self._meta
+        slots = self._alloc_many(len(batch))
+        seqs: list[int] = []
+        lengths: list[int] = []
+        buffers: dict[str, tuple[str, list[int], list[int]]] = {}
+        with_vectors: list[tuple[int, Any]] = []
+        canon = self._canon
+        meta_index = self._meta_index
+        for slot, ((key, seq, _, metadata, expires_at, _), doc, vec) in zip(
+            slots, batch.values(), strict=True
+        ):
+            slot_of[key] = slot
+            seqs.append(seq)
+            lengths.append(doc.length)
+            keys[slot] = key
+            leaves[slot] = doc.leaves
+            row = []
+            for term, tf in doc.terms.items():
+                buf = buffers.get(term)
+                if buf is None:
+                    buf = buffers[term] = (canon.setdefault(term, term), [], [])
+                row.append(buf[0])
+                buf[1].append(slot)
+                buf[2].append(tf)
+            terms_of[slot] = tuple(row)
+            if metadata:
+                metas[slot] = metadata
+                for field, fvalue in metadata.items():
+                    meta_index.setdefault(field, {}).setdefault(filter_key(fvalue), set()).add(slot)
+            if expires_at is not None:
+                self._expires[slot] = expires_at
+                self._n_expiring += 1
+            if vec is not None:
+                with_vectors.append((slot, vec))
+        if not slots:
+            return
+        index = np.asarray(slots, dtype=np.int64)
+        gens = np.arange(self._next_gen, self._next_gen + len(slots), dtype=np.int64)
+        self._next_gen += len(slots)
+        self._gen[index] = gens
+        self._seq[index] = seqs
+        self._length[index] = lengths
+        self._total_length += sum(lengths)
+        slot_gens = self._gen
+        postings = self._postings
+        for term, (_, bslots, btfs) in buffers.items():
+            plist = postings.get(term)
+            if plist is None:
+                plist = postings[term] = _Postings()
+                for gram in _trigrams(term):
+                    self._grams.setdefault(gram, set()).add(term)
+            plist.slots.extend(bslots)
+            plist.gens.frombytes(slot_gens[np.asarray(bslots, dtype=np.int64)].tobytes())
+            plist.tfs.extend(map(float, btfs))
+            plist.df += len(bslots)
+            self._n_postings += len(bslots)
+        for slot in slots:
+            expires_at = self._expires.get(slot)
+            if expires_at is not None:
+                heapq.heappush(self._expiry, (expires_at, int(slot_gens[slot]), slot))
+        self._add_vectors(with_vectors)
+
+    def _add_vectors(self, items: list[tuple[int, Any]]) -> None:
+        """Normalize and store many slots' vectors, a chunk at a time (bounded extra memory)."""
+        step = 4096
+        for start in range(0, len(items), step):
+            chunk = items[start : start + step]
+            rows = np.empty((len(chunk), len(chunk[0][1])), dtype=np.float32)
+            ready = []
+            for i, (_, v) in enumerate(chunk):
+                if isinstance(v, np.ndarray) and v.dtype == np.float32:
+                    rows[i] = v
+                    ready.append(i)
+                else:
+                    rows[i] = normalize_vector(v)
+            if ready:
+                # Unit float32 vectors stay as they are (normalize_vector is idempotent on
+                # them); the others are normalized one at a time, exactly as upsert would.
+                picked = rows[ready]
+                norms = np.sqrt(np.einsum("ij,ij->i", picked, picked, dtype=np.float64))
+                for i in np.flatnonzero(np.abs(norms - 1.0) > 1e-6).tolist():
+                    rows[ready[i]] = normalize_vector(chunk[ready[i]][1])
+            self._add_rows([slot for slot, _ in chunk], rows)
 
     def remove(self, key: str) -> bool:
         """Forget ``key``; True if it was indexed."""
@@ -269,7 +362,9 @@ class SearchIndex:
         self._keys[slot] = key
         self._leaves[slot] = doc.leaves
         terms = doc.terms
-        self._terms[slot] = tuple(terms)
+        # One string per word, not one per record that holds it.
+        canon = self._canon
+        self._terms[slot] = tuple([canon.setdefault(t, t) for t in terms])
         postings = self._postings
         for term, tf in terms.items():
             plist = postings.get(term)
@@ -298,6 +393,27 @@ class SearchIndex:
             self._add_rows([slot], vec[None, :])
         return slot
 
+    def _alloc_many(self, count: int) -> list[int]:
+        """``count`` free slots: freed ones first, then new ones (arrays grown once)."""
+        take = min(count, len(self._free))
+        slots = [self._free.pop() for _ in range(take)]
+        start = len(self._keys)
+        extra = count - take
+        if extra:
+            end = start + extra
+            if end > len(self._gen):
+                cap = max(end, 2 * len(self._gen))
+                self._seq = _grow(self._seq, cap, 0)
+                self._gen = _grow(self._gen, cap, -1)
+                self._length = _grow(self._length, cap, 0.0)
+                self._row = _grow(self._row, cap, -1)
+            self._keys.extend([None] * extra)
+            self._leaves.extend([()] * extra)
+            self._terms.extend([()] * extra)
+            self._meta.extend([None] * extra)
+            slots.extend(range(start, end))
+        return slots
+
     def _alloc(self) -> int:
         if self._free:
             return self._free.pop()
@@ -325,6 +441,7 @@ class SearchIndex:
             plist.df -= 1
             if plist.df == 0:
                 del postings[term]
+                del self._canon[term]
                 self._n_postings -= len(plist.slots)
                 for gram in _trigrams(term):
                     grams = self._grams[gram]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, NamedTuple, TypeAlias, cast
 
-import numpy as np
 from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
@@ -677,15 +676,15 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         ]
 
     async def _embed(self, values: Sequence[Any]) -> list[Any]:
-        """The embedder's vectors of the values' text (one call for all of them), as float64
-        arrays: compact, and normalized once, where they are stored, as the query is."""
+        """Unit float32 vectors of the values' text, one embedder call for all of them
+        (normalized here once: normalize_vector leaves them as they are after)."""
         if self._embedder is None:
             return [None] * len(values)
         texts = [" ".join(string_leaves(v)) for v in values]
         vectors = await embed_documents(self._embedder, texts)
         if len(vectors) != len(texts):
             raise ValueError("embedder returned a different number of vectors than texts")
-        return [_as_vector(v) for v in vectors]
+        return [normalize_vector(v) for v in vectors]
 
     def _space(self, vector: Any) -> tuple[str, int] | None:
         return None if vector is None else embedder_space(self._embedder, len(vector))
@@ -849,10 +848,3 @@ _HANDLERS: dict[str, Callable[[MemoryPrimitive, MemoryOperation, trace.Span], Aw
     "add_many": MemoryPrimitive._op_add_many,
     "get_many": MemoryPrimitive._op_get_many,
 }
-
-
-def _as_vector(vector: Any) -> Any:
-    array = np.asarray(vector, dtype=np.float64)
-    if array.ndim != 1:
-        raise ValueError(f"an embedding must be a flat list of numbers, got shape {array.shape}")
-    return array

@@ -30,7 +30,7 @@ import math
 import re
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -116,9 +116,8 @@ def string_leaves(value: Any) -> list[str]:
     return out
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Document:
-    """What search knows of one record.
+class Document(NamedTuple):
+    """What search knows of one record (a named tuple: one is built per record indexed).
 
     Attributes:
         terms: Term frequency of each word.
@@ -133,18 +132,34 @@ class Document:
     vector: Vector | Sequence[float] | None = None
 
 
+try:  # the C loop behind collections.Counter, without Counter's Python-level overhead
+    from _collections import _count_elements  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - other interpreters
+
+    def _count_elements(mapping: dict[str, int], words: Iterable[str]) -> None:
+        for word in words:
+            mapping[word] = mapping.get(word, 0) + 1
+
+
+def _counts(words: list[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    _count_elements(counts, words)
+    return counts
+
+
 def make_document(value: Any, vector: Sequence[float] | Vector | None = None) -> Document:
     """Build the :class:`Document` of a JSON value (and its optional embedding)."""
+    vec = None if vector is None else normalize_vector(vector)
+    if type(value) is str:  # the common case, without the walk
+        leaf = value.casefold()
+        words = _WORD.findall(leaf)
+        return Document(_counts(words), len(words), (leaf,), vec)
     leaves = tuple(leaf.casefold() for leaf in string_leaves(value))
-    terms: dict[str, int] = {}
-    length = 0
+    all_words: list[str] = []
     findall = _WORD.findall
     for leaf in leaves:
-        words = findall(leaf)
-        length += len(words)
-        for word in words:
-            terms[word] = terms.get(word, 0) + 1
-    return Document(terms, length, leaves, None if vector is None else normalize_vector(vector))
+        all_words += findall(leaf)
+    return Document(_counts(all_words), len(all_words), leaves, vec)
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +308,9 @@ def rank_keyword(
 def normalize_vector(vector: Sequence[float] | npt.NDArray[Any]) -> Vector:
     """``vector`` scaled to unit length, as float32 (all zeros stays zeros).
 
+    Idempotent: a float32 array that is already of unit length (within 1e-6) is returned as
+    it is, so a vector normalized once keeps its exact numbers wherever it goes next.
+
     Raises:
         ValueError: ``vector`` is not one-dimensional, or holds a non-finite number.
     """
@@ -302,6 +320,8 @@ def normalize_vector(vector: Sequence[float] | npt.NDArray[Any]) -> Vector:
     if not np.isfinite(array).all():
         raise ValueError("an embedding holds a NaN or an infinite number")
     norm = float(np.sqrt(np.dot(array, array)))
+    if isinstance(vector, np.ndarray) and vector.dtype == np.float32 and abs(norm - 1.0) <= 1e-6:
+        return vector
     if norm == 0.0:
         return np.zeros(len(array), dtype=np.float32)
     return (array / norm).astype(np.float32)

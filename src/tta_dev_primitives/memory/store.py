@@ -18,7 +18,6 @@ __all__ = ["InMemoryStore"]
 
 
 class _Item(NamedTuple):
-    entry: Entry
     record: Record
     expires_at: float | None
 
@@ -56,7 +55,8 @@ class InMemoryStore:
         # Records written since the last search, and indexed keys deleted, replaced or evicted
         # since then: the next search applies both, so writes and deletes stay cheap and each
         # record is tokenized at most once.
-        self._pending: dict[str, _Item] = {}
+        # (the entry is kept only until then: the index holds what search needs after).
+        self._pending: dict[str, tuple[Entry, _Item]] = {}
         self._stale: set[str] = set()
         # (expires_at, seq, key) per TTL write; entries of records rewritten or deleted since
         # are dropped lazily, and the heap is rebuilt once it holds more than twice the live
@@ -80,7 +80,7 @@ class InMemoryStore:
         key = entry.key
         items = self._items
         record = Record(key, entry.payload, entry.metadata, seq, entry.snapshot)
-        item = _Item(entry, record, expires_at)
+        item = _Item(record, expires_at)
         old = items.get(key)
         if old is not None:
             self._unindex(key)
@@ -90,7 +90,7 @@ class InMemoryStore:
             items.move_to_end(key)
         else:
             items[key] = item
-        self._pending[key] = item
+        self._pending[key] = (entry, item)
         if expires_at is not None:
             self._n_expiring += 1
             heap = self._expiry
@@ -133,8 +133,8 @@ class InMemoryStore:
             self._stale.clear()
         if self._pending:
             index.upsert_many(
-                (key, item.record.seq, item.entry.document, item.record.metadata, None, None)
-                for key, item in self._pending.items()
+                (key, item.record.seq, _value(entry), item.record.metadata, None, entry.vector)
+                for key, (entry, item) in self._pending.items()
             )
             self._pending.clear()
         filter_ = query.filter
@@ -281,3 +281,9 @@ class InMemoryStore:
             # A stale heap entry (the key was rewritten or deleted since) is just dropped.
             if item is not None and item.record.seq == seq:
                 self._remove(key)
+
+
+def _value(entry: Entry) -> Any:
+    """The entry's value for tokenizing (its snapshot when it has one: no JSON decoding)."""
+    snap = entry.snapshot
+    return codec.decode(entry.payload) if snap is codec.NO_SNAPSHOT else snap
