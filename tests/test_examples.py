@@ -61,3 +61,23 @@ def test_redis_workflow_example(valkey_server: Any) -> None:
     assert "after the first call:  is_using_redis() = True" in out
     assert "backend=redis degraded=False persistent=True" in out
     assert "least recently used first: ['turn:2', 'note', 'turn:1']" in out
+
+
+def test_compaction_example() -> None:
+    """examples/compaction.py compacts with no model, with an LLM-shaped callable, merges
+    duplicates and keeps a bound in the background."""
+    out = run_example("compaction.py")
+    assert "extractive: replaced 6 records, 3 left" in out
+    assert "summary: Ada asked how to cache results in Redis." in out
+    assert "search 'Redis cache' finds the summary: True" in out
+    assert "llm: Summary of 5 memories: Ada said she deploys" in out
+    assert "merged ['n1'] into n2: {'source': 'chat', 'confirmed': True}" in out
+    assert "auto-compacted chat holds 6 records (bound 20)" in out
+
+
+def test_compaction_doc_runs() -> None:
+    """The first snippet of docs/memory/compaction.md runs as written."""
+    doc = (EXAMPLES.parent / "docs" / "memory" / "compaction.md").read_text()
+    snippet = doc.split("```python\n", 1)[1].split("```", 1)[0]
+    out = run_python("-c", snippet)
+    assert "Traceback" not in out

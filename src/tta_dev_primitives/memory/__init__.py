@@ -19,6 +19,7 @@ from .backends import (
     RedisBackend,
     RefusedOperation,
 )
+from .compaction import CompactionPolicy, CompactionReport, ExtractiveSummarizer
 from .embeddings import (
     CallableEmbedder,
     Embedder,
@@ -29,13 +30,16 @@ from .embeddings import (
 from .errors import MemoryBackendError
 from .keys import create_memory_key
 from .primitive import MemoryOperation, MemoryPrimitive
-from .records import SearchHit
+from .records import MemoryRecord, SearchHit
 from .store import InMemoryStore
 
 __all__ = [
     "BackendInfo",
     "CallableEmbedder",
+    "CompactionPolicy",
+    "CompactionReport",
     "Embedder",
+    "ExtractiveSummarizer",
     "FallbackBackend",
     "RefusedOperation",
     "HashingEmbedder",
@@ -45,6 +49,7 @@ __all__ = [
     "MemoryBackend",
     "MemoryBackendError",
     "MemoryOperation",
+    "MemoryRecord",
     "MemoryPrimitive",
     "RedisBackend",
     "SearchHit",

@@ -9,6 +9,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
 
+from ..core.base import WorkflowPrimitive
 from ..core.composition import LambdaPrimitive
 from ..core.context import WorkflowContext
 from ..core.instrumented import InstrumentedPrimitive
@@ -17,6 +18,13 @@ from .backends.base import MemoryBackend, SyncMemoryBackend
 from .backends.fallback import FallbackBackend
 from .backends.in_memory import InMemoryBackend
 from .backends.redis import RedisBackend
+from .compaction import (
+    AutoCompactor,
+    CompactionPolicy,
+    CompactionReport,
+    CompactionRequest,
+    run_compaction,
+)
 from .embeddings import Embedder, embed_documents, embed_query, embedder_space
 from .errors import MemoryBackendError
 from .instrumentation import (
@@ -39,7 +47,7 @@ from .search import (
 __all__ = ["MemoryOperation", "MemoryPrimitive", "OperationKind"]
 
 OperationKind: TypeAlias = Literal[
-    "add", "get", "search", "delete", "clear", "keys", "size", "add_many", "get_many"
+    "add", "get", "search", "delete", "clear", "keys", "size", "add_many", "get_many", "compact"
 ]
 _MODES = ("keyword", "semantic", "hybrid")
 _MIRROR_MAX_SIZE = 10_000  # records per namespace the Redis fallback mirrors
@@ -143,14 +151,28 @@ class MemoryOperation(NamedTuple):
         """Read several keys in one batch."""
         return cls("get_many", keys=keys)
 
+    @classmethod
+    def compact(cls, summarizer: Any, **options: Any) -> MemoryOperation:
+        """Compact the namespace (the options of :meth:`MemoryPrimitive.compact`)."""
+        return cls("compact", value=CompactionRequest(summarizer, **options))
+
 
 class _Shared:
     """State shared by a primitive and its scoped views."""
 
-    __slots__ = ("attributes", "backend", "closed", "degraded", "owns_backend", "sync")
+    __slots__ = (
+        "attributes",
+        "backend",
+        "closed",
+        "compactor",
+        "degraded",
+        "owns_backend",
+        "sync",
+    )
 
     def __init__(self, backend: MemoryBackend, owns_backend: bool) -> None:
         self.backend = backend
+        self.compactor: AutoCompactor | None = None
         self.owns_backend = owns_backend
         self.closed = False  # set by aclose(): every later operation raises
         self.degraded = False
@@ -223,6 +245,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         tracer_provider: Tracer provider instead of the global one.
         meter_provider: Meter provider instead of the global one.
         name: The primitive's name (``workflow.primitive.name``); ``"memory"`` by default.
+        auto_compact: Compact each namespace in the background once adds take it past the
+            policy's ``max_records`` (see :class:`CompactionPolicy`).
 
     Raises:
         ValueError: Both ``backend`` and ``redis_url``, or both ``backend`` and ``max_size``.
@@ -248,8 +272,11 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         tracer_provider: trace.TracerProvider | None = None,
         meter_provider: metrics.MeterProvider | None = None,
         name: str | None = None,
+        auto_compact: CompactionPolicy | None = None,
     ) -> None:
         super().__init__(name, tracer_provider=tracer_provider, meter_provider=meter_provider)
+        if auto_compact is not None and not isinstance(auto_compact, CompactionPolicy):
+            raise TypeError("auto_compact must be a CompactionPolicy or None")
         if backend is not None and redis_url is not None:
             raise ValueError("pass either backend= or redis_url=, not both")
         if backend is not None and max_size is not _UNSET:
@@ -301,6 +328,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
                 if not callable(getattr(backend, method, None)):
                     raise TypeError(f"backend does not satisfy MemoryBackend: no {method}() method")
             self._shared = _Shared(backend, owns_backend=False)
+        if auto_compact is not None:
+            self._shared.compactor = AutoCompactor(auto_compact)
         self._is_view = False
         self._inst = MemoryInstrumentation(
             self._telemetry,
@@ -487,6 +516,64 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         op = MemoryOperation("get_many", keys=keys)
         return cast(dict[str, Any], await self._run(op, context))
 
+    async def compact(
+        self,
+        summarizer: WorkflowPrimitive[Any, Any] | None,
+        *,
+        keep_last: int = 20,
+        filter: Mapping[str, Any] | None = None,
+        max_records: int | None = None,
+        merge_duplicates: float | None = None,
+        summarizer_timeout: float | None = None,
+        ttl: float | None = None,
+        summary_key: str | None = None,
+        context: WorkflowContext | None = None,
+    ) -> CompactionReport:
+        """Replace the namespace's old records by one summary (see :mod:`.compaction`).
+
+        Args:
+            summarizer: A primitive taking a list of :class:`MemoryRecord` (oldest first) and
+                returning text or a JSON value; None to only merge duplicates.
+            keep_last: Newest records left as they are.
+            filter: Compact only the records whose metadata matches it.
+            max_records: Most records one summary replaces (the oldest; None = all).
+            merge_duplicates: Similarity in (0, 1] at which near-duplicates merge into the
+                newest of them (by vector with an embedder, by shared words without).
+            summarizer_timeout: Seconds the summarizer may take (None = no limit).
+            ttl: The summary's ttl (``default_ttl`` when None).
+            summary_key: The summary's key (a fresh ``summary:<hex>`` when None).
+            context: The workflow context (the summarizer runs with it).
+
+        Returns:
+            What was replaced, merged and left alone.
+
+        Raises:
+            TypeError, ValueError: Bad arguments (nothing read or changed).
+            ValueError: The summarizer returned nothing (every record left in place).
+            TimeoutError: The summarizer took longer than ``summarizer_timeout`` (nothing
+                changed).
+            MemoryBackendError: The backend failed; or a fallback backend is serving from
+                its secondary (compaction waits for the primary).
+        """
+        request = CompactionRequest(
+            summarizer,
+            keep_last,
+            filter,
+            max_records,
+            merge_duplicates,
+            summarizer_timeout,
+            ttl,
+            summary_key,
+            context,
+        )
+        op = MemoryOperation("compact", value=request)
+        return cast(CompactionReport, await self._run(op, context))
+
+    async def wait_compactions(self) -> None:
+        """Wait until the background compactions of ``auto_compact`` have finished."""
+        if self._shared.compactor is not None:
+            await self._shared.compactor.wait()
+
     async def aclose(self) -> None:
         """Close the primitive, and its backend if it built it; scoped views close nothing.
 
@@ -497,6 +584,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         if self._is_view or shared.closed:
             return
         shared.closed = True
+        if shared.compactor is not None:
+            await shared.compactor.aclose()
         if shared.owns_backend:
             await shared.backend.aclose()
 
@@ -555,6 +644,20 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             return await self.search(q, limit=limit, mode=mode, context=context)
 
         return self._step(search_step, "memory.search_step")
+
+    def compact_step(
+        self, summarizer: WorkflowPrimitive[Any, Any] | None, **options: Any
+    ) -> LambdaPrimitive[Any, Any]:
+        """A step that compacts the namespace (options of :meth:`compact`) and passes its
+        input on; the :class:`CompactionReport` goes to ``context.state["memory.compaction"]``.
+        """
+
+        async def compact_step(input_data: Any, context: WorkflowContext) -> Any:
+            report = await self.compact(summarizer, context=context, **options)
+            context.state["memory.compaction"] = report
+            return input_data
+
+        return self._step(compact_step, "memory.compact_step")
 
     def _step(
         self, fn: Callable[[Any, WorkflowContext], Any], name: str
@@ -712,6 +815,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             evicted = await shared.backend.put(self._namespace, entry)
         if evicted:
             self._inst.evicted(span, evicted, shared.backend.info())
+        if shared.compactor is not None:
+            shared.compactor.added(self, 1)
 
     async def _op_add_many(self, op: MemoryOperation, span: trace.Span) -> None:
         items = op.items
@@ -737,6 +842,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         evicted = await self._shared.backend.put_many(self._namespace, entries)
         if evicted:
             inst.evicted(span, evicted, self._shared.backend.info())
+        if self._shared.compactor is not None:
+            self._shared.compactor.added(self, len(entries))
 
     async def _op_get(self, op: MemoryOperation, span: trace.Span) -> Any:
         key = codec.validate_key(op.key)
@@ -847,4 +954,5 @@ _HANDLERS: dict[str, Callable[[MemoryPrimitive, MemoryOperation, trace.Span], Aw
     "size": MemoryPrimitive._op_size,
     "add_many": MemoryPrimitive._op_add_many,
     "get_many": MemoryPrimitive._op_get_many,
+    "compact": run_compaction,
 }

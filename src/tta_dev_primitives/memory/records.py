@@ -7,7 +7,7 @@ here and none imports another for its types.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from .codec import NO_SNAPSHOT, decode
@@ -15,6 +15,7 @@ from .search import DEFAULT_SEMANTIC_WEIGHT, Document, Fusion, SearchMode, Vecto
 
 __all__ = [
     "Entry",
+    "MemoryRecord",
     "Namespace",
     "Record",
     "SearchHit",
@@ -150,3 +151,25 @@ class SearchHit:
     value: Any
     score: float
     metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryRecord:
+    """One stored record as a user reads it: value, metadata and times.
+
+    Attributes:
+        key: The record's key.
+        value: The stored value (a fresh copy).
+        metadata: The record's metadata (``{}`` when none).
+        created_at: Epoch seconds of the first write, from the backend's clock (None where
+            the backend keeps no times).
+        updated_at: Epoch seconds of the last write (None likewise).
+        expires_at: Epoch seconds of its expiry, or None.
+    """
+
+    key: str
+    value: Any
+    metadata: dict[str, Any] = field(default_factory=dict)
+    created_at: float | None = None
+    updated_at: float | None = None
+    expires_at: float | None = None

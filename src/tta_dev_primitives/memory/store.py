@@ -6,7 +6,7 @@ import heapq
 import itertools
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 from . import codec
@@ -116,6 +116,53 @@ class InMemoryStore:
             return None
         self._items.move_to_end(key)
         return item.record
+
+    def scan(self) -> list[Record]:
+        """Every live record, oldest write first, without refreshing recency."""
+        if self._expiry:
+            self._purge(self._clock())
+        records = [item.record for item in self._items.values()]
+        records.sort(key=lambda r: r.seq)
+        return records
+
+    def apply_compaction(
+        self,
+        expected: Mapping[str, int],
+        delete: Iterable[str],
+        rewrite: Iterable[Entry],
+        insert: Entry | None,
+    ) -> list[str]:
+        """Replace records at once if each of ``expected`` still holds its write sequence.
+
+        Returns ``[]`` when applied, else the keys that changed (and nothing is changed).
+        Rewritten records keep their expiry.
+        """
+        now = self._clock()
+        items = self._items
+        changed = []
+        for key, seq in expected.items():
+            item = items.get(key)
+            if (
+                item is None
+                or item.record.seq != seq
+                or (item.expires_at is not None and item.expires_at <= now)
+            ):
+                changed.append(key)
+        if changed:
+            return changed
+        for key in delete:
+            self._remove(key)
+        for entry in rewrite:
+            at = items[entry.key].expires_at
+            ttl = None if at is None else max(at - now, 1e-9)
+            self.put(
+                Entry(
+                    entry.key, entry.payload, entry.metadata, ttl, entry.vector, space=entry.space
+                )
+            )
+        if insert is not None:
+            self.put(insert)
+        return []
 
     def search_results(self, query: SearchQuery) -> list[SearchResult]:
         """Ranked hits for a validated query (does not refresh recency)."""

@@ -44,6 +44,10 @@ __all__ = [
     "ATTR_GEN_AI_OPERATION_NAME",
     "ATTR_GEN_AI_PROVIDER_NAME",
     "ATTR_MEMORY_BACKEND",
+    "ATTR_MEMORY_COMPACTION_CONSIDERED",
+    "ATTR_MEMORY_COMPACTION_KEPT",
+    "ATTR_MEMORY_COMPACTION_MERGED",
+    "ATTR_MEMORY_COMPACTION_REPLACED",
     "ATTR_MEMORY_DEGRADED",
     "ATTR_MEMORY_EVICTED",
     "ATTR_MEMORY_HIT",
@@ -108,10 +112,16 @@ ATTR_MEMORY_DEGRADED = "memory.degraded"
 ATTR_MEMORY_EVICTED = "memory.evicted"
 ATTR_MEMORY_SEARCH_MODE = "memory.search.mode"
 ATTR_MEMORY_SEARCH_LIMIT = "memory.search.limit"
+# Compaction counts: records that matched, replaced by the summary, merged into a newer
+# duplicate, left alone because another writer changed them meanwhile.
+ATTR_MEMORY_COMPACTION_CONSIDERED = "memory.compaction.considered"
+ATTR_MEMORY_COMPACTION_REPLACED = "memory.compaction.replaced"
+ATTR_MEMORY_COMPACTION_MERGED = "memory.compaction.merged"
+ATTR_MEMORY_COMPACTION_KEPT = "memory.compaction.kept"
 
 # gen_ai.operation.name per memory operation, which is also the span name. The convention's
-# names where it has one; get_memory, list_memory and count_memory are our extensions (it
-# defines no read, listing or count).
+# names where it has one; get_memory, list_memory, count_memory and compact_memory are our
+# extensions (it defines no read, listing, count or compaction).
 GEN_AI_OPERATION_NAMES = {
     "add": "upsert_memory",
     "add_many": "upsert_memory",
@@ -122,6 +132,7 @@ GEN_AI_OPERATION_NAMES = {
     "clear": "delete_memory_store",
     "keys": "list_memory",
     "size": "count_memory",
+    "compact": "compact_memory",
 }
 
 METRIC_MEMORY_DURATION = "memory.operation.duration"

@@ -19,6 +19,8 @@ from ..records import Entry, Namespace, Record, SearchQuery, SearchResult
 
 __all__ = [
     "BackendInfo",
+    "CompactingBackend",
+    "CompactionPlan",
     "Entry",
     "MemoryBackend",
     "Namespace",
@@ -132,4 +134,42 @@ class PingableBackend(Protocol):
 
     async def ping(self) -> None:
         """Return when the backend answers; raise :class:`MemoryBackendError` otherwise."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class CompactionPlan:
+    """One compaction of a namespace, applied all at once or not at all.
+
+    Attributes:
+        expected: Key -> the write sequence number each record must still hold. If any of
+            them was rewritten, deleted or expired since it was read, nothing is applied.
+        delete: Keys to delete (each one in ``expected``).
+        rewrite: Entries written over live records of ``expected`` (merged duplicates),
+            keeping each record's expiry.
+        insert: A new record to store (the summary), or None.
+    """
+
+    expected: Mapping[str, int]
+    delete: Sequence[str] = ()
+    rewrite: Sequence[Entry] = ()
+    insert: Entry | None = None
+
+
+@runtime_checkable
+class CompactingBackend(Protocol):
+    """Optional capability: read a whole namespace and replace records in one atomic step.
+
+    :meth:`~tta_dev_primitives.memory.MemoryPrimitive.compact` needs it. The write is
+    optimistic: :meth:`apply_compaction` checks every record still is the version that was
+    read, so a record another writer changed meanwhile is never deleted or overwritten.
+    """
+
+    async def scan(self, namespace: Namespace) -> list[Record]:
+        """Every live record of ``namespace``, oldest write first (recency untouched)."""
+        ...
+
+    async def apply_compaction(self, namespace: Namespace, plan: CompactionPlan) -> list[str]:
+        """Apply ``plan`` atomically; return ``[]``, or the keys that changed (then nothing
+        was applied)."""
         ...

@@ -55,7 +55,14 @@ from opentelemetry import trace
 from .. import codec
 from ..errors import MemoryBackendError
 from ..records import Entry, Namespace, Record, SearchQuery, SearchResult
-from .base import BackendInfo, MemoryBackend, PingableBackend, SyncMemoryBackend
+from .base import (
+    BackendInfo,
+    CompactingBackend,
+    CompactionPlan,
+    MemoryBackend,
+    PingableBackend,
+    SyncMemoryBackend,
+)
 
 __all__ = ["FallbackBackend", "RefusedOperation"]
 
@@ -724,6 +731,48 @@ class FallbackBackend:
 
     async def search(self, namespace: Namespace, query: SearchQuery) -> list[SearchResult]:
         return await self._read(self.primary.search, self.secondary.search, namespace, query)
+
+    # -- CompactingBackend: on the primary only ---------------------------------------------
+
+    def _compacting_primary(self) -> CompactingBackend:
+        primary = self.primary
+        if self._degraded:
+            # The secondary holds only a mirror, and a replayed compaction could not check
+            # that the primary's records are still the versions summarized: wait for it.
+            raise MemoryBackendError(
+                "compaction needs the primary backend, and it is unavailable (the fallback "
+                "serves meanwhile); compact again once it is back",
+                backend=self.info().name,
+                operation="compact",
+                transient=True,
+            )
+        if not isinstance(primary, CompactingBackend):
+            raise TypeError(f"backend {primary.info().name!r} cannot compact")
+        return primary
+
+    async def scan(self, namespace: Namespace) -> list[Record]:
+        primary = self._compacting_primary()
+        try:
+            return await primary.scan(namespace)
+        except MemoryBackendError as exc:
+            self._activate(exc)
+            raise
+
+    async def apply_compaction(self, namespace: Namespace, plan: CompactionPlan) -> list[str]:
+        primary = self._compacting_primary()
+        try:
+            changed = await primary.apply_compaction(namespace, plan)
+        except MemoryBackendError as exc:
+            self._activate(exc)
+            raise
+        if not changed:
+            # The mirror follows without checks (its versions are its own). It forgets the
+            # rewritten records rather than guess their expiry: it is a cache of recent writes.
+            for key in (*plan.delete, *(e.key for e in plan.rewrite)):
+                await self.secondary.delete(namespace, key)
+            if plan.insert is not None:
+                await self.secondary.put(namespace, plan.insert)
+        return changed
 
     async def aclose(self) -> None:
         """Stop probing, try once more to replay the journal, then close both backends."""

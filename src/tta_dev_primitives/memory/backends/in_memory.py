@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from ..codec import validate_max_size
 from ..records import Entry, Namespace, Record, SearchQuery, SearchResult
 from ..store import InMemoryStore
-from .base import BackendInfo
+from .base import BackendInfo, CompactionPlan
 
 __all__ = ["InMemoryBackend"]
 
@@ -138,6 +138,16 @@ class InMemoryBackend:
     async def held(self) -> int:
         """Live records over all namespaces."""
         return sum(len(store) for store in self._stores.values())
+
+    async def scan(self, namespace: Namespace) -> list[Record]:
+        store = self._stores.get(namespace)
+        return [] if store is None else store.scan()
+
+    async def apply_compaction(self, namespace: Namespace, plan: CompactionPlan) -> list[str]:
+        store = self._stores.get(namespace)
+        if store is None:
+            return list(plan.expected)
+        return store.apply_compaction(plan.expected, plan.delete, plan.rewrite, plan.insert)
 
     async def aclose(self) -> None:
         self._stores.clear()

@@ -70,7 +70,7 @@ from ..search import (
     rank_semantic,
 )
 from . import redis_scripts as lua
-from .base import BackendInfo
+from .base import BackendInfo, CompactionPlan
 from .redis_clients import ClientPerLoop, ServerCheck
 
 __all__ = ["RedisBackend"]
@@ -820,6 +820,60 @@ class RedisBackend:
                     candidates.append((key, seq, Document({}, 0, (), _vector(vec)), metadata))
         limit = query.limit if query.mode == "semantic" else None
         return rank_semantic(query.vector, candidates, limit, query.filter)
+
+    async def scan(self, namespace: Namespace) -> list[Record]:
+        """Every live record of ``namespace``, oldest write first (recency untouched)."""
+        self._check_open("compact")
+        base = self._base(namespace)
+        try:
+            keys = await self._eval(lua.LIST, base, b"keys")
+            recs = await self._records(base, keys, b"0") if keys else []
+        except _FAILURES as exc:
+            raise self._error("compact", exc) from exc
+        out = []
+        for raw, rec in zip(keys, recs, strict=True):
+            if rec is not None:  # None: deleted between the two calls
+                seq, meta, _, payload = _parse(rec)
+                out.append(Record(_s(raw), _s(payload), _metadata(meta), seq))
+        out.sort(key=lambda r: r.seq)
+        return out
+
+    async def apply_compaction(self, namespace: Namespace, plan: CompactionPlan) -> list[str]:
+        """Apply ``plan`` in one script (see ``COMPACT`` in ``redis_scripts``)."""
+        self._check_open("compact")
+        base = self._base(namespace)
+        rec = base + b"r:"
+        delete = set(plan.delete)
+        rewrite = {e.key: e for e in plan.rewrite}
+        keys: list[bytes] = [base + b"lru", base + b"ttl", base + b"st", base + b"q"]
+        args: list[Any] = [base, len(plan.expected)]
+        for key, seq in plan.expected.items():
+            keys.append(rec + _b(key))
+            entry = rewrite.get(key)
+            if entry is not None:
+                args += (seq, b"w", self._body(entry))
+            else:
+                args += (seq, b"d" if key in delete else b"-", b"")
+        insert = plan.insert
+        if insert is not None:
+            keys.append(rec + _b(insert.key))
+            args += (_ttl_ms(insert.ttl), self._body(insert))
+        script = lua.COMPACT
+        cmd = ("EVALSHA", script.sha, len(keys), *keys, *args)
+        client = self._client
+        # The script's work grows with the records it replaces.
+        deadline = _index_timeout(self._timeout, 20 * len(keys))
+        try:
+            try:
+                async with asyncio.timeout(deadline):
+                    reply = await client.execute_command(*cmd)
+            except NoScriptError:
+                async with asyncio.timeout(deadline):
+                    await client.script_load(script.source)
+                    reply = await client.execute_command(*cmd)
+        except _FAILURES as exc:
+            raise self._error("compact", exc) from exc
+        return [_s(k) for k in reply]
 
     async def aclose(self) -> None:
         """Close the client if this backend built it (:meth:`from_url`); idempotent."""
