@@ -9,6 +9,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from . import engine
 from .harness import QUICK, Config, Results, SizePlan, run
 from .report import machine_description, plot_search, render_markdown
 from .systems import all_systems
@@ -34,6 +35,18 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--from-json", help="re-render the report from a saved results file (no measuring)"
     )
+    parser.add_argument(
+        "--engine-sizes",
+        default="10000,100000",
+        help="record counts of the search-engine targets (benchmarks/engine.py)",
+    )
+    parser.add_argument("--no-engine", action="store_true", help="skip the search-engine targets")
+    parser.add_argument(
+        "--engine-only",
+        action="store_true",
+        help="run only the search-engine targets and replace their section of the report",
+    )
+    parser.add_argument("--engine-json", default="benchmarks/results/engine.json")
     return parser.parse_args(argv)
 
 
@@ -74,6 +87,12 @@ def main(argv: list[str] | None = None) -> int:
             reason = spec.unavailable()
             print(f"{spec.key:24} {spec.label:44} {reason or 'available'}")
         return 0
+    if args.engine_only:
+        section = _engine_section(args, measure=True)
+        out = Path(args.out)
+        out.write_text(engine.splice(out.read_text(encoding="utf-8"), section), encoding="utf-8")
+        print(f"wrote the search engine section of {out}")
+        return 0
     if args.from_json:
         results = Results.from_json(json.loads(Path(args.from_json).read_text()))
     else:
@@ -93,10 +112,27 @@ def main(argv: list[str] | None = None) -> int:
             relative = plot.as_posix()
     command = _command(sys.argv[1:] if argv is None else argv)
     text = render_markdown(results, command=command, machine=machine_description(), plot=relative)
+    if not args.no_engine:
+        text = engine.splice(text, _engine_section(args, measure=not args.from_json))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
     print(f"wrote {out}" + (f" and {plot}" if plotted else " (no plot: matplotlib missing)"))
     return 0
+
+
+def _engine_section(args: argparse.Namespace, *, measure: bool) -> str:
+    path = Path(args.engine_json)
+    if measure:
+        results = engine.run([int(n) for n in args.engine_sizes.split(",")])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results))
+    elif path.exists():
+        results = json.loads(path.read_text())
+    else:
+        return ""
+    return engine.render(
+        results, f"make bench BENCH_ARGS='--engine-only --engine-sizes {args.engine_sizes}'"
+    )
 
 
 if __name__ == "__main__":

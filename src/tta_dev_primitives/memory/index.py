@@ -297,6 +297,16 @@ class SearchIndex:
     def _add_vectors(self, items: list[tuple[int, Any]]) -> None:
         """Normalize and store many slots' vectors, a chunk at a time (bounded extra memory)."""
         step = 4096
+        if items and self._matrix is not None:
+            # Room for the whole batch at once: growing by doubling would leave up to half
+            # of a large matrix unused.
+            need = self._n_rows + max(0, len(items) - len(self._free_rows))
+            if need > len(self._matrix):
+                self._reserve_rows(need)
+        elif items:
+            dims = len(items[0][1])
+            self._matrix = np.zeros((max(16, len(items)), dims), dtype=np.float32)
+            self._row_slot = np.full(len(self._matrix), -1, dtype=np.int64)
         for start in range(0, len(items), step):
             chunk = items[start : start + step]
             rows = np.empty((len(chunk), len(chunk[0][1])), dtype=np.float32)
@@ -498,17 +508,20 @@ class SearchIndex:
             start = self._n_rows
             end = start + extra
             if end > len(self._matrix):
-                cap = max(end, 2 * len(self._matrix))
-                matrix = np.zeros((cap, dims), dtype=np.float32)
-                matrix[:start] = self._matrix[:start]
-                self._matrix = matrix
-                self._row_slot = _grow(self._row_slot, cap, -1)
+                self._reserve_rows(max(end, 2 * len(self._matrix)))
             rows.extend(range(start, end))
             self._n_rows = end
         index = np.asarray(rows, dtype=np.int64)
         self._matrix[index] = vectors
         self._row_slot[index] = slots
         self._row[slots] = index
+
+    def _reserve_rows(self, cap: int) -> None:
+        assert self._matrix is not None
+        matrix = np.zeros((cap, self._matrix.shape[1]), dtype=np.float32)
+        matrix[: self._n_rows] = self._matrix[: self._n_rows]
+        self._matrix = matrix
+        self._row_slot = _grow(self._row_slot, cap, -1)
 
     # -- expiry ------------------------------------------------------------------------------
 

@@ -56,7 +56,7 @@ class InMemoryStore:
         # since then: the next search applies both, so writes and deletes stay cheap and each
         # record is tokenized at most once.
         # (the entry is kept only until then: the index holds what search needs after).
-        self._pending: dict[str, tuple[Entry, _Item]] = {}
+        self._pending: dict[str, Entry] = {}
         self._stale: set[str] = set()
         # (expires_at, seq, key) per TTL write; entries of records rewritten or deleted since
         # are dropped lazily, and the heap is rebuilt once it holds more than twice the live
@@ -90,7 +90,7 @@ class InMemoryStore:
             items.move_to_end(key)
         else:
             items[key] = item
-        self._pending[key] = (entry, item)
+        self._pending[key] = entry
         if expires_at is not None:
             self._n_expiring += 1
             heap = self._expiry
@@ -179,9 +179,10 @@ class InMemoryStore:
                 index.remove(key)
             self._stale.clear()
         if self._pending:
+            items = self._items
             index.upsert_many(
-                (key, item.record.seq, _value(entry), item.record.metadata, None, entry.vector)
-                for key, (entry, item) in self._pending.items()
+                (key, items[key].record.seq, _value(entry), entry.metadata, None, entry.vector)
+                for key, entry in self._pending.items()
             )
             self._pending.clear()
         filter_ = query.filter
