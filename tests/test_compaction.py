@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tta_dev_primitives import (
     CompactionPolicy,
@@ -528,3 +530,106 @@ async def test_background_compaction_has_its_own_trace(telemetry: CapturedTeleme
     (span,) = [s for s in telemetry.spans() if s.name == "compact_memory"]
     assert span.parent is None
     await memory.aclose()
+
+
+# -- Redis across clients, and the fallback ----------------------------------------------------
+
+
+async def test_rewrite_by_another_client_is_left_alone(redis_server: Any) -> None:
+    """A second client (another process, in real use) rewriting a record while this one
+    compacts: the script sees the new write sequence and keeps that record."""
+    from tta_dev_primitives import RedisBackend
+
+    ns = f"cross-{id(redis_server)}-{asyncio.get_running_loop().time()}"
+    ours = MemoryPrimitive(backend=RedisBackend.from_url(redis_server.url), namespace=ns)
+    theirs = MemoryPrimitive(backend=RedisBackend.from_url(redis_server.url), namespace=ns)
+    try:
+        keys = await _fill(ours, 5)
+
+        async def racing(records: Sequence[MemoryRecord], ctx: WorkflowContext) -> str:
+            await theirs.add("m00", "their new version", metadata={"by": "them"})
+            return "summary"
+
+        report = await ours.compact(LambdaPrimitive(racing), keep_last=1)
+        assert report.kept == ("m00",)
+        assert report.replaced == ("m01", "m02", "m03")
+        assert await theirs.get("m00") == "their new version"
+        assert sorted(await theirs.keys()) == sorted(["m00", keys[4], str(report.summary_key)])
+    finally:
+        await ours.clear()
+        await ours.backend.aclose()
+        await theirs.backend.aclose()
+
+
+async def test_fallback_compacts_on_the_primary_and_the_mirror_follows(
+    redis_server: Any,
+) -> None:
+    """Through the Redis fallback, compaction runs on Redis; the mirror drops what was
+    replaced and holds the summary."""
+    from tta_dev_primitives import FallbackBackend
+
+    ns = f"fb-{asyncio.get_running_loop().time()}"
+    async with MemoryPrimitive(redis_url=redis_server.url, namespace=ns) as memory:
+        keys = await _fill(memory, 6)
+        report = await memory.compact(joiner(), keep_last=2)
+        backend = memory.backend
+        assert isinstance(backend, FallbackBackend)
+        mirror = backend.secondary
+        for key in keys[:4]:
+            assert await mirror.get((ns,), key) is None
+        assert await mirror.get((ns,), str(report.summary_key)) is not None
+        assert memory.is_using_redis()
+        await memory.clear()
+
+
+async def test_degraded_fallback_refuses_compaction() -> None:
+    """While the primary is down, compaction raises a transient MemoryBackendError and the
+    records the fallback serves stay as they are."""
+    from tta_dev_primitives import (
+        FallbackBackend,
+        InMemoryBackend,
+        MemoryBackendError,
+        RedisBackend,
+    )
+
+    primary = RedisBackend.from_url("redis://127.0.0.1:1/0", retries=0, socket_connect_timeout=0.5)
+    memory = MemoryPrimitive(backend=FallbackBackend(primary, InMemoryBackend()))
+    try:
+        await _fill(memory, 5)
+        assert memory.get_backend_info()["degraded"] is True
+        with pytest.raises(MemoryBackendError, match="compaction needs the primary") as err:
+            await memory.compact(joiner(), keep_last=1)
+        assert err.value.transient
+        assert await memory.size() == 5
+    finally:
+        await memory.backend.aclose()
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    texts=st.lists(
+        st.lists(st.sampled_from("abcdefgh"), min_size=0, max_size=6).map(" ".join),
+        max_size=25,
+    ),
+    threshold=st.sampled_from([0.3, 0.5, 0.6, 0.75, 0.9, 1.0]),
+)
+def test_text_duplicates_match_brute_force(texts: list[str], threshold: float) -> None:
+    """The prefix-filtered duplicate grouping equals comparing each record with every head."""
+    from tta_dev_primitives.memory.compaction import _text_heads
+
+    payloads = [f'"{t}"' for t in texts]
+    words = [frozenset(t.split()) for t in texts]
+    heads: list[int] = []
+    expected: list[int | None] = []
+    for i, a in enumerate(words):
+        found = None
+        for h in heads:
+            b = words[h]
+            same = payloads[h] == payloads[i] if not a or not b else len(a & b) / len(a | b)
+            if same is True or (not isinstance(same, bool) and same >= threshold - 1e-9):
+                found = h
+                break
+        expected.append(found)
+        if found is None:
+            heads.append(i)
+    assert _text_heads(texts, payloads, threshold) == expected

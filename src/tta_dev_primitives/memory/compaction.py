@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import math
 import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -349,46 +350,86 @@ def _merge_metadata(metas: Sequence[Mapping[str, Any] | None]) -> dict[str, Any]
 async def _duplicates(
     memory: MemoryPrimitive, records: Sequence[Record], threshold: float
 ) -> dict[str, list[str]]:
-    """Newest key -> the older keys that are its near-duplicates (greedy, newest first)."""
+    """Newest key -> the older keys that are its near-duplicates.
+
+    Greedy, newest first: each record joins the first (newest) group whose head (its newest
+    record) is similar enough, or heads a group of its own.
+    """
     newest_first = list(reversed(records))
     values = [codec.decode(r.payload) for r in newest_first]
-    n = len(newest_first)
-    similar: Callable[[int, int], bool]
     if memory._embedder is not None:
-        raw = await memory._embed(values)
-        vectors = np.stack([normalize_vector(v) for v in raw]) if n else np.zeros((0, 1))
-        sims = vectors @ vectors.T
-
-        def similar(i: int, j: int) -> bool:
-            return bool(sims[i, j] >= threshold - 1e-6)
-
+        heads = _vector_heads(await memory._embed(values), threshold)
     else:
-        words = [frozenset(make_document(v).terms) for v in values]
-        payloads = [r.payload for r in newest_first]
-
-        def similar(i: int, j: int) -> bool:
-            if payloads[i] == payloads[j]:
-                return True
-            a, b = words[i], words[j]
-            if not a or not b:
-                return False
-            small, large = sorted((len(a), len(b)))
-            if small < threshold * large:  # Jaccard is at most small / large
-                return False
-            inter = len(a & b)
-            return inter >= threshold * (len(a) + len(b) - inter) - 1e-9
-
-    heads: list[int] = []
+        heads = _text_heads(values, [r.payload for r in newest_first], threshold)
     groups: dict[str, list[str]] = {}
+    for i, head in enumerate(heads):
+        if head is not None:
+            groups.setdefault(newest_first[head].key, []).append(newest_first[i].key)
+    return groups
+
+
+def _vector_heads(raw: Sequence[Any], threshold: float) -> list[int | None]:
+    """The head each record joins (None: it heads a group), by cosine of unit vectors."""
+    n = len(raw)
+    if not n:
+        return []
+    vectors = np.stack([normalize_vector(v) for v in raw]).astype(np.float64)
+    is_head = np.zeros(n, dtype=bool)
+    out: list[int | None] = []
     for i in range(n):
-        for h in heads:
-            if similar(h, i):
-                groups[newest_first[h].key].append(newest_first[i].key)
-                break
+        close = np.flatnonzero(is_head[:i] & (vectors[:i] @ vectors[i] >= threshold - 1e-6))
+        if close.size:
+            out.append(int(close[0]))
         else:
-            heads.append(i)
-            groups[newest_first[i].key] = []
-    return {k: v for k, v in groups.items() if v}
+            is_head[i] = True
+            out.append(None)
+    return out
+
+
+def _text_heads(
+    values: Sequence[Any], payloads: Sequence[str], threshold: float
+) -> list[int | None]:
+    """The head each record joins (None: it heads a group), by Jaccard of word sets.
+
+    Prefix filtering: with the words of every set ordered rarest first, two sets of Jaccard at
+    least ``threshold`` share a word among the first ``len - ceil(threshold * len) + 1`` of
+    each, so only heads indexed under those words are compared. Records without words match
+    on an identical value only.
+    """
+    words = [frozenset(make_document(v).terms) for v in values]
+    df: dict[str, int] = {}
+    for w in words:
+        for t in w:
+            df[t] = df.get(t, 0) + 1
+
+    def prefix(w: frozenset[str]) -> list[str]:
+        ordered = sorted(w, key=lambda t: (df[t], t))
+        return ordered[: len(w) - math.ceil(threshold * len(w) - 1e-9) + 1]
+
+    index: dict[str, list[int]] = {}
+    wordless: dict[str, int] = {}
+    out: list[int | None] = []
+    for i, a in enumerate(words):
+        if not a:
+            head = wordless.setdefault(payloads[i], i)
+            out.append(None if head == i else head)
+            continue
+        first = prefix(a)
+        candidates: set[int] = set()
+        for t in first:
+            candidates.update(index.get(t, ()))
+        found = None
+        for h in sorted(candidates):
+            b = words[h]
+            inter = len(a & b)
+            if inter >= threshold * (len(a) + len(b) - inter) - 1e-9:
+                found = h
+                break
+        out.append(found)
+        if found is None:
+            for t in first:
+                index.setdefault(t, []).append(i)
+    return out
 
 
 @dataclass(slots=True)
