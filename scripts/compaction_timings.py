@@ -41,27 +41,30 @@ async def fill(memory: MemoryPrimitive, n: int) -> None:
     await memory.add_many({f"t{i}": turn(i) for i in range(n)})
 
 
+class TimedSummarizer(ExtractiveSummarizer):
+    """ExtractiveSummarizer that records how long each summary took."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds: list[float] = []
+
+    def summarize(self, records: Any) -> str:
+        start = time.perf_counter()
+        out = super().summarize(records)
+        self.seconds.append(time.perf_counter() - start)
+        return out
+
+
 async def time_compact(make: Any, n: int, runs: int, **options: Any) -> tuple[float, float]:
     totals, summarizing = [], []
     for _ in range(runs):
         memory = make()
         await fill(memory, n)
-        summarizer = ExtractiveSummarizer()
-        records: list[Any] = []
-
-        original = summarizer.summarize
-
-        def timed(batch: Any) -> str:
-            start = time.perf_counter()
-            out = original(batch)
-            records.append(time.perf_counter() - start)
-            return out
-
-        summarizer.summarize = timed  # type: ignore[method-assign]
+        summarizer = TimedSummarizer()
         start = time.perf_counter()
         await memory.compact(summarizer, keep_last=20, **options)
         totals.append(time.perf_counter() - start)
-        summarizing.append(records[0] if records else 0.0)
+        summarizing.append(summarizer.seconds[0] if summarizer.seconds else 0.0)
         await memory.clear()
         await memory.aclose()
     return statistics.median(totals), statistics.median(summarizing)
