@@ -223,6 +223,20 @@ async def test_readers_see_all_or_nothing(make_memory: MakeMemory) -> None:
     assert report.summary_key in snapshots[-1]
 
 
+async def test_compaction_stays_in_its_namespace(make_memory: MakeMemory) -> None:
+    """Compacting a namespace reads and changes nothing of its parent, children or siblings."""
+    memory = await make_memory()
+    child = memory.scoped("child")
+    sibling = memory.scoped("sibling")
+    for view in (memory, child, sibling):
+        await _fill(view, 5)
+    report = await child.compact(joiner(), keep_last=1, merge_duplicates=0.9)
+    assert report.considered == 5
+    assert await child.size() == 2
+    for view in (memory, sibling):
+        assert sorted(await view.keys()) == [f"m{i:02d}" for i in range(5)]
+
+
 async def test_merge_duplicates_by_text(make_memory: MakeMemory) -> None:
     """Near-duplicates (by shared words) collapse into the newest, metadata merged; distinct
     records stay."""
