@@ -238,29 +238,46 @@ class TestCluster:
         """Move ``slot`` to the master on ``target_port`` the way ``redis-cli --cluster reshard``
         does: IMPORTING on the target, MIGRATING on the source, ``MIGRATE`` the keys a batch at a
         time, then ``SETSLOT NODE`` on both and every other master. Returns the keys moved."""
+        if self.master_of_slot(slot).port == target_port:
+            return 0
+        self.begin_migration(slot, target_port)
+        moved = self.move_keys(slot, target_port, keys_per_call)
+        self.end_migration(slot, target_port)
+        return moved
+
+    def begin_migration(self, slot: int, target_port: int) -> None:
+        """Mark ``slot`` IMPORTING on the target and MIGRATING on its master."""
         source = self.master_of_slot(slot)
         target = next(n for n in self.masters() if n.port == target_port)
-        if source.node_id == target.node_id:
-            return 0
-        src = self.admin(source.port)
-        dst = self.admin(target.port)
-        dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source.node_id)
-        src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target.node_id)
+        self.admin(target.port).execute_command(
+            "CLUSTER", "SETSLOT", slot, "IMPORTING", source.node_id
+        )
+        self.admin(source.port).execute_command(
+            "CLUSTER", "SETSLOT", slot, "MIGRATING", target.node_id
+        )
+
+    def move_keys(self, slot: int, target_port: int, keys_per_call: int = 10) -> int:
+        """``MIGRATE`` every key of a migrating ``slot`` to the target; returns how many."""
+        src = self.admin(self.master_of_slot(slot).port)
         moved = 0
         while True:
             keys = src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, keys_per_call)
             if not keys:
-                break
+                return moved
             src.execute_command(
-                "MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "REPLACE", "KEYS", *keys
+                "MIGRATE", "127.0.0.1", target_port, "", 0, 5000, "REPLACE", "KEYS", *keys
             )
             moved += len(keys)
+
+    def end_migration(self, slot: int, target_port: int) -> None:
+        """Give ``slot`` to the target: ``SETSLOT NODE`` on it, the source, the other masters."""
+        source = self.master_of_slot(slot)
+        target = next(n for n in self.masters() if n.port == target_port)
         others = [m for m in self.masters() if m.node_id not in (source.node_id, target.node_id)]
         for node in [target, source, *others]:
             self.admin(node.port).execute_command(
                 "CLUSTER", "SETSLOT", slot, "NODE", target.node_id
             )
-        return moved
 
     def reshard(self, source_port: int, target_port: int, slots: int) -> None:
         """Move ``slots`` slots from one master to another with ``redis-cli --cluster reshard``."""

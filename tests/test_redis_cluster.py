@@ -169,6 +169,42 @@ async def test_every_key_of_a_namespace_shares_its_slot(cluster: TestCluster) ->
     await backend.aclose()
 
 
+async def test_ask_redirections_are_followed() -> None:
+    """While a namespace's slot is migrating (every key already on the target, the slot not
+    yet handed over), every operation follows the ASK to the target, pipelined batches
+    included, and nothing is lost when the slot is handed over."""
+    with running_cluster(3, 0) as cluster:
+        backend = RedisBackend.from_url(cluster.url, max_size=None)
+        memory = MemoryPrimitive(backend=backend)
+        try:
+            # Several pooled connections per node: redis-py sends ASKING on one of them and
+            # the command on another, so its own ASK handling fails here.
+            await asyncio.gather(*(memory.scoped(f"warm{i}").add("k", i) for i in range(60)))
+            view = memory.scoped("moving")
+            await view.add_many({f"k{i}": f"old record {i}" for i in range(10)})
+            slot = namespace_slot(cluster, backend, view)
+            source = cluster.master_of_slot(slot).port
+            target = next(m.port for m in cluster.masters() if m.port != source)
+            cluster.begin_migration(slot, target)
+            assert cluster.move_keys(slot, target) > 10
+            assert await view.get("k3") == "old record 3"
+            await view.add("new", "new record")
+            await view.add_many({f"b{i}": f"batch record {i}" for i in range(2500)})
+            assert await view.delete("k0")
+            assert await view.size() == 2510
+            hits = await view.search("old", limit=20)
+            assert sorted(h.key for h in hits) == sorted(f"k{i}" for i in range(1, 10))
+            cluster.end_migration(slot, target)
+            assert cluster.master_of_slot(slot).port == target
+            assert await view.size() == 2510
+            assert await view.get("new") == "new record"
+            assert await view.get("b2499") == "batch record 2499"
+            on_source = cluster.admin(source).execute_command("CLUSTER", "COUNTKEYSINSLOT", slot)
+            assert on_source == 0
+        finally:
+            await backend.aclose()
+
+
 # -- faults -------------------------------------------------------------------------------------
 
 

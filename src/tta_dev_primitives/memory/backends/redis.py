@@ -29,16 +29,15 @@ import struct
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
-from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import (
     AuthenticationError,
     AuthorizationError,
     ClusterDownError,
+    ClusterError,
     NoPermissionError,
     NoScriptError,
     ReadOnlyError,
@@ -72,6 +71,7 @@ from ..search import (
 from . import redis_scripts as lua
 from .base import BackendInfo, CompactionPlan
 from .redis_clients import ClientPerLoop, ServerCheck
+from .redis_cluster import CLUSTER_SCHEMES, cluster_client, is_redirection, run_redirected
 
 __all__ = ["RedisBackend"]
 
@@ -87,11 +87,13 @@ _FAILURES = (RedisError, OSError, RedisClusterException)
 # Failures meaning "unavailable now, may answer later" (a fallback serves meanwhile); any other
 # reply is the server refusing this operation.
 _TRANSIENT = (
+    ClusterError,  # too many redirections (a slot migrating), CLUSTERDOWN
     RedisConnectionError,
     RedisTimeoutError,
     OSError,
     RedisClusterException,
     ClusterDownError,
+    ClusterError,
     ReadOnlyError,
     TryAgainError,
 )
@@ -321,8 +323,8 @@ class RedisBackend:
         }
 
         def make_client() -> RedisClient:
-            if url.startswith(_CLUSTER_SCHEMES):
-                return _cluster_client(url, options)
+            if url.startswith(CLUSTER_SCHEMES):
+                return cluster_client(url, options)
             return aioredis.from_url(url, **options)
 
         backend = cls(
@@ -474,6 +476,12 @@ class RedisBackend:
             async with asyncio.timeout(timeout):
                 await client.script_load(script.source)
                 return await client.execute_command(*cmd)
+        except ClusterError as exc:
+            if not isinstance(client, aioredis.RedisCluster) or not is_redirection(exc):
+                raise
+            # The namespace's slot is migrating and redis-py gave up on the ASK redirection.
+            async with asyncio.timeout(timeout):
+                return await run_redirected(client, cmd[3], cmd)
 
     async def _eval_many(
         self, script: lua.Script, base: bytes, calls: Sequence[tuple[Any, ...]]
@@ -505,6 +513,13 @@ class RedisBackend:
                 loaded = True
                 start += missing
                 continue
+            bounced = next((i for i, r in enumerate(replies) if is_redirection(r)), None)
+            if bounced is not None and isinstance(self._client, aioredis.RedisCluster):
+                # The slot is migrating: the calls from the first redirected one on (none of
+                # which ran) go one at a time, each following its own redirections.
+                replies = replies[:bounced]
+                for args in calls[start + bounced :]:
+                    replies.append(await self._eval(script, base, *args))
             for reply in replies:
                 if isinstance(reply, Exception):
                     raise reply
@@ -882,35 +897,6 @@ class RedisBackend:
         self._closed = True
         if self._close_client:
             await self._clients.aclose()
-
-
-_CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
-
-
-def _cluster_client(url: str, options: dict[str, Any]) -> aioredis.RedisCluster:
-    """A ``RedisCluster`` for a ``redis+cluster://`` URL naming one or more nodes."""
-    scheme, _, rest = url.partition("+cluster://")
-    cut = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
-    userinfo, at, hosts = rest[:cut].rpartition("@")
-    nodes = []
-    for host in hosts.split(","):
-        parts = urlsplit(f"//{host}")
-        try:
-            port = parts.port or 6379
-        except ValueError as exc:  # not a number, or out of range
-            raise ValueError(f"bad cluster node {host!r} in the URL: {exc}") from None
-        if not parts.hostname:
-            raise ValueError(f"bad cluster node {host!r} in the URL: no host")
-        nodes.append((parts.hostname, port))
-    first = hosts.split(",")[0]
-    try:
-        return aioredis.RedisCluster.from_url(
-            f"{scheme}://{userinfo}{at}{first}{rest[cut:]}",
-            startup_nodes=[ClusterNode(host, port) for host, port in nodes[1:]],
-            **options,
-        )
-    except RedisClusterException as exc:  # a database number, a unix socket
-        raise ValueError(str(exc)) from None
 
 
 def _index_timeout(timeout: float | None, terms: int) -> float | None:
