@@ -20,6 +20,7 @@ NOT_REEXPORTED = (
     # Plumbing for backend authors: tta_dev_primitives.memory.backends / .search / .index.
     "tta_dev_primitives.memory.backends.base",
     "tta_dev_primitives.memory.backends.redis_clients",
+    "tta_dev_primitives.memory.backends.redis_cluster",
     "tta_dev_primitives.memory.codec",
     "tta_dev_primitives.memory.index",
     "tta_dev_primitives.memory.records",
