@@ -481,7 +481,11 @@ class RedisBackend:
                 raise
             # The namespace's slot is migrating and redis-py gave up on the ASK redirection.
             async with asyncio.timeout(timeout):
-                return await run_redirected(client, cmd[3], cmd)
+                try:
+                    return await run_redirected(client, cmd[3], cmd)
+                except NoScriptError:  # the target master never ran this script
+                    await client.script_load(script.source)
+                    return await run_redirected(client, cmd[3], cmd)
 
     async def _eval_many(
         self, script: lua.Script, base: bytes, calls: Sequence[tuple[Any, ...]]
