@@ -262,3 +262,20 @@ def test_convex_fusion_discounts_accidental_keyword_hits() -> None:
     assert query is not None
     bound = search.keyword_bound(query, {"alpha": 1}, 10)
     assert bound == pytest.approx((search.idf(1, 10) + search.idf(0, 10)) * 2.2 + 1.0)
+
+
+def test_memory_estimate_follows_the_live_records() -> None:
+    """memory_bytes grows with records and vectors and falls back when they are removed."""
+    index = SearchIndex()
+    empty = index.memory_bytes()
+    index.upsert_many(
+        (f"k{i}", i, f"record {i} with words", None, None, [1.0, float(i), 0.5, 0.0])
+        for i in range(2000)
+    )
+    full = index.memory_bytes()
+    assert full > empty + 2000 * (4 * 4)
+    for i in range(2000):
+        index.remove(f"k{i}")
+    assert index.memory_bytes() < full
+    index.clear()
+    assert index.memory_bytes() == empty
