@@ -34,6 +34,8 @@ from .memory import (
     ExtractiveSummarizer,
     FallbackBackend,
     HashingEmbedder,
+    ImportConflictError,
+    ImportReport,
     InMemoryBackend,
     InMemoryStore,
     MemoryBackend,
@@ -47,6 +49,8 @@ from .memory import (
     SearchHit,
     SentenceTransformerEmbedder,
     create_memory_key,
+    read_jsonl,
+    write_jsonl,
 )
 
 __all__ = [
@@ -60,6 +64,8 @@ __all__ = [
     "RefusedOperation",
     "FallbackPrimitive",
     "HashingEmbedder",
+    "ImportConflictError",
+    "ImportReport",
     "MiniLMEmbedder",
     "InMemoryBackend",
     "InMemoryStore",
@@ -72,6 +78,8 @@ __all__ = [
     "SearchHit",
     "SentenceTransformerEmbedder",
     "create_memory_key",
+    "read_jsonl",
+    "write_jsonl",
     "InstrumentedPrimitive",
     "LambdaPrimitive",
     "ParallelPrimitive",

@@ -32,6 +32,7 @@ from .keys import create_memory_key
 from .primitive import MemoryOperation, MemoryPrimitive
 from .records import MemoryRecord, SearchHit
 from .store import InMemoryStore
+from .transfer import ImportConflictError, ImportReport, read_jsonl, write_jsonl
 
 __all__ = [
     "BackendInfo",
@@ -43,6 +44,8 @@ __all__ = [
     "FallbackBackend",
     "RefusedOperation",
     "HashingEmbedder",
+    "ImportConflictError",
+    "ImportReport",
     "MiniLMEmbedder",
     "InMemoryBackend",
     "InMemoryStore",
@@ -55,4 +58,6 @@ __all__ = [
     "SearchHit",
     "SentenceTransformerEmbedder",
     "create_memory_key",
+    "read_jsonl",
+    "write_jsonl",
 ]

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from typing import Any, Literal, NamedTuple, TypeAlias, cast
 
 from opentelemetry import metrics, trace
@@ -13,7 +21,7 @@ from ..core.base import WorkflowPrimitive
 from ..core.composition import LambdaPrimitive
 from ..core.context import WorkflowContext
 from ..core.instrumented import InstrumentedPrimitive
-from . import codec
+from . import codec, transfer
 from .backends.base import MemoryBackend, SyncMemoryBackend
 from .backends.fallback import FallbackBackend
 from .backends.in_memory import InMemoryBackend
@@ -573,6 +581,47 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         """Wait until the background compactions of ``auto_compact`` have finished."""
         if self._shared.compactor is not None:
             await self._shared.compactor.wait()
+
+    def export(self, *, filter: Mapping[str, Any] | None = None) -> AsyncIterator[dict[str, Any]]:
+        """Stream the records of this namespace and the namespaces below it.
+
+        Each item is one record object of the JSON Lines format of
+        :mod:`tta_dev_primitives.memory.transfer` (namespace parts relative to this one, key,
+        value, metadata, times, absolute expiry); write them with
+        :func:`~tta_dev_primitives.memory.transfer.write_jsonl`. Pages through the backend, so
+        any number of records costs the memory of one page; expired records are left out.
+
+        Args:
+            filter: Export only records whose metadata matches it.
+        """
+        return transfer.export_records(self, filter=filter)
+
+    async def import_(
+        self,
+        records: AsyncIterable[Mapping[str, Any]] | Iterable[Mapping[str, Any]],
+        *,
+        on_conflict: transfer.OnConflict = "replace",
+    ) -> transfer.ImportReport:
+        """Write exported records (e.g. ``read_jsonl(file)`` or another memory's ``export()``).
+
+        Records land in this namespace plus each record's relative ``namespace``, in batched
+        writes, keeping their metadata and absolute expiry; already expired ones are skipped.
+        An exported vector is reused when this memory's embedder has its name and dimensions;
+        otherwise the value is embedded again (and without an embedder no vector is kept).
+
+        Args:
+            records: Record objects, sync or async; consumed lazily.
+            on_conflict: An existing key is ``"replace"``d (default), ``"skip"``ped, or an
+                ``"error"`` (:class:`~tta_dev_primitives.memory.transfer.ImportConflictError`
+                after importing every record before it).
+
+        Returns:
+            The :class:`~tta_dev_primitives.memory.transfer.ImportReport`.
+
+        Raises:
+            ValueError: A malformed record (named by its position), or a bad ``on_conflict``.
+        """
+        return await transfer.import_records(self, records, on_conflict=on_conflict)
 
     async def aclose(self) -> None:
         """Close the primitive, and its backend if it built it; scoped views close nothing.

@@ -1,0 +1,520 @@
+"""Export and import: a namespace's records as JSON Lines, streamed both ways.
+
+The format (``tta-memory`` version 1) is one JSON object per line, UTF-8:
+
+* the first line is the header,
+  ``{"format": "tta-memory", "version": 1, "exported_at": 1764620000.0, "namespace": ["app"]}``
+  (``namespace`` is where the records came from, for information only);
+* every other line is one record::
+
+    {"namespace": [], "key": "k", "value": {...}, "metadata": {...},
+     "created_at": 1764610000.0, "updated_at": 1764610000.0, "expires_at": null}
+
+  ``namespace`` holds the parts *below* the exported namespace (``[]`` for the namespace
+  itself, ``["s1"]`` for ``scoped("s1")``), so a file exported from one namespace imports into
+  any other. Times are epoch seconds; ``expires_at`` is absolute (``null``: never expires), so
+  a record keeps its expiry however long the file waits. ``created_at``/``updated_at`` may be
+  ``null`` when the source could not say. A record may carry
+  ``"vector": {"embedder": "name", "dimensions": 384, "values": [...]}``: an import reuses it
+  only when the importing memory's embedder has that name and dimensions, and re-embeds the
+  value otherwise.
+
+Readers refuse a file without the header, of another format, or of a newer version, and name
+the line of any malformed record. Nothing here holds more than one batch in memory.
+
+Usage::
+
+    with open("backup.jsonl", "w", encoding="utf-8") as out:
+        await write_jsonl(memory.export(), out, namespace=memory.namespace)
+    with open("backup.jsonl", encoding="utf-8") as src:
+        report = await other.import_(read_jsonl(src))
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from . import codec
+from .records import Entry, Namespace
+
+if TYPE_CHECKING:
+    from .primitive import MemoryPrimitive
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "ImportConflictError",
+    "ImportReport",
+    "OnConflict",
+    "read_jsonl",
+    "write_jsonl",
+]
+
+FORMAT_NAME = "tta-memory"
+FORMAT_VERSION = 1
+OnConflict = Literal["replace", "skip", "error"]
+BATCH_SIZE = 500  # records per backend write (and per page read on export)
+
+_RECORD_FIELDS = frozenset(
+    {"namespace", "key", "value", "metadata", "created_at", "updated_at", "expires_at", "vector"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportReport:
+    """What :meth:`~tta_dev_primitives.memory.MemoryPrimitive.import_` did.
+
+    Attributes:
+        imported: Records written.
+        skipped_existing: Records not written because the key existed (``on_conflict="skip"``).
+        skipped_expired: Records not written because their ``expires_at`` had passed.
+        vectors_reused: Imported records whose exported vector was kept (same embedder).
+        reembedded: Imported records embedded again (no vector, or another embedder's).
+        namespaces: Distinct namespaces written to.
+    """
+
+    imported: int = 0
+    skipped_existing: int = 0
+    skipped_expired: int = 0
+    vectors_reused: int = 0
+    reembedded: int = 0
+    namespaces: int = 0
+
+
+class ImportConflictError(ValueError):
+    """``on_conflict="error"`` met a key that already holds a live record.
+
+    Every record before it was imported (``report`` says how many); nothing after it was.
+
+    Attributes:
+        key: The conflicting key.
+        namespace: Its namespace (relative to the importing memory's, as in the file).
+        report: What was imported before the conflict.
+    """
+
+    def __init__(self, key: str, namespace: Namespace, report: ImportReport) -> None:
+        where = "/".join(namespace)
+        super().__init__(
+            f"record {key!r}{' in ' + where if where else ''} already exists "
+            f"(on_conflict='error'); {report.imported} records were imported before it"
+        )
+        self.key = key
+        self.namespace = namespace
+        self.report = report
+
+
+# -- the file format --------------------------------------------------------------------------
+
+
+def header(namespace: Namespace = (), *, exported_at: float | None = None) -> dict[str, Any]:
+    """The header object of a version-1 file exported from ``namespace``."""
+    return {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "exported_at": time.time() if exported_at is None else exported_at,
+        "namespace": list(namespace),
+    }
+
+
+def check_header(obj: object, where: str = "line 1") -> dict[str, Any]:
+    """Validate a header object; return it.
+
+    Raises:
+        ValueError: Not a header of this format, or of a version this library cannot read.
+    """
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT_NAME:
+        raise ValueError(
+            f"{where}: not a {FORMAT_NAME} export (the first line must be the header "
+            f'{{"format": "{FORMAT_NAME}", "version": {FORMAT_VERSION}, ...}})'
+        )
+    version = obj.get("version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(f"{where}: header version must be a positive int, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise ValueError(
+            f"{where}: format version {version} is newer than this library reads "
+            f"({FORMAT_VERSION}); upgrade tta-dev-primitives"
+        )
+    return obj
+
+
+def _time(obj: Mapping[str, Any], name: str, where: str) -> float | None:
+    value = obj.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{where}: {name} must be epoch seconds (a number) or null")
+    return float(value)
+
+
+def check_record(obj: object, where: str) -> dict[str, Any]:
+    """Validate one record object (as read from a file or given to ``import_``); return it
+    with every field present (``metadata`` ``{}``, times ``None`` when absent).
+
+    Raises:
+        ValueError: A missing or malformed field, named with ``where`` (e.g. ``line 12``).
+    """
+    if not isinstance(obj, Mapping):
+        raise ValueError(f"{where}: a record must be a JSON object, got {type(obj).__name__}")
+    unknown = set(obj) - _RECORD_FIELDS
+    if unknown:
+        raise ValueError(f"{where}: unknown record field(s) {', '.join(sorted(unknown))}")
+    if "key" not in obj or "value" not in obj:
+        raise ValueError(f"{where}: a record needs 'key' and 'value'")
+    try:
+        key = codec.validate_key(obj["key"], "key")
+        namespace = obj.get("namespace", [])
+        if not isinstance(namespace, list | tuple) or not all(
+            isinstance(p, str) and p for p in namespace
+        ):
+            raise ValueError("namespace must be a list of non-empty strings")
+        metadata = obj.get("metadata")
+        metadata = {} if metadata is None else codec.validate_metadata(metadata)
+        codec.check_json(obj["value"])
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    vector = obj.get("vector")
+    if vector is not None:
+        vector = _check_vector(vector, where)
+    return {
+        "namespace": list(namespace),
+        "key": key,
+        "value": obj["value"],
+        "metadata": metadata,
+        "created_at": _time(obj, "created_at", where),
+        "updated_at": _time(obj, "updated_at", where),
+        "expires_at": _time(obj, "expires_at", where),
+        "vector": vector,
+    }
+
+
+def _check_vector(vector: object, where: str) -> dict[str, Any]:
+    if not isinstance(vector, Mapping):
+        raise ValueError(f"{where}: vector must be an object with embedder, dimensions, values")
+    name, dims, values = vector.get("embedder"), vector.get("dimensions"), vector.get("values")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{where}: vector.embedder must be a non-empty string")
+    if isinstance(dims, bool) or not isinstance(dims, int) or dims < 1:
+        raise ValueError(f"{where}: vector.dimensions must be a positive int")
+    if (
+        not isinstance(values, list)
+        or len(values) != dims
+        or not all(
+            isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+            for x in values
+        )
+    ):
+        raise ValueError(f"{where}: vector.values must be {dims} finite numbers")
+    return {"embedder": name, "dimensions": dims, "values": values}
+
+
+def read_jsonl(stream: IO[str] | Iterable[str]) -> Iterator[dict[str, Any]]:
+    """The records of a JSON Lines export, one at a time (header checked first).
+
+    Blank lines are ignored. The stream is read lazily: a file of any size needs the memory
+    of one line.
+
+    Raises:
+        ValueError: No header, another format or a newer version, or a malformed line
+            (the message names the line number).
+    """
+    seen_header = False
+    for number, line in enumerate(stream, 1):
+        if not line.strip():
+            continue
+        where = f"line {number}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{where}: not JSON ({exc.msg})") from None
+        if not seen_header:
+            check_header(obj, where)
+            seen_header = True
+            continue
+        yield check_record(obj, where)
+    if not seen_header:
+        raise ValueError(f"empty input: a {FORMAT_NAME} export starts with its header line")
+
+
+def dumps_line(obj: Mapping[str, Any]) -> str:
+    """One JSON Lines line (compact, non-ASCII kept as is, newline-terminated)."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n"
+
+
+async def write_jsonl(
+    records: AsyncIterable[Mapping[str, Any]] | Iterable[Mapping[str, Any]],
+    stream: IO[str],
+    *,
+    namespace: Namespace = (),
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Write the header and then ``records`` (e.g. ``memory.export()``) to ``stream``.
+
+    Args:
+        records: Record objects, sync or async.
+        stream: A text stream opened for writing (UTF-8).
+        namespace: The exported namespace, written in the header.
+        progress: Called with the running count after each record.
+
+    Returns:
+        The number of records written.
+    """
+    stream.write(dumps_line(header(namespace)))
+    count = 0
+    if isinstance(records, AsyncIterable):
+        async for record in records:
+            stream.write(dumps_line(record))
+            count += 1
+            if progress is not None:
+                progress(count)
+    else:
+        for record in records:
+            stream.write(dumps_line(record))
+            count += 1
+            if progress is not None:
+                progress(count)
+    return count
+
+
+# -- export -----------------------------------------------------------------------------------
+
+
+def record_object(
+    namespace: Namespace,
+    key: str,
+    value: Any,
+    metadata: Mapping[str, Any] | None,
+    created_at: float | None = None,
+    updated_at: float | None = None,
+    expires_at: float | None = None,
+) -> dict[str, Any]:
+    """One record object of the format (``namespace`` relative to the exported one)."""
+    return {
+        "namespace": list(namespace),
+        "key": key,
+        "value": value,
+        "metadata": dict(metadata) if metadata else {},
+        "created_at": created_at,
+        "updated_at": updated_at,
+        "expires_at": expires_at,
+    }
+
+
+async def export_records(
+    memory: MemoryPrimitive, *, filter: Mapping[str, Any] | None = None
+) -> AsyncIterator[dict[str, Any]]:
+    """The records of ``memory``'s namespace and of the namespaces below it, as format objects.
+
+    Pages through each namespace with ``memory.list`` (oldest first), so it holds one page
+    at a time whatever the namespace's size; expired records are never listed.
+    """
+    if filter is not None:
+        if not isinstance(filter, Mapping):
+            raise TypeError(f"filter must be a mapping or None, got {type(filter).__name__}")
+        if not filter:
+            filter = None
+    for sub in await _sub_namespaces(memory):
+        view = memory.scoped(*sub) if sub else memory
+        async for item in _export_namespace(view, sub, filter):
+            yield item
+
+
+async def _sub_namespaces(memory: MemoryPrimitive) -> list[Namespace]:
+    """``()`` and every namespace below ``memory``'s that holds live records (relative)."""
+    lister = getattr(memory, "namespaces", None)
+    found: list[Namespace] = [()]
+    if lister is None:
+        return found
+    own = memory.namespace
+    for ns in await lister():
+        rel = tuple(ns[len(own) :]) if tuple(ns[: len(own)]) == own else tuple(ns)
+        if rel and rel not in found:
+            found.append(rel)
+    return found
+
+
+async def _export_namespace(
+    view: MemoryPrimitive, sub: Namespace, filter: Mapping[str, Any] | None
+) -> AsyncIterator[dict[str, Any]]:
+    lister = getattr(view, "list", None)
+    if lister is not None:
+        cursor: str | None = None
+        while True:
+            page = await lister(filter=filter, limit=BATCH_SIZE, cursor=cursor, order="oldest")
+            for r in page.records:
+                yield record_object(
+                    sub, r.key, r.value, r.metadata, r.created_at, r.updated_at, r.expires_at
+                )
+            cursor = page.next_cursor
+            if cursor is None:
+                return
+    # Without the records API: keys, then values and metadata in batches (no timestamps).
+    keys = await view.keys()
+    backend = view.backend
+    for start in range(0, len(keys), BATCH_SIZE):
+        chunk = keys[start : start + BATCH_SIZE]
+        for key, rec in zip(chunk, await backend.get_many(view.namespace, chunk), strict=True):
+            if rec is None:
+                continue
+            if filter is not None and not _matches(rec.metadata, filter):
+                continue
+            yield record_object(sub, key, codec.decode(rec.payload), rec.metadata)
+
+
+def _matches(metadata: Mapping[str, Any] | None, filter: Mapping[str, Any]) -> bool:
+    meta = metadata or {}
+    return all(k in meta and meta[k] == v for k, v in filter.items())
+
+
+# -- import -----------------------------------------------------------------------------------
+
+
+async def _aiter(
+    records: AsyncIterable[Mapping[str, Any]] | Iterable[Mapping[str, Any]],
+) -> AsyncIterator[Mapping[str, Any]]:
+    if isinstance(records, AsyncIterable):
+        async for r in records:
+            yield r
+    else:
+        for r in records:
+            yield r
+
+
+@dataclass(slots=True)
+class _Counts:
+    imported: int = 0
+    skipped_existing: int = 0
+    skipped_expired: int = 0
+    vectors_reused: int = 0
+    reembedded: int = 0
+
+    def report(self, namespaces: set[Namespace]) -> ImportReport:
+        return ImportReport(
+            self.imported,
+            self.skipped_existing,
+            self.skipped_expired,
+            self.vectors_reused,
+            self.reembedded,
+            len(namespaces),
+        )
+
+
+async def import_records(
+    memory: MemoryPrimitive,
+    records: AsyncIterable[Mapping[str, Any]] | Iterable[Mapping[str, Any]],
+    *,
+    on_conflict: OnConflict = "replace",
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """Write ``records`` (format objects) into ``memory``'s namespace tree, in batches.
+
+    See :meth:`~tta_dev_primitives.memory.MemoryPrimitive.import_`.
+    """
+    if on_conflict not in ("replace", "skip", "error"):
+        raise ValueError(f"on_conflict must be 'replace', 'skip' or 'error', got {on_conflict!r}")
+    counts = _Counts()
+    written: set[Namespace] = set()
+    batch: list[dict[str, Any]] = []
+    batch_ns: Namespace | None = None
+    seen = 0
+    async for raw in _aiter(records):
+        record = check_record(raw, f"records[{seen}]")
+        seen += 1
+        ns = tuple(record["namespace"])
+        if batch and (ns != batch_ns or len(batch) >= BATCH_SIZE):
+            await _write_batch(memory, batch_ns or (), batch, on_conflict, counts, written)
+            batch = []
+            if progress is not None:
+                progress(seen - 1)
+        batch_ns = ns
+        batch.append(record)
+    if batch:
+        await _write_batch(memory, batch_ns or (), batch, on_conflict, counts, written)
+    if progress is not None:
+        progress(seen)
+    return counts.report(written)
+
+
+async def _write_batch(
+    memory: MemoryPrimitive,
+    sub: Namespace,
+    batch: list[dict[str, Any]],
+    on_conflict: OnConflict,
+    counts: _Counts,
+    written: set[Namespace],
+) -> None:
+    now = time.time()
+    live = []
+    for r in batch:
+        if r["expires_at"] is not None and r["expires_at"] <= now:
+            counts.skipped_expired += 1
+        else:
+            live.append(r)
+    if not live:
+        return
+    namespace = memory.namespace + sub
+    backend = memory.backend
+    conflict: dict[str, Any] | None = None
+    if on_conflict != "replace":
+        existing = await backend.get_many(namespace, [r["key"] for r in live])
+        if on_conflict == "skip":
+            kept = [r for r, e in zip(live, existing, strict=True) if e is None]
+            counts.skipped_existing += len(live) - len(kept)
+            live = kept
+        else:
+            for i, e in enumerate(existing):
+                if e is not None:
+                    conflict = live[i]
+                    live = live[:i]
+                    break
+    if live:
+        entries = await _entries(memory, live, now, counts)
+        await backend.put_many(namespace, entries)
+        counts.imported += len(entries)
+        written.add(sub)
+    if conflict is not None:
+        raise ImportConflictError(conflict["key"], sub, counts.report(written))
+
+
+async def _entries(
+    memory: MemoryPrimitive, records: list[dict[str, Any]], now: float, counts: _Counts
+) -> list[Entry]:
+    """Validated entries of checked records: ttl from each absolute ``expires_at``; the
+    exported vector when ``memory``'s embedder made it, a fresh embedding otherwise."""
+    entries = []
+    for r in records:
+        payload, snap = codec.encode_snapshot(r["value"], memory._max_value_bytes)
+        expires = r["expires_at"]
+        # A record about to expire keeps a millisecond, the finest TTL every backend keeps.
+        ttl = None if expires is None else max(expires - now, 0.001)
+        entries.append(Entry(r["key"], payload, r["metadata"] or None, ttl, snapshot=snap))
+    if memory._embedder is None:
+        return entries
+    vectors: list[Any] = [None] * len(records)
+    todo = []
+    for i, r in enumerate(records):
+        vec = r["vector"]
+        if vec is not None and memory._space(vec["values"]) == (
+            vec["embedder"],
+            vec["dimensions"],
+        ):
+            vectors[i] = np.asarray(vec["values"], dtype=np.float64)
+        else:
+            todo.append(i)
+    if todo:
+        fresh = await memory._embed([records[i]["value"] for i in todo])
+        for i, v in zip(todo, fresh, strict=True):
+            vectors[i] = v
+    counts.reembedded += len(todo)
+    counts.vectors_reused += len(records) - len(todo)
+    return [
+        Entry(e.key, e.payload, e.metadata, e.ttl, v, snapshot=e.snapshot, space=memory._space(v))
+        for e, v in zip(entries, vectors, strict=True)
+    ]
