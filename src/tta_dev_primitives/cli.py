@@ -373,7 +373,7 @@ async def cmd_rm(memory: MemoryPrimitive, args: argparse.Namespace, out: IO[str]
             deleted = sum([await memory.delete(k) for k in keys])
     if args.json:
         out.write(json.dumps({"deleted": deleted}) + "\n")
-    else:
+    elif deleted:
         out.write(f"deleted {deleted} record{'s' if deleted != 1 else ''}\n")
     if deleted == 0:
         what = repr(args.key) if args.key is not None else "matching " + json.dumps(args.where)
@@ -433,9 +433,9 @@ async def cmd_import(memory: MemoryPrimitive, args: argparse.Namespace, out: IO[
 async def cmd_namespaces(memory: MemoryPrimitive, args: argparse.Namespace, out: IO[str]) -> int:
     lister = getattr(memory, "namespaces", None)
     if lister is None:
-        found = [memory.namespace] if await memory.size() else []
-    else:
-        found = [memory.namespace] if await memory.size() else []
+        raise UsageError("this version of tta-dev-primitives cannot list namespaces")
+    found = [memory.namespace] if await memory.size() else []
+    if True:
         own = memory.namespace
         for ns in await lister():
             full = tuple(ns) if tuple(ns[: len(own)]) == own else own + tuple(ns)
