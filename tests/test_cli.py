@@ -230,6 +230,9 @@ def test_import_refuses_a_bad_file(server: RedisServer, tmp_path: Path) -> None:
     assert missing.stderr.count("\n") == 1
 
 
+@pytest.mark.skipif(
+    not hasattr(MemoryPrimitive, "namespaces"), reason="needs MemoryPrimitive.namespaces()"
+)
 def test_namespaces(server: RedisServer) -> None:
     """namespaces lists the namespaces holding records."""
     done = tta("--namespace", "app/users", "--json", "namespaces", url=server.url)

@@ -269,3 +269,15 @@ async def test_round_trip_property(items: dict[str, tuple[Any, dict[str, Any]]])
     assert report.imported == len(items)
     assert await _records(target) == await _records(source)
     assert {k: (await target.get(k)) for k in items} == {k: v for k, (v, _) in items.items()}
+
+
+def test_cli_doc_snippet_runs() -> None:
+    """The Python snippet of docs/cli.md runs as written."""
+    from pathlib import Path
+
+    from .subproc import run_python
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text(encoding="utf-8")
+    snippet = doc.split("```python\n", 1)[1].split("```", 1)[0]
+    out = run_python("-c", snippet)
+    assert out.strip().endswith("I write Python at work"), out

@@ -236,30 +236,24 @@ async def _page(
             for r in page.records
         ]
         return rows, page.next_cursor
-    # Without the records API: offsets into the key list (recency order), filtered here.
+    # Without the records API: offsets into the namespace's records by write order.
     try:
         start = int(cursor) if cursor else 0
     except ValueError:
         raise UsageError(f"--cursor {cursor!r} is not a cursor this store printed") from None
-    keys = await memory.keys()
+    records = await transfer.scan_records(memory)
     if order == "newest":
-        keys.reverse()
+        records.reverse()
     found: list[dict[str, Any]] = []
     pos = start
-    while pos < len(keys) and len(found) < limit:
-        chunk = keys[pos : pos + limit]
-        raws = await memory.backend.get_many(memory.namespace, chunk)
-        for key, raw in zip(chunk, raws, strict=True):
-            if len(found) == limit:
-                break
-            pos += 1
-            if raw is None:
-                continue
-            meta = raw.metadata or {}
-            if filter and not all(k in meta and meta[k] == v for k, v in filter.items()):
-                continue
-            found.append(transfer.record_object((), key, decode(raw.payload), meta))
-    return found, (str(pos) if pos < len(keys) else None)
+    while pos < len(records) and len(found) < limit:
+        raw = records[pos]
+        pos += 1
+        meta = raw.metadata or {}
+        if filter and not all(k in meta and meta[k] == v for k, v in filter.items()):
+            continue
+        found.append(transfer.record_object((), raw.key, decode(raw.payload), meta))
+    return found, (str(pos) if pos < len(records) else None)
 
 
 # -- commands -----------------------------------------------------------------------------------

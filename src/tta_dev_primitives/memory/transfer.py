@@ -42,7 +42,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from . import codec
-from .records import Entry, Namespace
+from .records import Entry, Namespace, Record
 
 if TYPE_CHECKING:
     from .primitive import MemoryPrimitive
@@ -355,17 +355,26 @@ async def _export_namespace(
             cursor = page.next_cursor
             if cursor is None:
                 return
-    # Without the records API: keys, then values and metadata in batches (no timestamps).
-    keys = await view.keys()
-    backend = view.backend
+    # Without the records API: the namespace's records in one read (no timestamps).
+    for rec in await scan_records(view):
+        if filter is not None and not _matches(rec.metadata, filter):
+            continue
+        yield record_object(sub, rec.key, codec.decode(rec.payload), rec.metadata)
+
+
+async def scan_records(memory: MemoryPrimitive) -> list[Record]:
+    """Every live record of ``memory``'s namespace, oldest write first, recency untouched
+    where the backend can scan (otherwise read through ``get_many``, in recency order)."""
+    backend = memory.backend
+    scan = getattr(backend, "scan", None)
+    if scan is not None:
+        return list(await scan(memory.namespace))
+    keys = await backend.keys(memory.namespace)
+    out: list[Record] = []
     for start in range(0, len(keys), BATCH_SIZE):
         chunk = keys[start : start + BATCH_SIZE]
-        for key, rec in zip(chunk, await backend.get_many(view.namespace, chunk), strict=True):
-            if rec is None:
-                continue
-            if filter is not None and not _matches(rec.metadata, filter):
-                continue
-            yield record_object(sub, key, codec.decode(rec.payload), rec.metadata)
+        out.extend(r for r in await backend.get_many(memory.namespace, chunk) if r is not None)
+    return out
 
 
 def _matches(metadata: Mapping[str, Any] | None, filter: Mapping[str, Any]) -> bool:
