@@ -42,6 +42,7 @@ test: lint typecheck pytest
 
 # Side-by-side benchmark with the peers (docs/benchmarks.md); not part of `make test`.
 # Extra arguments: make bench BENCH_ARGS='--sizes 1000,10000 --systems dict,ours-'
+# Redis Cluster scaling (1, 2, 3 masters) only: make bench BENCH_ARGS='--cluster'
 bench: $(VENV)/.installed-bench
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 

@@ -47,6 +47,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="run only the search-engine targets and replace their section of the report",
     )
     parser.add_argument("--engine-json", default="benchmarks/results/engine.json")
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="only the Redis Cluster scaling run (1, 2, 3 masters; benchmarks/cluster.py), "
+        "printed, not written to the report",
+    )
     return parser.parse_args(argv)
 
 
@@ -82,6 +88,12 @@ def _command(argv: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    if args.cluster:
+        from .cluster import ClusterConfig, run_cluster_bench
+
+        quick = ClusterConfig(rounds=1, seconds=0.5, namespaces=4)
+        print(run_cluster_bench(quick if args.quick else ClusterConfig()))
+        return 0
     if args.list:
         for spec in all_systems():
             reason = spec.unavailable()

@@ -131,6 +131,22 @@ def test_docs_example_runs(cluster: TestCluster) -> None:
     ]
 
 
+async def test_cluster_benchmark_driver_runs(cluster: TestCluster) -> None:
+    """The cluster benchmark's client loop does its adds and gets on a real cluster."""
+    from benchmarks.cluster import _drive
+
+    ops, elapsed = await _drive(cluster.url, ["bench-smoke-a", "bench-smoke-b"], 0.2)
+    assert ops > 0
+    assert elapsed >= 0.2
+    backend = RedisBackend.from_url(cluster.url)
+    try:
+        assert len(await backend.keys(("default", "bench-smoke-a"))) > 0
+        for name in ("bench-smoke-a", "bench-smoke-b"):
+            await backend.clear(("default", name))
+    finally:
+        await backend.aclose()
+
+
 # -- key layout ---------------------------------------------------------------------------------
 
 
