@@ -247,7 +247,7 @@ def test_progress_bar_only_on_a_terminal(server: RedisServer, tmp_path: Path) ->
         async with MemoryPrimitive(
             redis_url=server.url, namespace="big", fallback=False, max_size=None
         ) as memory:
-            await memory.add_many({f"k{i}": i for i in range(1500)})
+            await memory.add_many({f"k{i}": {"text": f"record {i} " * 4} for i in range(1500)})
 
     asyncio.run(fill())
     path = tmp_path / "big.jsonl"
@@ -255,13 +255,21 @@ def test_progress_bar_only_on_a_terminal(server: RedisServer, tmp_path: Path) ->
     assert piped.returncode == 0
     assert piped.stderr == ""
 
+    drawn = on_terminal(server, "--namespace", "big", "export", str(path))
+    assert b"exporting [" in drawn
+    assert b"1500/1500 records" in drawn
+    assert len(path.read_text(encoding="utf-8").splitlines()) == 1501
+    imported = on_terminal(server, "--namespace", "big2", "import", str(path))
+    assert b"importing [" in imported
+    assert b"100%" in imported
+
+
+def on_terminal(server: RedisServer, *args: str) -> bytes:
+    """Run the script with stderr on a pseudo-terminal; return what it drew there."""
     leader, follower = pty.openpty()
     environ = {**os.environ, "TTA_MEMORY_URL": server.url}
     proc = subprocess.Popen(
-        [str(SCRIPT), "--namespace", "big", "export", str(path)],
-        stdout=subprocess.DEVNULL,
-        stderr=follower,
-        env=environ,
+        [str(SCRIPT), *args], stdout=subprocess.DEVNULL, stderr=follower, env=environ
     )
     os.close(follower)
     drawn = b""
@@ -275,6 +283,4 @@ def test_progress_bar_only_on_a_terminal(server: RedisServer, tmp_path: Path) ->
         drawn += chunk
     assert proc.wait(timeout=60) == 0
     os.close(leader)
-    assert b"exporting [" in drawn
-    assert b"1500/1500 records" in drawn
-    assert len(path.read_text(encoding="utf-8").splitlines()) == 1501
+    return drawn

@@ -40,7 +40,7 @@ __all__ = ["main"]
 
 ENV_URL = "TTA_MEMORY_URL"
 EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE, EXIT_BACKEND = 0, 1, 2, 3
-PROGRESS_MIN = 1000  # records (or bytes / 100 on import) before a progress bar is worth it
+PROGRESS_MIN = 1000  # records exported (KiB imported) before a progress bar is worth it
 _PROG = "tta-memory"
 
 
@@ -177,10 +177,17 @@ def table(rows: Sequence[Sequence[str]], headers: Sequence[str], out: IO[str]) -
 class Progress:
     """A one-line progress bar on a terminal's stderr (nothing elsewhere, nothing when small)."""
 
-    def __init__(self, label: str, total: int, stream: IO[str], unit: str = "records") -> None:
+    def __init__(
+        self,
+        label: str,
+        total: int,
+        stream: IO[str],
+        unit: str = "records",
+        minimum: int = PROGRESS_MIN,
+    ) -> None:
         self.label, self.total, self.stream, self.unit = label, total, stream, unit
         isatty = getattr(stream, "isatty", None)
-        self.active = bool(isatty and isatty()) and total >= PROGRESS_MIN
+        self.active = bool(isatty and isatty()) and total >= minimum
         self._last = 0.0
 
     def __call__(self, done: int) -> None:
@@ -396,10 +403,10 @@ async def cmd_import(memory: MemoryPrimitive, args: argparse.Namespace, out: IO[
         if args.file != "-":
             with contextlib.suppress(OSError):
                 total = os.fstat(stream.fileno()).st_size
-        progress = Progress("importing", total // 100, sys.stderr, unit="")
+        progress = Progress("importing", total // 1024, sys.stderr, unit="KiB", minimum=64)
         read = _counting(stream)
         lines = transfer.read_jsonl(read)
-        bar = (lambda _n: progress(read.bytes // 100)) if progress.active else None
+        bar = (lambda _n: progress(read.bytes // 1024)) if progress.active else None
         try:
             report = await transfer.import_records(
                 memory, lines, on_conflict=args.on_conflict, progress=bar
@@ -429,12 +436,10 @@ async def cmd_namespaces(memory: MemoryPrimitive, args: argparse.Namespace, out:
     if lister is None:
         raise UsageError("this version of tta-dev-primitives cannot list namespaces")
     found = [memory.namespace] if await memory.size() else []
-    if True:
-        own = memory.namespace
-        for ns in await lister():
-            full = tuple(ns) if tuple(ns[: len(own)]) == own else own + tuple(ns)
-            if full not in found:
-                found.append(full)
+    for ns in await lister():  # relative to --namespace
+        full = memory.namespace + tuple(ns)
+        if full not in found:
+            found.append(full)
     if args.json:
         out.write(json.dumps([list(ns) for ns in found], ensure_ascii=False) + "\n")
     else:

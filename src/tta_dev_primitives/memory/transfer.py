@@ -332,9 +332,8 @@ async def _sub_namespaces(memory: MemoryPrimitive) -> list[Namespace]:
     found: list[Namespace] = [()]
     if lister is None:
         return found
-    own = memory.namespace
-    for ns in await lister():
-        rel = tuple(ns[len(own) :]) if tuple(ns[: len(own)]) == own else tuple(ns)
+    for ns in await lister():  # relative to memory's namespace, sorted
+        rel = tuple(ns)
         if rel and rel not in found:
             found.append(rel)
     return found
