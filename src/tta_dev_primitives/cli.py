@@ -118,6 +118,12 @@ def build_parser() -> _Parser:
         help="namespace parts separated by '/' (default: default)",
     )
     parser.add_argument("--prefix", default="tta", help="key prefix the store uses (default tta)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        help="seconds one server reply may take (default 30: whole-namespace reads are slow)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -504,7 +510,9 @@ async def run(args: argparse.Namespace, out: IO[str]) -> int:
             "(an in-process memory lives only inside the program that created it)"
         )
     try:
-        backend = RedisBackend.from_url(url, prefix=args.prefix, max_size=None, retries=1)
+        backend = RedisBackend.from_url(
+            url, prefix=args.prefix, max_size=None, retries=1, socket_timeout=args.timeout
+        )
     except (TypeError, ValueError) as exc:
         raise UsageError(f"--url is not a Redis URL: {exc}") from None
     memory = MemoryPrimitive(backend=backend, namespace=args.namespace)
