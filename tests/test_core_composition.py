@@ -169,3 +169,16 @@ def test_primitive_is_abstract() -> None:
     """WorkflowPrimitive cannot be instantiated without execute."""
     with pytest.raises(TypeError):
         WorkflowPrimitive()  # type: ignore[abstract]
+
+
+def test_unnamed_composites_are_named_after_their_parts() -> None:
+    """a >> b >> c is "a>>b>>c", a | b is "a|b", a nested one in parentheses; names win."""
+    a, b, c = (LambdaPrimitive(lambda x, ctx: x, name=n) for n in "abc")
+    assert (a >> b >> c).name == "a>>b>>c"
+    assert (a | b).name == "a|b"
+    assert (a >> (b | c)).name == "a>>(b|c)"
+    assert SequentialPrimitive([a, b], name="mine").name == "mine"
+    assert (SequentialPrimitive([a, b], name="mine") >> c).name == "mine>>c"
+    long = SequentialPrimitive([LambdaPrimitive(lambda x, ctx: x, name="s" * 60)] * 5)
+    assert len(long.name) == 200
+    assert long.name.endswith("…")

@@ -6,7 +6,13 @@ import math
 
 import pytest
 
-from tta_dev_primitives import InMemoryStore, MemoryBackendError, MemoryPrimitive, create_memory_key
+from tta_dev_primitives import (
+    InMemoryStore,
+    MemoryBackendError,
+    MemoryPrimitive,
+    WorkflowContext,
+    create_memory_key,
+)
 from tta_dev_primitives.memory import search
 from tta_dev_primitives.memory.records import Entry
 
@@ -180,3 +186,23 @@ async def test_primitive_async_context_manager_closes_owned_backend() -> None:
         assert await view.get("k") == 1
     with pytest.raises(MemoryBackendError, match="closed"):
         await memory.size()
+
+
+async def test_steps_take_metadata_and_filter_as_constants_or_callables() -> None:
+    """add_step(metadata=...) stores metadata; search_step(filter=...) filters by it."""
+    memory = MemoryPrimitive()
+    store = memory.add_step(
+        key=lambda text, ctx: f"turn:{ctx.state.setdefault('n', 0)}",
+        metadata=lambda text, ctx: {"role": ctx.metadata["role"]},
+    )
+    ctx = WorkflowContext(metadata={"role": "user"})
+    assert await store.execute("I like green tea", ctx) == "I like green tea"
+    other = memory.add_step(key="turn:9", metadata={"role": "assistant"}, ttl=60)
+    await other.execute("green tea is nice", WorkflowContext())
+    by_role = memory.search_step(limit=5, filter=lambda q, ctx: {"role": ctx.metadata["role"]})
+    hits = await by_role.execute("green tea", ctx)
+    assert [h.key for h in hits] == ["turn:0"]
+    constant = memory.search_step(filter={"role": "assistant"})
+    assert [h.key for h in await constant.execute("green tea")] == ["turn:9"]
+    pipeline = memory.search_step(limit=1) >> memory.add_step(key="last")
+    assert pipeline.name == "memory.search_step>>memory.add_step"

@@ -100,7 +100,7 @@ def test_console_exporter_prints_each_span_once_and_setup_is_idempotent() -> Non
         """
     )
     spans = console_spans(out)
-    assert [s["name"] for s in spans] == ["inc", "dbl", "sequence"]
+    assert [s["name"] for s in spans] == ["inc", "dbl", "inc>>dbl"]
     resources = [s["resource"] for s in spans]
     assert all(r["attributes"]["service.name"] == "console-svc" for r in resources)
 

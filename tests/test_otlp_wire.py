@@ -229,10 +229,10 @@ def test_pipeline_spans_arrive_as_one_tree(receiver: OtlpReceiver) -> None:
     assert out.strip() == "hi / HI"
 
     spans = {s.name: s for s in receiver.wait_for_spans(4)}
-    assert set(spans) == {"sequence", "fetch", "answer", "boom"}
+    assert set(spans) == {"fetch>>answer", "fetch", "answer", "boom"}
     assert set(receiver.paths) == {"/v1/traces"}
     assert len({s.trace_id for s in spans.values()}) == 1
-    root = spans["sequence"]
+    root = spans["fetch>>answer"]
     assert root.parent_span_id == ""
     assert spans["fetch"].parent_span_id == root.span_id
     assert spans["answer"].parent_span_id == root.span_id

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Generic, TypeVar, cast, overload
+from typing import Any, ClassVar, Generic, TypeVar, cast, overload
 
 from opentelemetry import metrics, trace
 from opentelemetry.util.types import AttributeValue
@@ -31,7 +31,62 @@ def _check_steps(steps: Sequence[object], what: str) -> list[WorkflowPrimitive[A
     return cast(list[WorkflowPrimitive[Any, Any]], items)
 
 
-class SequentialPrimitive(InstrumentedPrimitive[InT, OutT]):
+_NAME_LIMIT = 200  # characters of a name derived from the parts
+
+
+class _Composite(InstrumentedPrimitive[InT, OutT]):
+    """What sequences and parallels share: flattening, a name derived from the parts, and the
+    span attributes of a CHAIN."""
+
+    _separator: ClassVar[str]
+    _count_attribute: ClassVar[str]
+    _flattenable: bool
+
+    def __init__(
+        self,
+        parts: Sequence[WorkflowPrimitive[Any, Any]],
+        what: str,
+        *,
+        name: str | None,
+        tracer_provider: trace.TracerProvider | None,
+        meter_provider: metrics.MeterProvider | None,
+    ) -> None:
+        flat: list[WorkflowPrimitive[Any, Any]] = []
+        for part in _check_steps(parts, what):
+            if type(part) is type(self) and cast(_Composite[Any, Any], part)._flattenable:
+                flat.extend(cast(_Composite[Any, Any], part)._parts)
+            else:
+                flat.append(part)
+        self._parts: tuple[WorkflowPrimitive[Any, Any], ...] = tuple(flat)
+        super().__init__(
+            name if name is not None else self._derived_name(),
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
+        )
+        # A composite the user named (or gave its own providers) is a unit of its own and is
+        # kept as one part; one named after its parts flattens.
+        self._flattenable = name is None and tracer_provider is None and meter_provider is None
+
+    def _derived_name(self) -> str:
+        """The parts' names joined by the operator (``a>>b>>c``, ``a|b``), nested ones in
+        parentheses, cut to ``_NAME_LIMIT`` characters."""
+        names = []
+        for part in self._parts:
+            nested = isinstance(part, _Composite) and part._flattenable
+            names.append(f"({part.name})" if nested else part.name)
+        name = self._separator.join(names)
+        return name if len(name) <= _NAME_LIMIT else name[: _NAME_LIMIT - 1] + "…"
+
+    def _span_attributes(
+        self, input_data: InT, context: WorkflowContext
+    ) -> dict[str, AttributeValue]:
+        attrs = super()._span_attributes(input_data, context)
+        attrs[self._count_attribute] = len(self._parts)
+        attrs[ATTR_OPENINFERENCE_KIND] = "CHAIN"
+        return attrs
+
+
+class SequentialPrimitive(_Composite[InT, OutT]):
     """Runs steps one after another, each step's output the next step's input.
 
     Nested sequences flatten: ``(a >> b) >> c`` and ``a >> (b >> c)`` both hold three steps.
@@ -39,11 +94,13 @@ class SequentialPrimitive(InstrumentedPrimitive[InT, OutT]):
 
     Args:
         steps: The primitives to run, in order.
-        name: Span name; ``"sequence"`` by default.
+        name: Span name; by default the steps' names joined by ``>>``
+            (``memory.search_step>>answer>>memory.add_step``).
     """
 
     primitive_type = "sequence"
-    _flattenable: bool
+    _separator = ">>"
+    _count_attribute = ATTR_STEP_COUNT
 
     def __init__(
         self,
@@ -53,24 +110,18 @@ class SequentialPrimitive(InstrumentedPrimitive[InT, OutT]):
         tracer_provider: trace.TracerProvider | None = None,
         meter_provider: metrics.MeterProvider | None = None,
     ) -> None:
-        super().__init__(name, tracer_provider=tracer_provider, meter_provider=meter_provider)
-        flat: list[WorkflowPrimitive[Any, Any]] = []
-        for step in _check_steps(steps, "steps"):
-            if type(step) is SequentialPrimitive and step._flattenable:
-                flat.extend(step.steps)
-            else:
-                flat.append(step)
-        self.steps: tuple[WorkflowPrimitive[Any, Any], ...] = tuple(flat)
-        # A sequence the user named is a unit of its own and is kept as one step.
-        self._flattenable = name is None and tracer_provider is None and meter_provider is None
+        super().__init__(
+            steps,
+            "steps",
+            name=name,
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
+        )
 
-    def _span_attributes(
-        self, input_data: InT, context: WorkflowContext
-    ) -> dict[str, AttributeValue]:
-        attrs = super()._span_attributes(input_data, context)
-        attrs[ATTR_STEP_COUNT] = len(self.steps)
-        attrs[ATTR_OPENINFERENCE_KIND] = "CHAIN"
-        return attrs
+    @property
+    def steps(self) -> tuple[WorkflowPrimitive[Any, Any], ...]:
+        """The steps, in order (nested unnamed sequences flattened)."""
+        return self._parts
 
     async def _execute_impl(self, input_data: InT, context: WorkflowContext) -> OutT:
         value: Any = input_data
@@ -83,7 +134,7 @@ class SequentialPrimitive(InstrumentedPrimitive[InT, OutT]):
         return cast(OutT, value)
 
 
-class ParallelPrimitive(InstrumentedPrimitive[InT, OutT]):
+class ParallelPrimitive(_Composite[InT, OutT]):
     """Runs branches concurrently on the same input; returns their outputs in branch order.
 
     If a branch raises, the other branches are cancelled and the parallel raises that
@@ -91,11 +142,12 @@ class ParallelPrimitive(InstrumentedPrimitive[InT, OutT]):
 
     Args:
         branches: The primitives to run at once.
-        name: Span name; ``"parallel"`` by default.
+        name: Span name; by default the branches' names joined by ``|``.
     """
 
     primitive_type = "parallel"
-    _flattenable: bool
+    _separator = "|"
+    _count_attribute = ATTR_BRANCH_COUNT
 
     def __init__(
         self,
@@ -105,23 +157,18 @@ class ParallelPrimitive(InstrumentedPrimitive[InT, OutT]):
         tracer_provider: trace.TracerProvider | None = None,
         meter_provider: metrics.MeterProvider | None = None,
     ) -> None:
-        super().__init__(name, tracer_provider=tracer_provider, meter_provider=meter_provider)
-        flat: list[WorkflowPrimitive[Any, Any]] = []
-        for branch in _check_steps(branches, "branches"):
-            if type(branch) is ParallelPrimitive and branch._flattenable:
-                flat.extend(branch.branches)
-            else:
-                flat.append(branch)
-        self.branches: tuple[WorkflowPrimitive[Any, Any], ...] = tuple(flat)
-        self._flattenable = name is None and tracer_provider is None and meter_provider is None
+        super().__init__(
+            branches,
+            "branches",
+            name=name,
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
+        )
 
-    def _span_attributes(
-        self, input_data: InT, context: WorkflowContext
-    ) -> dict[str, AttributeValue]:
-        attrs = super()._span_attributes(input_data, context)
-        attrs[ATTR_BRANCH_COUNT] = len(self.branches)
-        attrs[ATTR_OPENINFERENCE_KIND] = "CHAIN"
-        return attrs
+    @property
+    def branches(self) -> tuple[WorkflowPrimitive[Any, Any], ...]:
+        """The branches, in order (nested unnamed parallels flattened)."""
+        return self._parts
 
     async def _execute_impl(self, input_data: InT, context: WorkflowContext) -> OutT:
         tasks = [

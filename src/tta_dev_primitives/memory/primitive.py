@@ -209,6 +209,11 @@ def _closed_error(operation: str, backend: str) -> MemoryBackendError:
     )
 
 
+def _resolve(arg: Any, input_data: Any, context: WorkflowContext) -> Any:
+    """A step argument: a callable of ``(input, context)`` is called, a constant is itself."""
+    return arg(input_data, context) if callable(arg) else arg
+
+
 def _validate_part(part: object, arg: str) -> str:
     if not isinstance(part, str):
         raise TypeError(f"{arg} must be a str, got {type(part).__name__}")
@@ -652,7 +657,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         """A step that outputs the value under ``key`` (the step's input when None)."""
 
         async def get_step(input_data: Any, context: WorkflowContext) -> Any:
-            k = input_data if key is None else key(input_data, context) if callable(key) else key
+            k = input_data if key is None else _resolve(key, input_data, context)
             return await self.get(k, context=context)
 
         return self._step(get_step, "memory.get_step")
@@ -661,17 +666,25 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         self,
         key: str | Callable[[Any, WorkflowContext], str],
         value: Any | Callable[[Any, WorkflowContext], Any] = None,
+        *,
         ttl: float | None = None,
+        metadata: Mapping[str, Any] | Callable[[Any, WorkflowContext], Any] | None = None,
     ) -> LambdaPrimitive[Any, Any]:
-        """A step that stores ``value`` (the step's input when None) and passes its input on."""
+        """A step that stores ``value`` (the step's input when None) and passes its input on.
+
+        ``key``, ``value`` and ``metadata`` may be constants or callables of
+        ``(input, context)``.
+        """
 
         async def add_step(input_data: Any, context: WorkflowContext) -> Any:
-            k = key(input_data, context) if callable(key) else key
-            if value is None:
-                v = input_data
-            else:
-                v = value(input_data, context) if callable(value) else value
-            await self.add(k, v, ttl=ttl, context=context)
+            v = input_data if value is None else _resolve(value, input_data, context)
+            await self.add(
+                _resolve(key, input_data, context),
+                v,
+                ttl=ttl,
+                metadata=_resolve(metadata, input_data, context),
+                context=context,
+            )
             return input_data
 
         return self._step(add_step, "memory.add_step")
@@ -682,15 +695,22 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         query: str | Callable[[Any, WorkflowContext], str] | None = None,
         *,
         mode: SearchMode | None = None,
+        filter: Mapping[str, Any] | Callable[[Any, WorkflowContext], Any] | None = None,
     ) -> LambdaPrimitive[Any, list[SearchHit]]:
-        """A step that outputs the hits for ``query`` (the step's input when None)."""
+        """A step that outputs the hits for ``query`` (the step's input when None).
+
+        ``query`` and ``filter`` may be constants or callables of ``(input, context)``.
+        """
 
         async def search_step(input_data: Any, context: WorkflowContext) -> list[SearchHit]:
-            if query is None:
-                q = input_data
-            else:
-                q = query(input_data, context) if callable(query) else query
-            return await self.search(q, limit=limit, mode=mode, context=context)
+            q = input_data if query is None else _resolve(query, input_data, context)
+            return await self.search(
+                q,
+                limit=limit,
+                mode=mode,
+                filter=_resolve(filter, input_data, context),
+                context=context,
+            )
 
         return self._step(search_step, "memory.search_step")
 
