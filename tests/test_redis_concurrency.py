@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives import MemoryPrimitive, RedisBackend
 
 from .redis_servers import RedisServer, check_index, flush
 
@@ -138,4 +138,17 @@ async def test_lru_bound_holds_under_concurrency(redis_server: RedisServer) -> N
     client = aioredis.from_url(redis_server.url)
     await check_index(client, memory.backend.primary.key_prefix(("bound",)))  # type: ignore[attr-defined]
     await client.aclose()
+    await memory.aclose()
+
+
+async def test_more_concurrent_operations_than_pooled_connections(
+    redis_server: RedisServer,
+) -> None:
+    """300 concurrent gets through a 10-connection pool all answer: none fails or degrades."""
+    await flush(redis_server)
+    memory = MemoryPrimitive(
+        backend=RedisBackend.from_url(redis_server.url, max_connections=10), namespace="pool"
+    )
+    await memory.add("k", "v")
+    assert await asyncio.gather(*(memory.get("k") for _ in range(300))) == ["v"] * 300
     await memory.aclose()

@@ -266,6 +266,7 @@ class RedisBackend:
         backoff_cap: float = 0.5,
         health_check_interval: float = 15.0,
         search_timeout: float | None = 30.0,
+        max_connections: int = 100,
         **client_options: Any,
     ) -> RedisBackend:
         """Build a backend with its own client for ``url`` (``redis://``, ``rediss://``,
@@ -297,6 +298,11 @@ class RedisBackend:
             health_check_interval: Seconds of idleness after which a pooled connection is
                 checked with PING before use.
             search_timeout: Seconds a search's script call may take (see the class).
+            max_connections: Most connections open at once (standalone servers; a cluster
+                client opens what it needs per node). More
+                concurrent operations than this wait for a free connection, within their own
+                ``socket_timeout``, rather than fail (redis-py's default pool refuses the
+                101st concurrent command with "Too many connections").
             client_options: More ``redis.asyncio.from_url`` options (``ssl_ca_certs``, ...).
 
         Raises:
@@ -325,7 +331,12 @@ class RedisBackend:
         def make_client() -> RedisClient:
             if url.startswith(CLUSTER_SCHEMES):
                 return cluster_client(url, options)
-            return aioredis.from_url(url, **options)
+            # A blocking pool: past max_connections a command waits for a connection (its
+            # wait bounded by the backend's per-call deadline) instead of failing.
+            pool = aioredis.BlockingConnectionPool.from_url(
+                url, max_connections=max_connections, timeout=None, **options
+            )
+            return aioredis.Redis.from_pool(pool)
 
         backend = cls(
             make_client(),
