@@ -351,6 +351,25 @@ async def workload(own_cluster: TestCluster) -> AsyncIterator[Workload]:
     await fallback.aclose()
 
 
+async def test_a_dead_replica_does_not_fail_the_probe(own_cluster: TestCluster) -> None:
+    """With a replica killed (its master still serving), ping() answers and operations run,
+    so a fallback's probe brings the cluster back rather than waiting for the replica."""
+    cluster = own_cluster
+    # No retries: a probe that asked the dead replica would fail, not retry elsewhere.
+    backend = RedisBackend.from_url(cluster.url, max_size=None, retries=0)
+    try:
+        await backend.ping()  # the client now knows every node, the replicas included
+        replica = next(n for n in cluster.nodes() if n.role == "slave")
+        cluster.kill(replica.port)
+        await backend.ping()
+        memory = MemoryPrimitive(backend=backend, namespace="replica-down")
+        await memory.add("k", "v")
+        assert await memory.get("k") == "v"
+        await memory.clear()
+    finally:
+        await backend.aclose()
+
+
 @pytest.mark.slow
 async def test_master_killed_under_load_loses_nothing(
     own_cluster: TestCluster, workload: Workload

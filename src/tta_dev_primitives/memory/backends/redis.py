@@ -576,7 +576,8 @@ class RedisBackend:
         try:
             async with asyncio.timeout(self._timeout):
                 if isinstance(self._client, aioredis.RedisCluster):
-                    # The masters, not every node: a replica down stops no namespace.
+                    # Every master (redis-py asks one node), no replica: a replica down
+                    # stops no namespace, a master down stops some.
                     await self._client.ping(target_nodes=aioredis.RedisCluster.PRIMARIES)
                 else:
                     await self._client.ping()
