@@ -35,6 +35,7 @@ from .memory.backends.redis import RedisBackend
 from .memory.codec import decode
 from .memory.errors import MemoryBackendError
 from .memory.primitive import MemoryPrimitive
+from .memory.search import matches_filter
 
 __all__ = ["main"]
 
@@ -240,8 +241,14 @@ async def _page(
     order: str,
 ) -> tuple[list[dict[str, Any]], str | None]:
     lister = getattr(memory, "list", None)
+    page = None
     if lister is not None:
-        page = await lister(filter=filter, limit=limit, cursor=cursor, order=order)
+        try:
+            page = await lister(filter=filter, limit=limit, cursor=cursor, order=order)
+        except MemoryBackendError as exc:
+            if exc.transient:
+                raise
+    if page is not None:
         rows = [
             transfer.record_object(
                 (), r.key, r.value, r.metadata, r.created_at, r.updated_at, r.expires_at
@@ -263,7 +270,7 @@ async def _page(
         raw = records[pos]
         pos += 1
         meta = raw.metadata or {}
-        if filter and not all(k in meta and meta[k] == v for k, v in filter.items()):
+        if filter and not matches_filter(meta, filter):
             continue
         found.append(transfer.record_object((), raw.key, decode(raw.payload), meta))
     return found, (str(pos) if pos < len(records) else None)
@@ -373,9 +380,14 @@ async def cmd_rm(memory: MemoryPrimitive, args: argparse.Namespace, out: IO[str]
         if not args.where:
             raise UsageError("--where {} would delete everything; it must name a field")
         delete_where = getattr(memory, "delete_where", None)
+        deleted = -1
         if delete_where is not None:
-            deleted = await delete_where(args.where)
-        else:
+            try:
+                deleted = await delete_where(args.where)
+            except MemoryBackendError as exc:
+                if exc.transient:
+                    raise
+        if deleted < 0:
             keys = [r["key"] async for r in memory.export(filter=args.where) if not r["namespace"]]
             deleted = sum([await memory.delete(k) for k in keys])
     if args.json:
@@ -441,8 +453,14 @@ async def cmd_namespaces(memory: MemoryPrimitive, args: argparse.Namespace, out:
     lister = getattr(memory, "namespaces", None)
     if lister is None:
         raise UsageError("this version of tta-dev-primitives cannot list namespaces")
+    try:
+        listed = await lister()  # relative to --namespace
+    except MemoryBackendError as exc:
+        if exc.transient:
+            raise
+        raise UsageError(f"this backend cannot list namespaces yet ({exc})") from None
     found = [memory.namespace] if await memory.size() else []
-    for ns in await lister():  # relative to --namespace
+    for ns in listed:
         full = memory.namespace + tuple(ns)
         if full not in found:
             found.append(full)

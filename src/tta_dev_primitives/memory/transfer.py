@@ -42,7 +42,9 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from . import codec
+from .errors import MemoryBackendError
 from .records import Entry, Namespace, Record
+from .search import matches_filter
 
 if TYPE_CHECKING:
     from .primitive import MemoryPrimitive
@@ -332,7 +334,13 @@ async def _sub_namespaces(memory: MemoryPrimitive) -> list[Namespace]:
     found: list[Namespace] = [()]
     if lister is None:
         return found
-    for ns in await lister():  # relative to memory's namespace, sorted
+    try:
+        listed = await lister()  # relative to memory's namespace, sorted
+    except MemoryBackendError as exc:
+        if exc.transient:
+            raise
+        return found  # a backend that cannot list namespaces: this one alone
+    for ns in listed:
         rel = tuple(ns)
         if rel and rel not in found:
             found.append(rel)
@@ -346,7 +354,12 @@ async def _export_namespace(
     if lister is not None:
         cursor: str | None = None
         while True:
-            page = await lister(filter=filter, limit=BATCH_SIZE, cursor=cursor, order="oldest")
+            try:
+                page = await lister(filter=filter, limit=BATCH_SIZE, cursor=cursor, order="oldest")
+            except MemoryBackendError as exc:
+                if exc.transient or cursor is not None:
+                    raise
+                break  # a backend without list(): read it as below
             for r in page.records:
                 yield record_object(
                     sub, r.key, r.value, r.metadata, r.created_at, r.updated_at, r.expires_at
@@ -356,7 +369,7 @@ async def _export_namespace(
                 return
     # Without the records API: the namespace's records in one read (no timestamps).
     for rec in await scan_records(view):
-        if filter is not None and not _matches(rec.metadata, filter):
+        if filter is not None and not matches_filter(rec.metadata, filter):
             continue
         yield record_object(sub, rec.key, codec.decode(rec.payload), rec.metadata)
 
@@ -374,11 +387,6 @@ async def scan_records(memory: MemoryPrimitive) -> list[Record]:
         chunk = keys[start : start + BATCH_SIZE]
         out.extend(r for r in await backend.get_many(memory.namespace, chunk) if r is not None)
     return out
-
-
-def _matches(metadata: Mapping[str, Any] | None, filter: Mapping[str, Any]) -> bool:
-    meta = metadata or {}
-    return all(k in meta and meta[k] == v for k, v in filter.items())
 
 
 # -- import -----------------------------------------------------------------------------------
