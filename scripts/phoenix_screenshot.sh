@@ -6,6 +6,8 @@
 # Needs: python3 (3.11+), the project installed with the otel extra (`make test` does it),
 # curl, and Chromium (Debian: `apt-get install chromium`). Phoenix is installed from PyPI into
 # its own virtualenv on first use (it has many dependencies; keep them out of the project's).
+# Last run with arize-phoenix 20.26.1 and Debian 12's chromium 156; the clicks below rely on
+# Phoenix's trace view (tabs with role=tab), so a much newer Phoenix may need them adjusted.
 #
 # Usage: scripts/phoenix_screenshot.sh [output.png]
 # Settings (environment):
@@ -16,6 +18,8 @@
 #   CHROMIUM       browser binary                              (default: chromium)
 #   SPAN           span to select in the trace view            (default: search_memory)
 #   TAB            tab of the span's details to open, or empty (default: Attributes)
+#   WIDTH, HEIGHT  size of the screenshot in pixels            (default: 1600 x 1400, tall
+#                  enough to show every attribute of search_memory)
 #   KEEP_PHOENIX=1 leave Phoenix running afterwards, to browse the trace yourself
 set -euo pipefail
 
@@ -28,6 +32,8 @@ export PHOENIX_GRPC_PORT=${PHOENIX_GRPC_PORT:-4317}
 CHROMIUM=${CHROMIUM:-chromium}
 SPAN=${SPAN:-search_memory}
 TAB=${TAB-Attributes}
+WIDTH=${WIDTH:-1600}
+HEIGHT=${HEIGHT:-1400}
 PROJECT=tracing-pipeline
 BASE="http://127.0.0.1:${PHOENIX_PORT}"
 
@@ -117,11 +123,11 @@ mkdir -p "$(dirname "$OUT")"
 "$CHROMIUM" --headless --no-sandbox --disable-gpu --disable-background-networking \
     --disable-component-update --disable-sync --hide-scrollbars \
     --host-resolver-rules="MAP * ~NOTFOUND, EXCLUDE 127.0.0.1" \
-    --user-data-dir="$WORKDIR/chromium" --window-size=1600,1000 \
+    --user-data-dir="$WORKDIR/chromium" --window-size="$WIDTH,$HEIGHT" \
     --remote-debugging-address=127.0.0.1 --remote-debugging-port=0 about:blank \
     2>"$WORKDIR/chromium.log" &
 CHROMIUM_PID=$!
-"$PHOENIX_VENV/bin/python" - "$WORKDIR/chromium/DevToolsActivePort" "$URL" "$OUT" "$TAB" <<'EOF' \
+"$PHOENIX_VENV/bin/python" - "$WORKDIR/chromium/DevToolsActivePort" "$URL" "$OUT" "$TAB" "$WIDTH" "$HEIGHT" <<'EOF' \
     || { cat "$WORKDIR/chromium.log" >&2; exit 1; }
 import base64
 import json
@@ -133,6 +139,7 @@ from pathlib import Path
 from websockets.sync.client import connect
 
 port_file, url, out, tab = sys.argv[1:5]
+width, height = int(sys.argv[5]), int(sys.argv[6])
 
 
 def wait(what, check, timeout=60.0):
@@ -170,7 +177,7 @@ with connect(page["webSocketDebuggerUrl"], max_size=None) as ws:
     def js(expr):
         return call("Runtime.evaluate", expression=expr, returnByValue=True)["result"].get("value")
 
-    call("Emulation.setDeviceMetricsOverride", width=1600, height=1000, deviceScaleFactor=1,
+    call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1,
          mobile=False)
     call("Page.navigate", url=url)
     tabs = "Array.from(document.querySelectorAll('[role=tab]'))"
