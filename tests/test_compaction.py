@@ -647,3 +647,25 @@ def test_text_duplicates_match_brute_force(texts: list[str], threshold: float) -
         if found is None:
             heads.append(i)
     assert _text_heads(texts, payloads, threshold) == expected
+
+
+def test_summary_keeps_the_time_range() -> None:
+    """The summary's memory.from/memory.to span the replaced records' times, through earlier
+    summaries, when the records carry times (the records API's created_at/updated_at)."""
+    from typing import NamedTuple
+
+    from tta_dev_primitives.memory.compaction import META_FROM, META_TO, _summary_metadata
+
+    class Timed(NamedTuple):
+        key: str
+        payload: str
+        metadata: dict[str, Any] | None
+        seq: int
+        created_at: float
+        updated_at: float
+
+    old = Timed("s", '"x"', {META_SUMMARY: True, META_FROM: 10.0, META_TO: 20.0}, 1, 50.0, 50.0)
+    batch: list[Any] = [old, Timed("a", '"y"', None, 2, 30.0, 40.0)]
+    meta = _summary_metadata(batch, lambda r: r.metadata)
+    assert (meta[META_FROM], meta[META_TO]) == (10.0, 40.0)
+    assert meta[META_REPLACED] == ["s", "a"]

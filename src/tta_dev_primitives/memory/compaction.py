@@ -308,9 +308,31 @@ def _request(op: MemoryOperation) -> CompactionRequest:
     return req
 
 
+def _times(record: Record) -> tuple[float | None, float | None, float | None]:
+    """``(created_at, updated_at, expires_at)`` of a record, None where the backend keeps none.
+
+    Read by name so compaction carries the times of the records API (issue #13) as soon as
+    the backends' records hold them; until then every time is None.
+    """
+    out: list[float | None] = []
+    for name in ("created_at", "updated_at", "expires_at"):
+        t = getattr(record, name, None)
+        if isinstance(t, int | float) and not isinstance(t, bool) and t > 0:
+            out.append(float(t))
+        else:
+            out.append(None)
+    return out[0], out[1], out[2]
+
+
 def _memory_record(record: Record, metadata: Mapping[str, Any] | None) -> MemoryRecord:
+    created, updated, expires = _times(record)
     return MemoryRecord(
-        record.key, codec.decode(record.payload), codec.copy_metadata(metadata) or {}
+        record.key,
+        codec.decode(record.payload),
+        codec.copy_metadata(metadata) or {},
+        created,
+        updated,
+        expires,
     )
 
 
@@ -595,12 +617,15 @@ def _summary_metadata(
     count = 0
     starts: list[float] = []
     ends: list[float] = []
-    for m in metas:
+    for record, m in zip(batch, metas, strict=True):
         m = m or {}
-        n = m.get(META_SUMMARIZED) if m.get(META_SUMMARY) is True else None
+        summary = m.get(META_SUMMARY) is True
+        n = m.get(META_SUMMARIZED) if summary else None
         count += n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1
-        for name, acc in ((META_FROM, starts), (META_TO, ends)):
-            t = m.get(name)
+        created, updated, _ = _times(record)
+        # An earlier summary stands for its own range; any other record for its own times.
+        for name, acc, own in ((META_FROM, starts, created), (META_TO, ends, updated)):
+            t = m.get(name) if summary else own
             if isinstance(t, int | float) and not isinstance(t, bool):
                 acc.append(float(t))
     out[META_SUMMARY] = True
