@@ -10,7 +10,13 @@ from typing import Any
 
 import pytest
 
-from tta_dev_primitives import InMemoryBackend, MemoryBackend, MemoryPrimitive, RedisBackend
+from tta_dev_primitives import (
+    FallbackBackend,
+    InMemoryBackend,
+    MemoryBackend,
+    MemoryPrimitive,
+    RedisBackend,
+)
 from tta_dev_primitives.testing import CapturedTelemetry, capture_telemetry
 
 # Real-server fixtures (private redis-server / valkey-server processes) for every module.
@@ -116,6 +122,16 @@ async def _cluster_harness(request: pytest.FixtureRequest) -> BackendHarness:
     return BackendHarness("cluster", make, advance, remote=True)
 
 
+async def _fallback_harness(request: pytest.FixtureRequest) -> BackendHarness:
+    """FallbackBackend over a real Redis primary: what every ``redis_url=`` user gets."""
+    redis = await _server_harness("redis")(request)
+
+    async def make(max_size: int | None) -> MemoryBackend:
+        return FallbackBackend(await redis.make(max_size), InMemoryBackend(max_size))
+
+    return BackendHarness("fallback_redis", make, redis.advance, remote=True)
+
+
 # The conformance suite runs once per entry. Real-server backends add their entries here
 # (name -> async builder taking the pytest request, which may use other fixtures).
 BACKEND_HARNESSES: dict[str, Callable[[pytest.FixtureRequest], Awaitable[BackendHarness]]] = {
@@ -123,6 +139,7 @@ BACKEND_HARNESSES: dict[str, Callable[[pytest.FixtureRequest], Awaitable[Backend
     "redis": _server_harness("redis"),
     "valkey": _server_harness("valkey"),
     "cluster": _cluster_harness,
+    "fallback_redis": _fallback_harness,
 }
 # Marks of an entry's tests (`-m "not cluster"` skips the cluster for a quick local run).
 HARNESS_MARKS: dict[str, tuple[pytest.MarkDecorator, ...]] = {

@@ -26,8 +26,9 @@ import binascii
 import json
 import logging
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from functools import lru_cache
+from types import TracebackType
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -39,7 +40,6 @@ from redis.exceptions import (
     ClusterDownError,
     ClusterError,
     NoPermissionError,
-    NoScriptError,
     ReadOnlyError,
     RedisClusterException,
     RedisError,
@@ -71,7 +71,7 @@ from ..search import (
 from . import redis_scripts as lua
 from .base import BackendInfo, CompactionPlan
 from .redis_clients import ClientPerLoop, ServerCheck
-from .redis_cluster import CLUSTER_SCHEMES, cluster_client, is_redirection, run_redirected
+from .redis_cluster import CLUSTER_SCHEMES, cluster_client
 
 __all__ = ["RedisBackend"]
 
@@ -174,6 +174,51 @@ def _metadata(data: bytes) -> dict[str, Any] | None:
     return codec.decode(_s(data)) if data else None
 
 
+def _metadata_arg(metadata: Mapping[str, Any] | None) -> bytes:
+    # Validated by the primitive already: encode without checking again.
+    return b"" if metadata is None else _b(_json(metadata))
+
+
+class _Space:
+    """The keys of one namespace: its base, record-key prefix and each script's declared keys."""
+
+    __slots__ = ("_declared", "base", "rec")
+
+    def __init__(self, base: bytes) -> None:
+        self.base = base
+        self.rec = base + b"r:"
+        self._declared: dict[str, tuple[bytes, ...]] = {}
+
+    def declared(self, script: lua.Script) -> tuple[bytes, ...]:
+        keys = self._declared.get(script.name)
+        if keys is None:
+            keys = self._declared[script.name] = tuple(self.base + k for k in script.keys)
+        return keys
+
+
+class _MapFailures:
+    """Context manager raising a client failure as :class:`MemoryBackendError` (from it).
+
+    Stateless, so one instance per operation name serves every call (httpx's
+    ``map_httpcore_exceptions`` is the model).
+    """
+
+    __slots__ = ("_backend", "_operation")
+
+    def __init__(self, backend: RedisBackend, operation: str) -> None:
+        self._backend = backend
+        self._operation = operation
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is not None and isinstance(exc, _FAILURES):
+            raise self._backend._error(self._operation, exc) from exc
+
+
 class RedisBackend:
     """Keeps each namespace in Redis under ``prefix:{namespace}:...``.
 
@@ -239,7 +284,8 @@ class RedisBackend:
         )
         self._closed = False
         self._max_arg = b"0" if self.max_size is None else str(self.max_size).encode()
-        self._bases: dict[Namespace, bytes] = {}
+        self._spaces: dict[Namespace, _Space] = {}
+        self._mappers: dict[str, _MapFailures] = {}
         host, port = _address(client)
         self._where = f"{host}:{port}" if port is not None else str(host)
         self._clients = ClientPerLoop(client, None, owned=close_client, where=self._where)
@@ -372,25 +418,23 @@ class RedisBackend:
         return self._check.restarts
 
     async def _check_server(self) -> None:
-        try:
+        with self._failures("check"):
             await self._check.run(self._client, self._timeout)
-        except _FAILURES as exc:
-            raise self._error("check", exc) from exc
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _base(self, namespace: Namespace) -> bytes:
-        base = self._bases.get(namespace)
-        if base is None:
-            base = _b(f"{self.prefix}:{{{namespace_tag(namespace)}}}:")
-            if len(self._bases) >= self.namespace_cache_size:
-                self._bases.clear()  # many namespaces: stay bounded (rebuilding one is cheap)
-            self._bases[namespace] = base
-        return base
+    def _space(self, namespace: Namespace) -> _Space:
+        space = self._spaces.get(namespace)
+        if space is None:
+            space = _Space(_b(f"{self.prefix}:{{{namespace_tag(namespace)}}}:"))
+            if len(self._spaces) >= self.namespace_cache_size:
+                self._spaces.clear()  # many namespaces: stay bounded (rebuilding one is cheap)
+            self._spaces[namespace] = space
+        return space
 
     def key_prefix(self, namespace: Namespace) -> str:
         """The prefix every Redis key of ``namespace`` starts with (``tta:{default}:``)."""
-        return _s(self._base(namespace))
+        return _s(self._space(namespace).base)
 
     def _error(self, operation: str, exc: BaseException) -> MemoryBackendError:
         text = str(exc)
@@ -469,96 +513,69 @@ class RedisBackend:
                 transient=False,  # not an outage: a fallback must not serve in its place
             )
 
-    async def _eval(
-        self, script: lua.Script, base: bytes, *args: Any, deadline: Any = _DEFAULT
-    ) -> Any:
-        cmd = ("EVALSHA", script.sha, 1, base + b"lru", base, *args)
-        if self._check.due():
-            await self._check_server()
-        client = self._client
+    def _failures(self, operation: str) -> _MapFailures:
+        """``with self._failures("add"):`` raises client failures as MemoryBackendError."""
+        mapper = self._mappers.get(operation)
+        if mapper is None:
+            mapper = self._mappers[operation] = _MapFailures(self, operation)
+        return mapper
+
+    def _eval(
+        self,
+        script: lua.Script,
+        space: _Space,
+        records: Sequence[bytes],
+        *args: Any,
+        deadline: Any = _DEFAULT,
+    ) -> Awaitable[Any]:
+        """Run ``script`` on the namespace ``space`` and the record keys ``records``.
+
+        Returns the awaitable of :func:`lua.run` itself (no coroutine of its own: one frame
+        less per operation), after the periodic server check when one is due.
+        """
+        keys = (*space.declared(script), *records)
         timeout = self._timeout if deadline is _DEFAULT else deadline
-        try:
-            if timeout is None:
-                return await client.execute_command(*cmd)
-            async with asyncio.timeout(timeout):
-                return await client.execute_command(*cmd)
-        except NoScriptError:
-            # The server restarted or ran SCRIPT FLUSH: load once and run again.
-            async with asyncio.timeout(timeout):
-                await client.script_load(script.source)
-                return await client.execute_command(*cmd)
-        except ClusterError as exc:
-            if not isinstance(client, aioredis.RedisCluster) or not is_redirection(exc):
-                raise
-            # The namespace's slot is migrating and redis-py gave up on the ASK redirection.
-            async with asyncio.timeout(timeout):
-                try:
-                    return await run_redirected(client, cmd[3], cmd)
-                except NoScriptError:  # the target master never ran this script
-                    await client.script_load(script.source)
-                    return await run_redirected(client, cmd[3], cmd)
+        if self._check.due():
+            return self._checked_eval(script, keys, (space.base, *args), timeout)
+        return lua.run(self._client, script, keys, (space.base, *args), timeout)
+
+    async def _checked_eval(
+        self, script: lua.Script, keys: Sequence[bytes], args: Sequence[Any], deadline: Any
+    ) -> Any:
+        await self._check_server()
+        return await lua.run(self._client, script, keys, args, deadline)
 
     async def _eval_many(
-        self, script: lua.Script, base: bytes, calls: Sequence[tuple[Any, ...]]
+        self, script: lua.Script, calls: Sequence[tuple[Sequence[bytes], Sequence[Any]]]
     ) -> list[Any]:
-        """Run ``script`` once per argument tuple, pipelined, in order."""
-        if len(calls) == 1:
-            return [await self._eval(script, base, *calls[0])]
+        """Run ``script`` once per ``(keys, args)`` call, pipelined, in order."""
         if self._check.due():
             await self._check_server()
-        results: list[Any] = []
-        start = 0
-        loaded = False
-        lru = base + b"lru"
-        while start < len(calls):
-            pipe = self._client.pipeline(transaction=False)
-            for args in calls[start:]:
-                pipe.execute_command("EVALSHA", script.sha, 1, lru, base, *args)
-            # The reply deadline is per script call (each holds up to a batch of records), so
-            # a long pipeline is not cut off as if the server had hung.
-            deadline = None if self._timeout is None else self._timeout * (len(calls) - start)
-            async with asyncio.timeout(deadline):
-                replies = await pipe.execute(raise_on_error=False)
-            missing = next((i for i, r in enumerate(replies) if isinstance(r, NoScriptError)), None)
-            if missing is not None and not loaded:
-                # Keep what ran; load the script and go on from the first call that did not.
-                results.extend(replies[:missing])
-                async with asyncio.timeout(self._timeout):
-                    await self._client.script_load(script.source)
-                loaded = True
-                start += missing
-                continue
-            bounced = next((i for i, r in enumerate(replies) if is_redirection(r)), None)
-            if bounced is not None and isinstance(self._client, aioredis.RedisCluster):
-                # The slot is migrating: the calls from the first redirected one on (none of
-                # which ran) go one at a time, each following its own redirections.
-                replies = replies[:bounced]
-                for args in calls[start + bounced :]:
-                    replies.append(await self._eval(script, base, *args))
-            for reply in replies:
-                if isinstance(reply, Exception):
-                    raise reply
-            results.extend(replies)
-            break
-        return results
+        return await lua.run_many(self._client, script, calls, self._timeout)
 
-    def _body(self, entry: Entry) -> bytes:
-        # Metadata was validated by the primitive: encode it without checking it again.
-        meta = b"" if entry.metadata is None else _b(_json(entry.metadata))
+    def _body(self, entry: Entry, meta: bytes | None = None) -> bytes:
+        if meta is None:
+            meta = _metadata_arg(entry.metadata)
         vector = entry.vector
         vec = b"" if vector is None else _vector_arg(normalize_vector(vector).tolist())
         return b"%d:%d:%s%s%s" % (len(meta), len(vec), meta, vec, _b(entry.payload))
 
     async def _records(
-        self, base: bytes, keys: Sequence[bytes], touch: bytes
+        self, space: _Space, keys: Sequence[bytes], touch: bytes
     ) -> list[bytes | None]:
         """The raw records under ``keys`` (GET script, chunked and pipelined)."""
+        rec = space.rec
         if len(keys) == 1:
-            return [await self._eval(lua.GET, base, touch, keys[0])]
-        calls = [(touch, *keys[i : i + _BATCH]) for i in range(0, len(keys), _BATCH)]
+            return [await self._eval(lua.GET, space, (rec + keys[0],), touch)]
+        declared = space.declared(lua.GET)
+        calls = [
+            ((*declared, *[rec + k for k in keys[i : i + _BATCH]]), (space.base, touch))
+            for i in range(0, len(keys), _BATCH)
+        ]
         out: list[bytes | None] = []
-        for call, reply in zip(calls, await self._eval_many(lua.GET, base, calls), strict=True):
-            out.extend(reply if len(call) > 2 else [reply])
+        replies = await self._eval_many(lua.GET, calls)
+        for (call_keys, _), reply in zip(calls, replies, strict=True):
+            out.extend(reply if len(call_keys) > len(declared) + 1 else [reply])
         return out
 
     # -- MemoryBackend ------------------------------------------------------------------------
@@ -573,7 +590,7 @@ class RedisBackend:
             MemoryBackendError: It does not.
         """
         self._check_open("ping")
-        try:
+        with self._failures("ping"):
             async with asyncio.timeout(self._timeout):
                 if isinstance(self._client, aioredis.RedisCluster):
                     # Every master (redis-py asks one node), no replica: a replica down
@@ -581,50 +598,55 @@ class RedisBackend:
                     await self._client.ping(target_nodes=aioredis.RedisCluster.PRIMARIES)
                 else:
                     await self._client.ping()
-        except _FAILURES as exc:
-            raise self._error("ping", exc) from exc
 
     async def put(self, namespace: Namespace, entry: Entry) -> int:
         if self._closed:
             self._check_open("add")
-        base = self._bases.get(namespace) or self._base(namespace)
-        args = (self._max_arg, _ttl_ms(entry.ttl), _b(entry.key), self._body(entry))
-        try:
-            evicted = await self._eval(lua.PUT, base, *args)
-        except _FAILURES as exc:
-            raise self._error("add", exc) from exc
+        space = self._spaces.get(namespace) or self._space(namespace)
+        body = self._body(entry)
+        with self._failures("add"):
+            rkey = space.rec + _b(entry.key)
+            ttl = _ttl_ms(entry.ttl)
+            evicted = await self._eval(lua.PUT, space, (rkey,), self._max_arg, ttl, body)
         return int(evicted)
 
     async def put_many(self, namespace: Namespace, entries: Sequence[Entry]) -> int:
         self._check_open("add_many")
         if not entries:
             return 0
+        space = self._space(namespace)
+        declared = space.declared(lua.PUT)
+        rec = space.rec
         # One script call per run of entries with the same TTL (at most _BATCH entries).
-        calls: list[tuple[Any, ...]] = []
-        run: list[bytes] = []
+        calls: list[tuple[Sequence[bytes], Sequence[Any]]] = []
+        keys: list[bytes] = []
+        bodies: list[bytes] = []
         ttl = _ttl_ms(entries[0].ttl)
+        # add_many gives its entries one metadata object: encode it once, not per record.
+        last_meta: Any = _DEFAULT
+        meta = b""
         for entry in entries:
             entry_ttl = _ttl_ms(entry.ttl)
-            if entry_ttl != ttl or len(run) >= 2 * _BATCH:
-                calls.append((self._max_arg, ttl, *run))
-                run = []
+            if entry_ttl != ttl or len(keys) >= _BATCH:
+                calls.append(((*declared, *keys), (space.base, self._max_arg, ttl, *bodies)))
+                keys, bodies = [], []
                 ttl = entry_ttl
-            run += (_b(entry.key), self._body(entry))
-        calls.append((self._max_arg, ttl, *run))
-        try:
-            replies = await self._eval_many(lua.PUT, self._base(namespace), calls)
-        except _FAILURES as exc:
-            raise self._error("add_many", exc) from exc
+            if entry.metadata is not last_meta:
+                last_meta = entry.metadata
+                meta = _metadata_arg(last_meta)
+            keys.append(rec + _b(entry.key))
+            bodies.append(self._body(entry, meta))
+        calls.append(((*declared, *keys), (space.base, self._max_arg, ttl, *bodies)))
+        with self._failures("add_many"):
+            replies = await self._eval_many(lua.PUT, calls)
         return sum(int(r) for r in replies)
 
     async def get(self, namespace: Namespace, key: str) -> Record | None:
         if self._closed:
             self._check_open("get")
-        base = self._bases.get(namespace) or self._base(namespace)
-        try:
-            rec = await self._eval(lua.GET, base, b"1", _b(key))
-        except _FAILURES as exc:
-            raise self._error("get", exc) from exc
+        space = self._spaces.get(namespace) or self._space(namespace)
+        with self._failures("get"):
+            rec = await self._eval(lua.GET, space, (space.rec + _b(key),), b"1")
         if rec is None:
             return None
         return self._record(namespace, key, rec, "get")
@@ -633,10 +655,8 @@ class RedisBackend:
         self._check_open("get_many")
         if not keys:
             return []
-        try:
-            recs = await self._records(self._base(namespace), [_b(k) for k in keys], b"1")
-        except _FAILURES as exc:
-            raise self._error("get_many", exc) from exc
+        with self._failures("get_many"):
+            recs = await self._records(self._space(namespace), [_b(k) for k in keys], b"1")
         out: list[Record | None] = []
         for key, rec in zip(keys, recs, strict=True):
             if rec is None:
@@ -647,76 +667,70 @@ class RedisBackend:
 
     async def delete(self, namespace: Namespace, key: str) -> bool:
         self._check_open("delete")
-        try:
-            return bool(await self._eval(lua.REMOVE, self._base(namespace), _b(key)))
-        except _FAILURES as exc:
-            raise self._error("delete", exc) from exc
+        space = self._space(namespace)
+        with self._failures("delete"):
+            return bool(await self._eval(lua.REMOVE, space, (space.rec + _b(key),)))
 
     async def clear(self, namespace: Namespace) -> int:
         self._check_open("clear")
-        try:
-            return int(await self._eval(lua.CLEAR, self._base(namespace)))
-        except _FAILURES as exc:
-            raise self._error("clear", exc) from exc
+        with self._failures("clear"):
+            return int(await self._eval(lua.CLEAR, self._space(namespace), ()))
 
     async def keys(self, namespace: Namespace) -> list[str]:
         self._check_open("keys")
-        try:
-            reply = await self._eval(lua.LIST, self._base(namespace), b"keys")
-        except _FAILURES as exc:
-            raise self._error("keys", exc) from exc
+        with self._failures("keys"):
+            reply = await self._eval(lua.LIST, self._space(namespace), (), b"keys")
         return [_s(k) for k in reply]
 
     async def size(self, namespace: Namespace) -> int:
         self._check_open("size")
-        try:
-            return int(await self._eval(lua.LIST, self._base(namespace), b"size"))
-        except _FAILURES as exc:
-            raise self._error("size", exc) from exc
+        with self._failures("size"):
+            return int(await self._eval(lua.LIST, self._space(namespace), (), b"size"))
 
     async def search(self, namespace: Namespace, query: SearchQuery) -> list[SearchResult]:
         self._check_open("search")
         prepared = prepare_query(query.text)
         if prepared is None:
             return []
-        base = self._base(namespace)
+        space = self._space(namespace)
+        base = space.base
         mode = query.mode
         records: dict[str, bytes] = {}
-        try:
-            keyword: list[Scored] = []
-            bound: list[float] = []  # the query's keyword_bound, for hybrid fusion
-            semantic: list[Scored] = []
-            if mode != "semantic":
-                keyword = await self._keyword(base, prepared, query, records, bound)
-            if mode != "keyword" and query.vector is not None:
-                semantic = await self._semantic(base, query, records)
-            scored = rank_by_mode(
-                mode,
-                query.limit,
-                lambda _: keyword,
-                lambda _: semantic,
-                fusion=query.fusion,
-                semantic_weight=query.semantic_weight,
-                keyword_bound=lambda: bound[0],
-            )
-            missing = [_b(key) for _, _, key in scored if key not in records]
-            if missing:  # hybrid: a keyword hit the semantic scan did not see
-                for raw, rec in zip(missing, await self._records(base, missing, b"0"), strict=True):
-                    if rec is not None:
-                        records[_s(raw)] = rec
-        except TimeoutError as exc:
-            # A search that outlasts its deadline is the search's cost, not a dead server
-            # (which the next operation would find out): a refusal, never an outage.
-            raise MemoryBackendError(
-                f"Redis at {self._where}, search: took longer than search_timeout="
-                f"{self._search_timeout}s (a broad query over a large namespace); "
-                "not taken for an outage",
-                backend="redis",
-                operation="search",
-                transient=False,
-            ) from exc
-        except _FAILURES as exc:
-            raise self._error("search", exc) from exc
+        with self._failures("search"):
+            try:
+                keyword: list[Scored] = []
+                bound: list[float] = []  # the query's keyword_bound, for hybrid fusion
+                semantic: list[Scored] = []
+                if mode != "semantic":
+                    keyword = await self._keyword(space, prepared, query, records, bound)
+                if mode != "keyword" and query.vector is not None:
+                    semantic = await self._semantic(space, query, records)
+                scored = rank_by_mode(
+                    mode,
+                    query.limit,
+                    lambda _: keyword,
+                    lambda _: semantic,
+                    fusion=query.fusion,
+                    semantic_weight=query.semantic_weight,
+                    keyword_bound=lambda: bound[0],
+                )
+                missing = [_b(key) for _, _, key in scored if key not in records]
+                if missing:  # hybrid: a keyword hit the semantic scan did not see
+                    found = await self._records(space, missing, b"0")
+                    for raw, rec in zip(missing, found, strict=True):
+                        if rec is not None:
+                            records[_s(raw)] = rec
+            except TimeoutError as exc:
+                # A search that outlasts its deadline is the search's cost, not a dead server
+                # (which the next operation would find out): a refusal, never an outage.
+                raise MemoryBackendError(
+                    f"Redis at {self._where}, search: took longer than search_timeout="
+                    f"{self._search_timeout}s (a broad query over a large namespace); "
+                    "not taken for an outage",
+                    backend="redis",
+                    operation="search",
+                    transient=False,
+                ) from exc
         results = []
         for score, _, key in scored:
             rec = records.get(key)
@@ -734,7 +748,7 @@ class RedisBackend:
 
     async def _keyword(
         self,
-        base: bytes,
+        space: _Space,
         prepared: KeywordQuery,
         query: SearchQuery,
         records: dict[str, bytes],
@@ -767,7 +781,7 @@ class RedisBackend:
         timeout = self._search_timeout
         while True:
             reply = await self._eval(
-                lua.SEARCH, base, *fixed, horizon, b"0", *tail, *groups, deadline=timeout
+                lua.SEARCH, space, (), *fixed, horizon, b"0", *tail, *groups, deadline=timeout
             )
             if reply[0] != b"index":
                 break
@@ -784,12 +798,13 @@ class RedisBackend:
                 except _GARBLED as exc:
                     # Index it as an empty document: never found, and never handed back for
                     # indexing again (nor does it fail every search of the namespace).
-                    self._report_garbled(base, _s(reply[i]), exc)
+                    self._report_garbled(space.base, _s(reply[i]), exc)
                     doc = make_document(None)
                 if groups and work + len(doc.terms) > _INDEX_TERMS:
                     await self._eval(
                         lua.SEARCH,
-                        base,
+                        space,
+                        (),
                         *fixed,
                         horizon,
                         b"1",
@@ -834,13 +849,13 @@ class RedisBackend:
         return rank_keyword(prepared, candidates, df, int(n_docs), int(total), limit, query.filter)
 
     async def _semantic(
-        self, base: bytes, query: SearchQuery, records: dict[str, bytes]
+        self, space: _Space, query: SearchQuery, records: dict[str, bytes]
     ) -> list[Scored]:
         assert query.vector is not None
-        keys = await self._eval(lua.LIST, base, b"keys")
+        keys = await self._eval(lua.LIST, space, (), b"keys")
         candidates: list[Candidate] = []
         if keys:
-            for raw, rec in zip(keys, await self._records(base, keys, b"0"), strict=True):
+            for raw, rec in zip(keys, await self._records(space, keys, b"0"), strict=True):
                 if rec is None:
                     continue
                 key = _s(raw)
@@ -855,12 +870,10 @@ class RedisBackend:
     async def scan(self, namespace: Namespace) -> list[Record]:
         """Every live record of ``namespace``, oldest write first (recency untouched)."""
         self._check_open("compact")
-        base = self._base(namespace)
-        try:
-            keys = await self._eval(lua.LIST, base, b"keys")
-            recs = await self._records(base, keys, b"0") if keys else []
-        except _FAILURES as exc:
-            raise self._error("compact", exc) from exc
+        space = self._space(namespace)
+        with self._failures("compact"):
+            keys = await self._eval(lua.LIST, space, (), b"keys")
+            recs = await self._records(space, keys, b"0") if keys else []
         out = []
         for raw, rec in zip(keys, recs, strict=True):
             if rec is not None:  # None: deleted between the two calls
@@ -872,12 +885,12 @@ class RedisBackend:
     async def apply_compaction(self, namespace: Namespace, plan: CompactionPlan) -> list[str]:
         """Apply ``plan`` in one script (see ``COMPACT`` in ``redis_scripts``)."""
         self._check_open("compact")
-        base = self._base(namespace)
-        rec = base + b"r:"
+        space = self._space(namespace)
+        rec = space.rec
         delete = set(plan.delete)
         rewrite = {e.key: e for e in plan.rewrite}
-        keys: list[bytes] = [base + b"lru", base + b"ttl", base + b"st", base + b"q"]
-        args: list[Any] = [base, len(plan.expected)]
+        keys: list[bytes] = [*space.declared(lua.COMPACT)]
+        args: list[Any] = [space.base, len(plan.expected)]
         for key, seq in plan.expected.items():
             keys.append(rec + _b(key))
             entry = rewrite.get(key)
@@ -889,21 +902,10 @@ class RedisBackend:
         if insert is not None:
             keys.append(rec + _b(insert.key))
             args += (_ttl_ms(insert.ttl), self._body(insert))
-        script = lua.COMPACT
-        cmd = ("EVALSHA", script.sha, len(keys), *keys, *args)
-        client = self._client
         # The script's work grows with the records it replaces.
         deadline = _index_timeout(self._timeout, 20 * len(keys))
-        try:
-            try:
-                async with asyncio.timeout(deadline):
-                    reply = await client.execute_command(*cmd)
-            except NoScriptError:
-                async with asyncio.timeout(deadline):
-                    await client.script_load(script.source)
-                    reply = await client.execute_command(*cmd)
-        except _FAILURES as exc:
-            raise self._error("compact", exc) from exc
+        with self._failures("compact"):
+            reply = await lua.run(self._client, lua.COMPACT, keys, args, deadline)
         return [_s(k) for k in reply]
 
     async def aclose(self) -> None:

@@ -1,0 +1,13 @@
+-- Shared by the write scripts: check the namespace's own keys before writing anything, so
+-- that a script refused part-way (another client overwrote one of them with another type)
+-- never leaves a partial record.
+local function foreign(keys, want)
+  for i = 1, #keys do
+    local t = redis.call('TYPE', keys[i])['ok']
+    if t ~= 'none' and t ~= want[i] then
+      return 'WRONGTYPE ' .. keys[i] .. ' holds a ' .. t .. ', not the ' .. want[i] ..
+        ' this library keeps there (overwritten by another client?); nothing was written'
+    end
+  end
+  return nil
+end
