@@ -524,16 +524,15 @@ class RedisBackend:
         self,
         script: lua.Script,
         space: _Space,
-        records: Sequence[bytes],
         *args: Any,
         deadline: Any = _DEFAULT,
     ) -> Awaitable[Any]:
-        """Run ``script`` on the namespace ``space`` and the record keys ``records``.
+        """Run ``script`` on the namespace ``space`` (its declared keys, then ``args``).
 
         Returns the awaitable of :func:`lua.run` itself (no coroutine of its own: one frame
         less per operation), after the periodic server check when one is due.
         """
-        keys = (*space.declared(script), *records)
+        keys = space.declared(script)
         timeout = self._timeout if deadline is _DEFAULT else deadline
         if self._check.due():
             return self._checked_eval(script, keys, (space.base, *args), timeout)
@@ -564,18 +563,17 @@ class RedisBackend:
         self, space: _Space, keys: Sequence[bytes], touch: bytes
     ) -> list[bytes | None]:
         """The raw records under ``keys`` (GET script, chunked and pipelined)."""
-        rec = space.rec
         if len(keys) == 1:
-            return [await self._eval(lua.GET, space, (rec + keys[0],), touch)]
+            return [await self._eval(lua.GET, space, touch, keys[0])]
         declared = space.declared(lua.GET)
         calls = [
-            ((*declared, *[rec + k for k in keys[i : i + _BATCH]]), (space.base, touch))
+            (declared, (space.base, touch, *keys[i : i + _BATCH]))
             for i in range(0, len(keys), _BATCH)
         ]
         out: list[bytes | None] = []
         replies = await self._eval_many(lua.GET, calls)
-        for (call_keys, _), reply in zip(calls, replies, strict=True):
-            out.extend(reply if len(call_keys) > len(declared) + 1 else [reply])
+        for (_, args), reply in zip(calls, replies, strict=True):
+            out.extend(reply if len(args) > 3 else [reply])
         return out
 
     # -- MemoryBackend ------------------------------------------------------------------------
@@ -605,9 +603,8 @@ class RedisBackend:
         space = self._spaces.get(namespace) or self._space(namespace)
         body = self._body(entry)
         with self._failures("add"):
-            rkey = space.rec + _b(entry.key)
             ttl = _ttl_ms(entry.ttl)
-            evicted = await self._eval(lua.PUT, space, (rkey,), self._max_arg, ttl, body)
+            evicted = await self._eval(lua.PUT, space, self._max_arg, ttl, _b(entry.key), body)
         return int(evicted)
 
     async def put_many(self, namespace: Namespace, entries: Sequence[Entry]) -> int:
@@ -616,27 +613,24 @@ class RedisBackend:
             return 0
         space = self._space(namespace)
         declared = space.declared(lua.PUT)
-        rec = space.rec
         # One script call per run of entries with the same TTL (at most _BATCH entries).
         calls: list[tuple[Sequence[bytes], Sequence[Any]]] = []
-        keys: list[bytes] = []
-        bodies: list[bytes] = []
+        run: list[bytes] = []
         ttl = _ttl_ms(entries[0].ttl)
         # add_many gives its entries one metadata object: encode it once, not per record.
         last_meta: Any = _DEFAULT
         meta = b""
         for entry in entries:
             entry_ttl = _ttl_ms(entry.ttl)
-            if entry_ttl != ttl or len(keys) >= _BATCH:
-                calls.append(((*declared, *keys), (space.base, self._max_arg, ttl, *bodies)))
-                keys, bodies = [], []
+            if entry_ttl != ttl or len(run) >= 2 * _BATCH:
+                calls.append((declared, (space.base, self._max_arg, ttl, *run)))
+                run = []
                 ttl = entry_ttl
             if entry.metadata is not last_meta:
                 last_meta = entry.metadata
                 meta = _metadata_arg(last_meta)
-            keys.append(rec + _b(entry.key))
-            bodies.append(self._body(entry, meta))
-        calls.append(((*declared, *keys), (space.base, self._max_arg, ttl, *bodies)))
+            run += (_b(entry.key), self._body(entry, meta))
+        calls.append((declared, (space.base, self._max_arg, ttl, *run)))
         with self._failures("add_many"):
             replies = await self._eval_many(lua.PUT, calls)
         return sum(int(r) for r in replies)
@@ -646,7 +640,7 @@ class RedisBackend:
             self._check_open("get")
         space = self._spaces.get(namespace) or self._space(namespace)
         with self._failures("get"):
-            rec = await self._eval(lua.GET, space, (space.rec + _b(key),), b"1")
+            rec = await self._eval(lua.GET, space, b"1", _b(key))
         if rec is None:
             return None
         return self._record(namespace, key, rec, "get")
@@ -667,25 +661,24 @@ class RedisBackend:
 
     async def delete(self, namespace: Namespace, key: str) -> bool:
         self._check_open("delete")
-        space = self._space(namespace)
         with self._failures("delete"):
-            return bool(await self._eval(lua.REMOVE, space, (space.rec + _b(key),)))
+            return bool(await self._eval(lua.REMOVE, self._space(namespace), _b(key)))
 
     async def clear(self, namespace: Namespace) -> int:
         self._check_open("clear")
         with self._failures("clear"):
-            return int(await self._eval(lua.CLEAR, self._space(namespace), ()))
+            return int(await self._eval(lua.CLEAR, self._space(namespace)))
 
     async def keys(self, namespace: Namespace) -> list[str]:
         self._check_open("keys")
         with self._failures("keys"):
-            reply = await self._eval(lua.LIST, self._space(namespace), (), b"keys")
+            reply = await self._eval(lua.LIST, self._space(namespace), b"keys")
         return [_s(k) for k in reply]
 
     async def size(self, namespace: Namespace) -> int:
         self._check_open("size")
         with self._failures("size"):
-            return int(await self._eval(lua.LIST, self._space(namespace), (), b"size"))
+            return int(await self._eval(lua.LIST, self._space(namespace), b"size"))
 
     async def search(self, namespace: Namespace, query: SearchQuery) -> list[SearchResult]:
         self._check_open("search")
@@ -781,7 +774,7 @@ class RedisBackend:
         timeout = self._search_timeout
         while True:
             reply = await self._eval(
-                lua.SEARCH, space, (), *fixed, horizon, b"0", *tail, *groups, deadline=timeout
+                lua.SEARCH, space, *fixed, horizon, b"0", *tail, *groups, deadline=timeout
             )
             if reply[0] != b"index":
                 break
@@ -804,7 +797,6 @@ class RedisBackend:
                     await self._eval(
                         lua.SEARCH,
                         space,
-                        (),
                         *fixed,
                         horizon,
                         b"1",
@@ -852,7 +844,7 @@ class RedisBackend:
         self, space: _Space, query: SearchQuery, records: dict[str, bytes]
     ) -> list[Scored]:
         assert query.vector is not None
-        keys = await self._eval(lua.LIST, space, (), b"keys")
+        keys = await self._eval(lua.LIST, space, b"keys")
         candidates: list[Candidate] = []
         if keys:
             for raw, rec in zip(keys, await self._records(space, keys, b"0"), strict=True):
@@ -872,7 +864,7 @@ class RedisBackend:
         self._check_open("compact")
         space = self._space(namespace)
         with self._failures("compact"):
-            keys = await self._eval(lua.LIST, space, (), b"keys")
+            keys = await self._eval(lua.LIST, space, b"keys")
             recs = await self._records(space, keys, b"0") if keys else []
         out = []
         for raw, rec in zip(keys, recs, strict=True):

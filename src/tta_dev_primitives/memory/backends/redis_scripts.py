@@ -4,15 +4,20 @@ the one way they are run.
 Each script is a file of ``lua/`` (package data, read with :mod:`importlib.resources`) and one
 atomic step on one namespace. Two directives, in comments, are read here:
 
-* ``--! keys: lru ttl ...``: the namespace keys the script declares first in ``KEYS``, named
-  by their suffix after the namespace's base ``prefix:{escaped namespace}:``. The record keys
-  a call names (``B r:<key>``) follow them. Every key a script touches starts with the base,
-  so all of them share one hash slot and Redis Cluster routes the call by any of them.
+* ``--! keys: lru ...``: the keys the script declares in ``KEYS``, named by their suffix
+  after the namespace's base ``prefix:{escaped namespace}:`` (``COMPACT`` also declares the
+  records it names, after them).
 * ``--! include: _name``: replaced by ``lua/_name.lua`` (shared local functions).
 
-``ARGV[1]`` is the base, for the keys a script only finds while it runs (the records it
-evicts or purges, the posting lists of the terms it reads); those cannot be declared in
-advance, and share the slot of the declared keys.
+``ARGV[1]`` is the base; every other key a script touches is built from it, so all keys of a
+namespace share one hash slot and Redis Cluster routes the call by ``KEYS[1]``, the
+namespace's LRU index. Why not declare every key: during a slot migration Redis answers a
+script whose declared keys are not all present on the node with ``TRYAGAIN`` (until the
+migration ends), and a write of a new record, or a namespace without expiring records (no
+``ttl`` key), always has one missing; with ``KEYS[1]`` alone the ``ASK`` redirection is
+followed and the script runs (``tests/test_redis_cluster.py::test_ask_redirections_are_followed``
+fails with every key declared). The keys found while a script runs (records it evicts or
+purges, posting lists) could not be declared anyway.
 
 Keys of one namespace (``B`` = the base):
 

@@ -1,9 +1,5 @@
 -- Shared by the scripts that evict or purge: drop records (value, recency) and queue them
--- for unindexing; purge the expired. Needs locals BASE, LRU, TTL, PENDING, REC.
-
--- The records dropped here (LRU victims, expired records) are found inside the script, so
--- they cannot be declared in KEYS; they share the namespace's hash slot with the declared
--- keys, which Redis Cluster checks.
+-- for unindexing; purge the expired.
 local function drop(keys)
   for s = 1, #keys, 1000 do
     local chunk = {unpack(keys, s, math.min(s + 999, #keys))}

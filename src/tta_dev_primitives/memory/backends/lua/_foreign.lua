@@ -1,6 +1,3 @@
--- Shared by the write scripts: check the namespace's own keys before writing anything, so
--- that a script refused part-way (another client overwrote one of them with another type)
--- never leaves a partial record.
 local function foreign(keys, want)
   for i = 1, #keys do
     local t = redis.call('TYPE', keys[i])['ok']

@@ -1,9 +1,11 @@
--- Shared by the scripts that maintain the server-side search index. Needs locals BASE, ST,
--- DOC, TERMS, LEAVES, VOCAB, LONG. Posting lists (BASE .. 'p:' .. term) and trigram sets
--- (BASE .. 'g:' .. 3 bytes) are named by the terms found inside the script, so they cannot
--- be declared in KEYS; they share the namespace's hash slot.
-local POST = BASE .. 'p:'
-local GRAM = BASE .. 'g:'
+-- Shared by the scripts that maintain the server-side search index.
+local DOC = base .. 'd'
+local TERMS = base .. 't'
+local LEAVES = base .. 'l'
+local VOCAB = base .. 'voc'
+local LONG = base .. 'long'
+local POST = base .. 'p:'
+local GRAM = base .. 'g:'
 local SHIFT = 16777216
 
 local function words(s)

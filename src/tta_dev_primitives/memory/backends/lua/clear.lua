@@ -1,13 +1,9 @@
---! keys: lru ttl st q d t l voc long
--- ARGV: base. Deletes every key of the namespace but the write counter; returns how many
--- live records there were. The record keys, posting lists and trigram sets are found here
--- (see _drop and _index); they share the namespace's hash slot.
-local BASE = ARGV[1]
-local LRU, TTL, ST, PENDING = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local DOC, TERMS, LEAVES, VOCAB, LONG = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
-local REC = BASE .. 'r:'
+--! keys: lru
+--! include: _names
 --! include: _drop
 --! include: _index
+-- ARGV: base. Deletes every key of the namespace but the write counter; returns how many
+-- live records there were.
 purge()
 local keys = redis.call('ZRANGE', LRU, 0, -1)
 for s = 1, #keys, 1000 do

@@ -1,31 +1,25 @@
---! keys: lru ttl st q
--- Store records. KEYS: the namespace keys above, then the record key of each entry
--- (base .. 'r:' .. key). ARGV: base, max_size (0 = unbounded), ttl_ms (0 = none), then one
--- body per record key (the record without its leading "<seq>:").
--- Returns how many records were evicted.
-local BASE = ARGV[1]
-local LRU, TTL, ST, PENDING = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local REC = BASE .. 'r:'
+--! keys: lru
+--! include: _names
 --! include: _foreign
 --! include: _drop
+-- ARGV: base, max_size (0 = unbounded), ttl_ms (0 = none), then key, body pairs (body: the
+-- record without its leading "<seq>:"). Returns how many records were evicted.
 local bad = foreign({LRU, TTL, ST, PENDING}, {'zset', 'zset', 'hash', 'zset'})
 if bad then return redis.error_reply(bad) end
 local ttl = tonumber(ARGV[3])
-local count = #KEYS - 4
-local skip = #REC + 1
+local count = (#ARGV - 3) / 2
 local last = redis.call('HINCRBY', ST, 'c', count)
 local at
 if ttl > 0 then at = string.format('%d', clock() + ttl) end
 local z, keys = {}, {}
 for i = 1, count do
-  local rkey = KEYS[4 + i]
-  local key = string.sub(rkey, skip)
+  local key = ARGV[2 + 2 * i]
   local seq = last - count + i
-  local rec = string.format('%d:', seq) .. ARGV[3 + i]
+  local rec = string.format('%d:', seq) .. ARGV[3 + 2 * i]
   if at then
-    redis.call('SET', rkey, rec, 'PXAT', at)
+    redis.call('SET', REC .. key, rec, 'PXAT', at)
   else
-    redis.call('SET', rkey, rec)
+    redis.call('SET', REC .. key, rec)
   end
   z[2 * i - 1] = seq
   z[2 * i] = key

@@ -1,10 +1,5 @@
---! keys: lru ttl st q d t l voc long
--- The server-side keyword search (to be replaced by the in-process index kept coherent by a
--- change log). KEYS: the namespace keys above.
-local BASE = ARGV[1]
-local LRU, TTL, ST, PENDING = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local DOC, TERMS, LEAVES, VOCAB, LONG = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
-local REC = BASE .. 'r:'
+--! keys: lru
+--! include: _names
 --! include: _drop
 --! include: _index
 -- ARGV: base, limit, prune ('1': return only the records that can reach the top `limit`),
