@@ -5,10 +5,10 @@ notes relevant to a question, answers from them (a deterministic function standi
 model call), and remembers the answer. One run is one trace::
 
     answer_question                    (the pipeline)
-    ├── memory.search_step             step 0
+    ├── search_step                    step 0
     │   └── search_memory              gen_ai.operation.name=search_memory, record.count=3
     ├── answer                         step 1
-    └── memory.add_step                step 2
+    └── add_step                       step 2
         └── upsert_memory              gen_ai.operation.name=upsert_memory
 
 Run it::

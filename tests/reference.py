@@ -99,3 +99,64 @@ class ReferenceMemory:
             SearchHit(key, copy.deepcopy(self._records[key][0]), score, self._records[key][1])
             for score, _, key in ranked
         ]
+
+
+_ABSENT = object()
+
+
+def reference_matches(metadata: dict[str, Any] | None, filter: dict[str, Any]) -> bool:
+    """An independent evaluator of the filter language (written from the docs, not the code)."""
+    meta = metadata or {}
+
+    def same(a: Any, b: Any) -> bool:
+        if isinstance(a, bool) or isinstance(b, bool):
+            return type(a) is type(b) and a == b
+        return bool(a == b)
+
+    def ordered(a: Any, b: Any, op: str) -> bool:
+        numeric = (int, float)
+        if isinstance(b, str):
+            if not isinstance(a, str):
+                return False
+        elif isinstance(a, bool) or not isinstance(a, numeric):
+            return False
+        return {
+            "$gt": a > b,
+            "$gte": a >= b,
+            "$lt": a < b,
+            "$lte": a <= b,
+        }[op]
+
+    def field_ok(value: Any, cond: Any) -> bool:
+        is_ops = isinstance(cond, dict) and cond and all(k.startswith("$") for k in cond)
+        if not is_ops:
+            return value is not _ABSENT and same(value, cond)
+        results = []
+        for op, arg in cond.items():
+            if op == "$eq":
+                results.append(value is not _ABSENT and same(value, arg))
+            elif op == "$ne":
+                results.append(value is _ABSENT or not same(value, arg))
+            elif op == "$in":
+                results.append(value is not _ABSENT and any(same(value, x) for x in arg))
+            elif op == "$nin":
+                results.append(value is _ABSENT or not any(same(value, x) for x in arg))
+            elif op == "$exists":
+                results.append((value is not _ABSENT) is arg)
+            elif op == "$not":
+                results.append(not field_ok(value, arg))
+            else:
+                results.append(value is not _ABSENT and ordered(value, arg, op))
+        return all(results)
+
+    verdicts = []
+    for key, cond in filter.items():
+        if key == "$and":
+            verdicts.append(all(reference_matches(meta, f) for f in cond))
+        elif key == "$or":
+            verdicts.append(any(reference_matches(meta, f) for f in cond))
+        elif key == "$not":
+            verdicts.append(not reference_matches(meta, cond))
+        else:
+            verdicts.append(field_ok(meta.get(key, _ABSENT), cond))
+    return all(verdicts)

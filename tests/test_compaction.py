@@ -64,7 +64,13 @@ async def test_compact_replaces_old_records_by_one_summary(make_memory: MakeMemo
     seen: list[list[MemoryRecord]] = []
     report = await memory.compact(joiner(seen), keep_last=3)
     assert [r.key for r in seen[0]] == keys[:7]
-    assert seen[0][0] == MemoryRecord("m00", "memory number 0", {"i": 0, "user": "ada"})
+    first = seen[0][0]
+    assert (first.key, first.value, first.metadata) == (
+        "m00",
+        "memory number 0",
+        {"i": 0, "user": "ada"},
+    )
+    assert isinstance(first, MemoryRecord)
     assert report.replaced == tuple(keys[:7])
     assert report.merged == ()
     assert report.kept == ()

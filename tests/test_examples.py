@@ -75,6 +75,22 @@ def test_compaction_example() -> None:
     assert "auto-compacted chat holds 6 records (bound 20)" in out
 
 
+def test_chat_agent_records_example() -> None:
+    """examples/chat_agent_records.py reads metadata back, updates, lists by filter in pages,
+    searches with operators in a named pipeline, deletes by filter and lists namespaces."""
+    out = run_example("chat_agent_records.py")
+    assert "turn:3 {'role': 'user', 'importance': 5, 'done': False} expires in ~3600s" in out
+    assert (
+        "updated turn:3 -> {'role': 'user', 'importance': 5, 'done': True} expires_at=None" in out
+    )
+    assert "important: turn:3 'Remind me to renew the TLS certificate'\nimportant: turn:2" in out
+    assert "pipeline search_step>>answer>>add_step" in out
+    assert "Q: editor -> My favourite editor is Helix" in out
+    assert "deleted 2" in out
+    assert "left: ['turn:0', 'turn:2', 'turn:3']" in out
+    assert "namespaces: [('chat', 'ada')]" in out
+
+
 def test_compaction_doc_runs() -> None:
     """The first snippet of docs/memory/compaction.md runs as written."""
     doc = (EXAMPLES.parent / "docs" / "memory" / "compaction.md").read_text()

@@ -124,7 +124,7 @@ async def test_memory_spans_nest_under_pipeline_steps(telemetry: CapturedTelemet
     assert {s.context.trace_id for s in telemetry.spans() if s.name != "get_memory"} == {
         root.context.trace_id
     }
-    for step, op in (("memory.search_step", "search_memory"), ("memory.add_step", "upsert_memory")):
+    for step, op in (("search_step", "search_memory"), ("add_step", "upsert_memory")):
         assert spans[step].parent is not None
         assert spans[step].parent.span_id == root.context.span_id
         assert spans[op].parent is not None

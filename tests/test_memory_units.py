@@ -205,4 +205,4 @@ async def test_steps_take_metadata_and_filter_as_constants_or_callables() -> Non
     constant = memory.search_step(filter={"role": "assistant"})
     assert [h.key for h in await constant.execute("green tea")] == ["turn:9"]
     pipeline = memory.search_step(limit=1) >> memory.add_step(key="last")
-    assert pipeline.name == "memory.search_step>>memory.add_step"
+    assert pipeline.name == "search_step>>add_step"

@@ -336,17 +336,17 @@ def test_example_trace_arrives_over_otlp(receiver: OtlpReceiver, capture_content
     run = {s.name: s for s in received if s.trace_id == root.trace_id}
     assert set(run) == {
         "answer_question",
-        "memory.search_step",
+        "search_step",
         "search_memory",
         "answer",
-        "memory.add_step",
+        "add_step",
         "upsert_memory",
     }
-    for index, name in enumerate(["memory.search_step", "answer", "memory.add_step"]):
+    for index, name in enumerate(["search_step", "answer", "add_step"]):
         assert run[name].parent_span_id == root.span_id
         assert run[name].attributes[attrs.ATTR_STEP_INDEX] == index
-    assert run["search_memory"].parent_span_id == run["memory.search_step"].span_id
-    assert run["upsert_memory"].parent_span_id == run["memory.add_step"].span_id
+    assert run["search_memory"].parent_span_id == run["search_step"].span_id
+    assert run["upsert_memory"].parent_span_id == run["add_step"].span_id
     for span in run.values():
         assert span.resource["service.name"] == "tracing-pipeline"
         assert span.attributes[attrs.ATTR_WORKFLOW_ID] == "run-1"

@@ -26,6 +26,7 @@ from .core import (
     WorkflowPrimitive,
 )
 from .memory import (
+    NO_EXPIRY,
     BackendInfo,
     CallableEmbedder,
     CompactionPolicy,
@@ -41,6 +42,7 @@ from .memory import (
     MemoryBackend,
     MemoryBackendError,
     MemoryOperation,
+    MemoryPage,
     MemoryPrimitive,
     MemoryRecord,
     MiniLMEmbedder,
@@ -76,6 +78,8 @@ __all__ = [
     "MemoryRecord",
     "RedisBackend",
     "SearchHit",
+    "NO_EXPIRY",
+    "MemoryPage",
     "SentenceTransformerEmbedder",
     "create_memory_key",
     "read_jsonl",

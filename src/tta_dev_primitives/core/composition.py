@@ -95,7 +95,7 @@ class SequentialPrimitive(_Composite[InT, OutT]):
     Args:
         steps: The primitives to run, in order.
         name: Span name; by default the steps' names joined by ``>>``
-            (``memory.search_step>>answer>>memory.add_step``).
+            (``search_step>>answer>>add_step``).
     """
 
     primitive_type = "sequence"

@@ -30,7 +30,7 @@ from .embeddings import (
 from .errors import MemoryBackendError
 from .keys import create_memory_key
 from .primitive import MemoryOperation, MemoryPrimitive
-from .records import MemoryRecord, SearchHit
+from .records import NO_EXPIRY, MemoryPage, MemoryRecord, SearchHit
 from .store import InMemoryStore
 from .transfer import ImportConflictError, ImportReport, read_jsonl, write_jsonl
 
@@ -52,8 +52,10 @@ __all__ = [
     "MemoryBackend",
     "MemoryBackendError",
     "MemoryOperation",
-    "MemoryRecord",
+    "MemoryPage",
     "MemoryPrimitive",
+    "MemoryRecord",
+    "NO_EXPIRY",
     "RedisBackend",
     "SearchHit",
     "SentenceTransformerEmbedder",

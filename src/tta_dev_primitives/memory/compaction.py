@@ -330,8 +330,8 @@ def _memory_record(record: Record, metadata: Mapping[str, Any] | None) -> Memory
         record.key,
         codec.decode(record.payload),
         codec.copy_metadata(metadata) or {},
-        created,
-        updated,
+        created or 0.0,
+        updated or 0.0,
         expires,
     )
 

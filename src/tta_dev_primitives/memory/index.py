@@ -72,11 +72,14 @@ from .search import (
     Vector,
     bm25,
     cosine,
+    filter_anchors,
     filter_key,
     has_substring,
     idf,
+    is_equality_filter,
     keyword_bound,
     make_document,
+    matches_filter,
     normalize_vector,
     prepare_query,
     rank_by_mode,
@@ -325,6 +328,14 @@ class SearchIndex:
                 for i in np.flatnonzero(np.abs(norms - 1.0) > 1e-6).tolist():
                     rows[ready[i]] = normalize_vector(chunk[ready[i]][1])
             self._add_rows([slot for slot, _ in chunk], rows)
+
+    def vector(self, key: str) -> Vector | None:
+        """A copy of the unit vector indexed under ``key`` (None: no vector or no key)."""
+        slot = self._slot_of.get(key)
+        if slot is None or self._matrix is None:
+            return None
+        row = int(self._row[slot])
+        return None if row < 0 else self._matrix[row].copy()
 
     def remove(self, key: str) -> bool:
         """Forget ``key``; True if it was indexed."""
@@ -578,17 +589,51 @@ class SearchIndex:
         """Slots whose metadata matches ``filter`` (None: no filter)."""
         if not filter:
             return None
-        found: set[int] | None = None
-        for field, value in filter.items():
-            slots = self._meta_index.get(field, {}).get(filter_key(value))
-            if not slots:
-                found = set()
-                break
-            found = set(slots) if found is None else found & slots
+        found = self.filter_slots(filter)
         mask = np.zeros(len(self._keys), dtype=bool)
         if found:
             mask[np.fromiter(found, dtype=np.int64, count=len(found))] = True
         return mask
+
+    def filter_slots(self, filter: Mapping[str, Any]) -> list[int]:
+        """The live slots whose metadata matches a validated, non-empty ``filter``.
+
+        Equality, ``$eq`` and ``$in`` conditions are looked up in the index of metadata
+        values; only the slots they leave are tested with :func:`~.search.matches_filter`
+        (every live slot when the filter has no such condition).
+        """
+        anchors = filter_anchors(filter)
+        found: set[int] | None = None
+        index = self._meta_index
+        for field, values in anchors:
+            by_value = index.get(field)
+            slots: set[int] = set()
+            if by_value:
+                for value in values:
+                    hit = by_value.get(filter_key(value))
+                    if hit:
+                        slots |= hit
+            found = slots if found is None else found & slots
+            if not found:
+                return []
+        if found is not None and is_equality_filter(filter):
+            return list(found)
+        cands: Iterable[int] = found if found is not None else self._slot_of.values()
+        meta = self._meta
+        return [slot for slot in cands if matches_filter(meta[slot], filter)]
+
+    def matching(self, filter: Mapping[str, Any] | None) -> list[tuple[int, str]]:
+        """``(seq, key)`` of every live record whose metadata matches ``filter``."""
+        keys = self._keys
+        seqs = self._seq
+        if not filter:
+            return [(int(seqs[slot]), key) for key, slot in self._slot_of.items()]
+        out = []
+        for slot in self.filter_slots(filter):
+            key = keys[slot]
+            assert key is not None
+            out.append((int(seqs[slot]), key))
+        return out
 
     def search_keyword(
         self,

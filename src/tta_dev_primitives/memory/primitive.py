@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+import re
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -42,12 +44,24 @@ from .instrumentation import (
     content_capture_default,
     store_id,
 )
-from .records import Entry, Namespace, SearchHit, SearchQuery
+from .records import (
+    NO_EXPIRY,
+    Entry,
+    ListQuery,
+    MemoryPage,
+    MemoryRecord,
+    Namespace,
+    Record,
+    RecordUpdate,
+    SearchHit,
+    SearchQuery,
+)
 from .search import (
     Fusion,
     SearchMode,
     normalize_vector,
     string_leaves,
+    validate_filter,
     validate_fusion,
     validate_semantic_weight,
 )
@@ -55,8 +69,35 @@ from .search import (
 __all__ = ["MemoryOperation", "MemoryPrimitive", "OperationKind"]
 
 OperationKind: TypeAlias = Literal[
-    "add", "get", "search", "delete", "clear", "keys", "size", "add_many", "get_many", "compact"
+    "add",
+    "get",
+    "search",
+    "delete",
+    "clear",
+    "keys",
+    "size",
+    "add_many",
+    "get_many",
+    "get_record",
+    "update",
+    "list",
+    "delete_where",
+    "namespaces",
+    "compact",
 ]
+_ORDERS = ("newest", "oldest")
+
+
+class _Keep:
+    """The default of :meth:`MemoryPrimitive.update`'s arguments: keep what is stored."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+_KEEP: Any = _Keep()
 _MODES = ("keyword", "semantic", "hybrid")
 _MIRROR_MAX_SIZE = 10_000  # records per namespace the Redis fallback mirrors
 
@@ -83,6 +124,11 @@ class MemoryOperation(NamedTuple):
     fusion: Any = None
     items: Any = None
     keys: Any = None
+    merge_metadata: Any = True
+    cursor: Any = None
+    order: Any = "newest"
+    prefix: Any = ()
+    recency_half_life: Any = None
 
     @classmethod
     def add(
@@ -111,6 +157,7 @@ class MemoryOperation(NamedTuple):
         filter: Mapping[str, Any] | None = None,
         semantic_weight: float | None = None,
         fusion: Fusion | None = None,
+        recency_half_life: float | None = None,
     ) -> MemoryOperation:
         """Search for ``query``."""
         return cls(
@@ -121,6 +168,7 @@ class MemoryOperation(NamedTuple):
             filter=filter,
             semantic_weight=semantic_weight,
             fusion=fusion,
+            recency_half_life=recency_half_life,
         )
 
     @classmethod
@@ -163,6 +211,53 @@ class MemoryOperation(NamedTuple):
     def compact(cls, summarizer: Any, **options: Any) -> MemoryOperation:
         """Compact the namespace (the options of :meth:`MemoryPrimitive.compact`)."""
         return cls("compact", value=CompactionRequest(summarizer, **options))
+
+    @classmethod
+    def get_record(cls, key: str) -> MemoryOperation:
+        """Read the record under ``key`` with its metadata and timestamps."""
+        return cls("get_record", key=key)
+
+    @classmethod
+    def update(
+        cls,
+        key: str,
+        *,
+        value: Any = _KEEP,
+        metadata: Mapping[str, Any] | None = _KEEP,
+        ttl: Any = _KEEP,
+        merge_metadata: bool = True,
+    ) -> MemoryOperation:
+        """Change what is given of the record under ``key``."""
+        return cls(
+            "update",
+            key=key,
+            value=value,
+            metadata=metadata,
+            ttl=ttl,
+            merge_metadata=merge_metadata,
+        )
+
+    @classmethod
+    def list(
+        cls,
+        *,
+        filter: Mapping[str, Any] | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+        order: str = "newest",
+    ) -> MemoryOperation:
+        """One page of the namespace's records by write order."""
+        return cls("list", filter=filter, limit=limit, cursor=cursor, order=order)
+
+    @classmethod
+    def delete_where(cls, filter: Mapping[str, Any]) -> MemoryOperation:
+        """Delete the records whose metadata matches ``filter``."""
+        return cls("delete_where", filter=filter)
+
+    @classmethod
+    def namespaces(cls, prefix: Sequence[str] = ()) -> MemoryOperation:
+        """The sub-namespaces below ``prefix`` that hold records."""
+        return cls("namespaces", prefix=prefix)
 
 
 class _Shared:
@@ -468,8 +563,9 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         filter: Mapping[str, Any] | None = None,
         semantic_weight: float | None = None,
         fusion: Fusion | None = None,
+        recency_half_life: float | None = None,
         context: WorkflowContext | None = None,
-    ) -> list[SearchHit]:
+    ) -> builtins.list[SearchHit]:
         """Ranked records for ``query``, best first (never refreshes recency).
 
         Args:
@@ -477,11 +573,18 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             limit: Most hits (>= 1).
             mode: ``keyword`` (default without an embedder), ``semantic`` or ``hybrid``
                 (default with an embedder).
-            filter: Metadata fields the records must equal.
+            filter: A metadata filter (see :meth:`list`): only matching records are found.
             semantic_weight: Hybrid weight of semantic scores for this search, in [0, 1]
                 (default: the primitive's).
             fusion: ``"convex"`` or ``"rrf"`` for this search (default: the primitive's).
+            recency_half_life: Seconds: multiply each hit's score by
+                ``0.5 ** (age / recency_half_life)``, ``age`` being the seconds since the
+                record's ``updated_at``, before the best ``limit`` are kept (every mode).
             context: The workflow context.
+
+        Raises:
+            ValueError: A malformed filter or an unknown operator (before any I/O), a bad
+                mode, limit or half-life.
         """
         op = MemoryOperation(
             "search",
@@ -491,8 +594,9 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             filter=filter,
             semantic_weight=semantic_weight,
             fusion=fusion,
+            recency_half_life=recency_half_life,
         )
-        return cast(list[SearchHit], await self._run(op, context))
+        return cast(builtins.list[SearchHit], await self._run(op, context))
 
     async def delete(self, key: str, *, context: WorkflowContext | None = None) -> bool:
         """Delete ``key``; True if a record was deleted."""
@@ -502,13 +606,122 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         """Delete every record of this namespace (only this one); return how many."""
         return cast(int, await self._run(MemoryOperation("clear"), context))
 
-    async def keys(self, *, context: WorkflowContext | None = None) -> list[str]:
+    async def keys(self, *, context: WorkflowContext | None = None) -> builtins.list[str]:
         """This namespace's keys, least recently used first."""
-        return cast(list[str], await self._run(MemoryOperation("keys"), context))
+        return cast(builtins.list[str], await self._run(MemoryOperation("keys"), context))
 
     async def size(self, *, context: WorkflowContext | None = None) -> int:
         """Number of live records in this namespace."""
         return cast(int, await self._run(MemoryOperation("size"), context))
+
+    async def get_record(
+        self, key: str, *, context: WorkflowContext | None = None
+    ) -> MemoryRecord | None:
+        """The record under ``key`` (value, metadata, timestamps), or None; refreshes its
+        recency like :meth:`get`."""
+        op = MemoryOperation("get_record", key=key)
+        return cast("MemoryRecord | None", await self._run(op, context))
+
+    async def update(
+        self,
+        key: str,
+        *,
+        value: Any = _KEEP,
+        metadata: Mapping[str, Any] | None = _KEEP,
+        ttl: Any = _KEEP,
+        merge_metadata: bool = True,
+        context: WorkflowContext | None = None,
+    ) -> MemoryRecord:
+        """Change the given parts of the live record under ``key``; keep the rest.
+
+        Atomic on every backend (on Redis one script: two concurrent updates of different
+        metadata keys both land). The record counts as written now: new ``updated_at``,
+        newest in :meth:`list` order, recency refreshed; ``created_at`` is kept.
+
+        Args:
+            key: The record's key.
+            value: The new value (omitted: keep the stored one). ``None`` is a value.
+            metadata: Metadata to merge into the stored metadata key by key (or, with
+                ``merge_metadata=False``, to replace it); omitted: keep it.
+            ttl: Seconds from now until it expires; ``None`` applies ``default_ttl`` (never
+                without one); :data:`NO_EXPIRY` never expires; omitted: keep the expiry.
+            merge_metadata: Merge (True, the default) or replace (False) the metadata.
+            context: The workflow context.
+
+        Returns:
+            The record as updated.
+
+        Raises:
+            KeyError: No live record under ``key`` (nothing is written).
+            TypeError, ValueError: Bad arguments, as for :meth:`add` (nothing is written).
+        """
+        op = MemoryOperation(
+            "update",
+            key=key,
+            value=value,
+            metadata=metadata,
+            ttl=ttl,
+            merge_metadata=merge_metadata,
+        )
+        return cast(MemoryRecord, await self._run(op, context))
+
+    async def list(
+        self,
+        *,
+        filter: Mapping[str, Any] | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+        order: Literal["newest", "oldest"] = "newest",
+        context: WorkflowContext | None = None,
+    ) -> MemoryPage:
+        """One page of this namespace's records, by write time (never refreshes recency).
+
+        Walk every page by passing each page's ``next_cursor`` back until it is None. While
+        others write, a walk never returns a record twice and never misses one that lived,
+        unchanged, from its first page to its last (records written or rewritten during the
+        walk may be left out).
+
+        Args:
+            filter: Only records whose metadata matches: ``{"field": value}`` for equality,
+                operators ``$eq $ne $gt $gte $lt $lte $in $nin $exists`` in a field's
+                condition (``{"n": {"$gt": 3}}``), ``$and``/``$or`` (lists of filters) and
+                ``$not`` (a filter) at the top. Order operators compare numbers with numbers
+                and strings with strings; a type mismatch matches nothing.
+            limit: Most records on the page (>= 1).
+            cursor: ``next_cursor`` of the previous page (None: the first page).
+            order: ``"newest"`` (last written first, the default) or ``"oldest"``.
+            context: The workflow context.
+
+        Raises:
+            ValueError: A malformed filter, an unknown operator, a bad order, or a cursor
+                that is not a ``next_cursor`` of a walk in this order (before any I/O).
+        """
+        op = MemoryOperation("list", filter=filter, limit=limit, cursor=cursor, order=order)
+        return cast(MemoryPage, await self._run(op, context))
+
+    async def delete_where(
+        self, filter: Mapping[str, Any], *, context: WorkflowContext | None = None
+    ) -> int:
+        """Delete the records whose metadata matches ``filter`` (see :meth:`list`); how many.
+
+        Raises:
+            ValueError: An empty filter (use :meth:`clear` to delete everything), a
+                malformed one or an unknown operator (before any I/O).
+        """
+        op = MemoryOperation("delete_where", filter=filter)
+        return cast(int, await self._run(op, context))
+
+    async def namespaces(
+        self, prefix: Sequence[str] = (), *, context: WorkflowContext | None = None
+    ) -> builtins.list[tuple[str, ...]]:
+        """The sub-namespaces of this one, below ``prefix``, that hold live records.
+
+        Each is given relative to this primitive's namespace (``memory.scoped(*ns)`` reaches
+        it), sorted; ``prefix`` itself is included when it holds records. This namespace's
+        own records, and other primitives' namespaces outside it, are never listed.
+        """
+        op = MemoryOperation("namespaces", prefix=prefix)
+        return cast("builtins.list[tuple[str, ...]]", await self._run(op, context))
 
     async def add_many(
         self,
@@ -660,14 +873,14 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             k = input_data if key is None else _resolve(key, input_data, context)
             return await self.get(k, context=context)
 
-        return self._step(get_step, "memory.get_step")
+        return self._step(get_step, "get_step")
 
     def add_step(
         self,
         key: str | Callable[[Any, WorkflowContext], str],
         value: Any | Callable[[Any, WorkflowContext], Any] = None,
         *,
-        ttl: float | None = None,
+        ttl: Any = None,
         metadata: Mapping[str, Any] | Callable[[Any, WorkflowContext], Any] | None = None,
     ) -> LambdaPrimitive[Any, Any]:
         """A step that stores ``value`` (the step's input when None) and passes its input on.
@@ -687,7 +900,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             )
             return input_data
 
-        return self._step(add_step, "memory.add_step")
+        return self._step(add_step, "add_step")
 
     def search_step(
         self,
@@ -696,13 +909,15 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         *,
         mode: SearchMode | None = None,
         filter: Mapping[str, Any] | Callable[[Any, WorkflowContext], Any] | None = None,
-    ) -> LambdaPrimitive[Any, list[SearchHit]]:
+    ) -> LambdaPrimitive[Any, builtins.list[SearchHit]]:
         """A step that outputs the hits for ``query`` (the step's input when None).
 
         ``query`` and ``filter`` may be constants or callables of ``(input, context)``.
         """
 
-        async def search_step(input_data: Any, context: WorkflowContext) -> list[SearchHit]:
+        async def search_step(
+            input_data: Any, context: WorkflowContext
+        ) -> builtins.list[SearchHit]:
             q = input_data if query is None else _resolve(query, input_data, context)
             return await self.search(
                 q,
@@ -712,7 +927,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
                 context=context,
             )
 
-        return self._step(search_step, "memory.search_step")
+        return self._step(search_step, "search_step")
 
     def compact_step(
         self, summarizer: WorkflowPrimitive[Any, Any] | None, **options: Any
@@ -815,9 +1030,25 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
     # -- operation handlers: validation, encoding and the backend call, once per operation -----
 
     def _record_settings(self, ttl: Any, metadata: Any) -> tuple[float | None, Any]:
-        """The validated ttl (``default_ttl`` when None) and metadata of records to write."""
-        ttl = self._default_ttl if ttl is None else codec.validate_ttl(ttl)
-        return ttl, None if metadata is None else codec.validate_metadata(metadata)
+        """The validated ttl (``default_ttl`` when None, None for NO_EXPIRY) and metadata of
+        records to write."""
+        return self._ttl(ttl), None if metadata is None else codec.validate_metadata(metadata)
+
+    def _ttl(self, ttl: Any) -> float | None:
+        if ttl is None:
+            return self._default_ttl
+        if ttl is NO_EXPIRY:
+            return None
+        return codec.validate_ttl(ttl)
+
+    @staticmethod
+    def _filter(filter_: Any) -> dict[str, Any] | None:
+        """A validated copy of a filter (None for none or ``{}``); raises before any I/O."""
+        if filter_ is None:
+            return None
+        if not isinstance(filter_, Mapping):
+            raise TypeError(f"filter must be a mapping or None, got {type(filter_).__name__}")
+        return validate_filter(codec.validate_metadata(filter_, "filter"))
 
     def _entry(
         self, key: Any, value: Any, ttl: float | None, meta: Any, item: int | None = None
@@ -837,7 +1068,9 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             )
         return Entry(key, payload, meta, ttl, snapshot=snap)
 
-    async def _embedded(self, entries: list[Entry], values: Sequence[Any]) -> list[Entry]:
+    async def _embedded(
+        self, entries: builtins.list[Entry], values: Sequence[Any]
+    ) -> builtins.list[Entry]:
         """``entries`` with the embedder's vectors of ``values`` (as is without an embedder)."""
         if self._embedder is None:
             return entries
@@ -847,7 +1080,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             for e, v in zip(entries, vectors, strict=True)
         ]
 
-    async def _embed(self, values: Sequence[Any]) -> list[Any]:
+    async def _embed(self, values: Sequence[Any]) -> builtins.list[Any]:
         """Unit float32 vectors of the values' text, one embedder call for all of them
         (normalized here once: normalize_vector leaves them as they are after)."""
         if self._embedder is None:
@@ -943,7 +1176,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         self._inst.records(span, ((k, r.payload, None, r.metadata) for k, r in found))
         return {k: codec.value_of(r.payload, r.snapshot) for k, r in found}
 
-    async def _op_search(self, op: MemoryOperation, span: trace.Span) -> list[SearchHit]:
+    async def _op_search(self, op: MemoryOperation, span: trace.Span) -> builtins.list[SearchHit]:
         query = op.query
         if not isinstance(query, str):
             raise TypeError(f"query must be a str, got {type(query).__name__}")
@@ -955,11 +1188,17 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             raise ValueError(f"mode must be one of {', '.join(_MODES)}, got {mode!r}")
         elif mode != "keyword" and self._embedder is None:
             raise ValueError(f"mode={mode!r} needs an embedder: MemoryPrimitive(embedder=...)")
-        filter_ = op.filter
-        if filter_ is not None:
-            if not isinstance(filter_, Mapping):
-                raise TypeError(f"filter must be a mapping or None, got {type(filter_).__name__}")
-            filter_ = codec.validate_metadata(filter_, "filter")
+        filter_ = self._filter(op.filter)
+        half_life = op.recency_half_life
+        if half_life is not None:
+            if isinstance(half_life, bool) or not isinstance(half_life, int | float):
+                raise TypeError(
+                    f"recency_half_life must be a number of seconds or None, "
+                    f"got {type(half_life).__name__}"
+                )
+            if not 0 < half_life < float("inf"):
+                raise ValueError(f"recency_half_life must be > 0 seconds, got {half_life!r}")
+            half_life = float(half_life)
         inst = self._inst
         inst.search_mode(span, mode)
         if not query.strip():
@@ -982,6 +1221,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             fusion=fusion,
             semantic_weight=weight,
             tracer=self._telemetry.tracer() if span.is_recording() else None,
+            recency_half_life=half_life,
         )
         results = await self._shared.backend.search(self._namespace, request)
         inst.record_count(span, len(results))
@@ -989,9 +1229,96 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             span, ((r.key, r.payload, r.score, r.metadata) for r in results), retrieval=True
         )
         return [
-            SearchHit(r.key, codec.decode(r.payload), r.score, codec.copy_metadata(r.metadata))
+            SearchHit(
+                r.key, codec.decode(r.payload), r.score, codec.copy_metadata(r.metadata) or {}
+            )
             for r in results
         ]
+
+    async def _op_get_record(self, op: MemoryOperation, span: trace.Span) -> MemoryRecord | None:
+        key = codec.validate_key(op.key)
+        shared = self._shared
+        record = await shared.backend.get(self._namespace, key)
+        if span is not NO_SPAN or not self._telemetry.disabled():
+            self._inst.read(span, record is not None, 1, shared.backend.info())
+            if record is not None:
+                self._inst.records(span, ((key, record.payload, None, record.metadata),))
+        return None if record is None else _memory_record(record)
+
+    async def _op_update(self, op: MemoryOperation, span: trace.Span) -> MemoryRecord:
+        key = codec.validate_key(op.key)
+        if not isinstance(op.merge_metadata, bool):
+            raise TypeError("merge_metadata must be True or False")
+        payload = None
+        snapshot: Any = codec.NO_SNAPSHOT
+        vector = None
+        if op.value is not _KEEP:
+            payload, snapshot = codec.encode_snapshot(op.value, self._max_value_bytes)
+            if self._embedder is not None:
+                (entry,) = await self._embedded([Entry(key, payload, None, None)], (op.value,))
+                vector = entry.vector
+        metadata: dict[str, Any] | None = None
+        if op.metadata is not _KEEP:
+            if op.metadata is None:
+                if not op.merge_metadata:
+                    metadata = {}  # replace with nothing
+            else:
+                metadata = codec.validate_metadata(op.metadata)
+        set_ttl = op.ttl is not _KEEP
+        ttl = self._ttl(op.ttl) if set_ttl else None
+        change = RecordUpdate(payload, snapshot, vector, metadata, op.merge_metadata, set_ttl, ttl)
+        record = await self._shared.backend.update(self._namespace, key, change)
+        if record is None:
+            raise KeyError(key)
+        if span is not NO_SPAN:
+            self._inst.records(span, ((key, record.payload, None, record.metadata),))
+        return _memory_record(record)
+
+    async def _op_list(self, op: MemoryOperation, span: trace.Span) -> MemoryPage:
+        filter_ = self._filter(op.filter)
+        limit = codec.validate_limit(op.limit)
+        order = op.order
+        if order not in _ORDERS:
+            raise ValueError(f"order must be 'newest' or 'oldest', got {order!r}")
+        horizon = after = None
+        if op.cursor is not None:
+            horizon, after = _decode_cursor(op.cursor, order)
+        query = ListQuery(filter_, limit, order, after, horizon)
+        result = await self._shared.backend.list(self._namespace, query)
+        records = result.records
+        self._inst.record_count(span, len(records))
+        next_cursor = None
+        if result.more and records:
+            next_cursor = _encode_cursor(order, result.horizon, records[-1].seq)
+        return MemoryPage([_memory_record(r) for r in records], next_cursor)
+
+    async def _op_delete_where(self, op: MemoryOperation, span: trace.Span) -> int:
+        if op.filter is None:
+            raise TypeError("delete_where needs a filter (use clear() to delete everything)")
+        filter_ = self._filter(op.filter)
+        if filter_ is None:
+            raise ValueError(
+                "delete_where needs a non-empty filter: use clear() to delete everything"
+            )
+        count = await self._shared.backend.delete_where(self._namespace, filter_)
+        self._inst.record_count(span, count)
+        return count
+
+    async def _op_namespaces(
+        self, op: MemoryOperation, span: trace.Span
+    ) -> builtins.list[Namespace]:
+        raw = op.prefix
+        if isinstance(raw, str):
+            raise TypeError("prefix must be a tuple of namespace parts, not a str")
+        if not isinstance(raw, Sequence):
+            raise TypeError(f"prefix must be a tuple of str, got {type(raw).__name__}")
+        prefix = tuple(_validate_part(p, "prefix part") for p in raw)
+        own = self._namespace
+        found = await self._shared.backend.namespaces(own + prefix)
+        n = len(own)
+        out = [ns[n:] for ns in found if len(ns) > n]
+        self._inst.record_count(span, len(out))
+        return out
 
     async def _op_delete(self, op: MemoryOperation, span: trace.Span) -> bool:
         key = codec.validate_key(op.key)
@@ -1002,7 +1329,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         self._inst.record_count(span, count)
         return count
 
-    async def _op_keys(self, op: MemoryOperation, span: trace.Span) -> list[str]:
+    async def _op_keys(self, op: MemoryOperation, span: trace.Span) -> builtins.list[str]:
         keys = await self._shared.backend.keys(self._namespace)
         self._inst.record_count(span, len(keys))
         return keys
@@ -1011,6 +1338,38 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         size = await self._shared.backend.size(self._namespace)
         self._inst.record_count(span, size)
         return size
+
+
+def _memory_record(record: Record) -> MemoryRecord:
+    return MemoryRecord(
+        record.key,
+        codec.value_of(record.payload, record.snapshot),
+        codec.copy_metadata(record.metadata) or {},
+        record.created_at,
+        record.updated_at,
+        record.expires_at,
+    )
+
+
+_CURSOR = re.compile(r"(n|o)([0-9]{1,19})\.([0-9]{1,19})")
+
+
+def _encode_cursor(order: str, horizon: int, after: int) -> str:
+    return f"{order[0]}{horizon}.{after}"
+
+
+def _decode_cursor(cursor: object, order: str) -> tuple[int, int]:
+    """(horizon, after) of a ``next_cursor`` of a walk in ``order``."""
+    if not isinstance(cursor, str):
+        raise TypeError(f"cursor must be a str or None, got {type(cursor).__name__}")
+    found = _CURSOR.fullmatch(cursor)
+    if found is None:
+        raise ValueError(f"cursor {cursor[:40]!r} is not a next_cursor of list()")
+    if found.group(1) != order[0]:
+        raise ValueError(
+            f"cursor {cursor!r} continues a walk in the other order; pass order= as before"
+        )
+    return int(found.group(2)), int(found.group(3))
 
 
 _HANDLERS: dict[str, Callable[[MemoryPrimitive, MemoryOperation, trace.Span], Awaitable[Any]]] = {
@@ -1024,4 +1383,9 @@ _HANDLERS: dict[str, Callable[[MemoryPrimitive, MemoryOperation, trace.Span], Aw
     "add_many": MemoryPrimitive._op_add_many,
     "get_many": MemoryPrimitive._op_get_many,
     "compact": run_compaction,
+    "get_record": MemoryPrimitive._op_get_record,
+    "update": MemoryPrimitive._op_update,
+    "list": MemoryPrimitive._op_list,
+    "delete_where": MemoryPrimitive._op_delete_where,
+    "namespaces": MemoryPrimitive._op_namespaces,
 }

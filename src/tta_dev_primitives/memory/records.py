@@ -8,16 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Final, Literal, NamedTuple
 
 from .codec import NO_SNAPSHOT, decode
 from .search import DEFAULT_SEMANTIC_WEIGHT, Document, Fusion, SearchMode, Vector, make_document
 
 __all__ = [
+    "NO_EXPIRY",
     "Entry",
+    "ListQuery",
+    "ListResult",
+    "MemoryPage",
     "MemoryRecord",
     "Namespace",
     "Record",
+    "RecordUpdate",
     "SearchHit",
     "SearchQuery",
     "SearchResult",
@@ -25,6 +30,29 @@ __all__ = [
 
 Namespace = tuple[str, ...]
 """A namespace is the tuple of its parts; ``("a", "b")`` and ``("a:b",)`` never meet."""
+
+
+class _NoExpiry:
+    """The type of :data:`NO_EXPIRY` (one instance)."""
+
+    __slots__ = ()
+    _instance: _NoExpiry | None = None
+
+    def __new__(cls) -> _NoExpiry:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "NO_EXPIRY"
+
+    def __reduce__(self) -> str:
+        return "NO_EXPIRY"
+
+
+NO_EXPIRY: Final = _NoExpiry()
+"""``ttl=NO_EXPIRY``: the record never expires, even when the primitive has a ``default_ttl``
+(``ttl=None`` means "use the default")."""
 
 
 class Entry:
@@ -55,7 +83,7 @@ class Entry:
         payload: str,
         metadata: Mapping[str, Any] | None = None,
         ttl: float | None = None,
-        vector: Sequence[float] | None = None,
+        vector: Sequence[float] | Vector | None = None,
         *,
         document: Document | None = None,
         snapshot: Any = NO_SNAPSHOT,
@@ -97,6 +125,76 @@ class Record(NamedTuple):
     # An in-process backend may keep the entry's snapshot (see codec.encode_snapshot) so a read can
     # skip decoding the payload; NO_SNAPSHOT otherwise.
     snapshot: Any = NO_SNAPSHOT
+    # Epoch seconds from the backend's clock: first written (kept by update), last written,
+    # and when it expires (None = never).
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    expires_at: float | None = None
+
+
+class RecordUpdate(NamedTuple):
+    """What :meth:`MemoryBackend.update` changes in a stored record (validated already).
+
+    Attributes:
+        payload: The new value's JSON text, or None to keep the stored value (and vector).
+        snapshot: The new value's snapshot (see ``Entry.snapshot``), with ``payload``.
+        vector: The new value's embedding, with ``payload`` (None: no vector).
+        metadata: Metadata to merge into (or, without ``merge_metadata``, to replace) the
+            stored metadata; None keeps it.
+        merge_metadata: Merge ``metadata`` key by key (True) or replace it (False).
+        set_ttl: Change the expiry to ``ttl``; False keeps the stored expiry.
+        ttl: Seconds from now until the record expires (None = never), with ``set_ttl``.
+    """
+
+    payload: str | None = None
+    snapshot: Any = NO_SNAPSHOT
+    vector: Sequence[float] | Vector | None = None
+    metadata: Mapping[str, Any] | None = None
+    merge_metadata: bool = True
+    set_ttl: bool = False
+    ttl: float | None = None
+
+    def merged(self, stored: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        """The metadata after this update, given the stored metadata (a new dict)."""
+        if self.metadata is None:
+            return None if stored is None else dict(stored)
+        if self.merge_metadata and stored:
+            out = dict(stored)
+            out.update(self.metadata)
+            return out
+        return dict(self.metadata)
+
+
+ListOrder = Literal["newest", "oldest"]
+
+
+class ListQuery(NamedTuple):
+    """A page request for :meth:`MemoryBackend.list`, validated by the primitive.
+
+    Attributes:
+        filter: A filter checked by :func:`~.search.validate_filter`, or None.
+        limit: Most records on the page (>= 1).
+        order: ``newest`` (highest write sequence first) or ``oldest``.
+        after: The write sequence of the last record of the previous page (None: first page);
+            the page holds only records beyond it in ``order``.
+        horizon: The backend's write sequence when the walk began (None: first page, the
+            backend answers with its current one); records written later are left out, so a
+            record rewritten during the walk is never returned twice.
+    """
+
+    filter: Mapping[str, Any] | None = None
+    limit: int = 100
+    order: ListOrder = "newest"
+    after: int | None = None
+    horizon: int | None = None
+
+
+class ListResult(NamedTuple):
+    """A page as a backend returns it: the records, the walk's horizon, whether more follow."""
+
+    records: list[Record]
+    horizon: int
+    more: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +212,9 @@ class SearchQuery:
         semantic_weight: Weight of the semantic side in ``convex`` fusion, in [0, 1].
         tracer: Set only while the search span is recording: a backend may trace the parts
             of the search (keyword, vector, fuse) as child spans with it.
+        recency_half_life: When set, each hit's score is multiplied by
+            ``0.5 ** (age / recency_half_life)``, ``age`` being seconds since the record's
+            ``updated_at`` (see :func:`~.search.rank_by_mode`).
     """
 
     text: str
@@ -125,6 +226,7 @@ class SearchQuery:
     fusion: Fusion = "convex"
     semantic_weight: float = DEFAULT_SEMANTIC_WEIGHT
     tracer: Any = None
+    recency_half_life: float | None = None
 
 
 class SearchResult(NamedTuple):
@@ -144,32 +246,46 @@ class SearchHit:
         key: The record's key.
         value: The stored value (a fresh copy).
         score: Relevance; higher is better. Comparable within one result list only.
-        metadata: The record's metadata, or None.
+        metadata: The record's metadata (``{}`` when it has none).
     """
 
     key: str
     value: Any
     score: float
-    metadata: dict[str, Any] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
 class MemoryRecord:
-    """One stored record as a user reads it: value, metadata and times.
+    """One stored record with what is known of it, as ``get_record``, ``update`` and ``list``
+    return it.
 
     Attributes:
         key: The record's key.
         value: The stored value (a fresh copy).
-        metadata: The record's metadata (``{}`` when none).
-        created_at: Epoch seconds of the first write, from the backend's clock (None where
-            the backend keeps no times).
-        updated_at: Epoch seconds of the last write (None likewise).
-        expires_at: Epoch seconds of its expiry, or None.
+        metadata: The record's metadata (``{}`` when it has none; a fresh copy).
+        created_at: When the key was first written (kept by ``update``), epoch seconds from
+            the backend's clock (the server's on Redis).
+        updated_at: When the record was last written (``add`` or ``update``), epoch seconds.
+        expires_at: When it expires, epoch seconds; None when it never does.
     """
 
     key: str
     value: Any
     metadata: dict[str, Any] = field(default_factory=dict)
-    created_at: float | None = None
-    updated_at: float | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
     expires_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryPage:
+    """One page of :meth:`~tta_dev_primitives.memory.MemoryPrimitive.list`.
+
+    Attributes:
+        records: The page's records, in the order asked for.
+        next_cursor: Pass it as ``cursor=`` for the next page; None on the last page.
+    """
+
+    records: list[MemoryRecord]
+    next_cursor: str | None = None

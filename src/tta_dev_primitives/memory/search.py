@@ -18,8 +18,10 @@ Ranking rules:
 * Hybrid mode takes each retriever's best :func:`fusion_depth` hits and fuses them
   (:func:`fuse_convex`, the default: a convex combination of min-max normalized scores with
   ``semantic_weight`` on the semantic side; or :func:`fuse_rrf`, reciprocal rank fusion).
-* ``filter`` matches metadata by JSON equality (:func:`matches_filter`;
-  :func:`filter_key` is the same equality as a hashable key, for indexes).
+* ``filter`` matches metadata (:func:`validate_filter` checks one, :func:`matches_filter`
+  evaluates it, the same on every backend: equality, ``$eq $ne $gt $gte $lt $lte $in $nin
+  $exists``, ``$and $or $not``); :func:`filter_key` is JSON equality as a hashable key and
+  :func:`filter_anchors` the conditions an index of metadata values can answer.
 * Ties are broken newest first, by write sequence number; hits are best first (:func:`top`).
 """
 
@@ -53,7 +55,10 @@ __all__ = [
     "Vector",
     "bm25",
     "cosine",
+    "FILTER_OPERATORS",
+    "filter_anchors",
     "filter_key",
+    "is_equality_filter",
     "fuse",
     "fuse_convex",
     "fuse_rrf",
@@ -70,9 +75,11 @@ __all__ = [
     "rank_by_mode",
     "rank_keyword",
     "rank_semantic",
+    "recency_weight",
     "string_leaves",
     "tokenize",
     "top",
+    "validate_filter",
     "validate_fusion",
     "validate_semantic_weight",
 ]
@@ -224,18 +231,206 @@ def keyword_score(
     return score
 
 
-def matches_filter(metadata: Mapping[str, Any] | None, filter: Mapping[str, Any] | None) -> bool:
-    """True when every ``filter`` field equals the metadata's field (JSON equality)."""
-    if not filter:
-        return True
-    if not metadata:
-        return False
-    missing = object()
-    for field, expected in filter.items():
-        got = metadata.get(field, missing)
-        if got is missing or got != expected or (type(got) is bool) != (type(expected) is bool):
+_COMPARE = {
+    "$gt": lambda a, b: a > b,
+    "$gte": lambda a, b: a >= b,
+    "$lt": lambda a, b: a < b,
+    "$lte": lambda a, b: a <= b,
+}
+_FIELD_OPS = frozenset(("$eq", "$ne", "$in", "$nin", "$exists", "$not", *_COMPARE))
+_COMBINATORS = frozenset(("$and", "$or", "$not"))
+FILTER_OPERATORS = tuple(sorted(_FIELD_OPS | _COMBINATORS))
+"""Every operator a filter may use (see :func:`validate_filter`)."""
+
+
+def _is_ops(condition: object) -> bool:
+    return (
+        isinstance(condition, Mapping)
+        and bool(condition)
+        and all(isinstance(k, str) and k.startswith("$") for k in condition)
+    )
+
+
+def validate_filter(filter: object, arg: str = "filter") -> dict[str, Any] | None:
+    """Check a metadata filter's shape; return it (None for None or ``{}``).
+
+    A filter maps field names to conditions, all of which must hold; ``$and``/``$or`` take a
+    non-empty list of filters and ``$not`` one filter. A condition is a plain JSON value
+    (equality) or a mapping of operators: ``$eq $ne $gt $gte $lt $lte $in $nin $exists
+    $not``. Call it before any I/O: evaluation (:func:`matches_filter`) never raises.
+
+    Raises:
+        TypeError: ``filter`` is not a mapping.
+        ValueError: An unknown operator or a malformed condition, named in the message.
+    """
+    if filter is None:
+        return None
+    if not isinstance(filter, Mapping):
+        raise TypeError(f"{arg} must be a mapping or None, got {type(filter).__name__}")
+    _check_filter(filter, arg)
+    return dict(filter) if filter else None
+
+
+def _check_filter(filter: Mapping[Any, Any], where: str) -> None:
+    for field, condition in filter.items():
+        if not isinstance(field, str):
+            raise TypeError(f"{where}: field names must be str, got {type(field).__name__}")
+        if field in ("$and", "$or"):
+            if not isinstance(condition, list) or not condition:
+                raise ValueError(f"{where}: {field} takes a non-empty list of filters")
+            for i, sub in enumerate(condition):
+                if not isinstance(sub, Mapping):
+                    raise ValueError(
+                        f"{where}: {field}[{i}] must be a filter (a mapping), "
+                        f"got {type(sub).__name__}"
+                    )
+                _check_filter(sub, f"{where}.{field}[{i}]")
+        elif field == "$not":
+            if not isinstance(condition, Mapping) or not condition:
+                raise ValueError(f"{where}: $not takes a non-empty filter (a mapping)")
+            _check_filter(condition, f"{where}.$not")
+        elif field.startswith("$"):
+            raise ValueError(
+                f"{where}: unknown operator {field!r} (combinators: $and, $or, $not; "
+                "field operators go inside a field's condition)"
+            )
+        else:
+            _check_condition(condition, f"{where}[{field!r}]")
+
+
+def _check_condition(condition: object, where: str) -> None:
+    if not isinstance(condition, Mapping):
+        return  # a plain value: equality
+    dollar = [k for k in condition if isinstance(k, str) and k.startswith("$")]
+    if not dollar:
+        return  # a dict value: equality
+    if len(dollar) != len(condition):
+        raise ValueError(
+            f"{where}: a condition mixes operators ({', '.join(dollar)}) with plain keys; "
+            "use {'$eq': {...}} to match a dict value"
+        )
+    for op, operand in condition.items():
+        if op not in _FIELD_OPS:
+            raise ValueError(
+                f"{where}: unknown operator {op!r} (known: {', '.join(sorted(_FIELD_OPS))})"
+            )
+        if op in _COMPARE:
+            if isinstance(operand, bool) or not isinstance(operand, int | float | str):
+                raise ValueError(
+                    f"{where}: {op} compares with a number or a str, got {type(operand).__name__}"
+                )
+        elif op in ("$in", "$nin"):
+            if not isinstance(operand, list):
+                raise ValueError(f"{where}: {op} takes a list, got {type(operand).__name__}")
+        elif op == "$exists":
+            if not isinstance(operand, bool):
+                raise ValueError(f"{where}: $exists takes True or False")
+        elif op == "$not":
+            if isinstance(operand, Mapping) and not operand:
+                raise ValueError(f"{where}: $not takes a non-empty condition")
+            _check_condition(operand, f"{where}.$not")
+
+
+_MISSING: Any = object()
+
+
+def _json_eq(got: Any, expected: Any) -> bool:
+    # JSON equality: 1 == 1.0, but true is not 1 (at the top level, as filter_key).
+    return got == expected and (type(got) is bool) == (type(expected) is bool)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _holds(got: Any, condition: Any) -> bool:
+    """Whether a field's value (``_MISSING`` when absent) meets a validated condition."""
+    if not _is_ops(condition):
+        return got is not _MISSING and _json_eq(got, condition)
+    for op, operand in condition.items():
+        if op == "$eq":
+            ok = got is not _MISSING and _json_eq(got, operand)
+        elif op == "$ne":
+            ok = got is _MISSING or not _json_eq(got, operand)
+        elif op == "$in":
+            ok = got is not _MISSING and any(_json_eq(got, v) for v in operand)
+        elif op == "$nin":
+            ok = got is _MISSING or not any(_json_eq(got, v) for v in operand)
+        elif op == "$exists":
+            ok = (got is not _MISSING) == operand
+        elif op == "$not":
+            ok = not _holds(got, operand)
+        else:
+            # Numbers compare with numbers and strings with strings; anything else
+            # (a missing field included) matches nothing.
+            if isinstance(operand, str):
+                ok = isinstance(got, str) and _COMPARE[op](got, operand)
+            else:
+                ok = _number(got) and _COMPARE[op](got, operand)
+        if not ok:
             return False
     return True
+
+
+def matches_filter(metadata: Mapping[str, Any] | None, filter: Mapping[str, Any] | None) -> bool:
+    """True when ``metadata`` meets a filter checked by :func:`validate_filter`.
+
+    Every field condition must hold (see :func:`validate_filter`); a plain value is JSON
+    equality (``1`` equals ``1.0``, ``true`` is not ``1``). Order operators compare numbers
+    with numbers and strings with strings: a type mismatch, or a missing field, matches
+    nothing. ``$ne``, ``$nin`` and ``$not`` match a record without the field;
+    ``$exists: false`` matches only such records. Never raises on a valid filter.
+    """
+    if not filter:
+        return True
+    meta: Mapping[str, Any] = metadata or {}
+    for field, condition in filter.items():
+        if field == "$and":
+            if not all(matches_filter(meta, sub) for sub in condition):
+                return False
+        elif field == "$or":
+            if not any(matches_filter(meta, sub) for sub in condition):
+                return False
+        elif field == "$not":
+            if matches_filter(meta, condition):
+                return False
+        elif not _holds(meta.get(field, _MISSING), condition):
+            return False
+    return True
+
+
+def filter_anchors(filter: Mapping[str, Any] | None) -> list[tuple[str, list[Any]]]:
+    """Top-level ``(field, values)`` a matching record's field must equal one of.
+
+    From plain values, ``$eq`` and ``$in`` (also inside a top-level ``$and``): an index of
+    metadata values answers them with a lookup, and only its candidates need
+    :func:`matches_filter`. Empty when no condition is of that kind.
+    """
+    out: list[tuple[str, list[Any]]] = []
+    if not filter:
+        return out
+    for field, condition in filter.items():
+        if field == "$and":
+            for sub in condition:
+                out.extend(filter_anchors(sub))
+        elif field.startswith("$"):
+            continue
+        elif not _is_ops(condition):
+            out.append((field, [condition]))
+        else:
+            if "$eq" in condition:
+                out.append((field, [condition["$eq"]]))
+            if "$in" in condition:
+                out.append((field, list(condition["$in"])))
+    return out
+
+
+def is_equality_filter(filter: Mapping[str, Any] | None) -> bool:
+    """True when every condition is a plain value (the anchors alone decide a match)."""
+    return bool(filter) and all(
+        not field.startswith("$") and not _is_ops(condition)
+        for field, condition in (filter or {}).items()
+    )
 
 
 def filter_key(value: Any) -> Hashable:
@@ -484,30 +679,69 @@ def rank_by_mode(
     semantic_weight: float = DEFAULT_SEMANTIC_WEIGHT,
     tracer: Tracer | None = None,
     keyword_bound: Callable[[], float] | None = None,
+    recency: Callable[[str], float] | None = None,
 ) -> list[Scored]:
     """Run the ranking(s) a mode needs; hybrid fuses each retriever's best
     :func:`fusion_depth` hits (a retriever may return more: only that many are used).
     ``keyword_bound`` gives the query's :func:`keyword_bound` (after ``keyword`` ran).
+
+    ``recency`` (a key's :func:`recency_weight`) multiplies each hit's final score before
+    the best ``limit`` are kept: keyword and semantic mode weigh every hit, hybrid mode
+    every fused hit (of the same :func:`fusion_depth` candidates as without it).
 
     With a ``tracer`` (pass one only while the caller's span records), each part of a
     semantic or hybrid search is a child span: ``memory.search.keyword``,
     ``memory.search.vector``, ``memory.search.fuse``, with the number of hits it gave in
     ``gen_ai.memory.record.count`` (a keyword search has one part: no child span).
     """
+    if recency is not None:
+        if mode == "keyword":
+            ranked = keyword(None)
+        elif mode == "semantic":
+            ranked = semantic(None)
+        else:
+            ranked = _hybrid(
+                limit, None, keyword, semantic, fusion, semantic_weight, tracer, keyword_bound
+            )
+        return top(((s * recency(key), seq, key) for s, seq, key in ranked), limit)
     if mode == "keyword":
         return keyword(limit)  # one part: the search span itself shows it
-    if tracer is None:
-        if mode == "semantic":
+    if mode == "semantic":
+        if tracer is None:
             return semantic(limit)
+        return _traced(tracer, "vector", lambda: semantic(limit))
+    return _hybrid(limit, limit, keyword, semantic, fusion, semantic_weight, tracer, keyword_bound)
+
+
+def recency_weight(age: float, half_life: float) -> float:
+    """``0.5 ** (age / half_life)``: 1 for a record written now, 0.5 one half-life ago
+    (a negative age, from clock skew, counts as 0)."""
+    return math.pow(0.5, max(age, 0.0) / half_life)
+
+
+def _hybrid(
+    limit: int,
+    fused_limit: int | None,
+    keyword: Callable[[int | None], list[Scored]],
+    semantic: Callable[[int | None], list[Scored]],
+    fusion: Fusion,
+    semantic_weight: float,
+    tracer: Tracer | None,
+    keyword_bound: Callable[[], float] | None,
+) -> list[Scored]:
+    if tracer is None:
         depth = fusion_depth(limit)
         kw = keyword(depth)[:depth]
         sem = semantic(depth)[:depth]
         bound = None if keyword_bound is None else keyword_bound()
         return fuse(
-            kw, sem, limit, fusion=fusion, semantic_weight=semantic_weight, keyword_bound=bound
+            kw,
+            sem,
+            fused_limit,
+            fusion=fusion,
+            semantic_weight=semantic_weight,
+            keyword_bound=bound,
         )
-    if mode == "semantic":
-        return _traced(tracer, "vector", lambda: semantic(limit))
     depth = fusion_depth(limit)
     kw = _traced(tracer, "keyword", lambda: keyword(depth)[:depth])
     sem = _traced(tracer, "vector", lambda: semantic(depth)[:depth])
@@ -516,7 +750,12 @@ def rank_by_mode(
         tracer,
         "fuse",
         lambda: fuse(
-            kw, sem, limit, fusion=fusion, semantic_weight=semantic_weight, keyword_bound=bound
+            kw,
+            sem,
+            fused_limit,
+            fusion=fusion,
+            semantic_weight=semantic_weight,
+            keyword_bound=bound,
         ),
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 import time
@@ -11,8 +12,24 @@ from typing import Any, NamedTuple
 
 from . import codec
 from .index import SearchIndex, check_space
-from .records import Entry, Record, SearchHit, SearchQuery, SearchResult
-from .search import prepare_query, rank_by_mode
+from .records import (
+    Entry,
+    ListQuery,
+    ListResult,
+    Record,
+    RecordUpdate,
+    SearchHit,
+    SearchQuery,
+    SearchResult,
+)
+from .search import (
+    filter_anchors,
+    matches_filter,
+    prepare_query,
+    rank_by_mode,
+    recency_weight,
+    validate_filter,
+)
 
 __all__ = ["InMemoryStore"]
 
@@ -34,6 +51,9 @@ class InMemoryStore:
         max_size: Most records kept (None = unbounded).
         clock: Monotonic clock in seconds; inject a fake one to test TTLs without sleeping.
         max_value_bytes: Largest accepted value, as JSON, for :meth:`add`.
+        epoch_offset: Added to ``clock()`` to give the epoch seconds of the records'
+            timestamps (default: ``time.time() - clock()`` when the store is built, so the
+            timestamps are wall-clock times that advance with ``clock``).
     """
 
     def __init__(
@@ -42,11 +62,13 @@ class InMemoryStore:
         *,
         clock: Callable[[], float] = time.monotonic,
         max_value_bytes: int | None = codec.DEFAULT_MAX_VALUE_BYTES,
+        epoch_offset: float | None = None,
     ) -> None:
         self.max_size = codec.validate_max_size(max_size)
         if not callable(clock):
             raise TypeError("clock must be a callable returning seconds")
         self._clock = clock
+        self._epoch = time.time() - clock() if epoch_offset is None else epoch_offset
         self._max_value_bytes = max_value_bytes
         self._items: OrderedDict[str, _Item] = OrderedDict()
         self._index = SearchIndex()
@@ -64,24 +86,48 @@ class InMemoryStore:
         self._expiry: list[tuple[float, int, str]] = []
         self._n_expiring = 0
         self._seq = itertools.count(1)
+        self._last_seq = 0
+        # (seq, key) per write, ascending: list() pages through it by write order. Entries of
+        # records rewritten or deleted since are skipped, and the log is rebuilt once it holds
+        # more than twice the live records, so it stays proportional to them.
+        self._log: list[tuple[int, str]] = []
 
     # -- the record-level API used by InMemoryBackend --------------------------------------
 
     def put(self, entry: Entry) -> int:
-        """Store a validated entry; return how many records were evicted to make room."""
+        """Store a validated entry; return how many records were evicted to make room.
+
+        Over a live record, ``created_at`` is kept; everything else is the entry's.
+        """
         now = self._clock()
         if self._expiry:
             self._purge(now)
+        ttl = entry.ttl
+        return self._write(entry, now, None if ttl is None else now + ttl)
+
+    def _write(self, entry: Entry, now: float, expires_at: float | None) -> int:
         if entry.space is not None and entry.vector is not None:
             self._space = check_space(self._space if self._items else None, entry.space)
         seq = next(self._seq)
-        ttl = entry.ttl
-        expires_at = None if ttl is None else now + ttl
+        self._last_seq = seq
         key = entry.key
         items = self._items
-        record = Record(key, entry.payload, entry.metadata, seq, entry.snapshot)
-        item = _Item(record, expires_at)
         old = items.get(key)
+        stamp = now + self._epoch
+        created = stamp
+        if old is not None and (old.expires_at is None or old.expires_at > now):
+            created = old.record.created_at
+        record = Record(
+            key,
+            entry.payload,
+            entry.metadata,
+            seq,
+            entry.snapshot,
+            created,
+            stamp,
+            None if expires_at is None else expires_at + self._epoch,
+        )
+        item = _Item(record, expires_at)
         if old is not None:
             self._unindex(key)
             if old.expires_at is not None:
@@ -91,6 +137,10 @@ class InMemoryStore:
         else:
             items[key] = item
         self._pending[key] = entry
+        log = self._log
+        log.append((seq, key))
+        if len(log) > 2 * len(items) + 64:
+            self._log = sorted((it.record.seq, k) for k, it in items.items())
         if expires_at is not None:
             self._n_expiring += 1
             heap = self._expiry
@@ -116,6 +166,108 @@ class InMemoryStore:
             return None
         self._items.move_to_end(key)
         return item.record
+
+    def update(self, key: str, change: RecordUpdate) -> Record | None:
+        """Apply ``change`` to the live record under ``key``; the new record, or None.
+
+        The record gets a new write sequence and ``updated_at`` (an update is a write) and
+        keeps its ``created_at``; what ``change`` leaves out is kept.
+        """
+        now = self._clock()
+        item = self._items.get(key)
+        if item is None or (item.expires_at is not None and item.expires_at <= now):
+            return None
+        record = item.record
+        if change.payload is None:
+            payload, snapshot = record.payload, record.snapshot
+            pending = self._pending.get(key)
+            vector = pending.vector if pending is not None else self._index.vector(key)
+            space = self._space if vector is not None else None
+        else:
+            payload, snapshot, vector = change.payload, change.snapshot, change.vector
+            space = self._space if vector is not None else None
+        metadata = change.merged(record.metadata)
+        if change.set_ttl:
+            expires_at = None if change.ttl is None else now + change.ttl
+        else:
+            expires_at = item.expires_at
+        entry = Entry(key, payload, metadata, None, vector, snapshot=snapshot, space=space)
+        self._write(entry, now, expires_at)
+        return self._items[key].record
+
+    def list_records(self, query: ListQuery) -> ListResult:
+        """One page of live records by write order (does not refresh recency)."""
+        now = self._clock()
+        if self._expiry:
+            self._purge(now)
+        horizon = self._last_seq if query.horizon is None else query.horizon
+        after = query.after
+        newest = query.order == "newest"
+        filter_ = query.filter
+        items = self._items
+        limit = query.limit
+        out: list[Record] = []
+        if filter_ and filter_anchors(filter_):
+            # A selective filter: the index's candidates, sorted, instead of a walk.
+            for seq, key in sorted(self._matching(filter_), reverse=newest):
+                if seq > horizon or (
+                    after is not None and (seq >= after if newest else seq <= after)
+                ):
+                    continue
+                if len(out) == limit:
+                    return ListResult(out, horizon, True)
+                out.append(items[key].record)
+            return ListResult(out, horizon, False)
+        log = self._log
+        if newest:
+            top = horizon if after is None else min(horizon, after - 1)
+            i = bisect.bisect_left(log, (top + 1,)) - 1
+            step = -1
+        else:
+            i = bisect.bisect_left(log, ((after or 0) + 1,))
+            step = 1
+        n = len(log)
+        while 0 <= i < n:
+            seq, key = log[i]
+            i += step
+            if seq > horizon:
+                break
+            item = items.get(key)
+            if item is None or item.record.seq != seq:
+                continue  # rewritten or deleted since
+            if filter_ and not matches_filter(item.record.metadata, filter_):
+                continue
+            if len(out) == limit:
+                return ListResult(out, horizon, True)
+            out.append(item.record)
+        return ListResult(out, horizon, False)
+
+    def delete_where(self, filter: Mapping[str, Any]) -> int:
+        """Delete every live record whose metadata matches ``filter``; return how many."""
+        if self._expiry:
+            self._purge(self._clock())
+        keys = [key for _, key in self._matching(filter)]
+        for key in keys:
+            self._remove(key)
+        return len(keys)
+
+    def _matching(self, filter: Mapping[str, Any]) -> list[tuple[int, str]]:
+        self._sync_index()
+        return self._index.matching(filter)
+
+    def _sync_index(self) -> None:
+        index = self._index
+        if self._stale:
+            for key in self._stale:
+                index.remove(key)
+            self._stale.clear()
+        if self._pending:
+            items = self._items
+            index.upsert_many(
+                (key, items[key].record.seq, _value(entry), entry.metadata, None, entry.vector)
+                for key, entry in self._pending.items()
+            )
+            self._pending.clear()
 
     def scan(self) -> list[Record]:
         """Every live record, oldest write first, without refreshing recency."""
@@ -173,19 +325,18 @@ class InMemoryStore:
         if vector is not None and query.space is not None and self._items:
             self._space = check_space(self._space, query.space)
         self._purge(self._clock())
+        self._sync_index()
         index = self._index
-        if self._stale:
-            for key in self._stale:
-                index.remove(key)
-            self._stale.clear()
-        if self._pending:
-            items = self._items
-            index.upsert_many(
-                (key, items[key].record.seq, _value(entry), entry.metadata, None, entry.vector)
-                for key, entry in self._pending.items()
-            )
-            self._pending.clear()
         filter_ = query.filter
+        items = self._items
+        recency = None
+        if query.recency_half_life is not None:
+            now = self._clock() + self._epoch
+            half_life = query.recency_half_life
+
+            def recency(key: str) -> float:
+                return recency_weight(now - items[key].record.updated_at, half_life)
+
         scored = rank_by_mode(
             query.mode,
             query.limit,
@@ -195,8 +346,8 @@ class InMemoryStore:
             semantic_weight=query.semantic_weight,
             tracer=query.tracer,
             keyword_bound=lambda: index.keyword_bound(prepared),
+            recency=recency,
         )
-        items = self._items
         return [
             SearchResult(key, items[key].record.payload, score, items[key].record.metadata)
             for score, _, key in scored
@@ -236,15 +387,14 @@ class InMemoryStore:
         """Keyword search, best first (see :mod:`tta_dev_primitives.memory.search`)."""
         if not isinstance(query, str):
             raise TypeError(f"query must be a str, got {type(query).__name__}")
-        if filter is not None:
-            if not isinstance(filter, Mapping):
-                raise TypeError(f"filter must be a mapping or None, got {type(filter).__name__}")
-            filter = codec.validate_metadata(filter, "filter")
+        filter = validate_filter(codec.validate_metadata(filter, "filter"))
         results = self.search_results(
             SearchQuery(query, codec.validate_limit(limit), "keyword", filter)
         )
         return [
-            SearchHit(r.key, codec.decode(r.payload), r.score, codec.copy_metadata(r.metadata))
+            SearchHit(
+                r.key, codec.decode(r.payload), r.score, codec.copy_metadata(r.metadata) or {}
+            )
             for r in results
         ]
 
@@ -261,6 +411,7 @@ class InMemoryStore:
         count = self.size()
         self._items.clear()
         self._index.clear()
+        self._log.clear()
         self._pending.clear()
         self._stale.clear()
         self._expiry.clear()

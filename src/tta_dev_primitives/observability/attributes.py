@@ -133,6 +133,11 @@ GEN_AI_OPERATION_NAMES = {
     "keys": "list_memory",
     "size": "count_memory",
     "compact": "compact_memory",
+    "get_record": "get_memory",
+    "update": "update_memory",
+    "list": "list_memory",
+    "delete_where": "delete_memory",
+    "namespaces": "list_memory_namespaces",
 }
 
 METRIC_MEMORY_DURATION = "memory.operation.duration"

@@ -9,23 +9,36 @@ called; a backend maps its client's failures to :class:`MemoryBackendError`.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from opentelemetry.util.types import AttributeValue
 
-from ..records import Entry, Namespace, Record, SearchQuery, SearchResult
+from ..records import (
+    Entry,
+    ListQuery,
+    ListResult,
+    Namespace,
+    Record,
+    RecordUpdate,
+    SearchQuery,
+    SearchResult,
+)
 
 __all__ = [
     "BackendInfo",
     "CompactingBackend",
     "CompactionPlan",
     "Entry",
+    "ListQuery",
+    "ListResult",
     "MemoryBackend",
     "Namespace",
     "PingableBackend",
     "Record",
+    "RecordUpdate",
     "SearchQuery",
     "SearchResult",
     "SyncMemoryBackend",
@@ -66,7 +79,12 @@ class MemoryBackend(Protocol):
         ...
 
     async def put(self, namespace: Namespace, entry: Entry) -> int:
-        """Store ``entry`` (replacing any record with its key); return how many were evicted."""
+        """Store ``entry`` (replacing any record with its key); return how many were evicted.
+
+        The record gets the next write sequence number of the namespace and ``updated_at``
+        now (the backend's clock, epoch seconds); over a live record it keeps that record's
+        ``created_at``.
+        """
         ...
 
     async def put_many(self, namespace: Namespace, entries: Sequence[Entry]) -> int:
@@ -74,10 +92,47 @@ class MemoryBackend(Protocol):
         ...
 
     async def get(self, namespace: Namespace, key: str) -> Record | None:
-        """The live record under ``key`` (refreshing its recency), or None."""
+        """The live record under ``key`` (refreshing its recency), or None.
+
+        With its timestamps (``created_at``, ``updated_at``, ``expires_at``, epoch seconds).
+        """
         ...
 
-    async def get_many(self, namespace: Namespace, keys: Sequence[str]) -> list[Record | None]:
+    async def update(self, namespace: Namespace, key: str, change: RecordUpdate) -> Record | None:
+        """Apply ``change`` to the live record under ``key``, atomically; the new record.
+
+        A read-modify-write that no concurrent write interleaves with (two updates of
+        different metadata keys both land). The record is written anew (next write sequence,
+        ``updated_at`` now, recency refreshed), keeps its ``created_at``, and keeps whatever
+        ``change`` leaves out: value and vector, metadata, expiry. None (and nothing
+        written) when there is no live record under ``key``.
+        """
+        ...
+
+    async def list(self, namespace: Namespace, query: ListQuery) -> ListResult:
+        """One page of the live records matching ``query.filter``, by write sequence.
+
+        ``newest``: descending sequence, below ``query.after``; ``oldest``: ascending, above
+        it; either way at most ``query.horizon`` (the backend's last write sequence when the
+        walk began, returned in the result when ``query.horizon`` is None). So a walk never
+        returns a record twice (a rewritten record moves past the horizon) and never skips
+        one that lived, unchanged, throughout. Does not refresh recency.
+        """
+        ...
+
+    async def delete_where(self, namespace: Namespace, filter: Mapping[str, Any]) -> int:
+        """Delete the live records of ``namespace`` matching a non-empty, validated
+        ``filter`` (:func:`~tta_dev_primitives.memory.search.matches_filter`); how many."""
+        ...
+
+    async def namespaces(self, prefix: Namespace) -> builtins.list[Namespace]:
+        """The namespaces starting with ``prefix`` (itself included) that hold live
+        records, sorted; never one of another key prefix or another backend's."""
+        ...
+
+    async def get_many(
+        self, namespace: Namespace, keys: Sequence[str]
+    ) -> builtins.list[Record | None]:
         """The live records under ``keys``, aligned with ``keys`` (None where missing)."""
         ...
 
@@ -89,7 +144,7 @@ class MemoryBackend(Protocol):
         """Delete every record of ``namespace`` (only that one); return how many."""
         ...
 
-    async def keys(self, namespace: Namespace) -> list[str]:
+    async def keys(self, namespace: Namespace) -> builtins.list[str]:
         """Live keys of ``namespace``, least recently used first."""
         ...
 
@@ -97,7 +152,7 @@ class MemoryBackend(Protocol):
         """Number of live records in ``namespace``."""
         ...
 
-    async def search(self, namespace: Namespace, query: SearchQuery) -> list[SearchResult]:
+    async def search(self, namespace: Namespace, query: SearchQuery) -> builtins.list[SearchResult]:
         """Hits for ``query`` ranked with :mod:`tta_dev_primitives.memory.search`."""
         ...
 
@@ -165,11 +220,13 @@ class CompactingBackend(Protocol):
     read, so a record another writer changed meanwhile is never deleted or overwritten.
     """
 
-    async def scan(self, namespace: Namespace) -> list[Record]:
+    async def scan(self, namespace: Namespace) -> builtins.list[Record]:
         """Every live record of ``namespace``, oldest write first (recency untouched)."""
         ...
 
-    async def apply_compaction(self, namespace: Namespace, plan: CompactionPlan) -> list[str]:
+    async def apply_compaction(
+        self, namespace: Namespace, plan: CompactionPlan
+    ) -> builtins.list[str]:
         """Apply ``plan`` atomically; return ``[]``, or the keys that changed (then nothing
         was applied)."""
         ...

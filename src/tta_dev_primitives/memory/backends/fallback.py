@@ -39,22 +39,33 @@ What it guarantees:
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import contextvars
 import dataclasses
 import itertools
+import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from opentelemetry import trace
 
 from .. import codec
 from ..errors import MemoryBackendError
-from ..records import Entry, Namespace, Record, SearchQuery, SearchResult
+from ..records import (
+    Entry,
+    ListQuery,
+    ListResult,
+    Namespace,
+    Record,
+    RecordUpdate,
+    SearchQuery,
+    SearchResult,
+)
 from .base import (
     BackendInfo,
     CompactingBackend,
@@ -97,8 +108,46 @@ class _Clear:
     namespace: Namespace
 
 
-_Op = _Put | _Delete | _Clear
-_JournalKey = tuple[Namespace, str | None]  # (namespace, key); key None for a clear
+@dataclass(frozen=True, slots=True)
+class _Update:
+    namespace: Namespace
+    key: str
+    change: RecordUpdate  # its ttl unused: deadline holds the new expiry (with set_ttl)
+    deadline: float | None  # absolute expiry on the backend's clock
+
+
+@dataclass(frozen=True, slots=True)
+class _DeleteWhere:
+    namespace: Namespace
+    filter: Mapping[str, Any]
+
+
+_Op = _Put | _Delete | _Clear | _Update | _DeleteWhere
+# (namespace, key): key None for a clear, ("where", filter JSON) for a delete_where.
+_JournalKey = tuple[Namespace, str | tuple[str, str] | None]
+
+
+def _compose(first: _Update, second: _Update) -> _Update:
+    """One journaled update with the effect of ``first`` then ``second``."""
+    a, b = first.change, second.change
+    payload: str | None
+    if b.payload is not None:
+        payload, snapshot, vector = b.payload, b.snapshot, b.vector
+    else:
+        payload, snapshot, vector = a.payload, a.snapshot, a.vector
+    metadata: Mapping[str, Any] | None
+    if b.metadata is None:
+        metadata, merge = a.metadata, a.merge_metadata
+    elif not b.merge_metadata or a.metadata is None:
+        metadata, merge = b.metadata, b.merge_metadata
+    else:
+        metadata, merge = {**a.metadata, **b.metadata}, a.merge_metadata
+    if b.set_ttl:
+        set_ttl, deadline = True, second.deadline
+    else:
+        set_ttl, deadline = a.set_ttl, first.deadline
+    change = RecordUpdate(payload, snapshot, vector, metadata, merge, set_ttl, None)
+    return _Update(first.namespace, first.key, change, deadline)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,9 +160,9 @@ class RefusedOperation:
     the same key replaces it.
 
     Attributes:
-        operation: ``"add"``, ``"delete"`` or ``"clear"``.
+        operation: ``"add"``, ``"update"``, ``"delete"``, ``"delete_where"`` or ``"clear"``.
         namespace: The namespace it belongs to.
-        key: The record's key (None for a clear).
+        key: The record's key (None for a clear or a delete_where).
         error: Why the primary refused it, the last time it was tried.
     """
 
@@ -124,7 +173,15 @@ class RefusedOperation:
 
 
 def _kind(op: _Op) -> str:
-    return "add" if isinstance(op, _Put) else "delete" if isinstance(op, _Delete) else "clear"
+    if isinstance(op, _Put):
+        return "add"
+    if isinstance(op, _Delete):
+        return "delete"
+    if isinstance(op, _Update):
+        return "update"
+    if isinstance(op, _DeleteWhere):
+        return "delete_where"
+    return "clear"
 
 
 class FallbackBackend:
@@ -198,14 +255,16 @@ class FallbackBackend:
         return len(self._journal) + len(self._refused)
 
     @property
-    def replay_refused(self) -> list[RefusedOperation]:
+    def replay_refused(self) -> builtins.list[RefusedOperation]:
         """The journaled operations the primary refused on replay, oldest first.
 
         They are kept (and served by ``get``) until the primary accepts them: see
         :meth:`retry_refused`, or write the key again.
         """
         return [
-            RefusedOperation(_kind(op), op.namespace, jkey[1], exc)
+            RefusedOperation(
+                _kind(op), op.namespace, jkey[1] if isinstance(jkey[1], str) else None, exc
+            )
             for jkey, (op, exc) in self._refused.items()
         ]
 
@@ -306,7 +365,9 @@ class FallbackBackend:
             entry = op.entry
             meta = codec.copy_metadata(entry.metadata)
             return True, Record(entry.key, entry.payload, meta, 0, entry.snapshot)
-        return True, None  # a refused delete
+        if isinstance(op, _Delete):
+            return True, None
+        return False, None  # an update or delete_where: the backends' records stand
 
     async def _replay(self, op: _Op) -> None:
         primary = self.primary
@@ -322,6 +383,17 @@ class FallbackBackend:
             await primary.put(op.namespace, entry)
         elif isinstance(op, _Delete):
             await primary.delete(op.namespace, op.key)
+        elif isinstance(op, _Update):
+            change = op.change
+            if change.set_ttl and op.deadline is not None:
+                left = op.deadline - self._clock()
+                if left <= 0:
+                    await primary.delete(op.namespace, op.key)
+                    return
+                change = change._replace(ttl=left)
+            await primary.update(op.namespace, op.key, change)
+        elif isinstance(op, _DeleteWhere):
+            await primary.delete_where(op.namespace, op.filter)
         else:
             await primary.clear(op.namespace)
 
@@ -426,7 +498,7 @@ class FallbackBackend:
         head = list(itertools.islice(journal.items(), max(1, min(limit, _REPLAY_BATCH))))
         first = head[0][1]
         now = self._clock()
-        run: list[tuple[_JournalKey, _Put]] = []
+        run: builtins.list[tuple[_JournalKey, _Put]] = []
         if isinstance(first, _Put):
             for jkey, op in head:
                 if not isinstance(op, _Put) or op.namespace != first.namespace:
@@ -644,6 +716,59 @@ class FallbackBackend:
     def _journal_delete(self, namespace: Namespace, key: str) -> None:
         self._journal_op((namespace, key), _Delete(namespace, key))
 
+    def _journal_update(self, namespace: Namespace, key: str, change: RecordUpdate) -> None:
+        # Journaled as the change itself (replayed with the primary's update), folded into
+        # the key's earlier journaled write or update: the journal keeps one entry per key.
+        deadline = None
+        if change.set_ttl and change.ttl is not None:
+            deadline = self._clock() + change.ttl
+        if change.metadata is not None:  # our own copy
+            change = change._replace(metadata=codec.copy_metadata(change.metadata))
+        op = _Update(namespace, key, change, deadline)
+        prior = self._journal.get((namespace, key))
+        if isinstance(prior, _Update):
+            op = _compose(prior, op)
+        elif isinstance(prior, _Put):
+            # Replayed as the write it amends: the record, as the update leaves it.
+            e = prior.entry
+            if change.payload is not None:
+                payload, snapshot, vector = change.payload, change.snapshot, change.vector
+            else:
+                payload, snapshot, vector = e.payload, e.snapshot, e.vector
+            meta = change.merged(e.metadata)
+            put_deadline = deadline if change.set_ttl else prior.deadline
+            ttl = None if put_deadline is None else max(put_deadline - self._clock(), 1e-3)
+            entry = Entry(key, payload, meta, ttl, vector, snapshot=snapshot)
+            self._journal_op((namespace, key), _Put(namespace, entry, put_deadline))
+            return
+        self._journal_op((namespace, key), op)
+
+    def _journal_delete_where(self, namespace: Namespace, filter: Mapping[str, Any]) -> None:
+        where = ("where", json.dumps(filter, sort_keys=True))
+        self._journal_op(
+            (namespace, where), _DeleteWhere(namespace, codec.copy_metadata(filter) or {})
+        )
+
+    def _accepted_update(self, namespace: Namespace, key: str, change: RecordUpdate) -> None:
+        self._forget_refused(namespace, key)
+
+    def _accepted_where(self, namespace: Namespace, filter: Mapping[str, Any]) -> None:
+        return None
+
+    def _no_journal(self, namespace: Namespace, key: str, change: RecordUpdate) -> None:
+        return None  # _serve_update journals, once it knows the secondary applied it
+
+    async def _serve_update(
+        self, namespace: Namespace, key: str, change: RecordUpdate
+    ) -> Record | None:
+        """The secondary's update: the mirror write while healthy; during an outage the
+        answer, journaled only when the secondary held the record (else the caller hears
+        KeyError, and the primary must not get the change later)."""
+        record = await self.secondary.update(namespace, key, change)
+        if record is not None and self._degraded:
+            self._journal_update(namespace, key, change)
+        return record
+
     # -- MemoryBackend --------------------------------------------------------------------------
 
     async def put(self, namespace: Namespace, entry: Entry) -> int:
@@ -695,7 +820,9 @@ class FallbackBackend:
                 return record
         return await self._read(self.primary.get, self.secondary.get, namespace, key)
 
-    async def get_many(self, namespace: Namespace, keys: Sequence[str]) -> list[Record | None]:
+    async def get_many(
+        self, namespace: Namespace, keys: Sequence[str]
+    ) -> builtins.list[Record | None]:
         records = await self._read(self.primary.get_many, self.secondary.get_many, namespace, keys)
         if self._refused:
             for i, key in enumerate(keys):
@@ -723,13 +850,42 @@ class FallbackBackend:
             namespace,
         )
 
-    async def keys(self, namespace: Namespace) -> list[str]:
+    async def update(self, namespace: Namespace, key: str, change: RecordUpdate) -> Record | None:
+        # The mirror applies the same change: it holds the record only if this process
+        # wrote it recently, and then holds what the primary holds.
+        return await self._write(
+            self.primary.update,
+            self._serve_update,
+            self._no_journal,
+            self._accepted_update,
+            namespace,
+            key,
+            change,
+        )
+
+    async def list(self, namespace: Namespace, query: ListQuery) -> ListResult:
+        return await self._read(self.primary.list, self.secondary.list, namespace, query)
+
+    async def delete_where(self, namespace: Namespace, filter: Mapping[str, Any]) -> int:
+        return await self._write(
+            self.primary.delete_where,
+            self.secondary.delete_where,
+            self._journal_delete_where,
+            self._accepted_where,
+            namespace,
+            filter,
+        )
+
+    async def namespaces(self, prefix: Namespace) -> builtins.list[Namespace]:
+        return await self._read(self.primary.namespaces, self.secondary.namespaces, prefix)
+
+    async def keys(self, namespace: Namespace) -> builtins.list[str]:
         return await self._read(self.primary.keys, self.secondary.keys, namespace)
 
     async def size(self, namespace: Namespace) -> int:
         return await self._read(self.primary.size, self.secondary.size, namespace)
 
-    async def search(self, namespace: Namespace, query: SearchQuery) -> list[SearchResult]:
+    async def search(self, namespace: Namespace, query: SearchQuery) -> builtins.list[SearchResult]:
         return await self._read(self.primary.search, self.secondary.search, namespace, query)
 
     # -- CompactingBackend: on the primary only ---------------------------------------------
@@ -750,7 +906,7 @@ class FallbackBackend:
             raise TypeError(f"backend {primary.info().name!r} cannot compact")
         return primary
 
-    async def scan(self, namespace: Namespace) -> list[Record]:
+    async def scan(self, namespace: Namespace) -> builtins.list[Record]:
         primary = self._compacting_primary()
         try:
             return await primary.scan(namespace)
@@ -758,7 +914,9 @@ class FallbackBackend:
             self._activate(exc)
             raise
 
-    async def apply_compaction(self, namespace: Namespace, plan: CompactionPlan) -> list[str]:
+    async def apply_compaction(
+        self, namespace: Namespace, plan: CompactionPlan
+    ) -> builtins.list[str]:
         primary = self._compacting_primary()
         try:
             changed = await primary.apply_compaction(namespace, plan)

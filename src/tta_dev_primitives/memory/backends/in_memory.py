@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import builtins
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from ..codec import validate_max_size
-from ..records import Entry, Namespace, Record, SearchQuery, SearchResult
+from ..records import (
+    Entry,
+    ListQuery,
+    ListResult,
+    Namespace,
+    Record,
+    RecordUpdate,
+    SearchQuery,
+    SearchResult,
+)
 from ..store import InMemoryStore
 from .base import BackendInfo, CompactionPlan
 
@@ -43,6 +54,8 @@ class InMemoryBackend:
         if self.max_total is not None and (self.max_size is None or self.max_size > self.max_total):
             raise ValueError(f"max_total must be >= max_size, got {max_total} < {max_size}")
         self._clock = clock
+        # One epoch offset for every namespace, so their timestamps agree.
+        self._epoch = time.time() - clock()
         # Least recently written namespace first (only kept in that order with max_total).
         self._stores: dict[Namespace, InMemoryStore] = {}
         self._total = 0  # records over all namespaces, at most (expiry only lowers it)
@@ -50,9 +63,14 @@ class InMemoryBackend:
     def _store(self, namespace: Namespace) -> InMemoryStore:
         store = self._stores.get(namespace)
         if store is None:
-            store = InMemoryStore(self.max_size, clock=self._clock, max_value_bytes=None)
+            store = self._new_store()
             self._stores[namespace] = store
         return store
+
+    def _new_store(self) -> InMemoryStore:
+        return InMemoryStore(
+            self.max_size, clock=self._clock, max_value_bytes=None, epoch_offset=self._epoch
+        )
 
     def info(self) -> BackendInfo:
         return _INFO
@@ -78,7 +96,7 @@ class InMemoryBackend:
         stores = self._stores
         store = stores.pop(namespace, None)
         if store is None:
-            store = InMemoryStore(self.max_size, clock=self._clock, max_value_bytes=None)
+            store = self._new_store()
         stores[namespace] = store  # now the most recently written
         before = len(store)
         evicted = sum(store.put(entry) for entry in entries)
@@ -101,7 +119,9 @@ class InMemoryBackend:
         store = self._stores.get(namespace)
         return None if store is None else store.get_record(key)
 
-    async def get_many(self, namespace: Namespace, keys: Sequence[str]) -> list[Record | None]:
+    async def get_many(
+        self, namespace: Namespace, keys: Sequence[str]
+    ) -> builtins.list[Record | None]:
         store = self._stores.get(namespace)
         if store is None:
             return [None] * len(keys)
@@ -123,7 +143,7 @@ class InMemoryBackend:
         self._total -= len(store)
         return store.clear()
 
-    async def keys(self, namespace: Namespace) -> list[str]:
+    async def keys(self, namespace: Namespace) -> builtins.list[str]:
         store = self._stores.get(namespace)
         return [] if store is None else store.keys()
 
@@ -131,19 +151,44 @@ class InMemoryBackend:
         store = self._stores.get(namespace)
         return 0 if store is None else store.size()
 
-    async def search(self, namespace: Namespace, query: SearchQuery) -> list[SearchResult]:
+    async def search(self, namespace: Namespace, query: SearchQuery) -> builtins.list[SearchResult]:
         store = self._stores.get(namespace)
         return [] if store is None else store.search_results(query)
+
+    async def update(self, namespace: Namespace, key: str, change: RecordUpdate) -> Record | None:
+        store = self._stores.get(namespace)
+        return None if store is None else store.update(key, change)
+
+    async def list(self, namespace: Namespace, query: ListQuery) -> ListResult:
+        store = self._stores.get(namespace)
+        if store is None:
+            return ListResult([], 0 if query.horizon is None else query.horizon, False)
+        return store.list_records(query)
+
+    async def delete_where(self, namespace: Namespace, filter: Mapping[str, Any]) -> int:
+        store = self._stores.get(namespace)
+        if store is None:
+            return 0
+        held = len(store)
+        deleted = store.delete_where(filter)
+        self._total -= held - len(store)
+        return deleted
+
+    async def namespaces(self, prefix: Namespace) -> builtins.list[Namespace]:
+        n = len(prefix)
+        return sorted(ns for ns, store in self._stores.items() if ns[:n] == prefix and store.size())
 
     async def held(self) -> int:
         """Live records over all namespaces."""
         return sum(len(store) for store in self._stores.values())
 
-    async def scan(self, namespace: Namespace) -> list[Record]:
+    async def scan(self, namespace: Namespace) -> builtins.list[Record]:
         store = self._stores.get(namespace)
         return [] if store is None else store.scan()
 
-    async def apply_compaction(self, namespace: Namespace, plan: CompactionPlan) -> list[str]:
+    async def apply_compaction(
+        self, namespace: Namespace, plan: CompactionPlan
+    ) -> builtins.list[str]:
         store = self._stores.get(namespace)
         if store is None:
             return list(plan.expected)

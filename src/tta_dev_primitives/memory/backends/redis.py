@@ -23,8 +23,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import builtins
 import json
 import logging
+import re
 import struct
 from collections.abc import Awaitable, Mapping, Sequence
 from functools import lru_cache
@@ -51,7 +53,16 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from .. import codec
 from ..codec import validate_max_size
 from ..errors import MemoryBackendError
-from ..records import Entry, Namespace, Record, SearchQuery, SearchResult
+from ..records import (
+    Entry,
+    ListQuery,
+    ListResult,
+    Namespace,
+    Record,
+    RecordUpdate,
+    SearchQuery,
+    SearchResult,
+)
 from ..search import (
     BM25_B,
     BM25_K1,
@@ -62,6 +73,7 @@ from ..search import (
     Scored,
     keyword_bound,
     make_document,
+    matches_filter,
     normalize_vector,
     prepare_query,
     rank_by_mode,
@@ -164,6 +176,20 @@ def _vector_arg(vector: Sequence[float] | None) -> bytes:
 def _vector(data: bytes) -> tuple[float, ...]:
     raw = base64.b64decode(data)
     return struct.unpack(f"<{len(raw) // 8}d", raw)
+
+
+def _untag(tag: str) -> Namespace:
+    """The namespace of a :func:`namespace_tag` (its inverse)."""
+    if tag == "%%":
+        return ()
+    parts = []
+    for part in tag.split(":"):
+        if part == "%":
+            parts.append("")
+        else:
+            text = part.replace("%3A", ":").replace("%7B", "{").replace("%7D", "}")
+            parts.append(text.replace("%25", "%"))
+    return tuple(parts)
 
 
 def _ttl_ms(ttl: float | None) -> int:
@@ -546,7 +572,7 @@ class RedisBackend:
 
     async def _eval_many(
         self, script: lua.Script, calls: Sequence[tuple[Sequence[bytes], Sequence[Any]]]
-    ) -> list[Any]:
+    ) -> builtins.list[Any]:
         """Run ``script`` once per ``(keys, args)`` call, pipelined, in order."""
         if self._check.due():
             await self._check_server()
@@ -561,7 +587,7 @@ class RedisBackend:
 
     async def _records(
         self, space: _Space, keys: Sequence[bytes], touch: bytes
-    ) -> list[bytes | None]:
+    ) -> builtins.list[bytes | None]:
         """The raw records under ``keys`` (GET script, chunked and pipelined)."""
         if len(keys) == 1:
             return [await self._eval(lua.GET, space, touch, keys[0])]
@@ -570,7 +596,7 @@ class RedisBackend:
             (declared, (space.base, touch, *keys[i : i + _BATCH]))
             for i in range(0, len(keys), _BATCH)
         ]
-        out: list[bytes | None] = []
+        out: builtins.list[bytes | None] = []
         replies = await self._eval_many(lua.GET, calls)
         for (_, args), reply in zip(calls, replies, strict=True):
             out.extend(reply if len(args) > 3 else [reply])
@@ -614,8 +640,8 @@ class RedisBackend:
         space = self._space(namespace)
         declared = space.declared(lua.PUT)
         # One script call per run of entries with the same TTL (at most _BATCH entries).
-        calls: list[tuple[Sequence[bytes], Sequence[Any]]] = []
-        run: list[bytes] = []
+        calls: builtins.list[tuple[Sequence[bytes], Sequence[Any]]] = []
+        run: builtins.list[bytes] = []
         ttl = _ttl_ms(entries[0].ttl)
         # add_many gives its entries one metadata object: encode it once, not per record.
         last_meta: Any = _DEFAULT
@@ -645,13 +671,15 @@ class RedisBackend:
             return None
         return self._record(namespace, key, rec, "get")
 
-    async def get_many(self, namespace: Namespace, keys: Sequence[str]) -> list[Record | None]:
+    async def get_many(
+        self, namespace: Namespace, keys: Sequence[str]
+    ) -> builtins.list[Record | None]:
         self._check_open("get_many")
         if not keys:
             return []
         with self._failures("get_many"):
             recs = await self._records(self._space(namespace), [_b(k) for k in keys], b"1")
-        out: list[Record | None] = []
+        out: builtins.list[Record | None] = []
         for key, rec in zip(keys, recs, strict=True):
             if rec is None:
                 out.append(None)
@@ -669,7 +697,7 @@ class RedisBackend:
         with self._failures("clear"):
             return int(await self._eval(lua.CLEAR, self._space(namespace)))
 
-    async def keys(self, namespace: Namespace) -> list[str]:
+    async def keys(self, namespace: Namespace) -> builtins.list[str]:
         self._check_open("keys")
         with self._failures("keys"):
             reply = await self._eval(lua.LIST, self._space(namespace), b"keys")
@@ -680,7 +708,7 @@ class RedisBackend:
         with self._failures("size"):
             return int(await self._eval(lua.LIST, self._space(namespace), b"size"))
 
-    async def search(self, namespace: Namespace, query: SearchQuery) -> list[SearchResult]:
+    async def search(self, namespace: Namespace, query: SearchQuery) -> builtins.list[SearchResult]:
         self._check_open("search")
         prepared = prepare_query(query.text)
         if prepared is None:
@@ -691,9 +719,9 @@ class RedisBackend:
         records: dict[str, bytes] = {}
         with self._failures("search"):
             try:
-                keyword: list[Scored] = []
-                bound: list[float] = []  # the query's keyword_bound, for hybrid fusion
-                semantic: list[Scored] = []
+                keyword: builtins.list[Scored] = []
+                bound: builtins.list[float] = []  # the query's keyword_bound, for hybrid fusion
+                semantic: builtins.list[Scored] = []
                 if mode != "semantic":
                     keyword = await self._keyword(space, prepared, query, records, bound)
                 if mode != "keyword" and query.vector is not None:
@@ -745,8 +773,8 @@ class RedisBackend:
         prepared: KeywordQuery,
         query: SearchQuery,
         records: dict[str, bytes],
-        bound: list[float],
-    ) -> list[Scored]:
+        bound: builtins.list[float],
+    ) -> builtins.list[Scored]:
         terms = prepared.terms
         # Without a filter, keyword mode needs only the records that can reach the top
         # `limit`; hybrid fuses the whole ranking.
@@ -769,7 +797,7 @@ class RedisBackend:
             len(terms),
             *(_b(t) for t in terms),
         )
-        groups: list[Any] = []
+        groups: builtins.list[Any] = []
         horizon = b""
         timeout = self._search_timeout
         while True:
@@ -814,7 +842,7 @@ class RedisBackend:
         nums = rows_blob.split()
         width = 5 + len(terms)
         holding = (prepared.text,)
-        candidates: list[Candidate] = []
+        candidates: builtins.list[Candidate] = []
         kpos = rpos = 0
         for row in range(0, len(nums), width):
             klen = int(nums[row])
@@ -842,10 +870,10 @@ class RedisBackend:
 
     async def _semantic(
         self, space: _Space, query: SearchQuery, records: dict[str, bytes]
-    ) -> list[Scored]:
+    ) -> builtins.list[Scored]:
         assert query.vector is not None
         keys = await self._eval(lua.LIST, space, b"keys")
-        candidates: list[Candidate] = []
+        candidates: builtins.list[Candidate] = []
         if keys:
             for raw, rec in zip(keys, await self._records(space, keys, b"0"), strict=True):
                 if rec is None:
@@ -859,7 +887,7 @@ class RedisBackend:
         limit = query.limit if query.mode == "semantic" else None
         return rank_semantic(query.vector, candidates, limit, query.filter)
 
-    async def scan(self, namespace: Namespace) -> list[Record]:
+    async def scan(self, namespace: Namespace) -> builtins.list[Record]:
         """Every live record of ``namespace``, oldest write first (recency untouched)."""
         self._check_open("compact")
         space = self._space(namespace)
@@ -874,15 +902,17 @@ class RedisBackend:
         out.sort(key=lambda r: r.seq)
         return out
 
-    async def apply_compaction(self, namespace: Namespace, plan: CompactionPlan) -> list[str]:
+    async def apply_compaction(
+        self, namespace: Namespace, plan: CompactionPlan
+    ) -> builtins.list[str]:
         """Apply ``plan`` in one script (see ``COMPACT`` in ``redis_scripts``)."""
         self._check_open("compact")
         space = self._space(namespace)
         rec = space.rec
         delete = set(plan.delete)
         rewrite = {e.key: e for e in plan.rewrite}
-        keys: list[bytes] = [*space.declared(lua.COMPACT)]
-        args: list[Any] = [space.base, len(plan.expected)]
+        keys: builtins.list[bytes] = [*space.declared(lua.COMPACT)]
+        args: builtins.list[Any] = [space.base, len(plan.expected)]
         for key, seq in plan.expected.items():
             keys.append(rec + _b(key))
             entry = rewrite.get(key)
@@ -899,6 +929,73 @@ class RedisBackend:
         with self._failures("compact"):
             reply = await lua.run(self._client, lua.COMPACT, keys, args, deadline)
         return [_s(k) for k in reply]
+
+    # -- the records API: update, list, delete_where, namespaces ------------------------------
+    # Built on scan (the namespace's own index) and on the COMPACT script's compare-and-set;
+    # records carry no timestamps on Redis yet (created_at/updated_at 0.0).
+
+    async def update(self, namespace: Namespace, key: str, change: RecordUpdate) -> Record | None:
+        for _ in range(100):
+            current = await self.get(namespace, key)
+            if current is None:
+                return None
+            payload = current.payload if change.payload is None else change.payload
+            meta = change.merged(current.metadata)
+            if change.set_ttl:
+                # A new expiry: one write (not compare-and-set: COMPACT keeps expiries).
+                entry = Entry(key, payload, meta, change.ttl, change.vector)
+                await self.put(namespace, entry)
+                return await self.get(namespace, key)
+            entry = Entry(key, payload, meta, None, change.vector)
+            plan = CompactionPlan({key: current.seq}, [], [entry], None)
+            if not await self.apply_compaction(namespace, plan):
+                return await self.get(namespace, key)
+        raise MemoryBackendError(
+            f"Redis at {self._where}, update: the record under {key!r} kept changing",
+            backend="redis",
+            operation="update",
+            transient=False,
+        )
+
+    async def list(self, namespace: Namespace, query: ListQuery) -> ListResult:
+        records = await self.scan(namespace)
+        horizon = query.horizon
+        if horizon is None:
+            horizon = max((r.seq for r in records), default=0)
+        after = query.after
+        newest = query.order == "newest"
+        chosen = [
+            r
+            for r in records
+            if r.seq <= horizon
+            and (after is None or (r.seq < after if newest else r.seq > after))
+            and (not query.filter or matches_filter(r.metadata, query.filter))
+        ]
+        chosen.sort(key=lambda r: r.seq, reverse=newest)
+        return ListResult(chosen[: query.limit], horizon, len(chosen) > query.limit)
+
+    async def delete_where(self, namespace: Namespace, filter: Mapping[str, Any]) -> int:
+        records = await self.scan(namespace)
+        count = 0
+        for r in records:
+            if matches_filter(r.metadata, filter) and await self.delete(namespace, r.key):
+                count += 1
+        return count
+
+    async def namespaces(self, prefix: Namespace) -> builtins.list[Namespace]:
+        # SCAN for the namespaces' LRU keys (O(keyspace); the prefix is glob-escaped).
+        glob = re.sub(r"([*?\[\]\\])", r"\\\1", self.prefix)
+        found: set[Namespace] = set()
+        try:
+            async for raw in self._client.scan_iter(match=f"{glob}:{{*}}:lru", count=1000):
+                text = _s(raw)
+                tag = text[len(self.prefix) + 2 : -len("}:lru")]
+                ns = _untag(tag)
+                if ns[: len(prefix)] == prefix and await self.size(ns):
+                    found.add(ns)
+        except _FAILURES as exc:
+            raise self._error("namespaces", exc) from exc
+        return sorted(found)
 
     async def aclose(self) -> None:
         """Close the client if this backend built it (:meth:`from_url`); idempotent."""
