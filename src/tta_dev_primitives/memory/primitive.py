@@ -586,9 +586,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             ValueError: A malformed filter or an unknown operator (before any I/O), a bad
                 mode, limit or half-life.
         """
-        op = MemoryOperation(
-            "search",
-            query=query,
+        op = MemoryOperation.search(
+            query,
             limit=limit,
             mode=mode,
             filter=filter,
