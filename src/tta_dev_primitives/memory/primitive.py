@@ -618,7 +618,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
     ) -> MemoryRecord | None:
         """The record under ``key`` (value, metadata, timestamps), or None; refreshes its
         recency like :meth:`get`."""
-        op = MemoryOperation("get_record", key=key)
+        op = MemoryOperation.get_record(key)
         return cast("MemoryRecord | None", await self._run(op, context))
 
     async def update(
@@ -654,9 +654,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             KeyError: No live record under ``key`` (nothing is written).
             TypeError, ValueError: Bad arguments, as for :meth:`add` (nothing is written).
         """
-        op = MemoryOperation(
-            "update",
-            key=key,
+        op = MemoryOperation.update(
+            key,
             value=value,
             metadata=metadata,
             ttl=ttl,
@@ -695,7 +694,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             ValueError: A malformed filter, an unknown operator, a bad order, or a cursor
                 that is not a ``next_cursor`` of a walk in this order (before any I/O).
         """
-        op = MemoryOperation("list", filter=filter, limit=limit, cursor=cursor, order=order)
+        op = MemoryOperation.list(filter=filter, limit=limit, cursor=cursor, order=order)
         return cast(MemoryPage, await self._run(op, context))
 
     async def delete_where(
@@ -707,7 +706,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             ValueError: An empty filter (use :meth:`clear` to delete everything), a
                 malformed one or an unknown operator (before any I/O).
         """
-        op = MemoryOperation("delete_where", filter=filter)
+        op = MemoryOperation.delete_where(filter)
         return cast(int, await self._run(op, context))
 
     async def namespaces(
@@ -719,7 +718,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         it), sorted; ``prefix`` itself is included when it holds records. This namespace's
         own records, and other primitives' namespaces outside it, are never listed.
         """
-        op = MemoryOperation("namespaces", prefix=prefix)
+        op = MemoryOperation.namespaces(prefix)
         return cast("builtins.list[tuple[str, ...]]", await self._run(op, context))
 
     async def add_many(
@@ -731,14 +730,14 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         context: WorkflowContext | None = None,
     ) -> None:
         """Store several ``(key, value)`` pairs in one batch (validated before any is stored)."""
-        op = MemoryOperation("add_many", items=items, ttl=ttl, metadata=metadata)
+        op = MemoryOperation.add_many(items, ttl=ttl, metadata=metadata)
         await self._run(op, context)
 
     async def get_many(
         self, keys: Iterable[str], *, context: WorkflowContext | None = None
     ) -> dict[str, Any]:
         """``{key: value}`` for the keys that exist (missing keys are left out)."""
-        op = MemoryOperation("get_many", keys=keys)
+        op = MemoryOperation.get_many(keys)
         return cast(dict[str, Any], await self._run(op, context))
 
     async def compact(
