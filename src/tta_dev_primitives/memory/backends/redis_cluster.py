@@ -73,17 +73,30 @@ def is_redirection(exc: object) -> bool:
     return type(exc) is ClusterError or isinstance(exc, AskError | TryAgainError)
 
 
-async def run_redirected(client: aioredis.RedisCluster, key: bytes, args: tuple[Any, ...]) -> Any:
+async def run_redirected(
+    client: aioredis.RedisCluster,
+    key: bytes,
+    args: tuple[Any, ...],
+    *,
+    bounded: bool = True,
+) -> Any:
     """Run the command ``args`` (whose first key is ``key``) on the master of ``key``'s slot,
     following ``MOVED`` and ``ASK`` (with ``ASKING`` on the command's own connection) and
     waiting out ``TRYAGAIN``.
 
+    With ``bounded=False`` it keeps trying until the caller's own deadline (an
+    ``asyncio.timeout`` around the call) cancels it: a script declaring a key that does not
+    exist yet (a new record) gets ``TRYAGAIN`` until the migration's hand-over, however long
+    the operator takes.
+
     Raises:
-        ClusterError: Still redirected after about 3.5 s.
+        ClusterError: Still redirected after about 3.5 s (``bounded``).
         RedisError: Any other failure of the command (it is not retried).
     """
     delay = 0.005
-    for _ in range(_ATTEMPTS):
+    attempt = 0
+    while not bounded or attempt < _ATTEMPTS:
+        attempt += 1
         node = client.nodes_manager.get_node_from_slot(client.keyslot(key))
         try:
             return await node.execute_command(*args)

@@ -4,41 +4,42 @@ the one way they are run.
 Each script is a file of ``lua/`` (package data, read with :mod:`importlib.resources`) and one
 atomic step on one namespace. Two directives, in comments, are read here:
 
-* ``--! keys: lru ...``: the keys the script declares in ``KEYS``, named by their suffix
-  after the namespace's base ``prefix:{escaped namespace}:`` (``COMPACT`` also declares the
-  records it names, after them).
+* ``--! keys: lru st log``: the keys the script declares first in ``KEYS``, named by their
+  suffix after the namespace's base ``prefix:{escaped namespace}:``; the client appends the
+  record keys it names (``h:<key>``).
 * ``--! include: _name``: replaced by ``lua/_name.lua`` (shared local functions).
 
-``ARGV[1]`` is the base; every other key a script touches is built from it, so all keys of a
-namespace share one hash slot and Redis Cluster routes the call by ``KEYS[1]``, the
-namespace's LRU index. Why not declare every key: during a slot migration Redis answers a
-script whose declared keys are not all present on the node with ``TRYAGAIN`` (until the
-migration ends), and a write of a new record, or a namespace without expiring records (no
-``ttl`` key), always has one missing; with ``KEYS[1]`` alone the ``ASK`` redirection is
-followed and the script runs (``tests/test_redis_cluster.py::test_ask_redirections_are_followed``
-fails with every key declared). The keys found while a script runs (records it evicts or
-purges, posting lists) could not be declared anyway.
+The declared keys: every key the client can name. ``lru``, ``st`` and ``log`` exist together
+(from a namespace's first write until it is emptied), so during a slot migration they move
+as one and a script follows the ``ASK`` redirection; a record key that does not exist yet (a
+new record) makes Redis answer ``TRYAGAIN`` until the migration's hand-over, and the call is
+retried until its deadline. Not declared: the ``ttl`` index (absent while no record expires:
+declaring it would hold back every write of such a namespace during a migration) and the
+records a script finds while it runs (eviction victims, expired records); ``ARGV[1]`` is the
+base they are built from (same hash slot). Scripts read every such key before they write
+anything, so a migration that moved one already fails the script before any change (never
+half-applied).
 
 Keys of one namespace (``B`` = the base):
 
-* ``B r:<key>``: the record, one string ``<seq>:<metadata bytes>:<vector bytes>:`` followed by
-  the metadata JSON, the base64 vector and the payload JSON. The only key holding the value
-  and the only one with a native expiry (``SET ... PXAT``).
-* ``B lru``: zset key -> recency (``get`` and ``put`` take the next value of counter ``c``).
-* ``B ttl``: zset key -> absolute expiry, server milliseconds (the ``PXAT`` of the record);
-  an entry may be stale (the record since rewritten without expiry, deleted or evicted), so
-  the purge checks the record's own ``PEXPIRETIME`` before dropping it.
-* ``B st``: hash of counters: ``c`` (write order and recency, never reset), ``n`` and ``len``
-  (number and total length of the indexed records, for BM25).
-* ``B q``: zset of the keys whose search index entry may be stale, scored by the write
-  number of the new version (0 for a record deleted, evicted or expired since it was
-  indexed).
-* ``B d``, ``B t``, ``B l``, ``B p:<term>``, ``B voc``, ``B g:<3 bytes>``, ``B long``: the
-  server-side search index (see ``lua/_index.lua``).
+* ``B h:<key>``: the record, a hash: ``s`` write sequence, ``v`` value JSON, ``m`` metadata
+  JSON (absent: none), ``e`` vector as raw little-endian float32 (absent: none), ``c``
+  created and ``u`` updated (server clock, ms), ``x`` expiry (server ms, absent: never; the
+  hash's own ``PXAT`` expiry too).
+* ``B lru``: zset key -> recency (``get`` and writes take the next value of counter ``c``).
+* ``B ttl``: zset key -> absolute expiry, server ms; an entry may be stale (the record since
+  rewritten without expiry, deleted or evicted), so the purge checks the record's own
+  ``PEXPIRETIME`` before dropping it.
+* ``B st``: hash: ``c`` (write order and recency), ``g`` (change-log entries so far), ``i``
+  (the namespace's incarnation, set by its first change-log entry).
+* ``B log``: the change log, a stream (see ``lua/_log.lua``): every script that writes,
+  deletes, evicts or purges appends the keys it changed, in the same atomic step; each
+  process's search index catches up from it (``sync.lua``).
 
-Expiry: a record lives while the server clock is at most its expiry (the ``PXAT`` rule). The
-scripts that list, count, search or evict first purge the records whose expiry has passed,
-so an expired record is never listed, counted or found, even before Redis reclaims it.
+Expiry: a record lives while the server clock is before its expiry. Redis drops expired
+hashes on its own (no log entry: a search index applies the expiry times it holds); the
+scripts that list or count purge first, so an expired record is never listed or counted.
+A namespace emptied (``clear``, or its last record deleted or purged) leaves no key behind.
 """
 
 from __future__ import annotations
@@ -52,18 +53,21 @@ from importlib import resources
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import ClusterError, NoScriptError
+from redis.exceptions import ClusterError, NoScriptError, TryAgainError
 
 from .redis_cluster import is_redirection, run_redirected
 
 __all__ = [
     "CLEAR",
     "COMPACT",
+    "FETCH",
     "GET",
     "LIST",
+    "LOAD",
     "PUT",
     "REMOVE",
-    "SEARCH",
+    "SYNC",
+    "UPDATE",
 ]
 
 _INCLUDE = re.compile(r"^--! include: (\w+)\n", re.MULTILINE)
@@ -108,8 +112,11 @@ GET = Script.load("get")
 REMOVE = Script.load("remove")
 LIST = Script.load("list")
 CLEAR = Script.load("clear")
-SEARCH = Script.load("search")
 COMPACT = Script.load("compact")
+UPDATE = Script.load("update")
+FETCH = Script.load("fetch")
+SYNC = Script.load("sync")
+LOAD = Script.load("load")
 
 RedisClient = aioredis.Redis | aioredis.RedisCluster
 
@@ -138,16 +145,17 @@ async def run(
         await _reload(client, script, deadline)
         async with asyncio.timeout(deadline):
             return await client.execute_command(*cmd)
-    except ClusterError as exc:
+    except (ClusterError, TryAgainError) as exc:
         if not isinstance(client, aioredis.RedisCluster) or not is_redirection(exc):
             raise
         # The namespace's slot is migrating and redis-py gave up on the ASK redirection.
+        bounded = deadline is None
         async with asyncio.timeout(deadline):
             try:
-                return await run_redirected(client, keys[0], cmd)
+                return await run_redirected(client, keys[0], cmd, bounded=bounded)
             except NoScriptError:  # the target master never ran this script
                 await client.script_load(script.source)
-                return await run_redirected(client, keys[0], cmd)
+                return await run_redirected(client, keys[0], cmd, bounded=bounded)
 
 
 async def run_many(

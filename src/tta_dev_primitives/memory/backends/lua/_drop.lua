@@ -1,44 +1,58 @@
--- Shared by the scripts that evict or purge: drop records (value, recency) and queue them
--- for unindexing; purge the expired.
-local function drop(keys)
-  for s = 1, #keys, 1000 do
-    local chunk = {unpack(keys, s, math.min(s + 999, #keys))}
-    local recs = {}
-    for i = 1, #chunk do recs[i] = REC .. chunk[i] end
-    redis.call('DEL', unpack(recs))
-    redis.call('ZREM', LRU, unpack(chunk))
-    local z = {'ZADD', PENDING}
-    for i = 1, #chunk do
-      z[2 * i + 1] = 0
-      z[2 * i + 2] = chunk[i]
-    end
-    redis.call(unpack(z))
-  end
-end
-
+-- Shared by the scripts that evict or purge. Records found while a script runs (not
+-- declared in KEYS) are read before the script writes anything: during a slot migration
+-- such a key may already have moved, and Redis then fails the script at that read, before
+-- any change (never half-applied).
 local function clock()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- Drop the records whose expiry has passed. The ttl index may hold stale entries (a record
--- rewritten without expiry, deleted or evicted: writes do not pay to remove them), so each
--- due entry is checked against the record's own expiry.
-local function purge()
-  if redis.call('EXISTS', TTL) == 0 then return end
-  local now = clock()
-  local upto = string.format('(%d', now)
-  local due = redis.call('ZRANGEBYSCORE', TTL, '-inf', upto)
-  if #due == 0 then return end
-  local gone = {}
+-- The keys whose record expired by `now` (server ms). The ttl index may hold stale entries
+-- (a record rewritten without expiry, deleted or evicted: writes do not pay to remove
+-- them), so each due entry is checked against the record's own expiry. Reads only; returns
+-- the expired keys and the entries to re-score ({at, key, ...}).
+local function expired(now)
+  if redis.call('EXISTS', TTL) == 0 then return {}, {} end
+  local due = redis.call('ZRANGEBYSCORE', TTL, '-inf', string.format('(%d', now))
+  local gone, again = {}, {}
   for i = 1, #due do
     local at = redis.call('PEXPIRETIME', REC .. due[i])
     if at == -2 or (at >= 0 and at < now) then
       gone[#gone + 1] = due[i]
     elseif at >= 0 then
-      redis.call('ZADD', TTL, at, due[i])
+      again[#again + 1] = at
+      again[#again + 1] = due[i]
     end
   end
-  redis.call('ZREMRANGEBYSCORE', TTL, '-inf', upto)
-  if #gone > 0 then drop(gone) end
+  return gone, again
+end
+
+-- Forget the ttl entries due by `now`, re-scoring those of records that expire later.
+local function settle(now, again)
+  redis.call('ZREMRANGEBYSCORE', TTL, '-inf', string.format('(%d', now))
+  if #again > 0 then redis.call('ZADD', TTL, unpack(again)) end
+end
+
+-- Drop records (value and recency); append their keys to `fields` as 'd' changes.
+local function drop(keys, fields)
+  for s = 1, #keys, 1000 do
+    local chunk = {unpack(keys, s, math.min(s + 999, #keys))}
+    local recs = {}
+    for i = 1, #chunk do
+      recs[i] = REC .. chunk[i]
+      fields[#fields + 1] = 'd'
+      fields[#fields + 1] = chunk[i]
+    end
+    redis.call('DEL', unpack(recs))
+    redis.call('ZREM', LRU, unpack(chunk))
+  end
+end
+
+-- Purge the expired records now (the scripts that list or count).
+local function purge(fields)
+  local now = clock()
+  local gone, again = expired(now)
+  if #gone == 0 and #again == 0 then return end
+  settle(now, again)
+  drop(gone, fields)
 end

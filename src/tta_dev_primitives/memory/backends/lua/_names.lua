@@ -1,8 +1,9 @@
--- The namespace's key names: ARGV[1] is its base; KEYS[1] (its LRU index) is the one key
--- declared, because it exists whenever the namespace has records (see redis_scripts).
+-- The namespace's keys. Scripts that change a namespace declare its lru, st and log keys
+-- first (KEYS[1..3]: they exist together, from the namespace's first write to its clear),
+-- then the record keys the client names. ARGV[1] is the namespace's base, from which the
+-- keys a script finds while it runs are built: the ttl index (absent while no record
+-- expires) and the records it evicts or purges.
 local base = ARGV[1]
-local LRU = KEYS[1]
+local LRU, ST, LOG = KEYS[1], KEYS[2], KEYS[3]
 local TTL = base .. 'ttl'
-local ST = base .. 'st'
-local PENDING = base .. 'q'
-local REC = base .. 'r:'
+local REC = base .. 'h:'

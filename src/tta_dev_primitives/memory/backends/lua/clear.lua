@@ -1,24 +1,16 @@
---! keys: lru
+--! keys: lru st log
 --! include: _names
---! include: _drop
---! include: _index
--- ARGV: base. Deletes every key of the namespace but the write counter; returns how many
--- live records there were.
-purge()
+-- KEYS: lru, st, log. ARGV: base. Deletes every key of the namespace (a new incarnation
+-- begins with the next write); returns how many live records there were.
 local keys = redis.call('ZRANGE', LRU, 0, -1)
+local live = 0
+local chunks = {}
 for s = 1, #keys, 1000 do
   local recs = {}
   for i = s, math.min(s + 999, #keys) do recs[#recs + 1] = REC .. keys[i] end
-  redis.call('UNLINK', unpack(recs))
+  live = live + redis.call('EXISTS', unpack(recs))  -- an expired record is not counted
+  chunks[#chunks + 1] = recs
 end
-local vocab = redis.call('SMEMBERS', VOCAB)
-for i = 1, #vocab do
-  local term = vocab[i]
-  redis.call('UNLINK', POST .. term)
-  if #term <= 64 then
-    for j = 1, #term - 2 do redis.call('UNLINK', GRAM .. string.sub(term, j, j + 2)) end
-  end
-end
-redis.call('UNLINK', LRU, TTL, PENDING, DOC, TERMS, LEAVES, VOCAB, LONG)
-redis.call('HDEL', ST, 'n', 'len')
-return #keys
+for i = 1, #chunks do redis.call('UNLINK', unpack(chunks[i])) end
+redis.call('UNLINK', LRU, ST, LOG, TTL)
+return live

@@ -1,58 +1,65 @@
---! keys: lru ttl st q
+--! keys: lru st log
+--! include: _names
+--! include: _log
+--! include: _write
 -- Replace records at once, if each is still the version the client read (compaction).
--- KEYS: lru, ttl, st, q, then the record key (base .. 'r:' .. key) of each of the n records
--- read, then the record key of the new record (the summary), if any.
+-- KEYS: lru, st, log, then the record key of each of the n records read, then the record
+-- key of the new record (the summary), if any.
 -- ARGV: base, n, then per read record: its seq, an action ('d' delete, 'w' rewrite keeping
--- its expiry, '-' check only) and the body of a rewrite ('' otherwise); then the new
--- record's ttl_ms (0 = none) and body (its record without the leading "<seq>:").
+-- its expiry and created time, '-' check only), and for a rewrite its value, metadata and
+-- vector ('' otherwise); then the new record's ttl_ms (0 = none), value, metadata, vector.
 -- Returns the keys whose record changed since it was read (then nothing was changed), or
 -- an empty list once applied.
-local LRU, TTL, ST, PENDING = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local skip = #(ARGV[1] .. 'r:') + 1
 local n = tonumber(ARGV[2])
 local changed = {}
+local cur = {}
 for i = 1, n do
-  local seq = string.match(redis.call('GETRANGE', KEYS[4 + i], 0, 24), '^(%d+):')
-  if seq ~= ARGV[3 * i] then changed[#changed + 1] = string.sub(KEYS[4 + i], skip) end
+  cur[i] = redis.call('HMGET', KEYS[3 + i], 's', 'c', 'x')
+  if cur[i][1] ~= ARGV[5 * i - 2] then changed[#changed + 1] = string.sub(KEYS[3 + i], #REC + 1) end
 end
 if #changed > 0 then return changed end
-local insert = #KEYS > 4 + n
-local writes = insert and 1 or 0
+local insert = #KEYS > 3 + n
+local created
+if insert then created = redis.call('HGET', KEYS[4 + n], 'c') end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local fields = {}
 for i = 1, n do
-  if ARGV[3 * i + 1] == 'w' then writes = writes + 1 end
-end
-local seq = 0
-if writes > 0 then seq = redis.call('HINCRBY', ST, 'c', writes) - writes end
-for i = 1, n do
-  local rkey = KEYS[4 + i]
-  local key = string.sub(rkey, skip)
-  local action = ARGV[3 * i + 1]
+  local rk = KEYS[3 + i]
+  local key = string.sub(rk, #REC + 1)
+  local action = ARGV[5 * i - 1]
+  local j = 5 * i
   if action == 'd' then
-    redis.call('DEL', rkey)
+    redis.call('DEL', rk)
     redis.call('ZREM', LRU, key)
-    redis.call('ZADD', PENDING, 0, key)
+    fields[#fields + 1] = 'd'
+    fields[#fields + 1] = key
   elseif action == 'w' then
-    seq = seq + 1
-    redis.call('SET', rkey, string.format('%d:', seq) .. ARGV[3 * i + 2], 'KEEPTTL')
+    local seq = redis.call('HINCRBY', ST, 'c', 1)
+    local at = cur[i][3] and tonumber(cur[i][3]) or nil
+    write(rk, seq, ARGV[j], ARGV[j + 1], ARGV[j + 2], cur[i][2], now, at)
     redis.call('ZADD', LRU, seq, key)
-    redis.call('ZADD', PENDING, seq, key)
+    fields[#fields + 1] = 'p'
+    fields[#fields + 1] = key
   end
 end
 if insert then
-  local rkey = KEYS[5 + n]
-  local key = string.sub(rkey, skip)
-  seq = seq + 1
-  local ttl = tonumber(ARGV[3 * n + 3])
-  local rec = string.format('%d:', seq) .. ARGV[3 * n + 4]
-  if ttl > 0 then
-    local t = redis.call('TIME')
-    local at = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + ttl)
-    redis.call('SET', rkey, rec, 'PXAT', at)
-    redis.call('ZADD', TTL, at, key)
-  else
-    redis.call('SET', rkey, rec)
-  end
+  local rk = KEYS[4 + n]
+  local key = string.sub(rk, #REC + 1)
+  local j = 5 * n + 3
+  local ttl = tonumber(ARGV[j])
+  local at
+  if ttl > 0 then at = now + ttl end
+  local seq = redis.call('HINCRBY', ST, 'c', 1)
+  write(rk, seq, ARGV[j + 1], ARGV[j + 2], ARGV[j + 3], created or now, now, at)
   redis.call('ZADD', LRU, seq, key)
-  redis.call('ZADD', PENDING, seq, key)
+  if at then redis.call('ZADD', TTL, at, key) end
+  fields[#fields + 1] = 'p'
+  fields[#fields + 1] = key
+end
+if redis.call('EXISTS', LRU) == 0 then
+  redis.call('UNLINK', ST, LOG, TTL)
+else
+  log(fields)
 end
 return {}

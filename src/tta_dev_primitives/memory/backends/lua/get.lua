@@ -1,31 +1,23 @@
---! keys: lru
--- KEYS[1]: the LRU index. ARGV: base, touch ('1' refreshes recency), key...
--- One key: its record or nil. Several: a list of records (nil where missing).
+-- KEYS: the record key of each key read. ARGV: base, touch ('1' refreshes recency), keys.
+-- Returns, flat, per key: s, v, m, c, u, x (nil where absent; s nil: no live record).
 -- The recency bump is best-effort (pcall): at maxmemory with noeviction Redis refuses the
 -- write, and the read must still answer.
-local REC = ARGV[1] .. 'r:'
-if #ARGV == 3 then
-  local rec = redis.call('GET', REC .. ARGV[3])
-  if rec and ARGV[2] == '1' then
-    local c = redis.pcall('HINCRBY', ARGV[1] .. 'st', 'c', 1)
-    if type(c) == 'number' then redis.pcall('ZADD', KEYS[1], 'XX', c, ARGV[3]) end
-  end
-  return rec
-end
+local base = ARGV[1]
 local out, hits = {}, {}
-for i = 3, #ARGV do
-  local rec = redis.call('GET', REC .. ARGV[i])
-  out[i - 2] = rec
-  if rec then hits[#hits + 1] = ARGV[i] end
+for i = 1, #KEYS do
+  local h = redis.call('HMGET', KEYS[i], 's', 'v', 'm', 'c', 'u', 'x')
+  for j = 1, 6 do out[#out + 1] = h[j] end
+  if h[1] then hits[#hits + 1] = ARGV[2 + i] end
 end
-local last = 0
-if ARGV[2] == '1' and #hits > 0 then last = redis.pcall('HINCRBY', ARGV[1] .. 'st', 'c', #hits) end
-if type(last) == 'number' and last > 0 then
-  local z = {'ZADD', KEYS[1], 'XX'}
-  for i = 1, #hits do
-    z[2 * i + 2] = last - #hits + i
-    z[2 * i + 3] = hits[i]
+if ARGV[2] == '1' and #hits > 0 then
+  local last = redis.pcall('HINCRBY', base .. 'st', 'c', #hits)
+  if type(last) == 'number' then
+    local z = {'ZADD', base .. 'lru', 'XX'}
+    for i = 1, #hits do
+      z[2 * i + 2] = last - #hits + i
+      z[2 * i + 3] = hits[i]
+    end
+    redis.pcall(unpack(z))
   end
-  redis.pcall(unpack(z))
 end
 return out

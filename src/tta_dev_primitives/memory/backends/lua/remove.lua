@@ -1,10 +1,17 @@
---! keys: lru
+--! keys: lru st log
 --! include: _names
 --! include: _foreign
--- ARGV: base, key. Returns 1 if a live record was deleted.
-local bad = foreign({LRU, PENDING}, {'zset', 'zset'})
+--! include: _log
+-- KEYS: lru, st, log, the record key. ARGV: base, key. Returns 1 if a live record was
+-- deleted. A namespace left without records leaves no key behind.
+local bad = foreign({LRU, ST, LOG, KEYS[4]}, {'zset', 'hash', 'stream', 'hash'})
 if bad then return redis.error_reply(bad) end
-local key = ARGV[2]
-local live = redis.call('DEL', REC .. key)
-if redis.call('ZREM', LRU, key) == 1 then redis.call('ZADD', PENDING, 0, key) end
+local live = redis.call('DEL', KEYS[4])
+local held = redis.call('ZREM', LRU, ARGV[2])
+if held == 0 and live == 0 then return 0 end
+if redis.call('EXISTS', LRU) == 0 then
+  redis.call('UNLINK', ST, LOG, TTL)
+else
+  log({'d', ARGV[2]})
+end
 return live

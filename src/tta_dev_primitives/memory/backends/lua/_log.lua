@@ -1,0 +1,24 @@
+-- The change log: a stream of the namespace's changes, which every process holding a
+-- search index of the namespace reads to catch it up (redis_index.py). An entry is a list
+-- of (op, key) pairs, op 'p' (written) or 'd' (gone). Entry ids are '<n>-0', n = 1, 2, 3...
+-- (counter g of ST), so a reader whose last entry was n knows it missed some when the next
+-- one is not n + 1. ST's field i names the namespace's incarnation (set with its first
+-- entry; a clear deletes ST and the log, so the next write starts a new one). The log keeps
+-- about max(256, twice the live records) entries: bounded by the live data.
+local function log(fields)
+  if #fields == 0 then return end
+  local g = redis.call('HINCRBY', ST, 'g', 1)
+  if g == 1 then
+    local t = redis.call('TIME')
+    redis.call('HSET', ST, 'i', t[1] .. '.' .. t[2])
+  end
+  local cap = 2 * redis.call('ZCARD', LRU)
+  if cap < 256 then cap = 256 end
+  for s = 1, #fields, 2000 do
+    if s > 1 then
+      g = redis.call('HINCRBY', ST, 'g', 1)
+    end
+    redis.call('XADD', LOG, 'MAXLEN', '~', cap, string.format('%d-0', g),
+      unpack(fields, s, math.min(s + 1999, #fields)))
+  end
+end
