@@ -31,8 +31,7 @@ def records(memory_backend: BackendHarness, make_memory: MakeMemory) -> MakeMemo
 
 
 def _needs_times(harness: BackendHarness) -> None:
-    if harness.remote:
-        pytest.skip("RedisBackend keeps no record timestamps yet (see CHANGELOG Known gaps)")
+    """Every backend keeps record timestamps (Redis: from the server's clock)."""
 
 
 async def _walk(memory: MemoryPrimitive, **kwargs: Any) -> list[MemoryRecord]:

@@ -280,7 +280,7 @@ async def test_policy_changed_while_running_is_noticed(
 # -- 6. a refused write stores nothing ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("suffix", ["lru", "ttl", "st", "q"])
+@pytest.mark.parametrize("suffix", ["lru", "ttl", "st", "log", "h:c"])
 async def test_write_refused_part_way_stores_nothing(
     server: RedisServer, raw: aioredis.Redis, suffix: str
 ) -> None:
@@ -293,7 +293,7 @@ async def test_write_refused_part_way_stores_nothing(
     await raw.delete(key)
     await raw.set(key, "not-what-the-library-wrote")
     for call in (
-        lambda: memory.add("b", "banana", ttl=10),
+        lambda: memory.add("c", "cherry", ttl=10),
         lambda: memory.add_many({"c": 1, "d": 2}, ttl=10),
     ):
         with pytest.raises(MemoryBackendError, match=r"wrong|WRONGTYPE"):
@@ -314,8 +314,21 @@ async def test_garbled_record_is_a_backend_error_naming_the_key(
     backend = RedisBackend.from_url(server.url)
     memory = MemoryPrimitive(backend=backend, namespace="seven")
     await memory.add_many({"a": "apple", "b": "banana"})
-    for garbage in (b"garbage", b"1:2:3:{not json", b"\xff\xfe", b"9:999:0:{}"):
-        await raw.set(backend.key_prefix(("seven",)) + "r:a", garbage)
+    key = backend.key_prefix(("seven",)) + "h:a"
+    garbages: list[Any] = [
+        b"garbage",  # a string, not a hash
+        {"s": "1", "v": "{not json"},
+        {"s": "1", "v": b"\xff\xfe"},
+        {"s": "x1", "v": "1"},
+        {"v": "1"},  # no write sequence
+        {"s": "1"},  # no value
+    ]
+    for garbage in garbages:
+        await raw.delete(key)
+        if isinstance(garbage, bytes):
+            await raw.set(key, garbage)
+        else:
+            await raw.hset(key, mapping=garbage)
         for call in (lambda: memory.get("a"), lambda: memory.get_many(["b", "a"])):
             with pytest.raises(MemoryBackendError, match="'a'") as info:
                 await call()
@@ -333,8 +346,9 @@ async def test_search_skips_a_garbled_record_and_reports_it_once(
     memory = MemoryPrimitive(backend=backend, namespace="seven2")
     await memory.add_many({"a": "apple pie", "b": "apple tart", "c": "apple cherry"})
     prefix = backend.key_prefix(("seven2",))
-    await raw.set(prefix + "r:b", b"7:0:0:{not json")  # our layout, not JSON
-    await raw.set(prefix + "r:c", b"garbage")  # not our layout at all
+    await raw.hset(prefix + "h:b", "v", "{not json")  # our layout, not JSON
+    await raw.delete(prefix + "h:c")
+    await raw.set(prefix + "h:c", b"garbage")  # not our layout at all
     with caplog.at_level(logging.WARNING):
         for _ in range(3):
             assert [h.key for h in await memory.search("apple")] == ["a"]

@@ -564,8 +564,12 @@ class RedisBackend:
         """
         seq, value, meta, created, updated, expires = fields
         try:
-            if seq is None or value is None:
-                raise ValueError("a record hash without its s or v field")
+            if seq is None:
+                raise ValueError(
+                    "not a record hash" if value is None else f"not a record hash: {_s(value)}"
+                )
+            if value is None:
+                raise ValueError("a record hash without its value")
             text = _s(value)
             return Record(
                 key,
@@ -702,7 +706,7 @@ class RedisBackend:
         raw = _b(key)
         with self._failures("get"):
             fields = await self._eval(lua.GET, space, b"1", raw, keys=(space.rec + raw,))
-        if fields[0] is None:
+        if fields[0] is None and fields[1] is None:
             return None
         return self._record(namespace, key, fields, "get")
 
@@ -716,7 +720,7 @@ class RedisBackend:
             found = await self._read(self._space(namespace), [_b(k) for k in keys], b"1")
         out: builtins.list[Record | None] = []
         for key, fields in zip(keys, found, strict=True):
-            if fields[0] is None:
+            if fields[0] is None and fields[1] is None:
                 out.append(None)
             else:
                 out.append(self._record(namespace, key, fields, "get_many"))
@@ -812,11 +816,13 @@ class RedisBackend:
             else:
                 raw, (seq, value, meta, vec, expires, when, _) = reply[i], reply[i + 1]
             key = _s(raw)
-            if seq is None or value is None:
+            if seq is None and value is None:
                 index.remove(key)
                 updated.pop(key, None)
                 continue
             try:
+                if seq is None or value is None:
+                    raise ValueError("not a record hash" if value is None else _s(value))
                 batch.append(
                     (
                         key,
@@ -944,10 +950,12 @@ class RedisBackend:
             found = await self._fetch(space, keys, vectors=False)
         out = []
         for raw, (seq, value, meta, _, expires, updated, created) in zip(keys, found, strict=True):
-            if seq is None or value is None:  # deleted between the two calls
-                continue
             key = _s(raw)
             try:
+                if seq is None and value is None:  # deleted between the two calls
+                    continue
+                if seq is None or value is None:
+                    raise ValueError("not a record hash" if value is None else _s(value))
                 out.append(
                     Record(
                         key,
@@ -1004,7 +1012,7 @@ class RedisBackend:
             with self._failures("update"):
                 found = await self._fetch(space, [raw], vectors=False)
             seq, value, meta = found[0][0], found[0][1], found[0][2]
-            if seq is None or value is None:
+            if seq is None and value is None:
                 return None
             current = self._record(namespace, key, (seq, value, meta, None, None, None), "update")
             payload = current.payload if change.payload is None else change.payload

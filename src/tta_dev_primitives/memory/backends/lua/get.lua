@@ -1,11 +1,13 @@
 -- KEYS: the record key of each key read. ARGV: base, touch ('1' refreshes recency), keys.
--- Returns, flat, per key: s, v, m, c, u, x (nil where absent; s nil: no live record).
+-- Returns, flat, per key: s, v, m, c, u, x (nil where absent; s nil: no live record; s nil
+-- and v set: the key holds something else than a record hash, v says what).
 -- The recency bump is best-effort (pcall): at maxmemory with noeviction Redis refuses the
 -- write, and the read must still answer.
 local base = ARGV[1]
 local out, hits = {}, {}
 for i = 1, #KEYS do
-  local h = redis.call('HMGET', KEYS[i], 's', 'v', 'm', 'c', 'u', 'x')
+  local h = redis.pcall('HMGET', KEYS[i], 's', 'v', 'm', 'c', 'u', 'x')
+  if h.err then h = {false, h.err, false, false, false, false} end
   for j = 1, 6 do out[#out + 1] = h[j] end
   if h[1] then hits[#hits + 1] = ARGV[2 + i] end
 end

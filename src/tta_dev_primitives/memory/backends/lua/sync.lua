@@ -38,7 +38,8 @@ for i = 1, #entries do
 end
 local out = {inc, upto, g, now, 'ok'}
 for i = 1, #order do
-  local h = redis.call('HMGET', REC .. order[i], 's', 'v', 'm', 'e', 'x', 'u')
+  local h = redis.pcall('HMGET', REC .. order[i], 's', 'v', 'm', 'e', 'x', 'u')
+  if h.err then h = {false, h.err, false, false, false, false} end
   out[#out + 1] = order[i]
   for j = 1, 6 do out[#out + 1] = h[j] end
 end

@@ -1,0 +1,279 @@
+"""The Redis backend's in-process search index and the change log that keeps it coherent.
+
+Every test runs on real servers (Redis and Valkey): cross-process freshness with two real
+processes, a log trimmed under a slow reader, a namespace flushed or cleared by someone else,
+a server restart, a writer racing a reload, the memory budget, expiry applied locally.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+
+import numpy as np
+import pytest
+import redis.asyncio as aioredis
+
+from tta_dev_primitives import MemoryPrimitive, RedisBackend
+from tta_dev_primitives.memory.backends import Entry, SearchQuery
+from tta_dev_primitives.memory.backends.redis_index import LocalIndexes
+
+from .redis_servers import RedisServer, check_index
+from .subproc import run_python
+
+
+def entry(
+    key: str, text: str, ttl: float | None = None, vector: list[float] | None = None
+) -> Entry:
+    return Entry(key, f'"{text}"', None, ttl, vector)
+
+
+async def keys_found(backend: RedisBackend, ns: tuple[str, ...], text: str) -> list[str]:
+    return sorted(h.key for h in await backend.search(ns, SearchQuery(text, 100_000)))
+
+
+def _other_process(url: str, code: str) -> None:
+    """Run ``code`` (async, with ``backend`` a RedisBackend on ``url``) in a new interpreter."""
+    body = textwrap.indent(textwrap.dedent(code), "    ")
+    run_python(
+        "-c",
+        "import asyncio\n"
+        "from tta_dev_primitives import RedisBackend\n"
+        "from tta_dev_primitives.memory.backends import Entry\n"
+        "async def main():\n"
+        f"    backend = RedisBackend.from_url({url!r}, max_size=None)\n"
+        f"{body}\n"
+        "    await backend.aclose()\n"
+        "asyncio.run(main())\n",
+    )
+
+
+async def test_another_process_write_and_delete_reach_the_next_search(
+    redis_server: RedisServer,
+) -> None:
+    """A record added, then deleted, by another process is found, then gone, in this
+    process's very next search (its index already loaded)."""
+    backend = RedisBackend.from_url(redis_server.url, max_size=None)
+    ns = ("xproc",)
+    try:
+        await backend.put(ns, entry("a", "apple pie"))
+        assert await keys_found(backend, ns, "apple") == ["a"]
+        await asyncio.to_thread(
+            _other_process,
+            redis_server.url,
+            "await backend.put(('xproc',), Entry('b', '\"apple tart\"'))",
+        )
+        assert await keys_found(backend, ns, "apple") == ["a", "b"]
+        await asyncio.to_thread(
+            _other_process, redis_server.url, "await backend.delete(('xproc',), 'a')"
+        )
+        assert await keys_found(backend, ns, "apple") == ["b"]
+    finally:
+        await backend.aclose()
+
+
+async def test_fresh_process_finds_what_another_process_wrote(redis_server: RedisServer) -> None:
+    """A process that never saw the namespace loads it on its first search."""
+    ns = ("fresh",)
+    await asyncio.to_thread(
+        _other_process,
+        redis_server.url,
+        """
+        entries = [Entry(f"k{i}", f'"word{i % 7} common"') for i in range(3000)]
+        await backend.put_many(('fresh',), entries)
+        """,
+    )
+    backend = RedisBackend.from_url(redis_server.url, max_size=None)
+    try:
+        hits = await backend.search(ns, SearchQuery("word3", 5000))
+        assert sorted(h.key for h in hits) == sorted(f"k{i}" for i in range(3000) if i % 7 == 3)
+        assert len(await backend.search(ns, SearchQuery("common", 5000))) == 3000
+    finally:
+        await backend.aclose()
+
+
+async def test_trimmed_log_under_a_slow_reader_reloads(
+    redis_server: RedisServer, redis_client: aioredis.Redis
+) -> None:
+    """A reader that fell behind by more than the log keeps (or whose entries someone
+    trimmed away) rebuilds its index: the next search is still exact."""
+    writer = RedisBackend.from_url(redis_server.url, max_size=None)
+    reader = RedisBackend.from_url(redis_server.url, max_size=None)
+    ns = ("trim",)
+    try:
+        await writer.put_many(ns, [entry(f"k{i}", f"old {i}") for i in range(10)])
+        assert len(await keys_found(reader, ns, "old")) == 10
+        for i in range(1500):  # far more entries than the log keeps for 10 records
+            await writer.put(ns, entry(f"k{i % 10}", f"new {i}"))
+        log = writer.key_prefix(ns).encode() + b"log"
+        assert await redis_client.xlen(log) < 1500
+        assert await keys_found(reader, ns, "old") == []
+        assert await keys_found(reader, ns, "new") == [f"k{i}" for i in range(10)]
+        # Entries trimmed by someone else: a gap, a reload.
+        await writer.put(ns, entry("x", "extra"))
+        await redis_client.xtrim(log, maxlen=0)
+        await writer.put(ns, entry("y", "extra"))
+        assert await keys_found(reader, ns, "extra") == ["x", "y"]
+        await check_index(redis_client, writer.key_prefix(ns))
+    finally:
+        await writer.aclose()
+        await reader.aclose()
+
+
+async def test_flushdb_and_clear_by_someone_else(
+    redis_server: RedisServer, redis_client: aioredis.Redis
+) -> None:
+    """FLUSHDB or a clear by another client: the next search finds nothing of the old
+    namespace, and what is written afterwards."""
+    writer = RedisBackend.from_url(redis_server.url, max_size=None)
+    reader = RedisBackend.from_url(redis_server.url, max_size=None)
+    ns = ("flushed",)
+    try:
+        await writer.put_many(ns, [entry(f"k{i}", f"before {i}") for i in range(5)])
+        assert len(await keys_found(reader, ns, "before")) == 5
+        await redis_client.flushdb()
+        assert await keys_found(reader, ns, "before") == []
+        await writer.put(ns, entry("k1", "after flush"))
+        assert await keys_found(reader, ns, "before") == []
+        assert await keys_found(reader, ns, "after") == ["k1"]
+        assert await writer.clear(ns) == 1
+        await writer.put(ns, entry("k2", "after clear"))
+        assert await keys_found(reader, ns, "after") == ["k2"]
+    finally:
+        await writer.aclose()
+        await reader.aclose()
+
+
+async def test_server_restart_with_persistence_reloads(fresh_server: RedisServer) -> None:
+    """A restart (new run_id) may lose writes no log shows: the index is rebuilt, and what
+    the server kept is found."""
+    backend = RedisBackend.from_url(fresh_server.url, max_size=None)
+    backend.server_check_interval = 0.0
+    ns = ("restart",)
+    try:
+        await backend.put_many(ns, [entry(f"k{i}", f"kept {i}") for i in range(5)])
+        assert len(await keys_found(backend, ns, "kept")) == 5
+        restarts = backend.server_restarts
+        await asyncio.to_thread(fresh_server.restart)
+        await backend.put(ns, entry("k9", "kept after"))  # notices the new run_id
+        assert backend.server_restarts == restarts + 1
+        assert len(await keys_found(backend, ns, "kept")) == 6
+    finally:
+        await backend.aclose()
+
+
+async def test_writer_racing_a_reload(redis_server: RedisServer) -> None:
+    """Records written while a fresh process loads the namespace are all found afterwards."""
+    writer = RedisBackend.from_url(redis_server.url, max_size=None)
+    ns = ("race",)
+    await writer.put_many(ns, [entry(f"k{i}", f"race word{i}") for i in range(5000)])
+    stop = asyncio.Event()
+
+    async def write() -> None:
+        i = 0
+        while not stop.is_set():
+            await writer.put(ns, entry(f"k{i % 5000}", f"race rewritten{i}"))
+            if i % 3 == 0:
+                await writer.delete(ns, f"k{(i * 7) % 5000}")
+            i += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(write())
+    readers = []
+    try:
+        for _ in range(3):
+            reader = RedisBackend.from_url(redis_server.url, max_size=None)
+            readers.append(reader)
+            await reader.search(ns, SearchQuery("race", 10))  # a full load, racing the writer
+        stop.set()
+        await task
+        live = set(await writer.keys(ns))
+        for reader in readers:
+            assert set(await keys_found(reader, ns, "race")) == live
+    finally:
+        stop.set()
+        await writer.aclose()
+        for reader in readers:
+            await reader.aclose()
+
+
+async def test_index_budget_bounds_the_process(redis_server: RedisServer) -> None:
+    """Many searched namespaces: the indexes held stay within the budget (least recently
+    searched dropped) and every search is still right."""
+    backend = RedisBackend.from_url(redis_server.url, max_size=None, index_budget=200_000)
+    try:
+        for n in range(60):
+            ns = ("user", str(n))
+            await backend.put_many(ns, [entry(f"k{i}", f"user{n} note {i}") for i in range(20)])
+            assert len(await keys_found(backend, ns, f"user{n}")) == 20
+        indexes: LocalIndexes = backend.indexes
+        assert indexes.total <= 200_000
+        assert 1 <= len(indexes) < 60
+        assert indexes.dropped > 0
+        assert len(await keys_found(backend, ("user", "0"), "user0")) == 20  # loaded again
+    finally:
+        await backend.aclose()
+
+
+async def test_expiry_is_applied_by_the_index_before_redis_reaps(
+    redis_server: RedisServer,
+) -> None:
+    """An expired record is never found, even while its hash is still in Redis' keyspace."""
+    backend = RedisBackend.from_url(redis_server.url, max_size=None)
+    ns = ("expiry",)
+    try:
+        await backend.put(ns, entry("short", "fleeting words", ttl=0.3))
+        await backend.put(ns, entry("long", "lasting words"))
+        assert await keys_found(backend, ns, "words") == ["long", "short"]
+        await asyncio.sleep(0.4)
+        assert await keys_found(backend, ns, "words") == ["long"]
+    finally:
+        await backend.aclose()
+
+
+async def test_vectors_are_stored_as_float32(
+    redis_server: RedisServer, redis_client: aioredis.Redis
+) -> None:
+    """The record hash holds the unit vector as raw little-endian float32 bytes."""
+    backend = RedisBackend.from_url(redis_server.url, max_size=None)
+    ns = ("vec",)
+    try:
+        await backend.put(ns, entry("a", "x", vector=[3.0, 4.0]))
+        raw = await redis_client.hget(backend.key_prefix(ns) + "h:a", "e")
+        assert raw is not None
+        assert np.frombuffer(raw, dtype="<f4").tolist() == pytest.approx([0.6, 0.8])
+        hits = await backend.search(
+            ns, SearchQuery("x", 1, mode="semantic", vector=np.array([0.6, 0.8], dtype=np.float32))
+        )
+        assert [h.key for h in hits] == ["a"]
+        assert hits[0].score == pytest.approx(1.0, abs=1e-6)
+    finally:
+        await backend.aclose()
+
+
+async def test_search_costs_one_round_trip_when_nothing_changed(
+    redis_server: RedisServer,
+) -> None:
+    """Once loaded, a search with no change since the last one is one catch-up call plus
+    one call for the hits' records."""
+    memory = MemoryPrimitive(redis_url=redis_server.url, namespace="trips", fallback=False)
+    await memory.add_many({f"k{i}": f"common word {i}" for i in range(100)})
+    await memory.search("common")
+    backend = memory.backend
+    assert isinstance(backend, RedisBackend)
+    client = backend._client  # counting the calls made
+    calls = 0
+    original = client.execute_command
+
+    async def counting(*args: object, **kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        return await original(*args, **kwargs)
+
+    client.execute_command = counting  # type: ignore[method-assign]
+    try:
+        assert len(await memory.search("common", limit=5)) == 5
+    finally:
+        client.execute_command = original  # type: ignore[method-assign]
+        await memory.aclose()
+    assert calls == 2
