@@ -151,6 +151,18 @@ def _vector(data: bytes) -> Vector:
     return np.frombuffer(data, dtype="<f4").astype(np.float32)
 
 
+def _unpack(header: bytes, body: bytes, width: int) -> builtins.list[tuple[bytes | None, ...]]:
+    """Split a packed reply (``lua/fetch.lua``): ``width`` fields per record, ``header``
+    their int32 lengths (-1: absent), ``body`` the fields end to end."""
+    lens = np.frombuffer(header, dtype="<i4")
+    ends = np.cumsum(np.maximum(lens, 0)).tolist()
+    sizes = lens.tolist()
+    fields = [
+        None if size < 0 else body[end - size : end] for size, end in zip(sizes, ends, strict=True)
+    ]
+    return [tuple(fields[i : i + width]) for i in range(0, len(fields), width)]
+
+
 def _ms(data: bytes | None) -> float | None:
     """Server milliseconds (as the scripts store them) as epoch seconds."""
     return None if data is None else int(data) / 1000
@@ -630,8 +642,8 @@ class RedisBackend:
             for i in range(0, len(keys), _BATCH)
         ]
         out: builtins.list[Sequence[bytes | None]] = []
-        for reply in await self._eval_many(lua.FETCH, calls, self._search_timeout):
-            out.extend(reply[i : i + 7] for i in range(0, len(reply), 7))
+        for header, body in await self._eval_many(lua.FETCH, calls, self._search_timeout):
+            out.extend(_unpack(header, body, 7))
         return out
 
     # -- MemoryBackend ------------------------------------------------------------------------

@@ -25,12 +25,14 @@ from redis.exceptions import (
     ClusterError,
     MovedError,
     RedisClusterException,
+    ResponseError,
     TryAgainError,
 )
 
 __all__ = ["CLUSTER_SCHEMES", "cluster_client", "is_redirection", "run_redirected"]
 
 CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+_NON_LOCAL = "non local key"
 _ATTEMPTS = 40  # with the backoff below, about 3.5 s of a slot in migration
 
 
@@ -69,8 +71,18 @@ def cluster_client(url: str, options: dict[str, Any]) -> aioredis.RedisCluster:
 
 
 def is_redirection(exc: object) -> bool:
-    """Whether ``exc`` says the command did not run because its slot is moving."""
-    return type(exc) is ClusterError or isinstance(exc, AskError | TryAgainError)
+    """Whether ``exc`` says the command did not run because its slot is moving.
+
+    That includes a script that touched a key it does not declare (an expired record, the
+    ttl index) which the migration moved already, or which does not exist: Redis fails it
+    at that access, and every script reads such keys before it writes anything, so it
+    changed nothing and can run again.
+    """
+    return (
+        type(exc) is ClusterError
+        or isinstance(exc, AskError | TryAgainError)
+        or (isinstance(exc, ResponseError) and _NON_LOCAL in str(exc))
+    )
 
 
 async def run_redirected(
@@ -113,10 +125,13 @@ async def run_redirected(
             result = call.result
             if not isinstance(result, Exception):
                 return result
-            if not isinstance(result, AskError | TryAgainError):
+            if not is_redirection(result):
                 raise result from None
         except TryAgainError:  # a multi-key command while the keys are split between masters
             pass
+        except ResponseError as exc:
+            if not is_redirection(exc):
+                raise
         await asyncio.sleep(delay)
         delay = min(2 * delay, 0.1)
     raise ClusterError(f"the slot of {key!r} was still moving after {_ATTEMPTS} attempts")

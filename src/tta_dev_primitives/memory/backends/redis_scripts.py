@@ -53,7 +53,7 @@ from importlib import resources
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import ClusterError, NoScriptError, TryAgainError
+from redis.exceptions import ClusterError, NoScriptError, ResponseError
 
 from .redis_cluster import is_redirection, run_redirected
 
@@ -145,7 +145,7 @@ async def run(
         await _reload(client, script, deadline)
         async with asyncio.timeout(deadline):
             return await client.execute_command(*cmd)
-    except (ClusterError, TryAgainError) as exc:
+    except (ClusterError, ResponseError) as exc:
         if not isinstance(client, aioredis.RedisCluster) or not is_redirection(exc):
             raise
         # The namespace's slot is migrating and redis-py gave up on the ASK redirection.

@@ -2,6 +2,7 @@
 --! include: _names
 -- KEYS: lru, st, log. ARGV: base. Deletes every key of the namespace (a new incarnation
 -- begins with the next write); returns how many live records there were.
+redis.call('EXISTS', TTL)  -- read before any write (see _drop.lua)
 local keys = redis.call('ZRANGE', LRU, 0, -1)
 local live = 0
 local chunks = {}

@@ -10,6 +10,7 @@
 -- vector ('' otherwise); then the new record's ttl_ms (0 = none), value, metadata, vector.
 -- Returns the keys whose record changed since it was read (then nothing was changed), or
 -- an empty list once applied.
+redis.call('EXISTS', TTL)  -- read before any write (see _drop.lua)
 local n = tonumber(ARGV[2])
 local changed = {}
 local cur = {}

@@ -1,8 +1,12 @@
 -- KEYS: record keys. ARGV: base, vectors ('1': with each record's vector). Recency is left
--- alone. Returns, flat, per key: s, v, m, e, x, u, c (nil where absent; e nil without
--- vectors; s nil and v set: the key holds something else than a record hash).
-local out = {}
+-- alone. Per key, fields s, v, m, e, x, u, c (e left out without vectors; s absent and v
+-- set: the key holds something else than a record hash, v says what). Returned packed, as
+-- two strings: the fields' lengths (little-endian int32, -1 for an absent field, 7 per key)
+-- and the fields themselves, concatenated: two bulk replies however many records, which the
+-- client splits far faster than it parses thousands of replies.
+local lens, parts = {}, {}
 local with = ARGV[2] == '1'
+local none = struct.pack('<i4', -1)
 for i = 1, #KEYS do
   local h
   if with then
@@ -11,7 +15,20 @@ for i = 1, #KEYS do
     h = redis.pcall('HMGET', KEYS[i], 's', 'v', 'm', 'x', 'u', 'c')
     if not h.err then table.insert(h, 4, false) end
   end
-  if h.err then h = {false, h.err, false, false, false, false, false} end
-  for j = 1, 7 do out[#out + 1] = h[j] end
+  if h.err then
+    -- Only a key of another type is "not a record"; any other error (a slot migrating)
+    -- fails the script, to be run again.
+    if not string.find(h.err, 'WRONGTYPE', 1, true) then return redis.error_reply(h.err) end
+    h = {false, h.err, false, false, false, false, false}
+  end
+  for j = 1, 7 do
+    local f = h[j]
+    if f then
+      lens[#lens + 1] = struct.pack('<i4', #f)
+      parts[#parts + 1] = f
+    else
+      lens[#lens + 1] = none
+    end
+  end
 end
-return out
+return {table.concat(lens), table.concat(parts)}

@@ -7,7 +7,12 @@ local base = ARGV[1]
 local out, hits = {}, {}
 for i = 1, #KEYS do
   local h = redis.pcall('HMGET', KEYS[i], 's', 'v', 'm', 'c', 'u', 'x')
-  if h.err then h = {false, h.err, false, false, false, false} end
+  if h.err then
+    -- Only a key of another type is "not a record"; any other error (a slot migrating)
+    -- fails the script, to be run again.
+    if not string.find(h.err, 'WRONGTYPE', 1, true) then return redis.error_reply(h.err) end
+    h = {false, h.err, false, false, false, false}
+  end
   for j = 1, 6 do out[#out + 1] = h[j] end
   if h[1] then hits[#hits + 1] = ARGV[2 + i] end
 end

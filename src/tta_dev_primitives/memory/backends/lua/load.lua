@@ -6,7 +6,8 @@
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local st = redis.call('HMGET', KEYS[2], 'i', 'g')
-local old = redis.call('EXISTS', ARGV[1] .. 'q', ARGV[1] .. 'd')
+local old = redis.call('EXISTS', ARGV[1] .. 'q') + redis.call('EXISTS', ARGV[1] .. 'd')
+if old > 0 then old = 1 end
 local out = {st[1], tonumber(st[2] or '0'), now, old}
 local keys = redis.call('ZRANGE', KEYS[1], 0, -1)
 for i = 1, #keys do out[4 + i] = keys[i] end

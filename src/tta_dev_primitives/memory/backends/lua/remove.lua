@@ -4,7 +4,7 @@
 --! include: _log
 -- KEYS: lru, st, log, the record key. ARGV: base, key. Returns 1 if a live record was
 -- deleted. A namespace left without records leaves no key behind.
-local bad = foreign({LRU, ST, LOG, KEYS[4]}, {'zset', 'hash', 'stream', 'hash'})
+local bad = foreign({LRU, ST, LOG, KEYS[4], TTL}, {'zset', 'hash', 'stream', 'hash', 'zset'})
 if bad then return redis.error_reply(bad) end
 local live = redis.call('DEL', KEYS[4])
 local held = redis.call('ZREM', LRU, ARGV[2])

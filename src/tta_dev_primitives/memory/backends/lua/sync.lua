@@ -39,7 +39,12 @@ end
 local out = {inc, upto, g, now, 'ok'}
 for i = 1, #order do
   local h = redis.pcall('HMGET', REC .. order[i], 's', 'v', 'm', 'e', 'x', 'u')
-  if h.err then h = {false, h.err, false, false, false, false} end
+  if h.err then
+    -- Only a key of another type is "not a record"; any other error (a slot migrating)
+    -- fails the script, to be run again.
+    if not string.find(h.err, 'WRONGTYPE', 1, true) then return redis.error_reply(h.err) end
+    h = {false, h.err, false, false, false, false}
+  end
   out[#out + 1] = order[i]
   for j = 1, 6 do out[#out + 1] = h[j] end
 end
