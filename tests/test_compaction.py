@@ -658,20 +658,95 @@ def test_text_duplicates_match_brute_force(texts: list[str], threshold: float) -
 def test_summary_keeps_the_time_range() -> None:
     """The summary's memory.from/memory.to span the replaced records' times, through earlier
     summaries, when the records carry times (the records API's created_at/updated_at)."""
-    from typing import NamedTuple
-
+    from tta_dev_primitives.memory.codec import NO_SNAPSHOT
     from tta_dev_primitives.memory.compaction import META_FROM, META_TO, _summary_metadata
+    from tta_dev_primitives.memory.records import Record
 
-    class Timed(NamedTuple):
-        key: str
-        payload: str
-        metadata: dict[str, Any] | None
-        seq: int
-        created_at: float
-        updated_at: float
-
-    old = Timed("s", '"x"', {META_SUMMARY: True, META_FROM: 10.0, META_TO: 20.0}, 1, 50.0, 50.0)
-    batch: list[Any] = [old, Timed("a", '"y"', None, 2, 30.0, 40.0)]
+    old = Record(
+        "s", '"x"', {META_SUMMARY: True, META_FROM: 10.0, META_TO: 20.0}, 1, NO_SNAPSHOT, 50, 50
+    )
+    batch = [old, Record("a", '"y"', None, 2, NO_SNAPSHOT, 30.0, 40.0)]
     meta = _summary_metadata(batch, lambda r: r.metadata)
     assert (meta[META_FROM], meta[META_TO]) == (10.0, 40.0)
     assert meta[META_REPLACED] == ["s", "a"]
+
+
+@pytest.mark.parametrize(
+    ("filter_", "compacted"),
+    [
+        ({"i": {"$gte": 3}}, ["m03", "m04", "m05", "m06", "m07"]),
+        ({"i": {"$in": [1, 2, 6]}}, ["m01", "m02", "m06"]),
+        ({"$or": [{"i": {"$lt": 2}}, {"i": 7}]}, ["m00", "m01", "m07"]),
+        ({"$not": {"i": {"$lte": 5}}}, ["m06", "m07"]),
+        ({"i": {"$ne": 0}, "tag": {"$exists": False}}, ["m01", "m02", "m03", "m05", "m06", "m07"]),
+    ],
+)
+async def test_compact_filter_takes_the_filter_language(
+    make_memory: MakeMemory, filter_: dict[str, Any], compacted: list[str]
+) -> None:
+    """compact(filter=) accepts the operators and combinators of search/list/delete_where."""
+    memory = await make_memory()
+    keys = await _fill(memory, 8)
+    await memory.update("m04", metadata={"tag": "x"})
+    seen: list[list[MemoryRecord]] = []
+    report = await memory.compact(joiner(seen), keep_last=0, filter=filter_)
+    # update() rewrote m04 last: it is the newest record of the namespace.
+    order = [k for k in keys if k != "m04"] + ["m04"]
+    assert list(report.replaced) == [k for k in order if k in compacted]
+    assert [r.key for r in seen[0]] == list(report.replaced)
+    assert report.considered == len(compacted)
+    left = set(await memory.keys())
+    assert left == (set(keys) - set(compacted)) | {report.summary_key}
+
+
+@pytest.mark.parametrize(
+    ("filter_", "message"),
+    [
+        ({"i": {"$bogus": 1}}, r"filter.*\$bogus"),
+        ({"$or": []}, r"filter.*\$or"),
+        ({"i": {"$in": 3}}, r"filter.*\$in"),
+    ],
+)
+async def test_compact_refuses_a_malformed_filter_before_reading(
+    make_memory: MakeMemory, filter_: dict[str, Any], message: str
+) -> None:
+    """A malformed filter or an unknown operator is a ValueError naming the filter; the
+    summarizer is never called and nothing changes."""
+    memory = await make_memory()
+    keys = await _fill(memory, 4)
+    seen: list[list[MemoryRecord]] = []
+    with pytest.raises(ValueError, match=message):
+        await memory.compact(joiner(seen), keep_last=0, filter=filter_)
+    assert seen == []
+    assert sorted(await memory.keys()) == keys
+    with pytest.raises(ValueError, match=message):
+        CompactionPolicy(max_records=30, summarizer=joiner(), filter=filter_)
+
+
+async def test_summary_keeps_the_records_time_range_in_memory() -> None:
+    """On a backend with record times, the summary's memory.from is the earliest created_at
+    and memory.to the latest updated_at of the records it replaced (an update moves it)."""
+    from tta_dev_primitives import InMemoryBackend
+    from tta_dev_primitives.memory.compaction import META_FROM, META_TO
+
+    now = [1000.0]
+    memory = MemoryPrimitive(backend=InMemoryBackend(clock=lambda: now[0]))
+    for i in range(4):
+        await memory.add(f"m{i}", f"memory number {i}")
+        now[0] += 10
+    await memory.update("m0", metadata={"edited": True})  # m0: created first, written last
+    now[0] += 10
+    await memory.add("fresh", "kept as it is")
+    records = {k: await memory.get_record(k) for k in ("m0", "m1", "m2", "m3")}
+    assert all(r is not None for r in records.values())
+    created = [r.created_at for r in records.values() if r is not None]
+    updated = [r.updated_at for r in records.values() if r is not None]
+    assert max(updated) - min(created) == pytest.approx(40.0)
+    report = await memory.compact(joiner(), keep_last=1)
+    assert report.replaced == ("m1", "m2", "m3", "m0")
+    assert report.summary_key is not None
+    summary = await memory.get_record(report.summary_key)
+    assert summary is not None
+    assert summary.metadata[META_FROM] == pytest.approx(min(created))
+    assert summary.metadata[META_TO] == pytest.approx(max(updated))
+    assert summary.metadata[META_FROM] == pytest.approx(records["m0"].created_at)  # type: ignore[union-attr]

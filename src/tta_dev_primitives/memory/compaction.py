@@ -66,6 +66,7 @@ from .search import (
     normalize_vector,
     string_leaves,
     tokenize,
+    validate_filter,
 )
 
 if TYPE_CHECKING:
@@ -135,6 +136,16 @@ def _check_threshold(value: object, arg: str = "merge_duplicates") -> float | No
     return float(value)
 
 
+def _check_filter(value: object, arg: str = "filter") -> dict[str, Any] | None:
+    """A validated copy of a filter of the language of ``search``/``list``/``delete_where``
+    (None for none or ``{}``); raises before anything is read."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{arg} must be a mapping or None, got {type(value).__name__}")
+    return validate_filter(codec.validate_metadata(value, arg), arg)
+
+
 def _check_count(value: object, arg: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{arg} must be an int, got {type(value).__name__}")
@@ -180,8 +191,7 @@ class CompactionPolicy:
         _check_threshold(self.merge_duplicates)
         if self.summarizer is None and self.merge_duplicates is None:
             raise ValueError("a CompactionPolicy needs a summarizer or merge_duplicates")
-        if self.filter is not None and not isinstance(self.filter, Mapping):
-            raise TypeError("filter must be a mapping or None")
+        _check_filter(self.filter)
         codec.validate_ttl(self.summarizer_timeout, "summarizer_timeout")
 
 
@@ -309,19 +319,14 @@ def _request(op: MemoryOperation) -> CompactionRequest:
 
 
 def _times(record: Record) -> tuple[float | None, float | None, float | None]:
-    """``(created_at, updated_at, expires_at)`` of a record, None where the backend keeps none.
-
-    Read by name so compaction carries the times of the records API (issue #13) as soon as
-    the backends' records hold them; until then every time is None.
-    """
-    out: list[float | None] = []
-    for name in ("created_at", "updated_at", "expires_at"):
-        t = getattr(record, name, None)
-        if isinstance(t, int | float) and not isinstance(t, bool) and t > 0:
-            out.append(float(t))
-        else:
-            out.append(None)
-    return out[0], out[1], out[2]
+    """``(created_at, updated_at, expires_at)`` of a record, None where the backend keeps none
+    (a backend without record times reports 0)."""
+    created, updated, expires = record.created_at, record.updated_at, record.expires_at
+    return (
+        float(created) if created > 0 else None,
+        float(updated) if updated > 0 else None,
+        None if expires is None else float(expires),
+    )
 
 
 def _memory_record(record: Record, metadata: Mapping[str, Any] | None) -> MemoryRecord:
@@ -473,11 +478,7 @@ async def run_compaction(memory: MemoryPrimitive, op: MemoryOperation, span: tra
     if req.summarizer is None and threshold is None:
         raise ValueError("compact needs a summarizer, or merge_duplicates to merge only")
     timeout = codec.validate_ttl(req.summarizer_timeout, "summarizer_timeout")
-    filter_ = req.filter
-    if filter_ is not None:
-        if not isinstance(filter_, Mapping):
-            raise TypeError(f"filter must be a mapping or None, got {type(filter_).__name__}")
-        filter_ = codec.validate_metadata(filter_, "filter")
+    filter_ = _check_filter(req.filter)
     summary_key = None if req.summary_key is None else codec.validate_key(req.summary_key)
     ttl, _ = memory._record_settings(req.ttl, None)
     backend = memory._shared.backend
