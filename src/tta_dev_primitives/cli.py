@@ -27,15 +27,15 @@ import os
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from typing import IO, Any, NoReturn
+from typing import IO, Any, Literal, NoReturn, cast
 
 from . import __version__
 from .memory import transfer
 from .memory.backends.redis import RedisBackend
-from .memory.codec import decode
+from .memory.embeddings import Embedder, HashingEmbedder, MiniLMEmbedder
 from .memory.errors import MemoryBackendError
 from .memory.primitive import MemoryPrimitive
-from .memory.search import matches_filter
+from .memory.records import MemoryRecord
 
 __all__ = ["main"]
 
@@ -84,6 +84,33 @@ def _namespace_arg(text: str) -> tuple[str, ...]:
     return tuple(parts)
 
 
+EMBEDDERS = "hashing, hashing:DIMS (>= 8) or minilm"
+
+
+def _embedder_arg(text: str) -> tuple[str, int | None]:
+    name, colon, dims = text.partition(":")
+    if name == "hashing" and not colon:
+        return name, None
+    if name == "hashing" and dims.isdigit() and int(dims) >= 8:
+        return name, int(dims)
+    if text == "minilm":
+        return name, None
+    raise argparse.ArgumentTypeError(f"unknown embedder {text!r}: use {EMBEDDERS}")
+
+
+def make_embedder(spec: tuple[str, int | None]) -> Embedder:
+    """The embedder ``--embedder`` names (the model is loaded here, for minilm)."""
+    name, dims = spec
+    if name == "hashing":
+        return HashingEmbedder() if dims is None else HashingEmbedder(dims)
+    try:
+        # Its methods return numpy arrays, which the Embedder protocol's Sequence types do
+        # not spell (MemoryPrimitive takes either).
+        return cast(Embedder, MiniLMEmbedder())
+    except ImportError as exc:
+        raise UsageError(f"--embedder minilm is not available: {exc}") from None
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -120,6 +147,13 @@ def build_parser() -> _Parser:
     )
     parser.add_argument("--prefix", default="tta", help="key prefix the store uses (default tta)")
     parser.add_argument(
+        "--embedder",
+        type=_embedder_arg,
+        help=f"embedder of search --mode semantic/hybrid and of import's re-embedding: "
+        f"{EMBEDDERS} (the embeddings extra); it must be the one that wrote the records' "
+        "vectors",
+    )
+    parser.add_argument(
         "--timeout",
         type=float,
         default=30.0,
@@ -150,6 +184,11 @@ def build_parser() -> _Parser:
     export = command("export", "write records as JSON Lines to FILE (default stdout)")
     export.add_argument("file", nargs="?", default="-")
     export.add_argument("--filter", type=_json_arg, help="metadata filter (JSON object)")
+    export.add_argument(
+        "--vectors",
+        action="store_true",
+        help="include each record's stored vector, with its embedder's name and dimensions",
+    )
     imp = command("import", "read records from a JSON Lines FILE ('-': stdin)")
     imp.add_argument("file")
     imp.add_argument("--on-conflict", choices=("replace", "skip", "error"), default="replace")
@@ -215,22 +254,18 @@ class Progress:
             self.stream.flush()
 
 
-# -- records, through the records API when the primitive has it -------------------------------
+# -- records -------------------------------------------------------------------------------------
+
+
+def _row(r: MemoryRecord) -> dict[str, Any]:
+    return transfer.record_object(
+        (), r.key, r.value, r.metadata, r.created_at or None, r.updated_at or None, r.expires_at
+    )
 
 
 async def _record(memory: MemoryPrimitive, key: str) -> dict[str, Any] | None:
-    get_record = getattr(memory, "get_record", None)
-    if get_record is not None:
-        r = await get_record(key)
-        if r is None:
-            return None
-        return transfer.record_object(
-            (), r.key, r.value, r.metadata, r.created_at, r.updated_at, r.expires_at
-        )
-    raw = await memory.backend.get(memory.namespace, key)
-    if raw is None:
-        return None
-    return transfer.record_object((), key, decode(raw.payload), raw.metadata)
+    r = await memory.get_record(key)
+    return None if r is None else _row(r)
 
 
 async def _page(
@@ -238,42 +273,10 @@ async def _page(
     filter: Mapping[str, Any] | None,
     limit: int,
     cursor: str | None,
-    order: str,
+    order: Literal["newest", "oldest"],
 ) -> tuple[list[dict[str, Any]], str | None]:
-    lister = getattr(memory, "list", None)
-    page = None
-    if lister is not None:
-        try:
-            page = await lister(filter=filter, limit=limit, cursor=cursor, order=order)
-        except MemoryBackendError as exc:
-            if exc.transient:
-                raise
-    if page is not None:
-        rows = [
-            transfer.record_object(
-                (), r.key, r.value, r.metadata, r.created_at, r.updated_at, r.expires_at
-            )
-            for r in page.records
-        ]
-        return rows, page.next_cursor
-    # Without the records API: offsets into the namespace's records by write order.
-    try:
-        start = int(cursor) if cursor else 0
-    except ValueError:
-        raise UsageError(f"--cursor {cursor!r} is not a cursor this store printed") from None
-    records = await transfer.scan_records(memory)
-    if order == "newest":
-        records.reverse()
-    found: list[dict[str, Any]] = []
-    pos = start
-    while pos < len(records) and len(found) < limit:
-        raw = records[pos]
-        pos += 1
-        meta = raw.metadata or {}
-        if filter and not matches_filter(meta, filter):
-            continue
-        found.append(transfer.record_object((), raw.key, decode(raw.payload), meta))
-    return found, (str(pos) if pos < len(records) else None)
+    page = await memory.list(filter=filter, limit=limit, cursor=cursor, order=order)
+    return [_row(r) for r in page.records], page.next_cursor
 
 
 # -- commands -----------------------------------------------------------------------------------
@@ -379,17 +382,7 @@ async def cmd_rm(memory: MemoryPrimitive, args: argparse.Namespace, out: IO[str]
     else:
         if not args.where:
             raise UsageError("--where {} would delete everything; it must name a field")
-        delete_where = getattr(memory, "delete_where", None)
-        deleted = -1
-        if delete_where is not None:
-            try:
-                deleted = await delete_where(args.where)
-            except MemoryBackendError as exc:
-                if exc.transient:
-                    raise
-        if deleted < 0:
-            keys = [r["key"] async for r in memory.export(filter=args.where) if not r["namespace"]]
-            deleted = sum([await memory.delete(k) for k in keys])
+        deleted = await memory.delete_where(args.where)
     if args.json:
         out.write(json.dumps({"deleted": deleted}) + "\n")
     elif deleted:
@@ -404,7 +397,7 @@ async def cmd_export(memory: MemoryPrimitive, args: argparse.Namespace, out: IO[
     progress = Progress("exporting", await memory.size(), sys.stderr)
     with _open(args.file, "w", out) as stream:
         count = await transfer.write_jsonl(
-            memory.export(filter=args.filter),
+            memory.export(filter=args.filter, vectors=args.vectors),
             stream,
             namespace=memory.namespace,
             progress=progress,
@@ -426,9 +419,7 @@ async def cmd_import(memory: MemoryPrimitive, args: argparse.Namespace, out: IO[
         lines = transfer.read_jsonl(read)
         bar = (lambda _n: progress(read.bytes // 1024)) if progress.active else None
         try:
-            report = await transfer.import_records(
-                memory, lines, on_conflict=args.on_conflict, progress=bar
-            )
+            report = await memory.import_(lines, on_conflict=args.on_conflict, progress=bar)
         finally:
             progress.close()
     result = {
@@ -450,15 +441,7 @@ async def cmd_import(memory: MemoryPrimitive, args: argparse.Namespace, out: IO[
 
 
 async def cmd_namespaces(memory: MemoryPrimitive, args: argparse.Namespace, out: IO[str]) -> int:
-    lister = getattr(memory, "namespaces", None)
-    if lister is None:
-        raise UsageError("this version of tta-dev-primitives cannot list namespaces")
-    try:
-        listed = await lister()  # relative to --namespace
-    except MemoryBackendError as exc:
-        if exc.transient:
-            raise
-        raise UsageError(f"this backend cannot list namespaces yet ({exc})") from None
+    listed = await memory.namespaces()  # relative to --namespace
     found = [memory.namespace] if await memory.size() else []
     for ns in listed:
         full = memory.namespace + tuple(ns)
@@ -533,7 +516,10 @@ async def run(args: argparse.Namespace, out: IO[str]) -> int:
         )
     except (TypeError, ValueError) as exc:
         raise UsageError(f"--url is not a Redis URL: {exc}") from None
-    memory = MemoryPrimitive(backend=backend, namespace=args.namespace)
+    embedder = None
+    if args.embedder is not None and args.command in ("search", "import"):
+        embedder = make_embedder(args.embedder)
+    memory = MemoryPrimitive(backend=backend, namespace=args.namespace, embedder=embedder)
     try:
         try:
             await backend.ping()

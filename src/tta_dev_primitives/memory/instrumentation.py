@@ -9,23 +9,32 @@ meter SDK is configured.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import time
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 
 from opentelemetry import metrics, trace
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from ..core.context import WorkflowContext
 from ..core.instrumented import add_context_attributes
-from ..core.telemetry import DURATION_BUCKETS, TelemetryHandles, attribute_int, attribute_text
+from ..core.telemetry import (
+    DURATION_BUCKETS,
+    TelemetryHandles,
+    attribute_int,
+    attribute_text,
+    error_type,
+)
 from ..observability import attributes as A
 from .backends.base import BackendInfo
 from .records import Namespace
 
-__all__ = ["MemoryInstrumentation", "content_capture_default", "store_id"]
+__all__ = ["MemoryInstrumentation", "StreamOperation", "content_capture_default", "store_id"]
 
 CONTENT_LIMIT = 1024  # characters of captured content per attribute value
 
@@ -273,3 +282,67 @@ class MemoryInstrumentation:
 
     def fallback_activated(self, info: BackendInfo) -> None:
         self.count(A.METRIC_MEMORY_FALLBACKS, 1, info)
+
+
+class StreamOperation:
+    """The span and duration of an operation that runs across its caller's awaits.
+
+    An export is an async iterator: the consumer's code runs between its records, so its span
+    cannot be the current span throughout. It is started at once (the child of the span
+    current then), made current only around the operation's own backend calls
+    (:meth:`active`), and ended by :meth:`finish`. With nothing recording, every method does
+    nothing.
+    """
+
+    __slots__ = ("_attrs", "_hist", "_span", "_start")
+
+    def __init__(
+        self,
+        span: trace.Span = NO_SPAN,
+        hist: metrics.Histogram | None = None,
+        metric_attributes: Mapping[str, AttributeValue] | None = None,
+    ) -> None:
+        self._span = span
+        self._hist = hist
+        self._attrs = dict(metric_attributes or {})
+        self._start = time.perf_counter()
+
+    @property
+    def span(self) -> trace.Span:
+        return self._span
+
+    def active(self) -> AbstractContextManager[Any]:
+        """Make the span current for the ``with`` block (exceptions are recorded by finish)."""
+        if self._span is NO_SPAN:
+            return contextlib.nullcontext()
+        return trace.use_span(
+            self._span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+        )
+
+    def finish(
+        self,
+        attributes: Mapping[str, AttributeValue],
+        exc: BaseException | None = None,
+        *,
+        degraded: bool = False,
+    ) -> None:
+        """Set ``attributes`` (and the error, if any) on the span, end it, record the
+        duration."""
+        span = self._span
+        err = None if exc is None else error_type(exc)
+        if span is not NO_SPAN:
+            if span.is_recording():
+                span.set_attributes(attributes)
+                if degraded:
+                    span.set_attribute(A.ATTR_MEMORY_DEGRADED, True)
+                if exc is not None and err is not None:
+                    span.set_attribute(A.ATTR_ERROR_TYPE, err)
+                    span.record_exception(exc)
+                    span.set_status(Status(StatusCode.ERROR, f"{err}: {exc}"))
+            span.end()
+        if self._hist is not None:
+            attrs = dict(self._attrs)
+            attrs[A.ATTR_WORKFLOW_OUTCOME] = "success" if exc is None else "error"
+            if err is not None:
+                attrs[A.ATTR_ERROR_TYPE] = err
+            self._hist.record(time.perf_counter() - self._start, attrs)

@@ -41,6 +41,7 @@ from .instrumentation import (
     NO_SPAN,
     AttributeCache,
     MemoryInstrumentation,
+    StreamOperation,
     content_capture_default,
     store_id,
 )
@@ -84,6 +85,7 @@ OperationKind: TypeAlias = Literal[
     "delete_where",
     "namespaces",
     "compact",
+    "import",
 ]
 _ORDERS = ("newest", "oldest")
 
@@ -798,38 +800,66 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         if self._shared.compactor is not None:
             await self._shared.compactor.wait()
 
-    def export(self, *, filter: Mapping[str, Any] | None = None) -> AsyncIterator[dict[str, Any]]:
+    def export(
+        self,
+        *,
+        filter: Mapping[str, Any] | None = None,
+        vectors: bool = False,
+        context: WorkflowContext | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
         """Stream the records of this namespace and the namespaces below it.
 
         Each item is one record object of the JSON Lines format of
         :mod:`tta_dev_primitives.memory.transfer` (namespace parts relative to this one, key,
-        value, metadata, times, absolute expiry); write them with
-        :func:`~tta_dev_primitives.memory.transfer.write_jsonl`. Pages through the backend, so
-        any number of records costs the memory of one page; expired records are left out.
+        value, metadata, ``created_at``/``updated_at``, absolute expiry, and with
+        ``vectors=True`` the stored vector); write them with
+        :func:`~tta_dev_primitives.memory.transfer.write_jsonl`. Reads one page of the
+        backend's ``list`` at a time (oldest first), so any number of records costs the
+        memory of one page; expired records are left out. The whole walk is one
+        ``export_memory`` span, ended when the iterator is exhausted or closed.
 
         Args:
-            filter: Export only records whose metadata matches it.
+            filter: Export only records whose metadata matches it (the filter language of
+                :meth:`list`).
+            vectors: Include each record's stored vector with its embedder's name and
+                dimensions (where the backend can read vectors back: a
+                :class:`~tta_dev_primitives.memory.backends.base.VectorBackend`), so an
+                import with the same embedder need not embed again.
+            context: The workflow context (its ids go on the span).
+
+        Raises:
+            TypeError, ValueError: A malformed filter or a non-bool ``vectors``, raised here,
+                before anything is read.
+            MemoryBackendError: The primitive is closed, or the backend failed (while
+                iterating).
         """
-        return transfer.export_records(self, filter=filter)
+        self._check_open("export")
+        return transfer.export_records(self, filter=filter, vectors=vectors, context=context)
 
     async def import_(
         self,
         records: AsyncIterable[Mapping[str, Any]] | Iterable[Mapping[str, Any]],
         *,
         on_conflict: transfer.OnConflict = "replace",
+        progress: Callable[[int], None] | None = None,
+        context: WorkflowContext | None = None,
     ) -> transfer.ImportReport:
         """Write exported records (e.g. ``read_jsonl(file)`` or another memory's ``export()``).
 
         Records land in this namespace plus each record's relative ``namespace``, in batched
-        writes, keeping their metadata and absolute expiry; already expired ones are skipped.
-        An exported vector is reused when this memory's embedder has its name and dimensions;
-        otherwise the value is embedded again (and without an embedder no vector is kept).
+        writes, keeping their metadata, absolute expiry and ``created_at``/``updated_at``
+        (where the backend can set record times: in memory; Redis once its records carry
+        them); already expired ones are skipped. An exported vector is reused when this
+        memory's embedder has its name and dimensions; otherwise the value is embedded
+        again (and without an embedder no vector is kept). One ``import_memory`` span.
 
         Args:
             records: Record objects, sync or async; consumed lazily.
             on_conflict: An existing key is ``"replace"``d (default), ``"skip"``ped, or an
                 ``"error"`` (:class:`~tta_dev_primitives.memory.transfer.ImportConflictError`
                 after importing every record before it).
+            progress: Called with the number of records read so far after each batch.
+            context: The workflow context.
 
         Returns:
             The :class:`~tta_dev_primitives.memory.transfer.ImportReport`.
@@ -837,7 +867,28 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         Raises:
             ValueError: A malformed record (named by its position), or a bad ``on_conflict``.
         """
-        return await transfer.import_records(self, records, on_conflict=on_conflict)
+        op = MemoryOperation("import", value=transfer.ImportRequest(records, on_conflict, progress))
+        return cast(transfer.ImportReport, await self._run(op, context))
+
+    def _check_open(self, kind: str) -> None:
+        if self._shared.closed:
+            raise _closed_error(kind, self._shared.backend.info().name)
+
+    def _stream_operation(self, kind: str, context: WorkflowContext | None) -> StreamOperation:
+        """The span (child of the current one) and duration of a streamed operation."""
+        telemetry = self._telemetry
+        if telemetry.disabled():
+            return StreamOperation()
+        info = self._shared.backend.info()
+        inst = self._inst
+        tracer = telemetry.tracer()
+        span: trace.Span = NO_SPAN
+        if tracer is not None:
+            span = tracer.start_span(inst.span_name(kind), kind=inst.span_kind(info))
+            if span.is_recording():
+                ctx = WorkflowContext() if context is None else context
+                span.set_attributes(inst.span_attributes(kind, self._namespace, info, ctx))
+        return StreamOperation(span, inst.duration_histogram(), inst.metric_attributes(kind, info))
 
     async def aclose(self) -> None:
         """Close the primitive, and its backend if it built it; scoped views close nothing.
@@ -1338,6 +1389,25 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         return size
 
 
+async def _op_import(
+    memory: MemoryPrimitive, op: MemoryOperation, span: trace.Span
+) -> transfer.ImportReport:
+    req = op.value
+    if not isinstance(req, transfer.ImportRequest):
+        raise TypeError("an import operation carries an ImportRequest (use import_())")
+    try:
+        report = await transfer.import_records(
+            memory, req.records, on_conflict=req.on_conflict, progress=req.progress
+        )
+    except transfer.ImportConflictError as exc:
+        if span.is_recording():
+            span.set_attributes(transfer.import_attributes(exc.report))
+        raise
+    if span.is_recording():
+        span.set_attributes(transfer.import_attributes(report))
+    return report
+
+
 def _memory_record(record: Record) -> MemoryRecord:
     return MemoryRecord(
         record.key,
@@ -1386,4 +1456,5 @@ _HANDLERS: dict[str, Callable[[MemoryPrimitive, MemoryOperation, trace.Span], Aw
     "list": MemoryPrimitive._op_list,
     "delete_where": MemoryPrimitive._op_delete_where,
     "namespaces": MemoryPrimitive._op_namespaces,
+    "import": _op_import,
 }

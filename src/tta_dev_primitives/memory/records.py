@@ -73,9 +73,27 @@ class Entry:
             lazily does not pay for tokenizing on the write path.
         space: ``(embedder name, dimensions)`` of ``vector``, so a namespace can refuse
             vectors of another embedder.
+        created_at: When set (epoch seconds), the record's ``created_at`` instead of the
+            backend's clock, even over a live record: an import restores the time a record
+            was first written. None (the default): now, or the live record's own.
+        updated_at: When set (epoch seconds), the record's ``updated_at`` instead of now.
+            Either way the write takes the next write sequence (``list`` order is write
+            order) and any ``ttl`` counts from now. A backend that cannot set record times
+            ignores both (Redis, until its records carry times).
     """
 
-    __slots__ = ("_document", "key", "metadata", "payload", "snapshot", "space", "ttl", "vector")
+    __slots__ = (
+        "_document",
+        "created_at",
+        "key",
+        "metadata",
+        "payload",
+        "snapshot",
+        "space",
+        "ttl",
+        "updated_at",
+        "vector",
+    )
 
     def __init__(
         self,
@@ -88,9 +106,13 @@ class Entry:
         document: Document | None = None,
         snapshot: Any = NO_SNAPSHOT,
         space: tuple[str, int] | None = None,
+        created_at: float | None = None,
+        updated_at: float | None = None,
     ) -> None:
         self.snapshot = snapshot
         self.space = space
+        self.created_at = created_at
+        self.updated_at = updated_at
         self.key = key
         self.payload = payload
         self.metadata = metadata

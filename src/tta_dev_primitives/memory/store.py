@@ -23,8 +23,10 @@ from .records import (
     SearchResult,
 )
 from .search import (
+    Vector,
     filter_anchors,
     matches_filter,
+    normalize_vector,
     prepare_query,
     rank_by_mode,
     recency_weight,
@@ -97,7 +99,8 @@ class InMemoryStore:
     def put(self, entry: Entry) -> int:
         """Store a validated entry; return how many records were evicted to make room.
 
-        Over a live record, ``created_at`` is kept; everything else is the entry's.
+        Over a live record, ``created_at`` is kept; everything else is the entry's. The
+        entry's ``created_at``/``updated_at``, when set, are the record's times instead.
         """
         now = self._clock()
         if self._expiry:
@@ -114,9 +117,12 @@ class InMemoryStore:
         items = self._items
         old = items.get(key)
         stamp = now + self._epoch
-        created = stamp
-        if old is not None and (old.expires_at is None or old.expires_at > now):
-            created = old.record.created_at
+        created = entry.created_at
+        if created is None:
+            created = stamp
+            if old is not None and (old.expires_at is None or old.expires_at > now):
+                created = old.record.created_at
+        updated = entry.updated_at
         record = Record(
             key,
             entry.payload,
@@ -124,7 +130,7 @@ class InMemoryStore:
             seq,
             entry.snapshot,
             created,
-            stamp,
+            stamp if updated is None else updated,
             None if expires_at is None else expires_at + self._epoch,
         )
         item = _Item(record, expires_at)
@@ -268,6 +274,32 @@ class InMemoryStore:
                 for key, entry in self._pending.items()
             )
             self._pending.clear()
+
+    def vectors(
+        self, versions: Iterable[tuple[str, int]]
+    ) -> tuple[tuple[str, int] | None, list[Vector | None]]:
+        """``(space, vectors)``: the unit vector of each live ``(key, write sequence)`` (None
+        where there is none, or the record was rewritten or removed since); no recency."""
+        now = self._clock()
+        items = self._items
+        pending = self._pending
+        index = self._index
+        out: list[Vector | None] = []
+        for key, seq in versions:
+            item = items.get(key)
+            if (
+                item is None
+                or item.record.seq != seq
+                or (item.expires_at is not None and item.expires_at <= now)
+            ):
+                out.append(None)
+                continue
+            entry = pending.get(key)
+            if entry is None:
+                out.append(index.vector(key))
+            else:
+                out.append(None if entry.vector is None else normalize_vector(entry.vector).copy())
+        return (self._space if items else None), out
 
     def scan(self) -> list[Record]:
         """Every live record, oldest write first, without refreshing recency."""

@@ -40,13 +40,16 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Literal
 
 import numpy as np
+from opentelemetry.util.types import AttributeValue
 
+from ..observability import attributes as A
 from . import codec
-from .errors import MemoryBackendError
-from .records import Entry, Namespace, Record
-from .search import matches_filter
+from .backends.base import MemoryBackend, VectorBackend
+from .records import Entry, ListQuery, Namespace, Record
+from .search import normalize_vector
 
 if TYPE_CHECKING:
+    from ..core.context import WorkflowContext
     from .primitive import MemoryPrimitive
 
 __all__ = [
@@ -296,9 +299,10 @@ def record_object(
     created_at: float | None = None,
     updated_at: float | None = None,
     expires_at: float | None = None,
+    vector: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One record object of the format (``namespace`` relative to the exported one)."""
-    return {
+    obj = {
         "namespace": list(namespace),
         "key": key,
         "value": value,
@@ -307,86 +311,117 @@ def record_object(
         "updated_at": updated_at,
         "expires_at": expires_at,
     }
+    if vector is not None:
+        obj["vector"] = dict(vector)
+    return obj
 
 
-async def export_records(
-    memory: MemoryPrimitive, *, filter: Mapping[str, Any] | None = None
+def _time_of(t: float) -> float | None:
+    # A backend without record times reports 0: the format says null.
+    return t if t > 0 else None
+
+
+def export_records(
+    memory: MemoryPrimitive,
+    *,
+    filter: Mapping[str, Any] | None = None,
+    vectors: bool = False,
+    context: WorkflowContext | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
     """The records of ``memory``'s namespace and of the namespaces below it, as format objects.
 
-    Pages through each namespace with ``memory.list`` (oldest first), so it holds one page
-    at a time whatever the namespace's size; expired records are never listed.
+    See :meth:`~tta_dev_primitives.memory.MemoryPrimitive.export`. The arguments are checked
+    here, before anything is read; the records are read when the iterator is.
     """
-    if filter is not None:
-        if not isinstance(filter, Mapping):
-            raise TypeError(f"filter must be a mapping or None, got {type(filter).__name__}")
-        if not filter:
-            filter = None
-    for sub in await _sub_namespaces(memory):
-        view = memory.scoped(*sub) if sub else memory
-        async for item in _export_namespace(view, sub, filter):
-            yield item
+    filter_ = memory._filter(filter)
+    if not isinstance(vectors, bool):
+        raise TypeError(f"vectors must be True or False, got {type(vectors).__name__}")
+    return _export(memory, filter_, vectors, context)
 
 
-async def _sub_namespaces(memory: MemoryPrimitive) -> list[Namespace]:
-    """``()`` and every namespace below ``memory``'s that holds live records (relative)."""
-    lister = getattr(memory, "namespaces", None)
-    found: list[Namespace] = [()]
-    if lister is None:
-        return found
-    try:
-        listed = await lister()  # relative to memory's namespace, sorted
-    except MemoryBackendError as exc:
-        if exc.transient:
-            raise
-        return found  # a backend that cannot list namespaces: this one alone
-    for ns in listed:
-        rel = tuple(ns)
-        if rel and rel not in found:
-            found.append(rel)
-    return found
-
-
-async def _export_namespace(
-    view: MemoryPrimitive, sub: Namespace, filter: Mapping[str, Any] | None
+async def _export(
+    memory: MemoryPrimitive,
+    filter_: Mapping[str, Any] | None,
+    vectors: bool,
+    context: WorkflowContext | None,
 ) -> AsyncIterator[dict[str, Any]]:
-    lister = getattr(view, "list", None)
-    if lister is not None:
-        cursor: str | None = None
-        while True:
-            try:
-                page = await lister(filter=filter, limit=BATCH_SIZE, cursor=cursor, order="oldest")
-            except MemoryBackendError as exc:
-                if exc.transient or cursor is not None:
-                    raise
-                break  # a backend without list(): read it as below
-            for r in page.records:
-                yield record_object(
-                    sub, r.key, r.value, r.metadata, r.created_at, r.updated_at, r.expires_at
-                )
-            cursor = page.next_cursor
-            if cursor is None:
-                return
-    # Without the records API: the namespace's records in one read (no timestamps).
-    for rec in await scan_records(view):
-        if filter is not None and not matches_filter(rec.metadata, filter):
-            continue
-        yield record_object(sub, rec.key, codec.decode(rec.payload), rec.metadata)
-
-
-async def scan_records(memory: MemoryPrimitive) -> list[Record]:
-    """Every live record of ``memory``'s namespace, oldest write first, recency untouched
-    where the backend can scan (otherwise read through ``get_many``, in recency order)."""
+    # A page of the backend's list() at a time (oldest first, one walk per namespace with its
+    # horizon), so the export holds at most BATCH_SIZE records whatever the namespace's size.
     backend = memory.backend
-    scan = getattr(backend, "scan", None)
-    if scan is not None:
-        return list(await scan(memory.namespace))
-    keys = await backend.keys(memory.namespace)
-    out: list[Record] = []
-    for start in range(0, len(keys), BATCH_SIZE):
-        chunk = keys[start : start + BATCH_SIZE]
-        out.extend(r for r in await backend.get_many(memory.namespace, chunk) if r is not None)
+    own = memory.namespace
+    op = memory._stream_operation("export", context)
+    count = with_vector = 0
+    try:
+        with op.active():
+            listed = await backend.namespaces(own)
+        subs: list[Namespace] = [()]
+        subs.extend(ns[len(own) :] for ns in listed if len(ns) > len(own))
+        for sub in subs:
+            namespace = own + sub
+            after: int | None = None
+            horizon: int | None = None
+            while True:
+                with op.active():
+                    page = await backend.list(
+                        namespace, ListQuery(filter_, BATCH_SIZE, "oldest", after, horizon)
+                    )
+                    found: list[dict[str, Any] | None] = [None] * len(page.records)
+                    if vectors and page.records:
+                        found = await _vectors(backend, namespace, page.records)
+                horizon = page.horizon
+                for r, vec in zip(page.records, found, strict=True):
+                    with_vector += vec is not None
+                    count += 1
+                    yield record_object(
+                        sub,
+                        r.key,
+                        codec.value_of(r.payload, r.snapshot),
+                        codec.copy_metadata(r.metadata),
+                        _time_of(r.created_at),
+                        _time_of(r.updated_at),
+                        r.expires_at,
+                        vec,
+                    )
+                if not page.more or not page.records:
+                    break
+                after = page.records[-1].seq
+    except GeneratorExit:  # the consumer stopped early: not an error
+        op.finish(_export_attributes(count, with_vector, vectors), degraded=_degraded(backend))
+        raise
+    except BaseException as exc:
+        attributes = _export_attributes(count, with_vector, vectors)
+        op.finish(attributes, exc, degraded=_degraded(backend))
+        raise
+    op.finish(_export_attributes(count, with_vector, vectors), degraded=_degraded(backend))
+
+
+def _export_attributes(count: int, with_vector: int, vectors: bool) -> dict[str, AttributeValue]:
+    out: dict[str, AttributeValue] = {A.ATTR_GEN_AI_MEMORY_RECORD_COUNT: count}
+    if vectors:
+        out[A.ATTR_MEMORY_EXPORT_VECTORS] = with_vector
     return out
+
+
+def _degraded(backend: MemoryBackend) -> bool:
+    return backend.info().degraded
+
+
+async def _vectors(
+    backend: MemoryBackend, namespace: Namespace, records: list[Record]
+) -> list[dict[str, Any] | None]:
+    """The format's ``vector`` objects of ``records`` (None where the backend has none)."""
+    if not isinstance(backend, VectorBackend):
+        return [None] * len(records)
+    stored = await backend.get_vectors(namespace, [(r.key, r.seq) for r in records])
+    if stored.space is None:
+        return [None] * len(records)
+    name, dims = stored.space
+    return [
+        None
+        if v is None or len(v) != dims
+        else {"embedder": name, "dimensions": dims, "values": v.astype(np.float64).tolist()}
+        for v in stored.vectors
+    ]
 
 
 # -- import -----------------------------------------------------------------------------------
@@ -401,6 +436,26 @@ async def _aiter(
     else:
         for r in records:
             yield r
+
+
+@dataclass(frozen=True, slots=True)
+class ImportRequest:
+    """The arguments of one import (``MemoryOperation("import", value=...)``)."""
+
+    records: AsyncIterable[Mapping[str, Any]] | Iterable[Mapping[str, Any]]
+    on_conflict: Any = "replace"
+    progress: Callable[[int], None] | None = None
+
+
+def import_attributes(report: ImportReport) -> dict[str, AttributeValue]:
+    """The span attributes of an import that did what ``report`` says."""
+    return {
+        A.ATTR_GEN_AI_MEMORY_RECORD_COUNT: report.imported,
+        A.ATTR_MEMORY_IMPORT_SKIPPED_EXISTING: report.skipped_existing,
+        A.ATTR_MEMORY_IMPORT_SKIPPED_EXPIRED: report.skipped_expired,
+        A.ATTR_MEMORY_IMPORT_VECTORS_REUSED: report.vectors_reused,
+        A.ATTR_MEMORY_IMPORT_REEMBEDDED: report.reembedded,
+    }
 
 
 @dataclass(slots=True)
@@ -510,7 +565,17 @@ async def _entries(
         expires = r["expires_at"]
         # A record about to expire keeps a millisecond, the finest TTL every backend keeps.
         ttl = None if expires is None else max(expires - now, 0.001)
-        entries.append(Entry(r["key"], payload, r["metadata"] or None, ttl, snapshot=snap))
+        entries.append(
+            Entry(
+                r["key"],
+                payload,
+                r["metadata"] or None,
+                ttl,
+                snapshot=snap,
+                created_at=r["created_at"],
+                updated_at=r["updated_at"],
+            )
+        )
     if memory._embedder is None:
         return entries
     vectors: list[Any] = [None] * len(records)
@@ -521,7 +586,9 @@ async def _entries(
             vec["embedder"],
             vec["dimensions"],
         ):
-            vectors[i] = np.asarray(vec["values"], dtype=np.float64)
+            # float32 as exported (the JSON numbers are its exact values), so a vector
+            # round-trips unchanged: normalize_vector keeps a unit float32 vector as it is.
+            vectors[i] = normalize_vector(np.asarray(vec["values"], dtype=np.float32))
         else:
             todo.append(i)
     if todo:
@@ -531,6 +598,16 @@ async def _entries(
     counts.reembedded += len(todo)
     counts.vectors_reused += len(records) - len(todo)
     return [
-        Entry(e.key, e.payload, e.metadata, e.ttl, v, snapshot=e.snapshot, space=memory._space(v))
+        Entry(
+            e.key,
+            e.payload,
+            e.metadata,
+            e.ttl,
+            v,
+            snapshot=e.snapshot,
+            space=memory._space(v),
+            created_at=e.created_at,
+            updated_at=e.updated_at,
+        )
         for e, v in zip(entries, vectors, strict=True)
     ]

@@ -50,7 +50,12 @@ __all__ = [
     "ATTR_MEMORY_COMPACTION_REPLACED",
     "ATTR_MEMORY_DEGRADED",
     "ATTR_MEMORY_EVICTED",
+    "ATTR_MEMORY_EXPORT_VECTORS",
     "ATTR_MEMORY_HIT",
+    "ATTR_MEMORY_IMPORT_REEMBEDDED",
+    "ATTR_MEMORY_IMPORT_SKIPPED_EXISTING",
+    "ATTR_MEMORY_IMPORT_SKIPPED_EXPIRED",
+    "ATTR_MEMORY_IMPORT_VECTORS_REUSED",
     "ATTR_MEMORY_SEARCH_LIMIT",
     "ATTR_MEMORY_SEARCH_MODE",
     "ATTR_OPENINFERENCE_INPUT_VALUE",
@@ -118,10 +123,18 @@ ATTR_MEMORY_COMPACTION_CONSIDERED = "memory.compaction.considered"
 ATTR_MEMORY_COMPACTION_REPLACED = "memory.compaction.replaced"
 ATTR_MEMORY_COMPACTION_MERGED = "memory.compaction.merged"
 ATTR_MEMORY_COMPACTION_KEPT = "memory.compaction.kept"
+# Export/import: records exported with their vector; records an import skipped (the key
+# existed, or they had expired), kept the exported vector of, or embedded again.
+ATTR_MEMORY_EXPORT_VECTORS = "memory.export.vectors"
+ATTR_MEMORY_IMPORT_SKIPPED_EXISTING = "memory.import.skipped_existing"
+ATTR_MEMORY_IMPORT_SKIPPED_EXPIRED = "memory.import.skipped_expired"
+ATTR_MEMORY_IMPORT_VECTORS_REUSED = "memory.import.vectors_reused"
+ATTR_MEMORY_IMPORT_REEMBEDDED = "memory.import.reembedded"
 
 # gen_ai.operation.name per memory operation, which is also the span name. The convention's
-# names where it has one; get_memory, list_memory, count_memory and compact_memory are our
-# extensions (it defines no read, listing, count or compaction).
+# names where it has one; get_memory, list_memory, count_memory, compact_memory,
+# export_memory and import_memory are our extensions (it defines no read, listing, count,
+# compaction or transfer).
 GEN_AI_OPERATION_NAMES = {
     "add": "upsert_memory",
     "add_many": "upsert_memory",
@@ -138,6 +151,8 @@ GEN_AI_OPERATION_NAMES = {
     "list": "list_memory",
     "delete_where": "delete_memory",
     "namespaces": "list_memory_namespaces",
+    "export": "export_memory",
+    "import": "import_memory",
 }
 
 METRIC_MEMORY_DURATION = "memory.operation.duration"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from opentelemetry.util.types import AttributeValue
 
@@ -26,6 +26,7 @@ from ..records import (
     SearchQuery,
     SearchResult,
 )
+from ..search import Vector
 
 __all__ = [
     "BackendInfo",
@@ -41,7 +42,9 @@ __all__ = [
     "RecordUpdate",
     "SearchQuery",
     "SearchResult",
+    "StoredVectors",
     "SyncMemoryBackend",
+    "VectorBackend",
 ]
 
 
@@ -229,4 +232,40 @@ class CompactingBackend(Protocol):
     ) -> builtins.list[str]:
         """Apply ``plan`` atomically; return ``[]``, or the keys that changed (then nothing
         was applied)."""
+        ...
+
+
+class StoredVectors(NamedTuple):
+    """What :meth:`VectorBackend.get_vectors` returns.
+
+    Attributes:
+        space: ``(embedder name, dimensions)`` of the namespace's vectors (the ``Entry.space``
+            they were written with), None when it holds none.
+        vectors: One unit float32 vector or None per requested record, in request order.
+    """
+
+    space: tuple[str, int] | None
+    vectors: builtins.list[Vector | None]
+
+
+@runtime_checkable
+class VectorBackend(Protocol):
+    """Optional capability: read back the vectors stored with records.
+
+    :meth:`~tta_dev_primitives.memory.MemoryPrimitive.export` uses it for
+    ``export(vectors=True)``, so an import with the same embedder need not embed again.
+    Without it an export carries no vectors (an import then re-embeds).
+    """
+
+    async def get_vectors(
+        self, namespace: Namespace, versions: Sequence[tuple[str, int]]
+    ) -> StoredVectors:
+        """The vectors of the records named by ``(key, write sequence)`` pairs.
+
+        ``versions`` holds each record's key and the ``seq`` of the :class:`Record` just read
+        (e.g. from :meth:`MemoryBackend.list`). The result is aligned with it: the unit
+        vector stored with the record, or None where the record has no vector, is no longer
+        live, or was rewritten since (its write sequence differs), so a vector is never
+        paired with another version's value. Does not refresh recency.
+        """
         ...

@@ -72,7 +72,9 @@ from .base import (
     CompactionPlan,
     MemoryBackend,
     PingableBackend,
+    StoredVectors,
     SyncMemoryBackend,
+    VectorBackend,
 )
 
 __all__ = ["FallbackBackend", "RefusedOperation"]
@@ -330,7 +332,14 @@ class FallbackBackend:
         if meta is not None:  # our own copy: the caller may mutate theirs later
             copied = codec.copy_metadata(meta)
             entry = Entry(
-                entry.key, entry.payload, copied, entry.ttl, entry.vector, snapshot=entry.snapshot
+                entry.key,
+                entry.payload,
+                copied,
+                entry.ttl,
+                entry.vector,
+                snapshot=entry.snapshot,
+                created_at=entry.created_at,
+                updated_at=entry.updated_at,
             )
         deadline = None if entry.ttl is None else self._clock() + entry.ttl
         self._journal_op((namespace, entry.key), _Put(namespace, entry, deadline))
@@ -379,7 +388,15 @@ class FallbackBackend:
                     # Expired during the outage: as if it had reached the primary and expired.
                     await primary.delete(op.namespace, entry.key)
                     return
-                entry = Entry(entry.key, entry.payload, entry.metadata, left, entry.vector)
+                entry = Entry(
+                    entry.key,
+                    entry.payload,
+                    entry.metadata,
+                    left,
+                    entry.vector,
+                    created_at=entry.created_at,
+                    updated_at=entry.updated_at,
+                )
             await primary.put(op.namespace, entry)
         elif isinstance(op, _Delete):
             await primary.delete(op.namespace, op.key)
@@ -516,6 +533,8 @@ class FallbackBackend:
                 e.metadata,
                 None if op.deadline is None else op.deadline - now,
                 e.vector,
+                created_at=e.created_at,
+                updated_at=e.updated_at,
             )
             for _, op in run
             for e in (op.entry,)
@@ -888,6 +907,25 @@ class FallbackBackend:
     async def search(self, namespace: Namespace, query: SearchQuery) -> builtins.list[SearchResult]:
         return await self._read(self.primary.search, self.secondary.search, namespace, query)
 
+    # -- VectorBackend: the active backend's vectors ------------------------------------------
+
+    async def get_vectors(
+        self, namespace: Namespace, versions: Sequence[tuple[str, int]]
+    ) -> StoredVectors:
+        # Write sequences are the backend's own: the versions come from a list() just served
+        # by the active backend, so ask that one (a switch in between gives None: re-embed).
+        return await self._read(self._primary_vectors, self._secondary_vectors, namespace, versions)
+
+    async def _primary_vectors(
+        self, namespace: Namespace, versions: Sequence[tuple[str, int]]
+    ) -> StoredVectors:
+        return await _vectors_of(self.primary, namespace, versions)
+
+    async def _secondary_vectors(
+        self, namespace: Namespace, versions: Sequence[tuple[str, int]]
+    ) -> StoredVectors:
+        return await _vectors_of(self.secondary, namespace, versions)
+
     # -- CompactingBackend: on the primary only ---------------------------------------------
 
     def _compacting_primary(self) -> CompactingBackend:
@@ -956,3 +994,12 @@ class FallbackBackend:
             await self.primary.aclose()
         finally:
             await self.secondary.aclose()
+
+
+async def _vectors_of(
+    backend: MemoryBackend, namespace: Namespace, versions: Sequence[tuple[str, int]]
+) -> StoredVectors:
+    """``backend``'s vectors, or none at all when it cannot give them back."""
+    if isinstance(backend, VectorBackend):
+        return await backend.get_vectors(namespace, versions)
+    return StoredVectors(None, [None] * len(versions))

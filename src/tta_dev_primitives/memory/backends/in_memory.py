@@ -19,7 +19,7 @@ from ..records import (
     SearchResult,
 )
 from ..store import InMemoryStore
-from .base import BackendInfo, CompactionPlan
+from .base import BackendInfo, CompactionPlan, StoredVectors
 
 __all__ = ["InMemoryBackend"]
 
@@ -185,6 +185,14 @@ class InMemoryBackend:
     async def scan(self, namespace: Namespace) -> builtins.list[Record]:
         store = self._stores.get(namespace)
         return [] if store is None else store.scan()
+
+    async def get_vectors(
+        self, namespace: Namespace, versions: Sequence[tuple[str, int]]
+    ) -> StoredVectors:
+        store = self._stores.get(namespace)
+        if store is None:
+            return StoredVectors(None, [None] * len(versions))
+        return StoredVectors(*store.vectors(versions))
 
     async def apply_compaction(
         self, namespace: Namespace, plan: CompactionPlan
