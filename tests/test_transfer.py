@@ -30,6 +30,20 @@ async def _records(memory: MemoryPrimitive) -> dict[tuple[tuple[str, ...], str],
     return out
 
 
+async def _timed_records(memory: MemoryPrimitive) -> dict[tuple[tuple[str, ...], str], Any]:
+    """What an export says of a memory, times and expiry included."""
+    out = {}
+    async for r in memory.export():
+        out[(tuple(r["namespace"]), r["key"])] = (
+            r["value"],
+            r["metadata"],
+            r["created_at"],
+            r["updated_at"],
+            r["expires_at"],
+        )
+    return out
+
+
 async def _to_text(memory: MemoryPrimitive) -> str:
     buf = io.StringIO()
     await write_jsonl(memory.export(), buf, namespace=memory.namespace)
@@ -105,6 +119,12 @@ async def test_round_trip_over_every_backend(make_memory: Any) -> None:
     await back.import_(middle.export())
     assert await _records(back) == await _records(source)
     assert await back.get("b:*?[") == "stars ünïcode"
+    # Where the source keeps record times, the in-memory copy keeps them too.
+    source_times = {k: v[2:4] for k, v in (await _timed_records(source)).items()}
+    middle_times = {k: v[2:4] for k, v in (await _timed_records(middle)).items()}
+    for k, (created, updated) in source_times.items():
+        if created is not None:
+            assert middle_times[k] == (created, updated)
 
 
 async def test_import_keeps_absolute_expiry_and_skips_expired() -> None:
@@ -260,14 +280,26 @@ metadata = st.dictionaries(
 )
 async def test_round_trip_property(items: dict[str, tuple[Any, dict[str, Any]]]) -> None:
     """Export, write, read and import into another memory gives the same records."""
-    source = MemoryPrimitive(namespace="src", max_size=None)
-    for key, (value, meta) in items.items():
-        await source.add(key, value, metadata=meta)
+    now = [5000.0]
+    source = MemoryPrimitive(backend=InMemoryBackend(None, clock=lambda: now[0]), namespace="src")
+    for i, (key, (value, meta)) in enumerate(items.items()):
+        await source.add(key, value, metadata=meta, ttl=None if i % 3 else 3600)
+        now[0] += 1.5
+        if i % 4 == 1:  # an update: updated_at moves past created_at
+            await source.update(key, metadata={"edited": i})
+            now[0] += 1.5
     text = await _to_text(source)
     target = MemoryPrimitive(namespace=("dst", "x"), max_size=None)
     report = await target.import_(read_jsonl(io.StringIO(text)))
     assert report.imported == len(items)
-    assert await _records(target) == await _records(source)
+    # Values, metadata, created_at and updated_at equal; the absolute expiry to the
+    # millisecond (it travels as a ttl from now, the finest every backend keeps).
+    got, want = await _timed_records(target), await _timed_records(source)
+    assert {k: v[:4] for k, v in got.items()} == {k: v[:4] for k, v in want.items()}
+    for k, v in want.items():
+        assert (got[k][4] is None) == (v[4] is None)
+        if v[4] is not None:
+            assert got[k][4] == pytest.approx(v[4], abs=1e-3)
     assert {k: (await target.get(k)) for k in items} == {k: v for k, (v, _) in items.items()}
 
 
@@ -281,3 +313,254 @@ def test_cli_doc_snippet_runs() -> None:
     snippet = doc.split("```python\n", 1)[1].split("```", 1)[0]
     out = run_python("-c", snippet)
     assert out.strip().endswith("I write Python at work"), out
+
+
+class SpyBackend(InMemoryBackend):
+    """An in-memory backend that counts the records it hands out, and refuses to be read whole
+    (no scan, no keys, no get_many: an export must page)."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.handed_out = 0
+        self.limits: list[int] = []
+
+    async def list(self, namespace: Any, query: Any) -> Any:
+        result = await super().list(namespace, query)
+        self.limits.append(query.limit)
+        self.handed_out += len(result.records)
+        return result
+
+    async def scan(self, namespace: Any) -> Any:
+        raise AssertionError("export read the whole namespace (scan)")
+
+    async def keys(self, namespace: Any) -> Any:
+        raise AssertionError("export read every key")
+
+    async def get_many(self, namespace: Any, keys: Any) -> Any:
+        raise AssertionError("export read records by key")
+
+
+async def test_export_streams_in_bounded_memory() -> None:
+    """An export holds at most one page of records at a time, however large the namespace:
+    the records the backend has handed out never run more than a page ahead of those the
+    consumer has taken, in every namespace of the tree."""
+    spy = SpyBackend()
+    memory = MemoryPrimitive(backend=spy, namespace="big")
+    n = transfer.BATCH_SIZE * 4 + 3
+    await memory.add_many({f"k{i}": {"text": f"record {i}"} for i in range(n)})
+    await memory.scoped("sub").add_many({f"s{i}": i for i in range(transfer.BATCH_SIZE + 1)})
+    consumed = ahead = 0
+    keys = []
+    async for record in memory.export():
+        consumed += 1
+        ahead = max(ahead, spy.handed_out - consumed)
+        keys.append((tuple(record["namespace"]), record["key"]))
+    assert consumed == n + transfer.BATCH_SIZE + 1 == len(set(keys))
+    assert ahead < transfer.BATCH_SIZE
+    assert max(spy.limits) == transfer.BATCH_SIZE
+    assert len(spy.limits) >= 5 + 2  # one list() per page, not one for everything
+    assert keys[:3] == [((), "k0"), ((), "k1"), ((), "k2")]  # oldest first
+
+
+async def test_export_refuses_a_malformed_filter_before_reading() -> None:
+    """export(filter=) takes the filter language and checks it when called, not mid-stream."""
+    spy = SpyBackend()
+    memory = MemoryPrimitive(backend=spy)
+    await memory.add("a", 1, metadata={"n": 1})
+    await memory.add("b", 2, metadata={"n": 5})
+    with pytest.raises(ValueError, match=r"filter.*\$bogus"):
+        memory.export(filter={"n": {"$bogus": 1}})
+    with pytest.raises(TypeError, match="vectors"):
+        memory.export(vectors="yes")  # type: ignore[arg-type]
+    assert spy.limits == []
+    assert [r["key"] async for r in memory.export(filter={"n": {"$gt": 2}})] == ["b"]
+
+
+async def test_export_of_a_closed_memory_raises() -> None:
+    """A closed primitive's export raises the closed error, as every other operation does."""
+    from tta_dev_primitives import MemoryBackendError
+
+    memory = MemoryPrimitive()
+    await memory.add("a", 1)
+    await memory.aclose()
+    with pytest.raises(MemoryBackendError, match="closed"):
+        memory.export()
+
+
+async def _stored_vectors(memory: MemoryPrimitive) -> dict[str, list[float]]:
+    out = {}
+    async for r in memory.export(vectors=True):
+        assert "vector" in r, r["key"]
+        out[r["key"]] = r["vector"]["values"]
+    return out
+
+
+@pytest.mark.parametrize("fallback", [False, True], ids=["in_memory", "fallback"])
+async def test_vectors_export_and_are_reused_by_the_same_embedder(fallback: bool) -> None:
+    """export(vectors=True) writes each stored vector with its embedder's name and dimensions;
+    an import with that embedder keeps them exactly, another embedder re-embeds."""
+    from tta_dev_primitives import FallbackBackend
+
+    embedder = HashingEmbedder(dimensions=16)
+    backend: Any = InMemoryBackend()
+    if fallback:
+        backend = FallbackBackend(InMemoryBackend(), InMemoryBackend())
+    source = MemoryPrimitive(backend=backend, embedder=embedder)
+    await source.add("a", "python snakes and ladders")
+    await source.add_many({"b": "tea with milk", "c": {"text": "rust and go"}})
+    await source.update("b", metadata={"n": 1})  # keeps its vector
+    assert [r.get("vector") async for r in source.export()] == [None, None, None]
+    objs = [r async for r in source.export(vectors=True)]
+    assert [o["key"] for o in objs] == ["a", "c", "b"]
+    for o in objs:
+        assert o["vector"]["embedder"] == embedder.name
+        assert o["vector"]["dimensions"] == 16
+        assert len(o["vector"]["values"]) == 16
+    fresh = await embedder.embed_documents(["python snakes and ladders"])
+    assert objs[0]["vector"]["values"] == pytest.approx(list(fresh[0]), abs=1e-6)
+
+    text = io.StringIO()
+    await write_jsonl(source.export(vectors=True), text)
+    same = MemoryPrimitive(embedder=embedder)
+    report = await same.import_(read_jsonl(io.StringIO(text.getvalue())))
+    assert (report.vectors_reused, report.reembedded) == (3, 0)
+    assert await _stored_vectors(same) == {o["key"]: o["vector"]["values"] for o in objs}
+
+    other = MemoryPrimitive(embedder=HashingEmbedder(dimensions=32))
+    report = await other.import_(objs)
+    assert (report.vectors_reused, report.reembedded) == (0, 3)
+    assert {len(v) for v in (await _stored_vectors(other)).values()} == {32}
+
+    plain = MemoryPrimitive()  # no embedder: nothing to keep, nothing exported
+    await plain.import_(objs)
+    assert [r.get("vector") async for r in plain.export(vectors=True)] == [None, None, None]
+
+
+async def test_get_vectors_answers_only_for_the_version_read() -> None:
+    """VectorBackend.get_vectors gives None for a record rewritten, deleted or expired since
+    the (key, write sequence) it is asked about, and the namespace's embedder space."""
+    from tta_dev_primitives.memory.backends.base import VectorBackend
+    from tta_dev_primitives.memory.records import ListQuery
+
+    clock = [0.0]
+    backend = InMemoryBackend(clock=lambda: clock[0])
+    assert isinstance(backend, VectorBackend)
+    memory = MemoryPrimitive(backend=backend, embedder=HashingEmbedder(dimensions=8))
+    ns = memory.namespace
+    for k in ("a", "b", "c", "d"):
+        await memory.add(k, f"text of {k}", ttl=10 if k == "d" else None)
+    page = await backend.list(ns, ListQuery(order="oldest"))
+    versions = [(r.key, r.seq) for r in page.records]
+    first = await backend.get_vectors(ns, versions)
+    assert first.space == ("hashing-v1-8", 8)
+    assert all(v is not None and v.shape == (8,) for v in first.vectors)
+    await memory.search("text", mode="semantic")  # the index now holds the vectors
+    assert [
+        v.tolist() for v in (await backend.get_vectors(ns, versions)).vectors if v is not None
+    ] == [v.tolist() for v in first.vectors if v is not None]
+    await memory.add("a", "rewritten")
+    await memory.delete("b")
+    clock[0] += 11
+    later = await backend.get_vectors(ns, [*versions, ("missing", 1)])
+    assert [v is not None for v in later.vectors] == [False, False, True, False, False]
+    assert (await backend.get_vectors(("nowhere",), versions[:1])).vectors == [None]
+
+
+async def test_import_keeps_created_and_updated_times() -> None:
+    """Imported records keep the file's created_at/updated_at on the in-memory backend (a
+    rewrite keeps the given created_at too); records without times get the backend's clock."""
+    clock = [100.0]
+    backend = InMemoryBackend(clock=lambda: clock[0])
+    memory = MemoryPrimitive(backend=backend)
+    await memory.add("old", "stored before")
+    report = await memory.import_(
+        [
+            {"key": "old", "value": 1, "created_at": 1000.0, "updated_at": 2000.0},
+            {"key": "new", "value": 2, "created_at": 3000.0, "updated_at": 3500.0},
+            {"key": "untimed", "value": 3},
+        ]
+    )
+    assert report.imported == 3
+    old, new, untimed = [await memory.get_record(k) for k in ("old", "new", "untimed")]
+    assert old is not None
+    assert new is not None
+    assert untimed is not None
+    assert (old.created_at, old.updated_at) == (1000.0, 2000.0)
+    assert (new.created_at, new.updated_at) == (3000.0, 3500.0)
+    assert untimed.created_at == untimed.updated_at > 3500.0
+    # Write order is import order, whatever the times say.
+    page = await memory.list(order="oldest")
+    assert [r.key for r in page.records] == ["old", "new", "untimed"]
+    clock[0] += 5
+    await memory.add("new", "written again")  # an ordinary write: created_at kept, now updated
+    again = await memory.get_record("new")
+    assert again is not None
+    assert again.created_at == 3000.0
+    assert again.updated_at > 3500.0
+
+
+async def test_export_and_import_are_spans() -> None:
+    """export is one export_memory span (the child of the span current when iteration began,
+    with the record count) and import_ one import_memory span with the report's counts;
+    list pages do not make spans of their own; a failure sets error.type."""
+    from opentelemetry.trace import StatusCode
+
+    from tta_dev_primitives.testing import capture_telemetry
+
+    with capture_telemetry() as telemetry:
+        tracer = telemetry.tracer_provider.get_tracer("test")
+        source = MemoryPrimitive(
+            namespace="src",
+            tracer_provider=telemetry.tracer_provider,
+            meter_provider=telemetry.meter_provider,
+            embedder=HashingEmbedder(dimensions=8),
+        )
+        await source.add_many({f"k{i}": f"text {i}" for i in range(transfer.BATCH_SIZE + 2)})
+        await source.scoped("s").add("x", "sub")
+        target = MemoryPrimitive(
+            namespace="dst",
+            tracer_provider=telemetry.tracer_provider,
+            meter_provider=telemetry.meter_provider,
+        )
+        await target.add("k0", "already here")
+        telemetry.exporter.clear()
+        with tracer.start_as_current_span("pipeline"):
+            records = [r async for r in source.export(vectors=True)]
+            report = await target.import_(records, on_conflict="skip")
+        assert report.imported == transfer.BATCH_SIZE + 2
+        names = [s.name for s in telemetry.spans()]
+        assert names == ["export_memory", "import_memory", "pipeline"]
+        parent = telemetry.span("pipeline")
+        export = telemetry.span("export_memory")
+        imp = telemetry.span("import_memory")
+        assert export.parent is not None
+        assert imp.parent is not None
+        assert export.parent.span_id == parent.context.span_id
+        assert imp.parent.span_id == parent.context.span_id
+        assert export.attributes is not None
+        assert imp.attributes is not None
+        assert export.attributes["gen_ai.operation.name"] == "export_memory"
+        assert export.attributes["gen_ai.memory.store.id"] == "src"
+        assert export.attributes["gen_ai.memory.record.count"] == transfer.BATCH_SIZE + 3
+        assert export.attributes["memory.export.vectors"] == transfer.BATCH_SIZE + 3
+        assert imp.attributes["gen_ai.operation.name"] == "import_memory"
+        assert imp.attributes["gen_ai.memory.store.id"] == "dst"
+        assert imp.attributes["gen_ai.memory.record.count"] == report.imported
+        assert imp.attributes["memory.import.skipped_existing"] == 1
+        assert imp.attributes["memory.import.reembedded"] == 0
+
+        # An export stopped early still ends its span; a failing import records its error.
+        telemetry.exporter.clear()
+        stream = source.export()
+        await stream.__anext__()
+        await stream.aclose()  # type: ignore[attr-defined]
+        stopped = telemetry.span("export_memory")
+        assert stopped.attributes is not None
+        assert stopped.attributes["gen_ai.memory.record.count"] == 1
+        assert stopped.status.status_code is not StatusCode.ERROR
+        with pytest.raises(ValueError, match="records"):
+            await target.import_([{"key": "ok", "value": 1}, {"value": 2}])
+        failed = telemetry.span("import_memory")
+        assert failed.status.status_code is StatusCode.ERROR
+        assert failed.attributes is not None
+        assert failed.attributes["error.type"] == "ValueError"
