@@ -358,6 +358,11 @@ async def cmd_get(memory: MemoryPrimitive, args: argparse.Namespace, out: IO[str
 
 
 async def cmd_search(memory: MemoryPrimitive, args: argparse.Namespace, out: IO[str]) -> int:
+    if args.mode in ("semantic", "hybrid") and args.embedder is None:
+        raise UsageError(
+            f"--mode {args.mode} needs --embedder ({EMBEDDERS}): the embedder that wrote "
+            "the records' vectors"
+        )
     hits = await memory.search(args.query, limit=args.limit, mode=args.mode, filter=args.filter)
     if args.json:
         found = [
@@ -433,9 +438,13 @@ async def cmd_import(memory: MemoryPrimitive, args: argparse.Namespace, out: IO[
     if args.json:
         out.write(json.dumps(result) + "\n")
     else:
+        vectors = ""
+        if report.vectors_reused or report.reembedded:
+            vectors = f"; vectors: {report.vectors_reused} reused, {report.reembedded} embedded"
         out.write(
             f"imported {report.imported} records into {report.namespaces} namespace(s); "
-            f"skipped {report.skipped_existing} existing, {report.skipped_expired} expired\n"
+            f"skipped {report.skipped_existing} existing, {report.skipped_expired} expired"
+            f"{vectors}\n"
         )
     return EXIT_OK
 

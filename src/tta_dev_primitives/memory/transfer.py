@@ -14,13 +14,16 @@ The format (``tta-memory`` version 1) is one JSON object per line, UTF-8:
   itself, ``["s1"]`` for ``scoped("s1")``), so a file exported from one namespace imports into
   any other. Times are epoch seconds; ``expires_at`` is absolute (``null``: never expires), so
   a record keeps its expiry however long the file waits. ``created_at``/``updated_at`` may be
-  ``null`` when the source could not say. A record may carry
-  ``"vector": {"embedder": "name", "dimensions": 384, "values": [...]}``: an import reuses it
-  only when the importing memory's embedder has that name and dimensions, and re-embeds the
-  value otherwise.
+  ``null`` when the source could not say; an import restores them where the backend can set
+  record times (``Entry.created_at``/``updated_at``; the in-memory backend). A record may carry
+  ``"vector": {"embedder": "name", "dimensions": 384, "values": [...]}`` (``export(vectors=True)``,
+  from a backend with the ``VectorBackend`` capability; the values are the stored float32
+  numbers, exactly): an import reuses it only when the importing memory's embedder has that
+  name and dimensions, and re-embeds the value otherwise.
 
 Readers refuse a file without the header, of another format, or of a newer version, and name
-the line of any malformed record. Nothing here holds more than one batch in memory.
+the line of any malformed record. Nothing here holds more than one batch in memory: an export
+reads one page of the backend's ``list`` at a time.
 
 Usage::
 
