@@ -848,10 +848,10 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
 
         Records land in this namespace plus each record's relative ``namespace``, in batched
         writes, keeping their metadata, absolute expiry and ``created_at``/``updated_at``
-        (where the backend can set record times: in memory; Redis once its records carry
-        them); already expired ones are skipped. An exported vector is reused when this
-        memory's embedder has its name and dimensions; otherwise the value is embedded
-        again (and without an embedder no vector is kept). One ``import_memory`` span.
+        (where the backend can set record times: in memory; not yet Redis); already expired
+        ones are skipped. An exported vector is reused when this memory's embedder has its
+        name and dimensions; otherwise the value is embedded again (and without an embedder
+        no vector is kept). One ``import_memory`` span.
 
         Args:
             records: Record objects, sync or async; consumed lazily.

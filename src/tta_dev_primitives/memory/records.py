@@ -79,7 +79,7 @@ class Entry:
         updated_at: When set (epoch seconds), the record's ``updated_at`` instead of now.
             Either way the write takes the next write sequence (``list`` order is write
             order) and any ``ttl`` counts from now. A backend that cannot set record times
-            ignores both (Redis, until its records carry times).
+            ignores both (Redis, for now).
     """
 
     __slots__ = (
