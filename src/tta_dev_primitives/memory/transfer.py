@@ -549,7 +549,7 @@ async def _write_batch(
                     live = live[:i]
                     break
     if live:
-        entries = await _entries(memory, live, now, counts)
+        entries = await _entries(memory, live, counts)
         await backend.put_many(namespace, entries)
         counts.imported += len(entries)
         written.add(sub)
@@ -558,13 +558,35 @@ async def _write_batch(
 
 
 async def _entries(
-    memory: MemoryPrimitive, records: list[dict[str, Any]], now: float, counts: _Counts
+    memory: MemoryPrimitive, records: list[dict[str, Any]], counts: _Counts
 ) -> list[Entry]:
     """Validated entries of checked records: ttl from each absolute ``expires_at``; the
     exported vector when ``memory``'s embedder made it, a fresh embedding otherwise."""
+    encoded = [codec.encode_snapshot(r["value"], memory._max_value_bytes) for r in records]
+    vectors: list[Any] = [None] * len(records)
+    if memory._embedder is not None:
+        todo = []
+        for i, r in enumerate(records):
+            vec = r["vector"]
+            if vec is not None and memory._space(vec["values"]) == (
+                vec["embedder"],
+                vec["dimensions"],
+            ):
+                # float32 as exported (the JSON numbers are its exact values), so a vector
+                # round-trips unchanged: normalize_vector keeps a unit float32 vector as it is.
+                vectors[i] = normalize_vector(np.asarray(vec["values"], dtype=np.float32))
+            else:
+                todo.append(i)
+        if todo:
+            fresh = await memory._embed([records[i]["value"] for i in todo])
+            for i, v in zip(todo, fresh, strict=True):
+                vectors[i] = v
+        counts.reembedded += len(todo)
+        counts.vectors_reused += len(records) - len(todo)
+    # The ttls last, right before the write, so an expiry moves by no more than the write.
+    now = time.time()
     entries = []
-    for r in records:
-        payload, snap = codec.encode_snapshot(r["value"], memory._max_value_bytes)
+    for r, (payload, snap), v in zip(records, encoded, vectors, strict=True):
         expires = r["expires_at"]
         # A record about to expire keeps a millisecond, the finest TTL every backend keeps.
         ttl = None if expires is None else max(expires - now, 0.001)
@@ -574,43 +596,11 @@ async def _entries(
                 payload,
                 r["metadata"] or None,
                 ttl,
+                v,
                 snapshot=snap,
+                space=memory._space(v),
                 created_at=r["created_at"],
                 updated_at=r["updated_at"],
             )
         )
-    if memory._embedder is None:
-        return entries
-    vectors: list[Any] = [None] * len(records)
-    todo = []
-    for i, r in enumerate(records):
-        vec = r["vector"]
-        if vec is not None and memory._space(vec["values"]) == (
-            vec["embedder"],
-            vec["dimensions"],
-        ):
-            # float32 as exported (the JSON numbers are its exact values), so a vector
-            # round-trips unchanged: normalize_vector keeps a unit float32 vector as it is.
-            vectors[i] = normalize_vector(np.asarray(vec["values"], dtype=np.float32))
-        else:
-            todo.append(i)
-    if todo:
-        fresh = await memory._embed([records[i]["value"] for i in todo])
-        for i, v in zip(todo, fresh, strict=True):
-            vectors[i] = v
-    counts.reembedded += len(todo)
-    counts.vectors_reused += len(records) - len(todo)
-    return [
-        Entry(
-            e.key,
-            e.payload,
-            e.metadata,
-            e.ttl,
-            v,
-            snapshot=e.snapshot,
-            space=memory._space(v),
-            created_at=e.created_at,
-            updated_at=e.updated_at,
-        )
-        for e, v in zip(entries, vectors, strict=True)
-    ]
+    return entries
