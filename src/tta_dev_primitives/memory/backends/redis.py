@@ -84,6 +84,7 @@ __all__ = ["RedisBackend"]
 logger = logging.getLogger(__name__)
 
 _BATCH = 1000  # keys per script call / commands per pipeline flush
+_WRONGTYPE = "WRONGTYPE"
 _SYNC_KEYS = 2000  # changed records brought by one catch-up round trip
 _DEFAULT: Any = object()
 _json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
@@ -564,44 +565,44 @@ class RedisBackend:
         timeout = self._timeout if deadline is _DEFAULT else deadline
         return await lua.run_many(self._client, script, calls, timeout)
 
-    def _record(
-        self, namespace: Namespace, key: str, fields: Sequence[bytes | None], operation: str
-    ) -> Record:
-        """The record read under ``key`` (``GET`` fields s, v, m, c, u, x), decoded once (the
+    def _record(self, namespace: Namespace, key: str, packed: bytes, operation: str) -> Record:
+        """The record read under ``key`` (as ``lua/get.lua`` packs it), decoded once (the
         value rides as the snapshot).
 
         Raises:
             MemoryBackendError: It is not a record this library wrote (another client
                 overwrote the key, or it is garbled), naming the key.
         """
-        seq, value, meta, created, updated, expires = fields
         try:
-            if seq is None:
-                raise ValueError(
-                    "not a record hash" if value is None else f"not a record hash: {_s(value)}"
-                )
-            if value is None:
-                raise ValueError("a record hash without its value")
-            text = _s(value)
+            if packed.startswith(b"! "):
+                raise ValueError(f"not a record hash: {_s(packed[2:])}")
+            seq, created, updated, expires, mlen, rest = packed.split(b" ", 5)
+            m = int(mlen)
+            text = _s(rest[m:])
             return Record(
                 key,
                 text,
-                _metadata(meta),
+                _metadata(rest[:m]),
                 int(seq),
                 codec.decode(text),
-                int(created or 0) / 1000,
-                int(updated or 0) / 1000,
-                _ms(expires),
+                int(created) / 1000,
+                int(updated) / 1000,
+                None if expires == b"-" else int(expires) / 1000,
             )
         except _GARBLED as exc:
-            raise MemoryBackendError(
-                f"Redis at {self._where}, {operation}: the record under key {key!r} of "
-                f"namespace {namespace!r} is not one this library wrote (overwritten by "
-                f"another client, or garbled): {type(exc).__name__}: {exc}",
-                backend="redis",
-                operation=operation,
-                transient=False,
-            ) from exc
+            raise self._garbled_error(namespace, key, operation, exc) from exc
+
+    def _garbled_error(
+        self, namespace: Namespace, key: str, operation: str, exc: BaseException
+    ) -> MemoryBackendError:
+        return MemoryBackendError(
+            f"Redis at {self._where}, {operation}: the record under key {key!r} of "
+            f"namespace {namespace!r} is not one this library wrote (overwritten by "
+            f"another client, or garbled): {type(exc).__name__}: {exc}",
+            backend="redis",
+            operation=operation,
+            transient=False,
+        )
 
     def _entry_args(self, entry: Entry, meta: bytes | None = None) -> tuple[bytes, ...]:
         """The PUT arguments of one record: key, value, metadata, vector."""
@@ -611,8 +612,8 @@ class RedisBackend:
 
     async def _read(
         self, space: _Space, keys: Sequence[bytes], touch: bytes
-    ) -> builtins.list[Sequence[bytes | None]]:
-        """The ``GET`` fields of the records under ``keys`` (chunked and pipelined)."""
+    ) -> builtins.list[bytes | None]:
+        """The packed records (``lua/get.lua``) under ``keys``, chunked and pipelined."""
         rec = space.rec
         if len(keys) == 1:
             return [await self._eval(lua.GET, space, touch, keys[0], keys=(rec + keys[0],))]
@@ -623,9 +624,9 @@ class RedisBackend:
             )
             for i in range(0, len(keys), _BATCH)
         ]
-        out: builtins.list[Sequence[bytes | None]] = []
-        for reply in await self._eval_many(lua.GET, calls):
-            out.extend(reply[i : i + 6] for i in range(0, len(reply), 6))
+        out: builtins.list[bytes | None] = []
+        for (chunk, _), reply in zip(calls, await self._eval_many(lua.GET, calls), strict=True):
+            out.extend(reply if len(chunk) > 1 else [reply])
         return out
 
     async def _fetch(
@@ -716,11 +717,16 @@ class RedisBackend:
             self._check_open("get")
         space = self._spaces.get(namespace) or self._space(namespace)
         raw = _b(key)
-        with self._failures("get"):
-            fields = await self._eval(lua.GET, space, b"1", raw, keys=(space.rec + raw,))
-        if fields[0] is None and fields[1] is None:
+        try:
+            with self._failures("get"):
+                packed = await self._eval(lua.GET, space, b"1", raw, keys=(space.rec + raw,))
+        except MemoryBackendError as exc:
+            if _WRONGTYPE in str(exc):  # the key holds another type: not a record
+                raise self._garbled_error(namespace, key, "get", exc) from exc.__cause__
+            raise
+        if packed is None:
             return None
-        return self._record(namespace, key, fields, "get")
+        return self._record(namespace, key, packed, "get")
 
     async def get_many(
         self, namespace: Namespace, keys: Sequence[str]
@@ -728,14 +734,21 @@ class RedisBackend:
         self._check_open("get_many")
         if not keys:
             return []
-        with self._failures("get_many"):
-            found = await self._read(self._space(namespace), [_b(k) for k in keys], b"1")
+        try:
+            with self._failures("get_many"):
+                found = await self._read(self._space(namespace), [_b(k) for k in keys], b"1")
+        except MemoryBackendError as exc:
+            if _WRONGTYPE not in str(exc):
+                raise
+            for key in keys:  # find the key that holds another type, and name it
+                await self.get(namespace, key)
+            raise
         out: builtins.list[Record | None] = []
-        for key, fields in zip(keys, found, strict=True):
-            if fields[0] is None and fields[1] is None:
+        for key, packed in zip(keys, found, strict=True):
+            if packed is None:
                 out.append(None)
             else:
-                out.append(self._record(namespace, key, fields, "get_many"))
+                out.append(self._record(namespace, key, packed, "get_many"))
         return out
 
     async def delete(self, namespace: Namespace, key: str) -> bool:
@@ -1026,9 +1039,16 @@ class RedisBackend:
             seq, value, meta = found[0][0], found[0][1], found[0][2]
             if seq is None and value is None:
                 return None
-            current = self._record(namespace, key, (seq, value, meta, None, None, None), "update")
-            payload = current.payload if change.payload is None else change.payload
-            merged = change.merged(current.metadata)
+            try:
+                if seq is None or value is None:
+                    raise ValueError("not a record hash" if value is None else _s(value))
+                stored = _s(value)
+                codec.decode(stored)
+                stored_meta = _metadata(meta)
+            except _GARBLED as exc:
+                raise self._garbled_error(namespace, key, "update", exc) from exc
+            payload = stored if change.payload is None else change.payload
+            merged = change.merged(stored_meta)
             if change.payload is None:
                 vec_mode, vec = b"k", b""
             elif change.vector is None:

@@ -4,7 +4,8 @@
 -- (counter g of ST), so a reader whose last entry was n knows it missed some when the next
 -- one is not n + 1. ST's field i names the namespace's incarnation (set with its first
 -- entry; a clear deletes ST and the log, so the next write starts a new one). The log keeps
--- about max(256, twice the live records) entries: bounded by the live data.
+-- about max(256, twice the live records) entries (trimmed every 32nd entry, to the nearest
+-- whole node of the stream): bounded by the live data.
 local function log(fields)
   if #fields == 0 then return end
   local g = redis.call('HINCRBY', ST, 'g', 1)
@@ -12,13 +13,16 @@ local function log(fields)
     local t = redis.call('TIME')
     redis.call('HSET', ST, 'i', t[1] .. '.' .. t[2])
   end
-  local cap = 2 * redis.call('ZCARD', LRU)
-  if cap < 256 then cap = 256 end
   for s = 1, #fields, 2000 do
     if s > 1 then
       g = redis.call('HINCRBY', ST, 'g', 1)
     end
-    redis.call('XADD', LOG, 'MAXLEN', '~', cap, string.format('%d-0', g),
-      unpack(fields, s, math.min(s + 1999, #fields)))
+    redis.call('XADD', LOG, string.format('%d-0', g), unpack(fields, s, math.min(s + 1999, #fields)))
+    -- Trimmed every 32 entries (a ZCARD and a trim per write would cost every write).
+    if g % 32 == 0 then
+      local cap = 2 * redis.call('ZCARD', LRU)
+      if cap < 256 then cap = 256 end
+      redis.call('XTRIM', LOG, 'MAXLEN', '~', cap)
+    end
   end
 end

@@ -52,7 +52,7 @@ if insert then
   local at
   if ttl > 0 then at = now + ttl end
   local seq = redis.call('HINCRBY', ST, 'c', 1)
-  write(rk, seq, ARGV[j + 1], ARGV[j + 2], ARGV[j + 3], created or now, now, at)
+  write(rk, seq, ARGV[j + 1], ARGV[j + 2], ARGV[j + 3], created or now, now, at, not created)
   redis.call('ZADD', LRU, seq, key)
   if at then redis.call('ZADD', TTL, at, key) end
   fields[#fields + 1] = 'p'

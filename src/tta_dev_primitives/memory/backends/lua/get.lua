@@ -1,20 +1,24 @@
 -- KEYS: the record key of each key read. ARGV: base, touch ('1' refreshes recency), keys.
--- Returns, flat, per key: s, v, m, c, u, x (nil where absent; s nil: no live record; s nil
--- and v set: the key holds something else than a record hash, v says what).
+-- Per key one string, or nil without a live record: "<s> <c> <u> <x or -> <len of m> " then
+-- the metadata JSON and the value JSON (one bulk reply per record: far cheaper to parse than
+-- six); "! <why>" for a hash that is not a record. One key: that string; several: a list of
+-- them. A key of another type fails the script (WRONGTYPE): the client names the key.
 -- The recency bump is best-effort (pcall): at maxmemory with noeviction Redis refuses the
 -- write, and the read must still answer.
 local base = ARGV[1]
 local out, hits = {}, {}
 for i = 1, #KEYS do
-  local h = redis.pcall('HMGET', KEYS[i], 's', 'v', 'm', 'c', 'u', 'x')
-  if h.err then
-    -- Only a key of another type is "not a record"; any other error (a slot migrating)
-    -- fails the script, to be run again.
-    if not string.find(h.err, 'WRONGTYPE', 1, true) then return redis.error_reply(h.err) end
-    h = {false, h.err, false, false, false, false}
+  local h = redis.call('HMGET', KEYS[i], 's', 'v', 'm', 'c', 'u', 'x')
+  if h[1] then
+    local m = h[3] or ''
+    out[i] = h[1] .. ' ' .. (h[4] or '0') .. ' ' .. (h[5] or '0') .. ' ' .. (h[6] or '-') ..
+      ' ' .. #m .. ' ' .. m .. (h[2] or '')
+    hits[#hits + 1] = ARGV[2 + i]
+  elseif h[2] then
+    out[i] = '! a record hash without its write sequence'
+  else
+    out[i] = false
   end
-  for j = 1, 6 do out[#out + 1] = h[j] end
-  if h[1] then hits[#hits + 1] = ARGV[2 + i] end
 end
 if ARGV[2] == '1' and #hits > 0 then
   local last = redis.pcall('HINCRBY', base .. 'st', 'c', #hits)
@@ -27,4 +31,5 @@ if ARGV[2] == '1' and #hits > 0 then
     redis.pcall(unpack(z))
   end
 end
+if #KEYS == 1 then return out[1] end
 return out

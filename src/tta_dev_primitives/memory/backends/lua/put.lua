@@ -8,31 +8,40 @@
 -- (0 = unbounded), ttl_ms (0 = none), then per record: key, value JSON, metadata JSON
 -- ('' = none), vector (raw float32, '' = none). Over a live record the write keeps its
 -- created time. Returns how many records were evicted.
+--
+-- Reads come first (see _drop), each also checking its key's type: the record hashes (their
+-- created times), the recency index, the ttl index when it is used. The first writes are
+-- the counters of ST and the log entry, so a key of another type there (another client's
+-- doing) fails the write before any record changed.
 local count = (#ARGV - 3) / 4
-local want, check = {'zset', 'hash', 'stream', 'zset'}, {LRU, ST, LOG, TTL}
-for i = 1, count do
-  check[4 + i] = KEYS[3 + i]
-  want[4 + i] = 'hash'
-end
-local bad = foreign(check, want)
-if bad then return redis.error_reply(bad) end
--- Reads first (see _drop): the stored records' created times, what expired, the victims.
 local keys, created = {}, {}
 for i = 1, count do
   keys[i] = ARGV[4 * i]
   created[i] = redis.call('HGET', KEYS[3 + i], 'c')
 end
+local scores = zmscore(LRU, keys)
+local ttl = tonumber(ARGV[3])
+if ttl > 0 then
+  local bad = foreign({TTL}, {'zset'})
+  if bad then return redis.error_reply(bad) end
+end
 local now = clock()
 local max = tonumber(ARGV[2])
-local gone, again, victims = {}, {}, {}
+-- The batch's keys, each once, in the order of their last write (their new recency order).
+local last_at, order = {}, {}
+for i = 1, count do last_at[keys[i]] = i end
+for i = 1, count do
+  if last_at[keys[i]] == i then order[#order + 1] = keys[i] end
+end
+local gone, again, victims, extra = {}, {}, {}, 0
 local purged = false
 if max > 0 then
-  local scores = zmscore(LRU, keys)
-  local mine, added = {}, 0
+  local added = 0
+  local counted = {}
   for i = 1, count do
-    if not mine[keys[i]] then
-      mine[keys[i]] = true
-      if not scores[i] then added = added + 1 end
+    if not scores[i] and not counted[keys[i]] then
+      counted[keys[i]] = true
+      added = added + 1
     end
   end
   local n = redis.call('ZCARD', LRU) + added
@@ -41,11 +50,10 @@ if max > 0 then
     purged = true
     local due
     due, again = expired(now)
-    local out = {}
     if #due > 0 then
       local held = zmscore(LRU, due)
       for i = 1, #due do
-        if not mine[due[i]] then
+        if not last_at[due[i]] then
           gone[#gone + 1] = due[i]
           if held[i] then n = n - 1 end
         end
@@ -57,50 +65,56 @@ if max > 0 then
       local cand = redis.call('ZRANGE', LRU, 0, (n - max) + count + #gone - 1)
       for i = 1, #cand do
         if #victims >= n - max then break end
-        if not mine[cand[i]] and not skip[cand[i]] then victims[#victims + 1] = cand[i] end
+        if not last_at[cand[i]] and not skip[cand[i]] then victims[#victims + 1] = cand[i] end
       end
       for s = 1, #victims, 1000 do
         local recs = {}
         for i = s, math.min(s + 999, #victims) do recs[#recs + 1] = REC .. victims[i] end
         redis.call('EXISTS', unpack(recs))
       end
+      -- A batch larger than max_size: its own oldest records go too (not written at all).
+      extra = n - #victims - max
+      if extra < 0 then extra = 0 end
     end
   end
 end
--- Writes.
-local fields = {}
-if purged then settle(now, again) end
-drop(gone, fields)
-drop(victims, fields)
+-- The change first: counters, then the log entry.
 local last = redis.call('HINCRBY', ST, 'c', count)
-local ttl = tonumber(ARGV[3])
-local at
-if ttl > 0 then at = now + ttl end
-local z, t = {}, {}
-for i = 1, count do
-  local seq = last - count + i
-  local j = 4 * i
-  write(KEYS[3 + i], seq, ARGV[j + 1], ARGV[j + 2], ARGV[j + 3], created[i] or now, now, at)
-  z[2 * i - 1] = seq
-  z[2 * i] = keys[i]
-  if at then
-    t[2 * i - 1] = at
-    t[2 * i] = keys[i]
-  end
-  fields[#fields + 1] = 'p'
-  fields[#fields + 1] = keys[i]
+local fields = {}
+local dropped = {}
+for i = 1, #gone do dropped[#dropped + 1] = gone[i] end
+for i = 1, #victims do dropped[#dropped + 1] = victims[i] end
+for i = 1, extra do dropped[#dropped + 1] = order[i] end
+for i = 1, #dropped do
+  fields[#fields + 1] = 'd'
+  fields[#fields + 1] = dropped[i]
 end
-redis.call('ZADD', LRU, unpack(z))
-if at then redis.call('ZADD', TTL, unpack(t)) end
-local evicted = #victims
-if max > 0 then
-  -- A batch larger than max_size: its own oldest records go (declared keys only here).
-  local n = redis.call('ZCARD', LRU)
-  if n > max then
-    local extra = redis.call('ZRANGE', LRU, 0, n - max - 1)
-    drop(extra, fields)
-    evicted = evicted + #extra
-  end
+for i = extra + 1, #order do
+  fields[#fields + 1] = 'p'
+  fields[#fields + 1] = order[i]
 end
 log(fields)
-return evicted
+if purged then settle(now, again) end
+if #dropped > 0 then drop(dropped, {}) end
+local at
+if ttl > 0 then at = now + ttl end
+local evicting = {}
+for i = 1, extra do evicting[order[i]] = true end
+local z, t = {}, {}
+for i = 1, count do
+  local key = keys[i]
+  if last_at[key] == i and not evicting[key] then
+    local j = 4 * i
+    write(KEYS[3 + i], last - count + i, ARGV[j + 1], ARGV[j + 2], ARGV[j + 3],
+      created[i] or now, now, at, not created[i])
+    z[#z + 1] = last - count + i
+    z[#z + 1] = key
+    if at then
+      t[#t + 1] = at
+      t[#t + 1] = key
+    end
+  end
+end
+if #z > 0 then redis.call('ZADD', LRU, unpack(z)) end
+if #t > 0 then redis.call('ZADD', TTL, unpack(t)) end
+return #victims + extra
