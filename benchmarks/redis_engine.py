@@ -68,7 +68,7 @@ async def measure(url: str, n: int, count: int = 30) -> dict[str, float]:
     floor = RedisBackend.from_url(url, max_size=None, socket_timeout=30.0)
     space = floor._space(ns)
     start = time.perf_counter()
-    keys = (await floor._eval(lua.LOAD, space))[4:]
+    keys = (await floor._eval(lua.LOAD, space))[5:]
     found = await floor._fetch(space, keys, vectors=True)
     for fields in found:
         codec.decode(fields[1].decode())

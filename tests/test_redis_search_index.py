@@ -277,3 +277,89 @@ async def test_search_costs_one_round_trip_when_nothing_changed(
         client.execute_command = original  # type: ignore[method-assign]
         await memory.aclose()
     assert calls == 2
+
+
+# -- what export/import need of Redis (VectorBackend, Entry times), and the embedder rule ----
+
+
+async def test_get_vectors_answers_only_for_the_version_read(redis_server: RedisServer) -> None:
+    """get_vectors: the stored float32 vector for the (key, seq) read, None once the record
+    is rewritten, deleted or expired; the namespace's embedder identity."""
+    from tta_dev_primitives import HashingEmbedder
+    from tta_dev_primitives.memory.backends.base import VectorBackend
+    from tta_dev_primitives.memory.records import ListQuery
+
+    backend = RedisBackend.from_url(redis_server.url, max_size=None)
+    assert isinstance(backend, VectorBackend)
+    memory = MemoryPrimitive(backend=backend, embedder=HashingEmbedder(dimensions=8))
+    ns = memory.namespace
+    try:
+        for k in ("a", "b", "c", "d"):
+            await memory.add(k, f"text of {k}", ttl=0.3 if k == "d" else None)
+        page = await backend.list(ns, ListQuery(order="oldest"))
+        versions = [(r.key, r.seq) for r in page.records]
+        first = await backend.get_vectors(ns, versions)
+        assert first.space == ("hashing-v1-8", 8)
+        assert all(v is not None and v.shape == (8,) for v in first.vectors)
+        hits = await memory.search("text of a", mode="semantic", limit=1)
+        assert hits[0].key == "a"
+        await memory.add("a", "rewritten")
+        await memory.delete("b")
+        await asyncio.sleep(0.4)
+        later = await backend.get_vectors(ns, [*versions, ("missing", 1)])
+        assert [v is not None for v in later.vectors] == [False, False, True, False, False]
+    finally:
+        await memory.aclose()
+
+
+async def test_entry_times_are_kept_by_redis(redis_server: RedisServer) -> None:
+    """An Entry's created_at/updated_at (an import) are the record's times on Redis too."""
+    backend = RedisBackend.from_url(redis_server.url, max_size=None)
+    ns = ("times",)
+    try:
+        e = Entry("k", '"v"', None, None, None, created_at=1_000_000.25, updated_at=2_000_000.5)
+        await backend.put(ns, e)
+        record = await backend.get(ns, "k")
+        assert record is not None
+        assert (record.created_at, record.updated_at) == (1_000_000.25, 2_000_000.5)
+        await backend.put(ns, entry("k", "again"))  # a plain write keeps created_at
+        record = await backend.get(ns, "k")
+        assert record is not None
+        assert record.created_at == 1_000_000.25
+        assert record.updated_at > 2_000_000.5
+    finally:
+        await backend.aclose()
+
+
+async def test_another_embedder_is_refused_like_in_memory(redis_server: RedisServer) -> None:
+    """A namespace keeps the embedder of its first vectors: another one's add or search is
+    the same ValueError as on the in-memory backend, until the namespace is cleared."""
+    from tta_dev_primitives import HashingEmbedder
+
+    first = MemoryPrimitive(
+        redis_url=redis_server.url,
+        namespace="emb",
+        fallback=False,
+        embedder=HashingEmbedder(dimensions=8),
+    )
+    other = MemoryPrimitive(
+        redis_url=redis_server.url,
+        namespace="emb",
+        fallback=False,
+        embedder=HashingEmbedder(dimensions=16),
+    )
+    try:
+        await first.add("a", "some text")
+        with pytest.raises(ValueError, match="embedder"):
+            await other.add("b", "more text")
+        with pytest.raises(ValueError, match="embedder"):
+            await other.add_many({"c": "x", "d": "y"})
+        with pytest.raises(ValueError, match="embedder"):
+            await other.search("text", mode="semantic")
+        assert await first.get("b") is None
+        await first.clear()
+        await other.add("b", "more text")
+        assert [h.key for h in await other.search("text", mode="semantic")] == ["b"]
+    finally:
+        await first.aclose()
+        await other.aclose()

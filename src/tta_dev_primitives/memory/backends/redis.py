@@ -55,6 +55,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from .. import codec
 from ..codec import validate_max_size
 from ..errors import MemoryBackendError
+from ..index import check_space
 from ..records import (
     Entry,
     ListQuery,
@@ -74,7 +75,7 @@ from ..search import (
     recency_weight,
 )
 from . import redis_scripts as lua
-from .base import BackendInfo, CompactionPlan
+from .base import BackendInfo, CompactionPlan, StoredVectors
 from .redis_clients import ClientPerLoop, ServerCheck
 from .redis_cluster import CLUSTER_SCHEMES, cluster_client
 from .redis_index import DEFAULT_INDEX_BUDGET, LocalIndexes, NamespaceIndex
@@ -162,6 +163,26 @@ def _unpack(header: bytes, body: bytes, width: int) -> builtins.list[tuple[bytes
         None if size < 0 else body[end - size : end] for size, end in zip(sizes, ends, strict=True)
     ]
     return [tuple(fields[i : i + width]) for i in range(0, len(fields), width)]
+
+
+def _space_arg(entry: Entry) -> bytes:
+    """The embedder identity PUT records for a namespace ('' when the entry has none)."""
+    space = entry.space
+    if space is None or entry.vector is None:
+        return b""
+    return _b(f"{space[1]}:{space[0]}")
+
+
+def _stored_space(data: bytes | str | None) -> tuple[str, int] | None:
+    """A namespace's embedder as ST field ``sp`` holds it (``<dimensions>:<name>``)."""
+    if not data:
+        return None
+    dims, _, name = (data if isinstance(data, str) else _s(data)).partition(":")
+    return name, int(dims)
+
+
+def _embedder_refused(exc: MemoryBackendError) -> bool:
+    return "EMBEDDER " in str(exc)
 
 
 def _ms(data: bytes | None) -> float | None:
@@ -605,10 +626,18 @@ class RedisBackend:
         )
 
     def _entry_args(self, entry: Entry, meta: bytes | None = None) -> tuple[bytes, ...]:
-        """The PUT arguments of one record: key, value, metadata, vector."""
+        """The PUT arguments of one record: key, value, metadata, vector, created, updated."""
         if meta is None:
             meta = _metadata_arg(entry.metadata)
-        return (_b(entry.key), _b(entry.payload), meta, _vector_arg(entry.vector))
+        created, updated = entry.created_at, entry.updated_at
+        return (
+            _b(entry.key),
+            _b(entry.payload),
+            meta,
+            _vector_arg(entry.vector),
+            b"" if created is None else b"%d" % round(created * 1000),
+            b"" if updated is None else b"%d" % round(updated * 1000),
+        )
 
     async def _read(
         self, space: _Space, keys: Sequence[bytes], touch: bytes
@@ -673,10 +702,17 @@ class RedisBackend:
             self._check_open("add")
         space = self._spaces.get(namespace) or self._space(namespace)
         args = self._entry_args(entry)
-        with self._failures("add"):
-            ttl = _ttl_ms(entry.ttl)
-            rkey = space.rec + args[0]
-            evicted = await self._eval(lua.PUT, space, self._max_arg, ttl, *args, keys=(rkey,))
+        try:
+            with self._failures("add"):
+                ttl = _ttl_ms(entry.ttl)
+                rkey = space.rec + args[0]
+                evicted = await self._eval(
+                    lua.PUT, space, self._max_arg, ttl, _space_arg(entry), *args, keys=(rkey,)
+                )
+        except MemoryBackendError as exc:
+            if _embedder_refused(exc) and entry.space is not None:
+                await self._refuse_embedder(space, entry.space)
+            raise
         return int(evicted)
 
     async def put_many(self, namespace: Namespace, entries: Sequence[Entry]) -> int:
@@ -691,13 +727,15 @@ class RedisBackend:
         run: builtins.list[bytes] = []
         keys: builtins.list[bytes] = [*declared]
         ttl = _ttl_ms(entries[0].ttl)
+        embedder = next((e for e in entries if e.space is not None), entries[0])
+        space_arg = _space_arg(embedder)
         # add_many gives its entries one metadata object: encode it once, not per record.
         last_meta: Any = _DEFAULT
         meta = b""
         for entry in entries:
             entry_ttl = _ttl_ms(entry.ttl)
-            if entry_ttl != ttl or len(run) >= 4 * _BATCH:
-                calls.append((keys, (space.base, self._max_arg, ttl, *run)))
+            if entry_ttl != ttl or len(run) >= 6 * _BATCH:
+                calls.append((keys, (space.base, self._max_arg, ttl, space_arg, *run)))
                 run = []
                 keys = [*declared]
                 ttl = entry_ttl
@@ -707,10 +745,24 @@ class RedisBackend:
             args = self._entry_args(entry, meta)
             run += args
             keys.append(rec + args[0])
-        calls.append((keys, (space.base, self._max_arg, ttl, *run)))
-        with self._failures("add_many"):
-            replies = await self._eval_many(lua.PUT, calls)
+        calls.append((keys, (space.base, self._max_arg, ttl, space_arg, *run)))
+        try:
+            with self._failures("add_many"):
+                replies = await self._eval_many(lua.PUT, calls)
+        except MemoryBackendError as exc:
+            if _embedder_refused(exc) and embedder.space is not None:
+                await self._refuse_embedder(space, embedder.space)
+            raise
         return sum(int(r) for r in replies)
+
+    async def _refuse_embedder(self, space: _Space, new: tuple[str, int]) -> None:
+        """Raise the ValueError every backend raises for vectors of another embedder."""
+        with self._failures("add"):
+            async with asyncio.timeout(self._timeout):
+                stored = await self._client.hget(space.base + b"st", b"sp")
+        current = _stored_space(stored)
+        if current is not None:
+            check_space(current, new)  # raises the ValueError naming both
 
     async def get(self, namespace: Namespace, key: str) -> Record | None:
         if self._closed:
@@ -808,7 +860,7 @@ class RedisBackend:
             reply = await self._eval(
                 lua.SYNC, space, inc, state.last, _SYNC_KEYS, deadline=self._search_timeout
             )
-            _, upto, last, now_ms, status = reply[:5]
+            _, upto, last, now_ms, status, embedder = reply[:6]
             now = int(now_ms) / 1000
             if status == b"empty":
                 if state.incarnation is not None or len(state.index):
@@ -817,8 +869,9 @@ class RedisBackend:
                 break
             if status == b"reload":
                 return None
-            if len(reply) > 5:
-                self._apply(space, state, reply, 5, 7)
+            state.space = _stored_space(embedder)
+            if len(reply) > 6:
+                self._apply(space, state, reply, 6, 7)
                 changed = True
             state.last = int(upto)
             if state.last >= int(last):
@@ -878,7 +931,7 @@ class RedisBackend:
     async def _load(self, space: _Space) -> tuple[NamespaceIndex, float]:
         """Build the namespace's index from a full load, then catch it up with the log."""
         reply = await self._eval(lua.LOAD, space, deadline=self._search_timeout)
-        incarnation, last, now_ms, old = reply[:4]
+        incarnation, last, now_ms, old, embedder = reply[:5]
         if int(old):
             raise MemoryBackendError(
                 f"Redis at {self._where}, search: namespace keys {_s(space.base)}... have the "
@@ -888,8 +941,9 @@ class RedisBackend:
                 operation="search",
                 transient=False,
             )
-        keys = reply[4:]
+        keys = reply[5:]
         state = NamespaceIndex(incarnation=incarnation, last=int(last))
+        state.space = _stored_space(embedder)
         state.restarts = self._check.restarts
         if keys:
             found = await self._fetch(space, keys, vectors=True)
@@ -924,6 +978,8 @@ class RedisBackend:
         index = state.index
         index.expire(now)
         vector = query.vector
+        if vector is not None and query.space is not None and state.space is not None:
+            check_space(state.space, query.space)  # another embedder's vectors: ValueError
         filter_ = query.filter
         recency = None
         if query.recency_half_life is not None:
@@ -998,6 +1054,23 @@ class RedisBackend:
         out.sort(key=lambda r: r.seq)
         return out
 
+    async def get_vectors(
+        self, namespace: Namespace, versions: Sequence[tuple[str, int]]
+    ) -> StoredVectors:
+        """The vectors stored with the records named by ``(key, write sequence)`` (None where
+        the record has none, is gone, or was rewritten since), recency untouched."""
+        self._check_open("export")
+        space = self._space(namespace)
+        with self._failures("export"):
+            found = await self._fetch(space, [_b(k) for k, _ in versions], vectors=True)
+            async with asyncio.timeout(self._timeout):
+                stored = await self._client.hget(space.base + b"st", b"sp")
+        vectors: builtins.list[Vector | None] = []
+        for (_, seq), fields in zip(versions, found, strict=True):
+            have, vec = fields[0], fields[3]
+            vectors.append(_vector(vec) if vec and have == b"%d" % seq else None)
+        return StoredVectors(_stored_space(stored), vectors)
+
     async def apply_compaction(
         self, namespace: Namespace, plan: CompactionPlan
     ) -> builtins.list[str]:
@@ -1013,13 +1086,13 @@ class RedisBackend:
             keys.append(rec + _b(key))
             entry = rewrite.get(key)
             if entry is not None:
-                args += (seq, b"w", *self._entry_args(entry)[1:])
+                args += (seq, b"w", *self._entry_args(entry)[1:4])
             else:
                 args += (seq, b"d" if key in delete else b"-", b"", b"", b"")
         insert = plan.insert
         if insert is not None:
             keys.append(rec + _b(insert.key))
-            args += (_ttl_ms(insert.ttl), *self._entry_args(insert)[1:])
+            args += (_ttl_ms(insert.ttl), *self._entry_args(insert)[1:4])
         # The script's work grows with the records it replaces.
         deadline = _index_timeout(self._timeout, 20 * len(keys))
         with self._failures("compact"):

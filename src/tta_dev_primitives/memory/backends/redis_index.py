@@ -42,6 +42,8 @@ class NamespaceIndex:
         restarts: The backend's count of server restarts when the index was loaded (a
             restart may lose writes the log never shows: the index is then rebuilt).
         size: The index's memory estimate when last measured, bytes.
+        space: The namespace's embedder ``(name, dimensions)`` as Redis keeps it (None:
+            no vectors yet).
     """
 
     index: SearchIndex = field(default_factory=SearchIndex)
@@ -50,6 +52,7 @@ class NamespaceIndex:
     updated: dict[str, float] = field(default_factory=dict)
     restarts: int = 0
     size: int = 0
+    space: tuple[str, int] | None = None
 
     def reset(self, incarnation: bytes | None, last: int) -> None:
         """Forget every record (the namespace is gone, or being reloaded)."""

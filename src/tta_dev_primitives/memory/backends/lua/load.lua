@@ -1,14 +1,15 @@
 --! keys: lru st
 -- The snapshot a full load of a search index starts from. KEYS: lru, st. ARGV: base.
 -- Returns {incarnation (nil: no such namespace), last change-log entry n, server ms, 1 if
--- the namespace still has the layout of 0.1.0 (0 otherwise), then every live key}. The loader then fetches the records (fetch.lua) and applies the change
+-- the namespace still has the layout of 0.1.0 (0 otherwise), its embedder (nil: none), then
+-- every live key}. The loader then fetches the records (fetch.lua) and applies the change
 -- log from n on, which brings in whatever changed while it fetched.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local st = redis.call('HMGET', KEYS[2], 'i', 'g')
+local st = redis.call('HMGET', KEYS[2], 'i', 'g', 'sp')
 local old = redis.call('EXISTS', ARGV[1] .. 'q') + redis.call('EXISTS', ARGV[1] .. 'd')
 if old > 0 then old = 1 end
-local out = {st[1], tonumber(st[2] or '0'), now, old}
+local out = {st[1], tonumber(st[2] or '0'), now, old, st[3]}
 local keys = redis.call('ZRANGE', KEYS[1], 0, -1)
-for i = 1, #keys do out[4 + i] = keys[i] end
+for i = 1, #keys do out[5 + i] = keys[i] end
 return out

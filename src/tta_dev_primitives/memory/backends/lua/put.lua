@@ -5,18 +5,21 @@
 --! include: _log
 --! include: _write
 -- KEYS: lru, st, log, then the record key of each record written. ARGV: base, max_size
--- (0 = unbounded), ttl_ms (0 = none), then per record: key, value JSON, metadata JSON
--- ('' = none), vector (raw float32, '' = none). Over a live record the write keeps its
--- created time. Returns how many records were evicted.
+-- (0 = unbounded), ttl_ms (0 = none), the embedder of the vectors ('<name>:<dimensions>',
+-- '' when no record carries one), then per record: key, value JSON, metadata JSON ('' =
+-- none), vector (raw float32, '' = none), created and updated times (server ms; '' = the
+-- server clock, and over a live record its created time is kept). Returns how many records
+-- were evicted. A namespace keeps the embedder of its first vectors (ST field sp) and
+-- refuses another one ('EMBEDDER <stored>' error) until it is emptied.
 --
 -- Reads come first (see _drop), each also checking its key's type: the record hashes (their
 -- created times), the recency index, the ttl index when it is used. The first writes are
 -- the counters of ST and the log entry, so a key of another type there (another client's
 -- doing) fails the write before any record changed.
-local count = (#ARGV - 3) / 4
+local count = (#ARGV - 4) / 6
 local keys, created = {}, {}
 for i = 1, count do
-  keys[i] = ARGV[4 * i]
+  keys[i] = ARGV[6 * i - 1]
   created[i] = redis.call('HGET', KEYS[3 + i], 'c')
 end
 local scores = zmscore(LRU, keys)
@@ -24,6 +27,13 @@ local ttl = tonumber(ARGV[3])
 if ttl > 0 then
   local bad = foreign({TTL}, {'zset'})
   if bad then return redis.error_reply(bad) end
+end
+local space = ARGV[4]
+local space_new = false
+if space ~= '' then
+  local stored = redis.call('HGET', ST, 'sp')
+  if stored and stored ~= space then return redis.error_reply('EMBEDDER ' .. stored) end
+  space_new = not stored
 end
 local now = clock()
 local max = tonumber(ARGV[2])
@@ -94,6 +104,7 @@ for i = extra + 1, #order do
   fields[#fields + 1] = order[i]
 end
 log(fields)
+if space_new then redis.call('HSET', ST, 'sp', space) end
 if purged then settle(now, again) end
 if #dropped > 0 then drop(dropped, {}) end
 local at
@@ -104,9 +115,12 @@ local z, t = {}, {}
 for i = 1, count do
   local key = keys[i]
   if last_at[key] == i and not evicting[key] then
-    local j = 4 * i
+    local j = 6 * i - 1
+    local c, u = ARGV[j + 4], ARGV[j + 5]
+    if c == '' then c = created[i] or now end
+    if u == '' then u = now end
     write(KEYS[3 + i], last - count + i, ARGV[j + 1], ARGV[j + 2], ARGV[j + 3],
-      created[i] or now, now, at, not created[i])
+      c, u, at, not created[i])
     z[#z + 1] = last - count + i
     z[#z + 1] = key
     if at then

@@ -3,29 +3,30 @@
 -- KEYS: st, log. ARGV: base, the incarnation the index holds ('' none), the last entry it
 -- applied (n), how many changed keys to return at most (whole entries are returned, so a
 -- few more).
--- Returns {incarnation, n reached, last n of the log, server ms, status, then per changed
+-- Returns {incarnation, n reached, last n of the log, server ms, status, the namespace's
+-- embedder ('<dimensions>:<name>', nil: none), then per changed
 -- key: key, s, v, m, e, x, u (its current record; s nil when it has none)}; status 'ok',
 -- 'empty' (no such namespace: incarnation nil) or 'reload' (another incarnation, or
 -- entries missed: the index must be rebuilt from a full load).
 local REC = ARGV[1] .. 'h:'
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local st = redis.call('HMGET', KEYS[1], 'i', 'g')
-local inc, g = st[1], tonumber(st[2] or '0')
-if not inc then return {false, 0, 0, now, 'empty'} end
-if inc ~= ARGV[2] then return {inc, g, g, now, 'reload'} end
+local st = redis.call('HMGET', KEYS[1], 'i', 'g', 'sp')
+local inc, g, sp = st[1], tonumber(st[2] or '0'), st[3]
+if not inc then return {false, 0, 0, now, 'empty', false} end
+if inc ~= ARGV[2] then return {inc, g, g, now, 'reload', sp} end
 local last = tonumber(ARGV[3])
-if g == last then return {inc, g, g, now, 'ok'} end
-if g < last then return {inc, g, g, now, 'reload'} end
+if g == last then return {inc, g, g, now, 'ok', sp} end
+if g < last then return {inc, g, g, now, 'reload', sp} end
 local first = string.format('%d-0', last + 1)
 local entries = redis.call('XRANGE', KEYS[2], first, '+', 'COUNT', 256)
-if #entries == 0 or entries[1][1] ~= first then return {inc, g, g, now, 'reload'} end
+if #entries == 0 or entries[1][1] ~= first then return {inc, g, g, now, 'reload', sp} end
 local budget = tonumber(ARGV[4])
 local seen, order = {}, {}
 local upto = last
 for i = 1, #entries do
   local id = entries[i][1]
-  if id ~= string.format('%d-0', upto + 1) then return {inc, g, g, now, 'reload'} end
+  if id ~= string.format('%d-0', upto + 1) then return {inc, g, g, now, 'reload', sp} end
   local f = entries[i][2]
   for j = 2, #f, 2 do
     if not seen[f[j]] then
@@ -36,7 +37,7 @@ for i = 1, #entries do
   upto = upto + 1
   if #order >= budget then break end
 end
-local out = {inc, upto, g, now, 'ok'}
+local out = {inc, upto, g, now, 'ok', sp}
 for i = 1, #order do
   local h = redis.pcall('HMGET', REC .. order[i], 's', 'v', 'm', 'e', 'x', 'u')
   if h.err then
