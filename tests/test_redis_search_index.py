@@ -363,3 +363,63 @@ async def test_another_embedder_is_refused_like_in_memory(redis_server: RedisSer
     finally:
         await first.aclose()
         await other.aclose()
+
+
+async def test_list_pages_read_only_their_records(redis_server: RedisServer) -> None:
+    """list() walks this process's index: after the namespace's one load, each page reads
+    only its own records from Redis, and a walk sees every record once."""
+    from tta_dev_primitives.memory.records import ListQuery
+
+    backend = RedisBackend.from_url(redis_server.url, max_size=None)
+    ns = ("paged",)
+    fetched: list[int] = []
+    original = backend._fetch
+
+    async def spy(space: object, keys: list[bytes], vectors: bool) -> object:
+        fetched.append(len(keys))
+        return await original(space, keys, vectors)  # type: ignore[arg-type]
+
+    try:
+        await backend.put_many(ns, [entry(f"k{i}", f"text {i}") for i in range(2000)])
+        backend._fetch = spy  # type: ignore[method-assign,assignment]
+        seen: list[str] = []
+        query = ListQuery(limit=10, order="oldest")
+        while True:
+            page = await backend.list(ns, query)
+            seen += [r.key for r in page.records]
+            if not page.more:
+                break
+            query = query._replace(after=page.records[-1].seq, horizon=page.horizon)
+            if len(seen) >= 100:
+                break
+        assert seen == [f"k{i}" for i in range(100)]
+        assert fetched[0] == 2000  # the index's load
+        assert max(fetched[1:]) <= 10
+    finally:
+        await backend.aclose()
+
+
+async def test_delete_where_spares_a_record_rewritten_since_indexed(
+    redis_server: RedisServer,
+) -> None:
+    """The REMOVE that delete_where sends carries the write sequence the index saw: a record
+    rewritten since is not deleted for its old metadata."""
+    from tta_dev_primitives.memory.backends import redis_scripts as lua
+
+    backend = RedisBackend.from_url(redis_server.url, max_size=None)
+    ns = ("cas",)
+    try:
+        await backend.put(ns, Entry("k", '"old"', {"tag": "stale"}))
+        first = await backend.get(ns, "k")
+        await backend.put(ns, Entry("k", '"new"', {"tag": "fresh"}))
+        space = backend._space(ns)
+        assert first is not None
+        gone = await backend._eval(lua.REMOVE, space, b"k", first.seq, keys=(space.rec + b"k",))
+        assert gone == 0
+        record = await backend.get(ns, "k")
+        assert record is not None
+        assert record.metadata == {"tag": "fresh"}
+        assert await backend.delete_where(ns, {"tag": "stale"}) == 0
+        assert await backend.delete_where(ns, {"tag": "fresh"}) == 1
+    finally:
+        await backend.aclose()

@@ -19,6 +19,8 @@ API (stable; everything else is private)::
     index.search_keyword(prepared_query, limit, filter=None, now=None)
     index.search_semantic(unit_vector, limit, filter=None, now=None)
     index.keyword_bound(prepared_query) -> float   # for fusion: the best possible score
+    index.page(filter, horizon=, after=, newest=, limit=) -> list[(seq, key)]  # write order
+    index.last_seq() -> int            # the highest live write sequence
     index.memory_bytes() -> int        # a cheap estimate of what the index holds
 
 * ``seq`` is the record's write sequence number (ties rank newest first: higher ``seq``).
@@ -633,6 +635,47 @@ class SearchIndex:
             key = keys[slot]
             assert key is not None
             out.append((int(seqs[slot]), key))
+        return out
+
+    def last_seq(self) -> int:
+        """The highest write sequence of a live record (0 when empty)."""
+        live = self._gen[: len(self._keys)] >= 0
+        return int(self._seq[: len(self._keys)][live].max(initial=0))
+
+    def page(
+        self,
+        filter: Mapping[str, Any] | None,
+        *,
+        horizon: int,
+        after: int | None,
+        newest: bool,
+        limit: int,
+    ) -> list[tuple[int, str]]:
+        """At most ``limit`` ``(seq, key)`` of the live records matching ``filter`` with a
+        sequence at most ``horizon`` and beyond ``after``, in write order (``newest``:
+        descending). Vectorized: one pass over the candidates' sequences, then a partial
+        sort of the page."""
+        n = len(self._keys)
+        if filter:
+            found = self.filter_slots(filter)
+            slots = np.fromiter(found, dtype=np.int64, count=len(found))
+        else:
+            slots = np.flatnonzero(self._gen[:n] >= 0)
+        seqs = self._seq[slots]
+        mask = seqs <= horizon
+        if after is not None:
+            mask &= (seqs < after) if newest else (seqs > after)
+        slots, seqs = slots[mask], seqs[mask]
+        order_by = -seqs if newest else seqs
+        if len(seqs) > limit:
+            part = np.argpartition(order_by, limit - 1)[:limit]
+            slots, seqs, order_by = slots[part], seqs[part], order_by[part]
+        keys = self._keys
+        out = []
+        for i in np.argsort(order_by, kind="stable").tolist():
+            key = keys[int(slots[i])]
+            assert key is not None
+            out.append((int(seqs[i]), key))
         return out
 
     def search_keyword(

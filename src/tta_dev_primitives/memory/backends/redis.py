@@ -68,7 +68,6 @@ from ..records import (
 )
 from ..search import (
     Vector,
-    matches_filter,
     normalize_vector,
     prepare_query,
     rank_by_mode,
@@ -1030,27 +1029,10 @@ class RedisBackend:
             keys = await self._eval(lua.LIST, space, b"keys")
             found = await self._fetch(space, keys, vectors=False)
         out = []
-        for raw, (seq, value, meta, _, expires, updated, created) in zip(keys, found, strict=True):
-            key = _s(raw)
-            try:
-                if seq is None and value is None:  # deleted between the two calls
-                    continue
-                if seq is None or value is None:
-                    raise ValueError("not a record hash" if value is None else _s(value))
-                out.append(
-                    Record(
-                        key,
-                        _s(value),
-                        _metadata(meta),
-                        int(seq),
-                        codec.NO_SNAPSHOT,
-                        int(created or 0) / 1000,
-                        int(updated or 0) / 1000,
-                        _ms(expires),
-                    )
-                )
-            except _GARBLED as exc:
-                self._report_garbled(space.base, key, exc)
+        for raw, fields in zip(keys, found, strict=True):
+            record = self._fetched(namespace, _s(raw), fields, "compact")
+            if record is not None:  # None: deleted between the two calls
+                out.append(record)
         out.sort(key=lambda r: r.seq)
         return out
 
@@ -1167,29 +1149,85 @@ class RedisBackend:
         )
 
     async def list(self, namespace: Namespace, query: ListQuery) -> ListResult:
-        records = await self.scan(namespace)
-        horizon = query.horizon
-        if horizon is None:
-            horizon = max((r.seq for r in records), default=0)
-        after = query.after
+        """A page in write order from this process's index of the namespace (caught up from
+        the change log first, like a search), then the page's records from Redis: the
+        namespace is read once (its index load), never per page."""
+        self._check_open("list")
+        space = self._space(namespace)
+        with self._failures("list"):
+            state, now = await self._synced(space)
+        index = state.index
+        index.expire(now)
+        horizon = index.last_seq() if query.horizon is None else query.horizon
         newest = query.order == "newest"
-        chosen = [
-            r
-            for r in records
-            if r.seq <= horizon
-            and (after is None or (r.seq < after if newest else r.seq > after))
-            and (not query.filter or matches_filter(r.metadata, query.filter))
-        ]
-        chosen.sort(key=lambda r: r.seq, reverse=newest)
-        return ListResult(chosen[: query.limit], horizon, len(chosen) > query.limit)
+        after = query.after
+        limit = query.limit
+        out: builtins.list[Record] = []
+        while True:
+            want = limit - len(out)
+            picked = index.page(
+                query.filter, horizon=horizon, after=after, newest=newest, limit=want + 1
+            )
+            page, more = picked[:want], len(picked) > want
+            if not page:
+                return ListResult(out, horizon, False)
+            with self._failures("list"):
+                found = await self._fetch(space, [_b(k) for _, k in page], vectors=False)
+            for (seq, key), fields in zip(page, found, strict=True):
+                record = self._fetched(namespace, key, fields, "list")
+                # None or another seq: deleted, or rewritten past the walk's horizon, since
+                # the index caught up.
+                if record is not None and record.seq == seq:
+                    out.append(record)
+            if len(out) == limit or not more:
+                return ListResult(out, horizon, more)
+            after = page[-1][0]
+
+    def _fetched(
+        self, namespace: Namespace, key: str, fields: Sequence[bytes | None], operation: str
+    ) -> Record | None:
+        """The record of ``FETCH`` fields (s, v, m, e, x, u, c), None when there is none;
+        a record this library did not write is reported and skipped."""
+        seq, value, meta, _, expires, updated, created = fields
+        if seq is None and value is None:
+            return None
+        try:
+            if seq is None or value is None:
+                raise ValueError("not a record hash" if value is None else _s(value))
+            return Record(
+                key,
+                _s(value),
+                _metadata(meta),
+                int(seq),
+                codec.NO_SNAPSHOT,
+                int(created or 0) / 1000,
+                int(updated or 0) / 1000,
+                _ms(expires),
+            )
+        except _GARBLED as exc:
+            self._report_garbled(self._space(namespace).base, key, exc)
+            return None
 
     async def delete_where(self, namespace: Namespace, filter: Mapping[str, Any]) -> int:
-        records = await self.scan(namespace)
-        count = 0
-        for r in records:
-            if matches_filter(r.metadata, filter) and await self.delete(namespace, r.key):
-                count += 1
-        return count
+        """Delete the matching records found in this process's index of the namespace, each
+        only if it still is the version indexed (a record rewritten meanwhile is judged by
+        its new metadata at the next call, not deleted for its old one); pipelined."""
+        self._check_open("delete_where")
+        space = self._space(namespace)
+        with self._failures("delete_where"):
+            state, now = await self._synced(space)
+        index = state.index
+        index.expire(now)
+        matching = index.matching(filter)
+        if not matching:
+            return 0
+        declared = space.declared(lua.REMOVE)
+        calls = [
+            ((*declared, space.rec + _b(key)), (space.base, _b(key), seq)) for seq, key in matching
+        ]
+        with self._failures("delete_where"):
+            replies = await self._eval_many(lua.REMOVE, calls)
+        return sum(int(r) for r in replies)
 
     async def namespaces(self, prefix: Namespace) -> builtins.list[Namespace]:
         # SCAN for the namespaces' LRU keys (O(keyspace); the prefix is glob-escaped).
