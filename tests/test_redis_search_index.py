@@ -423,3 +423,59 @@ async def test_delete_where_spares_a_record_rewritten_since_indexed(
         assert await backend.delete_where(ns, {"tag": "fresh"}) == 1
     finally:
         await backend.aclose()
+
+
+async def test_upgrade_layout_converts_a_namespace_written_by_0_1_0(
+    redis_server: RedisServer, redis_client: aioredis.Redis
+) -> None:
+    """A namespace in the 0.1.0 layout (string records, a server-side index) is refused by
+    search with a clear error, and converted by upgrade_layout(): values, metadata, vectors,
+    expiry and recency kept, the old index keys gone, everything works afterwards."""
+    import base64
+    import struct
+
+    from tta_dev_primitives import MemoryBackendError
+
+    backend = RedisBackend.from_url(redis_server.url, max_size=None)
+    ns = ("legacy",)
+    base = backend.key_prefix(ns).encode()
+
+    def old_record(seq: int, meta: bytes, vector: list[float] | None, payload: bytes) -> bytes:
+        vec = b"" if vector is None else base64.b64encode(struct.pack("<2d", *vector))
+        return b"%d:%d:%d:%s%s%s" % (seq, len(meta), len(vec), meta, vec, payload)
+
+    try:
+        meta = b'{"role":"user"}'
+        await redis_client.set(base + b"r:a", old_record(1, meta, None, b'"apple pie"'))
+        await redis_client.set(base + b"r:b", old_record(2, b"", [0.6, 0.8], b'"banana split"'))
+        await redis_client.set(base + b"r:c", old_record(3, b"", None, b'"cherry"'), px=60_000)
+        await redis_client.zadd(base + b"lru", {b"a": 1, b"b": 5, b"c": 3})
+        await redis_client.zadd(base + b"ttl", {b"c": 1})
+        await redis_client.hset(base + b"st", mapping={b"c": 5, b"n": 3, b"len": 4})
+        await redis_client.zadd(base + b"q", {b"a": 1})
+        await redis_client.sadd(base + b"voc", b"apple")
+        await redis_client.hset(base + b"p:apple", b"a", 1)
+        await redis_client.sadd(base + b"g:app", b"apple")
+        with pytest.raises(MemoryBackendError, match="upgrade_layout"):
+            await backend.search(ns, SearchQuery("apple", 5))
+        assert await backend.upgrade_layout() == {"namespaces": 1, "records": 3}
+        assert await backend.upgrade_layout() == {"namespaces": 0, "records": 0}
+        a = await backend.get(ns, "a")
+        assert a is not None
+        assert (a.payload, a.metadata, a.seq) == ('"apple pie"', {"role": "user"}, 1)
+        c = await backend.get(ns, "c")
+        assert c is not None
+        assert c.expires_at is not None
+        assert await keys_found(backend, ns, "apple") == ["a"]
+        raw = await redis_client.hget(base + b"h:b", "e")
+        assert raw is not None
+        assert np.frombuffer(raw, dtype="<f4").tolist() == pytest.approx([0.6, 0.8])
+        for gone in (b"q", b"voc", b"p:apple", b"g:app", b"r:a", b"r:b", b"r:c"):
+            assert not await redis_client.exists(base + gone), gone
+        await backend.put(ns, entry("d", "apple tart"))
+        assert await keys_found(backend, ns, "apple") == ["a", "d"]
+        # get() refreshed a and c: recency order b, a, c, then the new d.
+        assert await backend.keys(ns) == ["b", "a", "c", "d"]
+        await check_index(redis_client, backend.key_prefix(ns))
+    finally:
+        await backend.aclose()

@@ -23,6 +23,7 @@ described in :mod:`~tta_dev_primitives.memory.backends.redis_scripts`. Needs pla
 from __future__ import annotations
 
 import asyncio
+import base64
 import binascii
 import builtins
 import json
@@ -1243,6 +1244,102 @@ class RedisBackend:
         except _FAILURES as exc:
             raise self._error("namespaces", exc) from exc
         return sorted(found)
+
+    async def upgrade_layout(self) -> dict[str, int]:
+        """Convert every namespace of this backend's prefix still in the layout of 0.1.0 (one
+        string ``P r:<key>`` per record and a server-side search index) to this one, once.
+
+        Stop every 0.1.0 process writing under the prefix first: a record it writes during
+        the upgrade may be left in the old layout (run the upgrade again to convert it).
+        Each record keeps its value, metadata, vector (as float32), expiry, write sequence
+        and recency; its created and updated times become the time of the upgrade (0.1.0
+        kept none). The old search index keys are deleted. Safe to run again: namespaces in
+        the new layout are left alone.
+
+        Returns:
+            ``{"namespaces": converted, "records": converted}``.
+
+        Raises:
+            MemoryBackendError: The server failed, or refused a command (SCAN included).
+        """
+        self._check_open("upgrade")
+        glob = re.sub(rb"([*?\[\]\\])", rb"\\\1", _b(self.prefix))
+        converted = records = 0
+        with self._failures("upgrade"):
+            bases = set()
+            async for raw in self._client.scan_iter(match=glob + b":{*}:lru", count=1000):
+                bases.add(bytes(raw)[: -len(b"lru")])
+            for base in sorted(bases):
+                count = await self._upgrade_namespace(base)
+                if count >= 0:
+                    converted += 1
+                    records += count
+        self._indexes.clear()
+        return {"namespaces": converted, "records": records}
+
+    async def _upgrade_namespace(self, base: bytes) -> int:
+        """Convert one namespace; -1 when it is not in the old layout."""
+        client: Any = self._client  # raw commands on bytes keys (redis-py's stubs want str)
+        old_marks = await client.exists(base + b"q", base + b"d", base + b"voc")
+        pairs = await client.zrange(base + b"lru", 0, -1, withscores=True)
+        keys = [bytes(k) for k, _ in pairs]
+        olds = []
+        for i in range(0, len(keys), _BATCH):
+            pipe = client.pipeline(transaction=False)
+            for key in keys[i : i + _BATCH]:
+                pipe.get(base + b"r:" + key)
+                pipe.pexpiretime(base + b"r:" + key)
+            replies = await pipe.execute()
+            olds += [(replies[j], replies[j + 1]) for j in range(0, len(replies), 2)]
+        if not old_marks and not any(rec for rec, _ in olds):
+            return -1
+        now = await client.time()
+        now_ms = int(now[0]) * 1000 + int(now[1]) // 1000
+        count = 0
+        for i in range(0, len(keys), _BATCH):
+            pipe = client.pipeline(transaction=True)
+            for key, (rec, at) in zip(keys[i : i + _BATCH], olds[i : i + _BATCH], strict=True):
+                if rec is None:
+                    continue
+                seq, mlen, vlen, rest = bytes(rec).split(b":", 3)
+                m, v = int(mlen), int(mlen) + int(vlen)
+                fields: dict[bytes, bytes | int] = {
+                    b"s": int(seq),
+                    b"v": rest[v:],
+                    b"c": now_ms,
+                    b"u": now_ms,
+                }
+                if m:
+                    fields[b"m"] = rest[:m]
+                if v > m:
+                    raw = base64.b64decode(rest[m:v])
+                    fields[b"e"] = _vector_arg(struct.unpack(f"<{len(raw) // 8}d", raw))
+                if at is not None and int(at) >= 0:
+                    fields[b"x"] = int(at)
+                pipe.delete(base + b"h:" + key)
+                pipe.hset(base + b"h:" + key, mapping=fields)
+                if at is not None and int(at) >= 0:
+                    pipe.pexpireat(base + b"h:" + key, int(at))
+                pipe.delete(base + b"r:" + key)
+                count += 1
+            await pipe.execute()
+        # The old search index: its fixed keys, then postings and trigram sets by vocabulary.
+        vocab = [bytes(t) for t in await client.smembers(base + b"voc")]
+        doomed = [base + k for k in (b"q", b"d", b"t", b"l", b"voc", b"long")]
+        for term in vocab:
+            doomed.append(base + b"p:" + term)
+            if len(term) <= 64:
+                doomed += [base + b"g:" + term[j : j + 3] for j in range(len(term) - 2)]
+        for i in range(0, len(doomed), _BATCH):
+            await client.unlink(*doomed[i : i + _BATCH])
+        t = await client.time()
+        pipe = client.pipeline(transaction=True)
+        pipe.hdel(base + b"st", b"n", b"len")
+        pipe.hset(base + b"st", mapping={b"i": f"{t[0]}.{t[1]}u", b"g": 1})
+        pipe.delete(base + b"log")
+        pipe.xadd(base + b"log", {b"u": b""}, id=b"1-0")
+        await pipe.execute()
+        return count
 
     async def aclose(self) -> None:
         """Close the client if this backend built it (:meth:`from_url`); idempotent."""
