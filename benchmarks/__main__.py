@@ -9,7 +9,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from . import engine
+from . import engine, redis_engine
 from .harness import QUICK, Config, Results, SizePlan, run
 from .report import machine_description, plot_search, render_markdown
 from .systems import all_systems
@@ -47,6 +47,16 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="run only the search-engine targets and replace their section of the report",
     )
     parser.add_argument("--engine-json", default="benchmarks/results/engine.json")
+    parser.add_argument(
+        "--no-redis-engine", action="store_true", help="skip the Redis search targets"
+    )
+    parser.add_argument(
+        "--redis-only",
+        action="store_true",
+        help="run only the Redis search targets (benchmarks/redis_engine.py) and replace "
+        "their section of the report",
+    )
+    parser.add_argument("--redis-json", default="benchmarks/results/redis_engine.json")
     parser.add_argument(
         "--cluster",
         action="store_true",
@@ -105,6 +115,14 @@ def main(argv: list[str] | None = None) -> int:
         out.write_text(engine.splice(out.read_text(encoding="utf-8"), section), encoding="utf-8")
         print(f"wrote the search engine section of {out}")
         return 0
+    if args.redis_only:
+        out = Path(args.out)
+        section = _redis_section(args, measure=True)
+        out.write_text(
+            redis_engine.splice(out.read_text(encoding="utf-8"), section), encoding="utf-8"
+        )
+        print(f"wrote the Redis search section of {out}")
+        return 0
     if args.from_json:
         results = Results.from_json(json.loads(Path(args.from_json).read_text()))
     else:
@@ -126,10 +144,30 @@ def main(argv: list[str] | None = None) -> int:
     text = render_markdown(results, command=command, machine=machine_description(), plot=relative)
     if not args.no_engine:
         text = engine.splice(text, _engine_section(args, measure=not args.from_json))
+    if not args.no_redis_engine:
+        text = redis_engine.splice(text, _redis_section(args, measure=not args.from_json))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
     print(f"wrote {out}" + (f" and {plot}" if plotted else " (no plot: matplotlib missing)"))
     return 0
+
+
+def _redis_section(args: argparse.Namespace, *, measure: bool) -> str:
+    path = Path(args.redis_json)
+    if measure:
+        results = redis_engine.run([int(n) for n in args.engine_sizes.split(",")], KINDS)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results, indent=1), encoding="utf-8")
+    elif path.exists():
+        results = json.loads(path.read_text(encoding="utf-8"))
+    else:
+        return ""
+    return redis_engine.render(
+        results, f"make bench BENCH_ARGS='--redis-only --engine-sizes {args.engine_sizes}'"
+    )
+
+
+KINDS = ["redis", "valkey"]
 
 
 def _engine_section(args: argparse.Namespace, *, measure: bool) -> str:

@@ -42,3 +42,26 @@ async def test_quality_script_scores_each_mode() -> None:
         assert 0.0 <= row["r@1"] <= row["r@5"] <= 1.0
     assert results[("keyword", "keyword")]["r@1"] == 1.0
     assert "| paraphrase (61) | hybrid |" in quality.table(results)
+
+
+def test_redis_engine_benchmark_runs_and_renders() -> None:
+    """The Redis search benchmark measures every figure on a private server at a tiny size,
+    renders its section, and splices it into a report (no timing asserted)."""
+    from benchmarks import redis_engine
+
+    from .redis_servers import require_binary
+
+    require_binary("redis")  # skips without one, fails under CI=true
+    results = redis_engine.run([300], ["redis"])
+    (row,) = results.values()
+    for name in ("first_search_s", "reload_floor_s", "redis_keyword_ms", "redis_semantic_ms"):
+        assert row[name] > 0
+    assert row["get_us"] > 0
+    assert row["raw_hget_us"] > 0
+    section = redis_engine.render(results, "cmd")
+    assert section.startswith(redis_engine.SECTION)
+    assert "not measured" in section
+    report = "# R\n\n## Targets\n\nx\n\n## Notes\n\nn\n"
+    once = redis_engine.splice(report, section)
+    assert once.index(redis_engine.SECTION) < once.index("## Notes")
+    assert redis_engine.splice(once, section) == once
