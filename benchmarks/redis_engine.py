@@ -29,6 +29,7 @@ import redis.asyncio as aioredis
 from tta_dev_primitives import RedisBackend
 from tta_dev_primitives.memory import codec
 from tta_dev_primitives.memory.backends import redis_scripts as lua
+from tta_dev_primitives.memory.backends.redis import _split
 from tta_dev_primitives.memory.records import Entry, SearchQuery
 
 from .engine import LIMIT, _store, corpus, queries, vectors
@@ -69,7 +70,8 @@ async def measure(url: str, n: int, count: int = 30) -> dict[str, float]:
     floor = RedisBackend.from_url(url, max_size=None, socket_timeout=30.0)
     space = floor._space(ns)
     start = time.perf_counter()
-    keys = (await floor._eval(lua.LOAD, space))[5:]
+    reply = await floor._eval(lua.LOAD, space)
+    keys = _split(reply[5], reply[6])
     found = await floor._fetch(space, keys, vectors=True)
     for fields in found:
         codec.decode(fields[1].decode())

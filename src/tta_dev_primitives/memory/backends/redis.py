@@ -48,6 +48,7 @@ from redis.exceptions import (
     ReadOnlyError,
     RedisClusterException,
     RedisError,
+    ResponseError,
     TryAgainError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -163,6 +164,13 @@ def _unpack(header: bytes, body: bytes, width: int) -> builtins.list[tuple[bytes
         None if size < 0 else body[end - size : end] for size, end in zip(sizes, ends, strict=True)
     ]
     return [tuple(fields[i : i + width]) for i in range(0, len(fields), width)]
+
+
+def _split(header: bytes, body: bytes) -> builtins.list[bytes]:
+    """Split strings packed end to end, ``header`` their int32 lengths (``lua/load.lua``)."""
+    ends = np.cumsum(np.frombuffer(header, dtype="<i4")).tolist()
+    starts = [0, *ends[:-1]] if ends else []
+    return [body[a:b] for a, b in zip(starts, ends, strict=True)]
 
 
 def _space_arg(entry: Entry) -> bytes:
@@ -668,11 +676,19 @@ class RedisBackend:
         rec = space.rec
         flag = b"1" if vectors else b"0"
         calls = [
-            (tuple(rec + k for k in keys[i : i + _BATCH]), (space.base, flag))
+            (tuple(rec + k for k in keys[i : i + _BATCH]), (space.base, flag, b"0"))
             for i in range(0, len(keys), _BATCH)
         ]
+        try:
+            replies = await self._eval_many(lua.FETCH, calls, self._search_timeout)
+        except ResponseError as exc:
+            if _WRONGTYPE not in str(exc):
+                raise
+            # A key of another type among them: again, reporting it instead of failing.
+            careful = [(keys, (base, flag, b"1")) for keys, (base, flag, _) in calls]
+            replies = await self._eval_many(lua.FETCH, careful, self._search_timeout)
         out: builtins.list[Sequence[bytes | None]] = []
-        for header, body in await self._eval_many(lua.FETCH, calls, self._search_timeout):
+        for header, body in replies:
             out.extend(_unpack(header, body, 7))
         return out
 
@@ -941,7 +957,7 @@ class RedisBackend:
                 operation="search",
                 transient=False,
             )
-        keys = reply[5:]
+        keys = _split(reply[5], reply[6])
         state = NamespaceIndex(incarnation=incarnation, last=int(last))
         state.space = _stored_space(embedder)
         state.restarts = self._check.restarts

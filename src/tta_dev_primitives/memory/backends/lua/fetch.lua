@@ -1,4 +1,6 @@
--- KEYS: record keys. ARGV: base, vectors ('1': with each record's vector). Recency is left
+-- KEYS: record keys. ARGV: base, vectors ('1': with each record's vector), careful ('1':
+-- a key of another type is reported as not a record instead of failing the script, which
+-- costs a protected call per key; the client asks for it after a WRONGTYPE). Recency is left
 -- alone. Per key, fields s, v, m, e, x, u, c (e left out without vectors; s absent and v
 -- set: the key holds something else than a record hash, v says what). Returned packed, as
 -- two strings: the fields' lengths (little-endian int32, -1 for an absent field, 7 per key)
@@ -6,13 +8,14 @@
 -- client splits far faster than it parses thousands of replies.
 local lens, parts = {}, {}
 local with = ARGV[2] == '1'
-local none = struct.pack('<i4', -1)
+local call = redis.call
+if ARGV[3] == '1' then call = redis.pcall end
 for i = 1, #KEYS do
   local h
   if with then
-    h = redis.pcall('HMGET', KEYS[i], 's', 'v', 'm', 'e', 'x', 'u', 'c')
+    h = call('HMGET', KEYS[i], 's', 'v', 'm', 'e', 'x', 'u', 'c')
   else
-    h = redis.pcall('HMGET', KEYS[i], 's', 'v', 'm', 'x', 'u', 'c')
+    h = call('HMGET', KEYS[i], 's', 'v', 'm', 'x', 'u', 'c')
     if not h.err then table.insert(h, 4, false) end
   end
   if h.err then
@@ -21,14 +24,16 @@ for i = 1, #KEYS do
     if not string.find(h.err, 'WRONGTYPE', 1, true) then return redis.error_reply(h.err) end
     h = {false, h.err, false, false, false, false, false}
   end
+  local l = {}
   for j = 1, 7 do
     local f = h[j]
     if f then
-      lens[#lens + 1] = struct.pack('<i4', #f)
+      l[j] = #f
       parts[#parts + 1] = f
     else
-      lens[#lens + 1] = none
+      l[j] = -1
     end
   end
+  lens[i] = struct.pack('<i4i4i4i4i4i4i4', l[1], l[2], l[3], l[4], l[5], l[6], l[7])
 end
 return {table.concat(lens), table.concat(parts)}

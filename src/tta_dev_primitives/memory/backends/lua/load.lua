@@ -1,8 +1,9 @@
 --! keys: lru st
 -- The snapshot a full load of a search index starts from. KEYS: lru, st. ARGV: base.
 -- Returns {incarnation (nil: no such namespace), last change-log entry n, server ms, 1 if
--- the namespace still has the layout of 0.1.0 (0 otherwise), its embedder (nil: none), then
--- every live key}. The loader then fetches the records (fetch.lua) and applies the change
+-- the namespace still has the layout of 0.1.0 (0 otherwise), its embedder (nil: none), the
+-- live keys' lengths (little-endian int32 each), the live keys end to end}: two strings for
+-- all the keys (a reply of one bulk string per key costs the client far more to parse). The loader then fetches the records (fetch.lua) and applies the change
 -- log from n on, which brings in whatever changed while it fetched.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -11,5 +12,8 @@ local old = redis.call('EXISTS', ARGV[1] .. 'q') + redis.call('EXISTS', ARGV[1] 
 if old > 0 then old = 1 end
 local out = {st[1], tonumber(st[2] or '0'), now, old, st[3]}
 local keys = redis.call('ZRANGE', KEYS[1], 0, -1)
-for i = 1, #keys do out[5 + i] = keys[i] end
+local lens = {}
+for i = 1, #keys do lens[i] = struct.pack('<i4', #keys[i]) end
+out[6] = table.concat(lens)
+out[7] = table.concat(keys)
 return out
