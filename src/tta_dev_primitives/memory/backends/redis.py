@@ -952,7 +952,7 @@ class RedisBackend:
             raise MemoryBackendError(
                 f"Redis at {self._where}, search: namespace keys {_s(space.base)}... have the "
                 "layout of tta-dev-primitives 0.1.0; run `await backend.upgrade_layout()` "
-                "(or `tta-memory upgrade`) once to convert them",
+                "once to convert them",
                 backend="redis",
                 operation="search",
                 transient=False,
