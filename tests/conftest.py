@@ -20,12 +20,19 @@ from tta_dev_primitives import (
 from tta_dev_primitives.testing import CapturedTelemetry, capture_telemetry
 
 # Real-server fixtures (private redis-server / valkey-server processes) for every module.
-pytest_plugins = ["tests.redis_servers"]
+pytest_plugins = ["tests.redis_servers", "tests.redis_stack"]
 
 
 # Fixtures that start or use a real server: a test asking for one is marked ``redis``.
 SERVER_FIXTURES = frozenset(
-    {"redis_server", "valkey_server", "redis_client", "redis_backend", "fresh_server"}
+    {
+        "redis_server",
+        "valkey_server",
+        "redis_client",
+        "redis_backend",
+        "fresh_server",
+        "redis_stack",
+    }
 )
 
 
@@ -122,6 +129,21 @@ async def _cluster_harness(request: pytest.FixtureRequest) -> BackendHarness:
     return BackendHarness("cluster", make, advance, remote=True)
 
 
+async def _stack_harness(request: pytest.FixtureRequest) -> BackendHarness:
+    """RedisBackend on a private Redis Stack, every search through the Query Engine."""
+    from .redis_stack import shared_stack
+
+    server = shared_stack(request.config)
+
+    async def make(max_size: int | None) -> MemoryBackend:
+        return RedisBackend.from_url(server.url, max_size=max_size, search_engine="query-engine")
+
+    async def advance(seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    return BackendHarness("redis_stack", make, advance, remote=True)
+
+
 async def _fallback_harness(request: pytest.FixtureRequest) -> BackendHarness:
     """FallbackBackend over a real Redis primary: what every ``redis_url=`` user gets."""
     redis = await _server_harness("redis")(request)
@@ -140,6 +162,7 @@ BACKEND_HARNESSES: dict[str, Callable[[pytest.FixtureRequest], Awaitable[Backend
     "valkey": _server_harness("valkey"),
     "cluster": _cluster_harness,
     "fallback_redis": _fallback_harness,
+    "redis_stack": _stack_harness,
 }
 # Marks of an entry's tests (`-m "not cluster"` skips the cluster for a quick local run).
 HARNESS_MARKS: dict[str, tuple[pytest.MarkDecorator, ...]] = {

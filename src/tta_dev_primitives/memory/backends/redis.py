@@ -80,6 +80,7 @@ from .base import BackendInfo, CompactionPlan, StoredVectors
 from .redis_clients import ClientPerLoop, ServerCheck
 from .redis_cluster import CLUSTER_SCHEMES, cluster_client
 from .redis_index import DEFAULT_INDEX_BUDGET, LocalIndexes, NamespaceIndex
+from .redis_query_engine import QueryEngine, SearchEngine, validate_search_engine
 
 __all__ = ["RedisBackend"]
 
@@ -289,11 +290,17 @@ class RedisBackend:
         index_budget: Most bytes of search indexes kept in this process (default 512 MiB,
             by the indexes' own estimates); the least recently searched namespaces' indexes
             are dropped past it and loaded again by their next search.
+        search_engine: ``"auto"`` (default): the Redis Query Engine (``FT.*``) answers
+            searches of namespaces too large to hold in process, when the server has it;
+            ``"local"``: never; ``"query-engine"``: always (a server without it is a
+            :class:`MemoryBackendError`). See
+            :mod:`~tta_dev_primitives.memory.backends.redis_query_engine`.
 
     Raises:
         TypeError: ``client`` is not a redis.asyncio client, or ``prefix`` is not a str.
         ValueError: ``prefix`` is empty or holds a brace; the client decodes responses;
-            ``index_budget`` is not a positive int.
+            ``index_budget`` is not a positive int; ``search_engine`` is not one of the
+            three.
     """
 
     def __init__(
@@ -306,6 +313,7 @@ class RedisBackend:
         timeout: float | None = None,
         search_timeout: float | None = 30.0,
         index_budget: int = DEFAULT_INDEX_BUDGET,
+        search_engine: SearchEngine = "auto",
     ) -> None:
         if not isinstance(client, aioredis.Redis | aioredis.RedisCluster):
             raise TypeError(
@@ -345,6 +353,7 @@ class RedisBackend:
         self.namespace_cache_size = 4096
         self._garbled: set[tuple[bytes, str]] = set()  # undecodable records reported
         self._indexes = LocalIndexes(index_budget)
+        self._query_engine = QueryEngine(self, validate_search_engine(search_engine), index_budget)
         attributes: dict[str, str | int] = {"db.system.name": "redis", "server.address": host}
         if port is not None:
             attributes["server.port"] = port
@@ -366,6 +375,7 @@ class RedisBackend:
         search_timeout: float | None = 30.0,
         max_connections: int = 100,
         index_budget: int = DEFAULT_INDEX_BUDGET,
+        search_engine: SearchEngine = "auto",
         **client_options: Any,
     ) -> RedisBackend:
         """Build a backend with its own client for ``url`` (``redis://``, ``rediss://``,
@@ -398,6 +408,7 @@ class RedisBackend:
                 checked with PING before use.
             search_timeout: Seconds a search's round trip may take (see the class).
             index_budget: Most bytes of search indexes kept in this process (see the class).
+            search_engine: ``"auto"``, ``"local"`` or ``"query-engine"`` (see the class).
             max_connections: Most connections open at once (standalone servers; a cluster
                 client opens what it needs per node). More
                 concurrent operations than this wait for a free connection, within their own
@@ -407,10 +418,12 @@ class RedisBackend:
 
         Raises:
             TypeError: ``url`` is not a str.
-            ValueError: ``url`` is not a Redis URL.
+            ValueError: ``url`` is not a Redis URL, or ``search_engine`` is not one of the
+                three.
         """
         if not isinstance(url, str):
             raise TypeError(f"url must be a str, got {type(url).__name__}")
+        validate_search_engine(search_engine)
         retry = Retry(
             ExponentialWithJitterBackoff(cap=backoff_cap, base=backoff_base),
             retries,
@@ -446,6 +459,7 @@ class RedisBackend:
             timeout=socket_timeout,
             search_timeout=search_timeout,
             index_budget=index_budget,
+            search_engine=search_engine,
         )
         # Each event loop that uses the backend gets its own client (see redis_clients).
         backend._clients = ClientPerLoop(
@@ -834,6 +848,8 @@ class RedisBackend:
         state = self._indexes.get(space.base)
         if state is not None:
             state.reset(None, 0)
+        if self._query_engine.mode != "local":
+            await self._query_engine.forget(space)
         return count
 
     async def keys(self, namespace: Namespace) -> builtins.list[str]:
@@ -853,6 +869,11 @@ class RedisBackend:
     def indexes(self) -> LocalIndexes:
         """The search indexes this backend holds in its process (see ``redis_index``)."""
         return self._indexes
+
+    @property
+    def query_engine(self) -> QueryEngine:
+        """The Redis Query Engine search path (see ``redis_query_engine``)."""
+        return self._query_engine
 
     async def _synced(self, space: _Space) -> tuple[NamespaceIndex, float]:
         """The namespace's index, caught up with every change acknowledged before the call
@@ -977,6 +998,10 @@ class RedisBackend:
         if prepared is None:
             return []
         space = self._space(namespace)
+        if self._query_engine.mode != "local":
+            engine = await self._query_engine.search(space, prepared, query)
+            if engine is not None:
+                return engine
         with self._failures("search"):
             try:
                 state, now = await self._synced(space)

@@ -1,0 +1,736 @@
+"""Search through the Redis Query Engine (``FT.*``: Redis Stack 7.4 / RediSearch 2.10, Redis 8).
+
+A :class:`~tta_dev_primitives.memory.backends.redis.RedisBackend` answers a search from an
+in-process index of the namespace (``redis_index``); for a namespace too large to hold that
+way, it can ask the server's Query Engine for candidates instead:
+
+* ``search_engine="local"``: never ``FT.*``.
+* ``search_engine="query-engine"``: always ``FT.*`` (a server without it, or a cluster
+  client, raises :class:`MemoryBackendError`).
+* ``search_engine="auto"`` (the default): ``FT.*`` for a namespace holding at least
+  :attr:`QueryEngine.min_records` records (50,000 by default: about where a namespace's
+  local index with 384-d vectors outgrows 100 MiB) on a standalone server that has it; the
+  local index for every other namespace. The record count is read (``ZCARD``) when the
+  namespace is first searched and again every :attr:`QueryEngine.recheck_interval` seconds.
+
+Support is detected once per server (``FT._LIST``), and again after a restart.
+
+One ``FT`` index per namespace, named ``<namespace base>idx`` (``tta:{default}:idx``), over
+the record hashes (``PREFIX 1 <base>h:``): ``v`` ``TEXT NOSTEM`` (the value JSON) with
+``STOPWORDS 0``, and ``e`` ``VECTOR HNSW FLOAT32 COSINE`` of the dimension of the first
+query vector (added by ``FT.ALTER`` when a namespace first searched by keyword is searched
+by meaning). It is created on the namespace's first search through this path, waited for
+until the server has indexed what was there (``indexing`` 0, ``percent_indexed`` 1), and
+dropped (``FT.DROPINDEX``, records kept) by :meth:`RedisBackend.clear`; a search that finds it
+gone (another process cleared the namespace, a restart) creates it again. The Lua scripts
+stay as they are: Redis indexes a record hash when a script writes it.
+
+Ranking stays the shared engine's. The Query Engine only proposes candidates, in one
+pipelined round trip: the ``BM25STD`` top ``N`` of the query words joined by ``|``
+(``N = max(200, 10 * wanted)``, ``wanted`` = the limit, or the fusion depth in hybrid mode),
+the top ``N`` of an infix query on the longest word (``*word*``: records that may hold the
+whole query as a substring), and the ``KNN`` top ``max(50, 4 * wanted)`` with
+``EF_RUNTIME max(200, K)``. The candidates' records are read (one more round trip) and
+scored by :mod:`~tta_dev_primitives.memory.search` exactly as every backend scores them,
+with the namespace's exact BM25 statistics (record count, total length, each word's document
+frequency), which this process keeps in a :class:`LexicalStats` of the namespace caught up
+from the change log like the local index (word counts only: no postings, no text, no
+vectors). Metadata filters and expiry apply to the candidates; when a filter leaves fewer
+hits than asked and a candidate list was cut, the lists are asked again four times longer
+(at most 10,000, the server's ``MAXSEARCHRESULTS`` default).
+
+Where it can differ from the local index: a record the Query Engine does not propose is not
+returned. It tokenizes the value JSON, not the string leaves: it folds ASCII case only
+(words with other capitals are also asked in upper and title case), does not split words on
+non-ASCII punctuation (``x—y`` is one word there) nor at JSON escapes (``\\n``), and has no
+infix search for a one-byte word (the substring candidates are then the first ``N`` records).
+The KNN side is approximate (HNSW): recall@10 against exact search is measured by
+``python -m benchmarks.redis_stack_engine``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import math
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+import numpy as np
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from .. import codec
+from ..errors import MemoryBackendError
+from ..index import IndexRecord, SearchIndex
+from ..records import SearchQuery, SearchResult
+from ..search import (
+    Candidate,
+    KeywordQuery,
+    Scored,
+    fusion_depth,
+    keyword_bound,
+    make_document,
+    rank_by_mode,
+    rank_keyword,
+    rank_semantic,
+    recency_weight,
+    tokenize,
+)
+from . import redis_scripts as lua
+from .redis_index import LocalIndexes, NamespaceIndex
+
+if TYPE_CHECKING:
+    from .redis import RedisBackend, _Space
+
+__all__ = [
+    "DEFAULT_QUERY_ENGINE_MIN_RECORDS",
+    "SEARCH_ENGINES",
+    "LexicalStats",
+    "QueryEngine",
+    "SearchEngine",
+    "validate_search_engine",
+]
+
+SearchEngine = Literal["auto", "local", "query-engine"]
+SEARCH_ENGINES: tuple[SearchEngine, ...] = ("auto", "local", "query-engine")
+
+DEFAULT_QUERY_ENGINE_MIN_RECORDS = 50_000
+"""Records from which ``search_engine="auto"`` searches a namespace through ``FT.*``."""
+
+_MAX_RESULTS = 10_000  # RediSearch's MAXSEARCHRESULTS default: the longest candidate list
+_EF_RUNTIME = 1000  # HNSW recall@10 at 10k random 384-d vectors: 0.75 at 200, ~1.0 at 1000
+_WAIT = 0.01  # first pause while FT.CREATE indexes what exists (doubled, at most 0.2 s)
+
+
+def validate_search_engine(value: object) -> SearchEngine:
+    """Return ``value`` if it is one of :data:`SEARCH_ENGINES`."""
+    for engine in SEARCH_ENGINES:
+        if value == engine:
+            return engine
+    raise ValueError(f"search_engine must be 'auto', 'local' or 'query-engine', got {value!r}")
+
+
+class LexicalStats:
+    """The BM25 statistics of one namespace, kept exactly as the shared engine counts them.
+
+    Per live record: its length in words and its distinct words (shared strings); per word:
+    how many live records hold it. What :class:`~tta_dev_primitives.memory.index.SearchIndex`
+    needs to score, without postings, text or vectors. It is fed like a search index
+    (``upsert_many``, ``remove``, ``expire``) by the backend's change-log catch-up.
+    """
+
+    def __init__(self) -> None:
+        self._docs: dict[str, tuple[int, tuple[str, ...]]] = {}
+        self._refs = 0  # words held, summed over the records
+        self._df: dict[str, int] = {}
+        self._total = 0
+        self._expires: dict[str, float] = {}
+        self._heap: list[tuple[float, str]] = []
+        self.dimensions: int | None = None  # length of the vectors seen, if any
+
+    def __len__(self) -> int:
+        return len(self._docs)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._docs
+
+    @property
+    def total_length(self) -> int:
+        """Sum of the live records' lengths in words."""
+        return self._total
+
+    def df(self, term: str) -> int:
+        """Number of live records holding ``term``."""
+        return self._df.get(term, 0)
+
+    def upsert_many(self, records: Iterable[IndexRecord]) -> None:
+        """Count each record (replacing what was counted under its key)."""
+        df = self._df
+        for key, _, value, _, expires_at, vector in records:
+            self.remove(key)
+            doc = make_document(value)
+            terms = tuple(doc.terms)
+            for term in terms:
+                df[term] = df.get(term, 0) + 1
+            # One str per word (interned), not one per record holding it.
+            self._docs[key] = (doc.length, tuple(map(sys.intern, terms)))
+            self._refs += len(terms)
+            self._total += doc.length
+            if expires_at is not None:
+                self._expires[key] = expires_at
+                heapq.heappush(self._heap, (expires_at, key))
+            if vector is not None and self.dimensions is None:
+                self.dimensions = len(vector)
+        if len(self._heap) > 2 * len(self._expires) + 64:
+            self._heap = [(t, k) for k, t in self._expires.items()]
+            heapq.heapify(self._heap)
+
+    def remove(self, key: str) -> bool:
+        """Stop counting ``key``; True if it was counted."""
+        found = self._docs.pop(key, None)
+        if found is None:
+            return False
+        length, terms = found
+        self._total -= length
+        self._refs -= len(terms)
+        df = self._df
+        for term in terms:
+            left = df[term] - 1
+            if left:
+                df[term] = left
+            else:
+                del df[term]
+        self._expires.pop(key, None)
+        return True
+
+    def expire(self, now: float) -> int:
+        """Stop counting every record with an expiry ``<= now``; return how many."""
+        heap = self._heap
+        removed = 0
+        while heap and heap[0][0] <= now:
+            at, key = heapq.heappop(heap)
+            if self._expires.get(key) == at and self.remove(key):
+                removed += 1
+        return removed
+
+    def clear(self) -> None:
+        """Forget every record."""
+        self.__init__()  # type: ignore[misc]
+
+    def memory_bytes(self) -> int:
+        """A cheap estimate of the memory held, in bytes."""
+        docs = len(self._docs)
+        return 200 * docs + 8 * self._refs + 120 * len(self._df) + 64 * len(self._heap)
+
+
+class _Index:
+    """What this process knows of one namespace's FT index."""
+
+    __slots__ = ("dims", "restarts")
+
+    def __init__(self, restarts: int, dims: int | None) -> None:
+        self.restarts = restarts
+        self.dims = dims
+
+
+class QueryEngine:
+    """The ``FT.*`` search path of one :class:`RedisBackend` (see the module docstring).
+
+    Attributes:
+        mode: ``"auto"``, ``"local"`` or ``"query-engine"``.
+        min_records: In ``"auto"`` mode, the records from which a namespace is searched
+            through ``FT.*``.
+        recheck_interval: Seconds after which ``"auto"`` counts a namespace's records again.
+        ef_runtime: HNSW ``EF_RUNTIME`` of the KNN queries (default 1000; at least ``K``).
+        searches: Searches answered through ``FT.*`` (for tests and benchmarks).
+    """
+
+    def __init__(self, backend: RedisBackend, mode: SearchEngine, budget: int) -> None:
+        self._backend = backend
+        self.mode = mode
+        self.min_records = DEFAULT_QUERY_ENGINE_MIN_RECORDS
+        self.recheck_interval = 60.0
+        self.searches = 0
+        self.ef_runtime = _EF_RUNTIME
+        self._support: tuple[int, bool] | None = None  # (restarts, server has FT)
+        self._indexes: dict[bytes, _Index] = {}
+        self._large: dict[bytes, tuple[float, bool]] = {}
+        self.stats = LocalIndexes(budget)
+
+    # -- when ------------------------------------------------------------------------------
+
+    async def available(self) -> bool:
+        """Whether the server has the Query Engine (asked once per server incarnation)."""
+        backend = self._backend
+        restarts = backend._check.restarts
+        if self._support is not None and self._support[0] == restarts:
+            return self._support[1]
+        client = backend._client
+        if isinstance(client, aioredis.RedisCluster):
+            found = False  # RediSearch without a coordinator indexes one shard only
+        else:
+            try:
+                async with asyncio.timeout(backend._timeout):
+                    await client.execute_command("FT._LIST")  # type: ignore[no-untyped-call]
+                found = True
+            except ResponseError:
+                found = False  # unknown command (no module), or not allowed by the ACL
+        self._support = (restarts, found)
+        if not found:
+            self._indexes.clear()
+        return found
+
+    async def _is_large(self, space: _Space) -> bool:
+        base = space.base
+        known = self._large.get(base)
+        now = time.monotonic()
+        if known is not None and now - known[0] < self.recheck_interval:
+            return known[1]
+        backend = self._backend
+        async with asyncio.timeout(backend._timeout):
+            count = int(await backend._client.zcard(base + b"lru"))
+        large = count >= self.min_records
+        if len(self._large) >= 4096:
+            self._large.clear()
+        self._large[base] = (now, large)
+        if large:
+            backend._indexes.drop(base)  # searched here from now on: free the local index
+        else:
+            self.stats.drop(base)
+        return large
+
+    async def search(
+        self, space: _Space, prepared: KeywordQuery, query: SearchQuery
+    ) -> list[SearchResult] | None:
+        """The search's results through ``FT.*``, or None: the local index answers it."""
+        if self.mode == "local":
+            return None
+        backend = self._backend
+        with backend._failures("search"):
+            if not await self.available():
+                if self.mode == "auto":
+                    return None
+                raise MemoryBackendError(
+                    f"Redis at {backend._where}, search: search_engine='query-engine' needs "
+                    "the Redis Query Engine (FT.* commands: Redis Stack, or Redis 8) on a "
+                    "standalone server; this one has none (or the client is a cluster client)",
+                    backend="redis",
+                    operation="search",
+                    transient=False,
+                )
+            if self.mode == "auto" and not await self._is_large(space):
+                return None
+            try:
+                return await self._search(space, prepared, query)
+            except TimeoutError as exc:
+                raise MemoryBackendError(
+                    f"Redis at {backend._where}, search: took longer than search_timeout="
+                    f"{backend._search_timeout}s (Query Engine); not taken for an outage",
+                    backend="redis",
+                    operation="search",
+                    transient=False,
+                ) from exc
+
+    async def forget(self, space: _Space) -> None:
+        """The namespace was cleared: drop its FT index (not its records) and statistics."""
+        self.stats.drop(space.base)
+        self._large.pop(space.base, None)
+        if self.mode == "local":
+            return
+        backend = self._backend
+        with backend._failures("clear"):
+            if not await self.available():
+                return
+            self._indexes.pop(space.base, None)
+            try:
+                async with asyncio.timeout(backend._timeout):
+                    await backend._client.execute_command("FT.DROPINDEX", space.base + b"idx")
+            except ResponseError as exc:
+                if not _unknown_index(exc):
+                    raise
+
+    # -- the index ---------------------------------------------------------------------------
+
+    async def _ensure(self, space: _Space, dims: int | None) -> _Index:
+        """The namespace's FT index, created (or given a vector field) when needed."""
+        backend = self._backend
+        restarts = backend._check.restarts
+        known = self._indexes.get(space.base)
+        if known is not None and known.restarts == restarts and (dims is None or known.dims):
+            return known
+        client = backend._client
+        name = space.base + b"idx"
+        deadline = backend._search_timeout
+        async with asyncio.timeout(deadline):
+            try:
+                info = _pairs(await client.execute_command("FT.INFO", name))
+            except ResponseError as exc:
+                if not _unknown_index(exc):
+                    raise
+                info = None
+            if info is None:
+                schema: list[Any] = ["v", "TEXT", "NOSTEM", "s", "NUMERIC", "SORTABLE"]
+                if dims:
+                    schema += _vector_field(dims)
+                try:
+                    await client.execute_command(
+                        "FT.CREATE", name, "ON", "HASH", "PREFIX", 1, space.rec,
+                        "STOPWORDS", 0, "SCHEMA", *schema,
+                    )  # fmt: skip
+                except ResponseError as exc:
+                    if "already exists" not in str(exc).lower():
+                        raise
+                info = _pairs(await client.execute_command("FT.INFO", name))
+            have = _vector_dims(info)
+            if dims and not have:
+                try:
+                    await client.execute_command(
+                        "FT.ALTER", name, "SCHEMA", "ADD", *_vector_field(dims)
+                    )
+                except ResponseError as exc:
+                    if "duplicate" not in str(exc).lower():
+                        raise
+                info = _pairs(await client.execute_command("FT.INFO", name))
+                have = _vector_dims(info)
+            pause = _WAIT
+            while not _indexed(info):
+                await asyncio.sleep(pause)
+                pause = min(0.2, 2 * pause)
+                info = _pairs(await client.execute_command("FT.INFO", name))
+        if len(self._indexes) >= 4096:
+            self._indexes.clear()
+        known = self._indexes[space.base] = _Index(restarts, have)
+        return known
+
+    # -- statistics --------------------------------------------------------------------------
+
+    async def _synced(self, space: _Space) -> tuple[NamespaceIndex, LexicalStats, float]:
+        """The namespace's statistics, caught up with the change log, and the server clock."""
+        backend = self._backend
+        state = self.stats.get(space.base)
+        if state is not None and state.restarts != backend._check.restarts:
+            state = None
+        now: float | None = None
+        if state is not None:
+            now = await backend._catch_up(space, state)
+        if state is None or now is None:
+            state, now = await self._load(space)
+        self.stats.measure(space.base, state)
+        return state, cast(LexicalStats, state.index), now
+
+    async def _load(self, space: _Space) -> tuple[NamespaceIndex, float]:
+        backend = self._backend
+        reply = await backend._eval(lua.LOAD, space, deadline=backend._search_timeout)
+        incarnation, last, now_ms, old = reply[:4]
+        if int(old):
+            raise MemoryBackendError(
+                f"Redis at {backend._where}, search: namespace keys "
+                f"{space.base.decode(errors='replace')}... have the layout of "
+                "tta-dev-primitives 0.1.0; run `await backend.upgrade_layout()` "
+                "(or `tta-memory upgrade`) once to convert them",
+                backend="redis",
+                operation="search",
+                transient=False,
+            )
+        keys = reply[4:]
+        # The catch-up machinery feeds the statistics as it would a search index.
+        state = NamespaceIndex(
+            index=cast(SearchIndex, LexicalStats()), incarnation=incarnation, last=int(last)
+        )
+        state.restarts = backend._check.restarts
+        if keys:
+            found = await backend._fetch(space, keys, vectors=False)
+            pairs: list[Any] = []
+            for raw, fields in zip(keys, found, strict=True):
+                pairs += (raw, fields)
+            backend._apply(space, state, pairs, 0, 2)
+        self.stats.put(space.base, state)
+        now = await backend._catch_up(space, state)
+        return state, (int(now_ms) / 1000 if now is None else now)
+
+    # -- search ------------------------------------------------------------------------------
+
+    async def _search(
+        self, space: _Space, prepared: KeywordQuery, query: SearchQuery
+    ) -> list[SearchResult]:
+        _state, stats, now = await self._synced(space)
+        stats.expire(now)
+        mode = query.mode
+        vector = None
+        if mode != "keyword" and query.vector is not None:
+            vector = np.asarray(query.vector, dtype=np.float32)  # as the local index takes it
+        dims = None if vector is None else len(vector)
+        index = await self._ensure(space, dims)
+        if vector is not None and index.dims != len(vector):
+            vector = None  # another embedder's vectors: no semantic hits (as locally)
+        wanted = query.limit if mode != "hybrid" else fusion_depth(query.limit)
+        if query.recency_half_life is not None:
+            wanted = max(wanted, 4 * query.limit)
+        # The Query Engine folds ASCII case only: it counts "café" and "CAFÉ" as two words
+        # and ranks such records less like the shared engine, so their lists are longer.
+        width = max(100, 4 * wanted) * (1 if prepared.text.isascii() else 4)
+        k = max(100, 2 * wanted)
+        n_docs = len(stats)
+        df = {t: stats.df(t) for t in prepared.terms}
+        total = stats.total_length
+        while True:
+            words, near, cut = await self._candidates(space, prepared, vector, mode, width, k)
+            docs, texts, metas, updated = await self._records(space, words, near, now)
+            candidates: list[Candidate] = [
+                (key, seq, doc, metas[key]) for key, (seq, doc) in docs.items()
+            ]
+            ranked = self._rank(
+                query, prepared, candidates, df, n_docs, total, vector, updated, now
+            )
+            if len(ranked) >= query.limit or not cut or width >= _MAX_RESULTS:
+                break
+            width = min(_MAX_RESULTS, 4 * width)
+            k = min(_MAX_RESULTS, 4 * k)
+        self.searches += 1
+        return [SearchResult(key, texts[key], score, metas[key]) for score, _, key in ranked]
+
+    def _rank(
+        self,
+        query: SearchQuery,
+        prepared: KeywordQuery,
+        candidates: list[Candidate],
+        df: Mapping[str, int],
+        n_docs: int,
+        total: int,
+        vector: Any,
+        updated: Mapping[str, float],
+        now: float,
+    ) -> list[Scored]:
+        filter_ = query.filter
+        recency = None
+        if query.recency_half_life is not None:
+            half_life = query.recency_half_life
+
+            def recency(key: str) -> float:
+                return recency_weight(now - updated.get(key, now), half_life)
+
+        return rank_by_mode(
+            query.mode,
+            query.limit,
+            lambda limit: rank_keyword(prepared, candidates, df, n_docs, total, limit, filter_),
+            lambda limit: (
+                [] if vector is None else rank_semantic(vector, candidates, limit, filter_)
+            ),
+            fusion=query.fusion,
+            semantic_weight=query.semantic_weight,
+            tracer=query.tracer,
+            keyword_bound=lambda: keyword_bound(prepared, df, n_docs),
+            recency=recency,
+        )
+
+    async def _candidates(
+        self,
+        space: _Space,
+        prepared: KeywordQuery,
+        vector: Any,
+        mode: str,
+        width: int,
+        k: int,
+    ) -> tuple[list[bytes], list[bytes], bool]:
+        """Candidate keys (record-key suffixes) of the word lists and of the KNN list, and
+        whether a list was cut short."""
+        backend = self._backend
+        name = space.base + b"idx"
+        timeout = 3_600_000 if backend._search_timeout is None else backend._search_timeout
+        ms = max(1, round(timeout * 1000))
+        commands: list[tuple[Any, ...]] = []
+        if mode != "semantic":
+            words = _variants(prepared.terms)
+            if words:
+                commands.append(_best(name, f"@v:({'|'.join(words)})", width, ms))
+            sequence = tokenize(prepared.text)
+            if len(sequence) > 1:
+                # A record holding the whole query scores a bonus: the phrase's best.
+                commands.append(_best(name, f'@v:"{" ".join(sequence)}"', width, ms))
+            longest = max(prepared.terms, key=len, default="")
+            # Records that may hold the query inside longer words ("pyth" in "python")
+            # score the bonus alone, ties newest first: the newest holding the longest word.
+            if len(longest.encode()) >= 2:
+                infix = "|".join(f"*{w}*" for w in _variants((longest,)))
+                commands.append(_newest(name, f"@v:({infix})", width, ms))
+            else:  # no infix search for one byte: the newest records
+                commands.append(_newest(name, "*", width, ms))
+        if vector is not None and mode != "keyword":
+            blob = vector.astype("<f4", copy=False).tobytes()
+            ef = max(self.ef_runtime, k)
+            commands.append(
+                (
+                    "FT.SEARCH",
+                    name,
+                    f"*=>[KNN {k} @e $q EF_RUNTIME {ef}]",
+                    "PARAMS",
+                    2,
+                    "q",
+                    blob,
+                    "NOCONTENT",
+                    "LIMIT",
+                    0,
+                    k,
+                    "TIMEOUT",
+                    ms,
+                    "DIALECT",
+                    2,
+                )
+            )
+        if not commands:
+            return [], [], False
+        replies = await self._run(space, commands)
+        rec = len(space.rec)
+        found: list[dict[bytes, None]] = [{}, {}]
+        cut = False
+        for command, reply in zip(commands, replies, strict=True):
+            knn = "PARAMS" in command
+            total, ids = _ids(reply) if command[0] == "FT.SEARCH" else _keys(reply)
+            cut = cut or total > len(ids)
+            seen = found[knn]
+            for raw in ids:
+                seen[raw[rec:]] = None
+        near = found[1]
+        return [k for k in found[0] if k not in near], list(near), cut
+
+    async def _run(self, space: _Space, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """The replies of ``commands`` (one pipeline); the index created again if gone."""
+        backend = self._backend
+        for attempt in range(2):
+            pipe = backend._client.pipeline(transaction=False)
+            for command in commands:
+                pipe.execute_command(*command)
+            async with asyncio.timeout(backend._search_timeout):
+                replies = await pipe.execute(raise_on_error=False)
+            failed = next((r for r in replies if isinstance(r, Exception)), None)
+            if failed is None:
+                return list(replies)
+            if attempt == 0 and isinstance(failed, ResponseError) and _unknown_index(failed):
+                # Dropped by another process's clear (or lost in a restart): build it again.
+                known = self._indexes.pop(space.base, None)
+                await self._ensure(space, None if known is None else known.dims)
+                continue
+            raise failed
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _records(
+        self, space: _Space, words: list[bytes], near: list[bytes], now: float
+    ) -> tuple[
+        dict[str, tuple[int, Any]],
+        dict[str, str],
+        dict[str, dict[str, Any] | None],
+        dict[str, float],
+    ]:
+        """The live records under ``keys``: documents, stored JSON, metadata, updated time."""
+        backend = self._backend
+        from .redis import _GARBLED, _metadata, _s, _vector
+
+        # Vectors only for the KNN candidates (only they can rank by meaning).
+        plain, vectors = await asyncio.gather(
+            backend._fetch(space, words, vectors=False), backend._fetch(space, near, vectors=True)
+        )
+        keys = words + near
+        found = plain + vectors
+        docs: dict[str, tuple[int, Any]] = {}
+        texts: dict[str, str] = {}
+        metas: dict[str, dict[str, Any] | None] = {}
+        updated: dict[str, float] = {}
+        now_ms = now * 1000
+        for raw, (seq, value, meta, vec, expires, when, _) in zip(keys, found, strict=True):
+            if seq is None or value is None:
+                continue  # gone since the Query Engine answered (or not a record)
+            if expires is not None and int(expires) <= now_ms:
+                continue
+            key = _s(raw)
+            try:
+                text = _s(value)
+                doc = make_document(codec.decode(text), None if not vec else _vector(vec))
+                metadata = _metadata(meta)
+            except _GARBLED as exc:
+                backend._report_garbled(space.base, key, exc)
+                continue
+            docs[key] = (int(seq), doc)
+            texts[key] = text
+            metas[key] = metadata
+            updated[key] = int(when or 0) / 1000
+        return docs, texts, metas, updated
+
+
+def _best(name: bytes, text: str, width: int, ms: int) -> tuple[Any, ...]:
+    # FT.SEARCH breaks score ties oldest first; the shared engine breaks them newest first
+    # (higher write sequence): sort by score, then by s, and load only the keys kept.
+    return (
+        "FT.AGGREGATE", name, text, "ADDSCORES", "SCORER", "BM25STD",
+        "SORTBY", 4, "@__score", "DESC", "@s", "DESC", "MAX", width,
+        "LOAD", 1, "@__key", "TIMEOUT", ms, "DIALECT", 2,
+    )  # fmt: skip
+
+
+def _newest(name: bytes, text: str, width: int, ms: int) -> tuple[Any, ...]:
+    return (
+        "FT.SEARCH", name, text, "NOCONTENT", "SORTBY", "s", "DESC",
+        "LIMIT", 0, width, "TIMEOUT", ms, "DIALECT", 2,
+    )  # fmt: skip
+
+
+def _vector_field(dims: int) -> list[Any]:
+    return [
+        "e", "VECTOR", "HNSW", 10, "TYPE", "FLOAT32", "DIM", dims,
+        "DISTANCE_METRIC", "COSINE", "M", 16, "EF_CONSTRUCTION", 200,
+    ]  # fmt: skip
+
+
+def _variants(terms: Iterable[str]) -> list[str]:
+    """Query words as the Query Engine may have indexed them (it folds ASCII case only)."""
+    out: dict[str, None] = {}
+    for term in terms:
+        out[term] = None
+        if not term.isascii():
+            out[term.upper()] = None
+            out[term.capitalize()] = None
+    return list(out)
+
+
+def _pairs(reply: Any) -> dict[bytes, Any]:
+    """A RESP3 map or a RESP2 flat list of pairs, as a dict."""
+    if isinstance(reply, dict):
+        return reply
+    return dict(zip(reply[::2], reply[1::2], strict=False))
+
+
+def _flatten(item: Any) -> Iterable[Any]:
+    if isinstance(item, dict):
+        for k, v in item.items():
+            yield k
+            yield from _flatten(v)
+    elif isinstance(item, list | tuple):
+        for v in item:
+            yield from _flatten(v)
+    else:
+        yield item
+
+
+def _vector_dims(info: Mapping[bytes, Any]) -> int | None:
+    """The dimension of the index's vector field, None without one."""
+    for attribute in info.get(b"attributes", []):
+        flat = list(_flatten(attribute))
+        if b"VECTOR" in flat:
+            for i, item in enumerate(flat[:-1]):
+                if item in (b"dim", b"DIM"):
+                    return int(flat[i + 1])
+            return -1  # a vector field whose dimension this version does not show
+    return None
+
+
+def _indexed(info: Mapping[bytes, Any]) -> bool:
+    indexing = info.get(b"indexing", 0)
+    percent = info.get(b"percent_indexed", 1)
+    return int(float(indexing)) == 0 and math.isclose(float(percent), 1.0)
+
+
+def _ids(reply: Any) -> tuple[int, list[bytes]]:
+    """(total, ids) of an ``FT.SEARCH ... NOCONTENT`` reply (RESP3 map or RESP2 list)."""
+    if isinstance(reply, dict):
+        return int(reply[b"total_results"]), [r[b"id"] for r in reply[b"results"]]
+    return int(reply[0]), list(reply[1:])
+
+
+def _keys(reply: Any) -> tuple[int, list[bytes]]:
+    """(total, keys) of an ``FT.AGGREGATE ... LOAD 1 @__key`` reply (RESP3 or RESP2)."""
+    if isinstance(reply, dict):
+        rows = [r.get(b"extra_attributes", r) for r in reply[b"results"]]
+        return int(reply[b"total_results"]), [r[b"__key"] for r in rows if b"__key" in r]
+    keys = []
+    for row in reply[1:]:
+        fields = _pairs(row)
+        if b"__key" in fields:
+            keys.append(fields[b"__key"])
+    return int(reply[0]), keys
+
+
+def _unknown_index(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "unknown index" in text or "no such index" in text or "not found" in text

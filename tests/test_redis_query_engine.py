@@ -1,0 +1,271 @@
+"""The Redis Query Engine search path (``search_engine=``), against a real Redis Stack.
+
+The conformance suite runs whole on Redis Stack with ``search_engine="query-engine"``
+(``tests/conftest.py``); these tests cover what is particular to the path: choosing it,
+the FT index's life (created, dropped by ``clear``, rebuilt when gone), candidates past the
+first lists, and rankings equal to the local index's on the same server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import subprocess
+
+import pytest
+import redis.asyncio as aioredis
+
+from tta_dev_primitives import MemoryBackendError, MemoryPrimitive, RedisBackend
+from tta_dev_primitives.memory.embeddings import HashingEmbedder
+from tta_dev_primitives.memory.records import Entry, SearchQuery
+
+from .redis_servers import RedisServer, free_port
+from .redis_stack import StackServer, stack_script
+
+WORDS = [
+    *("redis", "python", "memory", "agent", "trace", "span", "vector"),
+    *("search", "cache", "fast", "slow", "café", "naïve"),
+]
+
+
+async def _ft_list(url: str) -> list[bytes]:
+    client = aioredis.from_url(url)
+    try:
+        return list(await client.execute_command("FT._LIST"))
+    finally:
+        await client.aclose()
+
+
+def test_search_engine_is_validated() -> None:
+    """A search_engine other than auto, local or query-engine is a ValueError naming it."""
+    client = aioredis.Redis()
+    with pytest.raises(ValueError, match="search_engine"):
+        RedisBackend(client, search_engine="ft")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="search_engine"):
+        RedisBackend.from_url("redis://127.0.0.1:1/0", search_engine="")  # type: ignore[arg-type]
+    assert RedisBackend(client, search_engine="local").query_engine.mode == "local"
+    assert RedisBackend(client).query_engine.mode == "auto"
+
+
+async def test_query_engine_needs_the_module(redis_server: RedisServer) -> None:
+    """search_engine='query-engine' on a server without FT.* refuses, saying why; 'auto'
+    searches through the local index there."""
+    required = RedisBackend.from_url(redis_server.url, search_engine="query-engine")
+    auto = RedisBackend.from_url(redis_server.url)
+    try:
+        await auto.put(("qe",), Entry("k", '"python memory"'))
+        with pytest.raises(MemoryBackendError, match="Query Engine") as caught:
+            await required.search(("qe",), SearchQuery("python", 5))
+        assert not caught.value.transient
+        hits = await auto.search(("qe",), SearchQuery("python", 5))
+        assert [h.key for h in hits] == ["k"]
+        assert auto.query_engine.searches == 0
+    finally:
+        await auto.clear(("qe",))
+        await required.aclose()
+        await auto.aclose()
+
+
+async def test_auto_uses_the_engine_for_large_namespaces(redis_stack: StackServer) -> None:
+    """'auto' searches a namespace below min_records locally and one above it through FT,
+    with the same hits as the local index."""
+    auto = RedisBackend.from_url(redis_stack.url, max_size=None)
+    local = RedisBackend.from_url(redis_stack.url, max_size=None, search_engine="local")
+    auto.query_engine.min_records = 50
+    small, large = ("qe-auto", "small"), ("qe-auto", "large")
+    try:
+        await auto.put_many(small, [Entry(f"s{i}", f'"python {i}"') for i in range(10)])
+        await auto.put_many(large, [Entry(f"l{i}", f'"python memory {i}"') for i in range(60)])
+        await auto.search(small, SearchQuery("python", 5))
+        assert auto.query_engine.searches == 0
+        got = await auto.search(large, SearchQuery("python memory 7", 5))
+        assert auto.query_engine.searches == 1
+        want = await local.search(large, SearchQuery("python memory 7", 5))
+        assert [(h.key, h.score) for h in got] == [(h.key, h.score) for h in want]
+        assert got[0].key == "l7"
+    finally:
+        for ns in (small, large):
+            await auto.clear(ns)
+        await auto.aclose()
+        await local.aclose()
+
+
+async def test_clear_drops_the_index_and_the_next_search_builds_it(
+    redis_stack: StackServer,
+) -> None:
+    """clear() drops the namespace's FT index (not other namespaces'); searching again
+    creates it and finds what was added since."""
+    backend = RedisBackend.from_url(redis_stack.url, search_engine="query-engine")
+    ns, other = ("qe-clear",), ("qe-clear", "other")
+    name = backend.key_prefix(ns).encode() + b"idx"
+    other_name = backend.key_prefix(other).encode() + b"idx"
+    try:
+        await backend.put(ns, Entry("a", '"alpha words"'))
+        await backend.put(other, Entry("b", '"alpha words"'))
+        assert [h.key for h in await backend.search(ns, SearchQuery("alpha", 5))] == ["a"]
+        assert [h.key for h in await backend.search(other, SearchQuery("alpha", 5))] == ["b"]
+        assert {name, other_name} <= set(await _ft_list(redis_stack.url))
+        assert await backend.clear(ns) == 1
+        listed = set(await _ft_list(redis_stack.url))
+        assert name not in listed
+        assert other_name in listed
+        assert await backend.search(ns, SearchQuery("alpha", 5)) == []
+        await backend.put(ns, Entry("c", '"alpha again"'))
+        assert [h.key for h in await backend.search(ns, SearchQuery("alpha", 5))] == ["c"]
+    finally:
+        await backend.clear(ns)
+        await backend.clear(other)
+        await backend.aclose()
+
+
+async def test_index_dropped_by_another_process_is_rebuilt(redis_stack: StackServer) -> None:
+    """A clear by another backend drops the index this one used: its next search builds
+    it again and sees exactly the other's new records."""
+    one = RedisBackend.from_url(redis_stack.url, search_engine="query-engine")
+    two = RedisBackend.from_url(redis_stack.url, search_engine="query-engine")
+    ns = ("qe-other",)
+    try:
+        await one.put(ns, Entry("old", '"shared words"'))
+        assert [h.key for h in await one.search(ns, SearchQuery("shared", 5))] == ["old"]
+        await two.clear(ns)
+        await two.put_many(ns, [Entry("new1", '"shared words"'), Entry("new2", '"shared"')])
+        hits = await one.search(ns, SearchQuery("shared words", 5))
+        assert [h.key for h in hits] == ["new1", "new2"]
+    finally:
+        await one.clear(ns)
+        await one.aclose()
+        await two.aclose()
+
+
+async def test_expired_records_are_never_returned(redis_stack: StackServer) -> None:
+    """A record past its TTL is not a hit, even while the Query Engine still holds it."""
+    memory = MemoryPrimitive(
+        backend=RedisBackend.from_url(redis_stack.url, search_engine="query-engine"),
+        namespace="qe-ttl",
+        embedder=HashingEmbedder(32),
+    )
+    try:
+        await memory.add("short", "python words", ttl=0.2)
+        await memory.add("long", "python words")
+        assert {h.key for h in await memory.search("python")} == {"short", "long"}
+        await asyncio.sleep(0.3)
+        for mode in ("keyword", "semantic", "hybrid"):
+            hits = await memory.search("python words", mode=mode)  # type: ignore[arg-type]
+            assert [h.key for h in hits] == ["long"], mode
+    finally:
+        await memory.clear()
+        await memory.aclose()
+
+
+async def test_filter_reaches_past_the_first_candidates(redis_stack: StackServer) -> None:
+    """A filter matching only records the first candidate lists leave out still finds
+    them (the lists are asked again, longer), in the local index's order."""
+    engine = RedisBackend.from_url(redis_stack.url, max_size=None, search_engine="query-engine")
+    local = RedisBackend.from_url(redis_stack.url, max_size=None, search_engine="local")
+    ns = ("qe-filter",)
+    try:
+        rare = [Entry(f"rare{i}", '"common words here"', {"tag": "rare"}) for i in range(3)]
+        rest = [Entry(f"k{i}", '"common words here"', {"tag": "x"}) for i in range(600)]
+        await engine.put_many(ns, rare + rest)
+        query = SearchQuery("common words", 5, filter={"tag": "rare"})
+        got = await engine.search(ns, query)
+        want = await local.search(ns, query)
+        assert [h.key for h in got] == ["rare2", "rare1", "rare0"]
+        assert [(h.key, h.score) for h in got] == [(h.key, h.score) for h in want]
+    finally:
+        await engine.clear(ns)
+        await engine.aclose()
+        await local.aclose()
+
+
+async def test_rankings_match_the_local_index(redis_stack: StackServer) -> None:
+    """Over 1500 mixed records, keyword and hybrid hits (keys, order, scores) equal the
+    local index's on the same server; semantic hits agree at recall@10 >= 0.95 (HNSW)."""
+    embedder = HashingEmbedder(64)
+    rng = random.Random(7)
+    engine = MemoryPrimitive(
+        backend=RedisBackend.from_url(redis_stack.url, max_size=None, search_engine="query-engine"),
+        namespace="qe-rank",
+        embedder=embedder,
+    )
+    local = MemoryPrimitive(
+        backend=RedisBackend.from_url(redis_stack.url, max_size=None, search_engine="local"),
+        namespace="qe-rank",
+        embedder=embedder,
+    )
+    try:
+        items = []
+        for i in range(1500):
+            words = " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 15)))
+            value = rng.choice([words, {"text": words, "n": i}, [words, {"deep": words.upper()}]])
+            items.append((f"k{i}", value))
+        await engine.add_many(items)
+        recalls = []
+        for query in ["python", "café", "vector search", "pyth", "trace span cache", "ïve"]:
+            for mode in ("keyword", "hybrid", "semantic"):
+                got = await engine.search(query, limit=10, mode=mode)  # type: ignore[arg-type]
+                want = await local.search(query, limit=10, mode=mode)  # type: ignore[arg-type]
+                if mode == "semantic":
+                    keys = {h.key for h in want}
+                    recalls.append(len(keys & {h.key for h in got}) / max(1, len(keys)))
+                    continue
+                assert [h.key for h in got] == [h.key for h in want], (query, mode)
+                assert [h.score for h in got] == pytest.approx([h.score for h in want])
+        assert sum(recalls) / len(recalls) >= 0.95
+    finally:
+        await engine.clear()
+        await engine.aclose()
+        await local.aclose()
+
+
+async def test_resp2_client(redis_stack: StackServer) -> None:
+    """The path reads RESP2 replies as well as RESP3 ones."""
+    client = aioredis.from_url(redis_stack.url, protocol=2)
+    backend = RedisBackend(client, search_engine="query-engine")
+    ns = ("qe-resp2",)
+    try:
+        await backend.put(ns, Entry("a", '"resp two words"', None, None, [1.0, 0.0]))
+        await backend.put(ns, Entry("b", '"other words"', None, None, [0.0, 1.0]))
+        hits = await backend.search(ns, SearchQuery("words", 5))
+        assert [h.key for h in hits] == ["b", "a"]
+        near = await backend.search(ns, SearchQuery("x", 1, "semantic", vector=[0.9, 0.1]))
+        assert [h.key for h in near] == ["a"]
+    finally:
+        await backend.clear(ns)
+        await client.aclose()
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+async def test_restart_forgets_the_index_and_the_support(redis_stack: StackServer) -> None:
+    """After the server restarts (empty, its FT indexes gone), the next search detects
+    the Query Engine again, builds the index and finds only what was added since."""
+    script = stack_script()
+    assert script is not None
+    port = free_port()
+
+    def stack(command: str) -> str:
+        done = subprocess.run(
+            ["bash", str(script), command, str(port)],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+
+    url = stack("start")
+    backend = RedisBackend.from_url(url, search_engine="query-engine")
+    backend.server_check_interval = 0.0
+    ns = ("qe-restart",)
+    try:
+        await backend.put(ns, Entry("before", '"restart words"'))
+        assert [h.key for h in await backend.search(ns, SearchQuery("restart", 5))] == ["before"]
+        stack("stop")
+        stack("start")
+        await backend.put(ns, Entry("after", '"restart words"'))
+        assert [h.key for h in await backend.search(ns, SearchQuery("restart", 5))] == ["after"]
+        assert backend.server_restarts == 1
+    finally:
+        await backend.aclose()
+        stack("stop")
