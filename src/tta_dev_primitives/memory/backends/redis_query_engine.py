@@ -403,6 +403,7 @@ class QueryEngine:
 
     async def _load(self, space: _Space) -> tuple[NamespaceIndex, float]:
         backend = self._backend
+        # The snapshot RedisBackend._load starts from (lua/load.lua; keep the two in step).
         reply = await backend._eval(lua.LOAD, space, deadline=backend._search_timeout)
         incarnation, last, now_ms, old = reply[:4]
         if int(old):
@@ -415,7 +416,7 @@ class QueryEngine:
                 operation="search",
                 transient=False,
             )
-        keys = reply[4:]
+        keys = reply[5:]  # after the namespace's embedder (not needed here)
         # The catch-up machinery feeds the statistics as it would a search index.
         state = NamespaceIndex(
             index=cast(SearchIndex, LexicalStats()), incarnation=incarnation, last=int(last)
