@@ -416,7 +416,9 @@ class QueryEngine:
                 operation="search",
                 transient=False,
             )
-        keys = reply[5:]  # after the namespace's embedder (not needed here)
+        from .redis import _split
+
+        keys = _split(reply[5], reply[6])  # after the namespace's embedder (not needed here)
         # The catch-up machinery feeds the statistics as it would a search index.
         state = NamespaceIndex(
             index=cast(SearchIndex, LexicalStats()), incarnation=incarnation, last=int(last)
