@@ -269,3 +269,43 @@ async def test_restart_forgets_the_index_and_the_support(redis_stack: StackServe
     finally:
         await backend.aclose()
         stack("stop")
+
+
+async def test_benchmark_measures_at_a_tiny_size(redis_stack: StackServer) -> None:
+    """benchmarks/redis_stack_engine.py measures every figure (no timing asserted)."""
+    from benchmarks import redis_stack_engine
+
+    row = await redis_stack_engine.measure_stack(redis_stack.url, 300, count=3)
+    for mode in ("keyword", "semantic", "semantic_near", "hybrid"):
+        assert row[f"qe_{mode}_ms"] > 0
+        assert row[f"local_{mode}_ms"] > 0
+        assert 0.0 <= row[f"qe_{mode}_recall10"] <= 1.0
+    assert row["qe_first_search_s"] > 0
+    assert 0 < row["qe_stats_mib"] < row["local_index_mib"]
+
+
+async def test_refused_index_falls_back_in_auto_mode(redis_stack: StackServer) -> None:
+    """A server that has FT.* but refuses FT.CREATE (here an ACL user without it): 'auto'
+    searches locally, 'query-engine' raises a non-transient MemoryBackendError saying so."""
+    admin = aioredis.from_url(redis_stack.url)
+    await admin.execute_command(
+        "ACL", "SETUSER", "qe-noft", "on", ">pw", "~*", "+@all", "-ft.create"
+    )
+    url = redis_stack.url.replace("redis://", "redis://qe-noft:pw@")
+    auto = RedisBackend.from_url(url)
+    required = RedisBackend.from_url(url, search_engine="query-engine")
+    auto.query_engine.min_records = 1
+    ns = ("qe-refused",)
+    try:
+        await auto.put(ns, Entry("k", '"refused words"'))
+        with pytest.raises(MemoryBackendError, match="refused the index") as caught:
+            await required.search(ns, SearchQuery("refused", 5))
+        assert not caught.value.transient
+        assert [h.key for h in await auto.search(ns, SearchQuery("refused", 5))] == ["k"]
+        assert auto.query_engine.searches == 0
+    finally:
+        await auto.clear(ns)
+        await auto.aclose()
+        await required.aclose()
+        await admin.execute_command("ACL", "DELUSER", "qe-noft")
+        await admin.aclose()

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import logging
 import math
 import sys
 import time
@@ -85,6 +86,8 @@ from .redis_index import LocalIndexes, NamespaceIndex
 if TYPE_CHECKING:
     from .redis import RedisBackend, _Space
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
     "DEFAULT_QUERY_ENGINE_MIN_RECORDS",
     "SEARCH_ENGINES",
@@ -103,6 +106,10 @@ DEFAULT_QUERY_ENGINE_MIN_RECORDS = 50_000
 _MAX_RESULTS = 10_000  # RediSearch's MAXSEARCHRESULTS default: the longest candidate list
 _EF_RUNTIME = 1000  # HNSW recall@10 at 10k random 384-d vectors: 0.75 at 200, ~1.0 at 1000
 _WAIT = 0.01  # first pause while FT.CREATE indexes what exists (doubled, at most 0.2 s)
+
+
+class _Unsupported(Exception):
+    """The server has FT.* but refuses this index (another module: valkey-search, ...)."""
 
 
 def validate_search_engine(value: object) -> SearchEngine:
@@ -305,6 +312,25 @@ class QueryEngine:
                 return None
             try:
                 return await self._search(space, prepared, query)
+            except _Unsupported as exc:
+                reply = exc.__cause__
+                if self.mode == "auto":
+                    logger.warning(
+                        "Redis at %s: FT.CREATE refused the search index (%s); searching "
+                        "through the local index instead",
+                        backend._where,
+                        reply,
+                    )
+                    self._support = (backend._check.restarts, False)
+                    return None
+                raise MemoryBackendError(
+                    f"Redis at {backend._where}, search: search_engine='query-engine': the "
+                    f"server's FT.CREATE refused the index (RediSearch 2.10 or Redis 8 "
+                    f"needed): {reply}",
+                    backend="redis",
+                    operation="search",
+                    transient=False,
+                ) from reply
             except TimeoutError as exc:
                 raise MemoryBackendError(
                     f"Redis at {backend._where}, search: took longer than search_timeout="
@@ -362,7 +388,7 @@ class QueryEngine:
                     )  # fmt: skip
                 except ResponseError as exc:
                     if "already exists" not in str(exc).lower():
-                        raise
+                        raise _Unsupported() from exc
                 info = _pairs(await client.execute_command("FT.INFO", name))
             have = _vector_dims(info)
             if dims and not have:
@@ -372,7 +398,7 @@ class QueryEngine:
                     )
                 except ResponseError as exc:
                     if "duplicate" not in str(exc).lower():
-                        raise
+                        raise _Unsupported() from exc
                 info = _pairs(await client.execute_command("FT.INFO", name))
                 have = _vector_dims(info)
             pause = _WAIT
