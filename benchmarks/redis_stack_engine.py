@@ -101,8 +101,9 @@ async def measure_stack(url: str, n: int, count: int = 30) -> dict[str, float]:
     ]
     for i in range(0, n, 10_000):
         await writer.put_many(ns, entries[i : i + 10_000])
+    # The first search waits for the server to index what exists (minutes at 100k).
     engine = RedisBackend.from_url(
-        url, max_size=None, socket_timeout=30.0, search_engine="query-engine"
+        url, max_size=None, socket_timeout=30.0, search_timeout=3600.0, search_engine="query-engine"
     )
     local = RedisBackend.from_url(url, max_size=None, socket_timeout=30.0, search_engine="local")
     start = time.perf_counter()

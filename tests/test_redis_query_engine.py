@@ -309,3 +309,45 @@ async def test_refused_index_falls_back_in_auto_mode(redis_stack: StackServer) -
         await required.aclose()
         await admin.execute_command("ACL", "DELUSER", "qe-noft")
         await admin.aclose()
+
+
+async def test_auto_searches_locally_while_the_server_indexes(redis_stack: StackServer) -> None:
+    """In 'auto' mode, a search made while the server still indexes the namespace's
+    existing records (after FT.CREATE) is answered by the local index; once indexed, by
+    the Query Engine, with the same hits."""
+    auto = RedisBackend.from_url(redis_stack.url, max_size=None)
+    local = RedisBackend.from_url(redis_stack.url, max_size=None, search_engine="local")
+    auto.query_engine.min_records = 1
+    auto.query_engine.build_wait = 0.0
+    ns = ("qe-building",)
+    rng = random.Random(3)
+    try:
+        entries = [
+            Entry(
+                f"k{i}",
+                f'"{" ".join(rng.choice(WORDS) for _ in range(8))}"',
+                None,
+                None,
+                [rng.random() for _ in range(32)],
+            )
+            for i in range(4000)
+        ]
+        await auto.put_many(ns, entries)
+        query = SearchQuery("python cache", 10)
+        want = [(h.key, h.score) for h in await local.search(ns, query)]
+        assert [(h.key, h.score) for h in await auto.search(ns, query)] == want
+        name = auto.key_prefix(ns).encode() + b"idx"
+        client = aioredis.from_url(redis_stack.url)
+        for _ in range(600):
+            info = await client.execute_command("FT.INFO", name)
+            if int(info[b"indexing"]) == 0 and float(info[b"percent_indexed"]) == 1.0:
+                break
+            await asyncio.sleep(0.05)
+        await client.aclose()
+        before = auto.query_engine.searches
+        assert [(h.key, h.score) for h in await auto.search(ns, query)] == want
+        assert auto.query_engine.searches == before + 1
+    finally:
+        await auto.clear(ns)
+        await auto.aclose()
+        await local.aclose()

@@ -112,6 +112,14 @@ class _Unsupported(Exception):
     """The server has FT.* but refuses this index (another module: valkey-search, ...)."""
 
 
+class _Building(Exception):
+    """The server is still indexing the namespace's existing records."""
+
+    def __init__(self, percent: float) -> None:
+        super().__init__(percent)
+        self.percent = percent
+
+
 def validate_search_engine(value: object) -> SearchEngine:
     """Return ``value`` if it is one of :data:`SEARCH_ENGINES`."""
     for engine in SEARCH_ENGINES:
@@ -232,6 +240,9 @@ class QueryEngine:
             through ``FT.*``.
         recheck_interval: Seconds after which ``"auto"`` counts a namespace's records again.
         ef_runtime: HNSW ``EF_RUNTIME`` of the KNN queries (default 1000; at least ``K``).
+        build_wait: In ``"auto"`` mode, seconds a search waits for the server to index a
+            namespace's existing records after ``FT.CREATE`` before it searches locally
+            instead (default 2; ``"query-engine"`` waits within ``search_timeout``).
         searches: Searches answered through ``FT.*`` (for tests and benchmarks).
     """
 
@@ -242,9 +253,11 @@ class QueryEngine:
         self.recheck_interval = 60.0
         self.searches = 0
         self.ef_runtime = _EF_RUNTIME
+        self.build_wait = 2.0
         self._support: tuple[int, bool] | None = None  # (restarts, server has FT)
         self._indexes: dict[bytes, _Index] = {}
         self._large: dict[bytes, tuple[float, bool]] = {}
+        self._building: dict[bytes, float] = {}  # namespaces whose FT index is being built
         self.stats = LocalIndexes(budget)
 
     # -- when ------------------------------------------------------------------------------
@@ -312,6 +325,18 @@ class QueryEngine:
                 return None
             try:
                 return await self._search(space, prepared, query)
+            except _Building as exc:
+                if self.mode == "auto":
+                    return None  # the local index answers until the server has indexed all
+                raise MemoryBackendError(
+                    f"Redis at {backend._where}, search: the Query Engine is still indexing "
+                    f"this namespace's records ({100 * exc.percent:.0f}% done; FT.CREATE "
+                    "indexes existing records in the background): try again later, or "
+                    "raise search_timeout",
+                    backend="redis",
+                    operation="search",
+                    transient=False,
+                ) from exc
             except _Unsupported as exc:
                 reply = exc.__cause__
                 if self.mode == "auto":
@@ -401,11 +426,26 @@ class QueryEngine:
                         raise _Unsupported() from exc
                 info = _pairs(await client.execute_command("FT.INFO", name))
                 have = _vector_dims(info)
+            # Indexing what exists runs in the server's background (minutes for 100k records
+            # with vectors): "auto" waits build_wait seconds and then searches locally
+            # meanwhile; "query-engine" waits within the search's deadline.
+            patience = self.build_wait if self.mode == "auto" else deadline
+            if self.mode == "auto" and space.base in self._building:
+                patience = 0.0  # waited once already: ask, do not wait
+            if patience is not None and deadline is not None:
+                patience = min(patience, 0.9 * deadline)
+            began = time.monotonic()
             pause = _WAIT
             while not _indexed(info):
+                if patience is not None and time.monotonic() - began >= patience:
+                    if len(self._building) >= 4096:
+                        self._building.clear()
+                    self._building[space.base] = began
+                    raise _Building(float(info.get(b"percent_indexed", 0)))
                 await asyncio.sleep(pause)
                 pause = min(0.2, 2 * pause)
                 info = _pairs(await client.execute_command("FT.INFO", name))
+        self._building.pop(space.base, None)
         if len(self._indexes) >= 4096:
             self._indexes.clear()
         known = self._indexes[space.base] = _Index(restarts, have)
