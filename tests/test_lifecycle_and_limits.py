@@ -184,3 +184,35 @@ async def test_fallback_over_a_closed_redis_backend_raises_instead_of_degrading(
     assert not backend.degraded
     assert backend.pending == 0
     await backend.aclose()
+
+
+async def test_bare_in_memory_backend_refuses_use_after_close() -> None:
+    """An InMemoryBackend used directly (no primitive) raises MemoryBackendError("closed")
+    for every operation after aclose(), like every other backend (issue #12, point 5)."""
+    from tta_dev_primitives import InMemoryBackend, MemoryBackendError
+    from tta_dev_primitives.memory.records import Entry, ListQuery, SearchQuery
+
+    backend = InMemoryBackend()
+    ns = ("x",)
+    await backend.put(ns, Entry("k", '"v"'))
+    await backend.aclose()
+    calls = [
+        lambda: backend.put(ns, Entry("k", '"v"')),
+        lambda: backend.put_many(ns, [Entry("k", '"v"')]),
+        lambda: backend.get(ns, "k"),
+        lambda: backend.get_many(ns, ["k"]),
+        lambda: backend.delete(ns, "k"),
+        lambda: backend.clear(ns),
+        lambda: backend.keys(ns),
+        lambda: backend.size(ns),
+        lambda: backend.search(ns, SearchQuery("v", 1)),
+        lambda: backend.list(ns, ListQuery()),
+        lambda: backend.delete_where(ns, {"a": 1}),
+        lambda: backend.namespaces(()),
+    ]
+    for call in calls:
+        with pytest.raises(MemoryBackendError, match="closed"):
+            await call()
+    with pytest.raises(MemoryBackendError, match="closed"):
+        backend.get_now(ns, "k")
+    await backend.aclose()  # idempotent

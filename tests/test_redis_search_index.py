@@ -479,3 +479,26 @@ async def test_upgrade_layout_converts_a_namespace_written_by_0_1_0(
         await check_index(redis_client, backend.key_prefix(ns))
     finally:
         await backend.aclose()
+
+
+async def test_expired_records_are_reclaimed_by_later_writes(
+    redis_server: RedisServer, redis_client: aioredis.Redis
+) -> None:
+    """Records Redis expired leave recency and ttl entries behind; later writes sweep them
+    in bounded steps, with no read at all, so the namespace's keys stay bounded by its live
+    records (issue #12, point 16)."""
+    backend = RedisBackend.from_url(redis_server.url, max_size=None)
+    ns = ("sweep",)
+    base = backend.key_prefix(ns).encode()
+    try:
+        await backend.put_many(ns, [entry(f"old{i}", "short lived", ttl=0.2) for i in range(500)])
+        await asyncio.sleep(0.3)
+        assert await redis_client.zcard(base + b"lru") == 500  # nothing reclaimed them yet
+        for i in range(600):
+            await backend.put(ns, entry(f"new{i}", "lasting"))
+        assert await redis_client.zcard(base + b"ttl") == 0
+        assert await redis_client.zcard(base + b"lru") == 600
+        assert await backend.size(ns) == 600
+        await check_index(redis_client, backend.key_prefix(ns))
+    finally:
+        await backend.aclose()

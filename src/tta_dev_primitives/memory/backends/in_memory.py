@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..codec import validate_max_size
+from ..errors import MemoryBackendError
 from ..records import (
     Entry,
     ListQuery,
@@ -203,5 +204,25 @@ class InMemoryBackend:
         return store.apply_compaction(plan.expected, plan.delete, plan.rewrite, plan.insert)
 
     async def aclose(self) -> None:
-        self._stores.clear()
+        """Drop every record; any later operation raises ``MemoryBackendError("closed")``.
+
+        The open path pays nothing for the check: the namespaces' dict is swapped for one
+        that refuses every lookup.
+        """
+        self._stores = _Closed()
         self._total = 0
+
+
+class _Closed(dict[Namespace, InMemoryStore]):
+    """The namespaces of a closed backend: every lookup raises ``MemoryBackendError``."""
+
+    def _refuse(self, *_: object, **__: object) -> Any:
+        raise MemoryBackendError(
+            "closed: this InMemoryBackend was closed (aclose()); build a new one",
+            backend="memory",
+            operation="closed",
+            transient=False,
+        )
+
+    get = __getitem__ = __contains__ = pop = setdefault = _refuse
+    items = values = keys = __setitem__ = __iter__ = __len__ = _refuse

@@ -7,13 +7,19 @@ local function clock()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- The keys whose record expired by `now` (server ms). The ttl index may hold stale entries
--- (a record rewritten without expiry, deleted or evicted: writes do not pay to remove
--- them), so each due entry is checked against the record's own expiry. Reads only; returns
--- the expired keys and the entries to re-score ({at, key, ...}).
-local function expired(now)
-  if redis.call('EXISTS', TTL) == 0 then return {}, {} end
-  local due = redis.call('ZRANGEBYSCORE', TTL, '-inf', string.format('(%d', now))
+-- The keys whose record expired by `now` (server ms), at most `limit` of the due entries
+-- (all without a limit). The ttl index may hold stale entries (a record rewritten without
+-- expiry, deleted or evicted: writes do not pay to remove them), so each due entry is
+-- checked against the record's own expiry. Reads only; returns the expired keys, the
+-- entries to re-score ({at, key, ...}) and, with a limit, the due keys it checked.
+local function expired(now, limit)
+  if redis.call('EXISTS', TTL) == 0 then return {}, {}, {} end
+  local due
+  if limit then
+    due = redis.call('ZRANGEBYSCORE', TTL, '-inf', string.format('(%d', now), 'LIMIT', 0, limit)
+  else
+    due = redis.call('ZRANGEBYSCORE', TTL, '-inf', string.format('(%d', now))
+  end
   local gone, again = {}, {}
   for i = 1, #due do
     local at = redis.call('PEXPIRETIME', REC .. due[i])
@@ -24,12 +30,20 @@ local function expired(now)
       again[#again + 1] = due[i]
     end
   end
-  return gone, again
+  if limit then return gone, again, due end
+  return gone, again, nil
 end
 
--- Forget the ttl entries due by `now`, re-scoring those of records that expire later.
-local function settle(now, again)
-  redis.call('ZREMRANGEBYSCORE', TTL, '-inf', string.format('(%d', now))
+-- Forget the ttl entries checked (all those due by `now` when `checked` is nil),
+-- re-scoring those of records that expire later.
+local function settle(now, again, checked)
+  if checked then
+    for s = 1, #checked, 1000 do
+      redis.call('ZREM', TTL, unpack(checked, s, math.min(s + 999, #checked)))
+    end
+  else
+    redis.call('ZREMRANGEBYSCORE', TTL, '-inf', string.format('(%d', now))
+  end
   if #again > 0 then redis.call('ZADD', TTL, unpack(again)) end
 end
 

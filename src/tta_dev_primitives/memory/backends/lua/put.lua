@@ -44,7 +44,7 @@ for i = 1, count do
   if last_at[keys[i]] == i then order[#order + 1] = keys[i] end
 end
 local gone, again, victims, extra = {}, {}, {}, 0
-local purged = false
+local purged, checked = false, nil
 if max > 0 then
   local added = 0
   local counted = {}
@@ -88,6 +88,21 @@ if max > 0 then
     end
   end
 end
+if not purged and now % 8 == 0 then
+  -- A bounded sweep on the write path (about one write in 8, at most 64 due entries): the
+  -- records Redis expired leave their recency and ttl entries behind, which no read may
+  -- ever purge; this keeps them bounded by the live records.
+  local due
+  gone, again, due = expired(now, 64)
+  if #due > 0 then
+    purged, checked = true, due
+    local kept = {}
+    for i = 1, #gone do
+      if not last_at[gone[i]] then kept[#kept + 1] = gone[i] end
+    end
+    gone = kept
+  end
+end
 -- The change first: counters, then the log entry.
 local last = redis.call('HINCRBY', ST, 'c', count)
 local fields = {}
@@ -105,7 +120,7 @@ for i = extra + 1, #order do
 end
 log(fields)
 if space_new then redis.call('HSET', ST, 'sp', space) end
-if purged then settle(now, again) end
+if purged then settle(now, again, checked) end
 if #dropped > 0 then drop(dropped, {}) end
 local at
 if ttl > 0 then at = now + ttl end
