@@ -311,8 +311,8 @@ class TestCluster:
             server.stop()
 
 
-def _start(masters: int, replicas: int, workdir: Path) -> TestCluster:
-    binary = require_binary("redis")
+def _start(masters: int, replicas: int, workdir: Path, flavour: str = "redis") -> TestCluster:
+    binary = require_binary(flavour)
     cli = require_cli()
     servers: list[RedisServer] = []
     cluster = TestCluster(servers, cli)
@@ -320,7 +320,7 @@ def _start(masters: int, replicas: int, workdir: Path) -> TestCluster:
         for i in range(masters * (1 + replicas)):
             node_dir = workdir / f"node{i}"
             node_dir.mkdir()
-            server = RedisServer("redis", binary, free_port(cluster=True), node_dir, NODE_ARGS)
+            server = RedisServer(flavour, binary, free_port(cluster=True), node_dir, NODE_ARGS)
             servers.append(server)
             server.start()
         if masters == 1 and replicas == 0:
@@ -379,10 +379,13 @@ def _create(cli: str, ports: list[int], replicas: int, masters: int) -> None:
 
 
 @contextlib.contextmanager
-def running_cluster(masters: int = 3, replicas: int = 1) -> Iterator[TestCluster]:
-    """A started private cluster, stopped (and its directories removed) at exit."""
+def running_cluster(
+    masters: int = 3, replicas: int = 1, flavour: str = "redis"
+) -> Iterator[TestCluster]:
+    """A started private cluster (of ``redis`` or ``valkey`` servers), stopped (and its
+    directories removed) at exit."""
     with tempfile.TemporaryDirectory(prefix="tta-cluster-") as tmp:
-        cluster = _start(masters, replicas, Path(tmp))
+        cluster = _start(masters, replicas, Path(tmp), flavour)
         try:
             yield cluster
         finally:

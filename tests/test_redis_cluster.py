@@ -176,6 +176,7 @@ async def test_every_key_of_a_namespace_shares_its_slot(cluster: TestCluster) ->
         prefix = backend.key_prefix(view.namespace).encode()
         mine = [k for k in keys if k.startswith(prefix)]
         assert len(mine) > 5
+        assert prefix + b"log" in mine  # the change log lives in the namespace's slot too
         assert {cluster.keyslot(k) for k in mine} == {namespace_slot(cluster, backend, view)}
         where[parts] = {keys[k] for k in mine}
         assert len(where[parts]) == 1
@@ -185,6 +186,38 @@ async def test_every_key_of_a_namespace_shares_its_slot(cluster: TestCluster) ->
         assert await memory.scoped(*parts).clear() == 19
     await memory.aclose()
     await backend.aclose()
+
+
+async def test_valkey_cluster_serves_the_same_contract() -> None:
+    """A 3-master Valkey cluster: writes, reads, every search mode, list, delete_where and
+    clear work, every key of a namespace (its change log included) in one slot."""
+    with running_cluster(3, 0, flavour="valkey") as cluster:
+        backend = RedisBackend.from_url(cluster.url, max_size=None)
+        memory = MemoryPrimitive(backend=backend, embedder=HashingEmbedder(16))
+        try:
+            for n in range(6):
+                view = memory.scoped("valkey", str(n))
+                await view.add_many(
+                    {f"k{i}": f"alpha beta {i}" for i in range(20)}, metadata={"n": n}
+                )
+                assert await view.get("k3") == "alpha beta 3"
+                for mode in ("keyword", "semantic", "hybrid"):
+                    hits = await view.search("alpha", mode=mode, limit=5)  # type: ignore[arg-type]
+                    assert len(hits) == 5
+                page = await view.list(limit=7)
+                assert len(page.records) == 7
+                assert page.next_cursor is not None
+                assert await view.delete_where({"n": n}) == 20
+                await view.add("x", "gamma")
+                prefix = backend.key_prefix(view.namespace).encode()
+                mine = [k for k in all_keys(cluster) if k.startswith(prefix)]
+                assert prefix + b"log" in mine
+                slot = namespace_slot(cluster, backend, view)
+                assert {cluster.keyslot(k) for k in mine} == {slot}
+                assert await view.clear() == 1
+        finally:
+            await memory.aclose()
+            await backend.aclose()
 
 
 async def test_ask_redirections_are_followed() -> None:
