@@ -19,6 +19,7 @@ from tta_dev_primitives import FallbackBackend, InMemoryBackend, MemoryBackendEr
 from tta_dev_primitives.memory.backends.base import BackendInfo
 from tta_dev_primitives.memory.records import (
     Entry,
+    ListQuery,
     Namespace,
     Record,
     SearchQuery,
@@ -460,7 +461,7 @@ async def test_refused_replay_is_set_aside_and_later_writes_reach_the_primary(
     primary = Refusing(clock)
     backend = FallbackBackend(primary, InMemoryBackend(clock=clock), probe_interval=3600)
     primary.down = True
-    await backend.put(NS, entry("bad", 1))
+    await backend.put(NS, entry("bad", "one apple"))
     await backend.put(NS, entry("good", 2))
     primary.down = False
     assert await backend.recover() is True
@@ -471,8 +472,13 @@ async def test_refused_replay_is_set_aside_and_later_writes_reach_the_primary(
     assert [(r.operation, r.key, r.error.transient) for r in backend.replay_refused] == [
         ("add", "bad", False)
     ]
-    assert await value(backend, "bad") == 1  # acknowledged: still served
+    assert await value(backend, "bad") == "one apple"  # acknowledged: still served
     assert await value(primary.inner, "bad") is None
+    # ... by every read of its namespace, not only get (the secondary holds it).
+    assert sorted(await backend.keys(NS)) == ["bad", "good"]
+    assert await backend.size(NS) == 2
+    assert sorted(r.key for r in (await backend.list(NS, ListQuery())).records) == ["bad", "good"]
+    assert [r.key for r in await backend.search(NS, SearchQuery("apple", 5))] == ["bad"]
     assert await backend.retry_refused() == 1  # still refused: kept
     assert await backend.recover() is True
     assert backend.replay_refusals == 1  # counted once

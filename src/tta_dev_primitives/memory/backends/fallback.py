@@ -882,7 +882,19 @@ class FallbackBackend:
             change,
         )
 
+    def _held_back(self, namespace: Namespace) -> bool:
+        """Whether ``namespace`` has acknowledged writes the primary refused: its reads are
+        then served by the secondary, which holds them, until the primary accepts them."""
+        for ns, _ in self._refused:
+            if ns == namespace:
+                _served_event(1)
+                self._ensure_probe()
+                return True
+        return False
+
     async def list(self, namespace: Namespace, query: ListQuery) -> ListResult:
+        if self._refused and self._held_back(namespace):
+            return await self.secondary.list(namespace, query)
         return await self._read(self.primary.list, self.secondary.list, namespace, query)
 
     async def delete_where(self, namespace: Namespace, filter: Mapping[str, Any]) -> int:
@@ -899,12 +911,18 @@ class FallbackBackend:
         return await self._read(self.primary.namespaces, self.secondary.namespaces, prefix)
 
     async def keys(self, namespace: Namespace) -> builtins.list[str]:
+        if self._refused and self._held_back(namespace):
+            return await self.secondary.keys(namespace)
         return await self._read(self.primary.keys, self.secondary.keys, namespace)
 
     async def size(self, namespace: Namespace) -> int:
+        if self._refused and self._held_back(namespace):
+            return await self.secondary.size(namespace)
         return await self._read(self.primary.size, self.secondary.size, namespace)
 
     async def search(self, namespace: Namespace, query: SearchQuery) -> builtins.list[SearchResult]:
+        if self._refused and self._held_back(namespace):
+            return await self.secondary.search(namespace, query)
         return await self._read(self.primary.search, self.secondary.search, namespace, query)
 
     # -- VectorBackend: the active backend's vectors ------------------------------------------
