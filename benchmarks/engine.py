@@ -247,14 +247,15 @@ def render(results: dict[str, Any], command: str) -> str:
 SECTION = "## Search engine targets"
 
 
-def splice(report: str, section: str) -> str:
-    """``report`` with its search-engine section replaced by ``section`` (placed before
-    ``## Notes``, or at the end, when it has none yet)."""
+def splice(report: str, section: str, heading: str = SECTION) -> str:
+    """``report`` with its section under ``heading`` (the search-engine one by default)
+    replaced by ``section`` (placed before ``## Notes``, or at the end, when it has none
+    yet)."""
     if not section:
         return report
-    start = report.find(SECTION)
+    start = report.find(heading)
     if start >= 0:
-        end = report.find("\n## ", start + len(SECTION))
+        end = report.find("\n## ", start + len(heading))
         end = len(report) if end < 0 else end + 1
         return report[:start] + section + "\n" + report[end:]
     notes = report.find("\n## Notes")

@@ -32,6 +32,7 @@ from tta_dev_primitives.memory.backends import redis_scripts as lua
 from tta_dev_primitives.memory.backends.redis import _split
 from tta_dev_primitives.memory.records import Entry, SearchQuery
 
+from . import engine
 from .engine import LIMIT, _store, corpus, queries, vectors
 from .servers import ServerUnavailable, start_server
 
@@ -193,17 +194,8 @@ def render(results: dict[str, Any], command: str) -> str:
 
 
 def splice(report: str, section: str) -> str:
-    """``report`` with its Redis search section replaced by ``section`` (placed before
-    ``## Notes``, or at the end, when it has none yet)."""
-    start = report.find(SECTION)
-    if start >= 0:
-        end = report.find("\n## ", start + len(SECTION))
-        end = len(report) if end < 0 else end + 1
-        return report[:start] + section + "\n" + report[end:]
-    notes = report.find("\n## Notes")
-    if notes >= 0:
-        return report[: notes + 1] + section + "\n" + report[notes + 1 :]
-    return report.rstrip("\n") + "\n\n" + section
+    """``report`` with its Redis search section replaced by ``section``."""
+    return engine.splice(report, section, SECTION)
 
 
 def main(argv: list[str] | None = None) -> None:
