@@ -505,14 +505,15 @@ class QueryEngine:
     async def _search(
         self, space: _Space, prepared: KeywordQuery, query: SearchQuery
     ) -> list[SearchResult]:
-        _state, stats, now = await self._synced(space)
-        stats.expire(now)
         mode = query.mode
         vector = None
         if mode != "keyword" and query.vector is not None:
             vector = np.asarray(query.vector, dtype=np.float32)  # as the local index takes it
         dims = None if vector is None else len(vector)
+        # The index first: while the server builds it, "auto" loads no statistics.
         index = await self._ensure(space, dims)
+        _state, stats, now = await self._synced(space)
+        stats.expire(now)
         if vector is not None and index.dims != len(vector):
             vector = None  # another embedder's vectors: no semantic hits (as locally)
         wanted = query.limit if mode != "hybrid" else fusion_depth(query.limit)
