@@ -94,7 +94,6 @@ async def measure_stack(url: str, n: int, count: int = 30) -> dict[str, float]:
     ns = ("bench-qe", str(n))
     out: dict[str, float] = {}
     writer = RedisBackend.from_url(url, max_size=None, socket_timeout=30.0, search_engine="local")
-    await writer.clear(ns)
     entries = [
         Entry(f"r{i}", codec.encode_snapshot(t)[0], None, None, matrix[i])
         for i, t in enumerate(texts)
@@ -134,7 +133,7 @@ async def measure_stack(url: str, n: int, count: int = 30) -> dict[str, float]:
         out[f"local_{name}_ms"] = await _median_ms(run(local), count)
         recalls = [_recall(await run(engine)(i), await run(local)(i)) for i in range(count)]
         out[f"qe_{name}_recall10"] = statistics.fmean(recalls)
-    await writer.clear(ns)
+    await engine.clear(ns)  # drops the FT index before the records
     for backend in (writer, engine, local):
         await backend.aclose()
     return out

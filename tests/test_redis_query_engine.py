@@ -351,3 +351,30 @@ async def test_auto_searches_locally_while_the_server_indexes(redis_stack: Stack
         await auto.clear(ns)
         await auto.aclose()
         await local.aclose()
+
+
+async def test_clear_goes_on_when_the_index_cannot_be_dropped(redis_stack: StackServer) -> None:
+    """A clear by a user who may not FT.DROPINDEX still deletes the namespace; searches
+    afterwards see only what is added since."""
+    admin = aioredis.from_url(redis_stack.url)
+    await admin.execute_command(
+        "ACL", "SETUSER", "qe-nodrop", "on", ">pw", "~*", "+@all", "-ft.dropindex"
+    )
+    limited = RedisBackend.from_url(
+        redis_stack.url.replace("redis://", "redis://qe-nodrop:pw@"), search_engine="query-engine"
+    )
+    engine = RedisBackend.from_url(redis_stack.url, search_engine="query-engine")
+    ns = ("qe-nodrop",)
+    try:
+        await engine.put_many(ns, [Entry("a", '"kept words"'), Entry("b", '"kept"')])
+        assert len(await engine.search(ns, SearchQuery("kept", 5))) == 2
+        assert await limited.clear(ns) == 2
+        assert await engine.search(ns, SearchQuery("kept", 5)) == []
+        await engine.put(ns, Entry("c", '"kept again"'))
+        assert [h.key for h in await engine.search(ns, SearchQuery("kept", 5))] == ["c"]
+    finally:
+        await engine.clear(ns)
+        await engine.aclose()
+        await limited.aclose()
+        await admin.execute_command("ACL", "DELUSER", "qe-nodrop")
+        await admin.aclose()
