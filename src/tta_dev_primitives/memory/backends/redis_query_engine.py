@@ -796,12 +796,13 @@ def _ids(reply: Any) -> tuple[int, list[bytes]]:
 
 def _keys(reply: Any) -> tuple[int, list[bytes]]:
     """(total, keys) of an ``FT.AGGREGATE ... LOAD 1 @__key`` reply (RESP3 or RESP2)."""
+    # A row loads nothing (no attributes) when its record expired or went meanwhile.
     if isinstance(reply, dict):
-        rows = [r.get(b"extra_attributes", r) for r in reply[b"results"]]
+        rows = [r.get(b"extra_attributes") or {} for r in reply[b"results"]]
         return int(reply[b"total_results"]), [r[b"__key"] for r in rows if b"__key" in r]
     keys = []
     for row in reply[1:]:
-        fields = _pairs(row)
+        fields = _pairs(row or [])
         if b"__key" in fields:
             keys.append(fields[b"__key"])
     return int(reply[0]), keys
