@@ -496,3 +496,21 @@ def test_fixture_cluster_enforces_slots(cluster: TestCluster) -> None:
     port = cluster.master_of_slot(cluster.keyslot("a")).port
     with pytest.raises(redis.ResponseError, match="same slot"):
         cluster.admin(port).execute_command("MGET", "a", "b")
+
+
+async def test_more_concurrent_operations_than_connections_per_node(cluster: TestCluster) -> None:
+    """300 concurrent operations through a cluster client allowed 10 connections per node:
+    the backend holds those past the limit back instead of failing them (redis-py's cluster
+    client raises MaxConnectionsError where a pool would wait)."""
+    backend = RedisBackend.from_url(cluster.url, max_size=None, max_connections=10)
+    memory = MemoryPrimitive(backend=backend)
+    try:
+        views = [memory.scoped("many", str(i % 30)) for i in range(300)]
+        await asyncio.gather(*(v.add(f"k{i}", i) for i, v in enumerate(views)))
+        got = await asyncio.gather(*(v.get(f"k{i}") for i, v in enumerate(views)))
+        assert got == list(range(300))
+        for n in range(30):
+            assert await memory.scoped("many", str(n)).clear() == 10
+    finally:
+        await memory.aclose()
+        await backend.aclose()

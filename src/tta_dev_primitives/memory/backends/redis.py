@@ -30,6 +30,7 @@ import json
 import logging
 import re
 import struct
+import weakref
 from collections.abc import Awaitable, Mapping, Sequence
 from functools import lru_cache
 from types import TracebackType
@@ -353,6 +354,15 @@ class RedisBackend:
         self.namespace_cache_size = 4096
         self._garbled: set[tuple[bytes, str]] = set()  # undecodable records reported
         self._indexes = LocalIndexes(index_budget)
+        # A cluster client fails a command past its connections per node: operations beyond
+        # that many wait (per event loop) instead.
+        self._cluster_limit = 0
+        if isinstance(client, aioredis.RedisCluster):
+            limit = client.nodes_manager.connection_kwargs.get("max_connections")
+            self._cluster_limit = int(limit) if isinstance(limit, int) and limit > 0 else 100
+        self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
         self._query_engine = QueryEngine(self, validate_search_engine(search_engine), index_budget)
         attributes: dict[str, str | int] = {"db.system.name": "redis", "server.address": host}
         if port is not None:
@@ -409,8 +419,9 @@ class RedisBackend:
             search_timeout: Seconds a search's round trip may take (see the class).
             index_budget: Most bytes of search indexes kept in this process (see the class).
             search_engine: ``"auto"``, ``"local"`` or ``"query-engine"`` (see the class).
-            max_connections: Most connections open at once (standalone servers; a cluster
-                client opens what it needs per node). More
+            max_connections: Most connections open at once (standalone servers; per node of
+                a cluster, where the backend also keeps at most that many operations in
+                flight per event loop). More
                 concurrent operations than this wait for a free connection, within their own
                 ``socket_timeout``, rather than fail (redis-py's default pool refuses the
                 101st concurrent command with "Too many connections").
@@ -443,7 +454,8 @@ class RedisBackend:
 
         def make_client() -> RedisClient:
             if url.startswith(CLUSTER_SCHEMES):
-                return cluster_client(url, options)
+                # Per node; the backend also holds operations beyond it back (see _limited).
+                return cluster_client(url, {"max_connections": max_connections, **options})
             # A blocking pool: past max_connections a command waits for a connection (its
             # wait bounded by the backend's per-call deadline) instead of failing.
             pool = aioredis.BlockingConnectionPool.from_url(
@@ -587,8 +599,23 @@ class RedisBackend:
             declared = (*declared, *keys)
         timeout = self._timeout if deadline is _DEFAULT else deadline
         if self._check.due():
-            return self._checked_eval(script, declared, (space.base, *args), timeout)
-        return lua.run(self._client, script, declared, (space.base, *args), timeout)
+            call = self._checked_eval(script, declared, (space.base, *args), timeout)
+        else:
+            call = lua.run(self._client, script, declared, (space.base, *args), timeout)
+        if self._cluster_limit:
+            return self._limited(call)
+        return call
+
+    async def _limited(self, call: Awaitable[Any]) -> Any:
+        """Await ``call`` once fewer than ``max_connections`` cluster operations are in
+        flight in this event loop: redis-py's cluster client refuses a command past its
+        per-node connection limit (``MaxConnectionsError``) where a pool would wait."""
+        loop = asyncio.get_running_loop()
+        gate = self._gates.get(loop)
+        if gate is None:
+            gate = self._gates[loop] = asyncio.Semaphore(self._cluster_limit)
+        async with gate:
+            return await call
 
     async def _checked_eval(
         self, script: lua.Script, keys: Sequence[bytes], args: Sequence[Any], deadline: Any
@@ -606,7 +633,10 @@ class RedisBackend:
         if self._check.due():
             await self._check_server()
         timeout = self._timeout if deadline is _DEFAULT else deadline
-        return await lua.run_many(self._client, script, calls, timeout)
+        call = lua.run_many(self._client, script, calls, timeout)
+        if self._cluster_limit:
+            return await self._limited(call)  # type: ignore[no-any-return]
+        return await call
 
     def _record(self, namespace: Namespace, key: str, packed: bytes, operation: str) -> Record:
         """The record read under ``key`` (as ``lua/get.lua`` packs it), decoded once (the
