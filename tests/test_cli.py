@@ -377,3 +377,27 @@ def test_embedder_minilm(server: RedisServer, tmp_path: Path) -> None:
                 "--limit", "2", url=server.url)  # fmt: skip
     assert found.returncode == 0, found.stderr
     assert {h["key"] for h in json.loads(found.stdout)} == {"turn:1", "turn:2"}
+
+
+def test_upgrade_converts_a_0_1_0_namespace(server: RedisServer) -> None:
+    """`tta-memory upgrade` converts a namespace left in the 0.1.0 layout (a string record
+    and the old index's pending queue), then the record is readable; a second run finds
+    nothing to do."""
+    import redis as sync_redis
+
+    raw = sync_redis.Redis.from_url(server.url)
+    try:
+        raw.set(b"tta:{legacy}:r:old", b'4:0:0:"written by 0.1.0"')
+        raw.zadd(b"tta:{legacy}:lru", {b"old": 4})
+        raw.zadd(b"tta:{legacy}:q", {b"old": 4})
+        raw.hset(b"tta:{legacy}:st", b"c", 4)
+    finally:
+        raw.close()
+    done = tta("upgrade", url=server.url)
+    assert done.returncode == 0, done.stderr
+    assert "converted 1 records in 1 namespace(s)" in done.stdout
+    again = tta("upgrade", "--json", url=server.url)
+    assert json.loads(again.stdout) == {"namespaces": 0, "records": 0}
+    got = tta("--namespace", "legacy", "get", "old", "--json", url=server.url)
+    assert got.returncode == 0, got.stderr
+    assert json.loads(got.stdout)["value"] == "written by 0.1.0"

@@ -193,6 +193,11 @@ def build_parser() -> _Parser:
     imp.add_argument("file")
     imp.add_argument("--on-conflict", choices=("replace", "skip", "error"), default="replace")
     command("namespaces", "namespaces below --namespace that hold records")
+    command(
+        "upgrade",
+        "convert every namespace of --prefix written by tta-dev-primitives 0.1.0 to this "
+        "version's layout, once (stop the 0.1.0 writers first)",
+    )
     return parser
 
 
@@ -464,6 +469,20 @@ async def cmd_namespaces(memory: MemoryPrimitive, args: argparse.Namespace, out:
     return EXIT_OK if found else EXIT_NOT_FOUND
 
 
+async def cmd_upgrade(memory: MemoryPrimitive, args: argparse.Namespace, out: IO[str]) -> int:
+    backend = memory.backend
+    assert isinstance(backend, RedisBackend)  # run() opens a RedisBackend
+    done = await backend.upgrade_layout()
+    if args.json:
+        out.write(json.dumps(done) + "\n")
+    else:
+        out.write(
+            f"converted {done['records']} records in {done['namespaces']} namespace(s) "
+            f"under prefix {args.prefix!r}\n"
+        )
+    return EXIT_OK
+
+
 class _counting:
     """Iterate a text stream's lines, counting the bytes read (for the import progress)."""
 
@@ -499,6 +518,7 @@ _COMMANDS = {
     "export": cmd_export,
     "import": cmd_import,
     "namespaces": cmd_namespaces,
+    "upgrade": cmd_upgrade,
 }
 
 
