@@ -279,3 +279,83 @@ def test_memory_estimate_follows_the_live_records() -> None:
     assert index.memory_bytes() < full
     index.clear()
     assert index.memory_bytes() == empty
+
+
+# Letters, digits, "_" (word characters), ASCII punctuation and spaces, a newline, and
+# non-ASCII word and non-word characters, so words of every width and leaves of both kinds
+# are drawn.
+_CHARS = st.sampled_from([*"abcXYZ019_ .,-\n\t", "ß", "é", "Σ", "ς", "\u00a0", "—", "中", "٣"])
+_LEAF = st.lists(_CHARS, max_size=40).map("".join) | st.sampled_from(
+    ["a" * 8, "b" * 9, "c" * 16, "d" * 17, "word_" * 7, "x1" * 20, ""]
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    leaves=st.lists(_LEAF.map(str.casefold), max_size=30),
+    chunk=st.sampled_from([8, 64, 1 << 16]),
+)
+def test_tokenize_many_finds_the_words_tokenize_finds(leaves: list[str], chunk: int) -> None:
+    """The batch tokenizer finds each leaf's words exactly as the regular expression does."""
+    vocab = {"seen": 0}
+    original = search._BATCH_CHARS
+    search._BATCH_CHARS = chunk  # several numpy passes over the same leaves
+    try:
+        owners, ids = search.tokenize_many(leaves, vocab)
+    finally:
+        search._BATCH_CHARS = original
+    assert vocab["seen"] == 0
+    assert sorted(vocab.values()) == list(range(len(vocab)))
+    names = list(vocab)
+    got: list[list[str]] = [[] for _ in leaves]
+    for owner, word in zip(owners.tolist(), ids.tolist(), strict=True):
+        got[owner].append(names[word])
+    assert [sorted(words) for words in got] == [sorted(search.tokenize(leaf)) for leaf in leaves]
+
+
+_VALUE = st.one_of(
+    _LEAF,
+    st.lists(_LEAF, max_size=3),
+    st.dictionaries(st.sampled_from(["t", "alpha", "n"]), _LEAF | st.integers(), max_size=3),
+    st.integers(),
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    values=st.lists(st.tuples(st.integers(0, 15), _VALUE, st.booleans()), max_size=40),
+    removed=st.sets(st.integers(0, 15)),
+    query=st.sampled_from(["a", "abc", "é", "ß ss", "x1x1", "word_", "c" * 16, "b" * 9, "Σ", "_"]),
+)
+def test_bulk_load_of_random_corpora_ranks_like_the_reference(
+    values: list[tuple[int, Any, bool]], removed: set[int], query: str
+) -> None:
+    """upsert_many of any values (ready Documents too, keys repeated), then removals: the
+    index ranks like scoring every live record, and forgets every word once all are gone."""
+    records = []
+    live: dict[str, tuple[int, search.Document, Any]] = {}
+    for seq, (k, value, ready) in enumerate(values):
+        doc = search.make_document(value)
+        records.append((f"k{k}", seq, doc if ready else value, {"g": k % 2}, None, None))
+        live[f"k{k}"] = (seq, doc, {"g": k % 2})
+    index = SearchIndex()
+    index.upsert("k0", -1, "an older abc record")  # replaced by the batch, when it has k0
+    live.setdefault("k0", (-1, search.make_document("an older abc record"), None))
+    index.upsert_many(records)
+    for k in removed:
+        index.remove(f"k{k}")
+        live.pop(f"k{k}", None)
+    prepared = search.prepare_query(query)
+    assert prepared is not None
+    for limit in (None, 2):
+        for filter_ in (None, {"g": 1}):
+            want = _reference_keyword(live, query, limit, filter_)
+            assert index.search_keyword(prepared, limit, filter_) == want
+    assert index.total_length == sum(d.length for _, d, _ in live.values())
+    for key in list(live):
+        index.remove(key)
+    assert index._postings == {}
+    assert index._grams == {}
+    assert index._canon == {}
+    assert index.total_length == 0
+    assert index._n_postings == 0

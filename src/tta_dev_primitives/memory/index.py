@@ -58,6 +58,7 @@ import math
 import sys
 from array import array
 from collections.abc import Hashable, Iterable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -85,6 +86,8 @@ from .search import (
     normalize_vector,
     prepare_query,
     rank_by_mode,
+    string_leaves,
+    tokenize_many,
 )
 
 __all__ = ["IndexRecord", "SearchIndex", "check_space"]
@@ -213,15 +216,47 @@ class SearchIndex:
     def upsert_many(self, records: Iterable[IndexRecord]) -> None:
         """Index many records (the bulk load): like :meth:`upsert` for each, in order.
 
-        Per record, only the Python work no array can do (words to postings, keys to slots);
-        slot arrays, postings and vectors are then written a word or a chunk at a time.
+        The words of all the records are found and counted at once
+        (:func:`~.search.tokenize_many`, then one sort of (word, record) pairs), and each
+        word's postings are appended in one piece, so what is left per record is a few list
+        assignments; slot arrays and vectors are written a chunk at a time.
         """
-        batch: dict[str, tuple[IndexRecord, Document, Any]] = {}
+        rows = list(records)
+        if not rows:
+            return
+        keys = list(map(itemgetter(0), rows))
+        if len(set(keys)) != len(keys):
+            # A key written twice: the last write wins, in the order of the last writes.
+            last = {key: i for i, key in enumerate(keys)}
+            rows = [rows[i] for i in sorted(last.values())]
+            keys = list(map(itemgetter(0), rows))
+        # Columns (not zip(*rows), which holds one GC-tracked iterator per row).
+        seqs, values, metas, expiries, vecs = (list(map(itemgetter(i), rows)) for i in range(1, 6))
+        n = len(rows)
+        flat: list[str]  # the case-folded string leaves of the records given as values
+        owner: list[int] | None = None  # flat's record of each leaf (None: one each, in order)
+        docs: list[tuple[int, Document]] = []
+        if all(type(value) is str for value in values):
+            flat = [value.casefold() for value in values]
+            leaves_of: list[tuple[str, ...]] = [(leaf,) for leaf in flat]
+        else:
+            flat, owner, leaves_of = [], [], []
+            for i, value in enumerate(values):
+                if isinstance(value, Document):
+                    docs.append((i, value))
+                    leaves_of.append(value.leaves)
+                    if vecs[i] is None:
+                        vecs[i] = value.vector
+                    continue
+                if type(value) is str:
+                    leaves: tuple[str, ...] = (value.casefold(),)
+                else:
+                    leaves = tuple(leaf.casefold() for leaf in string_leaves(value))
+                leaves_of.append(leaves)
+                flat.extend(leaves)
+                owner.extend([i] * len(leaves))
         dims = self.dimensions
-        for record in records:
-            key, _, value, _, _, vector = record
-            doc = value if isinstance(value, Document) else make_document(value)
-            vec = doc.vector if vector is None else vector
+        for vec in vecs:
             if vec is not None:
                 # Checked before anything changes, so a bad batch indexes nothing.
                 if dims is None:
@@ -230,74 +265,89 @@ class SearchIndex:
                     raise ValueError(
                         f"vector has {len(vec)} dimensions, this namespace's vectors have {dims}"
                     )
-            batch.pop(key, None)  # a key written twice: the last write wins
-            batch[key] = (record, doc, vec)
-        for key in batch:
+        vocab: dict[str, int] = {}
+        leaf_at, word_at = tokenize_many(flat, vocab)
+        record_at = leaf_at if owner is None else np.asarray(owner, dtype=np.int64)[leaf_at]
+        lengths = np.bincount(record_at, minlength=n)
+        # (word, record) pairs, sorted, and how often each occurs: the postings, word by word.
+        pairs = word_at * n + record_at
+        pairs.sort()
+        first = _run_starts(pairs)
+        pairs, tfs = pairs[first], np.diff(first, append=len(word_at)).astype(np.float64)
+        if docs:
+            setdefault = vocab.setdefault
+            more = [setdefault(t, len(vocab)) * n + i for i, doc in docs for t in doc.terms]
+            more_tfs = [float(tf) for _, doc in docs for tf in doc.terms.values()]
+            for i, doc in docs:
+                lengths[i] = doc.length
+            if more:
+                pairs = np.concatenate([pairs, np.asarray(more, dtype=np.int64)])
+                tfs = np.concatenate([tfs, np.asarray(more_tfs, dtype=np.float64)])
+                order = np.argsort(pairs, kind="stable")
+                pairs, tfs = pairs[order], tfs[order]
+        word_of = pairs // n
+        record_of = pairs - word_of * n
+
+        for key in keys:
             old = self._slot_of.pop(key, None)
             if old is not None:
                 self._release(old)
-        slot_of = self._slot_of
-        keys, leaves, terms_of, metas = self._keys, self._leaves, self._terms, self._meta
-        slots = self._alloc_many(len(batch))
-        seqs: list[int] = []
-        lengths: list[int] = []
-        buffers: dict[str, tuple[str, list[int], list[int]]] = {}
-        with_vectors: list[tuple[int, Any]] = []
-        canon = self._canon
-        meta_index = self._meta_index
-        for slot, ((key, seq, _, metadata, expires_at, _), doc, vec) in zip(
-            slots, batch.values(), strict=True
-        ):
-            slot_of[key] = slot
-            seqs.append(seq)
-            lengths.append(doc.length)
-            keys[slot] = key
-            leaves[slot] = doc.leaves
-            row = []
-            for term, tf in doc.terms.items():
-                buf = buffers.get(term)
-                if buf is None:
-                    buf = buffers[term] = (canon.setdefault(term, term), [], [])
-                row.append(buf[0])
-                buf[1].append(slot)
-                buf[2].append(tf)
-            terms_of[slot] = tuple(row)
-            if metadata:
-                metas[slot] = metadata
-                for field, fvalue in metadata.items():
-                    meta_index.setdefault(field, {}).setdefault(filter_key(fvalue), set()).add(slot)
-            if expires_at is not None:
-                self._expires[slot] = expires_at
-                self._n_expiring += 1
-            if vec is not None:
-                with_vectors.append((slot, vec))
-        if not slots:
-            return
+        slots = self._alloc_many(n)
         index = np.asarray(slots, dtype=np.int64)
-        gens = np.arange(self._next_gen, self._next_gen + len(slots), dtype=np.int64)
-        self._next_gen += len(slots)
-        self._gen[index] = gens
+        gen0 = self._next_gen
+        self._next_gen += n
+        self._gen[index] = np.arange(gen0, gen0 + n, dtype=np.int64)
         self._seq[index] = seqs
         self._length[index] = lengths
-        self._total_length += sum(lengths)
-        slot_gens = self._gen
+        self._total_length += int(lengths.sum())
+
+        canon = self._canon
+        names = [canon.setdefault(word, word) for word in vocab]  # one str per word
         postings = self._postings
-        for term, (_, bslots, btfs) in buffers.items():
+        slot_bytes = memoryview(index[record_of].tobytes())
+        gen_bytes = memoryview((record_of + gen0).tobytes())
+        tf_bytes = memoryview(tfs.tobytes())
+        starts = _run_starts(word_of)
+        stops = np.append(starts[1:], len(word_of))[: len(starts)]
+        for word, start, stop in zip(
+            word_of[starts].tolist(), (8 * starts).tolist(), (8 * stops).tolist(), strict=True
+        ):
+            term = names[word]
             plist = postings.get(term)
             if plist is None:
                 plist = postings[term] = _Postings()
                 for gram in _trigrams(term):
                     self._grams.setdefault(gram, set()).add(term)
-            plist.slots.extend(bslots)
-            plist.gens.frombytes(slot_gens[np.asarray(bslots, dtype=np.int64)].tobytes())
-            plist.tfs.extend(map(float, btfs))
-            plist.df += len(bslots)
-            self._n_postings += len(bslots)
-        for slot in slots:
-            expires_at = self._expires.get(slot)
+            plist.slots.frombytes(slot_bytes[start:stop])
+            plist.gens.frombytes(gen_bytes[start:stop])
+            plist.tfs.frombytes(tf_bytes[start:stop])
+            plist.df += (stop - start) >> 3
+        self._n_postings += len(pairs)
+        # Each record's words (for its release), from the pairs in record order.
+        order = np.argsort(record_of, kind="stable")
+        words = np.asarray(names, dtype=object)[word_of[order]].tolist()
+        ends = np.cumsum(np.bincount(record_of, minlength=n)).tolist()
+
+        slot_of, keys_of, leaves_at, terms_of = self._slot_of, self._keys, self._leaves, self._terms
+        begin = 0
+        for slot, key, leaves, end in zip(slots, keys, leaves_of, ends, strict=True):
+            slot_of[key] = slot
+            keys_of[slot] = key
+            leaves_at[slot] = leaves
+            terms_of[slot] = tuple(words[begin:end])
+            begin = end
+        meta_index = self._meta_index
+        for slot, metadata in zip(slots, metas, strict=True):
+            if metadata:
+                self._meta[slot] = metadata
+                for field, fvalue in metadata.items():
+                    meta_index.setdefault(field, {}).setdefault(filter_key(fvalue), set()).add(slot)
+        for slot, gen, expires_at in zip(slots, range(gen0, gen0 + n), expiries, strict=True):
             if expires_at is not None:
-                heapq.heappush(self._expiry, (expires_at, int(slot_gens[slot]), slot))
-        self._add_vectors(with_vectors)
+                self._expires[slot] = expires_at
+                self._n_expiring += 1
+                heapq.heappush(self._expiry, (expires_at, gen, slot))
+        self._add_vectors([(slot, v) for slot, v in zip(slots, vecs, strict=True) if v is not None])
 
     def _add_vectors(self, items: list[tuple[int, Any]]) -> None:
         """Normalize and store many slots' vectors, a chunk at a time (bounded extra memory)."""
@@ -880,6 +930,13 @@ def _doc_vector(doc: Document) -> Vector | None:
     if vector is None or (isinstance(vector, np.ndarray) and vector.dtype == np.float32):
         return vector  # make_document normalized it already
     return normalize_vector(vector)
+
+
+def _run_starts(values: _IntArray) -> _IntArray:
+    """Where each run of equal elements of ``values`` begins."""
+    if not len(values):
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1])))
 
 
 def _grow(arr: npt.NDArray[Any], cap: int, fill: Any) -> npt.NDArray[Any]:

@@ -36,6 +36,7 @@ from typing import Any, Literal, NamedTuple, TypeVar
 
 import numpy as np
 import numpy.typing as npt
+from numpy.lib.stride_tricks import sliding_window_view
 from opentelemetry.trace import Tracer
 
 from ..observability import attributes as A
@@ -78,6 +79,7 @@ __all__ = [
     "recency_weight",
     "string_leaves",
     "tokenize",
+    "tokenize_many",
     "top",
     "validate_filter",
     "validate_fusion",
@@ -104,6 +106,108 @@ _F = TypeVar("_F", float, npt.NDArray[np.float64])
 def tokenize(text: str) -> list[str]:
     """Case-folded words (maximal runs of Unicode word characters) of ``text``."""
     return _WORD.findall(text.casefold())
+
+
+_IntArray = npt.NDArray[np.int64]
+# What ``\w`` matches among ASCII characters: [0-9A-Za-z_].
+_ASCII_WORD = np.zeros(256, dtype=bool)
+_ASCII_WORD[list(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz")] = True
+# The low n bytes of a little-endian uint64 (n = 0..8), to zero what follows a word.
+_LOW_BYTES = np.array(
+    [int.from_bytes(b"\xff" * n + b"\x00" * (8 - n), "little") for n in range(9)], dtype="<u8"
+)
+# Characters of ASCII text tokenized by one numpy pass (bounds its extra memory).
+_BATCH_CHARS = 1 << 16
+
+
+def tokenize_many(leaves: Sequence[str], vocab: dict[str, int]) -> tuple[_IntArray, _IntArray]:
+    """The words of many case-folded leaves at once, as numbers (for bulk indexing).
+
+    Each word of ``leaves[i]``, exactly as ``_WORD.findall(leaves[i])`` (what
+    :func:`tokenize` does after case folding) finds it, is one element of the two arrays
+    returned: ``i``, and the word's id in ``vocab`` (words not in it yet are added, with the
+    next free id, ``len(vocab)``). Words come in no particular order.
+
+    ASCII leaves (most text) are tokenized by numpy, 64 KiB of text at a time (arrays that
+    stay in the CPU cache), without a Python object per word: word characters are looked up
+    in a table (``[0-9A-Za-z_]``: what the pattern matches in ASCII), each run of them is a
+    word, and the runs of one batch are grouped by sorting their bytes; one occurrence of
+    each group is sliced from the text and looked up in ``vocab``, so the ids are exact
+    whatever the grouping. Other leaves go through the regular expression.
+    """
+    owners: list[_IntArray] = []
+    ids: list[_IntArray] = []
+    is_ascii = list(map(str.isascii, leaves))
+    ascii_at = [i for i, ok in enumerate(is_ascii) if ok] if not all(is_ascii) else None
+    picked = leaves if ascii_at is None else [leaves[i] for i in ascii_at]
+    sizes = np.fromiter(map(len, picked), dtype=np.int64, count=len(picked)) + 1
+    ends = np.cumsum(sizes)
+    start = 0
+    while start < len(picked):
+        stop = max(start + 1, int(np.searchsorted(ends, ends[start] + _BATCH_CHARS)))
+        where = np.arange(start, stop, dtype=np.int64)
+        if ascii_at is not None:
+            where = np.asarray(ascii_at, dtype=np.int64)[where]
+        owner, word = _ascii_words(picked[start:stop], sizes[start:stop], vocab)
+        owners.append(where[owner])
+        ids.append(word)
+        start = stop
+    if ascii_at is not None:
+        findall = _WORD.findall
+        setdefault = vocab.setdefault
+        for i, ok in enumerate(is_ascii):
+            if not ok:
+                found = [setdefault(w, len(vocab)) for w in findall(leaves[i])]
+                owners.append(np.full(len(found), i, dtype=np.int64))
+                ids.append(np.asarray(found, dtype=np.int64))
+    if not owners:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(owners), np.concatenate(ids)
+
+
+def _ascii_words(
+    leaves: Sequence[str], sizes: _IntArray, vocab: dict[str, int]
+) -> tuple[_IntArray, _IntArray]:
+    """:func:`tokenize_many` of ASCII leaves (``sizes``: each leaf's length plus one)."""
+    joined = "\n".join(leaves)  # a newline is no word character: words never span leaves
+    buf = np.frombuffer(joined.encode("ascii"), dtype=np.uint8)
+    edges = np.flatnonzero(np.diff(_ASCII_WORD[buf], prepend=False, append=False))
+    starts, stops = edges[0::2], edges[1::2]
+    per_leaf = np.diff(np.searchsorted(starts, np.cumsum(sizes) - sizes), append=len(starts))
+    owner = np.repeat(np.arange(len(leaves), dtype=np.int64), per_leaf)
+    ids = np.empty(len(starts), dtype=np.int64)
+    if not len(starts):
+        return owner, ids
+    lengths = stops - starts
+    # A word is the uint64 columns of its bytes, zero-padded to a multiple of 8 (no word
+    # holds a zero byte, so padding never makes two words equal); words of one width are
+    # grouped by sorting those columns, and any occurrence stands for its word.
+    widths = (lengths + 7) >> 3
+    padded = np.concatenate([buf, np.zeros(8 * int(widths.max()), dtype=np.uint8)])
+    setdefault = vocab.setdefault
+    for width in np.flatnonzero(np.bincount(widths)).tolist():
+        sel = np.flatnonzero(widths == width)
+        at, size = starts[sel], lengths[sel]
+        columns = sliding_window_view(padded, 8 * width)[at].view("<u8")
+        for j in range(width):
+            columns[:, j] &= _LOW_BYTES[np.clip(size - 8 * j, 0, 8)]
+        if width == 1:
+            order = np.argsort(columns[:, 0])
+            ordered = columns[order, 0]
+            new_word = ordered[1:] != ordered[:-1]
+        else:
+            order = np.lexsort(columns.T[::-1])
+            ordered = columns[order]
+            new_word = (ordered[1:] != ordered[:-1]).any(axis=1)
+        group = np.zeros(len(order), dtype=np.int64)
+        np.cumsum(new_word, out=group[1:])
+        first = order[np.flatnonzero(np.concatenate(([True], new_word)))]
+        found = [
+            setdefault(joined[a : a + n], len(vocab))
+            for a, n in zip(at[first].tolist(), size[first].tolist(), strict=True)
+        ]
+        ids[sel[order]] = np.asarray(found, dtype=np.int64)[group]
+    return owner, ids
 
 
 def string_leaves(value: Any) -> list[str]:

@@ -8,6 +8,7 @@ import itertools
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 from . import codec
@@ -268,11 +269,18 @@ class InMemoryStore:
                 index.remove(key)
             self._stale.clear()
         if self._pending:
-            items = self._items
-            index.upsert_many(
-                (key, items[key].record.seq, _value(entry), entry.metadata, None, entry.vector)
-                for key, entry in self._pending.items()
-            )
+            # Column by column with C-level maps: the bulk load of many records pays for
+            # little Python work per record here.
+            keys = list(self._pending)
+            entries = list(self._pending.values())
+            seqs = map(_SEQ, map(self._items.__getitem__, keys))
+            values = list(map(_SNAPSHOT, entries))
+            for i, snap in enumerate(values):
+                if snap is codec.NO_SNAPSHOT:
+                    values[i] = codec.decode(entries[i].payload)
+            metadata = map(_METADATA, entries)
+            vectors = map(_VECTOR, entries)
+            index.upsert_many(zip(keys, seqs, values, metadata, itertools.repeat(None), vectors))
             self._pending.clear()
 
     def vectors(
@@ -514,7 +522,7 @@ class InMemoryStore:
                 self._remove(key)
 
 
-def _value(entry: Entry) -> Any:
-    """The entry's value for tokenizing (its snapshot when it has one: no JSON decoding)."""
-    snap = entry.snapshot
-    return codec.decode(entry.payload) if snap is codec.NO_SNAPSHOT else snap
+_SEQ = attrgetter("record.seq")
+_SNAPSHOT = attrgetter("snapshot")
+_METADATA = attrgetter("metadata")
+_VECTOR = attrgetter("vector")
