@@ -57,6 +57,7 @@ import heapq
 import math
 import sys
 from array import array
+from collections import deque
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
@@ -97,6 +98,9 @@ IndexRecord = tuple[
 ]
 """(key, seq, value or Document, metadata, expires_at, vector): one record for upsert_many."""
 
+Leaves = str | tuple[str, ...]
+"""A record's case-folded string leaves: the leaf itself when there is one, else a tuple."""
+
 _INF = math.inf
 # Candidates whose substring check is done in one go before the bound is tightened again.
 _CHUNK = 256
@@ -134,7 +138,7 @@ class SearchIndex:
     def _reset(self) -> None:
         self._slot_of: dict[str, int] = {}
         self._keys: list[str | None] = []
-        self._leaves: list[tuple[str, ...]] = []
+        self._leaves: list[Leaves] = []
         self._terms: list[tuple[str, ...]] = []
         self._meta: list[Mapping[str, Any] | None] = []
         self._free: list[int] = []
@@ -236,15 +240,18 @@ class SearchIndex:
         flat: list[str]  # the case-folded string leaves of the records given as values
         owner: list[int] | None = None  # flat's record of each leaf (None: one each, in order)
         docs: list[tuple[int, Document]] = []
-        if all(type(value) is str for value in values):
-            flat = [value.casefold() for value in values]
-            leaves_of: list[tuple[str, ...]] = [(leaf,) for leaf in flat]
+        leaves_of: Sequence[Leaves]
+        if set(map(type, values)) == {str}:
+            flat = list(map(str.casefold, values))
+            leaves_of = flat  # one leaf each: kept as the str itself
         else:
-            flat, owner, leaves_of = [], [], []
+            flat, owner = [], []
+            packed: list[Leaves] = []
+            leaves_of = packed
             for i, value in enumerate(values):
                 if isinstance(value, Document):
                     docs.append((i, value))
-                    leaves_of.append(value.leaves)
+                    packed.append(_pack(value.leaves))
                     if vecs[i] is None:
                         vecs[i] = value.vector
                     continue
@@ -252,7 +259,7 @@ class SearchIndex:
                     leaves: tuple[str, ...] = (value.casefold(),)
                 else:
                     leaves = tuple(leaf.casefold() for leaf in string_leaves(value))
-                leaves_of.append(leaves)
+                packed.append(_pack(leaves))
                 flat.extend(leaves)
                 owner.extend([i] * len(leaves))
         dims = self.dimensions
@@ -323,19 +330,17 @@ class SearchIndex:
             plist.tfs.frombytes(tf_bytes[start:stop])
             plist.df += (stop - start) >> 3
         self._n_postings += len(pairs)
-        # Each record's words (for its release), from the pairs in record order.
+        # Each record's words (for its release), from the pairs in record order. The lists
+        # are filled by C-level maps: no Python bytecode runs per record.
         order = np.argsort(record_of, kind="stable")
         words = np.asarray(names, dtype=object)[word_of[order]].tolist()
-        ends = np.cumsum(np.bincount(record_of, minlength=n)).tolist()
-
-        slot_of, keys_of, leaves_at, terms_of = self._slot_of, self._keys, self._leaves, self._terms
-        begin = 0
-        for slot, key, leaves, end in zip(slots, keys, leaves_of, ends, strict=True):
-            slot_of[key] = slot
-            keys_of[slot] = key
-            leaves_at[slot] = leaves
-            terms_of[slot] = tuple(words[begin:end])
-            begin = end
+        counts = np.bincount(record_of, minlength=n)
+        ends = np.cumsum(counts)
+        spans = map(slice, (ends - counts).tolist(), ends.tolist())
+        terms = map(tuple, map(words.__getitem__, spans))
+        self._slot_of.update(zip(keys, slots, strict=True))
+        for column, items in ((self._keys, keys), (self._leaves, leaves_of), (self._terms, terms)):
+            deque(map(column.__setitem__, slots, items), maxlen=0)
         meta_index = self._meta_index
         for slot, metadata in zip(slots, metas, strict=True):
             if metadata:
@@ -433,7 +438,7 @@ class SearchIndex:
         self._length[slot] = doc.length
         self._total_length += doc.length
         self._keys[slot] = key
-        self._leaves[slot] = doc.leaves
+        self._leaves[slot] = _pack(doc.leaves)
         terms = doc.terms
         # One string per word, not one per record that holds it.
         canon = self._canon
@@ -812,7 +817,7 @@ class SearchIndex:
             cands = cands[mask[cands]]
         leaves = self._leaves
         if limit is None or len(cands) <= _CHUNK:
-            hits = [s for s in cands.tolist() if has_substring(text, leaves[s])]
+            hits = _holding(text, cands.tolist(), leaves)
             acc[hits] += SUBSTRING_BONUS
             return
         # Only a record within the bonus of the current k-th best can still enter the top:
@@ -824,7 +829,7 @@ class SearchIndex:
             chunk = cands[start : start + _CHUNK]
             if acc[chunk[0]] + SUBSTRING_BONUS < kth:
                 break
-            hits = [s for s in chunk.tolist() if has_substring(text, leaves[s])]
+            hits = _holding(text, chunk.tolist(), leaves)
             if hits:
                 acc[hits] += SUBSTRING_BONUS
                 kth = self._kth(acc, mask, limit)
@@ -930,6 +935,21 @@ def _doc_vector(doc: Document) -> Vector | None:
     if vector is None or (isinstance(vector, np.ndarray) and vector.dtype == np.float32):
         return vector  # make_document normalized it already
     return normalize_vector(vector)
+
+
+def _pack(leaves: tuple[str, ...]) -> Leaves:
+    """A record's leaves as the index keeps them: the one leaf itself, or the tuple."""
+    return leaves[0] if len(leaves) == 1 else leaves
+
+
+def _holding(text: str, slots: list[int], leaves: list[Leaves]) -> list[int]:
+    """The slots whose record holds ``text`` by :func:`~.search.has_substring`."""
+    out = []
+    for slot in slots:
+        held = leaves[slot]
+        if text in held if type(held) is str else has_substring(text, held):
+            out.append(slot)
+    return out
 
 
 def _run_starts(values: _IntArray) -> _IntArray:
