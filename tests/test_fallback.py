@@ -566,3 +566,34 @@ async def test_refused_replay_is_a_span_event(
     assert events["recovering"] == ["memory.replay.refused"]
     assert events["reading"] == ["memory.replay.refused.served"]
     await backend.aclose()
+
+
+async def test_outage_writes_keep_the_namespace_embedder(primary: Flaky, clock: FakeClock) -> None:
+    """During an outage the mirror refuses another embedder's vectors and such a write is never
+    replayed; a replayed write carries its embedder, so the primary can check it too."""
+    backend = FallbackBackend(
+        primary, InMemoryBackend(100, clock=clock), probe_interval=3600, clock=clock
+    )
+    model_a, model_b = ("model-a", 2), ("model-b", 2)
+    await backend.put(NS, Entry("a", '"x"', None, None, [1.0, 0.0], space=model_a))
+    primary.down = True
+    with pytest.raises(ValueError, match="model-b"):
+        await backend.put(NS, Entry("b", '"y"', {"m": 1}, None, [0.0, 1.0], space=model_b))
+    batch = [
+        Entry("e", '"y"', None, None, [1.0, 1.0], space=model_a),
+        Entry("c", '"y"', None, None, [0.0, 1.0], space=model_b),
+    ]
+    with pytest.raises(ValueError, match="model-b"):
+        await backend.put_many(NS, batch)
+    other: Namespace = ("other",)
+    await backend.put(other, Entry("d", '"z"', {"m": 1}, None, [0.0, 1.0], space=model_b))
+    assert backend.pending == 2
+    primary.down = False
+    assert await backend.recover()
+    assert await primary.inner.get(NS, "b") is None
+    assert await primary.inner.get(NS, "c") is None
+    assert await primary.inner.get(NS, "e") is not None  # held by the mirror: replayed
+    query = SearchQuery("z", 5, "semantic", vector=[0.0, 1.0], space=model_a)
+    with pytest.raises(ValueError, match="model-a"):
+        await primary.inner.search(other, query)
+    await backend.aclose()

@@ -340,6 +340,7 @@ class FallbackBackend:
                 snapshot=entry.snapshot,
                 created_at=entry.created_at,
                 updated_at=entry.updated_at,
+                space=entry.space,
             )
         deadline = None if entry.ttl is None else self._clock() + entry.ttl
         self._journal_op((namespace, entry.key), _Put(namespace, entry, deadline))
@@ -396,6 +397,7 @@ class FallbackBackend:
                     entry.vector,
                     created_at=entry.created_at,
                     updated_at=entry.updated_at,
+                    space=entry.space,
                 )
             await primary.put(op.namespace, entry)
         elif isinstance(op, _Delete):
@@ -535,6 +537,7 @@ class FallbackBackend:
                 e.vector,
                 created_at=e.created_at,
                 updated_at=e.updated_at,
+                space=e.space,
             )
             for _, op in run
             for e in (op.entry,)
@@ -679,11 +682,13 @@ class FallbackBackend:
         secondary: Callable[_P, Awaitable[_T]],
         journal: Callable[_P, None],
         accepted: Callable[_P, None],
+        mirror_now: Callable[_P, _T] | None,
         *args: _P.args,
         **kwargs: _P.kwargs,
     ) -> _T:
         """Write to the primary and mirror to the secondary while healthy; during an outage,
-        journal the write for replay and serve it from the secondary."""
+        journal the write for replay and serve it from the secondary (``mirror_now``: its
+        synchronous form, when it has one)."""
         if self._closed:
             raise self._closed_error()
         hold = self._hold
@@ -707,6 +712,13 @@ class FallbackBackend:
                     idle.set()
         else:
             self._ensure_probe()
+        if mirror_now is not None:
+            # The mirror's synchronous write (put_now): no recovery can run between it and
+            # the journal's, so it goes first, and a write it refuses (vectors of another
+            # embedder than the namespace's) is never journaled for the primary.
+            result = mirror_now(*args, **kwargs)
+            journal(*args, **kwargs)
+            return result
         # Journal before any await, so a recovery finishing meanwhile still replays it.
         journal(*args, **kwargs)
         return await secondary(*args, **kwargs)
@@ -717,6 +729,23 @@ class FallbackBackend:
             backend=self.primary.info().name,
             transient=False,
         )
+
+    def _mirror_one(self, namespace: Namespace, entry: Entry) -> int:
+        mirror = self._mirror_now
+        assert mirror is not None
+        return mirror(namespace, entry)
+
+    def _mirror_many(self, namespace: Namespace, entries: Sequence[Entry]) -> int:
+        mirror = self._mirror_now
+        assert mirror is not None
+        evicted = 0
+        for i, entry in enumerate(entries):
+            try:
+                evicted += mirror(namespace, entry)
+            except Exception:
+                self._journal_puts(namespace, entries[:i])  # the ones the mirror holds
+                raise
+        return evicted
 
     def _accepted_put(self, namespace: Namespace, entry: Entry) -> None:
         self._forget_refused(namespace, entry.key)
@@ -757,7 +786,8 @@ class FallbackBackend:
             meta = change.merged(e.metadata)
             put_deadline = deadline if change.set_ttl else prior.deadline
             ttl = None if put_deadline is None else max(put_deadline - self._clock(), 1e-3)
-            entry = Entry(key, payload, meta, ttl, vector, snapshot=snapshot)
+            space = e.space if vector is not None else None
+            entry = Entry(key, payload, meta, ttl, vector, snapshot=snapshot, space=space)
             self._journal_op((namespace, key), _Put(namespace, entry, put_deadline))
             return
         self._journal_op((namespace, key), op)
@@ -818,6 +848,7 @@ class FallbackBackend:
             self.secondary.put,
             self._journal_put,
             self._accepted_put,
+            None if mirror is None else self._mirror_one,
             namespace,
             entry,
         )
@@ -828,6 +859,7 @@ class FallbackBackend:
             self.secondary.put_many,
             self._journal_puts,
             self._accepted_puts,
+            None if self._mirror_now is None else self._mirror_many,
             namespace,
             entries,
         )
@@ -856,6 +888,7 @@ class FallbackBackend:
             self.secondary.delete,
             self._journal_delete,
             self._accepted_delete,
+            None,
             namespace,
             key,
         )
@@ -866,6 +899,7 @@ class FallbackBackend:
             self.secondary.clear,
             self._journal_clear,
             self._forget_refused,
+            None,
             namespace,
         )
 
@@ -877,6 +911,7 @@ class FallbackBackend:
             self._serve_update,
             self._no_journal,
             self._accepted_update,
+            None,
             namespace,
             key,
             change,
@@ -903,6 +938,7 @@ class FallbackBackend:
             self.secondary.delete_where,
             self._journal_delete_where,
             self._accepted_where,
+            None,
             namespace,
             filter,
         )
