@@ -10,6 +10,7 @@ from collections.abc import Awaitable
 from typing import ClassVar
 
 from opentelemetry import metrics, trace
+from opentelemetry.metrics import _internal as _metrics_internal
 from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
 
@@ -132,7 +133,12 @@ class InstrumentedPrimitive(WorkflowPrimitive[InT, OutT]):
         provider may be installed after the primitive was built). A subclass's own public
         methods may await it directly instead of :meth:`execute`, saving a coroutine.
         """
-        if self._telemetry.disabled():  # no SDK: no span, no metric, nothing to build
+        tel = self._telemetry
+        if (  # TelemetryHandles.disabled(), its common case inlined: two global reads
+            tel.global_only
+            and trace._TRACER_PROVIDER is None
+            and _metrics_internal._METER_PROVIDER is None
+        ) or tel.disabled():  # no SDK: no span, no metric, nothing to build
             return self._execute_untraced(input_data, context)
         return self._execute_recorded(input_data, context)
 

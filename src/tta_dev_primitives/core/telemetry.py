@@ -130,6 +130,7 @@ class TelemetryHandles:
         "_tracer",
         "_tracer_for",
         "_tracer_provider",
+        "global_only",
     )
 
     def __init__(
@@ -145,6 +146,11 @@ class TelemetryHandles:
         self._meter: metrics.Meter | None = None
         self._instruments: dict[str, Any] = {}
         self._lock = threading.Lock()
+        # True when both providers are the API's globals, readable directly: then "nothing
+        # records" is two global reads (see disabled(); InstrumentedPrimitive inlines them).
+        self.global_only = (
+            _FAST_TRACE and _FAST_METRICS and tracer_provider is None and meter_provider is None
+        )
 
     @property
     def tracer_provider(self) -> trace.TracerProvider | None:
@@ -174,10 +180,7 @@ class TelemetryHandles:
     def disabled(self) -> bool:
         """True when neither a tracer nor a meter SDK provider is configured right now."""
         if (  # the common no-SDK case, checked with two global reads
-            _FAST_TRACE
-            and _FAST_METRICS
-            and self._tracer_provider is None
-            and self._meter_provider is None
+            self.global_only
             and trace._TRACER_PROVIDER is None
             and _metrics_internal._METER_PROVIDER is None
         ):

@@ -267,7 +267,9 @@ def thaw(snap: Any) -> Any:
 
 def value_of(payload: str, snap: Any) -> Any:
     """What a read hands the caller: a thawed snapshot when there is one, else decoded JSON."""
-    return decode(payload) if snap is NO_SNAPSHOT else thaw(snap)
+    if snap is NO_SNAPSHOT:
+        return decode(payload)
+    return snap.copy() if type(snap) is dict else snap  # thaw(snap), without a call
 
 
 class _NoSnapshot:

@@ -39,6 +39,10 @@ __all__ = ["MemoryInstrumentation", "StreamOperation", "content_capture_default"
 CONTENT_LIMIT = 1024  # characters of captured content per attribute value
 
 NO_SPAN = trace.INVALID_SPAN
+"""The span a handler gets when nothing records at all (no tracer, no meter): it may skip
+every span and metric call."""
+UNTRACED = trace.NonRecordingSpan(trace.INVALID_SPAN_CONTEXT)
+"""The span a handler gets when no tracer records but a meter may: metrics still count."""
 
 
 def store_id(namespace: Namespace) -> str:

@@ -39,6 +39,7 @@ from .embeddings import Embedder, embed_documents, embed_query, embedder_space
 from .errors import MemoryBackendError
 from .instrumentation import (
     NO_SPAN,
+    UNTRACED,
     AttributeCache,
     MemoryInstrumentation,
     StreamOperation,
@@ -1064,7 +1065,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
 
     async def _execute_impl(self, input_data: MemoryOperation, context: WorkflowContext) -> Any:
         shared = self._shared
-        span = trace.get_current_span() if self._telemetry.tracer() is not None else NO_SPAN
+        span = trace.get_current_span() if self._telemetry.tracer() is not None else UNTRACED
         try:
             return await self._handler(input_data.kind)(self, input_data, span)
         finally:
@@ -1081,7 +1082,9 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
     def _record_settings(self, ttl: Any, metadata: Any) -> tuple[float | None, Any]:
         """The validated ttl (``default_ttl`` when None, None for NO_EXPIRY) and metadata of
         records to write."""
-        return self._ttl(ttl), None if metadata is None else codec.validate_metadata(metadata)
+        # The common ttl=None inline: this runs on every add.
+        ttl = self._default_ttl if ttl is None else self._ttl(ttl)
+        return ttl, None if metadata is None else codec.validate_metadata(metadata)
 
     def _ttl(self, ttl: Any) -> float | None:
         if ttl is None:
@@ -1204,7 +1207,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             record = sync.get_now(self._namespace, key)
         else:
             record = await shared.backend.get(self._namespace, key)
-        if span is not NO_SPAN or not self._telemetry.disabled():
+        if span is not NO_SPAN:
             self._inst.read(span, record is not None, 1, shared.backend.info())
             if record is not None:
                 self._inst.records(span, ((key, record.payload, None, record.metadata),))
@@ -1288,7 +1291,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         key = codec.validate_key(op.key)
         shared = self._shared
         record = await shared.backend.get(self._namespace, key)
-        if span is not NO_SPAN or not self._telemetry.disabled():
+        if span is not NO_SPAN:
             self._inst.read(span, record is not None, 1, shared.backend.info())
             if record is not None:
                 self._inst.records(span, ((key, record.payload, None, record.metadata),))

@@ -42,6 +42,9 @@ class _Item(NamedTuple):
     expires_at: float | None
 
 
+_new = tuple.__new__
+
+
 class InMemoryStore:
     """A bounded, in-process key/value store with TTL and ranked keyword search.
 
@@ -124,17 +127,21 @@ class InMemoryStore:
             if old is not None and (old.expires_at is None or old.expires_at > now):
                 created = old.record.created_at
         updated = entry.updated_at
-        record = Record(
-            key,
-            entry.payload,
-            entry.metadata,
-            seq,
-            entry.snapshot,
-            created,
-            stamp if updated is None else updated,
-            None if expires_at is None else expires_at + self._epoch,
+        # tuple.__new__ directly: a named tuple's own __new__ is a Python function.
+        record = _new(
+            Record,
+            (
+                key,
+                entry.payload,
+                entry.metadata,
+                seq,
+                entry.snapshot,
+                created,
+                stamp if updated is None else updated,
+                None if expires_at is None else expires_at + self._epoch,
+            ),
         )
-        item = _Item(record, expires_at)
+        item = _new(_Item, (record, expires_at))
         if old is not None:
             self._unindex(key)
             if old.expires_at is not None:
