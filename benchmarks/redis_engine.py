@@ -89,6 +89,12 @@ async def measure(url: str, n: int, count: int = 30) -> dict[str, float]:
 
     for mode in ("keyword", "semantic", "hybrid"):
         out[f"redis_{mode}_ms"] = await _median_ms(search(mode), count)
+    floor: list[float] = []
+    for i in range(count):
+        t0 = time.perf_counter()
+        matrix @ qvecs[i]
+        floor.append(time.perf_counter() - t0)
+    out["floor_matvec_ms"] = statistics.median(floor) * 1e3
     store = _store(texts, matrix)
     store.search_results(SearchQuery("warm", 1))
     for mode in ("keyword", "semantic", "hybrid"):
@@ -153,12 +159,14 @@ def render(results: dict[str, Any], command: str) -> str:
         "common-word corpus with 384-d vectors, written by one backend; a fresh backend's "
         "first search loads the namespace (next to the **reload floor**: fetching and "
         "decoding the same records, no index); then medians of 30 searches, next to the same "
-        "searches on the in-memory store in the same run; `get`/`add` per call next to one "
+        "searches on the in-memory store in the same run and one numpy float32 matrix-vector "
+        "product (the floor of any exact semantic search); `get`/`add` per call next to one "
         "raw redis-py `HGET`/`HSET` round trip on the same server.",
         "",
-        "| server | records | keyword | in memory | semantic | in memory | hybrid | in memory "
-        "| first search | reload floor | get / raw | add / raw |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| server | records | keyword | in memory | semantic | in memory | mat-vec floor "
+        "| hybrid | in memory | first search | reload floor | get / raw | add / raw |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| ---: |",
     ]
     for row in results.values():
         get_ratio = row["get_us"] / row["raw_hget_us"]
@@ -167,6 +175,7 @@ def render(results: dict[str, Any], command: str) -> str:
             f"| {row['kind']} {row['version']} | {row['n']:,} "
             f"| {row['redis_keyword_ms']:.2f} ms | {row['memory_keyword_ms']:.2f} ms "
             f"| {row['redis_semantic_ms']:.2f} ms | {row['memory_semantic_ms']:.2f} ms "
+            f"| {row.get('floor_matvec_ms', float('nan')):.2f} ms "
             f"| {row['redis_hybrid_ms']:.2f} ms | {row['memory_hybrid_ms']:.2f} ms "
             f"| {row['first_search_s']:.2f} s | {row['reload_floor_s']:.2f} s "
             f"| {get_ratio:.2f}x | {add_ratio:.2f}x |"
@@ -180,7 +189,8 @@ def render(results: dict[str, Any], command: str) -> str:
         checks = [
             ("keyword (common words) under 10 ms", f"{row['redis_keyword_ms']:.1f} ms",
              row["redis_keyword_ms"] < 10),
-            ("semantic under 10 ms", f"{row['redis_semantic_ms']:.1f} ms",
+            ("semantic under 10 ms", f"{row['redis_semantic_ms']:.1f} ms "
+             f"(the mat-vec floor alone: {row.get('floor_matvec_ms', float('nan')):.1f} ms)",
              row["redis_semantic_ms"] < 10),
             ("hybrid under 30 ms", f"{row['redis_hybrid_ms']:.1f} ms",
              row["redis_hybrid_ms"] < 30),
