@@ -9,7 +9,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from . import engine, redis_engine
+from . import engine, redis_engine, redis_stack_engine
 from .harness import QUICK, Config, Results, SizePlan, run
 from .report import machine_description, plot_search, render_markdown
 from .systems import all_systems
@@ -155,16 +155,20 @@ def main(argv: list[str] | None = None) -> int:
 def _redis_section(args: argparse.Namespace, *, measure: bool) -> str:
     path = Path(args.redis_json)
     if measure:
-        results = redis_engine.run([int(n) for n in args.engine_sizes.split(",")], KINDS)
+        sizes = [int(n) for n in args.engine_sizes.split(",")]
+        results = redis_engine.run(sizes, KINDS)
+        results["stack"] = redis_stack_engine.run(sizes)  # {} without Redis Stack
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(results, indent=1), encoding="utf-8")
     elif path.exists():
         results = json.loads(path.read_text(encoding="utf-8"))
     else:
         return ""
-    return redis_engine.render(
+    stack = results.pop("stack", {})
+    section = redis_engine.render(
         results, f"make bench BENCH_ARGS='--redis-only --engine-sizes {args.engine_sizes}'"
     )
+    return section + redis_stack_engine.render(stack)
 
 
 KINDS = ["redis", "valkey"]

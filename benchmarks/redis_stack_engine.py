@@ -139,6 +139,55 @@ async def measure_stack(url: str, n: int, count: int = 30) -> dict[str, float]:
     return out
 
 
+def run(sizes: list[int]) -> dict[str, Any]:
+    """Measure at every size on one Redis Stack; {} when none can be started."""
+    try:
+        server = _Stack()
+    except ServerUnavailable as exc:
+        print(f"redis-stack: skipped ({exc})")
+        return {}
+    results: dict[str, Any] = {}
+    try:
+        for n in sizes:
+            row = asyncio.run(measure_stack(server.url(), n))
+            row["n"] = n
+            results[f"redis-stack {n}"] = row
+            shown = {k: round(v, 3) for k, v in row.items()}
+            print(f"redis-stack {n}: {json.dumps(shown)}", flush=True)
+    finally:
+        server.stop()
+    return results
+
+
+def render(results: dict[str, Any]) -> str:
+    """The Query Engine rows of the Redis search section (empty without results)."""
+    if not results:
+        return ""
+    lines = [
+        "",
+        'Redis Stack 7.4 (RediSearch 2.10), `search_engine="query-engine"` next to '
+        '`"local"` on the same server and records (`benchmarks/redis_stack_engine.py`); '
+        "recall@10 of the Query Engine's hits against the exact local ones:",
+        "",
+        "| records | keyword QE / local | recall | semantic QE / local | recall (random / near) "
+        "| hybrid QE / local | recall | first search QE / local | memory QE / local |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in results.values():
+        lines.append(
+            f"| {int(row['n']):,} "
+            f"| {row['qe_keyword_ms']:.1f} / {row['local_keyword_ms']:.1f} ms "
+            f"| {row['qe_keyword_recall10']:.3f} "
+            f"| {row['qe_semantic_ms']:.1f} / {row['local_semantic_ms']:.1f} ms "
+            f"| {row['qe_semantic_recall10']:.3f} / {row['qe_semantic_near_recall10']:.3f} "
+            f"| {row['qe_hybrid_ms']:.1f} / {row['local_hybrid_ms']:.1f} ms "
+            f"| {row['qe_hybrid_recall10']:.3f} "
+            f"| {row['qe_first_search_s']:.1f} / {row['local_first_search_s']:.1f} s "
+            f"| {row['qe_stats_mib']:.1f} / {row['local_index_mib']:.1f} MiB |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10000")

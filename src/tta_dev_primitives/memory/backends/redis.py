@@ -153,7 +153,18 @@ def _vector_arg(vector: Sequence[float] | Vector | None) -> bytes:
 
 
 def _vector(data: bytes) -> Vector:
+    """A stored vector as a new float32 array."""
     return np.frombuffer(data, dtype="<f4").astype(np.float32)
+
+
+_F32 = np.dtype("<f4")
+
+
+def _vector_view(data: bytes) -> Vector:
+    """A stored vector as a read-only view of ``data`` (the index copies it into its
+    matrix): no copy of its own, which a load of 100k vectors would pay for each."""
+    view = np.frombuffer(data, dtype=_F32)
+    return view if view.dtype == np.float32 else view.astype(np.float32)
 
 
 def _unpack(header: bytes, body: bytes, width: int) -> builtins.list[tuple[bytes | None, ...]]:
@@ -976,7 +987,7 @@ class RedisBackend:
                         codec.decode(_s(value)),
                         _metadata(meta),
                         _ms(expires),
-                        None if not vec else _vector(vec),
+                        None if not vec else _vector_view(vec),
                     )
                 )
             except _GARBLED as exc:

@@ -1,8 +1,9 @@
 -- KEYS: record keys. ARGV: base, vectors ('1': with each record's vector), careful ('1':
 -- a key of another type is reported as not a record instead of failing the script, which
 -- costs a protected call per key; the client asks for it after a WRONGTYPE). Recency is left
--- alone. Per key, fields s, v, m, e, x, u, c (e left out without vectors; s absent and v
--- set: the key holds something else than a record hash, v says what). Returned packed, as
+-- alone. Per key, fields s, v, m, e, x, u, c (e left out without vectors, c with them; s
+-- absent and v set: the key holds something else than a record hash, v says what).
+-- Returned packed, as
 -- two strings: the fields' lengths (little-endian int32, -1 for an absent field, 7 per key)
 -- and the fields themselves, concatenated: two bulk replies however many records, which the
 -- client splits far faster than it parses thousands of replies.
@@ -13,7 +14,9 @@ if ARGV[3] == '1' then call = redis.pcall end
 for i = 1, #KEYS do
   local h
   if with then
-    h = call('HMGET', KEYS[i], 's', 'v', 'm', 'e', 'x', 'u', 'c')
+    -- With vectors (index loads, exports): the created time is not needed.
+    h = call('HMGET', KEYS[i], 's', 'v', 'm', 'e', 'x', 'u')
+    if not h.err then h[7] = false end
   else
     h = call('HMGET', KEYS[i], 's', 'v', 'm', 'x', 'u', 'c')
     if not h.err then table.insert(h, 4, false) end
