@@ -19,6 +19,7 @@ API (stable; everything else is private)::
     index.search_keyword(prepared_query, limit, filter=None, now=None)
     index.search_semantic(unit_vector, limit, filter=None, now=None)
     index.keyword_bound(prepared_query) -> float   # for fusion: the best possible score
+    index.rank(prepared_query, search_query, recency=None) -> list[(score, seq, key)]
     index.page(filter, horizon=, after=, newest=, limit=) -> list[(seq, key)]  # write order
     index.last_seq() -> int            # the highest live write sequence
     index.memory_bytes() -> int        # a cheap estimate of what the index holds
@@ -58,12 +59,15 @@ import math
 import sys
 from array import array
 from collections import deque
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from .records import SearchQuery
 
 from .search import (
     DEFAULT_SEMANTIC_WEIGHT,
@@ -636,6 +640,28 @@ class SearchIndex:
             fusion=fusion,
             semantic_weight=semantic_weight,
             keyword_bound=lambda: self.keyword_bound(prepared),
+        )
+
+    def rank(
+        self,
+        prepared: KeywordQuery,
+        query: SearchQuery,
+        recency: Callable[[str], float] | None = None,
+    ) -> list[Scored]:
+        """Rank for a validated backend query (its mode, limit, vector, filter, fusion,
+        weight and tracer; ``recency`` weighs each key): what every backend's search runs."""
+        vector = query.vector
+        filter_ = query.filter
+        return rank_by_mode(
+            query.mode,
+            query.limit,
+            lambda limit: self.search_keyword(prepared, limit, filter_),
+            lambda limit: [] if vector is None else self.search_semantic(vector, limit, filter_),
+            fusion=query.fusion,
+            semantic_weight=query.semantic_weight,
+            tracer=query.tracer,
+            keyword_bound=lambda: self.keyword_bound(prepared),
+            recency=recency,
         )
 
     def keyword_bound(self, query: KeywordQuery) -> float:

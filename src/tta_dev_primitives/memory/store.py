@@ -29,7 +29,6 @@ from .search import (
     matches_filter,
     normalize_vector,
     prepare_query,
-    rank_by_mode,
     recency_weight,
     validate_filter,
 )
@@ -374,7 +373,6 @@ class InMemoryStore:
         self._purge(self._clock())
         self._sync_index()
         index = self._index
-        filter_ = query.filter
         items = self._items
         recency = None
         if query.recency_half_life is not None:
@@ -384,17 +382,7 @@ class InMemoryStore:
             def recency(key: str) -> float:
                 return recency_weight(now - items[key].record.updated_at, half_life)
 
-        scored = rank_by_mode(
-            query.mode,
-            query.limit,
-            lambda limit: index.search_keyword(prepared, limit, filter_),
-            lambda limit: [] if vector is None else index.search_semantic(vector, limit, filter_),
-            fusion=query.fusion,
-            semantic_weight=query.semantic_weight,
-            tracer=query.tracer,
-            keyword_bound=lambda: index.keyword_bound(prepared),
-            recency=recency,
-        )
+        scored = index.rank(prepared, query, recency)
         return [
             SearchResult(key, items[key].record.payload, score, items[key].record.metadata)
             for score, _, key in scored

@@ -73,7 +73,6 @@ from ..search import (
     Vector,
     normalize_vector,
     prepare_query,
-    rank_by_mode,
     recency_weight,
 )
 from . import redis_scripts as lua
@@ -743,8 +742,11 @@ class RedisBackend:
             careful = [(keys, (base, flag, b"1")) for keys, (base, flag, _) in calls]
             replies = await self._eval_many(lua.FETCH, careful, self._search_timeout)
         out: builtins.list[Sequence[bytes | None]] = []
-        for header, body in replies:
-            out.extend(_unpack(header, body, 7))
+        for reply in replies:
+            rows = _unpack(reply[0], reply[1], 7)
+            if vectors:  # each vector came as a reply of its own (lua/fetch.lua)
+                rows = [(*r[:3], v, *r[4:]) for r, v in zip(rows, reply[2:], strict=True)]
+            out.extend(rows)
         return out
 
     # -- MemoryBackend ------------------------------------------------------------------------
@@ -1063,7 +1065,6 @@ class RedisBackend:
         vector = query.vector
         if vector is not None and query.space is not None and state.space is not None:
             check_space(state.space, query.space)  # another embedder's vectors: ValueError
-        filter_ = query.filter
         recency = None
         if query.recency_half_life is not None:
             half_life = query.recency_half_life
@@ -1072,17 +1073,7 @@ class RedisBackend:
             def recency(key: str) -> float:
                 return recency_weight(now - updated.get(key, now), half_life)
 
-        scored = rank_by_mode(
-            query.mode,
-            query.limit,
-            lambda limit: index.search_keyword(prepared, limit, filter_),
-            lambda limit: [] if vector is None else index.search_semantic(vector, limit, filter_),
-            fusion=query.fusion,
-            semantic_weight=query.semantic_weight,
-            tracer=query.tracer,
-            keyword_bound=lambda: index.keyword_bound(prepared),
-            recency=recency,
-        )
+        scored = index.rank(prepared, query, recency)
         if not scored:
             return []
         raws = [_b(key) for _, _, key in scored]
