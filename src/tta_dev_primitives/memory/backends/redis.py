@@ -26,6 +26,7 @@ import asyncio
 import base64
 import binascii
 import builtins
+import contextlib
 import json
 import logging
 import re
@@ -89,6 +90,7 @@ logger = logging.getLogger(__name__)
 _BATCH = 1000  # keys per script call / commands per pipeline flush
 _WRONGTYPE = "WRONGTYPE"
 _SYNC_KEYS = 2000  # changed records brought by one catch-up round trip
+_LOAD_GROUP = 10_000  # records of one group of pipelined calls in an index load
 _DEFAULT: Any = object()
 _json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 # OSError covers the builtin TimeoutError/ConnectionError; RedisClusterException (all nodes
@@ -1009,6 +1011,32 @@ class RedisBackend:
                         self._report_garbled(space.base, record[0], exc)
                         index.remove(record[0])
 
+    async def _load_records(
+        self, space: _Space, state: NamespaceIndex, keys: Sequence[bytes]
+    ) -> None:
+        """Fetch the records under ``keys`` into ``state``'s index, a group at a time: the
+        next group's calls are sent before this one is indexed, so the server reads them
+        while the client tokenizes (its time hidden behind the client's, not added)."""
+        groups = [keys[i : i + _LOAD_GROUP] for i in range(0, len(keys), _LOAD_GROUP)]
+        pending = asyncio.ensure_future(self._fetch(space, groups[0], vectors=True))
+        try:
+            for i, group in enumerate(groups):
+                found = await pending
+                if i + 1 < len(groups):
+                    pending = asyncio.ensure_future(
+                        self._fetch(space, groups[i + 1], vectors=True)
+                    )
+                    await asyncio.sleep(0)  # let it send its calls before we index
+                pairs: builtins.list[Any] = []
+                for raw, fields in zip(group, found, strict=True):
+                    pairs += (raw, fields)
+                self._apply(space, state, pairs, 0, 2)
+        finally:
+            if not pending.done():
+                pending.cancel()
+                with contextlib.suppress(BaseException):
+                    await pending
+
     async def _load(self, space: _Space) -> tuple[NamespaceIndex, float]:
         """Build the namespace's index from a full load, then catch it up with the log."""
         reply = await self._eval(lua.LOAD, space, deadline=self._search_timeout)
@@ -1027,11 +1055,7 @@ class RedisBackend:
         state.space = _stored_space(embedder)
         state.restarts = self._check.restarts
         if keys:
-            found = await self._fetch(space, keys, vectors=True)
-            pairs: builtins.list[Any] = []
-            for raw, fields in zip(keys, found, strict=True):
-                pairs += (raw, fields)
-            self._apply(space, state, pairs, 0, 2)
+            await self._load_records(space, state, keys)
         self._indexes.put(space.base, state)
         now = await self._catch_up(space, state)
         return state, (int(now_ms) / 1000 if now is None else now)
