@@ -162,8 +162,14 @@ async def test_server_restart_with_persistence_reloads(fresh_server: RedisServer
         await backend.aclose()
 
 
-async def test_writer_racing_a_reload(redis_server: RedisServer) -> None:
-    """Records written while a fresh process loads the namespace are all found afterwards."""
+async def test_writer_racing_a_reload(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records written while a fresh process loads the namespace (in groups of 700, the next
+    group's calls in flight while one is indexed) are all found afterwards."""
+    from tta_dev_primitives.memory.backends import redis as redis_module
+
+    monkeypatch.setattr(redis_module, "_LOAD_GROUP", 700)
     writer = RedisBackend.from_url(redis_server.url, max_size=None)
     ns = ("race",)
     await writer.put_many(ns, [entry(f"k{i}", f"race word{i}") for i in range(5000)])
