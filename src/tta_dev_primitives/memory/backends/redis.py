@@ -1023,9 +1023,7 @@ class RedisBackend:
             for i, group in enumerate(groups):
                 found = await pending
                 if i + 1 < len(groups):
-                    pending = asyncio.ensure_future(
-                        self._fetch(space, groups[i + 1], vectors=True)
-                    )
+                    pending = asyncio.ensure_future(self._fetch(space, groups[i + 1], vectors=True))
                     await asyncio.sleep(0)  # let it send its calls before we index
                 pairs: builtins.list[Any] = []
                 for raw, fields in zip(group, found, strict=True):
