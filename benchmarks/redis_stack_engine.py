@@ -32,18 +32,10 @@ from tta_dev_primitives.memory import codec
 from tta_dev_primitives.memory.records import Entry, SearchQuery
 
 from .engine import LIMIT, corpus, queries, vectors
+from .redis_engine import _median_ms
 from .servers import ServerUnavailable, _free_port
 
 _STACK_SCRIPT = os.path.join("..", "shared", "redis-stack", "redis-stack.sh")
-
-
-async def _median_ms(run: Any, count: int) -> float:
-    times = []
-    for i in range(count):
-        start = time.perf_counter()
-        await run(i)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
 
 
 class _Stack:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import textwrap
+from typing import Any
 
 import numpy as np
 import pytest
@@ -508,3 +509,58 @@ async def test_expired_records_are_reclaimed_by_later_writes(
         await check_index(redis_client, backend.key_prefix(ns))
     finally:
         await backend.aclose()
+
+
+async def test_concurrent_first_searches_share_one_load(redis_server: RedisServer) -> None:
+    """Several searches of a namespace this process has not loaded yet (a ``|`` pipeline,
+    gathered tasks) read it from Redis once, not once each."""
+    from tta_dev_primitives.memory.backends import redis_scripts as lua
+
+    writer = RedisBackend.from_url(redis_server.url, max_size=None)
+    reader = RedisBackend.from_url(redis_server.url, max_size=None)
+    ns = ("shared-load",)
+    loads = 0
+    original = reader._eval
+
+    def counting(script: object, *args: object, **kwargs: object) -> object:
+        nonlocal loads
+        if script is lua.LOAD:
+            loads += 1
+        return original(script, *args, **kwargs)  # type: ignore[arg-type]
+
+    try:
+        await writer.put_many(ns, [entry(f"k{i}", f"apple {i}") for i in range(500)])
+        reader._eval = counting  # type: ignore[method-assign,assignment]
+        found = await asyncio.gather(*(keys_found(reader, ns, "apple") for _ in range(5)))
+        assert all(len(f) == 500 for f in found)
+        assert loads == 1
+    finally:
+        await writer.aclose()
+        await reader.aclose()
+
+
+async def test_a_gap_during_the_load_loads_again(redis_server: RedisServer) -> None:
+    """When the log shows a gap right after a load (entries trimmed while the records were
+    read), the namespace is loaded again instead of served from a load that missed writes."""
+    writer = RedisBackend.from_url(redis_server.url, max_size=None)
+    reader = RedisBackend.from_url(redis_server.url, max_size=None)
+    ns = ("gap-load",)
+    original = reader._catch_up
+    calls = 0
+
+    async def gap_once(*args: Any, **kwargs: Any) -> float | None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:  # the load's own catch-up: a write lands and the log is trimmed
+            await writer.put(ns, entry("late", "apple written during the load"))
+            return None
+        return await original(*args, **kwargs)
+
+    try:
+        await writer.put_many(ns, [entry(f"k{i}", f"apple {i}") for i in range(20)])
+        reader._catch_up = gap_once  # type: ignore[method-assign]
+        assert "late" in await keys_found(reader, ns, "apple")
+        assert calls == 2
+    finally:
+        await writer.aclose()
+        await reader.aclose()

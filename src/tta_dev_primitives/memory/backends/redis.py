@@ -32,10 +32,10 @@ import logging
 import re
 import struct
 import weakref
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import redis.asyncio as aioredis
@@ -59,7 +59,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from .. import codec
 from ..codec import validate_max_size
 from ..errors import MemoryBackendError
-from ..index import check_space
+from ..index import SearchIndex, check_space
 from ..records import (
     Entry,
     ListQuery,
@@ -168,23 +168,26 @@ def _vector_view(data: bytes) -> Vector:
     return view if view.dtype == np.float32 else view.astype(np.float32)
 
 
-def _unpack(header: bytes, body: bytes, width: int) -> builtins.list[tuple[bytes | None, ...]]:
-    """Split a packed reply (``lua/fetch.lua``): ``width`` fields per record, ``header``
-    their int32 lengths (-1: absent), ``body`` the fields end to end."""
+def _fields(header: bytes, body: bytes) -> builtins.list[bytes | None]:
+    """Split strings packed end to end (``lua/fetch.lua``, ``lua/load.lua``): ``header``
+    holds their int32 lengths (-1: absent), ``body`` the strings."""
     lens = np.frombuffer(header, dtype="<i4")
     ends = np.cumsum(np.maximum(lens, 0)).tolist()
-    sizes = lens.tolist()
-    fields = [
-        None if size < 0 else body[end - size : end] for size, end in zip(sizes, ends, strict=True)
+    return [
+        None if size < 0 else body[end - size : end]
+        for size, end in zip(lens.tolist(), ends, strict=True)
     ]
+
+
+def _unpack(header: bytes, body: bytes, width: int) -> builtins.list[tuple[bytes | None, ...]]:
+    """The packed fields of records, ``width`` per record."""
+    fields = _fields(header, body)
     return [tuple(fields[i : i + width]) for i in range(0, len(fields), width)]
 
 
 def _split(header: bytes, body: bytes) -> builtins.list[bytes]:
-    """Split strings packed end to end, ``header`` their int32 lengths (``lua/load.lua``)."""
-    ends = np.cumsum(np.frombuffer(header, dtype="<i4")).tolist()
-    starts = [0, *ends[:-1]] if ends else []
-    return [body[a:b] for a, b in zip(starts, ends, strict=True)]
+    """Packed strings none of which is absent (the live keys of ``lua/load.lua``)."""
+    return cast(builtins.list[bytes], _fields(header, body))
 
 
 def _space_arg(entry: Entry) -> bytes:
@@ -366,6 +369,7 @@ class RedisBackend:
         self.namespace_cache_size = 4096
         self._garbled: set[tuple[bytes, str]] = set()  # undecodable records reported
         self._indexes = LocalIndexes(index_budget)
+        self._loading: dict[tuple[asyncio.AbstractEventLoop, bytes], asyncio.Future[Any]] = {}
         # A cluster client fails a command past its connections per node: operations beyond
         # that many wait (per event loop) instead.
         self._cluster_limit = 0
@@ -927,16 +931,24 @@ class RedisBackend:
         state = self._indexes.get(space.base)
         if state is not None and state.restarts != self._check.restarts:
             state = None  # the server restarted: writes may be lost that no log shows
-        if state is None:
-            return await self._load(space)
-        now = await self._catch_up(space, state)
-        if now is None:
-            return await self._load(space)
-        return state, now
+        if state is not None:
+            now = await self._catch_up(space, state)
+            if now is not None:
+                return state, now
+        # Concurrent searches of a namespace that is not loaded share one load.
+        key = (asyncio.get_running_loop(), space.base)
+        loading = self._loading.get(key)
+        if loading is None:
+            loading = self._loading[key] = asyncio.ensure_future(self._load(space))
+            loading.add_done_callback(lambda _: self._loading.pop(key, None))
+        return await asyncio.shield(loading)
 
-    async def _catch_up(self, space: _Space, state: NamespaceIndex) -> float | None:
-        """Apply the change log to ``state`` (round trips until none is left); the server
-        clock, or None when the index must be reloaded."""
+    async def _catch_up(
+        self, space: _Space, state: NamespaceIndex, into: LocalIndexes | None = None
+    ) -> float | None:
+        """Apply the change log to ``state`` (held by ``into``, this backend's indexes by
+        default; round trips until none is left); the server clock, or None when the index
+        must be reloaded."""
         changed = False
         while True:
             inc = state.incarnation or b""
@@ -954,28 +966,29 @@ class RedisBackend:
                 return None
             state.space = _stored_space(embedder)
             if len(reply) > 6:
-                self._apply(space, state, reply, 6, 7)
+                rows = ((reply[i], reply[i + 1 : i + 7]) for i in range(6, len(reply), 7))
+                self._apply(space, state, rows)
                 changed = True
             state.last = int(upto)
             if state.last >= int(last):
                 break
         if changed:
-            self._indexes.measure(space.base, state)
+            (self._indexes if into is None else into).measure(space.base, state)
         return now
 
     def _apply(
-        self, space: _Space, state: NamespaceIndex, reply: Sequence[Any], start: int, width: int
+        self,
+        space: _Space,
+        state: NamespaceIndex,
+        rows: Iterable[tuple[bytes, Sequence[bytes | None]]],
     ) -> None:
-        """Index the records of ``reply[start:]``: per record ``width`` fields, the key (when
-        ``width`` is 7) then s, v, m, e, x, u; s None: the key has no record."""
+        """Index ``(key, fields)`` rows, fields starting s, v, m, e, x, u (as ``SYNC`` and
+        ``FETCH`` give them); s and v None: the key has no record."""
         index = state.index
         updated = state.updated
         batch = []
-        for i in range(start, len(reply), width):
-            if width == 7:
-                raw, seq, value, meta, vec, expires, when = reply[i : i + 7]
-            else:
-                raw, (seq, value, meta, vec, expires, when, _) = reply[i], reply[i + 1]
+        for raw, fields in rows:
+            seq, value, meta, vec, expires, when = fields[:6]
             key = _s(raw)
             if seq is None and value is None:
                 index.remove(key)
@@ -1012,33 +1025,41 @@ class RedisBackend:
                         index.remove(record[0])
 
     async def _load_records(
-        self, space: _Space, state: NamespaceIndex, keys: Sequence[bytes]
+        self, space: _Space, state: NamespaceIndex, keys: Sequence[bytes], vectors: bool
     ) -> None:
         """Fetch the records under ``keys`` into ``state``'s index, a group at a time: the
         next group's calls are sent before this one is indexed, so the server reads them
         while the client tokenizes (its time hidden behind the client's, not added)."""
         groups = [keys[i : i + _LOAD_GROUP] for i in range(0, len(keys), _LOAD_GROUP)]
-        pending = asyncio.ensure_future(self._fetch(space, groups[0], vectors=True))
+        pending = asyncio.ensure_future(self._fetch(space, groups[0], vectors))
         try:
             for i, group in enumerate(groups):
                 found = await pending
                 if i + 1 < len(groups):
-                    pending = asyncio.ensure_future(self._fetch(space, groups[i + 1], vectors=True))
+                    pending = asyncio.ensure_future(self._fetch(space, groups[i + 1], vectors))
                     await asyncio.sleep(0)  # let it send its calls before we index
-                pairs: builtins.list[Any] = []
-                for raw, fields in zip(group, found, strict=True):
-                    pairs += (raw, fields)
-                self._apply(space, state, pairs, 0, 2)
+                self._apply(space, state, zip(group, found, strict=True))
         finally:
             if not pending.done():
                 pending.cancel()
                 with contextlib.suppress(BaseException):
                     await pending
 
-    async def _load(self, space: _Space) -> tuple[NamespaceIndex, float]:
-        """Build the namespace's index from a full load, then catch it up with the log."""
+    async def _load(
+        self,
+        space: _Space,
+        attempts: int = 3,
+        *,
+        into: LocalIndexes | None = None,
+        new_index: Callable[[], SearchIndex] = SearchIndex,
+        vectors: bool = True,
+    ) -> tuple[NamespaceIndex, float]:
+        """Build the namespace's index (``new_index()``, held by ``into``: this backend's
+        indexes by default) from a full load, then catch it up with the log, loading again
+        (at most ``attempts`` times in all) when the log shows a gap."""
+        into = self._indexes if into is None else into
         reply = await self._eval(lua.LOAD, space, deadline=self._search_timeout)
-        incarnation, last, now_ms, old, embedder = reply[:5]
+        incarnation, last, _, old, embedder = reply[:5]
         if int(old):
             raise MemoryBackendError(
                 f"Redis at {self._where}, search: namespace keys {_s(space.base)}... have the "
@@ -1049,14 +1070,29 @@ class RedisBackend:
                 transient=False,
             )
         keys = _split(reply[5], reply[6])
-        state = NamespaceIndex(incarnation=incarnation, last=int(last))
+        state = NamespaceIndex(index=new_index(), incarnation=incarnation, last=int(last))
         state.space = _stored_space(embedder)
         state.restarts = self._check.restarts
         if keys:
-            await self._load_records(space, state, keys)
-        self._indexes.put(space.base, state)
-        now = await self._catch_up(space, state)
-        return state, (int(now_ms) / 1000 if now is None else now)
+            await self._load_records(space, state, keys, vectors)
+        into.put(space.base, state)
+        now = await self._catch_up(space, state, into)
+        if now is None:
+            # The log lost entries while the records were read (trimmed past a namespace
+            # written faster than it loads, or another incarnation began): again.
+            into.drop(space.base)
+            if attempts <= 1:
+                raise MemoryBackendError(
+                    f"Redis at {self._where}, search: namespace keys {_s(space.base)}... "
+                    "changed faster than they could be loaded, three times; try again",
+                    backend="redis",
+                    operation="search",
+                    transient=False,
+                )
+            return await self._load(
+                space, attempts - 1, into=into, new_index=new_index, vectors=vectors
+            )
+        return state, now
 
     async def search(self, namespace: Namespace, query: SearchQuery) -> builtins.list[SearchResult]:
         self._check_open("search")

@@ -82,7 +82,6 @@ from ..search import (
     recency_weight,
     tokenize,
 )
-from . import redis_scripts as lua
 from .redis_index import LocalIndexes, NamespaceIndex
 
 if TYPE_CHECKING:
@@ -475,44 +474,20 @@ class QueryEngine:
             state = None
         now: float | None = None
         if state is not None:
-            now = await backend._catch_up(space, state)
+            now = await backend._catch_up(space, state, self.stats)
         if state is None or now is None:
             state, now = await self._load(space)
         self.stats.measure(space.base, state)
         return state, cast(LexicalStats, state.index), now
 
     async def _load(self, space: _Space) -> tuple[NamespaceIndex, float]:
-        backend = self._backend
-        # The snapshot RedisBackend._load starts from (lua/load.lua; keep the two in step).
-        reply = await backend._eval(lua.LOAD, space, deadline=backend._search_timeout)
-        incarnation, last, now_ms, old = reply[:4]
-        if int(old):
-            raise MemoryBackendError(
-                f"Redis at {backend._where}, search: namespace keys "
-                f"{space.base.decode(errors='replace')}... have the layout of "
-                "tta-dev-primitives 0.1.0; run `await backend.upgrade_layout()` "
-                "(or `tta-memory upgrade`) once to convert them",
-                backend="redis",
-                operation="search",
-                transient=False,
-            )
-        from .redis import _split
-
-        keys = _split(reply[5], reply[6])  # after the namespace's embedder (not needed here)
-        # The catch-up machinery feeds the statistics as it would a search index.
-        state = NamespaceIndex(
-            index=cast(SearchIndex, LexicalStats()), incarnation=incarnation, last=int(last)
+        # RedisBackend's loader, with statistics in place of a search index (values only).
+        return await self._backend._load(
+            space,
+            into=self.stats,
+            new_index=lambda: cast(SearchIndex, LexicalStats()),
+            vectors=False,
         )
-        state.restarts = backend._check.restarts
-        if keys:
-            found = await backend._fetch(space, keys, vectors=False)
-            pairs: list[Any] = []
-            for raw, fields in zip(keys, found, strict=True):
-                pairs += (raw, fields)
-            backend._apply(space, state, pairs, 0, 2)
-        self.stats.put(space.base, state)
-        now = await backend._catch_up(space, state)
-        return state, (int(now_ms) / 1000 if now is None else now)
 
     # -- search ------------------------------------------------------------------------------
 
