@@ -349,10 +349,15 @@ async def check_index(client: aioredis.Redis, key_prefix: str) -> dict[str, int]
         return {"records": 0, "log": 0}
     for key in lru:
         fields = await client.hgetall(base + b"h:" + key)
-        assert {b"s", b"v", b"c", b"u"} <= set(fields), f"record {key!r} lacks fields: {fields}"
-        assert int(fields[b"c"]) <= int(fields[b"u"])
-        if b"x" in fields:
-            assert await client.pexpiretime(base + b"h:" + key) == int(fields[b"x"])
+        assert {b"s", b"v", b"r"} <= set(fields), f"record {key!r} lacks fields: {fields}"
+        created, updated, expires, vector, mlen, meta = fields[b"r"].split(b" ", 5)
+        assert int(created) <= int(updated)
+        assert int(mlen) == len(meta)
+        assert vector == (b"1" if b"e" in fields else b"0"), f"record {key!r}: {fields}"
+        if expires != b"-":
+            assert await client.pexpiretime(base + b"h:" + key) == int(expires)
+        else:
+            assert await client.pexpiretime(base + b"h:" + key) == -1, f"{key!r} expires"
     stats = await client.hgetall(base + b"st")
     assert b"i" in stats, f"st without the namespace's incarnation: {stats}"
     assert b"g" in stats, f"st without the change-log counter: {stats}"

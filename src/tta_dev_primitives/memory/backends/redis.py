@@ -78,7 +78,7 @@ from ..search import (
 )
 from . import redis_scripts as lua
 from .base import BackendInfo, CompactionPlan, StoredVectors
-from .redis_clients import ClientPerLoop, ServerCheck
+from .redis_clients import ClientPerLoop, ServerCheck, fast_packing
 from .redis_cluster import CLUSTER_SCHEMES, cluster_client
 from .redis_index import DEFAULT_INDEX_BUDGET, LocalIndexes, NamespaceIndex
 from .redis_query_engine import QueryEngine, SearchEngine, validate_search_engine
@@ -183,6 +183,22 @@ def _unpack(header: bytes, body: bytes, width: int) -> builtins.list[tuple[bytes
     """The packed fields of records, ``width`` per record."""
     fields = _fields(header, body)
     return [tuple(fields[i : i + width]) for i in range(0, len(fields), width)]
+
+
+def _record_fields(
+    seq: bytes | None, value: bytes | None, r: bytes | None, vec: bytes | None
+) -> tuple[bytes | None, ...]:
+    """A record's fields s, v, m, e, x, u, c from its hash's s, v, r and e (``lua/_write.lua``
+    packs m, x, u and c into r). A malformed r makes it "not a record" (s None, v why)."""
+    if seq is None or r is None:
+        if seq is not None:
+            return (None, b"a record hash without its r field", None, None, None, None, None)
+        return (None, value, None, None, None, None, None)
+    try:
+        created, updated, expires, _, _, meta = r.split(b" ", 5)
+    except ValueError:
+        return (None, b"a record hash whose r field is malformed", None, None, None, None, None)
+    return (seq, value, meta or None, vec, None if expires == b"-" else expires, updated, created)
 
 
 def _split(header: bytes, body: bytes) -> builtins.list[bytes]:
@@ -359,6 +375,7 @@ class RedisBackend:
         )
         self._closed = False
         self._max_arg = b"0" if self.max_size is None else str(self.max_size).encode()
+        self._put_plain = self._max_arg  # no TTL, no embedder: the header is the bound alone
         self._spaces: dict[Namespace, _Space] = {}
         self._mappers: dict[str, _MapFailures] = {}
         host, port = _address(client)
@@ -477,7 +494,7 @@ class RedisBackend:
             pool = aioredis.BlockingConnectionPool.from_url(
                 url, max_connections=max_connections, timeout=None, **options
             )
-            return aioredis.Redis.from_pool(pool)
+            return aioredis.Redis.from_pool(fast_packing(pool))
 
         backend = cls(
             make_client(),
@@ -605,7 +622,8 @@ class RedisBackend:
         deadline: Any = _DEFAULT,
     ) -> Awaitable[Any]:
         """Run ``script`` on the namespace ``space``: its declared keys and then ``keys`` in
-        ``KEYS``, the base and then ``args`` in ``ARGV``.
+        ``KEYS``, the base (unless the script finds it in its keys) and then ``args`` in
+        ``ARGV``.
 
         Returns the awaitable of :func:`lua.run` itself (no coroutine of its own: one frame
         less per operation), after the periodic server check when one is due.
@@ -614,10 +632,12 @@ class RedisBackend:
         if keys:
             declared = (*declared, *keys)
         timeout = self._timeout if deadline is _DEFAULT else deadline
+        if script.base_arg:
+            args = (space.base, *args)
         if self._check.due():
-            call = self._checked_eval(script, declared, (space.base, *args), timeout)
+            call = self._checked_eval(script, declared, args, timeout)
         else:
-            call = lua.run(self._client, script, declared, (space.base, *args), timeout)
+            call = lua.run(self._client, script, declared, args, timeout)
         if self._cluster_limit:
             return self._limited(call)
         return call
@@ -665,7 +685,7 @@ class RedisBackend:
         try:
             if packed.startswith(b"! "):
                 raise ValueError(f"not a record hash: {_s(packed[2:])}")
-            seq, created, updated, expires, mlen, rest = packed.split(b" ", 5)
+            seq, created, updated, expires, _, mlen, rest = packed.split(b" ", 6)
             m = int(mlen)
             text = _s(rest[m:])
             return Record(
@@ -693,19 +713,32 @@ class RedisBackend:
             transient=False,
         )
 
-    def _entry_args(self, entry: Entry, meta: bytes | None = None) -> tuple[bytes, ...]:
-        """The PUT arguments of one record: key, value, metadata, vector, created, updated."""
+    def _entry_fields(self, entry: Entry) -> tuple[bytes, bytes, bytes]:
+        """A record's value, metadata and vector, as the record hash stores them."""
+        return (_b(entry.payload), _metadata_arg(entry.metadata), _vector_arg(entry.vector))
+
+    def _put_record(self, entry: Entry, meta: bytes | None = None) -> bytes:
+        """One record's ``PUT`` argument (``lua/put.lua``): its times, the lengths of its
+        metadata and vector, then metadata, vector and value end to end."""
         if meta is None:
             meta = _metadata_arg(entry.metadata)
+        vector = _vector_arg(entry.vector)
         created, updated = entry.created_at, entry.updated_at
-        return (
-            _b(entry.key),
-            _b(entry.payload),
+        return b"%s %s %d %d %s%s%s" % (
+            b"-" if created is None else b"%d" % round(created * 1000),
+            b"-" if updated is None else b"%d" % round(updated * 1000),
+            len(meta),
+            len(vector),
             meta,
-            _vector_arg(entry.vector),
-            b"" if created is None else b"%d" % round(created * 1000),
-            b"" if updated is None else b"%d" % round(updated * 1000),
+            vector,
+            _b(entry.payload),
         )
+
+    def _put_header(self, ttl: int, space: bytes) -> bytes:
+        """``PUT``'s first argument: the bound, the TTL and the embedder of the vectors."""
+        if not ttl and not space:
+            return self._put_plain
+        return b"%s %d %s" % (self._max_arg, ttl, space)
 
     async def _read(
         self, space: _Space, keys: Sequence[bytes], touch: bytes
@@ -717,7 +750,7 @@ class RedisBackend:
         calls = [
             (
                 tuple(rec + k for k in keys[i : i + _BATCH]),
-                (space.base, touch, *keys[i : i + _BATCH]),
+                (touch, *keys[i : i + _BATCH]),
             )
             for i in range(0, len(keys), _BATCH)
         ]
@@ -749,10 +782,13 @@ class RedisBackend:
             replies = await self._eval_many(lua.FETCH, careful, self._search_timeout)
         out: builtins.list[Sequence[bytes | None]] = []
         for reply in replies:
-            rows = _unpack(reply[0], reply[1], 7)
+            rows = _unpack(reply[0], reply[1], 3)
             if vectors:  # each vector came as a reply of its own (lua/fetch.lua)
-                rows = [(*r[:3], v, *r[4:]) for r, v in zip(rows, reply[2:], strict=True)]
-            out.extend(rows)
+                out.extend(
+                    _record_fields(s, v, r, e) for (s, v, r), e in zip(rows, reply[2:], strict=True)
+                )
+            else:
+                out.extend(_record_fields(s, v, r, None) for s, v, r in rows)
         return out
 
     # -- MemoryBackend ------------------------------------------------------------------------
@@ -780,13 +816,12 @@ class RedisBackend:
         if self._closed:
             self._check_open("add")
         space = self._spaces.get(namespace) or self._space(namespace)
-        args = self._entry_args(entry)
+        key = _b(entry.key)
+        header = self._put_header(_ttl_ms(entry.ttl), _space_arg(entry))
         try:
             with self._failures("add"):
-                ttl = _ttl_ms(entry.ttl)
-                rkey = space.rec + args[0]
                 evicted = await self._eval(
-                    lua.PUT, space, self._max_arg, ttl, _space_arg(entry), *args, keys=(rkey,)
+                    lua.PUT, space, header, self._put_record(entry), keys=(space.rec + key,)
                 )
         except MemoryBackendError as exc:
             if _embedder_refused(exc) and entry.space is not None:
@@ -803,28 +838,27 @@ class RedisBackend:
         rec = space.rec
         # One script call per run of entries with the same TTL (at most _BATCH entries).
         calls: builtins.list[tuple[Sequence[bytes], Sequence[Any]]] = []
-        run: builtins.list[bytes] = []
-        keys: builtins.list[bytes] = [*declared]
         ttl = _ttl_ms(entries[0].ttl)
         embedder = next((e for e in entries if e.space is not None), entries[0])
         space_arg = _space_arg(embedder)
+        run: builtins.list[bytes] = [self._put_header(ttl, space_arg)]
+        keys: builtins.list[bytes] = [*declared]
         # add_many gives its entries one metadata object: encode it once, not per record.
         last_meta: Any = _DEFAULT
         meta = b""
         for entry in entries:
             entry_ttl = _ttl_ms(entry.ttl)
-            if entry_ttl != ttl or len(run) >= 6 * _BATCH:
-                calls.append((keys, (space.base, self._max_arg, ttl, space_arg, *run)))
-                run = []
-                keys = [*declared]
+            if entry_ttl != ttl or len(run) > _BATCH:
+                calls.append((keys, run))
                 ttl = entry_ttl
+                run = [self._put_header(ttl, space_arg)]
+                keys = [*declared]
             if entry.metadata is not last_meta:
                 last_meta = entry.metadata
                 meta = _metadata_arg(last_meta)
-            args = self._entry_args(entry, meta)
-            run += args
-            keys.append(rec + args[0])
-        calls.append((keys, (space.base, self._max_arg, ttl, space_arg, *run)))
+            run.append(self._put_record(entry, meta))
+            keys.append(rec + _b(entry.key))
+        calls.append((keys, run))
         try:
             with self._failures("add_many"):
                 replies = await self._eval_many(lua.PUT, calls)
@@ -966,7 +1000,10 @@ class RedisBackend:
                 return None
             state.space = _stored_space(embedder)
             if len(reply) > 6:
-                rows = ((reply[i], reply[i + 1 : i + 7]) for i in range(6, len(reply), 7))
+                rows = (
+                    (reply[i], _record_fields(*reply[i + 1 : i + 5]))
+                    for i in range(6, len(reply), 5)
+                )
                 self._apply(space, state, rows)
                 changed = True
             state.last = int(upto)
@@ -1201,13 +1238,13 @@ class RedisBackend:
             keys.append(rec + _b(key))
             entry = rewrite.get(key)
             if entry is not None:
-                args += (seq, b"w", *self._entry_args(entry)[1:4])
+                args += (seq, b"w", *self._entry_fields(entry))
             else:
                 args += (seq, b"d" if key in delete else b"-", b"", b"", b"")
         insert = plan.insert
         if insert is not None:
             keys.append(rec + _b(insert.key))
-            args += (_ttl_ms(insert.ttl), *self._entry_args(insert)[1:4])
+            args += (_ttl_ms(insert.ttl), *self._entry_fields(insert))
         # The script's work grows with the records it replaces.
         deadline = _index_timeout(self._timeout, 20 * len(keys))
         with self._failures("compact"):
@@ -1435,22 +1472,20 @@ class RedisBackend:
                     continue
                 seq, mlen, vlen, rest = bytes(rec).split(b":", 3)
                 m, v = int(mlen), int(mlen) + int(vlen)
+                expires = at is not None and int(at) >= 0
                 fields: dict[bytes, bytes | int] = {
                     b"s": int(seq),
                     b"v": rest[v:],
-                    b"c": now_ms,
-                    b"u": now_ms,
+                    # As lua/_write.lua packs it: times, expiry, vector or not, metadata.
+                    b"r": b"%d %d %s %d %d %s"
+                    % (now_ms, now_ms, b"%d" % int(at) if expires else b"-", v > m, m, rest[:m]),
                 }
-                if m:
-                    fields[b"m"] = rest[:m]
                 if v > m:
                     raw = base64.b64decode(rest[m:v])
                     fields[b"e"] = _vector_arg(struct.unpack(f"<{len(raw) // 8}d", raw))
-                if at is not None and int(at) >= 0:
-                    fields[b"x"] = int(at)
                 pipe.delete(base + b"h:" + key)
                 pipe.hset(base + b"h:" + key, mapping=fields)
-                if at is not None and int(at) >= 0:
+                if expires:
                     pipe.pexpireat(base + b"h:" + key, int(at))
                 pipe.delete(base + b"r:" + key)
                 count += 1

@@ -8,6 +8,9 @@ atomic step on one namespace. Two directives, in comments, are read here:
   suffix after the namespace's base ``prefix:{escaped namespace}:``; the client appends the
   record keys it names (``h:<key>``).
 * ``--! include: _name``: replaced by ``lua/_name.lua`` (shared local functions).
+* ``--! base: keys``: the script finds the namespace's base in its ``KEYS`` (the hot
+  scripts, put and get: each argument costs the client more to send than the script pays
+  to derive it); the others get it as ``ARGV[1]``.
 
 The declared keys: every key the client can name. ``lru``, ``st`` and ``log`` exist together
 (from a namespace's first write until it is emptied), so during a slot migration they move
@@ -72,6 +75,7 @@ __all__ = [
 
 _INCLUDE = re.compile(r"^--! include: (\w+)\n", re.MULTILINE)
 _KEYS = re.compile(r"^--! keys: ([\w ]+)\n", re.MULTILINE)
+_BASE_IN_KEYS = re.compile(r"^--! base: keys\n", re.MULTILINE)
 
 
 def _read(name: str) -> str:
@@ -86,12 +90,15 @@ class Script:
         name: The file name under ``lua/`` without ``.lua``.
         source: The script with its includes expanded.
         keys: Suffixes (after the namespace base) of the keys declared first in ``KEYS``.
+        base_arg: Whether the namespace's base is passed as ``ARGV[1]`` (else the script
+            derives it from ``KEYS``).
         sha: SHA1 of ``source``.
     """
 
     name: str
     source: str
     keys: tuple[bytes, ...]
+    base_arg: bool = True
     sha: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -104,7 +111,7 @@ class Script:
         declared = _KEYS.search(text)
         keys = tuple(k.encode() for k in declared.group(1).split()) if declared else ()
         source = _INCLUDE.sub(lambda m: _read(m.group(1)), text)
-        return cls(name, source, keys)
+        return cls(name, source, keys, _BASE_IN_KEYS.search(text) is None)
 
 
 PUT = Script.load("put")

@@ -1,13 +1,29 @@
--- Write one record hash: s (write sequence), v (value JSON), c (created, server ms), u
--- (updated), and when present m (metadata JSON), e (vector, raw float32), x (expiry,
--- server ms, also the hash's own PXAT expiry). `fresh`: no hash under `rk` (nothing to
--- delete first).
-local function write(rk, seq, value, meta, vec, created, now, at, fresh)
-  if not fresh then redis.call('DEL', rk) end  -- a record there: drop its fields and expiry
-  local h = {'HSET', rk, 's', seq, 'v', value, 'c', created, 'u', now}
-  if meta ~= '' then h[#h + 1] = 'm'; h[#h + 1] = meta end
-  if vec ~= '' then h[#h + 1] = 'e'; h[#h + 1] = vec end
-  if at then h[#h + 1] = 'x'; h[#h + 1] = at end
-  redis.call(unpack(h))
+-- Write one record hash: s (write sequence), v (value JSON), r (its times and metadata:
+-- "<created> <updated> <expiry or -> <1 with a vector, else 0> <len of metadata> " then the
+-- metadata JSON; times in server ms), e (the vector, raw float32) when there is one. An
+-- expiry is also the hash's own PXAT. `old`: what parsed() found of the record there (nil:
+-- none), whose vector and expiry a rewrite without them drops. Times may be numbers or
+-- their decimal strings (a string costs Lua no conversion).
+local function write(rk, seq, value, meta, vec, created, now, at, old)
+  local has = vec ~= ''
+  local r = created .. ' ' .. now .. ' ' .. (at or '-') .. (has and ' 1 ' or ' 0 ') ..
+    (meta == '' and '0' or #meta) .. ' ' .. meta
+  if has then
+    redis.call('HSET', rk, 's', seq, 'v', value, 'r', r, 'e', vec)
+  else
+    redis.call('HSET', rk, 's', seq, 'v', value, 'r', r)
+  end
+  if old then
+    -- old: {expiry or '-', '1' with a vector} of the record there
+    if old[2] == '1' and not has then redis.call('HDEL', rk, 'e') end
+    if old[1] ~= '-' and not at then redis.call('PERSIST', rk) end
+  end
   if at then redis.call('PEXPIREAT', rk, at) end
+end
+
+-- The created time, expiry and vector flag of a record's r field (nil: no record).
+local function parsed(r)
+  if not r then return nil, nil end
+  local created, x, e = string.match(r, '^(%S+) %S+ (%S+) (%S)')
+  return created, {x, e}
 end

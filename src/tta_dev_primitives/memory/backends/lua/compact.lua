@@ -15,13 +15,14 @@ local n = tonumber(ARGV[2])
 local changed = {}
 local cur = {}
 for i = 1, n do
-  cur[i] = redis.call('HMGET', KEYS[3 + i], 's', 'c', 'x')
+  cur[i] = redis.call('HMGET', KEYS[3 + i], 's', 'r')
   if cur[i][1] ~= ARGV[5 * i - 2] then changed[#changed + 1] = string.sub(KEYS[3 + i], #REC + 1) end
 end
 if #changed > 0 then return changed end
 local insert = #KEYS > 3 + n
 local created
-if insert then created = redis.call('HGET', KEYS[4 + n], 'c') end
+local old_insert
+if insert then created, old_insert = parsed(redis.call('HGET', KEYS[4 + n], 'r')) end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local fields = {}
@@ -37,8 +38,9 @@ for i = 1, n do
     fields[#fields + 1] = key
   elseif action == 'w' then
     local seq = redis.call('HINCRBY', ST, 'c', 1)
-    local at = cur[i][3] and tonumber(cur[i][3]) or nil
-    write(rk, seq, ARGV[j], ARGV[j + 1], ARGV[j + 2], cur[i][2], now, at)
+    local made, old = parsed(cur[i][2])
+    local at = old[1] ~= '-' and tonumber(old[1]) or nil
+    write(rk, seq, ARGV[j], ARGV[j + 1], ARGV[j + 2], made, now, at, old)
     redis.call('ZADD', LRU, seq, key)
     fields[#fields + 1] = 'p'
     fields[#fields + 1] = key
@@ -52,7 +54,7 @@ if insert then
   local at
   if ttl > 0 then at = now + ttl end
   local seq = redis.call('HINCRBY', ST, 'c', 1)
-  write(rk, seq, ARGV[j + 1], ARGV[j + 2], ARGV[j + 3], created or now, now, at, not created)
+  write(rk, seq, ARGV[j + 1], ARGV[j + 2], ARGV[j + 3], created or now, now, at, old_insert)
   redis.call('ZADD', LRU, seq, key)
   if at then redis.call('ZADD', TTL, at, key) end
   fields[#fields + 1] = 'p'

@@ -1,35 +1,52 @@
--- KEYS: the record key of each key read. ARGV: base, touch ('1' refreshes recency), keys.
--- Per key one string, or nil without a live record: "<s> <c> <u> <x or -> <len of m> " then
--- the metadata JSON and the value JSON (one bulk reply per record: far cheaper to parse than
--- six); "! <why>" for a hash that is not a record. One key: that string; several: a list of
+--! base: keys
+-- KEYS: the record key of each key read. ARGV: touch ('1' refreshes recency), the keys (the
+-- namespace's base is the first record key without 'h:' and the key).
+-- Per key one string, or nil without a live record: "<s> " then the record's r field
+-- ("<created> <updated> <expiry or -> <0|1> <len of metadata> <metadata>", see _write.lua)
+-- and the value JSON (one bulk reply per record: far cheaper to parse than three); "! <why>"
+-- for a hash that is not a record. One key: that string; several: a list of
 -- them. A key of another type fails the script (WRONGTYPE): the client names the key.
 -- The recency bump is best-effort (pcall): at maxmemory with noeviction Redis refuses the
 -- write, and the read must still answer.
-local base = ARGV[1]
+local call, try = redis.call, redis.pcall
+local base = string.sub(KEYS[1], 1, #KEYS[1] - #ARGV[2] - 2)
+local function packed(h)
+  return h[1] .. ' ' .. (h[3] or '') .. (h[2] or '')
+end
+if #KEYS == 1 then
+  -- One key, the common case: no tables beyond the reply.
+  local h = call('HMGET', KEYS[1], 's', 'v', 'r')
+  if not h[1] then
+    if h[2] then return '! a record hash without its write sequence' end
+    return false
+  end
+  if ARGV[1] == '1' then
+    local last = try('HINCRBY', base .. 'st', 'c', 1)
+    if type(last) == 'number' then try('ZADD', base .. 'lru', 'XX', last, ARGV[2]) end
+  end
+  return packed(h)
+end
 local out, hits = {}, {}
 for i = 1, #KEYS do
-  local h = redis.call('HMGET', KEYS[i], 's', 'v', 'm', 'c', 'u', 'x')
+  local h = call('HMGET', KEYS[i], 's', 'v', 'r')
   if h[1] then
-    local m = h[3] or ''
-    out[i] = h[1] .. ' ' .. (h[4] or '0') .. ' ' .. (h[5] or '0') .. ' ' .. (h[6] or '-') ..
-      ' ' .. #m .. ' ' .. m .. (h[2] or '')
-    hits[#hits + 1] = ARGV[2 + i]
+    out[i] = packed(h)
+    hits[#hits + 1] = ARGV[1 + i]
   elseif h[2] then
     out[i] = '! a record hash without its write sequence'
   else
     out[i] = false
   end
 end
-if ARGV[2] == '1' and #hits > 0 then
-  local last = redis.pcall('HINCRBY', base .. 'st', 'c', #hits)
+if ARGV[1] == '1' and #hits > 0 then
+  local last = try('HINCRBY', base .. 'st', 'c', #hits)
   if type(last) == 'number' then
     local z = {'ZADD', base .. 'lru', 'XX'}
     for i = 1, #hits do
       z[2 * i + 2] = last - #hits + i
       z[2 * i + 3] = hits[i]
     end
-    redis.pcall(unpack(z))
+    try(unpack(z))
   end
 end
-if #KEYS == 1 then return out[1] end
 return out

@@ -5,6 +5,7 @@
 -- KEYS: lru, st, log. ARGV: base, 'size' or 'keys'. Purges the expired records first.
 -- The live count, or the live keys least recently used first.
 local fields = {}
+local _, _, _, purge = drops()
 purge(fields)
 if #fields > 0 then
   if redis.call('EXISTS', LRU) == 0 then

@@ -1,63 +1,103 @@
 --! keys: lru st log
---! include: _names
+--! base: keys
+-- KEYS: lru, st, log, then the record key of each record written. ARGV: a header
+-- "<max_size> <ttl_ms> <embedder>" (max_size 0 = unbounded, ttl_ms 0 = none, the embedder
+-- of the vectors '<name>:<dimensions>', empty when no record carries one; "<max_size>"
+-- alone without ttl and embedder), then one string
+-- per record: "<created> <updated> <len of metadata> <len of vector> " followed by the
+-- metadata JSON, the vector (raw float32) and the value JSON. Times are server ms, '-' for
+-- the server clock (and over a live record its created time is kept). Few arguments: each
+-- one costs the client more to send than the script pays to split it. The namespace's
+-- base is its lru key without the suffix. Returns how many records were evicted. A
+-- namespace keeps the embedder of its first vectors (ST field sp) and refuses another one
+-- ('EMBEDDER <stored>' error) until it is emptied.
+--
+-- Reads come first (see _drop), each also checking its key's type: the record hashes (their
+-- r field: created time, expiry, vector), the recency index, the ttl index when it is used. The first writes are
+-- the counters of ST and the log entry, so a key of another type there (another client's
+-- doing) fails the write before any record changed.
+local call = redis.call
+local base = string.sub(KEYS[1], 1, -4)
+local LRU, ST, LOG = KEYS[1], KEYS[2], KEYS[3]
+local TTL = base .. 'ttl'
+local REC = base .. 'h:'
 --! include: _foreign
 --! include: _drop
 --! include: _log
 --! include: _write
--- KEYS: lru, st, log, then the record key of each record written. ARGV: base, max_size
--- (0 = unbounded), ttl_ms (0 = none), the embedder of the vectors ('<name>:<dimensions>',
--- '' when no record carries one), then per record: key, value JSON, metadata JSON ('' =
--- none), vector (raw float32, '' = none), created and updated times (server ms; '' = the
--- server clock, and over a live record its created time is kept). Returns how many records
--- were evicted. A namespace keeps the embedder of its first vectors (ST field sp) and
--- refuses another one ('EMBEDDER <stored>' error) until it is emptied.
---
--- Reads come first (see _drop), each also checking its key's type: the record hashes (their
--- created times), the recency index, the ttl index when it is used. The first writes are
--- the counters of ST and the log entry, so a key of another type there (another client's
--- doing) fails the write before any record changed.
-local count = (#ARGV - 4) / 6
-local keys, created = {}, {}
-for i = 1, count do
-  keys[i] = ARGV[6 * i - 1]
-  created[i] = redis.call('HGET', KEYS[3 + i], 'c')
+
+-- Record i's value, metadata, vector, created and updated times.
+local function record(i)
+  local rec = ARGV[1 + i]
+  if string.sub(rec, 1, 8) == '- - 0 0 ' then return string.sub(rec, 9), '', '', '-', '-' end
+  local c, u, ml, vl, at = string.match(rec, '^(%S+) (%S+) (%d+) (%d+) ()')
+  local m_end = at + tonumber(ml)
+  local v_end = m_end + tonumber(vl)
+  return string.sub(rec, v_end), string.sub(rec, at, m_end - 1),
+    string.sub(rec, m_end, v_end - 1), c, u
 end
-local scores = zmscore(LRU, keys)
-local ttl = tonumber(ARGV[3])
+
+local max, ttl, space = ARGV[1], 0, ''
+if string.find(max, ' ', 1, true) then
+  max, ttl, space = string.match(max, '^(%d+) (%d+) (.*)$')
+  ttl = tonumber(ttl)
+end
+max = tonumber(max)
+local count = #ARGV - 1
+local keys, olds = {}, {}
+for i = 1, count do
+  keys[i] = string.sub(KEYS[3 + i], #REC + 1)
+  olds[i] = call('HGET', KEYS[3 + i], 'r')
+end
 if ttl > 0 then
   local bad = foreign({TTL}, {'zset'})
   if bad then return redis.error_reply(bad) end
 end
-local space = ARGV[4]
 local space_new = false
 if space ~= '' then
-  local stored = redis.call('HGET', ST, 'sp')
+  local stored = call('HGET', ST, 'sp')
   if stored and stored ~= space then return redis.error_reply('EMBEDDER ' .. stored) end
   space_new = not stored
 end
-local now = clock()
-local max = tonumber(ARGV[2])
+local t = call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now_s = t[1] .. string.sub(string.rep('0', 6 - #t[2]) .. t[2], 1, 3)  -- no sprintf
+local at
+if ttl > 0 then at = now + ttl end
+
 -- The batch's keys, each once, in the order of their last write (their new recency order).
-local last_at, order = {}, {}
-for i = 1, count do last_at[keys[i]] = i end
-for i = 1, count do
-  if last_at[keys[i]] == i then order[#order + 1] = keys[i] end
+local last_at, order = {}, keys
+if count > 1 then
+  order = {}
+  for i = 1, count do last_at[keys[i]] = i end
+  for i = 1, count do
+    if last_at[keys[i]] == i then order[#order + 1] = keys[i] end
+  end
+else
+  last_at[keys[1]] = 1
 end
+local expired, settle, drop  -- from drops(), when there is something to evict or sweep
 local gone, again, victims, extra = {}, {}, {}, 0
 local purged, checked = false, nil
 if max > 0 then
+  -- The keys the batch adds. A record hash there is in the recency index too; the index
+  -- may also hold the stale entry of a record Redis expired (then the key adds nothing).
   local added = 0
-  local counted = {}
-  for i = 1, count do
-    if not scores[i] and not counted[keys[i]] then
-      counted[keys[i]] = true
-      added = added + 1
+  if count > 1 or not olds[1] then
+    local scores = zmscore(LRU, keys)
+    local counted = {}
+    for i = 1, count do
+      if not scores[i] and not counted[keys[i]] then
+        counted[keys[i]] = true
+        added = added + 1
+      end
     end
   end
-  local n = redis.call('ZCARD', LRU) + added
-  if added > 0 and n > max then
+  local n = added > 0 and call('ZCARD', LRU) + added or 0
+  if n > max then
     -- Expired records go before live ones are evicted.
     purged = true
+    expired, settle, drop = drops()
     local due
     due, again = expired(now)
     if #due > 0 then
@@ -72,7 +112,7 @@ if max > 0 then
     if n > max then
       local skip = {}
       for i = 1, #gone do skip[gone[i]] = true end
-      local cand = redis.call('ZRANGE', LRU, 0, (n - max) + count + #gone - 1)
+      local cand = call('ZRANGE', LRU, 0, (n - max) + count + #gone - 1)
       for i = 1, #cand do
         if #victims >= n - max then break end
         if not last_at[cand[i]] and not skip[cand[i]] then victims[#victims + 1] = cand[i] end
@@ -80,7 +120,7 @@ if max > 0 then
       for s = 1, #victims, 1000 do
         local recs = {}
         for i = s, math.min(s + 999, #victims) do recs[#recs + 1] = REC .. victims[i] end
-        redis.call('EXISTS', unpack(recs))
+        call('EXISTS', unpack(recs))
       end
       -- A batch larger than max_size: its own oldest records go too (not written at all).
       extra = n - #victims - max
@@ -93,6 +133,7 @@ if not purged and now % 8 == 0 then
   -- records Redis expired leave their recency and ttl entries behind, which no read may
   -- ever purge; this keeps them bounded by the live records.
   local due
+  expired, settle, drop = drops()
   gone, again, due = expired(now, 64)
   if #due > 0 then
     purged, checked = true, due
@@ -103,8 +144,25 @@ if not purged and now % 8 == 0 then
     gone = kept
   end
 end
+
+if count == 1 and not purged and #victims == 0 and extra == 0 then
+  -- One record and nothing dropped: the common case, without the batch's tables.
+  local key, rk = keys[1], KEYS[4]
+  local seq = call('HINCRBY', ST, 'c', 1)
+  log({'p', key})
+  if space_new then call('HSET', ST, 'sp', space) end
+  local value, meta, vec, c, u = record(1)
+  local made, old = parsed(olds[1])
+  if c == '-' then c = made or now_s end
+  if u == '-' then u = now_s end
+  write(rk, seq, value, meta, vec, c, u, at, old)
+  call('ZADD', LRU, seq, key)
+  if at then call('ZADD', TTL, at, key) end
+  return 0
+end
+
 -- The change first: counters, then the log entry.
-local last = redis.call('HINCRBY', ST, 'c', count)
+local last = call('HINCRBY', ST, 'c', count)
 local fields = {}
 local dropped = {}
 for i = 1, #gone do dropped[#dropped + 1] = gone[i] end
@@ -119,23 +177,20 @@ for i = extra + 1, #order do
   fields[#fields + 1] = order[i]
 end
 log(fields)
-if space_new then redis.call('HSET', ST, 'sp', space) end
+if space_new then call('HSET', ST, 'sp', space) end
 if purged then settle(now, again, checked) end
 if #dropped > 0 then drop(dropped, {}) end
-local at
-if ttl > 0 then at = now + ttl end
 local evicting = {}
 for i = 1, extra do evicting[order[i]] = true end
 local z, t = {}, {}
 for i = 1, count do
   local key = keys[i]
   if last_at[key] == i and not evicting[key] then
-    local j = 6 * i - 1
-    local c, u = ARGV[j + 4], ARGV[j + 5]
-    if c == '' then c = created[i] or now end
-    if u == '' then u = now end
-    write(KEYS[3 + i], last - count + i, ARGV[j + 1], ARGV[j + 2], ARGV[j + 3],
-      c, u, at, not created[i])
+    local value, meta, vec, c, u = record(i)
+    local made, old = parsed(olds[i])
+    if c == '-' then c = made or now_s end
+    if u == '-' then u = now_s end
+    write(KEYS[3 + i], last - count + i, value, meta, vec, c, u, at, old)
     z[#z + 1] = last - count + i
     z[#z + 1] = key
     if at then
@@ -144,6 +199,6 @@ for i = 1, count do
     end
   end
 end
-if #z > 0 then redis.call('ZADD', LRU, unpack(z)) end
-if #t > 0 then redis.call('ZADD', TTL, unpack(t)) end
+if #z > 0 then call('ZADD', LRU, unpack(z)) end
+if #t > 0 then call('ZADD', TTL, unpack(t)) end
 return #victims + extra

@@ -4,8 +4,8 @@
 -- applied (n), how many changed keys to return at most (whole entries are returned, so a
 -- few more).
 -- Returns {incarnation, n reached, last n of the log, server ms, status, the namespace's
--- embedder ('<dimensions>:<name>', nil: none), then per changed
--- key: key, s, v, m, e, x, u (its current record; s nil when it has none)}; status 'ok',
+-- embedder ('<dimensions>:<name>', nil: none), then per changed key: key, s, v, r, e (its
+-- current record, see _write.lua; s nil when it has none)}; status 'ok',
 -- 'empty' (no such namespace: incarnation nil) or 'reload' (another incarnation, or
 -- entries missed: the index must be rebuilt from a full load).
 local REC = ARGV[1] .. 'h:'
@@ -39,14 +39,14 @@ for i = 1, #entries do
 end
 local out = {inc, upto, g, now, 'ok', sp}
 for i = 1, #order do
-  local h = redis.pcall('HMGET', REC .. order[i], 's', 'v', 'm', 'e', 'x', 'u')
+  local h = redis.pcall('HMGET', REC .. order[i], 's', 'v', 'r', 'e')
   if h.err then
     -- Only a key of another type is "not a record"; any other error (a slot migrating)
     -- fails the script, to be run again.
     if not string.find(h.err, 'WRONGTYPE', 1, true) then return redis.error_reply(h.err) end
-    h = {false, h.err, false, false, false, false}
+    h = {false, h.err, false, false}
   end
   out[#out + 1] = order[i]
-  for j = 1, 6 do out[#out + 1] = h[j] end
+  for j = 1, 4 do out[#out + 1] = h[j] end
 end
 return out

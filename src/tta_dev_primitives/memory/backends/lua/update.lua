@@ -13,23 +13,26 @@
 local bad = foreign({LRU, ST, LOG, TTL, KEYS[4]}, {'zset', 'hash', 'stream', 'zset', 'hash'})
 if bad then return redis.error_reply(bad) end
 local rk = KEYS[4]
-local cur = redis.call('HMGET', rk, 's', 'c', 'x', 'e')
+local cur = redis.call('HMGET', rk, 's', 'r', 'e')
 if not cur[1] then return nil end
 if cur[1] ~= ARGV[3] then return 0 end
+local created, old = parsed(cur[2])
+if not created then return redis.error_reply('a record hash whose r field is malformed') end
+local expiry = old[1]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local vec = ''
-if ARGV[6] == 'k' then vec = cur[4] or '' elseif ARGV[6] == 's' then vec = ARGV[7] end
+if ARGV[6] == 'k' then vec = cur[3] or '' elseif ARGV[6] == 's' then vec = ARGV[7] end
 local at
 if ARGV[8] == 'k' then
-  if cur[3] then at = tonumber(cur[3]) end
+  if expiry ~= '-' then at = tonumber(expiry) end
 else
   local ttl = tonumber(ARGV[8])
   if ttl > 0 then at = now + ttl end
 end
 local seq = redis.call('HINCRBY', ST, 'c', 1)
-write(rk, seq, ARGV[4], ARGV[5], vec, cur[2], now, at)
+write(rk, seq, ARGV[4], ARGV[5], vec, created, now, at, old)
 redis.call('ZADD', LRU, seq, ARGV[2])
 if at then redis.call('ZADD', TTL, at, ARGV[2]) end
 log({'p', ARGV[2]})
-return {seq, tonumber(cur[2]), now, at}
+return {seq, tonumber(created), now, at}
