@@ -25,10 +25,11 @@ half-applied).
 
 Keys of one namespace (``B`` = the base):
 
-* ``B h:<key>``: the record, a hash: ``s`` write sequence, ``v`` value JSON, ``m`` metadata
-  JSON (absent: none), ``e`` vector as raw little-endian float32 (absent: none), ``c``
-  created and ``u`` updated (server clock, ms), ``x`` expiry (server ms, absent: never; the
-  hash's own ``PXAT`` expiry too).
+* ``B h:<key>``: the record, a hash: ``s`` write sequence, ``v`` value JSON, ``r`` the rest
+  in one string (``<created> <updated> <expiry or -> <1 with a vector, else 0> <length of
+  the metadata> <metadata JSON>``, server clock in ms; see ``lua/_write.lua``), ``e`` vector
+  as raw little-endian float32 (absent: none). An expiry is also the hash's own ``PXAT``.
+  ``v``, ``s`` and ``e`` stay fields of their own for the Query Engine's index.
 * ``B lru``: zset key -> recency (``get`` and writes take the next value of counter ``c``).
 * ``B ttl``: zset key -> absolute expiry, server ms; an entry may be stale (the record since
   rewritten without expiry, deleted or evicted), so the purge checks the record's own
