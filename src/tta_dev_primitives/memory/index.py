@@ -133,6 +133,24 @@ class _Postings:
         )
 
 
+def _kth_floor(scores: npt.NDArray[np.float32], k: int) -> float:
+    """A value at most the ``k``-th largest of ``scores`` (more than ``k`` of them), close
+    to it, in one pass instead of a partition.
+
+    The maxima of ``k`` disjoint chunks are ``k`` of the scores, so the least of them is at
+    most the ``k``-th largest. When the top is crowded into a few chunks that bound is loose
+    (many rows pass it): then the rows that pass are partitioned, which is exact and still
+    cheaper than partitioning every score.
+    """
+    size = len(scores) // k
+    bound = float(scores[: size * k].reshape(k, size).max(axis=1).min())
+    passing = scores[scores >= bound]
+    if len(passing) > max(1024, 64 * k):
+        cut = len(passing) - k
+        bound = float(np.partition(passing, cut)[cut])
+    return bound
+
+
 class SearchIndex:
     """The search index of one namespace (see the module docstring for the API)."""
 
@@ -867,9 +885,12 @@ class SearchIndex:
             return 0.0
         return float(np.partition(scores, len(scores) - limit)[len(scores) - limit])
 
-    def _top(self, slots: _IntArray, scores: _FloatArray, limit: int | None) -> list[Scored]:
-        """The best ``limit`` of ``slots`` by ``scores`` (indexed by slot), ties newest first."""
-        values = scores[slots]
+    def _top(
+        self, slots: _IntArray, scores: _FloatArray, limit: int | None, by_slot: bool = True
+    ) -> list[Scored]:
+        """The best ``limit`` of ``slots`` by ``scores`` (indexed by slot, or one per slot
+        with ``by_slot=False``), ties newest first."""
+        values = scores[slots] if by_slot else scores
         if limit is not None and len(slots) > limit:
             cut = len(values) - limit
             kth = np.partition(values, cut)[cut]
@@ -913,19 +934,19 @@ class SearchIndex:
         # that could be in the top (or above zero) by that margin, then score those exactly.
         margin = q.shape[0] * 2.0**-22
         floor = -margin
+        every = mask is None and not self._free_rows  # each of the n rows is eligible
         if limit is not None:
-            scores = approx[eligible]
+            scores = approx if every else approx[eligible]
             if len(scores) > limit:
-                cut = len(scores) - limit
-                floor = max(floor, float(np.partition(scores, cut)[cut]) - 2 * margin)
-        rows = np.flatnonzero(eligible & (approx >= floor))
+                floor = max(floor, _kth_floor(scores, limit) - 2 * margin)
+        candidates = approx >= floor
+        if not every:
+            candidates &= eligible
+        rows = np.flatnonzero(candidates)
         exact = cosine(matrix[rows], q)
         positive = exact > 0.0
         rows, exact = rows[positive], exact[positive]
-        slots = used[rows]
-        scores_by_slot = np.zeros(len(self._keys))
-        scores_by_slot[slots] = exact
-        return self._top(slots, scores_by_slot, limit)
+        return self._top(used[rows], exact, limit, by_slot=False)
 
     # -- size --------------------------------------------------------------------------------
 
