@@ -31,12 +31,13 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.servers import start_server
 
 import tta_dev_primitives as current
+
+ROOT = Path(__file__).resolve().parent.parent
 
 VALUE = {"role": "user", "content": "hello world, this is a turn of an agent conversation"}
 BATCH = 200

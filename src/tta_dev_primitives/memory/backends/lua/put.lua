@@ -22,7 +22,6 @@ local LRU, ST, LOG = KEYS[1], KEYS[2], KEYS[3]
 local TTL = base .. 'ttl'
 local REC = base .. 'h:'
 --! include: _foreign
---! include: _drop
 --! include: _log
 --! include: _write
 
@@ -44,11 +43,7 @@ if string.find(max, ' ', 1, true) then
 end
 max = tonumber(max)
 local count = #ARGV - 1
-local keys, olds = {}, {}
-for i = 1, count do
-  keys[i] = string.sub(KEYS[3 + i], #REC + 1)
-  olds[i] = call('HGET', KEYS[3 + i], 'r')
-end
+local first = call('HGET', KEYS[4], 'r')
 if ttl > 0 then
   local bad = foreign({TTL}, {'zset'})
   if bad then return redis.error_reply(bad) end
@@ -64,6 +59,40 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local now_s = t[1] .. string.sub(string.rep('0', 6 - #t[2]) .. t[2], 1, 3)  -- no sprintf
 local at
 if ttl > 0 then at = now + ttl end
+
+-- One record with nothing to evict (a rewrite, no bound or room left) and no sweep due: the
+-- common case, written before the batch's tables and helpers exist (each costs every run).
+-- A record hash there is in the recency index too; the index may also hold the stale entry
+-- of a record Redis expired (then the key adds nothing).
+local card, held
+if count == 1 and now % 8 ~= 0 then
+  local key = string.sub(KEYS[4], #REC + 1)
+  if max > 0 and not first then
+    card = call('ZCARD', LRU)
+    if card >= max then held = call('ZSCORE', LRU, key) end
+  end
+  if max == 0 or first or card < max or held then
+    local rk = KEYS[4]
+    local seq = call('HINCRBY', ST, 'c', 1)
+    log({'p', key})
+    if space_new then call('HSET', ST, 'sp', space) end
+    local value, meta, vec, c, u = record(1)
+    local made, old = parsed(first)
+    if c == '-' then c = made or now_s end
+    if u == '-' then u = now_s end
+    write(rk, seq, value, meta, vec, c, u, at, old)
+    call('ZADD', LRU, seq, key)
+    if at then call('ZADD', TTL, at, key) end
+    return 0
+  end
+end
+--! include: _drop
+
+local keys, olds = {}, {first}
+for i = 1, count do
+  keys[i] = string.sub(KEYS[3 + i], #REC + 1)
+  if i > 1 then olds[i] = call('HGET', KEYS[3 + i], 'r') end
+end
 
 -- The batch's keys, each once, in the order of their last write (their new recency order).
 local last_at, order = {}, keys
@@ -83,7 +112,12 @@ if max > 0 then
   -- The keys the batch adds. A record hash there is in the recency index too; the index
   -- may also hold the stale entry of a record Redis expired (then the key adds nothing).
   local added = 0
-  if count > 1 or not olds[1] then
+  if count == 1 then
+    if not first and not held then
+      if card == nil then held = call('ZSCORE', LRU, keys[1]) end
+      if not held then added = 1 end
+    end
+  else
     local scores = zmscore(LRU, keys)
     local counted = {}
     for i = 1, count do
@@ -93,7 +127,7 @@ if max > 0 then
       end
     end
   end
-  local n = added > 0 and call('ZCARD', LRU) + added or 0
+  local n = added > 0 and (card or call('ZCARD', LRU)) + added or 0
   if n > max then
     -- Expired records go before live ones are evicted.
     purged = true
@@ -143,22 +177,6 @@ if not purged and now % 8 == 0 then
     end
     gone = kept
   end
-end
-
-if count == 1 and not purged and #victims == 0 and extra == 0 then
-  -- One record and nothing dropped: the common case, without the batch's tables.
-  local key, rk = keys[1], KEYS[4]
-  local seq = call('HINCRBY', ST, 'c', 1)
-  log({'p', key})
-  if space_new then call('HSET', ST, 'sp', space) end
-  local value, meta, vec, c, u = record(1)
-  local made, old = parsed(olds[1])
-  if c == '-' then c = made or now_s end
-  if u == '-' then u = now_s end
-  write(rk, seq, value, meta, vec, c, u, at, old)
-  call('ZADD', LRU, seq, key)
-  if at then call('ZADD', TTL, at, key) end
-  return 0
 end
 
 -- The change first: counters, then the log entry.
