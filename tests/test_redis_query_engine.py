@@ -118,6 +118,73 @@ async def test_clear_drops_the_index_and_the_next_search_builds_it(
         await backend.aclose()
 
 
+async def test_deleting_the_last_record_drops_the_index(redis_stack: StackServer) -> None:
+    """A namespace emptied by delete / delete_where leaves no FT index behind (one per
+    namespace ever emptied would grow with the history); searching again builds it."""
+    backend = RedisBackend.from_url(redis_stack.url, search_engine="query-engine")
+    ns, other = ("qe-empty",), ("qe-empty-where",)
+    name = backend.key_prefix(ns).encode() + b"idx"
+    other_name = backend.key_prefix(other).encode() + b"idx"
+    try:
+        await backend.put_many(ns, [Entry("a", '"alpha words"'), Entry("b", '"alpha"')])
+        await backend.put(other, Entry("c", '"alpha words"', {"t": 1}))
+        assert len(await backend.search(ns, SearchQuery("alpha", 5))) == 2
+        assert len(await backend.search(other, SearchQuery("alpha", 5))) == 1
+        assert await backend.delete(ns, "a")
+        assert name in set(await _ft_list(redis_stack.url))  # a record is left
+        assert await backend.delete(ns, "b")
+        assert await backend.delete_where(other, {"t": 1}) == 1
+        listed = set(await _ft_list(redis_stack.url))
+        assert name not in listed and other_name not in listed
+        await backend.put(ns, Entry("d", '"alpha again"'))
+        assert [h.key for h in await backend.search(ns, SearchQuery("alpha", 5))] == ["d"]
+    finally:
+        await backend.clear(ns)
+        await backend.clear(other)
+        await backend.aclose()
+
+
+async def test_a_new_backend_drops_indexes_of_emptied_namespaces(
+    redis_stack: StackServer,
+) -> None:
+    """An FT index whose namespace has no record left (emptied by expiry, or by a process
+    that could not drop it) is dropped when a backend first finds the Query Engine; other
+    prefixes' indexes and live namespaces' are kept."""
+    one = RedisBackend.from_url(redis_stack.url, search_engine="query-engine")
+    foreign = RedisBackend.from_url(redis_stack.url, prefix="app", search_engine="query-engine")
+    gone, live = ("qe-orphan",), ("qe-live",)
+    gone_name = one.key_prefix(gone).encode() + b"idx"
+    live_name = one.key_prefix(live).encode() + b"idx"
+    foreign_name = foreign.key_prefix(gone).encode() + b"idx"
+    raw = aioredis.from_url(redis_stack.url)
+    two = None
+    try:
+        await one.put(gone, Entry("a", '"alpha"'))
+        await one.put(live, Entry("b", '"alpha"'))
+        await foreign.put(gone, Entry("c", '"alpha"'))
+        for backend, ns in ((one, gone), (one, live), (foreign, gone)):
+            assert len(await backend.search(ns, SearchQuery("alpha", 5))) == 1
+        # Emptied behind the backends' backs (as expiry does): the records and the
+        # namespace's keys go, the FT index stays.
+        base = one.key_prefix(gone).encode()
+        await raw.delete(base + b"h:a", base + b"lru", base + b"st", base + b"log")
+        fbase = foreign.key_prefix(gone).encode()
+        await raw.delete(fbase + b"h:c", fbase + b"lru", fbase + b"st", fbase + b"log")
+        assert {gone_name, live_name, foreign_name} <= set(await _ft_list(redis_stack.url))
+        two = RedisBackend.from_url(redis_stack.url, search_engine="query-engine")
+        assert len(await two.search(live, SearchQuery("alpha", 5))) == 1
+        listed = set(await _ft_list(redis_stack.url))
+        assert gone_name not in listed
+        assert live_name in listed and foreign_name in listed
+    finally:
+        await one.clear(live)
+        await raw.execute_command("FT.DROPINDEX", foreign_name)
+        await raw.aclose()
+        for backend in (one, foreign, two):
+            if backend is not None:
+                await backend.aclose()
+
+
 async def test_index_dropped_by_another_process_is_rebuilt(redis_stack: StackServer) -> None:
     """A clear by another backend drops the index this one used: its next search builds
     it again and sees exactly the other's new records."""

@@ -921,7 +921,22 @@ class RedisBackend:
         space = self._space(namespace)
         raw = _b(key)
         with self._failures("delete"):
-            return bool(await self._eval(lua.REMOVE, space, raw, keys=(space.rec + raw,)))
+            done = int(await self._eval(lua.REMOVE, space, raw, keys=(space.rec + raw,)))
+        if done >= 2:
+            await self._emptied(space)
+        return bool(done & 1)
+
+    async def _emptied(self, space: _Space) -> None:
+        """A delete left the namespace without records: drop its Query Engine index too (an
+        index per namespace ever emptied would grow with the history, not the live data)."""
+        if self._query_engine.mode == "local":
+            return
+        try:
+            await self._query_engine.forget(space)
+        except MemoryBackendError as exc:  # the delete is done; the next start drops it
+            logger.warning(
+                "Redis at %s: dropping an emptied namespace's index: %s", self._where, exc
+            )
 
     async def clear(self, namespace: Namespace) -> int:
         self._check_open("clear")
@@ -1396,8 +1411,10 @@ class RedisBackend:
             ((*declared, space.rec + _b(key)), (space.base, _b(key), seq)) for seq, key in matching
         ]
         with self._failures("delete_where"):
-            replies = await self._eval_many(lua.REMOVE, calls)
-        return sum(int(r) for r in replies)
+            replies = [int(r) for r in await self._eval_many(lua.REMOVE, calls)]
+        if any(r >= 2 for r in replies):
+            await self._emptied(space)
+        return sum(r & 1 for r in replies)
 
     async def namespaces(self, prefix: Namespace) -> builtins.list[Namespace]:
         # SCAN for the namespaces' LRU keys (O(keyspace); the prefix is glob-escaped).

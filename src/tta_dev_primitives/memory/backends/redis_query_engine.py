@@ -281,14 +281,47 @@ class QueryEngine:
         else:
             try:
                 async with asyncio.timeout(backend._timeout):
-                    await client.execute_command("FT._LIST")  # type: ignore[no-untyped-call]
+                    names = await client.execute_command("FT._LIST")  # type: ignore[no-untyped-call]
                 found = True
             except ResponseError:
                 found = False  # unknown command (no module), or not allowed by the ACL
+            else:
+                await self._drop_orphans(names)
         self._support = (restarts, found)
         if not found:
             self._indexes.clear()
         return found
+
+    async def _drop_orphans(self, names: Sequence[bytes | str]) -> None:
+        """Drop the FT indexes of this backend's prefix whose namespace has no record left
+        (emptied by deletes or expiry in a process that did not drop its index): else they
+        would add up with every namespace ever emptied. Dropping one is always safe: a
+        search that finds its index gone creates it again."""
+        backend = self._backend
+        head = backend.prefix.encode() + b":{"
+        ours = [n if isinstance(n, bytes) else n.encode() for n in names]
+        ours = [n for n in ours if n.startswith(head) and n.endswith(b"}:idx")]
+        if not ours:
+            return
+        client: Any = backend._client
+        async with asyncio.timeout(backend._timeout):
+            pipe = client.pipeline(transaction=False)
+            for name in ours:
+                pipe.exists(name[: -len(b"idx")] + b"lru")
+            alive = await pipe.execute()
+            for name, live in zip(ours, alive, strict=True):
+                if not live:
+                    try:
+                        await client.execute_command("FT.DROPINDEX", name)
+                    except ResponseError as exc:
+                        if not _unknown_index(exc):
+                            logger.warning(
+                                "Redis at %s: FT.DROPINDEX of an emptied namespace's index "
+                                "refused (%s)",
+                                backend._where,
+                                exc,
+                            )
+                            return
 
     async def _is_large(self, space: _Space) -> bool:
         base = space.base
