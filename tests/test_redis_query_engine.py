@@ -135,7 +135,8 @@ async def test_deleting_the_last_record_drops_the_index(redis_stack: StackServer
         assert await backend.delete(ns, "b")
         assert await backend.delete_where(other, {"t": 1}) == 1
         listed = set(await _ft_list(redis_stack.url))
-        assert name not in listed and other_name not in listed
+        assert name not in listed
+        assert other_name not in listed
         await backend.put(ns, Entry("d", '"alpha again"'))
         assert [h.key for h in await backend.search(ns, SearchQuery("alpha", 5))] == ["d"]
     finally:
@@ -175,7 +176,8 @@ async def test_a_new_backend_drops_indexes_of_emptied_namespaces(
         assert len(await two.search(live, SearchQuery("alpha", 5))) == 1
         listed = set(await _ft_list(redis_stack.url))
         assert gone_name not in listed
-        assert live_name in listed and foreign_name in listed
+        assert live_name in listed
+        assert foreign_name in listed
     finally:
         await one.clear(live)
         await raw.execute_command("FT.DROPINDEX", foreign_name)
