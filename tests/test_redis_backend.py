@@ -526,3 +526,27 @@ def test_fallback_mirror_is_bounded(redis_server: RedisServer) -> None:
         assert backend.primary.max_size == size  # type: ignore[attr-defined]
         assert backend.secondary.max_size == mirror  # type: ignore[attr-defined]
         asyncio.run(memory.aclose())
+
+
+def test_fast_packing_sends_what_redis_py_sends() -> None:
+    """The from_url connections' packer gives redis-py's bytes for every argument shape
+    (its own cases, non-ASCII text, binary, large values) and hands what it does not pack
+    (floats, memoryviews, multi-word command names) to redis-py."""
+    import redis.asyncio as aioredis
+
+    from tta_dev_primitives.memory.backends.redis_clients import fast_packing
+
+    pool = fast_packing(aioredis.ConnectionPool.from_url("redis://127.0.0.1:1/0"))
+    fast, plain = pool.make_connection(), aioredis.Connection()
+    assert type(fast).__name__ == "FastConnection"
+    cases = [
+        ("EVALSHA", "ab12", 3, b"k1", b"", -7, "é€", b"\x00\xff\r\n" * 5000),
+        ("SET", b"a", b"b"),
+        ("SCRIPT LOAD", "return 1"),
+        ("ZADD", b"z", 1.5, b"m"),
+        ("GET", memoryview(b"abc")),
+    ]
+    for args in cases:
+        assert b"".join(fast.pack_command(*args)) == b"".join(plain.pack_command(*args)), args
+    with pytest.raises(Exception, match="bool"):
+        fast.pack_command("SET", b"a", True)

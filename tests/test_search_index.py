@@ -359,3 +359,24 @@ def test_bulk_load_of_random_corpora_ranks_like_the_reference(
     assert index._canon == {}
     assert index.total_length == 0
     assert index._n_postings == 0
+
+
+def test_kth_floor_is_a_bound_and_exact_when_the_top_is_crowded() -> None:
+    """The top-k floor of semantic search never exceeds the k-th largest score (else a
+    top record could be cut), on spread scores, on a top crowded into one chunk (then the
+    passing rows are partitioned: the floor is the k-th largest itself) and on ties."""
+    from tta_dev_primitives.memory.index import _kth_floor
+
+    rng = np.random.default_rng(7)
+    crowded = np.concatenate([np.full(5000, 0.9), rng.random(20000) * 0.5]).astype(np.float32)
+    cases = [
+        rng.standard_normal(100_000).astype(np.float32),
+        crowded,
+        np.ones(3000, dtype=np.float32),
+        rng.random(11).astype(np.float32),
+    ]
+    for scores in cases:
+        for k in (1, 3, 10):
+            kth = float(np.sort(scores)[-k])
+            assert _kth_floor(scores, k) <= kth
+    assert _kth_floor(crowded, 10) == float(np.float32(0.9))

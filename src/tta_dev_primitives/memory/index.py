@@ -812,7 +812,8 @@ class SearchIndex:
         eligible = acc > 0.0
         if mask is not None:
             eligible &= mask
-        return self._top(np.flatnonzero(eligible), acc, limit)
+        slots = np.flatnonzero(eligible)
+        return self._top(slots, acc[slots], limit)
 
     def _containing(self, word: str) -> list[str]:
         """Indexed words containing ``word``."""
@@ -885,12 +886,9 @@ class SearchIndex:
             return 0.0
         return float(np.partition(scores, len(scores) - limit)[len(scores) - limit])
 
-    def _top(
-        self, slots: _IntArray, scores: _FloatArray, limit: int | None, by_slot: bool = True
-    ) -> list[Scored]:
-        """The best ``limit`` of ``slots`` by ``scores`` (indexed by slot, or one per slot
-        with ``by_slot=False``), ties newest first."""
-        values = scores[slots] if by_slot else scores
+    def _top(self, slots: _IntArray, values: _FloatArray, limit: int | None) -> list[Scored]:
+        """The best ``limit`` of ``slots`` by their ``values`` (one per slot), ties newest
+        first."""
         if limit is not None and len(slots) > limit:
             cut = len(values) - limit
             kth = np.partition(values, cut)[cut]
@@ -946,7 +944,7 @@ class SearchIndex:
         exact = cosine(matrix[rows], q)
         positive = exact > 0.0
         rows, exact = rows[positive], exact[positive]
-        return self._top(used[rows], exact, limit, by_slot=False)
+        return self._top(used[rows], exact, limit)
 
     # -- size --------------------------------------------------------------------------------
 

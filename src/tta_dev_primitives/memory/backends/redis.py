@@ -375,7 +375,6 @@ class RedisBackend:
         )
         self._closed = False
         self._max_arg = b"0" if self.max_size is None else str(self.max_size).encode()
-        self._put_plain = self._max_arg  # no TTL, no embedder: the header is the bound alone
         self._spaces: dict[Namespace, _Space] = {}
         self._mappers: dict[str, _MapFailures] = {}
         host, port = _address(client)
@@ -737,7 +736,7 @@ class RedisBackend:
     def _put_header(self, ttl: int, space: bytes) -> bytes:
         """``PUT``'s first argument: the bound, the TTL and the embedder of the vectors."""
         if not ttl and not space:
-            return self._put_plain
+            return self._max_arg  # the bound alone
         return b"%s %d %s" % (self._max_arg, ttl, space)
 
     async def _read(

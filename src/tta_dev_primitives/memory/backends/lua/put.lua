@@ -25,15 +25,26 @@ local REC = base .. 'h:'
 --! include: _log
 --! include: _write
 
--- Record i's value, metadata, vector, created and updated times.
-local function record(i)
+-- Write record i (its ARGV string) under `rk` with write sequence `seq`; `old` is the r field
+-- of the record there (nil: none), whose created time a rewrite keeps. `now_s`, `at` below.
+local now_s, at
+local function store(i, rk, seq, old)
   local rec = ARGV[1 + i]
-  if string.sub(rec, 1, 8) == '- - 0 0 ' then return string.sub(rec, 9), '', '', '-', '-' end
-  local c, u, ml, vl, at = string.match(rec, '^(%S+) (%S+) (%d+) (%d+) ()')
-  local m_end = at + tonumber(ml)
-  local v_end = m_end + tonumber(vl)
-  return string.sub(rec, v_end), string.sub(rec, at, m_end - 1),
-    string.sub(rec, m_end, v_end - 1), c, u
+  local value, meta, vec, c, u
+  if string.sub(rec, 1, 8) == '- - 0 0 ' then
+    value, meta, vec, c, u = string.sub(rec, 9), '', '', '-', '-'
+  else
+    local ml, vl, from
+    c, u, ml, vl, from = string.match(rec, '^(%S+) (%S+) (%d+) (%d+) ()')
+    local m_end = from + tonumber(ml)
+    local v_end = m_end + tonumber(vl)
+    value, meta, vec = string.sub(rec, v_end), string.sub(rec, from, m_end - 1),
+      string.sub(rec, m_end, v_end - 1)
+  end
+  local made, flags = parsed(old)
+  if c == '-' then c = made or now_s end
+  if u == '-' then u = now_s end
+  write(rk, seq, value, meta, vec, c, u, at, flags)
 end
 
 local max, ttl, space = ARGV[1], 0, ''
@@ -56,8 +67,7 @@ if space ~= '' then
 end
 local t = call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local now_s = t[1] .. string.sub(string.rep('0', 6 - #t[2]) .. t[2], 1, 3)  -- no sprintf
-local at
+now_s = t[1] .. string.sub(string.rep('0', 6 - #t[2]) .. t[2], 1, 3)  -- no sprintf
 if ttl > 0 then at = now + ttl end
 
 -- One record with nothing to evict (a rewrite, no bound or room left) and no sweep due: the
@@ -76,11 +86,7 @@ if count == 1 and now % 8 ~= 0 then
     local seq = call('HINCRBY', ST, 'c', 1)
     log({'p', key})
     if space_new then call('HSET', ST, 'sp', space) end
-    local value, meta, vec, c, u = record(1)
-    local made, old = parsed(first)
-    if c == '-' then c = made or now_s end
-    if u == '-' then u = now_s end
-    write(rk, seq, value, meta, vec, c, u, at, old)
+    store(1, rk, seq, first)
     call('ZADD', LRU, seq, key)
     if at then call('ZADD', TTL, at, key) end
     return 0
@@ -204,11 +210,7 @@ local z, t = {}, {}
 for i = 1, count do
   local key = keys[i]
   if last_at[key] == i and not evicting[key] then
-    local value, meta, vec, c, u = record(i)
-    local made, old = parsed(olds[i])
-    if c == '-' then c = made or now_s end
-    if u == '-' then u = now_s end
-    write(KEYS[3 + i], last - count + i, value, meta, vec, c, u, at, old)
+    store(i, KEYS[3 + i], last - count + i, olds[i])
     z[#z + 1] = last - count + i
     z[#z + 1] = key
     if at then
