@@ -80,7 +80,7 @@ from . import redis_scripts as lua
 from .base import BackendInfo, CompactionPlan, StoredVectors
 from .redis_clients import ClientPerLoop, ServerCheck, fast_packing
 from .redis_cluster import CLUSTER_SCHEMES, cluster_client
-from .redis_index import DEFAULT_INDEX_BUDGET, LocalIndexes, NamespaceIndex
+from .redis_index import DEFAULT_INDEX_BUDGET, ChurnedError, LocalIndexes, NamespaceIndex
 from .redis_query_engine import QueryEngine, SearchEngine, validate_search_engine
 
 __all__ = ["RedisBackend"]
@@ -973,9 +973,29 @@ class RedisBackend:
         """The Redis Query Engine search path (see ``redis_query_engine``)."""
         return self._query_engine
 
-    async def _synced(self, space: _Space) -> tuple[NamespaceIndex, float]:
+    def churned(self, operation: str, exc: ChurnedError) -> MemoryBackendError:
+        """The error of an ``operation`` whose index load kept losing the race with writers:
+        transient (try again, or let a fallback serve), never a refusal."""
+        return MemoryBackendError(
+            f"Redis at {self._where}, {operation}: namespace keys {_s(exc.base)}... changed "
+            "faster than they could be loaded, three times (its change log was trimmed, or "
+            "the server restarted, meanwhile); try again",
+            backend="redis",
+            operation=operation,
+            transient=True,
+        )
+
+    async def _synced(
+        self, space: _Space, operation: str = "search"
+    ) -> tuple[NamespaceIndex, float]:
         """The namespace's index, caught up with every change acknowledged before the call
         began, and the server's clock (epoch seconds)."""
+        try:
+            return await self._synced_index(space)
+        except ChurnedError as exc:
+            raise self.churned(operation, exc) from None
+
+    async def _synced_index(self, space: _Space) -> tuple[NamespaceIndex, float]:
         state = self._indexes.get(space.base)
         if state is not None and state.restarts != self._check.restarts:
             state = None  # the server restarted: writes may be lost that no log shows
@@ -1003,7 +1023,7 @@ class RedisBackend:
             reply = await self._eval(
                 lua.SYNC, space, inc, state.last, _SYNC_KEYS, deadline=self._search_timeout
             )
-            _, upto, last, now_ms, status, embedder = reply[:6]
+            incarnation, upto, last, now_ms, status, embedder = reply[:6]
             now = int(now_ms) / 1000
             if status == b"empty":
                 if state.incarnation is not None or len(state.index):
@@ -1012,6 +1032,10 @@ class RedisBackend:
                 break
             if status == b"reload":
                 return None
+            if status == b"reset":
+                # Emptied and begun again since: its whole log follows, no reload needed.
+                state.reset(incarnation, 0)
+                changed = True
             state.space = _stored_space(embedder)
             if len(reply) > 6:
                 rows = (
@@ -1133,13 +1157,7 @@ class RedisBackend:
             # written faster than it loads, or another incarnation began): again.
             into.drop(space.base)
             if attempts <= 1:
-                raise MemoryBackendError(
-                    f"Redis at {self._where}, search: namespace keys {_s(space.base)}... "
-                    "changed faster than they could be loaded, three times; try again",
-                    backend="redis",
-                    operation="search",
-                    transient=False,
-                )
+                raise ChurnedError(space.base)
             return await self._load(
                 space, attempts - 1, into=into, new_index=new_index, vectors=vectors
             )
@@ -1339,7 +1357,7 @@ class RedisBackend:
         self._check_open("list")
         space = self._space(namespace)
         with self._failures("list"):
-            state, now = await self._synced(space)
+            state, now = await self._synced(space, "list")
         index = state.index
         index.expire(now)
         horizon = index.last_seq() if query.horizon is None else query.horizon
@@ -1399,7 +1417,7 @@ class RedisBackend:
         self._check_open("delete_where")
         space = self._space(namespace)
         with self._failures("delete_where"):
-            state, now = await self._synced(space)
+            state, now = await self._synced(space, "delete_where")
         index = state.index
         index.expire(now)
         matching = index.matching(filter)

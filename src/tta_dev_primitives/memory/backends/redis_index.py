@@ -23,10 +23,23 @@ from dataclasses import dataclass, field
 
 from ..index import SearchIndex
 
-__all__ = ["DEFAULT_INDEX_BUDGET", "LocalIndexes", "NamespaceIndex"]
+__all__ = ["DEFAULT_INDEX_BUDGET", "ChurnedError", "LocalIndexes", "NamespaceIndex"]
 
 DEFAULT_INDEX_BUDGET = 512 * 1024 * 1024
 """Bytes of search indexes a backend keeps in its process by default (512 MiB)."""
+
+
+class ChurnedError(Exception):
+    """A namespace's index load lost the race with its writers, every attempt (internal: the
+    backend raises it as a transient :class:`MemoryBackendError` naming the operation).
+
+    Attributes:
+        base: The namespace's key base.
+    """
+
+    def __init__(self, base: bytes) -> None:
+        super().__init__(base)
+        self.base = base
 
 
 @dataclass(slots=True, eq=False)

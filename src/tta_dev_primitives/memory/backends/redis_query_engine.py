@@ -82,7 +82,7 @@ from ..search import (
     recency_weight,
     tokenize,
 )
-from .redis_index import LocalIndexes, NamespaceIndex
+from .redis_index import ChurnedError, LocalIndexes, NamespaceIndex
 
 if TYPE_CHECKING:
     from .redis import RedisBackend, _Space
@@ -509,7 +509,10 @@ class QueryEngine:
         if state is not None:
             now = await backend._catch_up(space, state, self.stats)
         if state is None or now is None:
-            state, now = await self._load(space)
+            try:
+                state, now = await self._load(space)
+            except ChurnedError as exc:
+                raise backend.churned("search", exc) from None
         self.stats.measure(space.base, state)
         return state, cast(LexicalStats, state.index), now
 

@@ -24,6 +24,7 @@ local REC = base .. 'h:'
 --! include: _foreign
 --! include: _log
 --! include: _write
+--! include: _seq
 
 -- Write record i (its ARGV string) under `rk` with write sequence `seq`; `old` is the r field
 -- of the record there (nil: none), whose created time a rewrite keeps. `now_s`, `at` below.
@@ -55,9 +56,16 @@ end
 max = tonumber(max)
 local count = #ARGV - 1
 local first = call('HGET', KEYS[4], 'r')
+-- A rewrite without expiry over a record with one removes its ttl entry: read the ttl
+-- index first (see _drop).
+local function expiring(r)
+  if ttl == 0 and r and not string.find(r, '^%S+ %S+ %- ') then call('EXISTS', TTL) end
+end
 if ttl > 0 then
   local bad = foreign({TTL}, {'zset'})
   if bad then return redis.error_reply(bad) end
+else
+  expiring(first)
 end
 local space_new = false
 if space ~= '' then
@@ -83,12 +91,15 @@ if count == 1 and now % 8 ~= 0 then
   end
   if max == 0 or first or card < max or held then
     local rk = KEYS[4]
-    local seq = call('HINCRBY', ST, 'c', 1)
+    local st = call('HMGET', ST, 'c', 'x')
+    local seq = versions(st[1], now, 1)
+    call('HSET', ST, 'c', seq)
     log({'p', key})
     if space_new then call('HSET', ST, 'sp', space) end
     store(1, rk, seq, first)
     call('ZADD', LRU, seq, key)
     if at then call('ZADD', TTL, at, key) end
+    outlive(st[2], not st[1], at, ttl)
     return 0
   end
 end
@@ -97,7 +108,10 @@ end
 local keys, olds = {}, {first}
 for i = 1, count do
   keys[i] = string.sub(KEYS[3 + i], #REC + 1)
-  if i > 1 then olds[i] = call('HGET', KEYS[3 + i], 'r') end
+  if i > 1 then
+    olds[i] = call('HGET', KEYS[3 + i], 'r')
+    expiring(olds[i])
+  end
 end
 
 -- The batch's keys, each once, in the order of their last write (their new recency order).
@@ -186,7 +200,9 @@ if not purged and now % 8 == 0 then
 end
 
 -- The change first: counters, then the log entry.
-local last = call('HINCRBY', ST, 'c', count)
+local st = call('HMGET', ST, 'c', 'x')
+local last = versions(st[1], now, count)
+call('HSET', ST, 'c', last)
 local fields = {}
 local dropped = {}
 for i = 1, #gone do dropped[#dropped + 1] = gone[i] end
@@ -221,4 +237,5 @@ for i = 1, count do
 end
 if #z > 0 then call('ZADD', LRU, unpack(z)) end
 if #t > 0 then call('ZADD', TTL, unpack(t)) end
+if #z > 0 then outlive(st[2], not st[1], at, ttl) end
 return #victims + extra

@@ -6,21 +6,26 @@
 -- Returns {incarnation, n reached, last n of the log, server ms, status, the namespace's
 -- embedder ('<dimensions>:<name>', nil: none), then per changed key: key, s, v, r, e (its
 -- current record, see _write.lua; s nil when it has none)}; status 'ok',
--- 'empty' (no such namespace: incarnation nil) or 'reload' (another incarnation, or
--- entries missed: the index must be rebuilt from a full load).
+-- 'empty' (no such namespace: incarnation nil), 'reset' (another incarnation whose log is
+-- whole: the index forgets every record, then applies the changes returned, from the
+-- incarnation's first entry) or 'reload' (entries missed: the index must be rebuilt from a
+-- full load). So a namespace emptied and refilled while a process loads it costs that
+-- process no reload.
 local REC = ARGV[1] .. 'h:'
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local st = redis.call('HMGET', KEYS[1], 'i', 'g', 'sp')
 local inc, g, sp = st[1], tonumber(st[2] or '0'), st[3]
 if not inc then return {false, 0, 0, now, 'empty', false} end
-if inc ~= ARGV[2] then return {inc, g, g, now, 'reload', sp} end
-local last = tonumber(ARGV[3])
-if g == last then return {inc, g, g, now, 'ok', sp} end
+local status, last = 'ok', tonumber(ARGV[3])
+if inc ~= ARGV[2] then status, last = 'reset', 0 end
+if g == last then return {inc, g, g, now, status, sp} end
 if g < last then return {inc, g, g, now, 'reload', sp} end
 local first = string.format('%d-0', last + 1)
 local entries = redis.call('XRANGE', KEYS[2], first, '+', 'COUNT', 256)
 if #entries == 0 or entries[1][1] ~= first then return {inc, g, g, now, 'reload', sp} end
+-- An upgraded namespace's first entry ('u', upgrade_layout) names no record: load it whole.
+if status == 'reset' and entries[1][2][1] == 'u' then return {inc, g, g, now, 'reload', sp} end
 local budget = tonumber(ARGV[4])
 local seen, order = {}, {}
 local upto = last
@@ -37,7 +42,7 @@ for i = 1, #entries do
   upto = upto + 1
   if #order >= budget then break end
 end
-local out = {inc, upto, g, now, 'ok', sp}
+local out = {inc, upto, g, now, status, sp}
 for i = 1, #order do
   local h = redis.pcall('HMGET', REC .. order[i], 's', 'v', 'r', 'e')
   if h.err then

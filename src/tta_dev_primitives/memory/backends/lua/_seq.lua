@@ -1,0 +1,38 @@
+-- Write sequences (versions) that never repeat for a namespace. Each write takes
+-- max(c + 1, now * 2048 + 1) (c: ST's counter, now: server ms), so a namespace emptied
+-- (its st deleted: clear, its last record deleted or expired) or rolled back (a restart
+-- from an older snapshot, a failover to a replica behind) starts again above every version
+-- it gave out before, as long as the server clock does not step back and the namespace
+-- takes fewer than 2048 versions per ms over its life (one per write or recency refresh;
+-- Redis runs far fewer scripts). Exact in Lua numbers and zset scores (< 2^53) until 2109.
+-- `c` is ST's c as HMGET read it (false: none); returns the last of `n` versions taken.
+local function versions(c, now, n)
+  local floor = now * 2048
+  c = tonumber(c) or 0
+  if c < floor then c = floor end
+  return c + n
+end
+
+-- The namespace's own keys (lru, st, log, ttl) expire with its last record while every
+-- record written since the namespace began has an expiry: ST field x holds their expiry,
+-- kept at least as late as every record's (extended by one ttl past the record's, so a run
+-- of writes extends it once a ttl); a record without expiry makes them persist (until the
+-- namespace is emptied). So a namespace that is never touched again leaves nothing behind.
+-- `x`: ST's x as HMGET read it; `fresh`: this script began the namespace; `at`: the expiry
+-- of the record(s) just written (nil: none); `ttl`: their ttl, ms. Called last.
+local function outlive(x, fresh, at, ttl)
+  if at then
+    if not fresh and not x then return end
+    local keep = tonumber(x)
+    if keep and at <= keep then
+      if redis.call('PTTL', TTL) == -1 then redis.call('PEXPIREAT', TTL, keep) end
+      return
+    end
+    keep = at + ttl
+    redis.call('HSET', ST, 'x', keep)
+    for _, k in ipairs({LRU, ST, LOG, TTL}) do redis.call('PEXPIREAT', k, keep) end
+  elseif x then
+    redis.call('HDEL', ST, 'x')
+    for _, k in ipairs({LRU, ST, LOG, TTL}) do redis.call('PERSIST', k) end
+  end
+end
