@@ -126,7 +126,7 @@ def _escape_part(part: str) -> str:
     return escaped or "%"
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)
 def namespace_tag(namespace: Namespace) -> str:
     """The hash tag of ``namespace``: its parts escaped and joined by ``":"``.
 
@@ -381,8 +381,9 @@ class RedisBackend:
         self._where = f"{host}:{port}" if port is not None else str(host)
         self._clients = ClientPerLoop(client, None, owned=close_client, where=self._where)
         self._check = ServerCheck(self._where)
-        # Most namespaces whose key names are kept (the cache is emptied when it is full).
-        self.namespace_cache_size = 4096
+        # Most namespaces whose key names are kept (the cache is emptied when it is full):
+        # a process reading many namespaces keeps a bounded few, not every one it read.
+        self.namespace_cache_size = 1024
         self._garbled: set[tuple[bytes, str]] = set()  # undecodable records reported
         self._indexes = LocalIndexes(index_budget)
         self._loading: dict[tuple[asyncio.AbstractEventLoop, bytes], asyncio.Future[Any]] = {}
@@ -991,9 +992,14 @@ class RedisBackend:
         """The namespace's index, caught up with every change acknowledged before the call
         began, and the server's clock (epoch seconds)."""
         try:
-            return await self._synced_index(space)
+            state, now = await self._synced_index(space)
         except ChurnedError as exc:
             raise self.churned(operation, exc) from None
+        if state.incarnation is None:
+            # No such namespace: holding its empty index would grow with every namespace
+            # ever read, not with the live data (its next read loads it again, cheaply).
+            self._indexes.drop(space.base)
+        return state, now
 
     async def _synced_index(self, space: _Space) -> tuple[NamespaceIndex, float]:
         state = self._indexes.get(space.base)

@@ -364,7 +364,7 @@ class QueryEngine:
             if self.mode == "auto" and not await self._is_large(space):
                 return None
             try:
-                return await self._search(space, prepared, query)
+                return await self._searched(space, prepared, query)
             except _Building as exc:
                 if self.mode == "auto":
                     return None  # the local index answers until the server has indexed all
@@ -404,6 +404,27 @@ class QueryEngine:
                     operation="search",
                     transient=False,
                 ) from exc
+
+    async def _searched(
+        self, space: _Space, prepared: KeywordQuery, query: SearchQuery
+    ) -> list[SearchResult]:
+        # A clear (of this process or another) drops the namespace's FT index: the search
+        # then creates it again, rather than fail because someone else was writing.
+        for _ in range(3):
+            try:
+                return await self._search(space, prepared, query)
+            except ResponseError as exc:
+                if not _unknown_index(exc):
+                    raise
+                self._indexes.pop(space.base, None)
+        backend = self._backend
+        raise MemoryBackendError(
+            f"Redis at {backend._where}, search: namespace keys {space.base.decode()}... were "
+            "cleared three times while this search ran (its index dropped each time); try again",
+            backend="redis",
+            operation="search",
+            transient=True,
+        )
 
     async def forget(self, space: _Space) -> None:
         """The namespace was cleared: drop its FT index (not its records) and statistics."""
@@ -513,6 +534,8 @@ class QueryEngine:
                 state, now = await self._load(space)
             except ChurnedError as exc:
                 raise backend.churned("search", exc) from None
+        if state.incarnation is None:
+            self.stats.drop(space.base)  # no such namespace: nothing worth holding
         self.stats.measure(space.base, state)
         return state, cast(LexicalStats, state.index), now
 

@@ -19,13 +19,16 @@ end
 -- of writes extends it once a ttl); a record without expiry makes them persist (until the
 -- namespace is emptied). So a namespace that is never touched again leaves nothing behind.
 -- `x`: ST's x as HMGET read it; `fresh`: this script began the namespace; `at`: the expiry
--- of the record(s) just written (nil: none); `ttl`: their ttl, ms. Called last.
-local function outlive(x, fresh, at, ttl)
+-- of the record(s) just written (nil: none); `ttl`: their ttl, ms; `dropped`: the script
+-- removed records first (its lru may have been emptied and made again). Called last.
+local function outlive(x, fresh, at, ttl, dropped)
   if at then
     if not fresh and not x then return end
     local keep = tonumber(x)
     if keep and at <= keep then
+      -- Keys this script may have made anew (a ttl index or lru emptied, then written).
       if redis.call('PTTL', TTL) == -1 then redis.call('PEXPIREAT', TTL, keep) end
+      if dropped and redis.call('PTTL', LRU) == -1 then redis.call('PEXPIREAT', LRU, keep) end
       return
     end
     keep = at + ttl

@@ -237,5 +237,5 @@ for i = 1, count do
 end
 if #z > 0 then call('ZADD', LRU, unpack(z)) end
 if #t > 0 then call('ZADD', TTL, unpack(t)) end
-if #z > 0 then outlive(st[2], not st[1], at, ttl) end
+if #z > 0 then outlive(st[2], not st[1], at, ttl, #dropped > 0) end
 return #victims + extra
