@@ -1,13 +1,19 @@
 -- Write sequences (versions) that never repeat for a namespace. Each write takes
--- max(c + 1, now * 2048 + 1) (c: ST's counter, now: server ms), so a namespace emptied
--- (its st deleted: clear, its last record deleted or expired) or rolled back (a restart
--- from an older snapshot, a failover to a replica behind) starts again above every version
--- it gave out before, as long as the server clock does not step back and the namespace
--- takes fewer than 2048 versions per ms over its life (one per write or recency refresh;
--- Redis runs far fewer scripts). Exact in Lua numbers and zset scores (< 2^53) until 2109.
--- `c` is ST's c as HMGET read it (false: none); returns the last of `n` versions taken.
-local function versions(c, now, n)
-  local floor = now * 2048
+-- max(c + 1, floor), c being ST's counter and floor the server clock in units of 1/2048 ms
+-- (TIME's microseconds * 2.048), so a namespace emptied (its st deleted: clear, its last
+-- record deleted or expired) or rolled back (a restart from an older snapshot, a failover to
+-- a replica behind) starts again above every version it gave out before, as long as the
+-- server clock does not step back and the namespace took fewer than 2048 versions per ms
+-- (one per record written or recency refreshed) over the stretch before (Redis runs far
+-- fewer: each takes a few microseconds of script work). Exact in Lua numbers and zset
+-- scores (< 2^53) until the year 2109.
+local function clock_floor(t)
+  return tonumber(t[1]) * 2048000 + math.floor(tonumber(t[2]) * 2.048)
+end
+
+-- The last of `n` versions taken now: `c` is ST's c as HMGET read it (false: none), `floor`
+-- what clock_floor gave for the script's TIME.
+local function versions(c, floor, n)
   c = tonumber(c) or 0
   if c < floor then c = floor end
   return c + n

@@ -92,7 +92,7 @@ if count == 1 and now % 8 ~= 0 then
   if max == 0 or first or card < max or held then
     local rk = KEYS[4]
     local st = call('HMGET', ST, 'c', 'x')
-    local seq = versions(st[1], now, 1)
+    local seq = versions(st[1], clock_floor(t), 1)
     call('HSET', ST, 'c', seq)
     log({'p', key})
     if space_new then call('HSET', ST, 'sp', space) end
@@ -201,7 +201,7 @@ end
 
 -- The change first: counters, then the log entry.
 local st = call('HMGET', ST, 'c', 'x')
-local last = versions(st[1], now, count)
+local last = versions(st[1], clock_floor(t), count)
 call('HSET', ST, 'c', last)
 local fields = {}
 local dropped = {}

@@ -32,7 +32,7 @@ else
   if ttl > 0 then at = now + ttl end
 end
 local st = redis.call('HMGET', ST, 'c', 'x')
-local seq = versions(st[1], now, 1)
+local seq = versions(st[1], clock_floor(t), 1)
 redis.call('HSET', ST, 'c', seq)
 write(rk, seq, ARGV[4], ARGV[5], vec, created, now, at, old)
 redis.call('ZADD', LRU, seq, ARGV[2])
