@@ -27,7 +27,6 @@ from . import codec, transfer
 from .backends.base import MemoryBackend, SyncMemoryBackend
 from .backends.fallback import FallbackBackend
 from .backends.in_memory import InMemoryBackend
-from .backends.redis import RedisBackend
 from .compaction import (
     AutoCompactor,
     CompactionPolicy,
@@ -457,6 +456,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
     def _redis_backend(url: str, max_size: int | None, fallback: bool) -> MemoryBackend:
         if not isinstance(url, str) or not url:
             raise TypeError("redis_url must be a non-empty str")
+        from .backends.redis import RedisBackend  # loads redis only when a URL is given
+
         try:
             primary = RedisBackend.from_url(url, max_size=max_size)
         except ValueError as exc:
