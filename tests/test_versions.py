@@ -480,3 +480,19 @@ def test_a_load_lost_to_writers_is_transient_and_names_its_operation(operation: 
     assert exc.transient
     assert f", {operation}:" in str(exc)
     assert "search" not in str(exc) or operation == "search"
+
+
+async def test_in_memory_namespace_emptied_keeps_nothing() -> None:
+    """A namespace emptied by delete or delete_where keeps no store in the process; written
+    again, its versions are still above the ones it had."""
+    backend = InMemoryBackend(None)
+    ns: Namespace = ("emptied",)
+    await backend.put(ns, entry("k", 1, meta={"tag": "a"}))
+    first = await version(backend, ns, "k")
+    assert await backend.delete(ns, "k")
+    assert ns not in backend._stores
+    await backend.put(ns, entry("k", 2, meta={"tag": "a"}))
+    assert await version(backend, ns, "k") > first
+    assert await backend.delete_where(ns, {"tag": "a"}) == 1
+    assert ns not in backend._stores
+    assert await backend.namespaces(()) == []

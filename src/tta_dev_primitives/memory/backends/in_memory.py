@@ -135,7 +135,14 @@ class InMemoryBackend:
         held = len(store)
         deleted = store.delete(key)
         self._total -= held - len(store)
+        self._drop_if_empty(namespace, store)
         return deleted
+
+    def _drop_if_empty(self, namespace: Namespace, store: InMemoryStore) -> None:
+        # An emptied namespace keeps nothing in the process (its versions never come back:
+        # every store takes them from one sequence), so state follows the live data.
+        if not len(store) and self._stores.get(namespace) is store:
+            del self._stores[namespace]
 
     async def clear(self, namespace: Namespace) -> int:
         store = self._stores.pop(namespace, None)
@@ -173,6 +180,7 @@ class InMemoryBackend:
         held = len(store)
         deleted = store.delete_where(filter)
         self._total -= held - len(store)
+        self._drop_if_empty(namespace, store)
         return deleted
 
     async def namespaces(self, prefix: Namespace) -> builtins.list[Namespace]:

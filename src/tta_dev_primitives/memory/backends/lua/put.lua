@@ -92,6 +92,7 @@ if count == 1 and now % 8 ~= 0 then
   if max == 0 or first or card < max or held then
     local rk = KEYS[4]
     local st = call('HMGET', ST, 'c', 'x')
+    if st[2] and not at then call('EXISTS', TTL) end  -- outlive persists it: read it first
     local seq = versions(st[1], clock_floor(t), 1)
     call('HSET', ST, 'c', seq)
     log({'p', key})
@@ -201,6 +202,7 @@ end
 
 -- The change first: counters, then the log entry.
 local st = call('HMGET', ST, 'c', 'x')
+if st[2] and not at then call('EXISTS', TTL) end  -- outlive persists it: read it first
 local last = versions(st[1], clock_floor(t), count)
 call('HSET', ST, 'c', last)
 local fields = {}
