@@ -171,6 +171,42 @@ async def test_version_is_not_given_out_again_after_a_restart_lost_writes(flavou
         await backend.aclose()
 
 
+@pytest.mark.redis
+@pytest.mark.parametrize("flavour", FLAVOURS)
+async def test_an_index_is_never_caught_up_from_a_rolled_back_log(flavour: str) -> None:
+    """A process's index that applied change-log entries a restart then lost (and other
+    writes numbered again) is reloaded at its next read, before any restart check: its list
+    and search show Redis as it is."""
+    with running_server(flavour) as server:
+        reader = RedisBackend.from_url(server.url, max_size=None)
+        writer = RedisBackend.from_url(server.url, max_size=None)
+        ns: Namespace = ("rollback",)
+        await writer.put_many(ns, [entry("a", "alpha words"), entry("b", "beta words")])
+        client = aioredis.from_url(server.url)
+        await client.save()
+        await client.aclose()
+        await writer.put(ns, entry("c", "gamma words"))
+        await writer.put(ns, entry("d", "delta words"))
+        assert await listed(reader, ns) == ["a", "b", "c", "d"]
+        reader.server_check_interval = 3600  # only the log can tell it
+        await writer.aclose()
+        await asyncio.to_thread(server.restart)  # back to the snapshot: a, b
+        writer = RedisBackend.from_url(server.url, max_size=None)
+        for key in ("e", "f", "g"):  # numbered as c and d's entries were, and one more
+            await writer.put(ns, entry(key, f"{key} words"))
+        assert await listed(reader, ns) == ["a", "b", "e", "f", "g"]
+        hits = await reader.search(ns, SearchQuery("words", 10))
+        assert sorted(h.key for h in hits) == ["a", "b", "e", "f", "g"]
+        assert reader.server_restarts == 0
+        await reader.aclose()
+        await writer.aclose()
+
+
+async def listed(backend: RedisBackend, ns: Namespace) -> list[str]:
+    page = await backend.list(ns, ListQuery(limit=100, order="oldest"))
+    return [r.key for r in page.records]
+
+
 async def unread_version(backend: RedisBackend, ns: Namespace) -> int:
     """The version of ``k``, read without refreshing its recency (which takes a number of
     the namespace's counter too)."""

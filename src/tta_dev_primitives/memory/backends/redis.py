@@ -1027,9 +1027,15 @@ class RedisBackend:
         while True:
             inc = state.incarnation or b""
             reply = await self._eval(
-                lua.SYNC, space, inc, state.last, _SYNC_KEYS, deadline=self._search_timeout
+                lua.SYNC,
+                space,
+                inc,
+                state.last,
+                _SYNC_KEYS,
+                state.version,
+                deadline=self._search_timeout,
             )
-            incarnation, upto, last, now_ms, status, embedder = reply[:6]
+            incarnation, upto, last, now_ms, status, embedder, version = reply[:7]
             now = int(now_ms) / 1000
             if status == b"empty":
                 if state.incarnation is not None or len(state.index):
@@ -1043,14 +1049,15 @@ class RedisBackend:
                 state.reset(incarnation, 0)
                 changed = True
             state.space = _stored_space(embedder)
-            if len(reply) > 6:
+            if len(reply) > 7:
                 rows = (
                     (reply[i], _record_fields(*reply[i + 1 : i + 5]))
-                    for i in range(6, len(reply), 5)
+                    for i in range(7, len(reply), 5)
                 )
                 self._apply(space, state, rows)
                 changed = True
             state.last = int(upto)
+            state.version = version or b""
             if state.last >= int(last):
                 break
         if changed:
@@ -1152,6 +1159,7 @@ class RedisBackend:
             )
         keys = _split(reply[5], reply[6])
         state = NamespaceIndex(index=new_index(), incarnation=incarnation, last=int(last))
+        state.version = reply[7] or b""
         state.space = _stored_space(embedder)
         state.restarts = self._check.restarts
         if keys:

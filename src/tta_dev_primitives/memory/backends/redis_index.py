@@ -51,6 +51,9 @@ class NamespaceIndex:
         incarnation: The namespace's incarnation the index holds (``None``: the namespace
             did not exist at the last sync).
         last: The last change-log entry applied.
+        version: That entry's version as read (``b""``: unknown), which the catch-up checks
+            it still has: a namespace rolled back (a restart from an older snapshot, a
+            failover that lost writes) is reloaded, never taken for the one indexed.
         updated: Key -> ``updated_at`` (epoch seconds), for recency-weighted searches.
         restarts: The backend's count of server restarts when the index was loaded (a
             restart may lose writes the log never shows: the index is then rebuilt).
@@ -62,6 +65,7 @@ class NamespaceIndex:
     index: SearchIndex = field(default_factory=SearchIndex)
     incarnation: bytes | None = None
     last: int = 0
+    version: bytes = b""
     updated: dict[str, float] = field(default_factory=dict)
     restarts: int = 0
     size: int = 0
@@ -73,6 +77,7 @@ class NamespaceIndex:
         self.updated.clear()
         self.incarnation = incarnation
         self.last = last
+        self.version = b""
 
 
 class LocalIndexes:

@@ -1,8 +1,8 @@
 --! keys: lru st log
 --! include: _names
+--! include: _seq
 --! include: _log
 --! include: _write
---! include: _seq
 -- Replace records at once, if each is still the version the client read (compaction).
 -- KEYS: lru, st, log, then the record key of each of the n records read, then the record
 -- key of the new record (the summary), if any.
@@ -67,8 +67,11 @@ end
 if redis.call('EXISTS', LRU) == 0 then
   redis.call('UNLINK', ST, LOG, TTL)
 else
-  redis.call('HSET', ST, 'c', seq)
-  log(fields)
+  if #fields > 0 then
+    seq = seq + 1  -- the entry's own version: deletes alone took none
+    redis.call('HSET', ST, 'c', seq)
+  end
+  log(fields, seq)
   if insert then
     local ttl = tonumber(ARGV[5 * n + 3])
     outlive(st[2], not st[1], ttl > 0 and now + ttl or nil, ttl)

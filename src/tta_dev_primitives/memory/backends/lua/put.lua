@@ -22,9 +22,9 @@ local LRU, ST, LOG = KEYS[1], KEYS[2], KEYS[3]
 local TTL = base .. 'ttl'
 local REC = base .. 'h:'
 --! include: _foreign
+--! include: _seq
 --! include: _log
 --! include: _write
---! include: _seq
 
 -- Write record i (its ARGV string) under `rk` with write sequence `seq`; `old` is the r field
 -- of the record there (nil: none), whose created time a rewrite keeps. `now_s`, `at` below.
@@ -95,7 +95,7 @@ if count == 1 and now % 8 ~= 0 then
     if st[2] and not at then call('EXISTS', TTL) end  -- outlive persists it: read it first
     local seq = versions(st[1], clock_floor(t), 1)
     call('HSET', ST, 'c', seq)
-    log({'p', key})
+    log({'p', key}, seq)
     if space_new then call('HSET', ST, 'sp', space) end
     store(1, rk, seq, first)
     call('ZADD', LRU, seq, key)
@@ -218,7 +218,7 @@ for i = extra + 1, #order do
   fields[#fields + 1] = 'p'
   fields[#fields + 1] = order[i]
 end
-log(fields)
+log(fields, last)
 if space_new then call('HSET', ST, 'sp', space) end
 if purged then settle(now, again, checked) end
 if #dropped > 0 then drop(dropped, {}) end

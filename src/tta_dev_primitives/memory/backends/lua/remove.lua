@@ -1,6 +1,7 @@
 --! keys: lru st log
 --! include: _names
 --! include: _foreign
+--! include: _seq
 --! include: _log
 -- KEYS: lru, st, log, the record key. ARGV: base, key, and optionally the write sequence
 -- the record must still have (else nothing is deleted). Returns 1 if a live record was

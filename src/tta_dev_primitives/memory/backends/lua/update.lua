@@ -1,9 +1,9 @@
 --! keys: lru st log
 --! include: _names
 --! include: _foreign
+--! include: _seq
 --! include: _log
 --! include: _write
---! include: _seq
 -- Rewrite one record if it still is the version the client read (compare-and-set on its
 -- write sequence): the client merged the change into what it read.
 -- KEYS: lru, st, log, the record key. ARGV: base, key, expected seq, value JSON, metadata
@@ -37,6 +37,6 @@ redis.call('HSET', ST, 'c', seq)
 write(rk, seq, ARGV[4], ARGV[5], vec, created, now, at, old)
 redis.call('ZADD', LRU, seq, ARGV[2])
 if at then redis.call('ZADD', TTL, at, ARGV[2]) end
-log({'p', ARGV[2]})
+log({'p', ARGV[2]}, seq)
 outlive(st[2], not st[1], at, ttl)
 return {seq, tonumber(created), now, at}
