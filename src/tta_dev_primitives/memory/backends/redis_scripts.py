@@ -40,8 +40,9 @@ Keys of one namespace (``B`` = the base):
   far), ``i`` (the namespace's incarnation, set by its first change-log entry), ``sp`` (its
   embedder), ``x`` (the expiry of these keys while every record has one).
 * ``B log``: the change log, a stream (see ``lua/_log.lua``): every script that writes,
-  deletes, evicts or purges appends the keys it changed, in the same atomic step; each
-  process's search index catches up from it (``sync.lua``).
+  deletes, evicts or purges appends a version and the keys it changed, in the same atomic
+  step; each process's search index catches up from it (``sync.lua``), checking first that
+  the last entry it applied still has the version it read.
 
 Expiry: a record lives while the server clock is before its expiry. Redis drops expired
 hashes on its own (no log entry: a search index applies the expiry times it holds); the
