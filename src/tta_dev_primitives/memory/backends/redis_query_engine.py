@@ -407,9 +407,10 @@ class QueryEngine:
 
     async def _searched(
         self, space: _Space, prepared: KeywordQuery, query: SearchQuery
-    ) -> list[SearchResult]:
+    ) -> list[SearchResult] | None:
         # A clear (of this process or another) drops the namespace's FT index: the search
-        # then creates it again, rather than fail because someone else was writing.
+        # then creates it again, rather than fail because someone else was writing; dropped
+        # again and again (a namespace cleared all the time), the local index answers (None).
         for _ in range(3):
             try:
                 return await self._search(space, prepared, query)
@@ -417,14 +418,7 @@ class QueryEngine:
                 if not _unknown_index(exc):
                     raise
                 self._indexes.pop(space.base, None)
-        backend = self._backend
-        raise MemoryBackendError(
-            f"Redis at {backend._where}, search: namespace keys {space.base.decode()}... were "
-            "cleared three times while this search ran (its index dropped each time); try again",
-            backend="redis",
-            operation="search",
-            transient=True,
-        )
+        return None
 
     async def forget(self, space: _Space) -> None:
         """The namespace was cleared: drop its FT index (not its records) and statistics."""
