@@ -5,10 +5,11 @@ Redis holds the records; each process ranks a search in its own
 :class:`~tta_dev_primitives.memory.index.SearchIndex` of the namespace (the engine every
 backend uses, so rankings are the same everywhere), caught up before each search from the
 namespace's change log (``lua/_log.lua``): one round trip when nothing changed, a few more
-when something did. A namespace's index is built on its first search (a full load), and
-rebuilt whenever the log says entries were missed: another incarnation of the namespace
-(cleared, flushed, lost in a restart without persistence), or entries trimmed away before
-this process read them.
+when something did. A namespace's index is built on its first search (a full load), reset
+and caught up from the log's first entry when the namespace began again (cleared, emptied,
+expired, flushed), and rebuilt whenever the log says entries were missed: entries trimmed
+away before this process read them, or the last entry it applied lost or numbered anew (a
+restart from an older snapshot, a failover).
 
 The indexes held are bounded by :attr:`LocalIndexes.budget` bytes (by each index's own
 estimate, :meth:`SearchIndex.memory_bytes`): past it, the least recently searched namespaces
