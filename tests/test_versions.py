@@ -537,3 +537,19 @@ async def test_in_memory_namespace_emptied_keeps_nothing() -> None:
     assert await backend.delete_where(ns, {"tag": "a"}) == 1
     assert ns not in backend._stores
     assert await backend.namespaces(()) == []
+
+
+@pytest.mark.redis
+async def test_a_read_of_a_record_whose_namespace_keys_are_gone_leaves_none(
+    redis_client: aioredis.Redis,
+) -> None:
+    """A get of a record whose namespace's own keys were evicted (a volatile-* policy) makes
+    no key of its own for the recency it cannot record."""
+    backend = RedisBackend(redis_client)
+    ns: Namespace = ("evicted",)
+    await backend.put_many(ns, [entry("a", 1, ttl=60), entry("b", 2, ttl=60)])
+    base = backend._space(ns).base
+    await redis_client.delete(base + b"lru", base + b"st", base + b"log", base + b"ttl")
+    assert (await backend.get(ns, "a")) is not None
+    assert [r is not None for r in await backend.get_many(ns, ["a", "b"])] == [True, True]
+    assert await redis_client.exists(base + b"st") == 0
