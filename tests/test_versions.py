@@ -34,7 +34,7 @@ from tta_dev_primitives.memory.backends import redis_scripts as lua
 from tta_dev_primitives.memory.backends.redis_index import ChurnedError
 from tta_dev_primitives.memory.records import Entry, ListQuery, Namespace, SearchQuery
 
-from .conftest import BackendHarness
+from .conftest import BackendHarness, FakeClock
 from .redis_servers import FLAVOURS, RedisServer, flush, running_server
 from .subproc import clean_env
 
@@ -554,3 +554,16 @@ async def test_a_read_of_a_record_whose_namespace_keys_are_gone_leaves_none(
     assert (await backend.get(ns, "a")) is not None
     assert [r is not None for r in await backend.get_many(ns, ["a", "b"])] == [True, True]
     assert await redis_client.exists(base + b"st") == 0
+
+
+async def test_in_memory_namespaces_whose_records_expired_do_not_add_up() -> None:
+    """Task memory in process: namespaces nobody touches again after their records expired
+    are dropped as new namespaces are written, so the stores held follow the live ones."""
+    clock = FakeClock()
+    backend = InMemoryBackend(None, clock=clock)
+    for round_ in range(5):
+        for i in range(200):
+            await backend.put((f"task{round_}-{i}",), entry("step", i, ttl=1.0))
+        clock.advance(2.0)  # every record of the round expired
+    assert len(backend._stores) <= 200 + 2
+    assert await backend.namespaces(()) == []
