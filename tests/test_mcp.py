@@ -26,6 +26,7 @@ from mcp_types import CallToolResult, TextContent
 
 from tta_dev_primitives import HashingEmbedder, MemoryPrimitive
 from tta_dev_primitives.integrations.mcp import (
+    choose_embedder,
     create_server,
     is_loopback,
     redactor,
@@ -481,3 +482,47 @@ def test_missing_extra_names_it() -> None:
     )
     assert out.returncode == 2, out.stderr
     assert "pip install 'tta-dev-primitives[mcp]'" in out.stderr
+
+
+def test_choose_embedder_says_how_search_works() -> None:
+    """By default the local model when the embeddings extra is there, keyword search said
+    at start-up when it is not; ``none`` is keyword search."""
+    embedder, line = choose_embedder(None)
+    assert embedder is not None
+    assert "hybrid" in line
+    assert choose_embedder(("none", None)) == (None, "search: keyword only (--embedder none)")
+    out = run_code(
+        """
+        import sys
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name == "onnxruntime":
+                    raise ImportError("No module named 'onnxruntime'")
+                return None
+        sys.meta_path.insert(0, Block())
+        from tta_dev_primitives.integrations.mcp import choose_embedder
+        embedder, line = choose_embedder(None)
+        print(embedder, line)
+        """
+    )
+    assert "None search: keyword only" in out
+    assert "pip install 'tta-dev-primitives[embeddings]'" in out
+
+
+async def test_tool_spans_reach_a_tracing_backend_in_one_trace() -> None:
+    """With OTEL_EXPORTER_OTLP_ENDPOINT set, the stdio server exports the SDK's request span,
+    the tool span and the memory operation's span as one tree."""
+    from .test_otlp_wire import OtlpReceiver
+
+    with OtlpReceiver() as receiver:
+        async with stdio(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.base_url) as client:
+            data(await client.call_tool("remember", {"value": "exported", "key": "e"}))
+        spans = {s.name: s for s in receiver.wait_for_spans(3)}
+    request, tool, add = (
+        spans["tools/call remember"],
+        spans["execute_tool remember"],
+        spans["upsert_memory"],
+    )
+    assert tool.parent_span_id == request.span_id
+    assert add.parent_span_id == tool.span_id
+    assert request.trace_id == tool.trace_id == add.trace_id

@@ -641,6 +641,22 @@ def choose_embedder(spec: tuple[str, int | None] | None) -> tuple[Embedder | Non
     return model, f"search: hybrid, keyword and meaning ({MiniLMEmbedder.name}, local)"
 
 
+def _tracing() -> str:
+    """Export spans over OTLP when the standard variables name an endpoint."""
+    if not any(os.environ.get(f"OTEL_EXPORTER_OTLP_{v}ENDPOINT") for v in ("", "TRACES_")):
+        return "tracing: off (set OTEL_EXPORTER_OTLP_ENDPOINT to export spans)"
+    try:
+        from ..observability import setup_tracing
+
+        setup_tracing("tta-memory-mcp", exporter="otlp")
+    except ImportError:
+        return (
+            "tracing: off (OTEL_EXPORTER_OTLP_ENDPOINT is set, but the otel extra is not "
+            "installed: pip install 'tta-dev-primitives[otel]')"
+        )
+    return "tracing: OTLP, as the OTEL_EXPORTER_OTLP_* variables say"
+
+
 async def serve(args: argparse.Namespace, *, err: IO[str] = sys.stderr) -> int:
     """Run ``tta-memory mcp`` with its parsed arguments until the client or a signal ends it.
 
@@ -692,6 +708,7 @@ async def serve(args: argparse.Namespace, *, err: IO[str] = sys.stderr) -> int:
     say(f"storage: {storage}")
     say(f"namespace: {'/'.join(root)}{' (read-only)' if args.read_only else ''}")
     say(search_line)
+    say(_tracing())
     try:
         if args.http is None:
             say("serving on stdio")
