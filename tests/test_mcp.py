@@ -170,7 +170,7 @@ async def test_stdio_errors_are_tool_errors_and_write_nothing() -> None:
         message = error(await client.call_tool("remember", {"value": "v", "namespace": [""]}))
         assert "namespace" in message
         message = error(await client.call_tool("remember", {"value": "v", "ttl": 0}))
-        assert "ttl" in message
+        assert "ttl must be a number of seconds > 0" in message
         listed = data(await client.call_tool("list", {}))
         assert listed["records"] == []
         assert data(await client.call_tool("namespaces", {}))["namespaces"] == []
@@ -437,10 +437,10 @@ async def test_each_tool_call_is_a_span_over_its_memory_operation(
 
 
 def test_redactor_masks_url_credentials() -> None:
-    """The password and user of a URL (also percent-encoded or in the query) are masked."""
+    """The password of a URL (also percent-encoded, or in the query) is masked."""
     redact = redactor("redis://alice:p%40ss-word@host:6379/0?password=other-secret")
     masked = redact("failed for alice with p@ss-word, p%40ss-word and other-secret at host")
-    for secret in ("p@ss-word", "p%40ss-word", "other-secret", "alice"):
+    for secret in ("p@ss-word", "p%40ss-word", "other-secret"):
         assert secret not in masked
     assert "host" in masked
     assert redactor(None)("unchanged") == "unchanged"
@@ -526,3 +526,19 @@ async def test_tool_spans_reach_a_tracing_backend_in_one_trace() -> None:
     assert tool.parent_span_id == request.span_id
     assert add.parent_span_id == tool.span_id
     assert request.trace_id == tool.trace_id == add.trace_id
+
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "integrations" / "mcp.md"
+
+
+def test_doc_client_configurations_are_json_and_its_snippet_runs() -> None:
+    """docs/integrations/mcp.md: each mcpServers block is valid JSON naming the command or
+    URL, and its Python snippet runs as written."""
+    doc = DOC.read_text()
+    blocks = [b.split("```", 1)[0] for b in doc.split("```json\n")[1:]]
+    assert len(blocks) == 3
+    for block in blocks:
+        server = json.loads(block)["mcpServers"]["memory"]
+        assert server.get("command") == "tta-memory" or server["url"].endswith("/mcp")
+    snippet = doc.split("```python\n", 1)[1].split("```", 1)[0]
+    assert run_code(snippet).strip() == "Ada deploys on Fridays"

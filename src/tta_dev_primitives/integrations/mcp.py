@@ -132,17 +132,17 @@ def _hit(hit: SearchHit) -> dict[str, Any]:
 
 
 def redactor(url: str | None) -> Callable[[str], str]:
-    """A function that masks the secrets of ``url`` (password, user) in a text."""
+    """A function that masks the password of ``url`` (also percent-decoded) in a text."""
     secrets: set[str] = set()
     if url:
         try:
             parts = urllib.parse.urlsplit(url)
             userinfo = parts.netloc.rpartition("@")[0]
-            for secret in (parts.password, parts.username, userinfo):
+            for secret in (parts.password, userinfo):
                 if secret:
                     secrets.update({secret, urllib.parse.unquote(secret)})
             for name, values in urllib.parse.parse_qs(parts.query).items():
-                if name.lower() in ("password", "username", "user"):
+                if name.lower() == "password":
                     secrets.update(v for v in values if v)
         except ValueError:
             secrets.add(url)
@@ -268,7 +268,7 @@ def create_server(
         metadata: MetadataArg = None,
         ttl: Annotated[
             float | None,
-            Field(description="Seconds until the memory is forgotten; omit to keep it.", gt=0),
+            Field(description="Seconds (> 0) until the memory is forgotten; omit to keep it."),
         ] = None,
         namespace: NamespaceArg = None,
     ) -> dict[str, Any]:
@@ -283,7 +283,7 @@ def create_server(
 
     async def search(
         query: Annotated[str, Field(description="What to look for, in words.")],
-        limit: Annotated[int, Field(description="Most memories returned.", ge=1, le=100)] = 5,
+        limit: Annotated[int, Field(description="Most memories returned (>= 1).")] = 5,
         mode: Annotated[
             Literal["keyword", "semantic", "hybrid"] | None,
             Field(
@@ -294,7 +294,7 @@ def create_server(
         filter: FilterArg = None,
         semantic_weight: Annotated[
             float | None,
-            Field(description="In hybrid mode, weight of meaning against words, 0..1.", ge=0, le=1),
+            Field(description="In hybrid mode, the weight of meaning against words, in [0, 1]."),
         ] = None,
         fusion: Annotated[
             Literal["convex", "rrf"] | None,
@@ -303,8 +303,7 @@ def create_server(
         recency_half_life: Annotated[
             float | None,
             Field(
-                description="Seconds: favour recent memories, a memory this old scoring half.",
-                gt=0,
+                description="Seconds (> 0): favour recent memories; one this old scores half.",
             ),
         ] = None,
         namespace: NamespaceArg = None,
@@ -396,7 +395,7 @@ def create_server(
 
     async def list_(
         filter: FilterArg = None,
-        limit: Annotated[int, Field(description="Most memories on the page.", ge=1, le=500)] = 20,
+        limit: Annotated[int, Field(description="Most memories on the page (>= 1).")] = 20,
         cursor: Annotated[
             str | None, Field(description="next_cursor of the previous page; omit for the first.")
         ] = None,
