@@ -94,14 +94,14 @@ the default one."""
 
 # -- argument types the tools share (their JSON schemas and descriptions) -----------------------
 
-NamespaceArg = Annotated[
+_NamespaceArg = Annotated[
     list[str] | None,
     Field(
         description="Where the memory lives: a list of name parts below this server's memory, "
         'e.g. ["users", "ada"]. Omit for the default namespace.'
     ),
 ]
-FilterArg = Annotated[
+_FilterArg = Annotated[
     dict[str, Any] | None,
     Field(
         description='Only memories whose metadata match, e.g. {"topic": "work"}; operators '
@@ -109,7 +109,7 @@ FilterArg = Annotated[
         "$and/$or (lists of filters) and $not at the top."
     ),
 ]
-MetadataArg = Annotated[
+_MetadataArg = Annotated[
     dict[str, Any] | None,
     Field(description='JSON object stored with the memory, for filters, e.g. {"topic": "work"}.'),
 ]
@@ -183,14 +183,17 @@ class _Tools:
         tracer = self.telemetry.tracer()
         if tracer is None:
             return await self._guarded(namespace, run)
-        attributes = {
-            "gen_ai.operation.name": "execute_tool",
-            "gen_ai.tool.name": tool,
-            "mcp.method.name": "tools/call",
-        }
-        with tracer.start_as_current_span(
-            f"execute_tool {tool}", kind=SpanKind.INTERNAL, attributes=attributes
-        ):
+        if tool.startswith("memory://"):  # a resource read
+            name = f"resources/read {tool}"
+            attributes = {"mcp.method.name": "resources/read", "mcp.resource.uri": tool}
+        else:
+            name = f"execute_tool {tool}"
+            attributes = {
+                "gen_ai.operation.name": "execute_tool",
+                "gen_ai.tool.name": tool,
+                "mcp.method.name": "tools/call",
+            }
+        with tracer.start_as_current_span(name, kind=SpanKind.INTERNAL, attributes=attributes):
             return await self._guarded(namespace, run)
 
     async def _guarded(
@@ -265,12 +268,12 @@ def create_server(
                 description="Key to store it under (replaces what is there); omit for a new one."
             ),
         ] = None,
-        metadata: MetadataArg = None,
+        metadata: _MetadataArg = None,
         ttl: Annotated[
             float | None,
             Field(description="Seconds (> 0) until the memory is forgotten; omit to keep it."),
         ] = None,
-        namespace: NamespaceArg = None,
+        namespace: _NamespaceArg = None,
     ) -> dict[str, Any]:
         """Store a memory and return its key. Search finds it by its words (and meaning)."""
         chosen = f"mem:{uuid.uuid4().hex[:16]}" if key is None else key
@@ -291,7 +294,7 @@ def create_server(
                 "embedder) or hybrid (both); omit for the server's default."
             ),
         ] = None,
-        filter: FilterArg = None,
+        filter: _FilterArg = None,
         semantic_weight: Annotated[
             float | None,
             Field(description="In hybrid mode, the weight of meaning against words, in [0, 1]."),
@@ -306,7 +309,7 @@ def create_server(
                 description="Seconds (> 0): favour recent memories; one this old scores half.",
             ),
         ] = None,
-        namespace: NamespaceArg = None,
+        namespace: _NamespaceArg = None,
     ) -> dict[str, Any]:
         """Find memories relevant to a query, best first, with key, value, score and metadata."""
 
@@ -326,7 +329,7 @@ def create_server(
 
     async def get(
         key: Annotated[str, Field(description="The memory's key.")],
-        namespace: NamespaceArg = None,
+        namespace: _NamespaceArg = None,
     ) -> dict[str, Any]:
         """Read one memory by key: value, metadata and times (found is false when absent)."""
 
@@ -357,7 +360,7 @@ def create_server(
                 description='New lifetime in seconds from now, or "never"; omit to keep it.',
             ),
         ] = None,
-        namespace: NamespaceArg = None,
+        namespace: _NamespaceArg = None,
     ) -> dict[str, Any]:
         """Change parts of a stored memory (value, metadata, lifetime); keep the rest."""
         changes: dict[str, Any] = {"merge_metadata": merge_metadata}
@@ -379,7 +382,7 @@ def create_server(
             dict[str, Any] | None,
             Field(description="Instead of a key: forget every memory whose metadata match."),
         ] = None,
-        namespace: NamespaceArg = None,
+        namespace: _NamespaceArg = None,
     ) -> dict[str, Any]:
         """Delete a memory by key, or every memory matching a metadata filter; how many."""
         if (key is None) == (filter is None):
@@ -394,7 +397,7 @@ def create_server(
         return await tools.call("forget", namespace, run)
 
     async def list_(
-        filter: FilterArg = None,
+        filter: _FilterArg = None,
         limit: Annotated[int, Field(description="Most memories on the page (>= 1).")] = 20,
         cursor: Annotated[
             str | None, Field(description="next_cursor of the previous page; omit for the first.")
@@ -402,7 +405,7 @@ def create_server(
         order: Annotated[
             Literal["newest", "oldest"], Field(description="By write time.")
         ] = "newest",
-        namespace: NamespaceArg = None,
+        namespace: _NamespaceArg = None,
     ) -> dict[str, Any]:
         """Page through memories by write time; pass next_cursor back for the next page."""
 
@@ -420,7 +423,7 @@ def create_server(
             list[str] | None,
             Field(description="Only namespaces below this one (parts below namespace)."),
         ] = None,
-        namespace: NamespaceArg = None,
+        namespace: _NamespaceArg = None,
     ) -> dict[str, Any]:
         """The namespaces that hold memories, as lists of parts (the default one is [])."""
 
@@ -458,7 +461,8 @@ def create_server(
                 "next_cursor": page.next_cursor,
             }
 
-        return json.dumps(await tools.call("resource", parts, run), ensure_ascii=False)
+        found = await tools.call("memory://records", parts, run)
+        return json.dumps(found, ensure_ascii=False)
 
     @server.resource(
         "memory://records",
