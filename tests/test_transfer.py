@@ -160,7 +160,8 @@ async def test_records_are_imported_without_default_ttl() -> None:
 
 
 async def test_on_conflict() -> None:
-    """replace overwrites, skip keeps the stored record, error stops at the conflicting key."""
+    """replace overwrites, skip keeps the stored record, error writes nothing (every key is
+    looked up before the first write)."""
     memory = MemoryPrimitive()
     await memory.add("b", "old")
     records = [{"key": k, "value": f"new {k}"} for k in ("a", "b", "c")]
@@ -173,8 +174,9 @@ async def test_on_conflict() -> None:
     await fresh.add("b", "old")
     with pytest.raises(ImportConflictError, match="'b' already exists") as info:
         await fresh.import_(records, on_conflict="error")
-    assert info.value.report.imported == 1
-    assert sorted(await fresh.keys()) == ["a", "b"]
+    assert info.value.report.imported == 0
+    assert "0 records were imported before it" in str(info.value)
+    assert sorted(await fresh.keys()) == ["b"]
     assert await fresh.get("b") == "old"
 
     await memory.import_(records)
@@ -228,7 +230,8 @@ async def test_vectors_reused_only_for_the_same_embedder() -> None:
 
 
 async def test_import_writes_in_batches_and_reports_progress() -> None:
-    """A large import is written batch by batch, the input read lazily as it goes."""
+    """A large import reads and checks the whole input, then writes it batch by batch,
+    reporting the records handled after each batch."""
     memory = MemoryPrimitive(max_size=None)
     n = transfer.BATCH_SIZE * 2 + 7
     consumed = []
@@ -246,9 +249,12 @@ async def test_import_writes_in_batches_and_reports_progress() -> None:
     report = await transfer.import_records(memory, records(), progress=progress)
     assert report.imported == n
     assert await memory.size() == n
-    # Each batch is written after reading at most one record past it.
-    assert len(seen) >= 3
-    assert all(read <= done + 1 for done, read in seen)
+    # Every record was read before the first batch was written.
+    assert seen == [
+        (transfer.BATCH_SIZE, n),
+        (transfer.BATCH_SIZE * 2, n),
+        (n, n),
+    ]
 
 
 async def test_export_filter() -> None:
@@ -431,8 +437,10 @@ async def test_vectors_export_and_are_reused_by_the_same_embedder(fallback: bool
     assert (report.vectors_reused, report.reembedded) == (0, 3)
     assert {len(v) for v in (await _stored_vectors(other)).values()} == {32}
 
-    plain = MemoryPrimitive()  # no embedder: nothing to keep, nothing exported
-    await plain.import_(objs)
+    plain = MemoryPrimitive()  # no embedder: nothing kept, and a warning names the embedder
+    with pytest.warns(UserWarning, match=f"3 records of '{embedder.name}' \\(16 dimensions\\)"):
+        report = await plain.import_(objs)
+    assert report.vectors_dropped == 3
     assert [r.get("vector") async for r in plain.export(vectors=True)] == [None, None, None]
 
 
@@ -526,7 +534,8 @@ async def test_export_and_import_are_spans() -> None:
         telemetry.exporter.clear()
         with tracer.start_as_current_span("pipeline"):
             records = [r async for r in source.export(vectors=True)]
-            report = await target.import_(records, on_conflict="skip")
+            with pytest.warns(UserWarning, match="vectors are dropped"):
+                report = await target.import_(records, on_conflict="skip")
         assert report.imported == transfer.BATCH_SIZE + 2
         names = [s.name for s in telemetry.spans()]
         assert names == ["export_memory", "import_memory", "pipeline"]
@@ -548,6 +557,7 @@ async def test_export_and_import_are_spans() -> None:
         assert imp.attributes["gen_ai.memory.record.count"] == report.imported
         assert imp.attributes["memory.import.skipped_existing"] == 1
         assert imp.attributes["memory.import.reembedded"] == 0
+        assert imp.attributes["memory.import.vectors_dropped"] == report.imported
 
         # An export stopped early still ends its span; a failing import records its error.
         telemetry.exporter.clear()

@@ -240,6 +240,7 @@ def encode_snapshot(
     except RecursionError as exc:
         raise _too_deep(arg) from exc
     except ValueError as exc:  # circular reference or non-finite float
+        check_json(value, arg)  # names where the non-finite float is
         raise ValueError(f"{arg} cannot be encoded as JSON: {exc}") from exc
     if snap is NO_SNAPSHOT:
         # Encoding succeeded, so there is no cycle; now refuse what JSON would silently
