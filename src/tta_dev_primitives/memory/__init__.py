@@ -32,11 +32,20 @@ from .keys import create_memory_key
 from .primitive import MemoryOperation, MemoryPrimitive
 from .records import NO_EXPIRY, MemoryPage, MemoryRecord, SearchHit
 from .store import InMemoryStore
-from .transfer import ImportConflictError, ImportReport, read_jsonl, write_jsonl
+from .transfer import (
+    CheckedRecords,
+    ImportConflictError,
+    ImportIncompleteError,
+    ImportReport,
+    check_records,
+    read_jsonl,
+    write_jsonl,
+)
 
 __all__ = [
     "BackendInfo",
     "CallableEmbedder",
+    "CheckedRecords",
     "CompactionPolicy",
     "CompactionReport",
     "Embedder",
@@ -45,6 +54,7 @@ __all__ = [
     "RefusedOperation",
     "HashingEmbedder",
     "ImportConflictError",
+    "ImportIncompleteError",
     "ImportReport",
     "MiniLMEmbedder",
     "InMemoryBackend",
@@ -59,6 +69,7 @@ __all__ = [
     "RedisBackend",
     "SearchHit",
     "SentenceTransformerEmbedder",
+    "check_records",
     "create_memory_key",
     "read_jsonl",
     "write_jsonl",

@@ -86,7 +86,7 @@ FORMAT_VERSION = 1
 OnConflict = Literal["replace", "skip", "error"]
 BATCH_SIZE = 500  # records per backend write (and per page read on export)
 #: The latest time a record may carry: 9999-12-31 23:59:59 UTC (what dates can show).
-MAX_EPOCH_SECONDS = 253_402_300_799
+MAX_EPOCH_SECONDS = codec.MAX_EPOCH_SECONDS
 # Checked records kept in memory up to this many bytes of JSON, then in a temporary file.
 SPOOL_IN_MEMORY = 8 * 1024 * 1024
 
