@@ -607,6 +607,7 @@ async def test_a_bad_line_anywhere_writes_nothing() -> None:
         ("created_at", 10**400),
         ("expires_at", float("nan")),
     ],
+    ids=["created_1e306", "updated_negative", "expires_1e300", "created_huge_int", "nan"],
 )
 async def test_times_out_of_range_name_the_field_and_line(field: str, value: Any) -> None:
     """A time past the year 9999 (or negative, NaN, a huge int) is a ValueError naming the

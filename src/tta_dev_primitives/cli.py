@@ -673,7 +673,7 @@ async def cmd_import(memory: MemoryPrimitive, args: argparse.Namespace, out: IO[
         except transfer.ImportIncompleteError as exc:
             raise MemoryBackendError(
                 f"the import stopped after {exc.handled} of {exc.total} records "
-                f"({exc.report.imported} written, the others skipped); the next "
+                f"({_handled(exc.report)}); the next "
                 f"{exc.uncertain} may or may not have been written, none after them. Run the "
                 f"same import again with --on-conflict {exc.resume_with} to finish it. "
                 f"Cause: {exc.__cause__}",
@@ -707,6 +707,11 @@ async def cmd_import(memory: MemoryPrimitive, args: argparse.Namespace, out: IO[
             f"{vectors}\n"
         )
     return EXIT_OK
+
+
+def _handled(report: transfer.ImportReport) -> str:
+    skipped = report.skipped_existing + report.skipped_expired
+    return f"{report.imported} written" + (f", {skipped} skipped" if skipped else "")
 
 
 async def cmd_namespaces(memory: MemoryPrimitive, args: argparse.Namespace, out: IO[str]) -> int:

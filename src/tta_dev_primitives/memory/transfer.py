@@ -173,7 +173,8 @@ class ImportIncompleteError(MemoryBackendError):
         done = f"through the record before {first}" if handled else "none"
         super().__init__(
             f"import stopped by a backend failure after handling {handled} of {total} "
-            f"records ({done}; {report.imported} written, the others skipped); the "
+            f"records ({done}; {report.imported} written, {handled - report.imported} "
+            f"skipped); the "
             f"{uncertain} records from {first} to {last} may or may not have been written, "
             f"none after them; importing the same records again with "
             f"on_conflict={resume_with!r} finishes the import. Cause: {cause}",
