@@ -543,7 +543,8 @@ class RedisBackend:
 
     @property
     def server_restarts(self) -> int:
-        """How many times the server was seen to restart (its run_id changed)."""
+        """How many times the server was seen to restart (its run_id changed), or on a
+        Redis Cluster to fail over (another node answered the server check)."""
         return self._check.restarts
 
     async def _check_server(self) -> None:
