@@ -684,9 +684,12 @@ async def check_records(
     latest = time.time() + codec.MAX_TTL_SECONDS
     try:
         async for raw in _aiter(records):
-            located = getattr(raw, "where", None)
-            where = located if isinstance(located, str) else f"records[{checked.count}]"
-            record = check_record(raw, where)
+            record: dict[str, Any]
+            if type(raw) is _Located:  # read_jsonl checked it just now
+                where, record = raw.where, raw
+            else:
+                where = f"records[{checked.count}]"
+                record = check_record(raw, where)
             expires = record["expires_at"]
             if expires is not None and expires > latest:
                 raise ValueError(
