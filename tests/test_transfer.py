@@ -778,3 +778,25 @@ async def test_out_of_range_times_write_nothing_on_redis(redis_backend: Any) -> 
     record = await memory.get_record("a")
     assert record is not None
     assert (record.created_at, record.updated_at) == (1e9, 2e9)
+
+
+async def test_an_embedder_failing_part_way_says_what_landed() -> None:
+    """An embedder that refuses a later batch: the error keeps its type and gains a note of
+    how many records were written before it, and how to finish."""
+    from tta_dev_primitives import CallableEmbedder
+
+    def embed(texts: list[str]) -> list[list[float]]:
+        return [[0.0, 0.0] if t == "poison" else [1.0, 0.0] for t in texts]
+
+    memory = MemoryPrimitive(
+        max_size=None, embedder=CallableEmbedder(embed, name="e", dimensions=2)
+    )
+    n = transfer.BATCH_SIZE + 10
+    records = [{"key": f"k{i}", "value": "poison" if i == n - 1 else "ok"} for i in range(n)]
+    with pytest.raises(ValueError, match="zero vector") as info:
+        await memory.import_(records)
+    notes = " ".join(getattr(info.value, "__notes__", []))
+    assert f"after handling {transfer.BATCH_SIZE} of {n} records" in notes
+    assert f"nothing from records[{transfer.BATCH_SIZE}] on was written" in notes
+    assert "on_conflict='replace' finishes it" in notes
+    assert await memory.size() == transfer.BATCH_SIZE

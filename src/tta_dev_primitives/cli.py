@@ -900,7 +900,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MemoryBackendError as exc:
         return _fail(f"backend: {exc}", EXIT_BACKEND)
     except (TypeError, ValueError) as exc:
-        return _fail(str(exc), EXIT_USAGE)
+        return _fail(_text(exc), EXIT_USAGE)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
     except BrokenPipeError:
@@ -908,6 +908,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(OSError):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115
         return EXIT_OK
+
+
+def _text(exc: BaseException) -> str:
+    """The exception's message, with the notes added to it (what an import left behind)."""
+    return " ".join([str(exc), *getattr(exc, "__notes__", ())])
 
 
 def _fail(message: str, code: int) -> int:

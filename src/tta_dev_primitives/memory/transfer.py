@@ -745,6 +745,7 @@ async def _import_checked(
         await _check_conflicts(memory, checked)
     counts = _Counts()
     written: set[Namespace] = set()
+    resume: OnConflict = "replace" if on_conflict == "replace" else "skip"
     batch: list[tuple[str, dict[str, Any]]] = []
     batch_ns: Namespace = ()
     handled = 0
@@ -756,11 +757,20 @@ async def _import_checked(
         except ImportConflictError:
             raise
         except MemoryBackendError as exc:
-            resume: OnConflict = "replace" if on_conflict == "replace" else "skip"
             where = (batch[0][0], batch[-1][0], len(batch))
             raise ImportIncompleteError(
                 exc, counts.report(written), handled, where, checked.count, resume
             ) from exc
+        except Exception as exc:
+            # The embedder (or another check of the batch) refused it before its write.
+            if handled:
+                exc.add_note(
+                    f"The import stopped after handling {handled} of {checked.count} records "
+                    f"({counts.imported} written); nothing from {batch[0][0]} on was "
+                    f"written. Importing the same records again with "
+                    f"on_conflict={resume!r} finishes it."
+                )
+            raise
         handled += len(batch)
         if progress is not None:
             progress(handled)
