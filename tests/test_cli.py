@@ -331,6 +331,7 @@ def test_embedder_option(server: RedisServer, tmp_path: Path) -> None:
     plain = tta("--namespace", "emb", "--json", "search", "python", "--mode", "semantic",
                 url=server.url)  # fmt: skip
     assert plain.returncode == 0, plain.stderr
+    assert "using embedder 'hashing-v1-256', which the namespace's vectors name" in plain.stderr
     assert json.loads(plain.stdout) == json.loads(found.stdout)
 
     # export --vectors: any vector the backend gives back names its embedder.

@@ -867,6 +867,7 @@ async def run(args: argparse.Namespace, out: IO[str]) -> int:
             probe = MemoryPrimitive(backend=backend, namespace=namespace)
             recorded = await _namespace_space(probe)
             if recorded is not None and (spec := embedder_spec(recorded)) is not None:
+                _notice(f"using embedder {recorded[0]!r}, which the namespace's vectors name")
                 embedder = make_embedder(spec)
         args.made_embedder = embedder
         memory = MemoryPrimitive(backend=backend, namespace=namespace, embedder=embedder)
