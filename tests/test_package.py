@@ -28,7 +28,10 @@ NOT_REEXPORTED = (
     "tta_dev_primitives.memory.records",
     "tta_dev_primitives.memory.instrumentation",
     "tta_dev_primitives.memory.search",
+    "tta_dev_primitives.memory.tree",
     "tta_dev_primitives.cli",
+    # Optional integrations (extras), imported lazily by their own module path.
+    "tta_dev_primitives.integrations",
 )
 
 

@@ -32,6 +32,7 @@ from .keys import create_memory_key
 from .primitive import MemoryOperation, MemoryPrimitive
 from .records import NO_EXPIRY, MemoryPage, MemoryRecord, SearchHit
 from .store import InMemoryStore
+from .sync import SyncMemory
 from .transfer import ImportConflictError, ImportReport, read_jsonl, write_jsonl
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "RedisBackend",
     "SearchHit",
     "SentenceTransformerEmbedder",
+    "SyncMemory",
     "create_memory_key",
     "read_jsonl",
     "write_jsonl",

@@ -71,6 +71,7 @@ from ..records import (
     SearchResult,
 )
 from ..search import (
+    CorpusStats,
     Vector,
     normalize_vector,
     prepare_query,
@@ -1202,6 +1203,22 @@ class RedisBackend:
                 continue
             results.append(SearchResult(key, text, score, metadata))
         return results
+
+    async def search_stats(self, namespace: Namespace, query: SearchQuery) -> CorpusStats:
+        """The namespace's BM25 statistics for the query's words, from the statistics of the
+        path that answers its searches (the Query Engine's, or the local index's)."""
+        self._check_open("search")
+        prepared = prepare_query(query.text)
+        if prepared is None:
+            return CorpusStats(0, 0, {})
+        space = self._space(namespace)
+        engine = await self._query_engine.corpus_stats(space, prepared)
+        if engine is not None:
+            return engine
+        with self._failures("search"):
+            state, now = await self._synced(space)
+        state.index.expire(now)
+        return state.index.corpus_stats(prepared)
 
     # -- compaction and the records API ---------------------------------------------------
 
