@@ -516,6 +516,38 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         view._is_view = True
         return view
 
+    def with_embedder(self, embedder: Embedder | None) -> MemoryPrimitive:
+        """A view of this primitive that embeds with ``embedder`` (None: no embedder).
+
+        It shares everything else (backend, namespace, settings, telemetry, the
+        :meth:`sync` loop); closing it closes nothing. The LangGraph store uses it to apply
+        an ``index`` config to a given memory. A namespace keeps the vectors of one
+        embedder: writing another's is refused.
+
+        Raises:
+            TypeError: ``embedder`` has neither ``embed_documents``/``embed_query`` nor
+                ``embed``.
+        """
+        if embedder is not None and not (
+            callable(getattr(embedder, "embed", None))
+            or (
+                callable(getattr(embedder, "embed_documents", None))
+                and callable(getattr(embedder, "embed_query", None))
+            )
+        ):
+            raise TypeError(
+                "embedder must have async embed_documents(texts) and embed_query(text) "
+                "methods, or an async embed(texts) method"
+            )
+        view = object.__new__(MemoryPrimitive)
+        view.__dict__.update(self.__dict__)
+        view._embedder = embedder
+        advised = getattr(embedder, "semantic_weight", None)
+        if advised is not None:
+            view._semantic_weight = validate_semantic_weight(advised)
+        view._is_view = True
+        return view
+
     def sync(self) -> SyncMemory:
         """A blocking facade of this primitive: the same operations, each a blocking call
         (see :mod:`.sync`), safe from threads and from inside a running event loop.
