@@ -240,6 +240,29 @@ class SyncMemory:
     get_many = _blocking(MemoryPrimitive.get_many)
     compact = _blocking(MemoryPrimitive.compact)
     import_ = _blocking(MemoryPrimitive.import_)
+    wait_compactions = _blocking(MemoryPrimitive.wait_compactions)
+
+
+BLOCKING_METHODS = (
+    "add",
+    "get",
+    "search",
+    "delete",
+    "clear",
+    "keys",
+    "size",
+    "get_record",
+    "update",
+    "list",
+    "delete_where",
+    "namespaces",
+    "add_many",
+    "get_many",
+    "compact",
+    "import_",
+    "wait_compactions",
+)
+"""The primitive's coroutine methods that :class:`SyncMemory` offers as blocking calls."""
 
 
 def _as_coroutine(awaitable: Awaitable[_R]) -> Coroutine[Any, Any, _R]:
