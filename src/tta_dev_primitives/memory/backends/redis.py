@@ -1435,17 +1435,20 @@ class RedisBackend:
     async def namespaces(self, prefix: Namespace) -> builtins.list[Namespace]:
         # SCAN for the namespaces' LRU keys (O(keyspace); the prefix is glob-escaped).
         glob = re.sub(r"([*?\[\]\\])", r"\\\1", self.prefix)
-        found: set[Namespace] = set()
+        candidates: set[Namespace] = set()
         try:
             async for raw in self._client.scan_iter(match=f"{glob}:{{*}}:lru", count=1000):
                 text = _s(raw)
                 tag = text[len(self.prefix) + 2 : -len("}:lru")]
                 ns = _untag(tag)
-                if ns[: len(prefix)] == prefix and await self.size(ns):
-                    found.add(ns)
+                if ns[: len(prefix)] == prefix:
+                    candidates.add(ns)
         except _FAILURES as exc:
             raise self._error("namespaces", exc) from exc
-        return sorted(found)
+        # Which of them hold live records: one size call each, concurrently (not in turn).
+        listed = sorted(candidates)
+        sizes = await asyncio.gather(*(self.size(ns) for ns in listed))
+        return [ns for ns, size in zip(listed, sizes, strict=True) if size]
 
     async def upgrade_layout(self) -> dict[str, int]:
         """Convert every namespace of this backend's prefix still in the layout of 0.1.0 (one
