@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from .redis_servers import shared_server
 from .subproc import run_python
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -97,3 +98,39 @@ def test_compaction_doc_runs() -> None:
     snippet = doc.split("```python\n", 1)[1].split("```", 1)[0]
     out = run_python("-c", snippet)
     assert "Traceback" not in out
+
+
+@pytest.mark.redis
+def test_langgraph_agent_example(request: pytest.FixtureRequest) -> None:
+    """examples/langgraph_agent.py runs a graph on MemoryStore in memory and on Redis, then
+    reads the same memory through sync(), a tree search and a retriever."""
+    for env in ({}, {"REDIS_URL": shared_server("redis", request.config).url}):
+        out = run_example("langgraph_agent.py", **env)
+        assert "ada: 'I deploy with Kubernetes on Fridays' -> (I remember: nothing yet)" in out
+        assert (
+            "ada: 'When do I usually deploy with Kubernetes?' -> "
+            "(I remember: I deploy with Kubernetes on Fridays)"
+        ) in out
+        assert "namespaces: [('users', 'ada', 'notes'), ('users', 'bob', 'notes')]" in out
+        assert "users/ada/notes  note-1" in out
+        assert "retriever: [(['users', 'bob', 'notes'], '{\"text\": \"My favourite editor" in out
+        assert f"using redis: {bool(env)}" in out
+
+
+@pytest.mark.redis
+def test_langgraph_doc_runs(request: pytest.FixtureRequest) -> None:
+    """Every snippet of docs/integrations/langgraph.md runs as written, on Redis where it
+    asks for one."""
+    url = shared_server("redis", request.config).url
+    doc = (EXAMPLES.parent / "docs" / "integrations" / "langgraph.md").read_text()
+    snippets = [part.split("```", 1)[0] for part in doc.split("```python\n")[1:]]
+    outs = [run_python("-c", s, REDIS_URL=url) for s in snippets]
+    assert len(outs) == 5
+    assert outs[0].strip() == "{'text': 'I deploy on Fridays'}"
+    assert outs[1].split() == ["['editor']", "True"]
+    assert outs[2].splitlines() == ["{'text': 'ship the store on Friday'}", "False"]
+    assert outs[3].startswith("Ada writes code in Helix {'topic': 'tools', 'key': 'editor'")
+    assert outs[4].splitlines() == [
+        "Ada writes code in Helix",
+        "{'answer': 'Ada writes code in Helix'}",
+    ]
