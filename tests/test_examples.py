@@ -134,3 +134,31 @@ def test_langgraph_doc_runs(request: pytest.FixtureRequest) -> None:
         "Ada writes code in Helix",
         "{'answer': 'Ada writes code in Helix'}",
     ]
+
+
+def test_memory_readme_tree_and_sync_snippets_run() -> None:
+    """The snippets of docs/memory/README.md's namespace-tree and sync() sections run."""
+    doc = (EXAMPLES.parent / "docs" / "memory" / "README.md").read_text()
+
+    def snippet(section: str) -> str:
+        return doc.split(section, 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+
+    tree = snippet("## Namespace trees")
+    code = (
+        "import asyncio\nfrom tta_dev_primitives import MemoryPrimitive\n"
+        "async def main():\n"
+        "    memory = MemoryPrimitive()\n"
+        "    await memory.scoped('users', 'ada', 'notes').add('n7', 'deadline friday', "
+        "metadata={'role': 'user'})\n"
+        "    await memory.scoped('users', 'bob').add('t2', 'the deadline moved')\n"
+        + "".join(f"    {line}\n" for line in tree.splitlines())
+        + "    print([(h.namespace, h.key) for h in hits], [r.key for r in page.records])\n"
+        + "    print(await memory.namespaces(('users', '*'), suffix=('notes',), max_depth=3))\n"
+        "asyncio.run(main())\n"
+    )
+    out = run_python("-c", code).splitlines()
+    assert out[0] == "[(('ada', 'notes'), 'n7'), (('bob',), 't2')] ['n7']"
+    assert out[1] == "[('users', 'ada', 'notes')]"
+    sync = snippet("## Synchronous use")
+    code = "from tta_dev_primitives import MemoryPrimitive\nmemory = MemoryPrimitive()\n" + sync
+    assert run_python("-c", code) == ""
