@@ -214,6 +214,7 @@ class MemoryStore(BaseStore):
             raise TypeError(f"memory must be a MemoryPrimitive, got {type(memory).__name__}")
         self._owned = memory is None
         base = MemoryPrimitive(max_size=None, name="langgraph_store") if memory is None else memory
+        self._root = base
         self.index_config = None if index is None else dict(index)
         self.ttl_config = ttl
         self._fields: list[str] | None = None
@@ -234,7 +235,7 @@ class MemoryStore(BaseStore):
     def close(self) -> None:
         """Close the in-process memory the store built (a given memory stays open)."""
         if self._owned:
-            self._sync.close()
+            self._root.sync().close()
 
     # -- BaseStore -------------------------------------------------------------------------
 

@@ -554,7 +554,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
 
         Every facade of the primitive and of its scoped views runs on one private event
         loop thread, started on the first call; ``close()`` on any of them closes the
-        primitive and stops that thread.
+        primitive (as :meth:`aclose`: a scoped view's closes nothing) and stops that thread.
         """
         from .sync import LoopThread, SyncMemory
 

@@ -204,9 +204,11 @@ class SyncMemory:
         return SyncMemory(self._memory.scoped(*parts), self._runner)
 
     def close(self) -> None:
-        """Close the primitive (``aclose()``, on the facade's loop) and stop the loop thread.
+        """Close the primitive (``aclose()``, on the facade's loop: a scoped view's closes
+        nothing) and stop the loop thread shared by the primitive's facades.
 
-        Idempotent. Later calls raise :class:`MemoryBackendError` ("closed").
+        Idempotent. Later calls through any facade of the primitive raise
+        :class:`MemoryBackendError` ("closed").
         """
         runner = self._runner
         if runner.closed:
