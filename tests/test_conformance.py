@@ -667,8 +667,12 @@ async def _tree(make_memory: MakeMemory, **kwargs: Any) -> tuple[MemoryPrimitive
 @pytest.mark.parametrize("mode", ["keyword", "semantic", "hybrid"])
 async def test_subtree_search_scores_as_one_namespace(make_memory: MakeMemory, mode: str) -> None:
     """A tree search ranks and scores every record as if the tree were one namespace (BM25
-    statistics of the union), and each hit carries its namespace, relative to the root."""
+    statistics of the union), each hit carries its namespace, relative to the root, and
+    every backend returns the same list as the in-memory one."""
     tree, flat = await _tree(make_memory, embedder=HashingEmbedder(64))
+    reference = MemoryPrimitive(namespace="tree", embedder=HashingEmbedder(64))
+    for ns, key, value in _TREE:
+        await (reference.scoped(*ns) if ns else reference).add(key, value, metadata={"n": len(ns)})
     where = {key: ns for ns, key, _ in _TREE}
     for query in ("python", "redis python", "tomatoes", "pyth"):
         got = await tree.search(query, mode=mode, limit=10, subtree=True)  # type: ignore[arg-type]
@@ -682,6 +686,11 @@ async def test_subtree_search_scores_as_one_namespace(make_memory: MakeMemory, m
         assert [h.namespace for h in got] == [where[h.key] for h in got]
         assert all(h.key != "x1" for h in got)
         assert {h.key: h.value for h in got} == {h.key: h.value for h in want}
+        # And the very same list, ties included, as the in-memory backend gives.
+        ref = await reference.search(query, mode=mode, limit=10, subtree=True)  # type: ignore[arg-type]
+        assert [(h.namespace, h.key, h.score) for h in got] == [
+            (h.namespace, h.key, h.score) for h in ref
+        ], query
 
 
 async def test_subtree_search_limit_filter_and_scope(make_memory: MakeMemory) -> None:
