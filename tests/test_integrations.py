@@ -26,6 +26,7 @@ from tta_dev_primitives import (
 from tta_dev_primitives.integrations.langchain import as_runnable
 from tta_dev_primitives.integrations.langgraph import MemoryStore
 
+from .redis_cluster import shared_cluster
 from .redis_servers import shared_server
 from .subproc import run_code
 
@@ -36,13 +37,21 @@ _roots = itertools.count()
     params=[
         "in_memory",
         pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("valkey", marks=pytest.mark.redis),
+        pytest.param("cluster", marks=(pytest.mark.redis, pytest.mark.cluster)),
         pytest.param("fallback_redis", marks=pytest.mark.redis),
     ]
 )
 def memory_of(request: pytest.FixtureRequest) -> Iterator[Callable[..., MemoryPrimitive]]:
     """Builds memories on one backend kind (each in a root of its own); closes them after."""
     made: list[MemoryPrimitive] = []
-    url = None if request.param == "in_memory" else shared_server("redis", request.config).url
+    url = None
+    if request.param == "cluster":
+        url = shared_cluster(request.config).url
+    elif request.param == "valkey":
+        url = shared_server("valkey", request.config).url
+    elif request.param != "in_memory":
+        url = shared_server("redis", request.config).url
 
     def make(**kwargs: Any) -> MemoryPrimitive:
         kwargs.setdefault("namespace", f"integration-{next(_roots)}")
