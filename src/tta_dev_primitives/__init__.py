@@ -13,6 +13,8 @@ Quick start::
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
 from .core import (
     FallbackPrimitive,
@@ -46,7 +48,6 @@ from .memory import (
     MemoryPrimitive,
     MemoryRecord,
     MiniLMEmbedder,
-    RedisBackend,
     RefusedOperation,
     SearchHit,
     SentenceTransformerEmbedder,
@@ -55,6 +56,9 @@ from .memory import (
     read_jsonl,
     write_jsonl,
 )
+
+if TYPE_CHECKING:
+    from .memory.backends.redis import RedisBackend
 
 __all__ = [
     "BackendInfo",
@@ -96,3 +100,12 @@ __all__ = [
     "WorkflowPrimitive",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # RedisBackend is loaded on first use: an in-process MemoryPrimitive() never imports redis.
+    if name == "RedisBackend":
+        from .memory.backends.redis import RedisBackend
+
+        return RedisBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

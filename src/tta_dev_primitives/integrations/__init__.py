@@ -4,6 +4,8 @@
   ``BaseStore`` (``pip install 'tta-dev-primitives[langgraph]'``).
 * :mod:`tta_dev_primitives.integrations.langchain`: ``MemoryRetriever`` (a LangChain
   ``BaseRetriever``) and ``as_runnable`` (``pip install 'tta-dev-primitives[langchain]'``).
+* :mod:`tta_dev_primitives.integrations.mcp`: the MCP server of ``tta-memory mcp``
+  (``pip install 'tta-dev-primitives[mcp]'``).
 
 ``import tta_dev_primitives`` imports none of them (nor their frameworks).
 """

@@ -11,12 +11,13 @@ Usage::
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .backends import (
     BackendInfo,
     FallbackBackend,
     InMemoryBackend,
     MemoryBackend,
-    RedisBackend,
     RefusedOperation,
 )
 from .compaction import CompactionPolicy, CompactionReport, ExtractiveSummarizer
@@ -34,6 +35,9 @@ from .records import NO_EXPIRY, MemoryPage, MemoryRecord, SearchHit
 from .store import InMemoryStore
 from .sync import SyncMemory
 from .transfer import ImportConflictError, ImportReport, read_jsonl, write_jsonl
+
+if TYPE_CHECKING:
+    from .backends.redis import RedisBackend
 
 __all__ = [
     "BackendInfo",
@@ -65,3 +69,12 @@ __all__ = [
     "read_jsonl",
     "write_jsonl",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # RedisBackend is loaded on first use: an in-process MemoryPrimitive() never imports redis.
+    if name == "RedisBackend":
+        from .backends.redis import RedisBackend
+
+        return RedisBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
