@@ -34,7 +34,15 @@ from .primitive import MemoryOperation, MemoryPrimitive
 from .records import NO_EXPIRY, MemoryPage, MemoryRecord, SearchHit
 from .store import InMemoryStore
 from .sync import SyncMemory
-from .transfer import ImportConflictError, ImportReport, read_jsonl, write_jsonl
+from .transfer import (
+    CheckedRecords,
+    ImportConflictError,
+    ImportIncompleteError,
+    ImportReport,
+    check_records,
+    read_jsonl,
+    write_jsonl,
+)
 
 if TYPE_CHECKING:
     from .backends.redis import RedisBackend
@@ -42,6 +50,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BackendInfo",
     "CallableEmbedder",
+    "CheckedRecords",
     "CompactionPolicy",
     "CompactionReport",
     "Embedder",
@@ -50,6 +59,7 @@ __all__ = [
     "RefusedOperation",
     "HashingEmbedder",
     "ImportConflictError",
+    "ImportIncompleteError",
     "ImportReport",
     "MiniLMEmbedder",
     "InMemoryBackend",
@@ -65,6 +75,7 @@ __all__ = [
     "SearchHit",
     "SentenceTransformerEmbedder",
     "SyncMemory",
+    "check_records",
     "create_memory_key",
     "read_jsonl",
     "write_jsonl",
