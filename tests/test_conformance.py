@@ -654,9 +654,11 @@ _TREE = [
 async def _tree(make_memory: MakeMemory, **kwargs: Any) -> tuple[MemoryPrimitive, MemoryPrimitive]:
     """The records of _TREE spread over a namespace tree, and the same records (same write
     order) in one namespace of a second memory on the same kind of backend."""
-    tree = await make_memory(namespace="tree", **kwargs)
-    flat = await make_memory(namespace="flat", **kwargs)
-    outside = MemoryPrimitive(backend=tree.backend, namespace="treex")  # a prefix-like root
+    tree = await make_memory(**kwargs)  # namespaces of their own on a shared server
+    flat = await make_memory(**kwargs)
+    outside = MemoryPrimitive(
+        backend=tree.backend, namespace=f"{tree.namespace[0]}x"
+    )  # prefix-like
     await outside.add("x1", "python redis python outside the tree")
     for ns, key, value in _TREE:
         await (tree.scoped(*ns) if ns else tree).add(key, value, metadata={"n": len(ns)})
@@ -754,7 +756,7 @@ async def test_subtree_list_walks_every_namespace_once(make_memory: MakeMemory, 
 async def test_namespaces_prefix_suffix_wildcards_and_depth(make_memory: MakeMemory) -> None:
     """namespaces(prefix, suffix, max_depth): ``*`` matches one part, the depth cut
     drops duplicates, results are sorted and relative to the memory's namespace."""
-    memory = await make_memory(namespace="ns-root")
+    memory = await make_memory()
     for ns in [("a", "b", "c"), ("a", "b", "d", "e"), ("a", "c", "f"), ("b", "a", "f"), ("u",)]:
         await memory.scoped(*ns).add("k", "v")
     assert await memory.namespaces(("a",)) == [
