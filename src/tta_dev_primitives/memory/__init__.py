@@ -33,6 +33,7 @@ from .keys import create_memory_key
 from .primitive import MemoryOperation, MemoryPrimitive
 from .records import NO_EXPIRY, MemoryPage, MemoryRecord, SearchHit
 from .store import InMemoryStore
+from .sync import SyncMemory
 from .transfer import (
     CheckedRecords,
     ImportConflictError,
@@ -73,6 +74,7 @@ __all__ = [
     "RedisBackend",
     "SearchHit",
     "SentenceTransformerEmbedder",
+    "SyncMemory",
     "check_records",
     "create_memory_key",
     "read_jsonl",

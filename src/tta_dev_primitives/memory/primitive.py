@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import re
+import threading
 import warnings
 from collections.abc import (
     AsyncIterable,
@@ -14,7 +15,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from typing import Any, Literal, NamedTuple, TypeAlias, cast
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeAlias, cast
 
 from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind
@@ -24,7 +25,7 @@ from ..core.base import WorkflowPrimitive
 from ..core.composition import LambdaPrimitive
 from ..core.context import WorkflowContext
 from ..core.instrumented import InstrumentedPrimitive
-from . import codec, transfer
+from . import codec, transfer, tree
 from .backends.base import MemoryBackend, SyncMemoryBackend, VectorBackend
 from .backends.fallback import FallbackBackend
 from .backends.in_memory import InMemoryBackend
@@ -73,6 +74,9 @@ from .search import (
     validate_fusion,
     validate_semantic_weight,
 )
+
+if TYPE_CHECKING:
+    from .sync import LoopThread, SyncMemory
 
 __all__ = ["MemoryOperation", "MemoryPrimitive", "OperationKind", "StepNamespace"]
 
@@ -138,6 +142,10 @@ class MemoryOperation(NamedTuple):
     order: Any = "newest"
     prefix: Any = ()
     recency_half_life: Any = None
+    subtree: Any = False
+    suffix: Any = None
+    max_depth: Any = None
+    embed: Any = True
 
     @classmethod
     def add(
@@ -147,9 +155,10 @@ class MemoryOperation(NamedTuple):
         *,
         ttl: float | None = None,
         metadata: Mapping[str, Any] | None = None,
+        embed: bool | str = True,
     ) -> MemoryOperation:
         """Store ``value`` under ``key``."""
-        return cls("add", key=key, value=value, ttl=ttl, metadata=metadata)
+        return cls("add", key=key, value=value, ttl=ttl, metadata=metadata, embed=embed)
 
     @classmethod
     def get(cls, key: str, default: Any = None) -> MemoryOperation:
@@ -167,6 +176,7 @@ class MemoryOperation(NamedTuple):
         semantic_weight: float | None = None,
         fusion: Fusion | None = None,
         recency_half_life: float | None = None,
+        subtree: bool = False,
     ) -> MemoryOperation:
         """Search for ``query``."""
         return cls(
@@ -178,6 +188,7 @@ class MemoryOperation(NamedTuple):
             semantic_weight=semantic_weight,
             fusion=fusion,
             recency_half_life=recency_half_life,
+            subtree=subtree,
         )
 
     @classmethod
@@ -254,9 +265,10 @@ class MemoryOperation(NamedTuple):
         limit: int = 100,
         cursor: str | None = None,
         order: str = "newest",
+        subtree: bool = False,
     ) -> MemoryOperation:
         """One page of the namespace's records by write order."""
-        return cls("list", filter=filter, limit=limit, cursor=cursor, order=order)
+        return cls("list", filter=filter, limit=limit, cursor=cursor, order=order, subtree=subtree)
 
     @classmethod
     def delete_where(cls, filter: Mapping[str, Any]) -> MemoryOperation:
@@ -264,9 +276,14 @@ class MemoryOperation(NamedTuple):
         return cls("delete_where", filter=filter)
 
     @classmethod
-    def namespaces(cls, prefix: Sequence[str] = ()) -> MemoryOperation:
-        """The sub-namespaces below ``prefix`` that hold records."""
-        return cls("namespaces", prefix=prefix)
+    def namespaces(
+        cls,
+        prefix: Sequence[str] = (),
+        suffix: Sequence[str] | None = None,
+        max_depth: int | None = None,
+    ) -> MemoryOperation:
+        """The sub-namespaces matching ``prefix`` and ``suffix`` that hold records."""
+        return cls("namespaces", prefix=prefix, suffix=suffix, max_depth=max_depth)
 
 
 class _Shared:
@@ -279,6 +296,7 @@ class _Shared:
         "compactor",
         "degraded",
         "owns_backend",
+        "runner",
         "sync",
         "vectors_checked",
     )
@@ -294,12 +312,14 @@ class _Shared:
             backend if isinstance(backend, SyncMemoryBackend) else None
         )
         self.attributes = AttributeCache()
+        self.runner: LoopThread | None = None  # the loop thread of sync(), once started
         # Namespaces a write without an embedder has checked for vectors (see
         # MemoryPrimitive._warn_if_vectors), as dict keys; bounded.
         self.vectors_checked: dict[Namespace, None] = {}
 
 
 _UNSET: Any = object()
+_RUNNER_LOCK = threading.Lock()
 _VECTORS_CHECKED_MAX = 4096
 # The hottest operations build their MemoryOperation with tuple.__new__ (half the cost of the
 # named tuple's keyword-aware constructor); the tails are the remaining fields' defaults.
@@ -521,6 +541,83 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         view._is_view = True
         return view
 
+    def with_embedder(self, embedder: Embedder | None) -> MemoryPrimitive:
+        """A view of this primitive that embeds with ``embedder`` (None: no embedder).
+
+        It shares everything else (backend, namespace, settings, telemetry, the
+        :meth:`sync` loop); closing it closes nothing. The LangGraph store uses it to apply
+        an ``index`` config to a given memory. A namespace keeps the vectors of one
+        embedder: writing another's is refused.
+
+        Raises:
+            TypeError: ``embedder`` has neither ``embed_documents``/``embed_query`` nor
+                ``embed``.
+        """
+        if embedder is not None and not (
+            callable(getattr(embedder, "embed", None))
+            or (
+                callable(getattr(embedder, "embed_documents", None))
+                and callable(getattr(embedder, "embed_query", None))
+            )
+        ):
+            raise TypeError(
+                "embedder must have async embed_documents(texts) and embed_query(text) "
+                "methods, or an async embed(texts) method"
+            )
+        view = object.__new__(MemoryPrimitive)
+        view.__dict__.update(self.__dict__)
+        view._embedder = embedder
+        advised = getattr(embedder, "semantic_weight", None)
+        if advised is not None:
+            view._semantic_weight = validate_semantic_weight(advised)
+        view._is_view = True
+        return view
+
+    def sync(self) -> SyncMemory:
+        """A blocking facade of this primitive: the same operations, each a blocking call
+        (see :mod:`.sync`), safe from threads and from inside a running event loop.
+
+        Every facade of the primitive and of its scoped views runs on one private event
+        loop thread, started on the first call; ``close()`` on any of them closes the
+        primitive (as :meth:`aclose`: a scoped view's closes nothing) and stops that thread.
+        """
+        from .sync import LoopThread, SyncMemory
+
+        shared = self._shared
+        with _RUNNER_LOCK:
+            if shared.runner is None or shared.runner.closed:
+                if shared.closed:
+                    raise _closed_error("sync", shared.backend.info().name)
+                shared.runner = LoopThread()
+            return SyncMemory(self, shared.runner)
+
+    def as_retriever(
+        self,
+        *,
+        mode: SearchMode | None = None,
+        k: int = 4,
+        filter: Mapping[str, Any] | None = None,
+        min_score: float | None = None,
+        subtree: bool = False,
+    ) -> Any:
+        """A LangChain retriever over this memory (needs the ``langchain`` extra).
+
+        See :func:`tta_dev_primitives.integrations.langchain.MemoryRetriever`.
+        """
+        from ..integrations.langchain import MemoryRetriever
+
+        return MemoryRetriever.for_memory(
+            self, mode=mode, k=k, filter=filter, min_score=min_score, subtree=subtree
+        )
+
+    def as_runnable(self) -> Any:
+        """This primitive as a LangChain ``Runnable`` taking a :class:`MemoryOperation`
+        (needs the ``langchain`` extra); see
+        :func:`tta_dev_primitives.integrations.langchain.as_runnable`."""
+        from ..integrations.langchain import as_runnable
+
+        return as_runnable(self)
+
     def get_backend_info(self) -> dict[str, Any]:
         """Backend name, namespace, persistence and degradation (no I/O).
 
@@ -555,6 +652,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         *,
         ttl: float | None = None,
         metadata: Mapping[str, Any] | None = None,
+        embed: bool | str = True,
         context: WorkflowContext | None = None,
     ) -> None:
         """Store a JSON value under ``key``, replacing any previous one.
@@ -564,6 +662,10 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             value: A JSON value (dict, list, str, int, float, bool, None).
             ttl: Seconds until it expires (float, > 0); ``default_ttl`` when None.
             metadata: JSON mapping stored with the record, matched by ``search(filter=)``.
+            embed: With an embedder: True (the default) embeds the text of the value's
+                string leaves; a str embeds that text instead (e.g. chosen fields); False
+                stores no vector (semantic search does not find the record; keyword search
+                and ``list`` do). Without an embedder it changes nothing.
             context: The workflow context, so the span joins the caller's trace.
 
         Raises:
@@ -571,9 +673,11 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             ValueError: An empty or over-long key, ttl <= 0, a value over max_value_bytes.
             MemoryBackendError: The backend could not store it.
         """
-        await self._run(
-            _op(MemoryOperation, ("add", key, value, ttl, metadata, *_REST_ADD)), context
-        )
+        if embed is True:
+            op = _op(MemoryOperation, ("add", key, value, ttl, metadata, *_REST_ADD))
+        else:
+            op = MemoryOperation.add(key, value, ttl=ttl, metadata=metadata, embed=embed)
+        await self._run(op, context)
 
     async def get(
         self, key: str, default: Any = None, *, context: WorkflowContext | None = None
@@ -592,6 +696,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         semantic_weight: float | None = None,
         fusion: Fusion | None = None,
         recency_half_life: float | None = None,
+        subtree: bool = False,
         context: WorkflowContext | None = None,
     ) -> builtins.list[SearchHit]:
         """Ranked records for ``query``, best first (never refreshes recency).
@@ -607,7 +712,11 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             fusion: ``"convex"`` or ``"rrf"`` for this search (default: the primitive's).
             recency_half_life: Seconds: multiply each hit's score by
                 ``0.5 ** (age / recency_half_life)``, ``age`` being the seconds since the
-                record's ``updated_at``, before the best ``limit`` are kept (every mode).
+                record's ``updated_at``, before the best ``limit`` are kept (every mode;
+                not with ``subtree=True`` in hybrid mode).
+            subtree: Search this namespace and every namespace below it as one: BM25
+                statistics of the union, hits ranked together, each hit's ``namespace``
+                saying where it is (relative to this one). See :mod:`.tree`.
             context: The workflow context.
 
         Raises:
@@ -622,6 +731,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             semantic_weight=semantic_weight,
             fusion=fusion,
             recency_half_life=recency_half_life,
+            subtree=subtree,
         )
         return cast(builtins.list[SearchHit], await self._run(op, context))
 
@@ -698,6 +808,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         limit: int = 100,
         cursor: str | None = None,
         order: Literal["newest", "oldest"] = "newest",
+        subtree: bool = False,
         context: WorkflowContext | None = None,
     ) -> MemoryPage:
         """One page of this namespace's records, by write time (never refreshes recency).
@@ -716,13 +827,18 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             limit: Most records on the page (>= 1).
             cursor: ``next_cursor`` of the previous page (None: the first page).
             order: ``"newest"`` (last written first, the default) or ``"oldest"``.
+            subtree: Walk this namespace and every namespace below it: namespace by
+                namespace in sorted order (this one first), each in write order; each
+                record's ``namespace`` says where it is (relative to this one).
             context: The workflow context.
 
         Raises:
             ValueError: A malformed filter, an unknown operator, a bad order, or a cursor
                 that is not a ``next_cursor`` of a walk in this order (before any I/O).
         """
-        op = MemoryOperation.list(filter=filter, limit=limit, cursor=cursor, order=order)
+        op = MemoryOperation.list(
+            filter=filter, limit=limit, cursor=cursor, order=order, subtree=subtree
+        )
         return cast(MemoryPage, await self._run(op, context))
 
     async def delete_where(
@@ -738,15 +854,31 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         return cast(int, await self._run(op, context))
 
     async def namespaces(
-        self, prefix: Sequence[str] = (), *, context: WorkflowContext | None = None
+        self,
+        prefix: Sequence[str] = (),
+        suffix: Sequence[str] | None = None,
+        max_depth: int | None = None,
+        *,
+        context: WorkflowContext | None = None,
     ) -> builtins.list[tuple[str, ...]]:
         """The sub-namespaces of this one, below ``prefix``, that hold live records.
 
         Each is given relative to this primitive's namespace (``memory.scoped(*ns)`` reaches
         it), sorted; ``prefix`` itself is included when it holds records. This namespace's
         own records, and other primitives' namespaces outside it, are never listed.
+
+        Args:
+            prefix: Parts the namespace starts with; ``"*"`` matches any one part.
+            suffix: Parts the namespace ends with; ``"*"`` matches any one part.
+            max_depth: Cut each namespace to its first ``max_depth`` parts (duplicates
+                dropped), e.g. 1 for the top level.
+            context: The workflow context.
+
+        Raises:
+            TypeError: A str instead of a tuple of parts, a part that is not a str.
+            ValueError: An empty part, ``max_depth < 1``.
         """
-        op = MemoryOperation.namespaces(prefix)
+        op = MemoryOperation.namespaces(prefix, suffix, max_depth)
         return cast("builtins.list[tuple[str, ...]]", await self._run(op, context))
 
     async def add_many(
@@ -1363,8 +1495,12 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
     async def _op_add(self, op: MemoryOperation, span: trace.Span) -> None:
         ttl, meta = self._record_settings(op.ttl, op.metadata)
         entry = self._entry(op.key, op.value, ttl, meta)
+        embed = op.embed
+        if embed is not True and not isinstance(embed, str) and embed is not False:
+            raise TypeError(f"embed must be True, False or a str, got {type(embed).__name__}")
         if self._embedder is not None:
-            (entry,) = await self._embedded([entry], (op.value,))
+            if embed is not False:
+                (entry,) = await self._embedded([entry], (op.value if embed is True else embed,))
         elif self._namespace not in self._shared.vectors_checked:
             await self._warn_if_vectors(self._namespace)
         shared = self._shared
@@ -1451,6 +1587,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         elif mode != "keyword" and self._embedder is None:
             raise ValueError(f"mode={mode!r} needs an embedder: MemoryPrimitive(embedder=...)")
         filter_ = self._filter(op.filter)
+        if not isinstance(op.subtree, bool):
+            raise TypeError(f"subtree must be True or False, got {type(op.subtree).__name__}")
         half_life = op.recency_half_life
         if half_life is not None:
             if isinstance(half_life, bool) or not isinstance(half_life, int | float):
@@ -1461,6 +1599,11 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             if not 0 < half_life < float("inf"):
                 raise ValueError(f"recency_half_life must be > 0 seconds, got {half_life!r}")
             half_life = float(half_life)
+            if op.subtree and mode == "hybrid":
+                raise ValueError(
+                    "recency_half_life is not supported with subtree=True in hybrid mode; "
+                    "use mode='keyword' or 'semantic', or search one namespace"
+                )
         inst = self._inst
         inst.search_mode(span, mode)
         if not query.strip():
@@ -1485,6 +1628,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             tracer=self._telemetry.tracer() if span.is_recording() else None,
             recency_half_life=half_life,
         )
+        if op.subtree is not False:
+            return await self._search_tree(request, span)
         results = await self._shared.backend.search(self._namespace, request)
         inst.record_count(span, len(results))
         inst.records(
@@ -1495,6 +1640,29 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
                 r.key, codec.decode(r.payload), r.score, codec.copy_metadata(r.metadata) or {}
             )
             for r in results
+        ]
+
+    async def _search_tree(
+        self, request: SearchQuery, span: trace.Span
+    ) -> builtins.list[SearchHit]:
+        backend = self._shared.backend
+        found = await backend.namespaces(self._namespace)
+        hits = await tree.search_tree(backend, found, request)
+        inst = self._inst
+        inst.record_count(span, len(hits))
+        inst.records(
+            span, ((r.key, r.payload, r.score, r.metadata) for _, r in hits), retrieval=True
+        )
+        n = len(self._namespace)
+        return [
+            SearchHit(
+                r.key,
+                codec.decode(r.payload),
+                r.score,
+                codec.copy_metadata(r.metadata) or {},
+                found[i][n:],
+            )
+            for i, r in hits
         ]
 
     async def _op_get_record(self, op: MemoryOperation, span: trace.Span) -> MemoryRecord | None:
@@ -1544,6 +1712,10 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         order = op.order
         if order not in _ORDERS:
             raise ValueError(f"order must be 'newest' or 'oldest', got {order!r}")
+        if not isinstance(op.subtree, bool):
+            raise TypeError(f"subtree must be True or False, got {type(op.subtree).__name__}")
+        if op.subtree:
+            return await self._list_tree(op, ListQuery(filter_, limit, order), span)
         horizon = after = None
         if op.cursor is not None:
             horizon, after = _decode_cursor(op.cursor, order)
@@ -1555,6 +1727,20 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         if result.more and records:
             next_cursor = _encode_cursor(order, result.horizon, records[-1].seq)
         return MemoryPage([_memory_record(r) for r in records], next_cursor)
+
+    async def _list_tree(
+        self, op: MemoryOperation, query: ListQuery, span: trace.Span
+    ) -> MemoryPage:
+        start = None
+        if op.cursor is not None:
+            if not isinstance(op.cursor, str):
+                raise TypeError(f"cursor must be a str or None, got {type(op.cursor).__name__}")
+            start = tree.decode_tree_cursor(op.cursor, query.order)
+        backend = self._shared.backend
+        found = await backend.namespaces(self._namespace)
+        page, cursor = await tree.list_tree(backend, self._namespace, found, query, start)
+        self._inst.record_count(span, len(page))
+        return MemoryPage([_memory_record(r, ns) for ns, r in page], cursor)
 
     async def _op_delete_where(self, op: MemoryOperation, span: trace.Span) -> int:
         if op.filter is None:
@@ -1571,16 +1757,19 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
     async def _op_namespaces(
         self, op: MemoryOperation, span: trace.Span
     ) -> builtins.list[Namespace]:
-        raw = op.prefix
-        if isinstance(raw, str):
-            raise TypeError("prefix must be a tuple of namespace parts, not a str")
-        if not isinstance(raw, Sequence):
-            raise TypeError(f"prefix must be a tuple of str, got {type(raw).__name__}")
-        prefix = tuple(_validate_part(p, "prefix part") for p in raw)
+        prefix = _parts(op.prefix, "prefix")
+        suffix = None if op.suffix is None else _parts(op.suffix, "suffix")
+        depth = op.max_depth
+        if depth is not None:
+            if isinstance(depth, bool) or not isinstance(depth, int):
+                raise TypeError(f"max_depth must be an int or None, got {type(depth).__name__}")
+            if depth < 1:
+                raise ValueError(f"max_depth must be >= 1, got {depth}")
         own = self._namespace
-        found = await self._shared.backend.namespaces(own + prefix)
+        found = await self._shared.backend.namespaces(own + tree.literal_prefix(prefix))
         n = len(own)
-        out = [ns[n:] for ns in found if len(ns) > n]
+        rel = [ns[n:] for ns in found if len(ns) > n]
+        out = tree.match_namespaces(rel, prefix, suffix, depth)
         self._inst.record_count(span, len(out))
         return out
 
@@ -1623,7 +1812,7 @@ async def _op_import(
     return report
 
 
-def _memory_record(record: Record) -> MemoryRecord:
+def _memory_record(record: Record, namespace: Namespace = ()) -> MemoryRecord:
     return MemoryRecord(
         record.key,
         codec.value_of(record.payload, record.snapshot),
@@ -1631,7 +1820,17 @@ def _memory_record(record: Record) -> MemoryRecord:
         record.created_at,
         record.updated_at,
         record.expires_at,
+        namespace,
     )
+
+
+def _parts(raw: object, arg: str) -> tuple[str, ...]:
+    """A tuple of namespace parts (``*`` allowed: the caller gives it its meaning)."""
+    if isinstance(raw, str):
+        raise TypeError(f"{arg} must be a tuple of namespace parts, not a str")
+    if not isinstance(raw, Sequence):
+        raise TypeError(f"{arg} must be a tuple of str, got {type(raw).__name__}")
+    return tuple(_validate_part(p, f"{arg} part") for p in raw)
 
 
 _CURSOR = re.compile(r"(n|o)([0-9]{1,19})\.([0-9]{1,19})")
