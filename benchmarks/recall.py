@@ -9,9 +9,10 @@ with ``search(question, limit=10)``: recall@k is the share of a question's evide
 the top k, hit@k whether any is, MRR@10 and NDCG@10 as usual.
 
 Measured in one run: every mode of ours, bm25s and brute-force dense retrieval with the same
-embedder (the baselines), the conversation-context option (each turn indexed with the
-previous turn, ``add(..., index_text=...)``), an optional reranking stage, query latency
-(p50/p95, query embedding included) at 10k records and add throughput.
+embedder (the baselines), conversation context (each turn stored with the previous turn of
+its session in a ``context`` field of its value, so both retrievers see it), ``min_score``,
+an optional reranking stage, query latency (p50/p95, query embedding included) at 10k
+records and add throughput.
 
 The data: ``--data PATH`` (a file or a directory holding ``locomo_dev.json`` or
 ``locomo10.json``), else ``$TTA_LOCOMO``, else ``../shared/datasets/locomo`` next to the
@@ -124,13 +125,15 @@ def load(path: Path) -> list[Conversation]:
     return conversations(json.loads(path.read_text(encoding="utf-8")))
 
 
-def context_text(turns: Sequence[tuple[str, dict[str, Any]]], i: int) -> str:
-    """What a turn is indexed with under the context option: the previous turn of its session,
-    then the turn itself."""
-    value = turns[i][1]
-    if i and turns[i - 1][1]["session"] == value["session"]:
-        return f"{turns[i - 1][1]['text']}\n{value['text']}"
-    return str(value["text"])
+def with_context(turns: Sequence[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+    """The turns, each value with a ``context`` field: the previous turn of its session
+    (empty for a session's first turn)."""
+    out = []
+    for i, (key, value) in enumerate(turns):
+        prev = turns[i - 1][1] if i else None
+        context = prev["text"] if prev is not None and prev["session"] == value["session"] else ""
+        out.append((key, {**value, "context": context}))
+    return out
 
 
 # -- metrics -----------------------------------------------------------------------------
@@ -241,11 +244,7 @@ async def run_ours(
     out: dict[str, dict[str, list[dict[str, float]]]] = {m: {} for m in modes}
     for conv in convs:
         memory = MemoryPrimitive(embedder=embedder, max_size=None, namespace=conv.name)
-        if context:
-            for i, (key, value) in enumerate(conv.turns):
-                await memory.add(key, value, index_text=context_text(conv.turns, i))
-        else:
-            await memory.add_many(conv.turns)
+        await memory.add_many(with_context(conv.turns) if context else conv.turns)
         for q in conv.questions:
             for mode in modes:
                 extra: dict[str, Any] = {}
@@ -459,8 +458,9 @@ async def measure(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         results[label] = ours[mode]
     strict = await run_ours(convs, cached, min_score=MIN_RELEVANT_SCORE, modes=("hybrid",))
     results[f"ours hybrid, min_score={MIN_RELEVANT_SCORE}"] = strict["hybrid"]
-    context = await run_ours(convs, cached, context=True, modes=("hybrid",))
-    results["ours hybrid, previous turn as index_text"] = context["hybrid"]
+    context = await run_ours(convs, cached, context=True, modes=("keyword", "hybrid"))
+    results["ours keyword, previous turn in the value"] = context["keyword"]
+    results["ours hybrid, previous turn in the value"] = context["hybrid"]
     started = time.perf_counter()
     reranked = await run_ours(
         convs, cached, reranker=neighbour_reranker(convs, cached), modes=("hybrid",)

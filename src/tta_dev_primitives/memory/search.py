@@ -117,7 +117,7 @@ KEYWORD_SHARE_MEAN = 0.089
 KEYWORD_SHARE_SD = 0.040
 SIMILARITY_MEAN = 0.44
 SIMILARITY_SD = 0.095
-MIN_RELEVANT_SCORE = 0.5
+MIN_RELEVANT_SCORE = 0.35
 """The calibrated "relevant" line for ``search(min_score=)``: a hit whose evidence is at
 least that of a typical candidate (see :func:`relevance`)."""
 
@@ -792,11 +792,10 @@ def semantic_evidence(similarity: float) -> float:
     return (similarity - SIMILARITY_MEAN) / SIMILARITY_SD
 
 
-# The calibrated fusion's keyword confidence: a query whose best keyword hit reaches less
-# than 5% of keyword_bound shares only incidental words with the records (a paraphrase), and
-# keyword evidence counts for nothing; from 10% it counts fully.
-_EVIDENCE_FLOOR = 0.05
-_EVIDENCE_FULL = 0.10
+# The calibrated fusion's keyword confidence: ``min(1, share / 0.15) ** 2`` of the best
+# keyword hit's share of keyword_bound. A paraphrase shares only incidental words with the
+# records ("what", "my") and reaches a few percent: its keyword evidence counts for little.
+_EVIDENCE_FULL = 0.15
 
 
 def fuse_calibrated(
@@ -815,15 +814,16 @@ def fuse_calibrated(
     evidence does not depend on the other hits, so the best hit of an unrelated query scores
     low. A record missing from a ranking gets the evidence of that ranking's last hit when the
     ranking was cut at ``depth`` (it scored at most that), else of a score of zero (it did
-    not match at all). ``c`` is 0 when the best keyword hit reaches less than 5% of the bound
-    (words in common by accident, as in a paraphrase), 1 from 10%, linear between.
+    not match at all). ``c`` is ``min(1, share / 0.15) ** 2``, ``share`` being the best
+    keyword hit's share of the bound: words in common by accident, as in a paraphrase, reach
+    a few percent and count for little; a query naming what a record holds counts fully.
     """
     w = semantic_weight
     bound = keyword_bound
     if bound is None or bound <= 0.0:
         bound = keyword[0][0] if keyword else 1.0
     share = keyword[0][0] / bound if keyword else 0.0
-    c = min(1.0, max(0.0, (share - _EVIDENCE_FLOOR) / (_EVIDENCE_FULL - _EVIDENCE_FLOOR)))
+    c = min(1.0, share / _EVIDENCE_FULL) ** 2
     kw = {key: keyword_evidence(score, bound) for score, _, key in keyword}
     sem = {key: semantic_evidence(score) for score, _, key in semantic}
     seqs = {key: seq for _, seq, key in keyword}
