@@ -267,7 +267,9 @@ class SearchHit:
     Attributes:
         key: The record's key.
         value: The stored value (a fresh copy).
-        score: Relevance; higher is better. Comparable within one result list only.
+        score: Relevance; higher is better. Calibrated, in (0, 1), and comparable across
+            queries (see ``MIN_RELEVANT_SCORE``), except with ``fusion="rrf"`` or a reranker
+            (its own scores).
         metadata: The record's metadata (``{}`` when it has none).
     """
 
