@@ -28,6 +28,7 @@ NOT_REEXPORTED = (
     "tta_dev_primitives.memory.records",
     "tta_dev_primitives.memory.instrumentation",
     "tta_dev_primitives.memory.search",
+    "tta_dev_primitives.memory.rerank",
     "tta_dev_primitives.cli",
 )
 

@@ -51,6 +51,7 @@ from .memory import (
     SearchHit,
     SentenceTransformerEmbedder,
     create_memory_key,
+    default_embedder,
     read_jsonl,
     write_jsonl,
 )
@@ -82,6 +83,7 @@ __all__ = [
     "MemoryPage",
     "SentenceTransformerEmbedder",
     "create_memory_key",
+    "default_embedder",
     "read_jsonl",
     "write_jsonl",
     "InstrumentedPrimitive",

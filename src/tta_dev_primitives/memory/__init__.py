@@ -26,6 +26,7 @@ from .embeddings import (
     HashingEmbedder,
     MiniLMEmbedder,
     SentenceTransformerEmbedder,
+    default_embedder,
 )
 from .errors import MemoryBackendError
 from .keys import create_memory_key
@@ -60,6 +61,7 @@ __all__ = [
     "SearchHit",
     "SentenceTransformerEmbedder",
     "create_memory_key",
+    "default_embedder",
     "read_jsonl",
     "write_jsonl",
 ]
