@@ -239,15 +239,17 @@ async def run_ours(
     reranker: Any = None,
     min_score: float | None = None,
     modes: Sequence[str] = MODES,
+    **search: Any,
 ) -> dict[str, dict[str, list[dict[str, float]]]]:
-    """{mode: {category name or "all": [per-question scores]}} for our search."""
+    """{mode: {category name or "all": [per-question scores]}} for our search (``search``:
+    more arguments of every search, e.g. ``fusion``)."""
     out: dict[str, dict[str, list[dict[str, float]]]] = {m: {} for m in modes}
     for conv in convs:
         memory = MemoryPrimitive(embedder=embedder, max_size=None, namespace=conv.name)
         await memory.add_many(with_context(conv.turns) if context else conv.turns)
         for q in conv.questions:
             for mode in modes:
-                extra: dict[str, Any] = {}
+                extra: dict[str, Any] = dict(search)
                 if reranker is not None:
                     extra["reranker"] = reranker
                 if min_score is not None:
@@ -315,20 +317,26 @@ async def latency(
     memory = MemoryPrimitive(backend, embedder=cached, namespace="latency")
     batch = [(f"{i}:{turns[i % len(turns)][0]}", turns[i % len(turns)][1]) for i in range(size)]
     await memory.add_many(batch)
-    # The same records, searched with the model itself: the query is embedded for real.
+    # The same records, searched with the model itself (the query embedded for real), and
+    # with the query's vector from the cache (the search alone).
     probe = MemoryPrimitive(backend, embedder=cached.inner, namespace="latency")
-    for mode in MODES:
-        await probe.search(questions[0], limit=K, mode=mode)  # warm
-        times = []
-        for text in questions:
-            started = time.perf_counter()
-            await probe.search(text, limit=K, mode=mode)
-            times.append((time.perf_counter() - started) * 1000)
-        times.sort()
-        out[f"search {mode}"] = {
-            "p50": times[len(times) // 2],
-            "p95": times[int(len(times) * 0.95)],
-        }
+    for label, searcher in (("search", probe), ("search without embedding", memory)):
+        for mode in MODES:
+            if label != "search" and mode == "keyword":
+                continue
+            for text in questions:  # warm (and fill the cache for the second pass)
+                await memory.search(text, limit=K, mode=mode)
+            await searcher.search(questions[0], limit=K, mode=mode)
+            times = []
+            for text in questions:
+                started = time.perf_counter()
+                await searcher.search(text, limit=K, mode=mode)
+                times.append((time.perf_counter() - started) * 1000)
+            times.sort()
+            out[f"{label} {mode}"] = {
+                "p50": times[len(times) // 2],
+                "p95": times[int(len(times) * 0.95)],
+            }
     await memory.aclose()
     sample = [(f"t{i}", turns[i][1]) for i in range(min(500, len(turns)))]
     for label, emb in (("add_many, model", cached.inner), ("add_many, keyword only", None)):
@@ -452,6 +460,16 @@ async def measure(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     results: dict[str, dict[str, list[dict[str, float]]]] = {}
     results["bm25s"] = run_bm25s(convs)
     results["dense brute force"] = await run_dense(convs, cached)
+    search: dict[str, Any] = {}
+    if args.fusion:
+        search["fusion"] = args.fusion
+    if args.semantic_weight is not None:
+        search["semantic_weight"] = args.semantic_weight
+    if search:  # a variant of ours only: the baselines and options are the default's
+        ours = await run_ours(convs, cached, **search)
+        cached.save()
+        results = {f"ours {m} ({search})": ours[m] for m in MODES}
+        return table(results), {"results": results, "variant": True}
     ours = await run_ours(convs, cached)
     for mode in MODES:
         label = f"ours {mode}" + (" (default)" if mode == "hybrid" else "")
@@ -478,6 +496,7 @@ async def measure(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         "embedder": cached.name,
         "timing": timing,
         "rerank_ms_per_query": rerank_s * 1000 / max(n_q, 1),
+        "load": " / ".join(f"{x:.1f}" for x in os.getloadavg()) + " (1, 5, 15 min; 2 cores)",
     }
     return table(results), {"results": results, **meta}
 
@@ -509,8 +528,10 @@ def render(tab: str, meta: dict[str, Any], plot_path: str) -> str:
             )
         lines += [
             "",
-            "Search latency includes embedding the query with the model (no cache); add "
-            "throughput is `add_many` of 100 turns at a time into an empty namespace.",
+            "`search` includes embedding the query with the model (no cache), `search without "
+            "embedding` takes the query's vector from a cache; add throughput is `add_many` of "
+            "100 turns at a time into an empty namespace, the model embedding each turn. "
+            f"Load average while measuring: {meta['load']}.",
             f"The neighbour reranker costs about {meta['rerank_ms_per_query']:.0f} ms per "
             "question here (embedding 20 neighbourhoods, from the cache once warm).",
             "",
@@ -528,10 +549,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="docs/benchmarks.md", help="Markdown file to update")
     parser.add_argument("--plot", default="docs/images/bench-recall.png")
     parser.add_argument("--json", help="also write the summary here (keep it out of the repo)")
+    parser.add_argument(
+        "--fusion",
+        choices=("convex", "rrf", "minmax"),
+        help="only our modes with this fusion, printed (no report written)",
+    )
+    parser.add_argument("--semantic-weight", type=float, help="the same, with this weight")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     tab, meta = asyncio.run(measure(args))
     print(tab)
+    if meta.get("variant"):
+        return
     plot(meta["results"], Path(args.plot))
     rel = os.path.relpath(Path(args.plot), Path(args.out).parent)
     body = render(tab, meta, rel)
