@@ -532,8 +532,9 @@ def render(tab: str, meta: dict[str, Any], plot_path: str) -> str:
             "embedding` takes the query's vector from a cache; add throughput is `add_many` of "
             "100 turns at a time into an empty namespace, the model embedding each turn. "
             f"Load average while measuring: {meta['load']}.",
-            f"The neighbour reranker costs about {meta['rerank_ms_per_query']:.0f} ms per "
-            "question here (embedding 20 neighbourhoods, from the cache once warm).",
+            f"The reranker run took about {meta['rerank_ms_per_query']:.0f} ms per question, "
+            "its neighbourhood vectors read from the embedding cache when warm (a first run "
+            "embeds 20 neighbourhoods per question).",
             "",
         ]
     return "\n".join(lines).replace("nan", "")
