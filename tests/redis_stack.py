@@ -1,8 +1,11 @@
 """A private Redis Stack server (Redis 7.4 + RediSearch 2.10) for the Query Engine tests.
 
-Started with the project's helper script ``../shared/redis-stack/redis-stack.sh`` (relative
-to the repository root; ``TTA_REDIS_STACK_SCRIPT`` names another copy) on a free loopback
-port, once per session, and stopped when pytest ends. Without the script the tests that
+``TTA_REDIS_STACK_URL`` names a Redis Stack (or Redis 8) server that is already running: the
+tests use it as it is and never stop it. Give them a scratch server: they write, clear and drop
+FT indexes under the key prefixes ``tta`` and ``app``. Otherwise the server is started with
+the project's helper script ``../shared/redis-stack/redis-stack.sh`` (relative to the
+repository root; ``TTA_REDIS_STACK_SCRIPT`` names another copy) on a free loopback port, once
+per session, and stopped when pytest ends. Without the script the tests that
 need it skip, saying so; under ``CI=true`` with the script present they must run (a server
 that does not start fails them).
 """
@@ -33,11 +36,13 @@ def stack_script() -> Path | None:
 class StackServer:
     """A running Redis Stack server: its port and URL."""
 
-    script: Path
+    script: Path | None
     port: int
     url: str
 
     def stop(self) -> None:
+        if self.script is None:  # a server the user runs (TTA_REDIS_STACK_URL): not ours to stop
+            return
         subprocess.run(
             ["bash", str(self.script), "stop", str(self.port)],
             check=False,
@@ -53,11 +58,16 @@ def shared_stack(config: pytest.Config) -> StackServer:
     """The session's Redis Stack server, started on first use (see the module docstring)."""
     if _SHARED:
         return _SHARED[0]
+    given = os.environ.get("TTA_REDIS_STACK_URL")
+    if given:
+        _SHARED.append(StackServer(None, 0, given))
+        return _SHARED[0]
     script = stack_script()
     if script is None:
         pytest.skip(
-            f"no Redis Stack helper script at {SCRIPT} (relative to the repository root, or "
-            "TTA_REDIS_STACK_SCRIPT): the Query Engine tests need a real Redis Stack"
+            f"no Redis Stack: set TTA_REDIS_STACK_URL to a running scratch Redis Stack (or "
+            f"Redis 8) server, or provide the helper script {SCRIPT} (relative to the repository "
+            "root, or TTA_REDIS_STACK_SCRIPT)"
         )
     port = free_port()
     try:

@@ -30,6 +30,8 @@ NOT_REEXPORTED = (
     "tta_dev_primitives.memory.search",
     "tta_dev_primitives.memory.rerank",
     "tta_dev_primitives.cli",
+    # Integrations (extras, imported on use): tta_dev_primitives.integrations.<name>.
+    "tta_dev_primitives.integrations",
 )
 
 
@@ -98,3 +100,38 @@ def test_imports_and_runs_without_sdk() -> None:
         """
     )
     assert run_code(code).split() == ["4", "sdk-missing-ok"]
+
+
+def test_zero_setup_path_never_imports_redis() -> None:
+    """MemoryPrimitive() with no URL runs a search without importing redis or the Lua scripts."""
+    code = textwrap.dedent(
+        """
+        import sys, asyncio
+        from tta_dev_primitives import MemoryPrimitive
+
+        async def main():
+            memory = MemoryPrimitive()
+            await memory.add("k", "hello world")
+            return await memory.search("hello")
+
+        print(len(asyncio.run(main())))
+        loaded = sorted(m for m in sys.modules if m == "redis" or m.startswith("redis."))
+        assert not loaded, loaded
+        assert "tta_dev_primitives.memory.backends.redis" not in sys.modules
+        from tta_dev_primitives import RedisBackend
+        print(RedisBackend.__name__)
+        """
+    )
+    assert run_code(code).split() == ["1", "RedisBackend"]
+
+
+def test_version_is_past_the_first_release_and_matches_the_project() -> None:
+    """__version__ is pyproject's version, and newer than 0.1.0 (whose Redis layout the docs
+    call 'the 0.1.0 layout')."""
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    declared = tomllib.loads((root / "pyproject.toml").read_text())["project"]["version"]
+    assert tta_dev_primitives.__version__ == declared
+    release = tuple(int(part) for part in declared.split(".")[:3] if part.isdigit())
+    assert release > (0, 1, 0)

@@ -310,7 +310,8 @@ async def test_restart_forgets_the_index_and_the_support(redis_stack: StackServe
     """After the server restarts (empty, its FT indexes gone), the next search detects
     the Query Engine again, builds the index and finds only what was added since."""
     script = stack_script()
-    assert script is not None
+    if script is None:  # TTA_REDIS_STACK_URL gives a server, not a way to start and stop one
+        pytest.skip("restarting Redis Stack needs the helper script (TTA_REDIS_STACK_SCRIPT)")
     port = free_port()
 
     def stack(command: str) -> str:

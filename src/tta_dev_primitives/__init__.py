@@ -13,6 +13,8 @@ Quick start::
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
 from .core import (
     FallbackPrimitive,
@@ -29,6 +31,7 @@ from .memory import (
     NO_EXPIRY,
     BackendInfo,
     CallableEmbedder,
+    CheckedRecords,
     CompactionPolicy,
     CompactionReport,
     Embedder,
@@ -36,6 +39,7 @@ from .memory import (
     FallbackBackend,
     HashingEmbedder,
     ImportConflictError,
+    ImportIncompleteError,
     ImportReport,
     InMemoryBackend,
     InMemoryStore,
@@ -46,19 +50,23 @@ from .memory import (
     MemoryPrimitive,
     MemoryRecord,
     MiniLMEmbedder,
-    RedisBackend,
     RefusedOperation,
     SearchHit,
     SentenceTransformerEmbedder,
+    check_records,
     create_memory_key,
     default_embedder,
     read_jsonl,
     write_jsonl,
 )
 
+if TYPE_CHECKING:
+    from .memory.backends.redis import RedisBackend
+
 __all__ = [
     "BackendInfo",
     "CallableEmbedder",
+    "CheckedRecords",
     "CompactionPolicy",
     "CompactionReport",
     "Embedder",
@@ -68,6 +76,7 @@ __all__ = [
     "FallbackPrimitive",
     "HashingEmbedder",
     "ImportConflictError",
+    "ImportIncompleteError",
     "ImportReport",
     "MiniLMEmbedder",
     "InMemoryBackend",
@@ -82,6 +91,7 @@ __all__ = [
     "NO_EXPIRY",
     "MemoryPage",
     "SentenceTransformerEmbedder",
+    "check_records",
     "create_memory_key",
     "default_embedder",
     "read_jsonl",
@@ -96,3 +106,12 @@ __all__ = [
     "WorkflowPrimitive",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # RedisBackend is loaded on first use: an in-process MemoryPrimitive() never imports redis.
+    if name == "RedisBackend":
+        from .memory.backends.redis import RedisBackend
+
+        return RedisBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,12 +11,13 @@ Usage::
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .backends import (
     BackendInfo,
     FallbackBackend,
     InMemoryBackend,
     MemoryBackend,
-    RedisBackend,
     RefusedOperation,
 )
 from .compaction import CompactionPolicy, CompactionReport, ExtractiveSummarizer
@@ -33,11 +34,23 @@ from .keys import create_memory_key
 from .primitive import MemoryOperation, MemoryPrimitive
 from .records import NO_EXPIRY, MemoryPage, MemoryRecord, SearchHit
 from .store import InMemoryStore
-from .transfer import ImportConflictError, ImportReport, read_jsonl, write_jsonl
+from .transfer import (
+    CheckedRecords,
+    ImportConflictError,
+    ImportIncompleteError,
+    ImportReport,
+    check_records,
+    read_jsonl,
+    write_jsonl,
+)
+
+if TYPE_CHECKING:
+    from .backends.redis import RedisBackend
 
 __all__ = [
     "BackendInfo",
     "CallableEmbedder",
+    "CheckedRecords",
     "CompactionPolicy",
     "CompactionReport",
     "Embedder",
@@ -46,6 +59,7 @@ __all__ = [
     "RefusedOperation",
     "HashingEmbedder",
     "ImportConflictError",
+    "ImportIncompleteError",
     "ImportReport",
     "MiniLMEmbedder",
     "InMemoryBackend",
@@ -60,8 +74,18 @@ __all__ = [
     "RedisBackend",
     "SearchHit",
     "SentenceTransformerEmbedder",
+    "check_records",
     "create_memory_key",
     "default_embedder",
     "read_jsonl",
     "write_jsonl",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # RedisBackend is loaded on first use: an in-process MemoryPrimitive() never imports redis.
+    if name == "RedisBackend":
+        from .backends.redis import RedisBackend
+
+        return RedisBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

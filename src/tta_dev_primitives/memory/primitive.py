@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import math
 import re
+import warnings
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -26,10 +27,9 @@ from ..core.context import WorkflowContext
 from ..core.instrumented import InstrumentedPrimitive
 from ..observability import attributes as A
 from . import codec, transfer
-from .backends.base import MemoryBackend, SyncMemoryBackend
+from .backends.base import MemoryBackend, SyncMemoryBackend, VectorBackend
 from .backends.fallback import FallbackBackend
 from .backends.in_memory import InMemoryBackend
-from .backends.redis import RedisBackend
 from .compaction import (
     AutoCompactor,
     CompactionPolicy,
@@ -37,7 +37,14 @@ from .compaction import (
     CompactionRequest,
     run_compaction,
 )
-from .embeddings import Embedder, default_embedder, embed_documents, embed_query, embedder_space
+from .embeddings import (
+    Embedder,
+    default_embedder,
+    embed_documents,
+    embed_query,
+    embedder_space,
+    refuse_zero_vectors,
+)
 from .errors import MemoryBackendError
 from .instrumentation import (
     NO_SPAN,
@@ -71,7 +78,7 @@ from .search import (
     validate_semantic_weight,
 )
 
-__all__ = ["MemoryOperation", "MemoryPrimitive", "OperationKind"]
+__all__ = ["MemoryOperation", "MemoryPrimitive", "OperationKind", "StepNamespace"]
 
 OperationKind: TypeAlias = Literal[
     "add",
@@ -283,6 +290,7 @@ class _Shared:
         "degraded",
         "owns_backend",
         "sync",
+        "vectors_checked",
     )
 
     def __init__(self, backend: MemoryBackend, owns_backend: bool) -> None:
@@ -296,9 +304,13 @@ class _Shared:
             backend if isinstance(backend, SyncMemoryBackend) else None
         )
         self.attributes = AttributeCache()
+        # Namespaces a write without an embedder has checked for vectors (see
+        # MemoryPrimitive._warn_if_vectors), as dict keys; bounded.
+        self.vectors_checked: dict[Namespace, None] = {}
 
 
 _UNSET: Any = object()
+_VECTORS_CHECKED_MAX = 4096
 # The hottest operations build their MemoryOperation with tuple.__new__ (half the cost of the
 # named tuple's keyword-aware constructor); the tails are the remaining fields' defaults.
 _op = tuple.__new__
@@ -319,6 +331,18 @@ def _closed_error(operation: str, backend: str) -> MemoryBackendError:
 def _resolve(arg: Any, input_data: Any, context: WorkflowContext) -> Any:
     """A step argument: a callable of ``(input, context)`` is called, a constant is itself."""
     return arg(input_data, context) if callable(arg) else arg
+
+
+StepNamespace: TypeAlias = (
+    "str | Sequence[str] | Callable[[Any, WorkflowContext], str | Sequence[str]] | None"
+)
+"""A step's ``namespace=``: sub-namespace parts, or a callable of ``(input, context)``."""
+
+
+def _step_state_key(state_key: str | None) -> str | None:
+    if state_key is not None and (not isinstance(state_key, str) or not state_key):
+        raise TypeError("state_key must be a non-empty str or None")
+    return state_key
 
 
 def _validate_part(part: object, arg: str) -> str:
@@ -476,6 +500,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
     def _redis_backend(url: str, max_size: int | None, fallback: bool) -> MemoryBackend:
         if not isinstance(url, str) or not url:
             raise TypeError("redis_url must be a non-empty str")
+        from .backends.redis import RedisBackend  # loads redis only when a URL is given
+
         try:
             primary = RedisBackend.from_url(url, max_size=max_size)
         except ValueError as exc:
@@ -876,26 +902,37 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
     ) -> transfer.ImportReport:
         """Write exported records (e.g. ``read_jsonl(file)`` or another memory's ``export()``).
 
-        Records land in this namespace plus each record's relative ``namespace``, in batched
-        writes, keeping their metadata, absolute expiry and ``created_at``/``updated_at``
-        (where the backend can set record times: in memory; not yet Redis); already expired
-        ones are skipped. An exported vector is reused when this memory's embedder has its
-        name and dimensions; otherwise the value is embedded again (and without an embedder
-        no vector is kept). One ``import_memory`` span.
+        Every record is read and checked first (fields, times, value size; see
+        :func:`~tta_dev_primitives.memory.transfer.check_records`), so a malformed record
+        anywhere writes nothing; with ``on_conflict="error"`` every key is looked up before
+        the first write too. Records then land in this namespace plus each record's relative
+        ``namespace``, in batched writes, keeping their metadata, absolute expiry and
+        ``created_at``/``updated_at``; already expired ones are skipped. An exported vector
+        is reused when this memory's embedder has its name and dimensions; otherwise the
+        value is embedded again. Without an embedder no vector is kept: the report counts
+        them (``vectors_dropped``) and a ``UserWarning`` names their embedder. One
+        ``import_memory`` span.
 
         Args:
-            records: Record objects, sync or async; consumed lazily.
+            records: Record objects, sync or async, or
+                :class:`~tta_dev_primitives.memory.transfer.CheckedRecords` (not checked
+                again). Read in full before the first write; held in a temporary file, not
+                in memory.
             on_conflict: An existing key is ``"replace"``d (default), ``"skip"``ped, or an
-                ``"error"`` (:class:`~tta_dev_primitives.memory.transfer.ImportConflictError`
-                after importing every record before it).
-            progress: Called with the number of records read so far after each batch.
+                ``"error"`` (:class:`~tta_dev_primitives.memory.transfer.ImportConflictError`,
+                nothing imported).
+            progress: Called with the number of records handled so far after each batch.
             context: The workflow context.
 
         Returns:
             The :class:`~tta_dev_primitives.memory.transfer.ImportReport`.
 
         Raises:
-            ValueError: A malformed record (named by its position), or a bad ``on_conflict``.
+            ValueError: A malformed record (named by its file line, or its position), or a
+                bad ``on_conflict``; nothing was written.
+            ImportIncompleteError: The backend failed part way (a
+                :class:`MemoryBackendError`): it says how many records were written and the
+                ``on_conflict`` with which importing the same records again finishes.
         """
         op = MemoryOperation("import", value=transfer.ImportRequest(records, on_conflict, progress))
         return cast(transfer.ImportReport, await self._run(op, context))
@@ -942,15 +979,46 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         await self.aclose()
 
     # -- pipeline steps -----------------------------------------------------------------------
+    #
+    # Every step takes the options of its operation, typed, plus ``namespace`` (a sub-namespace
+    # of this one, constant or taken from the run, so one pipeline serves many users) and,
+    # for steps that output what they read, ``state_key`` (keep the input flowing and put the
+    # result in ``context.state[state_key]`` instead). Arguments that may be callables of
+    # ``(input, context)`` are resolved on every run.
 
     def get_step(
-        self, key: str | Callable[[Any, WorkflowContext], str] | None = None
+        self,
+        key: str | Callable[[Any, WorkflowContext], str] | None = None,
+        *,
+        default: Any = None,
+        namespace: StepNamespace = None,
+        state_key: str | None = None,
     ) -> LambdaPrimitive[Any, Any]:
-        """A step that outputs the value under ``key`` (the step's input when None)."""
+        """A step that outputs the value under ``key`` (the step's input when None).
+
+        Args:
+            key: The key, or a callable of ``(input, context)``; None: the input is the key.
+            default: What a missing key gives.
+            namespace: Read from this sub-namespace of this one (see :meth:`scoped`): parts
+                (a str is one part), or a callable of ``(input, context)`` returning them.
+            state_key: Put the value in ``context.state[state_key]`` and output the step's
+                input unchanged (None: output the value).
+
+        Raises:
+            TypeError, ValueError: A constant ``namespace`` or a ``state_key`` that is not
+                valid (when the step is built); a callable's result when the step runs.
+        """
+        where = self._step_namespace(namespace)
+        keep = _step_state_key(state_key)
 
         async def get_step(input_data: Any, context: WorkflowContext) -> Any:
+            memory = where(input_data, context)
             k = input_data if key is None else _resolve(key, input_data, context)
-            return await self.get(k, context=context)
+            value = await memory.get(k, default, context=context)
+            if keep is None:
+                return value
+            context.state[keep] = value
+            return input_data
 
         return self._step(get_step, "get_step")
 
@@ -959,18 +1027,25 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         key: str | Callable[[Any, WorkflowContext], str],
         value: Any | Callable[[Any, WorkflowContext], Any] = None,
         *,
-        ttl: Any = None,
+        ttl: float | None = None,
         metadata: Mapping[str, Any] | Callable[[Any, WorkflowContext], Any] | None = None,
+        namespace: StepNamespace = None,
     ) -> LambdaPrimitive[Any, Any]:
         """A step that stores ``value`` (the step's input when None) and passes its input on.
 
-        ``key``, ``value`` and ``metadata`` may be constants or callables of
-        ``(input, context)``.
+        Args:
+            key: The key, or a callable of ``(input, context)``.
+            value: The value, or a callable of ``(input, context)``; None: the input.
+            ttl: Seconds the record lives (as in :meth:`add`; ``NO_EXPIRY`` never expires).
+            metadata: Metadata, or a callable of ``(input, context)``.
+            namespace: Write to this sub-namespace of this one (see :meth:`get_step`).
         """
+        where = self._step_namespace(namespace)
 
         async def add_step(input_data: Any, context: WorkflowContext) -> Any:
+            memory = where(input_data, context)
             v = input_data if value is None else _resolve(value, input_data, context)
-            await self.add(
+            await memory.add(
                 _resolve(key, input_data, context),
                 v,
                 ttl=ttl,
@@ -988,39 +1063,147 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         *,
         mode: SearchMode | None = None,
         filter: Mapping[str, Any] | Callable[[Any, WorkflowContext], Any] | None = None,
-    ) -> LambdaPrimitive[Any, builtins.list[SearchHit]]:
-        """A step that outputs the hits for ``query`` (the step's input when None).
+        semantic_weight: float | None = None,
+        fusion: Fusion | None = None,
+        recency_half_life: float | None = None,
+        min_score: float | None = None,
+        reranker: Reranker | None = None,
+        namespace: StepNamespace = None,
+        state_key: str | None = None,
+    ) -> LambdaPrimitive[Any, Any]:
+        """A step that searches for ``query`` (the step's input when None).
 
-        ``query`` and ``filter`` may be constants or callables of ``(input, context)``.
+        It outputs the hits, or, with ``state_key``, puts them in
+        ``context.state[state_key]`` and outputs its input unchanged, so the question and
+        the hits both reach the next step::
+
+            recall = memory.search_step(
+                limit=3,
+                namespace=lambda question, ctx: ("users", ctx.session_id),
+                state_key="hits",
+            )
+            pipeline = recall >> answer >> memory.add_step(key=..., namespace=...)
+
+        Args:
+            limit: Most hits (>= 1).
+            query: The query, or a callable of ``(input, context)``; None: the input.
+            mode: ``keyword``, ``semantic`` or ``hybrid`` (see :meth:`search`).
+            filter: A metadata filter, or a callable of ``(input, context)`` returning one.
+            semantic_weight: Hybrid weight of semantic scores, in [0, 1].
+            fusion: ``"convex"``, ``"rrf"`` or ``"minmax"``.
+            recency_half_life: Seconds; favours recently written records (see :meth:`search`).
+            min_score: Keep only hits scoring at least this (see :meth:`search`).
+            reranker: Rerank the best hits with it (see :meth:`search`).
+            namespace: Search this sub-namespace of this one (see :meth:`get_step`).
+            state_key: Where in ``context.state`` the hits go (None: the step outputs them).
+
+        Raises:
+            TypeError, ValueError: A constant ``namespace`` or a ``state_key`` that is not
+                valid (when the step is built); bad search arguments (when it runs).
         """
+        where = self._step_namespace(namespace)
+        keep = _step_state_key(state_key)
 
-        async def search_step(
-            input_data: Any, context: WorkflowContext
-        ) -> builtins.list[SearchHit]:
+        async def search_step(input_data: Any, context: WorkflowContext) -> Any:
+            memory = where(input_data, context)
             q = input_data if query is None else _resolve(query, input_data, context)
-            return await self.search(
+            hits = await memory.search(
                 q,
                 limit=limit,
                 mode=mode,
                 filter=_resolve(filter, input_data, context),
+                semantic_weight=semantic_weight,
+                fusion=fusion,
+                recency_half_life=recency_half_life,
+                min_score=min_score,
+                reranker=reranker,
                 context=context,
             )
+            if keep is None:
+                return hits
+            context.state[keep] = hits
+            return input_data
 
         return self._step(search_step, "search_step")
 
     def compact_step(
-        self, summarizer: WorkflowPrimitive[Any, Any] | None, **options: Any
+        self,
+        summarizer: WorkflowPrimitive[Any, Any] | None,
+        *,
+        keep_last: int = 20,
+        filter: Mapping[str, Any] | Callable[[Any, WorkflowContext], Any] | None = None,
+        max_records: int | None = None,
+        merge_duplicates: float | None = None,
+        summarizer_timeout: float | None = None,
+        ttl: float | None = None,
+        summary_key: str | Callable[[Any, WorkflowContext], str | None] | None = None,
+        namespace: StepNamespace = None,
+        state_key: str = "memory.compaction",
     ) -> LambdaPrimitive[Any, Any]:
-        """A step that compacts the namespace (options of :meth:`compact`) and passes its
-        input on; the :class:`CompactionReport` goes to ``context.state["memory.compaction"]``.
+        """A step that compacts the namespace (see :meth:`compact`) and passes its input on.
+
+        The :class:`CompactionReport` goes to ``context.state[state_key]``
+        (``"memory.compaction"`` by default).
+
+        Args:
+            summarizer: A primitive taking the records (oldest first) and returning the
+                summary; None to only merge duplicates.
+            keep_last: Newest records left as they are.
+            filter: Compact only matching records; or a callable of ``(input, context)``.
+            max_records: Most records one summary replaces (None = all).
+            merge_duplicates: Similarity in (0, 1] at which near-duplicates merge.
+            summarizer_timeout: Seconds the summarizer may take (None = no limit).
+            ttl: The summary's ttl.
+            summary_key: The summary's key, or a callable of ``(input, context)``.
+            namespace: Compact this sub-namespace of this one (see :meth:`get_step`).
+            state_key: Where in ``context.state`` the report goes.
         """
+        where = self._step_namespace(namespace)
+        if not isinstance(state_key, str) or not state_key:
+            raise TypeError("state_key must be a non-empty str")
+        keep = state_key
 
         async def compact_step(input_data: Any, context: WorkflowContext) -> Any:
-            report = await self.compact(summarizer, context=context, **options)
-            context.state["memory.compaction"] = report
+            memory = where(input_data, context)
+            report = await memory.compact(
+                summarizer,
+                keep_last=keep_last,
+                filter=_resolve(filter, input_data, context),
+                max_records=max_records,
+                merge_duplicates=merge_duplicates,
+                summarizer_timeout=summarizer_timeout,
+                ttl=ttl,
+                summary_key=_resolve(summary_key, input_data, context),
+                context=context,
+            )
+            context.state[keep] = report
             return input_data
 
-        return self._step(compact_step, "memory.compact_step")
+        return self._step(compact_step, "compact_step")
+
+    def _step_namespace(
+        self, namespace: StepNamespace
+    ) -> Callable[[Any, WorkflowContext], MemoryPrimitive]:
+        """The memory a step works on, per run: this one, a fixed view, or the run's."""
+        if namespace is None:
+            return lambda _input, _context: self
+        if callable(namespace):
+            pick = namespace
+            return lambda input_data, context: self._step_view(pick(input_data, context))
+        view = self._step_view(namespace)
+        return lambda _input, _context: view
+
+    def _step_view(self, parts: object) -> MemoryPrimitive:
+        if isinstance(parts, str):
+            return self.scoped(parts)
+        if isinstance(parts, Sequence) and parts:
+            return self.scoped(*parts)
+        if isinstance(parts, Sequence):
+            raise ValueError("namespace of a step must have at least one part")
+        raise TypeError(
+            "namespace of a step must be a str, a sequence of str, or a callable of "
+            f"(input, context) returning one; got {type(parts).__name__}"
+        )
 
     def _step(
         self, fn: Callable[[Any, WorkflowContext], Any], name: str
@@ -1170,24 +1353,56 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         vectors = await embed_documents(self._embedder, texts)
         if len(vectors) != len(texts):
             raise ValueError("embedder returned a different number of vectors than texts")
-        return [normalize_vector(v) for v in vectors]
+        out = [normalize_vector(v) for v in vectors]
+        refuse_zero_vectors(self._embedder, texts, out)
+        return out
 
     def _space(self, vector: Any) -> tuple[str, int] | None:
         return None if vector is None else embedder_space(self._embedder, len(vector))
 
     async def _embed_query(self, query: str, span: trace.Span) -> Any:
         if not span.is_recording():
-            return normalize_vector(await embed_query(self._embedder, query))
-        tracer = self._telemetry.tracer()
-        assert tracer is not None
-        with tracer.start_as_current_span("memory.search.embed_query"):
-            return normalize_vector(await embed_query(self._embedder, query))
+            vector = normalize_vector(await embed_query(self._embedder, query))
+        else:
+            tracer = self._telemetry.tracer()
+            assert tracer is not None
+            with tracer.start_as_current_span("memory.search.embed_query"):
+                vector = normalize_vector(await embed_query(self._embedder, query))
+        refuse_zero_vectors(self._embedder, (query,), (vector,), query=True)
+        return vector
+
+    async def _warn_if_vectors(self, namespace: Namespace) -> None:
+        """Once per namespace: warn when this memory, which has no embedder, writes into a
+        namespace whose records carry vectors (what it writes has none, so semantic search
+        never finds it)."""
+        checked = self._shared.vectors_checked
+        backend = self._shared.backend
+        if namespace in checked or not isinstance(backend, VectorBackend):
+            return
+        try:
+            space = (await backend.get_vectors(namespace, [])).space
+        except MemoryBackendError:
+            return  # the write itself will say what failed
+        if len(checked) >= _VECTORS_CHECKED_MAX:
+            checked.clear()
+        checked[namespace] = None
+        if space is not None:
+            warnings.warn(
+                f"namespace {'/'.join(namespace)!r} holds records with vectors of embedder "
+                f"{space[0]!r} ({space[1]} dimensions), but this MemoryPrimitive has no "
+                "embedder: the records it writes there carry no vector, so semantic search "
+                f"never finds them; pass embedder= (the {space[0]!r} one)",
+                UserWarning,
+                stacklevel=2,
+            )
 
     async def _op_add(self, op: MemoryOperation, span: trace.Span) -> None:
         ttl, meta = self._record_settings(op.ttl, op.metadata)
         entry = self._entry(op.key, op.value, ttl, meta)
         if self._embedder is not None:
             (entry,) = await self._embedded([entry], (op.value,))
+        elif self._namespace not in self._shared.vectors_checked:
+            await self._warn_if_vectors(self._namespace)
         shared = self._shared
         if span is not NO_SPAN:
             self._inst.records(span, ((entry.key, entry.payload, None, entry.metadata),))
@@ -1219,6 +1434,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         inst.record_count(span, len(entries))
         if not entries:
             return
+        if self._embedder is None:
+            await self._warn_if_vectors(self._namespace)
         entries = await self._embedded(entries, [v for _, v in pairs])
         if span is not NO_SPAN:
             inst.records(span, ((e.key, e.payload, None, e.metadata) for e in entries))
@@ -1360,6 +1577,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             if self._embedder is not None:
                 (entry,) = await self._embedded([Entry(key, payload, None, None)], (op.value,))
                 vector = entry.vector
+            else:
+                await self._warn_if_vectors(self._namespace)
         metadata: dict[str, Any] | None = None
         if op.metadata is not _KEEP:
             if op.metadata is None:
