@@ -136,6 +136,9 @@ class Entry:
 class Record(NamedTuple):
     """One stored record as read back: JSON payload, metadata and write sequence number.
 
+    ``seq`` is the record's version: (``key``, ``seq``) names this write and no other, ever
+    (see *Versions* in :class:`~tta_dev_primitives.memory.backends.base.MemoryBackend`).
+
     A named tuple rather than a dataclass: it is built on every read, and a tuple is the
     cheapest immutable record Python has.
     """

@@ -82,7 +82,7 @@ from ..search import (
     recency_weight,
     tokenize,
 )
-from .redis_index import LocalIndexes, NamespaceIndex
+from .redis_index import ChurnedError, LocalIndexes, NamespaceIndex, OldLayoutError
 
 if TYPE_CHECKING:
     from .redis import RedisBackend, _Space
@@ -364,7 +364,7 @@ class QueryEngine:
             if self.mode == "auto" and not await self._is_large(space):
                 return None
             try:
-                return await self._search(space, prepared, query)
+                return await self._searched(space, prepared, query)
             except _Building as exc:
                 if self.mode == "auto":
                     return None  # the local index answers until the server has indexed all
@@ -404,6 +404,21 @@ class QueryEngine:
                     operation="search",
                     transient=False,
                 ) from exc
+
+    async def _searched(
+        self, space: _Space, prepared: KeywordQuery, query: SearchQuery
+    ) -> list[SearchResult] | None:
+        # A clear (of this process or another) drops the namespace's FT index: the search
+        # then creates it again, rather than fail because someone else was writing; dropped
+        # again and again (a namespace cleared all the time), the local index answers (None).
+        for _ in range(3):
+            try:
+                return await self._search(space, prepared, query)
+            except ResponseError as exc:
+                if not _unknown_index(exc):
+                    raise
+                self._indexes.pop(space.base, None)
+        return None
 
     async def forget(self, space: _Space) -> None:
         """The namespace was cleared: drop its FT index (not its records) and statistics."""
@@ -509,7 +524,14 @@ class QueryEngine:
         if state is not None:
             now = await backend._catch_up(space, state, self.stats)
         if state is None or now is None:
-            state, now = await self._load(space)
+            try:
+                state, now = await self._load(space)
+            except ChurnedError as exc:
+                raise backend.churned("search", exc) from None
+            except OldLayoutError as exc:
+                raise backend.old_layout("search", exc) from None
+        if state.incarnation is None:
+            self.stats.drop(space.base)  # no such namespace: nothing worth holding
         self.stats.measure(space.base, state)
         return state, cast(LexicalStats, state.index), now
 
