@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from tta_dev_primitives import HashingEmbedder, MemoryPrimitive, SearchHit
+from tta_dev_primitives.memory.rerank import RERANK_DEPTH
+from tta_dev_primitives.memory.search import MIN_RELEVANT_SCORE
 
 from .conftest import BackendHarness
 from .reference import ReferenceMemory
@@ -577,6 +579,29 @@ async def test_search_matches_reference_backend(make_memory: MakeMemory, seed: i
                 assert [h.score for h in got] == pytest.approx(
                     [h.score for h in want], rel=1e-9, abs=1e-12
                 )
+
+
+async def test_min_score_and_reranker_match_reference(make_memory: MakeMemory) -> None:
+    """min_score keeps exactly the reference's hits scoring at least it, and a reranker
+    reorders the reference's best RERANK_DEPTH hits, in every mode."""
+    memory = await make_memory(embedder=HashingEmbedder(64))
+    reference = ReferenceMemory(max_size=1000, embedder=HashingEmbedder(64))
+    for key, value, meta in _random_corpus(11, 60):
+        await memory.add(key, value, metadata=meta)
+        await reference.add(key, value, metadata=meta)
+
+    def backwards(query: str, hits: list[SearchHit]) -> list[float]:
+        return [float(i) for i in range(len(hits))]
+
+    for query in ("redis python", "cache", "ta"):
+        for mode in ("keyword", "semantic", "hybrid"):
+            want = await reference.search(query, limit=RERANK_DEPTH, mode=mode)  # type: ignore[arg-type]
+            got = await memory.search(query, limit=50, mode=mode, min_score=MIN_RELEVANT_SCORE)  # type: ignore[arg-type]
+            kept = [h for h in want if h.score >= MIN_RELEVANT_SCORE]
+            assert [h.key for h in got] == [h.key for h in kept], (query, mode)
+            assert [h.score for h in got] == pytest.approx([h.score for h in kept], rel=1e-9)
+            reranked = await memory.search(query, limit=3, mode=mode, reranker=backwards)  # type: ignore[arg-type]
+            assert [h.key for h in reranked] == [h.key for h in reversed(want)][:3]
 
 
 async def test_semantic_and_hybrid_search(make_memory: MakeMemory) -> None:

@@ -56,6 +56,7 @@ from .memory import (
     SyncMemory,
     check_records,
     create_memory_key,
+    default_embedder,
     read_jsonl,
     write_jsonl,
 )
@@ -94,6 +95,7 @@ __all__ = [
     "SyncMemory",
     "check_records",
     "create_memory_key",
+    "default_embedder",
     "read_jsonl",
     "write_jsonl",
     "InstrumentedPrimitive",

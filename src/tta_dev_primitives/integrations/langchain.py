@@ -80,9 +80,10 @@ class MemoryRetriever(BaseRetriever):
         mode: Search mode (None: the memory's default).
         k: Most documents returned.
         filter: Metadata filter (the filter language of ``memory.list``).
-        min_score: Drop hits scoring below it (a plain ``hit.score >= min_score`` on the
-            scores of the mode: raw BM25 in keyword mode, cosine in semantic mode, fused in
-            hybrid mode; not calibrated across modes). None keeps every hit.
+        min_score: Keep only hits scoring at least this (``search(min_score=)``: calibrated
+            scores that mean the same in every mode; ``MIN_RELEVANT_SCORE`` of
+            :mod:`tta_dev_primitives.memory.search` is the line of "relevant"). None keeps
+            every hit.
         subtree: Search the memory's namespace and every namespace below it.
     """
 
@@ -145,10 +146,13 @@ class MemoryRetriever(BaseRetriever):
 
     async def _search(self, query: str) -> list[Document]:
         hits = await self.memory.search(
-            query, limit=self.k, mode=self.mode, filter=self.filter, subtree=self.subtree
+            query,
+            limit=self.k,
+            mode=self.mode,
+            filter=self.filter,
+            min_score=self.min_score,
+            subtree=self.subtree,
         )
-        if self.min_score is not None:
-            hits = [h for h in hits if h.score >= self.min_score]
         return [hit_to_document(h) for h in hits]
 
     def _get_relevant_documents(

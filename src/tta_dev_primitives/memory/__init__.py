@@ -27,6 +27,7 @@ from .embeddings import (
     HashingEmbedder,
     MiniLMEmbedder,
     SentenceTransformerEmbedder,
+    default_embedder,
 )
 from .errors import MemoryBackendError
 from .keys import create_memory_key
@@ -77,6 +78,7 @@ __all__ = [
     "SyncMemory",
     "check_records",
     "create_memory_key",
+    "default_embedder",
     "read_jsonl",
     "write_jsonl",
 ]

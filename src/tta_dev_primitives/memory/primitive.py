@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import math
 import re
 import threading
 import warnings
@@ -25,6 +26,7 @@ from ..core.base import WorkflowPrimitive
 from ..core.composition import LambdaPrimitive
 from ..core.context import WorkflowContext
 from ..core.instrumented import InstrumentedPrimitive
+from ..observability import attributes as A
 from . import codec, transfer, tree
 from .backends.base import MemoryBackend, SyncMemoryBackend, VectorBackend
 from .backends.fallback import FallbackBackend
@@ -38,6 +40,7 @@ from .compaction import (
 )
 from .embeddings import (
     Embedder,
+    default_embedder,
     embed_documents,
     embed_query,
     embedder_space,
@@ -65,6 +68,7 @@ from .records import (
     SearchHit,
     SearchQuery,
 )
+from .rerank import RERANK_DEPTH, Reranker, rerank, validate_reranker
 from .search import (
     Fusion,
     SearchMode,
@@ -146,6 +150,8 @@ class MemoryOperation(NamedTuple):
     suffix: Any = None
     max_depth: Any = None
     embed: Any = True
+    min_score: Any = None
+    reranker: Any = None
 
     @classmethod
     def add(
@@ -177,6 +183,8 @@ class MemoryOperation(NamedTuple):
         fusion: Fusion | None = None,
         recency_half_life: float | None = None,
         subtree: bool = False,
+        min_score: float | None = None,
+        reranker: Reranker | None = None,
     ) -> MemoryOperation:
         """Search for ``query``."""
         return cls(
@@ -189,6 +197,8 @@ class MemoryOperation(NamedTuple):
             fusion=fusion,
             recency_half_life=recency_half_life,
             subtree=subtree,
+            min_score=min_score,
+            reranker=reranker,
         )
 
     @classmethod
@@ -383,11 +393,15 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             given backend carries its own bound.
         default_ttl: Seconds records live when ``add`` gets no ``ttl`` (None = forever).
         embedder: Turns text into vectors; enables ``semantic`` and ``hybrid`` search
-            (``hybrid`` becomes the default mode).
+            (``hybrid`` becomes the default mode). ``"local"``: the shipped local model
+            (:func:`~.embeddings.default_embedder`, the ``embeddings`` extra).
         semantic_weight: Weight of semantic scores in hybrid search, in [0, 1] (default:
             what the embedder advises in its ``semantic_weight`` attribute, else 0.5).
-        fusion: How hybrid search fuses keyword and semantic hits: ``"convex"`` (min-max
-            normalized scores, weighted) or ``"rrf"`` (reciprocal rank fusion).
+        fusion: How hybrid search fuses keyword and semantic hits: ``"convex"`` (calibrated
+            scores, weighted), ``"rrf"`` (reciprocal rank fusion) or ``"minmax"`` (per-query
+            min-max normalized scores, weighted).
+        reranker: Rerank the best hits of every search (see :mod:`~.memory.rerank`): a
+            function ``(query, hits) -> scores``, sync or async, or a primitive of that pair.
         fallback: With ``redis_url``, serve from memory while Redis is down and replay the
             writes when it is back. False raises :class:`MemoryBackendError` instead.
         max_value_bytes: Largest accepted value, as UTF-8 JSON (default 1 MiB).
@@ -416,9 +430,10 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         namespace: str | Sequence[str] = "default",
         max_size: int | None = _UNSET,
         default_ttl: float | None = None,
-        embedder: Embedder | None = None,
+        embedder: Embedder | Literal["local"] | None = None,
         semantic_weight: float | None = None,
         fusion: Fusion = "convex",
+        reranker: Reranker | None = None,
         fallback: bool = True,
         max_value_bytes: int = codec.DEFAULT_MAX_VALUE_BYTES,
         capture_content: bool | None = None,
@@ -450,6 +465,10 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             raise TypeError("max_value_bytes must be an int")
         if max_value_bytes < 1:
             raise ValueError("max_value_bytes must be >= 1")
+        if isinstance(embedder, str):
+            if embedder != "local":
+                raise ValueError(f"embedder must be an embedder, 'local' or None, got {embedder!r}")
+            embedder = cast(Embedder, default_embedder())
         if embedder is not None and not (
             callable(getattr(embedder, "embed", None))
             or (
@@ -466,6 +485,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             semantic_weight = 0.5 if advised is None else advised
         self._semantic_weight = validate_semantic_weight(semantic_weight)
         self._fusion = validate_fusion(fusion)
+        self._reranker = validate_reranker(reranker)
         self._max_value_bytes = max_value_bytes
         self._embedder = embedder
         self._namespace: Namespace = parts
@@ -697,6 +717,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         fusion: Fusion | None = None,
         recency_half_life: float | None = None,
         subtree: bool = False,
+        min_score: float | None = None,
+        reranker: Reranker | None = None,
         context: WorkflowContext | None = None,
     ) -> builtins.list[SearchHit]:
         """Ranked records for ``query``, best first (never refreshes recency).
@@ -717,6 +739,12 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             subtree: Search this namespace and every namespace below it as one: BM25
                 statistics of the union, hits ranked together, each hit's ``namespace``
                 saying where it is (relative to this one). See :mod:`.tree`.
+            min_score: Keep only hits scoring at least this. Scores are calibrated, in
+                (0, 1), and mean the same across queries in every mode (not with ``rrf``):
+                ``MIN_RELEVANT_SCORE`` (:mod:`~.memory.search`) is the line of "relevant",
+                so an unrelated query returns ``[]``.
+            reranker: Rerank the best ``max(limit, RERANK_DEPTH)`` hits with it (default:
+                the primitive's); a child span ``memory.search.rerank``.
             context: The workflow context.
 
         Raises:
@@ -732,6 +760,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             fusion=fusion,
             recency_half_life=recency_half_life,
             subtree=subtree,
+            min_score=min_score,
+            reranker=reranker,
         )
         return cast(builtins.list[SearchHit], await self._run(op, context))
 
@@ -1168,6 +1198,9 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         semantic_weight: float | None = None,
         fusion: Fusion | None = None,
         recency_half_life: float | None = None,
+        min_score: float | None = None,
+        reranker: Reranker | None = None,
+        subtree: bool = False,
         namespace: StepNamespace = None,
         state_key: str | None = None,
     ) -> LambdaPrimitive[Any, Any]:
@@ -1190,8 +1223,11 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             mode: ``keyword``, ``semantic`` or ``hybrid`` (see :meth:`search`).
             filter: A metadata filter, or a callable of ``(input, context)`` returning one.
             semantic_weight: Hybrid weight of semantic scores, in [0, 1].
-            fusion: ``"convex"`` or ``"rrf"``.
+            fusion: ``"convex"``, ``"rrf"`` or ``"minmax"``.
             recency_half_life: Seconds; favours recently written records (see :meth:`search`).
+            min_score: Keep only hits scoring at least this (see :meth:`search`).
+            reranker: Rerank the best hits with it (see :meth:`search`).
+            subtree: Search the namespace and every namespace below it (see :meth:`search`).
             namespace: Search this sub-namespace of this one (see :meth:`get_step`).
             state_key: Where in ``context.state`` the hits go (None: the step outputs them).
 
@@ -1213,6 +1249,9 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
                 semantic_weight=semantic_weight,
                 fusion=fusion,
                 recency_half_life=recency_half_life,
+                min_score=min_score,
+                reranker=reranker,
+                subtree=subtree,
                 context=context,
             )
             if keep is None:
@@ -1613,12 +1652,21 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         if op.semantic_weight is not None:
             weight = validate_semantic_weight(op.semantic_weight)
         fusion = self._fusion if op.fusion is None else validate_fusion(op.fusion)
+        min_score = op.min_score
+        if min_score is not None:
+            if isinstance(min_score, bool) or not isinstance(min_score, int | float):
+                raise TypeError(
+                    f"min_score must be a number or None, got {type(min_score).__name__}"
+                )
+            if math.isnan(min_score):
+                raise ValueError("min_score must be a number, got NaN")
+        reranker = self._reranker if op.reranker is None else validate_reranker(op.reranker)
         vector = None
         if mode != "keyword":
             vector = await self._embed_query(query, span)
         request = SearchQuery(
             query,
-            limit,
+            limit if reranker is None else max(limit, RERANK_DEPTH),
             cast(SearchMode, mode),
             filter_,
             vector,
@@ -1628,42 +1676,43 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             tracer=self._telemetry.tracer() if span.is_recording() else None,
             recency_half_life=half_life,
         )
-        if op.subtree is not False:
-            return await self._search_tree(request, span)
-        results = await self._shared.backend.search(self._namespace, request)
-        inst.record_count(span, len(results))
-        inst.records(
-            span, ((r.key, r.payload, r.score, r.metadata) for r in results), retrieval=True
-        )
-        return [
-            SearchHit(
-                r.key, codec.decode(r.payload), r.score, codec.copy_metadata(r.metadata) or {}
-            )
-            for r in results
-        ]
-
-    async def _search_tree(
-        self, request: SearchQuery, span: trace.Span
-    ) -> builtins.list[SearchHit]:
         backend = self._shared.backend
-        found = await backend.namespaces(self._namespace)
-        hits = await tree.search_tree(backend, found, request)
-        inst = self._inst
-        inst.record_count(span, len(hits))
-        inst.records(
-            span, ((r.key, r.payload, r.score, r.metadata) for _, r in hits), retrieval=True
-        )
-        n = len(self._namespace)
-        return [
+        if op.subtree:
+            found = await backend.namespaces(self._namespace)
+            n = len(self._namespace)
+            pairs = [(found[i][n:], r) for i, r in await tree.search_tree(backend, found, request)]
+        else:
+            pairs = [((), r) for r in await backend.search(self._namespace, request)]
+        if min_score is not None:
+            pairs = [(ns, r) for ns, r in pairs if r.score >= min_score]
+        hits = [
             SearchHit(
                 r.key,
                 codec.decode(r.payload),
                 r.score,
                 codec.copy_metadata(r.metadata) or {},
-                found[i][n:],
+                ns,
             )
-            for i, r in hits
+            for ns, r in pairs
         ]
+        if reranker is not None and hits:
+            if span.is_recording():
+                tracer = self._telemetry.tracer()
+                assert tracer is not None
+                with tracer.start_as_current_span("memory.search.rerank") as child:
+                    child.set_attribute(A.ATTR_GEN_AI_MEMORY_RECORD_COUNT, len(hits))
+                    hits = await rerank(reranker, query, hits, limit)
+            else:
+                hits = await rerank(reranker, query, hits, limit)
+        inst.record_count(span, len(hits))
+        if span.is_recording():
+            payloads = {(ns, r.key): r.payload for ns, r in pairs}
+            inst.records(
+                span,
+                ((h.key, payloads[h.namespace, h.key], h.score, h.metadata) for h in hits),
+                retrieval=True,
+            )
+        return hits
 
     async def _op_get_record(self, op: MemoryOperation, span: trace.Span) -> MemoryRecord | None:
         key = codec.validate_key(op.key)

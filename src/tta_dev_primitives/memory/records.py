@@ -281,7 +281,9 @@ class SearchHit:
     Attributes:
         key: The record's key.
         value: The stored value (a fresh copy).
-        score: Relevance; higher is better. Comparable within one result list only.
+        score: Relevance; higher is better. Calibrated, in (0, 1), and comparable across
+            queries (see ``MIN_RELEVANT_SCORE``), except with ``fusion="rrf"`` or a reranker
+            (its own scores).
         metadata: The record's metadata (``{}`` when it has none).
         namespace: The namespace holding the record, relative to the searching primitive's
             (``()``: its own; ``memory.scoped(*hit.namespace)`` reaches the others, which
