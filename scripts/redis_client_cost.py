@@ -61,7 +61,8 @@ async def _child(setup: str, op: str, n: int, url: str) -> None:
     from tta_dev_primitives import RedisBackend
     from tta_dev_primitives.memory.records import Entry, SearchQuery
 
-    backend = RedisBackend.from_url(url, max_size=None)
+    # Long timeouts: under valgrind a call takes 50 times longer.
+    backend = RedisBackend.from_url(url, max_size=None, socket_timeout=120.0, search_timeout=None)
     payload = json.dumps(VALUE, separators=(",", ":"))
     await backend.put(NS, Entry("k", payload))
     await backend.get(NS, "k")
