@@ -12,11 +12,17 @@ Instruction counts do not depend on what else the machine runs. Per-query cost =
     done
 
 Prefix ``PYTHONPATH=<other checkout>/src`` to measure another version with the same venv.
+``cpu N`` instead prints process CPU times in one process: the first search after the bulk
+load, and ours against bm25s query by query, interleaved (medians and their ratio)::
+
+    .venv/bin/python scripts/search_instructions.py cpu 100000 5
 """
 
 from __future__ import annotations
 
+import statistics
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -44,8 +50,37 @@ def main(system: str, n: int, count: int) -> None:
         tokenized = [bm25s.tokenize([q], stopwords=None, show_progress=False) for q in qs]
         for i in range(count):
             retriever.retrieve(tokenized[i % len(qs)], k=LIMIT, show_progress=False)
+    elif system == "cpu":
+        cpu(texts, qs, count)
     else:
-        raise SystemExit(f"unknown system {system!r}: ours or bm25s")
+        raise SystemExit(f"unknown system {system!r}: ours, bm25s or cpu")
+
+
+def cpu(texts: list[str], qs: list[str], rounds: int) -> None:
+    import bm25s
+
+    clock = time.process_time
+    store = _store(texts, None)
+    start = clock()
+    store.search_results(SearchQuery("warm", 1))
+    first = clock() - start
+    retriever = bm25s.BM25()
+    retriever.index(bm25s.tokenize(texts, stopwords=None, show_progress=False), show_progress=False)
+    tokenized = [bm25s.tokenize([q], stopwords=None, show_progress=False) for q in qs]
+    ours, floor = [], []
+    for _ in range(rounds):
+        for q, tokens in zip(qs, tokenized, strict=True):
+            start = clock()
+            store.search_results(SearchQuery(q, LIMIT))
+            ours.append(clock() - start)
+            start = clock()
+            retriever.retrieve(tokens, k=LIMIT, show_progress=False)
+            floor.append(clock() - start)
+    o, f = statistics.median(ours) * 1e3, statistics.median(floor) * 1e3
+    print(
+        f"first search after the bulk load {first:.2f} s CPU; keyword ours {o:.2f} ms, "
+        f"bm25s {f:.2f} ms: {o / f:.2f}x"
+    )
 
 
 if __name__ == "__main__":
