@@ -82,6 +82,7 @@ if TYPE_CHECKING:
 from .search import (
     DEFAULT_SEMANTIC_WEIGHT,
     SUBSTRING_BONUS,
+    CorpusStats,
     Document,
     Fusion,
     KeywordQuery,
@@ -741,21 +742,31 @@ class SearchIndex:
         weight and tracer; ``recency`` weighs each key): what every backend's search runs."""
         vector = query.vector
         filter_ = query.filter
+        stats = query.stats
         return rank_by_mode(
             query.mode,
             query.limit,
-            lambda limit: self.search_keyword(prepared, limit, filter_),
+            lambda limit: self.search_keyword(prepared, limit, filter_, stats=stats),
             lambda limit: [] if vector is None else self.search_semantic(vector, limit, filter_),
             fusion=query.fusion,
             semantic_weight=query.semantic_weight,
             tracer=query.tracer,
-            keyword_bound=lambda: self.keyword_bound(prepared),
+            keyword_bound=lambda: self.keyword_bound(prepared, stats),
             recency=recency,
         )
 
-    def keyword_bound(self, query: KeywordQuery) -> float:
-        """:func:`~.search.keyword_bound` of ``query`` over this index's live records."""
+    def keyword_bound(self, query: KeywordQuery, stats: CorpusStats | None = None) -> float:
+        """:func:`~.search.keyword_bound` of ``query`` over this index's live records (or
+        over the records ``stats`` describes)."""
+        if stats is not None:
+            return keyword_bound(query, stats.df, stats.n_docs)
         return keyword_bound(query, {t: self.df(t) for t in query.terms}, len(self._slot_of))
+
+    def corpus_stats(self, query: KeywordQuery) -> CorpusStats:
+        """This index's BM25 statistics for ``query``'s words (see :class:`CorpusStats`)."""
+        return CorpusStats(
+            len(self._slot_of), self._total_length, {t: self.df(t) for t in query.terms}
+        )
 
     def _filter_mask(self, filter: Mapping[str, Any] | None) -> npt.NDArray[np.bool_] | None:
         """Slots whose metadata matches ``filter`` (None: no filter)."""
@@ -854,15 +865,20 @@ class SearchIndex:
         limit: int | None,
         filter: Mapping[str, Any] | None = None,
         now: float | None = None,
+        *,
+        stats: CorpusStats | None = None,
     ) -> list[Scored]:
         """The best ``limit`` records for a prepared query (None = all), as
-        :func:`~.search.rank_keyword` over every live record ranks them."""
+        :func:`~.search.rank_keyword` over every live record ranks them (with the BM25
+        statistics ``stats`` instead of this index's own, when given)."""
         if now is not None:
             self.expire(now)
         n_docs = len(self._slot_of)
         if not n_docs:
             return []
         total = self._total_length
+        if stats is not None:
+            n_docs, total = stats.n_docs, stats.total_length
         avgdl = total / n_docs if total else 1.0
         acc = np.zeros(len(self._keys))
         lengths = self._length
@@ -880,7 +896,8 @@ class SearchIndex:
             # numpy indexes with intp: converted once, not by each of the next two uses.
             where = at.astype(np.intp)
             # int32 counts: numpy turns them into float64 exactly, as bm25 wants them.
-            acc[where] += bm25(cast(_FloatArray, tfs), lengths[where], avgdl, idf(plist.df, n_docs))
+            df = plist.df if stats is None else stats.df.get(term, plist.df)
+            acc[where] += bm25(cast(_FloatArray, tfs), lengths[where], avgdl, idf(df, n_docs))
             del at, gens, tfs
         mask = self._filter_mask(filter)
         self._add_bonus(query, acc, mask, limit)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import builtins
 import re
+import threading
+import warnings
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -13,7 +15,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from typing import Any, Literal, NamedTuple, TypeAlias, cast
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeAlias, cast
 
 from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind
@@ -23,8 +25,8 @@ from ..core.base import WorkflowPrimitive
 from ..core.composition import LambdaPrimitive
 from ..core.context import WorkflowContext
 from ..core.instrumented import InstrumentedPrimitive
-from . import codec, transfer
-from .backends.base import MemoryBackend, SyncMemoryBackend
+from . import codec, transfer, tree
+from .backends.base import MemoryBackend, SyncMemoryBackend, VectorBackend
 from .backends.fallback import FallbackBackend
 from .backends.in_memory import InMemoryBackend
 from .compaction import (
@@ -34,7 +36,13 @@ from .compaction import (
     CompactionRequest,
     run_compaction,
 )
-from .embeddings import Embedder, embed_documents, embed_query, embedder_space
+from .embeddings import (
+    Embedder,
+    embed_documents,
+    embed_query,
+    embedder_space,
+    refuse_zero_vectors,
+)
 from .errors import MemoryBackendError
 from .instrumentation import (
     NO_SPAN,
@@ -68,7 +76,10 @@ from .search import (
     validate_semantic_weight,
 )
 
-__all__ = ["MemoryOperation", "MemoryPrimitive", "OperationKind"]
+if TYPE_CHECKING:
+    from .sync import LoopThread, SyncMemory
+
+__all__ = ["MemoryOperation", "MemoryPrimitive", "OperationKind", "StepNamespace"]
 
 OperationKind: TypeAlias = Literal[
     "add",
@@ -132,6 +143,10 @@ class MemoryOperation(NamedTuple):
     order: Any = "newest"
     prefix: Any = ()
     recency_half_life: Any = None
+    subtree: Any = False
+    suffix: Any = None
+    max_depth: Any = None
+    embed: Any = True
 
     @classmethod
     def add(
@@ -141,9 +156,10 @@ class MemoryOperation(NamedTuple):
         *,
         ttl: float | None = None,
         metadata: Mapping[str, Any] | None = None,
+        embed: bool | str = True,
     ) -> MemoryOperation:
         """Store ``value`` under ``key``."""
-        return cls("add", key=key, value=value, ttl=ttl, metadata=metadata)
+        return cls("add", key=key, value=value, ttl=ttl, metadata=metadata, embed=embed)
 
     @classmethod
     def get(cls, key: str, default: Any = None) -> MemoryOperation:
@@ -161,6 +177,7 @@ class MemoryOperation(NamedTuple):
         semantic_weight: float | None = None,
         fusion: Fusion | None = None,
         recency_half_life: float | None = None,
+        subtree: bool = False,
     ) -> MemoryOperation:
         """Search for ``query``."""
         return cls(
@@ -172,6 +189,7 @@ class MemoryOperation(NamedTuple):
             semantic_weight=semantic_weight,
             fusion=fusion,
             recency_half_life=recency_half_life,
+            subtree=subtree,
         )
 
     @classmethod
@@ -248,9 +266,10 @@ class MemoryOperation(NamedTuple):
         limit: int = 100,
         cursor: str | None = None,
         order: str = "newest",
+        subtree: bool = False,
     ) -> MemoryOperation:
         """One page of the namespace's records by write order."""
-        return cls("list", filter=filter, limit=limit, cursor=cursor, order=order)
+        return cls("list", filter=filter, limit=limit, cursor=cursor, order=order, subtree=subtree)
 
     @classmethod
     def delete_where(cls, filter: Mapping[str, Any]) -> MemoryOperation:
@@ -258,9 +277,14 @@ class MemoryOperation(NamedTuple):
         return cls("delete_where", filter=filter)
 
     @classmethod
-    def namespaces(cls, prefix: Sequence[str] = ()) -> MemoryOperation:
-        """The sub-namespaces below ``prefix`` that hold records."""
-        return cls("namespaces", prefix=prefix)
+    def namespaces(
+        cls,
+        prefix: Sequence[str] = (),
+        suffix: Sequence[str] | None = None,
+        max_depth: int | None = None,
+    ) -> MemoryOperation:
+        """The sub-namespaces matching ``prefix`` and ``suffix`` that hold records."""
+        return cls("namespaces", prefix=prefix, suffix=suffix, max_depth=max_depth)
 
 
 class _Shared:
@@ -273,7 +297,9 @@ class _Shared:
         "compactor",
         "degraded",
         "owns_backend",
+        "runner",
         "sync",
+        "vectors_checked",
     )
 
     def __init__(self, backend: MemoryBackend, owns_backend: bool) -> None:
@@ -287,9 +313,15 @@ class _Shared:
             backend if isinstance(backend, SyncMemoryBackend) else None
         )
         self.attributes = AttributeCache()
+        self.runner: LoopThread | None = None  # the loop thread of sync(), once started
+        # Namespaces a write without an embedder has checked for vectors (see
+        # MemoryPrimitive._warn_if_vectors), as dict keys; bounded.
+        self.vectors_checked: dict[Namespace, None] = {}
 
 
 _UNSET: Any = object()
+_RUNNER_LOCK = threading.Lock()
+_VECTORS_CHECKED_MAX = 4096
 # The hottest operations build their MemoryOperation with tuple.__new__ (half the cost of the
 # named tuple's keyword-aware constructor); the tails are the remaining fields' defaults.
 _op = tuple.__new__
@@ -310,6 +342,18 @@ def _closed_error(operation: str, backend: str) -> MemoryBackendError:
 def _resolve(arg: Any, input_data: Any, context: WorkflowContext) -> Any:
     """A step argument: a callable of ``(input, context)`` is called, a constant is itself."""
     return arg(input_data, context) if callable(arg) else arg
+
+
+StepNamespace: TypeAlias = (
+    "str | Sequence[str] | Callable[[Any, WorkflowContext], str | Sequence[str]] | None"
+)
+"""A step's ``namespace=``: sub-namespace parts, or a callable of ``(input, context)``."""
+
+
+def _step_state_key(state_key: str | None) -> str | None:
+    if state_key is not None and (not isinstance(state_key, str) or not state_key):
+        raise TypeError("state_key must be a non-empty str or None")
+    return state_key
 
 
 def _validate_part(part: object, arg: str) -> str:
@@ -500,6 +544,83 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         view._is_view = True
         return view
 
+    def with_embedder(self, embedder: Embedder | None) -> MemoryPrimitive:
+        """A view of this primitive that embeds with ``embedder`` (None: no embedder).
+
+        It shares everything else (backend, namespace, settings, telemetry, the
+        :meth:`sync` loop); closing it closes nothing. The LangGraph store uses it to apply
+        an ``index`` config to a given memory. A namespace keeps the vectors of one
+        embedder: writing another's is refused.
+
+        Raises:
+            TypeError: ``embedder`` has neither ``embed_documents``/``embed_query`` nor
+                ``embed``.
+        """
+        if embedder is not None and not (
+            callable(getattr(embedder, "embed", None))
+            or (
+                callable(getattr(embedder, "embed_documents", None))
+                and callable(getattr(embedder, "embed_query", None))
+            )
+        ):
+            raise TypeError(
+                "embedder must have async embed_documents(texts) and embed_query(text) "
+                "methods, or an async embed(texts) method"
+            )
+        view = object.__new__(MemoryPrimitive)
+        view.__dict__.update(self.__dict__)
+        view._embedder = embedder
+        advised = getattr(embedder, "semantic_weight", None)
+        if advised is not None:
+            view._semantic_weight = validate_semantic_weight(advised)
+        view._is_view = True
+        return view
+
+    def sync(self) -> SyncMemory:
+        """A blocking facade of this primitive: the same operations, each a blocking call
+        (see :mod:`.sync`), safe from threads and from inside a running event loop.
+
+        Every facade of the primitive and of its scoped views runs on one private event
+        loop thread, started on the first call; ``close()`` on any of them closes the
+        primitive (as :meth:`aclose`: a scoped view's closes nothing) and stops that thread.
+        """
+        from .sync import LoopThread, SyncMemory
+
+        shared = self._shared
+        with _RUNNER_LOCK:
+            if shared.runner is None or shared.runner.closed:
+                if shared.closed:
+                    raise _closed_error("sync", shared.backend.info().name)
+                shared.runner = LoopThread()
+            return SyncMemory(self, shared.runner)
+
+    def as_retriever(
+        self,
+        *,
+        mode: SearchMode | None = None,
+        k: int = 4,
+        filter: Mapping[str, Any] | None = None,
+        min_score: float | None = None,
+        subtree: bool = False,
+    ) -> Any:
+        """A LangChain retriever over this memory (needs the ``langchain`` extra).
+
+        See :func:`tta_dev_primitives.integrations.langchain.MemoryRetriever`.
+        """
+        from ..integrations.langchain import MemoryRetriever
+
+        return MemoryRetriever.for_memory(
+            self, mode=mode, k=k, filter=filter, min_score=min_score, subtree=subtree
+        )
+
+    def as_runnable(self) -> Any:
+        """This primitive as a LangChain ``Runnable`` taking a :class:`MemoryOperation`
+        (needs the ``langchain`` extra); see
+        :func:`tta_dev_primitives.integrations.langchain.as_runnable`."""
+        from ..integrations.langchain import as_runnable
+
+        return as_runnable(self)
+
     def get_backend_info(self) -> dict[str, Any]:
         """Backend name, namespace, persistence and degradation (no I/O).
 
@@ -534,6 +655,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         *,
         ttl: float | None = None,
         metadata: Mapping[str, Any] | None = None,
+        embed: bool | str = True,
         context: WorkflowContext | None = None,
     ) -> None:
         """Store a JSON value under ``key``, replacing any previous one.
@@ -543,6 +665,10 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             value: A JSON value (dict, list, str, int, float, bool, None).
             ttl: Seconds until it expires (float, > 0); ``default_ttl`` when None.
             metadata: JSON mapping stored with the record, matched by ``search(filter=)``.
+            embed: With an embedder: True (the default) embeds the text of the value's
+                string leaves; a str embeds that text instead (e.g. chosen fields); False
+                stores no vector (semantic search does not find the record; keyword search
+                and ``list`` do). Without an embedder it changes nothing.
             context: The workflow context, so the span joins the caller's trace.
 
         Raises:
@@ -550,9 +676,11 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             ValueError: An empty or over-long key, ttl <= 0, a value over max_value_bytes.
             MemoryBackendError: The backend could not store it.
         """
-        await self._run(
-            _op(MemoryOperation, ("add", key, value, ttl, metadata, *_REST_ADD)), context
-        )
+        if embed is True:
+            op = _op(MemoryOperation, ("add", key, value, ttl, metadata, *_REST_ADD))
+        else:
+            op = MemoryOperation.add(key, value, ttl=ttl, metadata=metadata, embed=embed)
+        await self._run(op, context)
 
     async def get(
         self, key: str, default: Any = None, *, context: WorkflowContext | None = None
@@ -571,6 +699,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         semantic_weight: float | None = None,
         fusion: Fusion | None = None,
         recency_half_life: float | None = None,
+        subtree: bool = False,
         context: WorkflowContext | None = None,
     ) -> builtins.list[SearchHit]:
         """Ranked records for ``query``, best first (never refreshes recency).
@@ -586,7 +715,11 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             fusion: ``"convex"`` or ``"rrf"`` for this search (default: the primitive's).
             recency_half_life: Seconds: multiply each hit's score by
                 ``0.5 ** (age / recency_half_life)``, ``age`` being the seconds since the
-                record's ``updated_at``, before the best ``limit`` are kept (every mode).
+                record's ``updated_at``, before the best ``limit`` are kept (every mode;
+                not with ``subtree=True`` in hybrid mode).
+            subtree: Search this namespace and every namespace below it as one: BM25
+                statistics of the union, hits ranked together, each hit's ``namespace``
+                saying where it is (relative to this one). See :mod:`.tree`.
             context: The workflow context.
 
         Raises:
@@ -601,6 +734,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             semantic_weight=semantic_weight,
             fusion=fusion,
             recency_half_life=recency_half_life,
+            subtree=subtree,
         )
         return cast(builtins.list[SearchHit], await self._run(op, context))
 
@@ -677,6 +811,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         limit: int = 100,
         cursor: str | None = None,
         order: Literal["newest", "oldest"] = "newest",
+        subtree: bool = False,
         context: WorkflowContext | None = None,
     ) -> MemoryPage:
         """One page of this namespace's records, by write time (never refreshes recency).
@@ -695,13 +830,18 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             limit: Most records on the page (>= 1).
             cursor: ``next_cursor`` of the previous page (None: the first page).
             order: ``"newest"`` (last written first, the default) or ``"oldest"``.
+            subtree: Walk this namespace and every namespace below it: namespace by
+                namespace in sorted order (this one first), each in write order; each
+                record's ``namespace`` says where it is (relative to this one).
             context: The workflow context.
 
         Raises:
             ValueError: A malformed filter, an unknown operator, a bad order, or a cursor
                 that is not a ``next_cursor`` of a walk in this order (before any I/O).
         """
-        op = MemoryOperation.list(filter=filter, limit=limit, cursor=cursor, order=order)
+        op = MemoryOperation.list(
+            filter=filter, limit=limit, cursor=cursor, order=order, subtree=subtree
+        )
         return cast(MemoryPage, await self._run(op, context))
 
     async def delete_where(
@@ -717,15 +857,31 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         return cast(int, await self._run(op, context))
 
     async def namespaces(
-        self, prefix: Sequence[str] = (), *, context: WorkflowContext | None = None
+        self,
+        prefix: Sequence[str] = (),
+        suffix: Sequence[str] | None = None,
+        max_depth: int | None = None,
+        *,
+        context: WorkflowContext | None = None,
     ) -> builtins.list[tuple[str, ...]]:
         """The sub-namespaces of this one, below ``prefix``, that hold live records.
 
         Each is given relative to this primitive's namespace (``memory.scoped(*ns)`` reaches
         it), sorted; ``prefix`` itself is included when it holds records. This namespace's
         own records, and other primitives' namespaces outside it, are never listed.
+
+        Args:
+            prefix: Parts the namespace starts with; ``"*"`` matches any one part.
+            suffix: Parts the namespace ends with; ``"*"`` matches any one part.
+            max_depth: Cut each namespace to its first ``max_depth`` parts (duplicates
+                dropped), e.g. 1 for the top level.
+            context: The workflow context.
+
+        Raises:
+            TypeError: A str instead of a tuple of parts, a part that is not a str.
+            ValueError: An empty part, ``max_depth < 1``.
         """
-        op = MemoryOperation.namespaces(prefix)
+        op = MemoryOperation.namespaces(prefix, suffix, max_depth)
         return cast("builtins.list[tuple[str, ...]]", await self._run(op, context))
 
     async def add_many(
@@ -851,26 +1007,37 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
     ) -> transfer.ImportReport:
         """Write exported records (e.g. ``read_jsonl(file)`` or another memory's ``export()``).
 
-        Records land in this namespace plus each record's relative ``namespace``, in batched
-        writes, keeping their metadata, absolute expiry and ``created_at``/``updated_at``
-        (where the backend can set record times: in memory; not yet Redis); already expired
-        ones are skipped. An exported vector is reused when this memory's embedder has its
-        name and dimensions; otherwise the value is embedded again (and without an embedder
-        no vector is kept). One ``import_memory`` span.
+        Every record is read and checked first (fields, times, value size; see
+        :func:`~tta_dev_primitives.memory.transfer.check_records`), so a malformed record
+        anywhere writes nothing; with ``on_conflict="error"`` every key is looked up before
+        the first write too. Records then land in this namespace plus each record's relative
+        ``namespace``, in batched writes, keeping their metadata, absolute expiry and
+        ``created_at``/``updated_at``; already expired ones are skipped. An exported vector
+        is reused when this memory's embedder has its name and dimensions; otherwise the
+        value is embedded again. Without an embedder no vector is kept: the report counts
+        them (``vectors_dropped``) and a ``UserWarning`` names their embedder. One
+        ``import_memory`` span.
 
         Args:
-            records: Record objects, sync or async; consumed lazily.
+            records: Record objects, sync or async, or
+                :class:`~tta_dev_primitives.memory.transfer.CheckedRecords` (not checked
+                again). Read in full before the first write; held in a temporary file, not
+                in memory.
             on_conflict: An existing key is ``"replace"``d (default), ``"skip"``ped, or an
-                ``"error"`` (:class:`~tta_dev_primitives.memory.transfer.ImportConflictError`
-                after importing every record before it).
-            progress: Called with the number of records read so far after each batch.
+                ``"error"`` (:class:`~tta_dev_primitives.memory.transfer.ImportConflictError`,
+                nothing imported).
+            progress: Called with the number of records handled so far after each batch.
             context: The workflow context.
 
         Returns:
             The :class:`~tta_dev_primitives.memory.transfer.ImportReport`.
 
         Raises:
-            ValueError: A malformed record (named by its position), or a bad ``on_conflict``.
+            ValueError: A malformed record (named by its file line, or its position), or a
+                bad ``on_conflict``; nothing was written.
+            ImportIncompleteError: The backend failed part way (a
+                :class:`MemoryBackendError`): it says how many records were written and the
+                ``on_conflict`` with which importing the same records again finishes.
         """
         op = MemoryOperation("import", value=transfer.ImportRequest(records, on_conflict, progress))
         return cast(transfer.ImportReport, await self._run(op, context))
@@ -917,15 +1084,46 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         await self.aclose()
 
     # -- pipeline steps -----------------------------------------------------------------------
+    #
+    # Every step takes the options of its operation, typed, plus ``namespace`` (a sub-namespace
+    # of this one, constant or taken from the run, so one pipeline serves many users) and,
+    # for steps that output what they read, ``state_key`` (keep the input flowing and put the
+    # result in ``context.state[state_key]`` instead). Arguments that may be callables of
+    # ``(input, context)`` are resolved on every run.
 
     def get_step(
-        self, key: str | Callable[[Any, WorkflowContext], str] | None = None
+        self,
+        key: str | Callable[[Any, WorkflowContext], str] | None = None,
+        *,
+        default: Any = None,
+        namespace: StepNamespace = None,
+        state_key: str | None = None,
     ) -> LambdaPrimitive[Any, Any]:
-        """A step that outputs the value under ``key`` (the step's input when None)."""
+        """A step that outputs the value under ``key`` (the step's input when None).
+
+        Args:
+            key: The key, or a callable of ``(input, context)``; None: the input is the key.
+            default: What a missing key gives.
+            namespace: Read from this sub-namespace of this one (see :meth:`scoped`): parts
+                (a str is one part), or a callable of ``(input, context)`` returning them.
+            state_key: Put the value in ``context.state[state_key]`` and output the step's
+                input unchanged (None: output the value).
+
+        Raises:
+            TypeError, ValueError: A constant ``namespace`` or a ``state_key`` that is not
+                valid (when the step is built); a callable's result when the step runs.
+        """
+        where = self._step_namespace(namespace)
+        keep = _step_state_key(state_key)
 
         async def get_step(input_data: Any, context: WorkflowContext) -> Any:
+            memory = where(input_data, context)
             k = input_data if key is None else _resolve(key, input_data, context)
-            return await self.get(k, context=context)
+            value = await memory.get(k, default, context=context)
+            if keep is None:
+                return value
+            context.state[keep] = value
+            return input_data
 
         return self._step(get_step, "get_step")
 
@@ -934,18 +1132,25 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         key: str | Callable[[Any, WorkflowContext], str],
         value: Any | Callable[[Any, WorkflowContext], Any] = None,
         *,
-        ttl: Any = None,
+        ttl: float | None = None,
         metadata: Mapping[str, Any] | Callable[[Any, WorkflowContext], Any] | None = None,
+        namespace: StepNamespace = None,
     ) -> LambdaPrimitive[Any, Any]:
         """A step that stores ``value`` (the step's input when None) and passes its input on.
 
-        ``key``, ``value`` and ``metadata`` may be constants or callables of
-        ``(input, context)``.
+        Args:
+            key: The key, or a callable of ``(input, context)``.
+            value: The value, or a callable of ``(input, context)``; None: the input.
+            ttl: Seconds the record lives (as in :meth:`add`; ``NO_EXPIRY`` never expires).
+            metadata: Metadata, or a callable of ``(input, context)``.
+            namespace: Write to this sub-namespace of this one (see :meth:`get_step`).
         """
+        where = self._step_namespace(namespace)
 
         async def add_step(input_data: Any, context: WorkflowContext) -> Any:
+            memory = where(input_data, context)
             v = input_data if value is None else _resolve(value, input_data, context)
-            await self.add(
+            await memory.add(
                 _resolve(key, input_data, context),
                 v,
                 ttl=ttl,
@@ -963,39 +1168,141 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         *,
         mode: SearchMode | None = None,
         filter: Mapping[str, Any] | Callable[[Any, WorkflowContext], Any] | None = None,
-    ) -> LambdaPrimitive[Any, builtins.list[SearchHit]]:
-        """A step that outputs the hits for ``query`` (the step's input when None).
+        semantic_weight: float | None = None,
+        fusion: Fusion | None = None,
+        recency_half_life: float | None = None,
+        namespace: StepNamespace = None,
+        state_key: str | None = None,
+    ) -> LambdaPrimitive[Any, Any]:
+        """A step that searches for ``query`` (the step's input when None).
 
-        ``query`` and ``filter`` may be constants or callables of ``(input, context)``.
+        It outputs the hits, or, with ``state_key``, puts them in
+        ``context.state[state_key]`` and outputs its input unchanged, so the question and
+        the hits both reach the next step::
+
+            recall = memory.search_step(
+                limit=3,
+                namespace=lambda question, ctx: ("users", ctx.session_id),
+                state_key="hits",
+            )
+            pipeline = recall >> answer >> memory.add_step(key=..., namespace=...)
+
+        Args:
+            limit: Most hits (>= 1).
+            query: The query, or a callable of ``(input, context)``; None: the input.
+            mode: ``keyword``, ``semantic`` or ``hybrid`` (see :meth:`search`).
+            filter: A metadata filter, or a callable of ``(input, context)`` returning one.
+            semantic_weight: Hybrid weight of semantic scores, in [0, 1].
+            fusion: ``"convex"`` or ``"rrf"``.
+            recency_half_life: Seconds; favours recently written records (see :meth:`search`).
+            namespace: Search this sub-namespace of this one (see :meth:`get_step`).
+            state_key: Where in ``context.state`` the hits go (None: the step outputs them).
+
+        Raises:
+            TypeError, ValueError: A constant ``namespace`` or a ``state_key`` that is not
+                valid (when the step is built); bad search arguments (when it runs).
         """
+        where = self._step_namespace(namespace)
+        keep = _step_state_key(state_key)
 
-        async def search_step(
-            input_data: Any, context: WorkflowContext
-        ) -> builtins.list[SearchHit]:
+        async def search_step(input_data: Any, context: WorkflowContext) -> Any:
+            memory = where(input_data, context)
             q = input_data if query is None else _resolve(query, input_data, context)
-            return await self.search(
+            hits = await memory.search(
                 q,
                 limit=limit,
                 mode=mode,
                 filter=_resolve(filter, input_data, context),
+                semantic_weight=semantic_weight,
+                fusion=fusion,
+                recency_half_life=recency_half_life,
                 context=context,
             )
+            if keep is None:
+                return hits
+            context.state[keep] = hits
+            return input_data
 
         return self._step(search_step, "search_step")
 
     def compact_step(
-        self, summarizer: WorkflowPrimitive[Any, Any] | None, **options: Any
+        self,
+        summarizer: WorkflowPrimitive[Any, Any] | None,
+        *,
+        keep_last: int = 20,
+        filter: Mapping[str, Any] | Callable[[Any, WorkflowContext], Any] | None = None,
+        max_records: int | None = None,
+        merge_duplicates: float | None = None,
+        summarizer_timeout: float | None = None,
+        ttl: float | None = None,
+        summary_key: str | Callable[[Any, WorkflowContext], str | None] | None = None,
+        namespace: StepNamespace = None,
+        state_key: str = "memory.compaction",
     ) -> LambdaPrimitive[Any, Any]:
-        """A step that compacts the namespace (options of :meth:`compact`) and passes its
-        input on; the :class:`CompactionReport` goes to ``context.state["memory.compaction"]``.
+        """A step that compacts the namespace (see :meth:`compact`) and passes its input on.
+
+        The :class:`CompactionReport` goes to ``context.state[state_key]``
+        (``"memory.compaction"`` by default).
+
+        Args:
+            summarizer: A primitive taking the records (oldest first) and returning the
+                summary; None to only merge duplicates.
+            keep_last: Newest records left as they are.
+            filter: Compact only matching records; or a callable of ``(input, context)``.
+            max_records: Most records one summary replaces (None = all).
+            merge_duplicates: Similarity in (0, 1] at which near-duplicates merge.
+            summarizer_timeout: Seconds the summarizer may take (None = no limit).
+            ttl: The summary's ttl.
+            summary_key: The summary's key, or a callable of ``(input, context)``.
+            namespace: Compact this sub-namespace of this one (see :meth:`get_step`).
+            state_key: Where in ``context.state`` the report goes.
         """
+        where = self._step_namespace(namespace)
+        if not isinstance(state_key, str) or not state_key:
+            raise TypeError("state_key must be a non-empty str")
+        keep = state_key
 
         async def compact_step(input_data: Any, context: WorkflowContext) -> Any:
-            report = await self.compact(summarizer, context=context, **options)
-            context.state["memory.compaction"] = report
+            memory = where(input_data, context)
+            report = await memory.compact(
+                summarizer,
+                keep_last=keep_last,
+                filter=_resolve(filter, input_data, context),
+                max_records=max_records,
+                merge_duplicates=merge_duplicates,
+                summarizer_timeout=summarizer_timeout,
+                ttl=ttl,
+                summary_key=_resolve(summary_key, input_data, context),
+                context=context,
+            )
+            context.state[keep] = report
             return input_data
 
-        return self._step(compact_step, "memory.compact_step")
+        return self._step(compact_step, "compact_step")
+
+    def _step_namespace(
+        self, namespace: StepNamespace
+    ) -> Callable[[Any, WorkflowContext], MemoryPrimitive]:
+        """The memory a step works on, per run: this one, a fixed view, or the run's."""
+        if namespace is None:
+            return lambda _input, _context: self
+        if callable(namespace):
+            pick = namespace
+            return lambda input_data, context: self._step_view(pick(input_data, context))
+        view = self._step_view(namespace)
+        return lambda _input, _context: view
+
+    def _step_view(self, parts: object) -> MemoryPrimitive:
+        if isinstance(parts, str):
+            return self.scoped(parts)
+        if isinstance(parts, Sequence) and parts:
+            return self.scoped(*parts)
+        if isinstance(parts, Sequence):
+            raise ValueError("namespace of a step must have at least one part")
+        raise TypeError(
+            "namespace of a step must be a str, a sequence of str, or a callable of "
+            f"(input, context) returning one; got {type(parts).__name__}"
+        )
 
     def _step(
         self, fn: Callable[[Any, WorkflowContext], Any], name: str
@@ -1145,7 +1452,9 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         vectors = await embed_documents(self._embedder, texts)
         if len(vectors) != len(texts):
             raise ValueError("embedder returned a different number of vectors than texts")
-        return [normalize_vector(v) for v in vectors]
+        out = [normalize_vector(v) for v in vectors]
+        refuse_zero_vectors(self._embedder, texts, out)
+        return out
 
     def _space(self, vector: Any) -> tuple[str, int] | None:
         return None if vector is None else embedder_space(self._embedder, len(vector))
@@ -1163,13 +1472,46 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             return vector
 
     async def _query_vector(self, query: str) -> Any:
-        return normalize_vector(await embed_query(self._embedder, query))
+        vector = normalize_vector(await embed_query(self._embedder, query))
+        refuse_zero_vectors(self._embedder, (query,), (vector,), query=True)
+        return vector
+
+    async def _warn_if_vectors(self, namespace: Namespace) -> None:
+        """Once per namespace: warn when this memory, which has no embedder, writes into a
+        namespace whose records carry vectors (what it writes has none, so semantic search
+        never finds it)."""
+        checked = self._shared.vectors_checked
+        backend = self._shared.backend
+        if namespace in checked or not isinstance(backend, VectorBackend):
+            return
+        try:
+            space = (await backend.get_vectors(namespace, [])).space
+        except MemoryBackendError:
+            return  # the write itself will say what failed
+        if len(checked) >= _VECTORS_CHECKED_MAX:
+            checked.clear()
+        checked[namespace] = None
+        if space is not None:
+            warnings.warn(
+                f"namespace {'/'.join(namespace)!r} holds records with vectors of embedder "
+                f"{space[0]!r} ({space[1]} dimensions), but this MemoryPrimitive has no "
+                "embedder: the records it writes there carry no vector, so semantic search "
+                f"never finds them; pass embedder= (the {space[0]!r} one)",
+                UserWarning,
+                stacklevel=2,
+            )
 
     async def _op_add(self, op: MemoryOperation, span: trace.Span) -> None:
         ttl, meta = self._record_settings(op.ttl, op.metadata)
         entry = self._entry(op.key, op.value, ttl, meta)
+        embed = op.embed
+        if embed is not True and not isinstance(embed, str) and embed is not False:
+            raise TypeError(f"embed must be True, False or a str, got {type(embed).__name__}")
         if self._embedder is not None:
-            (entry,) = await self._embedded([entry], (op.value,))
+            if embed is not False:
+                (entry,) = await self._embedded([entry], (op.value if embed is True else embed,))
+        elif self._namespace not in self._shared.vectors_checked:
+            await self._warn_if_vectors(self._namespace)
         shared = self._shared
         if span is not NO_SPAN:
             self._inst.records(span, ((entry.key, entry.payload, None, entry.metadata),))
@@ -1201,6 +1543,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         inst.record_count(span, len(entries))
         if not entries:
             return
+        if self._embedder is None:
+            await self._warn_if_vectors(self._namespace)
         entries = await self._embedded(entries, [v for _, v in pairs])
         if span is not NO_SPAN:
             inst.records(span, ((e.key, e.payload, None, e.metadata) for e in entries))
@@ -1252,6 +1596,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         elif mode != "keyword" and self._embedder is None:
             raise ValueError(f"mode={mode!r} needs an embedder: MemoryPrimitive(embedder=...)")
         filter_ = self._filter(op.filter)
+        if not isinstance(op.subtree, bool):
+            raise TypeError(f"subtree must be True or False, got {type(op.subtree).__name__}")
         half_life = op.recency_half_life
         if half_life is not None:
             if isinstance(half_life, bool) or not isinstance(half_life, int | float):
@@ -1262,6 +1608,11 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             if not 0 < half_life < float("inf"):
                 raise ValueError(f"recency_half_life must be > 0 seconds, got {half_life!r}")
             half_life = float(half_life)
+            if op.subtree and mode == "hybrid":
+                raise ValueError(
+                    "recency_half_life is not supported with subtree=True in hybrid mode; "
+                    "use mode='keyword' or 'semantic', or search one namespace"
+                )
         inst = self._inst
         inst.search_mode(span, mode)
         if not query.strip():
@@ -1286,6 +1637,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             tracer=self._telemetry.tracer() if span.is_recording() else None,
             recency_half_life=half_life,
         )
+        if op.subtree is not False:
+            return await self._search_tree(request, span)
         results = await self._shared.backend.search(self._namespace, request)
         inst.record_count(span, len(results))
         inst.records(
@@ -1296,6 +1649,29 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
                 r.key, codec.decode(r.payload), r.score, codec.copy_metadata(r.metadata) or {}
             )
             for r in results
+        ]
+
+    async def _search_tree(
+        self, request: SearchQuery, span: trace.Span
+    ) -> builtins.list[SearchHit]:
+        backend = self._shared.backend
+        found = await backend.namespaces(self._namespace)
+        hits = await tree.search_tree(backend, found, request)
+        inst = self._inst
+        inst.record_count(span, len(hits))
+        inst.records(
+            span, ((r.key, r.payload, r.score, r.metadata) for _, r in hits), retrieval=True
+        )
+        n = len(self._namespace)
+        return [
+            SearchHit(
+                r.key,
+                codec.decode(r.payload),
+                r.score,
+                codec.copy_metadata(r.metadata) or {},
+                found[i][n:],
+            )
+            for i, r in hits
         ]
 
     async def _op_get_record(self, op: MemoryOperation, span: trace.Span) -> MemoryRecord | None:
@@ -1320,6 +1696,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             if self._embedder is not None:
                 (entry,) = await self._embedded([Entry(key, payload, None, None)], (op.value,))
                 vector = entry.vector
+            else:
+                await self._warn_if_vectors(self._namespace)
         metadata: dict[str, Any] | None = None
         if op.metadata is not _KEEP:
             if op.metadata is None:
@@ -1343,6 +1721,10 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         order = op.order
         if order not in _ORDERS:
             raise ValueError(f"order must be 'newest' or 'oldest', got {order!r}")
+        if not isinstance(op.subtree, bool):
+            raise TypeError(f"subtree must be True or False, got {type(op.subtree).__name__}")
+        if op.subtree:
+            return await self._list_tree(op, ListQuery(filter_, limit, order), span)
         horizon = after = None
         if op.cursor is not None:
             horizon, after = _decode_cursor(op.cursor, order)
@@ -1354,6 +1736,20 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         if result.more and records:
             next_cursor = _encode_cursor(order, result.horizon, records[-1].seq)
         return MemoryPage([_memory_record(r) for r in records], next_cursor)
+
+    async def _list_tree(
+        self, op: MemoryOperation, query: ListQuery, span: trace.Span
+    ) -> MemoryPage:
+        start = None
+        if op.cursor is not None:
+            if not isinstance(op.cursor, str):
+                raise TypeError(f"cursor must be a str or None, got {type(op.cursor).__name__}")
+            start = tree.decode_tree_cursor(op.cursor, query.order)
+        backend = self._shared.backend
+        found = await backend.namespaces(self._namespace)
+        page, cursor = await tree.list_tree(backend, self._namespace, found, query, start)
+        self._inst.record_count(span, len(page))
+        return MemoryPage([_memory_record(r, ns) for ns, r in page], cursor)
 
     async def _op_delete_where(self, op: MemoryOperation, span: trace.Span) -> int:
         if op.filter is None:
@@ -1370,16 +1766,19 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
     async def _op_namespaces(
         self, op: MemoryOperation, span: trace.Span
     ) -> builtins.list[Namespace]:
-        raw = op.prefix
-        if isinstance(raw, str):
-            raise TypeError("prefix must be a tuple of namespace parts, not a str")
-        if not isinstance(raw, Sequence):
-            raise TypeError(f"prefix must be a tuple of str, got {type(raw).__name__}")
-        prefix = tuple(_validate_part(p, "prefix part") for p in raw)
+        prefix = _parts(op.prefix, "prefix")
+        suffix = None if op.suffix is None else _parts(op.suffix, "suffix")
+        depth = op.max_depth
+        if depth is not None:
+            if isinstance(depth, bool) or not isinstance(depth, int):
+                raise TypeError(f"max_depth must be an int or None, got {type(depth).__name__}")
+            if depth < 1:
+                raise ValueError(f"max_depth must be >= 1, got {depth}")
         own = self._namespace
-        found = await self._shared.backend.namespaces(own + prefix)
+        found = await self._shared.backend.namespaces(own + tree.literal_prefix(prefix))
         n = len(own)
-        out = [ns[n:] for ns in found if len(ns) > n]
+        rel = [ns[n:] for ns in found if len(ns) > n]
+        out = tree.match_namespaces(rel, prefix, suffix, depth)
         self._inst.record_count(span, len(out))
         return out
 
@@ -1422,7 +1821,7 @@ async def _op_import(
     return report
 
 
-def _memory_record(record: Record) -> MemoryRecord:
+def _memory_record(record: Record, namespace: Namespace = ()) -> MemoryRecord:
     return MemoryRecord(
         record.key,
         codec.value_of(record.payload, record.snapshot),
@@ -1430,7 +1829,17 @@ def _memory_record(record: Record) -> MemoryRecord:
         record.created_at,
         record.updated_at,
         record.expires_at,
+        namespace,
     )
+
+
+def _parts(raw: object, arg: str) -> tuple[str, ...]:
+    """A tuple of namespace parts (``*`` allowed: the caller gives it its meaning)."""
+    if isinstance(raw, str):
+        raise TypeError(f"{arg} must be a tuple of namespace parts, not a str")
+    if not isinstance(raw, Sequence):
+        raise TypeError(f"{arg} must be a tuple of str, got {type(raw).__name__}")
+    return tuple(_validate_part(p, f"{arg} part") for p in raw)
 
 
 _CURSOR = re.compile(r"(n|o)([0-9]{1,19})\.([0-9]{1,19})")

@@ -11,7 +11,15 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal, NamedTuple
 
 from .codec import NO_SNAPSHOT, decode
-from .search import DEFAULT_SEMANTIC_WEIGHT, Document, Fusion, SearchMode, Vector, make_document
+from .search import (
+    DEFAULT_SEMANTIC_WEIGHT,
+    CorpusStats,
+    Document,
+    Fusion,
+    SearchMode,
+    Vector,
+    make_document,
+)
 
 __all__ = [
     "NO_EXPIRY",
@@ -136,6 +144,9 @@ class Entry:
 class Record(NamedTuple):
     """One stored record as read back: JSON payload, metadata and write sequence number.
 
+    ``seq`` is the record's version: (``key``, ``seq``) names this write and no other, ever
+    (see *Versions* in :class:`~tta_dev_primitives.memory.backends.base.MemoryBackend`).
+
     A named tuple rather than a dataclass: it is built on every read, and a tuple is the
     cheapest immutable record Python has.
     """
@@ -237,6 +248,8 @@ class SearchQuery:
         recency_half_life: When set, each hit's score is multiplied by
             ``0.5 ** (age / recency_half_life)``, ``age`` being seconds since the record's
             ``updated_at`` (see :func:`~.search.rank_by_mode`).
+        stats: BM25 statistics to score with instead of the namespace's own (a search over
+            a namespace tree passes the union's, see :class:`~.search.CorpusStats`).
     """
 
     text: str
@@ -249,6 +262,7 @@ class SearchQuery:
     semantic_weight: float = DEFAULT_SEMANTIC_WEIGHT
     tracer: Any = None
     recency_half_life: float | None = None
+    stats: CorpusStats | None = None
 
 
 class SearchResult(NamedTuple):
@@ -269,12 +283,16 @@ class SearchHit:
         value: The stored value (a fresh copy).
         score: Relevance; higher is better. Comparable within one result list only.
         metadata: The record's metadata (``{}`` when it has none).
+        namespace: The namespace holding the record, relative to the searching primitive's
+            (``()``: its own; ``memory.scoped(*hit.namespace)`` reaches the others, which
+            ``search(..., subtree=True)`` finds).
     """
 
     key: str
     value: Any
     score: float
     metadata: dict[str, Any] = field(default_factory=dict)
+    namespace: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,6 +308,8 @@ class MemoryRecord:
             the backend's clock (the server's on Redis).
         updated_at: When the record was last written (``add`` or ``update``), epoch seconds.
         expires_at: When it expires, epoch seconds; None when it never does.
+        namespace: The namespace holding the record, relative to the primitive's (``()``:
+            its own; others come from ``list(..., subtree=True)``).
     """
 
     key: str
@@ -298,6 +318,7 @@ class MemoryRecord:
     created_at: float = 0.0
     updated_at: float = 0.0
     expires_at: float | None = None
+    namespace: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

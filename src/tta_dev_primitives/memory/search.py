@@ -48,6 +48,7 @@ __all__ = [
     "RRF_K",
     "SUBSTRING_BONUS",
     "Candidate",
+    "CorpusStats",
     "Document",
     "Fusion",
     "KeywordQuery",
@@ -70,6 +71,7 @@ __all__ = [
     "keyword_confidence",
     "keyword_score",
     "make_document",
+    "merge_stats",
     "matches_filter",
     "normalize_vector",
     "prepare_query",
@@ -869,3 +871,33 @@ def _traced(tracer: Tracer, part: str, run: Callable[[], list[Scored]]) -> list[
         hits = run()
         span.set_attribute(A.ATTR_GEN_AI_MEMORY_RECORD_COUNT, len(hits))
         return hits
+
+
+class CorpusStats(NamedTuple):
+    """The BM25 statistics of a set of records for one query's words.
+
+    A search over several namespaces (``search(..., subtree=True)``) sums each namespace's
+    statistics (:func:`merge_stats`) and ranks every namespace's records with the union's,
+    so a record scores what it would if all those records were one namespace.
+
+    Attributes:
+        n_docs: Live records.
+        total_length: Sum of their lengths in words.
+        df: For each query word, how many of them hold it.
+    """
+
+    n_docs: int
+    total_length: int
+    df: Mapping[str, int]
+
+
+def merge_stats(parts: Iterable[CorpusStats]) -> CorpusStats:
+    """The statistics of the union of disjoint record sets (integer sums: exact, any order)."""
+    n_docs = total = 0
+    df: dict[str, int] = {}
+    for part in parts:
+        n_docs += part.n_docs
+        total += part.total_length
+        for term, count in part.df.items():
+            df[term] = df.get(term, 0) + count
+    return CorpusStats(n_docs, total, df)

@@ -24,6 +24,7 @@ from .records import (
     SearchResult,
 )
 from .search import (
+    CorpusStats,
     Vector,
     filter_anchors,
     matches_filter,
@@ -42,6 +43,11 @@ class _Item(NamedTuple):
 
 
 _new = tuple.__new__
+
+# The write sequence (version) of every in-memory record of this process, shared by all
+# stores: a store emptied, cleared or built anew (a namespace dropped and written again)
+# never gives a (key, version) pair out twice. ``next`` on it is atomic under the GIL.
+_VERSIONS = itertools.count(1)
 
 
 class InMemoryStore:
@@ -90,7 +96,7 @@ class InMemoryStore:
         # records with a TTL, so it stays proportional to them.
         self._expiry: list[tuple[float, int, str]] = []
         self._n_expiring = 0
-        self._seq = itertools.count(1)
+        self._seq = _VERSIONS
         self._last_seq = 0
         # (seq, key) per write, ascending: list() pages through it by write order. Entries of
         # records rewritten or deleted since are skipped, and the log is rebuilt once it holds
@@ -361,6 +367,15 @@ class InMemoryStore:
         if insert is not None:
             self.put(insert)
         return []
+
+    def corpus_stats(self, query: SearchQuery) -> CorpusStats:
+        """The live records' BM25 statistics for ``query``'s words (see :class:`CorpusStats`)."""
+        prepared = prepare_query(query.text)
+        if prepared is None:
+            return CorpusStats(0, 0, {})
+        self._purge(self._clock())
+        self._sync_index()
+        return self._index.corpus_stats(prepared)
 
     def search_results(self, query: SearchQuery) -> list[SearchResult]:
         """Ranked hits for a validated query (does not refresh recency)."""

@@ -26,7 +26,7 @@ from ..records import (
     SearchQuery,
     SearchResult,
 )
-from ..search import Vector
+from ..search import CorpusStats, Vector
 
 __all__ = [
     "BackendInfo",
@@ -42,6 +42,7 @@ __all__ = [
     "RecordUpdate",
     "SearchQuery",
     "SearchResult",
+    "StatsBackend",
     "StoredVectors",
     "SyncMemoryBackend",
     "VectorBackend",
@@ -75,6 +76,21 @@ class MemoryBackend(Protocol):
     have expired are never returned, listed, counted or found. Each namespace holds at most
     the backend's ``max_size`` records, evicting the least recently used (``get`` refreshes
     recency; ``search`` does not).
+
+    **Versions.** Every write of a record (``put``, ``put_many``, ``update``, a compaction's
+    rewrite or summary) gives it a new version, its write sequence number
+    (:attr:`Record.seq`, a positive int): within a namespace each write's version is above
+    every version the namespace gave out before, so versions order the writes, and **a
+    (key, version) pair never names two different writes**. That holds across ``clear``,
+    the namespace emptied by deletes, evictions or expiry, and begun again, a server restart
+    or failover that rolled writes back, and an import (which writes, so takes new
+    versions); it is what every optimistic step relies on: ``list`` cursors and horizons,
+    :meth:`CompactingBackend.apply_compaction` and :meth:`VectorBackend.get_vectors`
+    (records named by ``(key, version)``), a backend's own compare-and-set (``update``,
+    ``delete_where``), change logs and journals. Versions are a backend's own: compare them
+    only with versions of the same backend (a fallback's primary and secondary each have
+    theirs; the in-memory backends of a process share one sequence counting from 1, while
+    Redis's come from the server's clock, above 2^51: see ``lua/_seq.lua``).
     """
 
     def info(self) -> BackendInfo:
@@ -84,9 +100,9 @@ class MemoryBackend(Protocol):
     async def put(self, namespace: Namespace, entry: Entry) -> int:
         """Store ``entry`` (replacing any record with its key); return how many were evicted.
 
-        The record gets the next write sequence number of the namespace and ``updated_at``
-        now (the backend's clock, epoch seconds); over a live record it keeps that record's
-        ``created_at``.
+        The record gets a new version (above every one the namespace gave out before: see
+        *Versions*) and ``updated_at`` now (the backend's clock, epoch seconds); over a live
+        record it keeps that record's ``created_at``.
         """
         ...
 
@@ -179,6 +195,21 @@ class SyncMemoryBackend(Protocol):
 
     def put_now(self, namespace: Namespace, entry: Entry) -> int:
         """:meth:`MemoryBackend.put` without a coroutine."""
+        ...
+
+
+@runtime_checkable
+class StatsBackend(Protocol):
+    """Optional capability: a namespace's BM25 statistics, for a search over a namespace tree.
+
+    ``search(..., subtree=True)`` sums them over the tree's namespaces and passes the union
+    in ``SearchQuery.stats``, which :meth:`MemoryBackend.search` then scores with. A backend
+    without it is searched namespace by namespace with each one's own statistics.
+    """
+
+    async def search_stats(self, namespace: Namespace, query: SearchQuery) -> CorpusStats:
+        """The live records' :class:`~tta_dev_primitives.memory.search.CorpusStats` for the
+        words of ``query.text``."""
         ...
 
 

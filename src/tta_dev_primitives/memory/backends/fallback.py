@@ -14,9 +14,12 @@ What it guarantees:
 * **Outage** (an operation of the primary raised :class:`MemoryBackendError`): that operation
   and every later one is served by the secondary. One warning is logged per outage, and
   :attr:`FallbackBackend.fallback_activations` counts the outages (``on_activation`` is called
-  at each). Every write, delete and clear is journaled, in order; the journal keeps only the
-  last operation per key (and a clear drops the earlier operations of its namespace), which
-  leaves the final state, and the order of the last writes, unchanged. Reads see the mirror:
+  at each). Every write, delete, update, ``delete_where`` and clear is journaled in the order
+  it was acknowledged, and replayed in that order. Entries are merged only where the merge
+  is equivalent: a later operation on a key replaces (or, an update, is folded into) the
+  key's earlier entry unless a ``delete_where`` or clear of its namespace came between them
+  (which may depend on the record as the earlier operation left it); a clear drops the
+  earlier operations of its namespace. Reads see the mirror:
   what this process wrote recently (before or during the outage) is found; a record written
   long ago, evicted from the mirror, or written by another process, is not (``get`` misses,
   ``search``/``keys``/``size`` cover the mirror only). ``delete`` reports what the mirror
@@ -66,12 +69,14 @@ from ..records import (
     SearchQuery,
     SearchResult,
 )
+from ..search import CorpusStats
 from .base import (
     BackendInfo,
     CompactingBackend,
     CompactionPlan,
     MemoryBackend,
     PingableBackend,
+    StatsBackend,
     StoredVectors,
     SyncMemoryBackend,
     VectorBackend,
@@ -127,6 +132,8 @@ class _DeleteWhere:
 _Op = _Put | _Delete | _Clear | _Update | _DeleteWhere
 # (namespace, key): key None for a clear, ("where", filter JSON) for a delete_where.
 _JournalKey = tuple[Namespace, str | tuple[str, str] | None]
+# A journal entry: its key and operation, under an id that grows in acknowledged order.
+_Journaled = tuple[_JournalKey, "_Op"]
 
 
 def _compose(first: _Update, second: _Update) -> _Update:
@@ -225,7 +232,13 @@ class FallbackBackend:
         self._clock = clock
         self._degraded = False
         self._degraded_info: BackendInfo | None = None
-        self._journal: OrderedDict[_JournalKey, _Op] = OrderedDict()
+        # Entry id -> (key, operation), in the order the operations were acknowledged.
+        self._journal: OrderedDict[int, _Journaled] = OrderedDict()
+        self._ids = itertools.count()
+        # The id of each key's last entry, and of each namespace's last clear or
+        # delete_where (a barrier: no later operation is merged into an entry before it).
+        self._last: dict[_JournalKey, int] = {}
+        self._barrier: dict[Namespace, int] = {}
         # Journaled operations the primary refused on replay: kept, served and retried.
         self._refused: OrderedDict[_JournalKey, tuple[_Op, MemoryBackendError]] = OrderedDict()
         # Set while a replay holds new writes back for its last stretch (see _drain).
@@ -320,12 +333,36 @@ class FallbackBackend:
 
     # -- journal --------------------------------------------------------------------------------
 
-    def _journal_op(self, jkey: _JournalKey, op: _Op) -> None:
-        # Keep only the last operation per key, at the end: the final state is the same.
-        self._journal.pop(jkey, None)
-        self._journal[jkey] = op
+    def _mergeable(self, jkey: _JournalKey) -> _Op | None:
+        """The key's last journaled operation, if a later one may replace or amend it: no
+        clear or delete_where of its namespace came after it."""
+        n = self._last.get(jkey)
+        if n is None or self._barrier.get(jkey[0], -1) > n:
+            return None
+        return self._journal[n][1]
+
+    def _journal_op(self, jkey: _JournalKey, op: _Op, barrier: bool = False) -> None:
+        # Appended in acknowledged order. The key's earlier entry is dropped when nothing
+        # between them depends on it (operations on other keys commute with it; a clear or
+        # delete_where of the namespace may not): the replay's outcome is the same.
+        n = self._last.get(jkey)
+        if n is not None and not barrier and self._barrier.get(jkey[0], -1) < n:
+            del self._journal[n]
+        n = next(self._ids)
+        self._journal[n] = (jkey, op)
+        self._last[jkey] = n
+        if barrier:
+            self._barrier[jkey[0]] = n
         if self._refused:
             self._refused.pop(jkey, None)  # superseded by this newer operation
+
+    def _unjournal(self, n: int) -> None:
+        """Drop entry ``n`` (replayed, or set aside as refused)."""
+        jkey, _ = self._journal.pop(n)
+        if self._last.get(jkey) == n:
+            del self._last[jkey]
+        if self._barrier.get(jkey[0]) == n:
+            del self._barrier[jkey[0]]
 
     def _journal_put(self, namespace: Namespace, entry: Entry) -> None:
         meta = entry.metadata
@@ -346,10 +383,11 @@ class FallbackBackend:
         self._journal_op((namespace, entry.key), _Put(namespace, entry, deadline))
 
     def _journal_clear(self, namespace: Namespace) -> None:
-        for jkey in [k for k in self._journal if k[0] == namespace]:
-            del self._journal[jkey]
+        # The clear leaves nothing of what its namespace's earlier operations did.
+        for n in [n for n, (jkey, _) in self._journal.items() if jkey[0] == namespace]:
+            self._unjournal(n)
         self._forget_refused(namespace)
-        self._journal[(namespace, None)] = _Clear(namespace)
+        self._journal_op((namespace, None), _Clear(namespace), barrier=True)
 
     def _forget_refused(self, namespace: Namespace, key: str | None = None) -> None:
         """Drop refused operations a newer accepted write made moot (all of a namespace when
@@ -484,26 +522,27 @@ class FallbackBackend:
             await self._retry_refused(stop_at_refusal=False)
             return len(self._refused)
 
-    async def _replay_one(self, jkey: _JournalKey, op: _Op) -> bool:
-        """Replay one journaled operation; False if the primary refused it (kept aside).
+    async def _replay_one(self, n: int, entry: _Journaled) -> bool:
+        """Replay journal entry ``n``; False if the primary refused it (kept aside).
 
         Raises:
             MemoryBackendError: The primary is unavailable (the operation stays journaled).
         """
+        jkey, op = entry
         try:
             await self._replay(op)
         except MemoryBackendError as exc:
             if exc.transient:
                 raise
-            if self._journal.get(jkey) is op:
-                del self._journal[jkey]
+            if self._journal.get(n) is entry:
+                self._unjournal(n)
                 if jkey not in self._refused:
                     self.replay_refusals += 1
                 self._refused[jkey] = (op, exc)
             return False
         # A newer operation on the key may have replaced this one meanwhile.
-        if self._journal.get(jkey) is op:
-            del self._journal[jkey]
+        if self._journal.get(n) is entry:
+            self._unjournal(n)
         return True
 
     async def _replay_some(self, limit: int) -> int:
@@ -515,16 +554,17 @@ class FallbackBackend:
         """
         journal = self._journal
         head = list(itertools.islice(journal.items(), max(1, min(limit, _REPLAY_BATCH))))
-        first = head[0][1]
+        first = head[0][1][1]
         now = self._clock()
-        run: builtins.list[tuple[_JournalKey, _Put]] = []
+        run: builtins.list[tuple[int, _Journaled, _Put]] = []
         if isinstance(first, _Put):
-            for jkey, op in head:
+            for n, entry in head:
+                op = entry[1]
                 if not isinstance(op, _Put) or op.namespace != first.namespace:
                     break
                 if op.deadline is not None and op.deadline <= now:
                     break  # expired: replayed alone, as a delete
-                run.append((jkey, op))
+                run.append((n, entry, op))
         if len(run) < 2:
             await self._replay_one(*head[0])
             return 1
@@ -539,7 +579,7 @@ class FallbackBackend:
                 updated_at=e.updated_at,
                 space=e.space,
             )
-            for _, op in run
+            for _, _, op in run
             for e in (op.entry,)
         ]
         try:
@@ -547,13 +587,13 @@ class FallbackBackend:
         except MemoryBackendError as exc:
             if exc.transient:
                 raise
-            for jkey, op in run:  # refused as a batch: find out which, one at a time
-                if journal.get(jkey) is op:
-                    await self._replay_one(jkey, op)
+            for n, entry, _ in run:  # refused as a batch: find out which, one at a time
+                if journal.get(n) is entry:
+                    await self._replay_one(n, entry)
             return len(run)
-        for jkey, op in run:
-            if journal.get(jkey) is op:  # not replaced by a newer operation meanwhile
-                del journal[jkey]
+        for n, entry, _ in run:
+            if journal.get(n) is entry:  # not replaced by a newer operation meanwhile
+                self._unjournal(n)
         return len(run)
 
     async def _drain(self) -> int:
@@ -766,14 +806,15 @@ class FallbackBackend:
 
     def _journal_update(self, namespace: Namespace, key: str, change: RecordUpdate) -> None:
         # Journaled as the change itself (replayed with the primary's update), folded into
-        # the key's earlier journaled write or update: the journal keeps one entry per key.
+        # the key's earlier journaled write or update when nothing of its namespace that may
+        # depend on it (a delete_where, a clear) came between them (see _journal_op).
         deadline = None
         if change.set_ttl and change.ttl is not None:
             deadline = self._clock() + change.ttl
         if change.metadata is not None:  # our own copy
             change = change._replace(metadata=codec.copy_metadata(change.metadata))
         op = _Update(namespace, key, change, deadline)
-        prior = self._journal.get((namespace, key))
+        prior = self._mergeable((namespace, key))
         if isinstance(prior, _Update):
             op = _compose(prior, op)
         elif isinstance(prior, _Put):
@@ -795,7 +836,9 @@ class FallbackBackend:
     def _journal_delete_where(self, namespace: Namespace, filter: Mapping[str, Any]) -> None:
         where = ("where", json.dumps(filter, sort_keys=True))
         self._journal_op(
-            (namespace, where), _DeleteWhere(namespace, codec.copy_metadata(filter) or {})
+            (namespace, where),
+            _DeleteWhere(namespace, codec.copy_metadata(filter) or {}),
+            barrier=True,
         )
 
     def _accepted_update(self, namespace: Namespace, key: str, change: RecordUpdate) -> None:
@@ -961,6 +1004,17 @@ class FallbackBackend:
             return await self.secondary.search(namespace, query)
         return await self._read(self.primary.search, self.secondary.search, namespace, query)
 
+    async def search_stats(self, namespace: Namespace, query: SearchQuery) -> CorpusStats:
+        if self._refused and self._held_back(namespace):
+            return await _stats_of(self.secondary, namespace, query)
+        return await self._read(self._primary_stats, self._secondary_stats, namespace, query)
+
+    async def _primary_stats(self, namespace: Namespace, query: SearchQuery) -> CorpusStats:
+        return await _stats_of(self.primary, namespace, query)
+
+    async def _secondary_stats(self, namespace: Namespace, query: SearchQuery) -> CorpusStats:
+        return await _stats_of(self.secondary, namespace, query)
+
     # -- VectorBackend: the active backend's vectors ------------------------------------------
 
     async def get_vectors(
@@ -1057,3 +1111,13 @@ async def _vectors_of(
     if isinstance(backend, VectorBackend):
         return await backend.get_vectors(namespace, versions)
     return StoredVectors(None, [None] * len(versions))
+
+
+async def _stats_of(
+    backend: MemoryBackend, namespace: Namespace, query: SearchQuery
+) -> CorpusStats:
+    """``backend``'s statistics of ``namespace`` (none known: empty, so the search of the
+    tree falls back to each namespace's own for this one)."""
+    if isinstance(backend, StatsBackend):
+        return await backend.search_stats(namespace, query)
+    return CorpusStats(0, 0, {})

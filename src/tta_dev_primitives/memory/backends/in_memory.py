@@ -19,6 +19,7 @@ from ..records import (
     SearchQuery,
     SearchResult,
 )
+from ..search import CorpusStats
 from ..store import InMemoryStore
 from .base import BackendInfo, CompactionPlan, StoredVectors
 
@@ -64,9 +65,22 @@ class InMemoryBackend:
     def _store(self, namespace: Namespace) -> InMemoryStore:
         store = self._stores.get(namespace)
         if store is None:
+            self._sweep()
             store = self._new_store()
             self._stores[namespace] = store
         return store
+
+    def _sweep(self) -> None:
+        """Look at the two namespaces written longest ago (each then goes to the back): one
+        whose records all expired is dropped. Run once per new namespace, so namespaces
+        nobody touches again after their records expired (task memory) do not add up: the
+        stores held stay proportional to the namespaces with live records."""
+        stores = self._stores
+        for _ in range(min(2, len(stores))):
+            namespace, store = next(iter(stores.items()))
+            del stores[namespace]
+            if len(store):  # purges what expired
+                stores[namespace] = store
 
     def _new_store(self) -> InMemoryStore:
         return InMemoryStore(
@@ -135,7 +149,14 @@ class InMemoryBackend:
         held = len(store)
         deleted = store.delete(key)
         self._total -= held - len(store)
+        self._drop_if_empty(namespace, store)
         return deleted
+
+    def _drop_if_empty(self, namespace: Namespace, store: InMemoryStore) -> None:
+        # An emptied namespace keeps nothing in the process (its versions never come back:
+        # every store takes them from one sequence), so state follows the live data.
+        if not len(store) and self._stores.get(namespace) is store:
+            del self._stores[namespace]
 
     async def clear(self, namespace: Namespace) -> int:
         store = self._stores.pop(namespace, None)
@@ -156,6 +177,10 @@ class InMemoryBackend:
         store = self._stores.get(namespace)
         return [] if store is None else store.search_results(query)
 
+    async def search_stats(self, namespace: Namespace, query: SearchQuery) -> CorpusStats:
+        store = self._stores.get(namespace)
+        return CorpusStats(0, 0, {}) if store is None else store.corpus_stats(query)
+
     async def update(self, namespace: Namespace, key: str, change: RecordUpdate) -> Record | None:
         store = self._stores.get(namespace)
         return None if store is None else store.update(key, change)
@@ -173,6 +198,7 @@ class InMemoryBackend:
         held = len(store)
         deleted = store.delete_where(filter)
         self._total -= held - len(store)
+        self._drop_if_empty(namespace, store)
         return deleted
 
     async def namespaces(self, prefix: Namespace) -> builtins.list[Namespace]:

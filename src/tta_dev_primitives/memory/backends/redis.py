@@ -71,6 +71,7 @@ from ..records import (
     SearchResult,
 )
 from ..search import (
+    CorpusStats,
     Vector,
     normalize_vector,
     prepare_query,
@@ -80,7 +81,13 @@ from . import redis_scripts as lua
 from .base import BackendInfo, CompactionPlan, StoredVectors
 from .redis_clients import ClientPerLoop, ServerCheck, fast_packing
 from .redis_cluster import CLUSTER_SCHEMES, cluster_client
-from .redis_index import DEFAULT_INDEX_BUDGET, LocalIndexes, NamespaceIndex
+from .redis_index import (
+    DEFAULT_INDEX_BUDGET,
+    ChurnedError,
+    LocalIndexes,
+    NamespaceIndex,
+    OldLayoutError,
+)
 from .redis_query_engine import QueryEngine, SearchEngine, validate_search_engine
 
 __all__ = ["RedisBackend"]
@@ -128,7 +135,7 @@ def _escape_part(part: str) -> str:
     return escaped or "%"
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)
 def namespace_tag(namespace: Namespace) -> str:
     """The hash tag of ``namespace``: its parts escaped and joined by ``":"``.
 
@@ -248,7 +255,23 @@ def _untag(tag: str) -> Namespace:
 
 
 def _ttl_ms(ttl: float | None) -> int:
-    return 0 if ttl is None else max(1, round(ttl * 1000))
+    if ttl is None:
+        return 0
+    # Checked before the script runs: a PXAT Redis refuses would fail it after its first
+    # writes, leaving a record half written.
+    if not ttl <= codec.MAX_TTL_SECONDS:  # NaN fails this too
+        raise ValueError(f"ttl must be at most {codec.MAX_TTL_SECONDS} seconds, got {ttl!r}")
+    return max(1, round(ttl * 1000))
+
+
+def _time_ms(t: float | None, arg: str) -> bytes:
+    if t is None:
+        return b"-"
+    if not 0 <= t <= codec.MAX_EPOCH_SECONDS:
+        raise ValueError(
+            f"{arg} must be epoch seconds from 0 to {codec.MAX_EPOCH_SECONDS}, got {t!r}"
+        )
+    return b"%d" % round(t * 1000)
 
 
 def _metadata(data: bytes | None) -> dict[str, Any] | None:
@@ -383,8 +406,9 @@ class RedisBackend:
         self._where = f"{host}:{port}" if port is not None else str(host)
         self._clients = ClientPerLoop(client, None, owned=close_client, where=self._where)
         self._check = ServerCheck(self._where)
-        # Most namespaces whose key names are kept (the cache is emptied when it is full).
-        self.namespace_cache_size = 4096
+        # Most namespaces whose key names are kept (the cache is emptied when it is full):
+        # a process reading many namespaces keeps a bounded few, not every one it read.
+        self.namespace_cache_size = 1024
         self._garbled: set[tuple[bytes, str]] = set()  # undecodable records reported
         self._indexes = LocalIndexes(index_budget)
         self._loading: dict[tuple[asyncio.AbstractEventLoop, bytes], asyncio.Future[Any]] = {}
@@ -529,7 +553,8 @@ class RedisBackend:
 
     @property
     def server_restarts(self) -> int:
-        """How many times the server was seen to restart (its run_id changed)."""
+        """How many times the server was seen to restart (its run_id changed), or on a
+        Redis Cluster to fail over (another node answered the server check)."""
         return self._check.restarts
 
     async def _check_server(self) -> None:
@@ -724,10 +749,9 @@ class RedisBackend:
         if meta is None:
             meta = _metadata_arg(entry.metadata)
         vector = _vector_arg(entry.vector)
-        created, updated = entry.created_at, entry.updated_at
         return b"%s %s %d %d %s%s%s" % (
-            b"-" if created is None else b"%d" % round(created * 1000),
-            b"-" if updated is None else b"%d" % round(updated * 1000),
+            _time_ms(entry.created_at, "created_at"),
+            _time_ms(entry.updated_at, "updated_at"),
             len(meta),
             len(vector),
             meta,
@@ -975,9 +999,47 @@ class RedisBackend:
         """The Redis Query Engine search path (see ``redis_query_engine``)."""
         return self._query_engine
 
-    async def _synced(self, space: _Space) -> tuple[NamespaceIndex, float]:
+    def churned(self, operation: str, exc: ChurnedError) -> MemoryBackendError:
+        """The error of an ``operation`` whose index load kept losing the race with writers:
+        transient (try again, or let a fallback serve), never a refusal."""
+        return MemoryBackendError(
+            f"Redis at {self._where}, {operation}: namespace keys {_s(exc.base)}... changed "
+            "faster than they could be loaded, three times (its change log was trimmed, or "
+            "the server restarted, meanwhile); try again",
+            backend="redis",
+            operation=operation,
+            transient=True,
+        )
+
+    def old_layout(self, operation: str, exc: OldLayoutError) -> MemoryBackendError:
+        """The error of an ``operation`` on a namespace still in the 0.1.0 layout."""
+        return MemoryBackendError(
+            f"Redis at {self._where}, {operation}: namespace keys {_s(exc.base)}... have "
+            "the layout of tta-dev-primitives 0.1.0; run `await backend.upgrade_layout()` "
+            "once to convert them",
+            backend="redis",
+            operation=operation,
+            transient=False,
+        )
+
+    async def _synced(
+        self, space: _Space, operation: str = "search"
+    ) -> tuple[NamespaceIndex, float]:
         """The namespace's index, caught up with every change acknowledged before the call
         began, and the server's clock (epoch seconds)."""
+        try:
+            state, now = await self._synced_index(space)
+        except ChurnedError as exc:
+            raise self.churned(operation, exc) from None
+        except OldLayoutError as exc:
+            raise self.old_layout(operation, exc) from None
+        if state.incarnation is None:
+            # No such namespace: holding its empty index would grow with every namespace
+            # ever read, not with the live data (its next read loads it again, cheaply).
+            self._indexes.drop(space.base)
+        return state, now
+
+    async def _synced_index(self, space: _Space) -> tuple[NamespaceIndex, float]:
         state = self._indexes.get(space.base)
         if state is not None and state.restarts != self._check.restarts:
             state = None  # the server restarted: writes may be lost that no log shows
@@ -1003,9 +1065,15 @@ class RedisBackend:
         while True:
             inc = state.incarnation or b""
             reply = await self._eval(
-                lua.SYNC, space, inc, state.last, _SYNC_KEYS, deadline=self._search_timeout
+                lua.SYNC,
+                space,
+                inc,
+                state.last,
+                _SYNC_KEYS,
+                state.version,
+                deadline=self._search_timeout,
             )
-            _, upto, last, now_ms, status, embedder = reply[:6]
+            incarnation, upto, last, now_ms, status, embedder, version = reply[:7]
             now = int(now_ms) / 1000
             if status == b"empty":
                 if state.incarnation is not None or len(state.index):
@@ -1014,15 +1082,20 @@ class RedisBackend:
                 break
             if status == b"reload":
                 return None
+            if status == b"reset":
+                # Emptied and begun again since: its whole log follows, no reload needed.
+                state.reset(incarnation, 0)
+                changed = True
             state.space = _stored_space(embedder)
-            if len(reply) > 6:
+            if len(reply) > 7:
                 rows = (
                     (reply[i], _record_fields(*reply[i + 1 : i + 5]))
-                    for i in range(6, len(reply), 5)
+                    for i in range(7, len(reply), 5)
                 )
                 self._apply(space, state, rows)
                 changed = True
             state.last = int(upto)
+            state.version = version or b""
             if state.last >= int(last):
                 break
         if changed:
@@ -1114,16 +1187,10 @@ class RedisBackend:
         reply = await self._eval(lua.LOAD, space, deadline=self._search_timeout)
         incarnation, last, _, old, embedder = reply[:5]
         if int(old):
-            raise MemoryBackendError(
-                f"Redis at {self._where}, search: namespace keys {_s(space.base)}... have the "
-                "layout of tta-dev-primitives 0.1.0; run `await backend.upgrade_layout()` "
-                "once to convert them",
-                backend="redis",
-                operation="search",
-                transient=False,
-            )
+            raise OldLayoutError(space.base)
         keys = _split(reply[5], reply[6])
         state = NamespaceIndex(index=new_index(), incarnation=incarnation, last=int(last))
+        state.version = reply[7] or b""
         state.space = _stored_space(embedder)
         state.restarts = self._check.restarts
         if keys:
@@ -1135,13 +1202,7 @@ class RedisBackend:
             # written faster than it loads, or another incarnation began): again.
             into.drop(space.base)
             if attempts <= 1:
-                raise MemoryBackendError(
-                    f"Redis at {self._where}, search: namespace keys {_s(space.base)}... "
-                    "changed faster than they could be loaded, three times; try again",
-                    backend="redis",
-                    operation="search",
-                    transient=False,
-                )
+                raise ChurnedError(space.base)
             return await self._load(
                 space, attempts - 1, into=into, new_index=new_index, vectors=vectors
             )
@@ -1204,6 +1265,22 @@ class RedisBackend:
                 continue
             results.append(SearchResult(key, text, score, metadata))
         return results
+
+    async def search_stats(self, namespace: Namespace, query: SearchQuery) -> CorpusStats:
+        """The namespace's BM25 statistics for the query's words, from the statistics of the
+        path that answers its searches (the Query Engine's, or the local index's)."""
+        self._check_open("search")
+        prepared = prepare_query(query.text)
+        if prepared is None:
+            return CorpusStats(0, 0, {})
+        space = self._space(namespace)
+        engine = await self._query_engine.corpus_stats(space, prepared)
+        if engine is not None:
+            return engine
+        with self._failures("search"):
+            state, now = await self._synced(space)
+        state.index.expire(now)
+        return state.index.corpus_stats(prepared)
 
     # -- compaction and the records API ---------------------------------------------------
 
@@ -1341,7 +1418,7 @@ class RedisBackend:
         self._check_open("list")
         space = self._space(namespace)
         with self._failures("list"):
-            state, now = await self._synced(space)
+            state, now = await self._synced(space, "list")
         index = state.index
         index.expire(now)
         horizon = index.last_seq() if query.horizon is None else query.horizon
@@ -1401,7 +1478,7 @@ class RedisBackend:
         self._check_open("delete_where")
         space = self._space(namespace)
         with self._failures("delete_where"):
-            state, now = await self._synced(space)
+            state, now = await self._synced(space, "delete_where")
         index = state.index
         index.expire(now)
         matching = index.matching(filter)
@@ -1420,17 +1497,20 @@ class RedisBackend:
     async def namespaces(self, prefix: Namespace) -> builtins.list[Namespace]:
         # SCAN for the namespaces' LRU keys (O(keyspace); the prefix is glob-escaped).
         glob = re.sub(r"([*?\[\]\\])", r"\\\1", self.prefix)
-        found: set[Namespace] = set()
+        candidates: set[Namespace] = set()
         try:
             async for raw in self._client.scan_iter(match=f"{glob}:{{*}}:lru", count=1000):
                 text = _s(raw)
                 tag = text[len(self.prefix) + 2 : -len("}:lru")]
                 ns = _untag(tag)
-                if ns[: len(prefix)] == prefix and await self.size(ns):
-                    found.add(ns)
+                if ns[: len(prefix)] == prefix:
+                    candidates.add(ns)
         except _FAILURES as exc:
             raise self._error("namespaces", exc) from exc
-        return sorted(found)
+        # Which of them hold live records: one size call each, concurrently (not in turn).
+        listed = sorted(candidates)
+        sizes = await asyncio.gather(*(self.size(ns) for ns in listed))
+        return [ns for ns, size in zip(listed, sizes, strict=True) if size]
 
     async def upgrade_layout(self) -> dict[str, int]:
         """Convert every namespace of this backend's prefix still in the layout of 0.1.0 (one

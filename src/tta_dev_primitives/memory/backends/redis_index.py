@@ -5,10 +5,11 @@ Redis holds the records; each process ranks a search in its own
 :class:`~tta_dev_primitives.memory.index.SearchIndex` of the namespace (the engine every
 backend uses, so rankings are the same everywhere), caught up before each search from the
 namespace's change log (``lua/_log.lua``): one round trip when nothing changed, a few more
-when something did. A namespace's index is built on its first search (a full load), and
-rebuilt whenever the log says entries were missed: another incarnation of the namespace
-(cleared, flushed, lost in a restart without persistence), or entries trimmed away before
-this process read them.
+when something did. A namespace's index is built on its first search (a full load), reset
+and caught up from the log's first entry when the namespace began again (cleared, emptied,
+expired, flushed), and rebuilt whenever the log says entries were missed: entries trimmed
+away before this process read them, or the last entry it applied lost or numbered anew (a
+restart from an older snapshot, a failover).
 
 The indexes held are bounded by :attr:`LocalIndexes.budget` bytes (by each index's own
 estimate, :meth:`SearchIndex.memory_bytes`): past it, the least recently searched namespaces
@@ -23,10 +24,42 @@ from dataclasses import dataclass, field
 
 from ..index import SearchIndex
 
-__all__ = ["DEFAULT_INDEX_BUDGET", "LocalIndexes", "NamespaceIndex"]
+__all__ = [
+    "DEFAULT_INDEX_BUDGET",
+    "ChurnedError",
+    "LocalIndexes",
+    "NamespaceIndex",
+    "OldLayoutError",
+]
 
 DEFAULT_INDEX_BUDGET = 512 * 1024 * 1024
 """Bytes of search indexes a backend keeps in its process by default (512 MiB)."""
+
+
+class ChurnedError(Exception):
+    """A namespace's index load lost the race with its writers, every attempt (internal: the
+    backend raises it as a transient :class:`MemoryBackendError` naming the operation).
+
+    Attributes:
+        base: The namespace's key base.
+    """
+
+    def __init__(self, base: bytes) -> None:
+        super().__init__(base)
+        self.base = base
+
+
+class OldLayoutError(Exception):
+    """A namespace still in the layout of 0.1.0, found by an index load (internal: the
+    backend raises it as a :class:`MemoryBackendError` naming the operation).
+
+    Attributes:
+        base: The namespace's key base.
+    """
+
+    def __init__(self, base: bytes) -> None:
+        super().__init__(base)
+        self.base = base
 
 
 @dataclass(slots=True, eq=False)
@@ -38,6 +71,9 @@ class NamespaceIndex:
         incarnation: The namespace's incarnation the index holds (``None``: the namespace
             did not exist at the last sync).
         last: The last change-log entry applied.
+        version: That entry's version as read (``b""``: unknown), which the catch-up checks
+            it still has: a namespace rolled back (a restart from an older snapshot, a
+            failover that lost writes) is reloaded, never taken for the one indexed.
         updated: Key -> ``updated_at`` (epoch seconds), for recency-weighted searches.
         restarts: The backend's count of server restarts when the index was loaded (a
             restart may lose writes the log never shows: the index is then rebuilt).
@@ -49,6 +85,7 @@ class NamespaceIndex:
     index: SearchIndex = field(default_factory=SearchIndex)
     incarnation: bytes | None = None
     last: int = 0
+    version: bytes = b""
     updated: dict[str, float] = field(default_factory=dict)
     restarts: int = 0
     size: int = 0
@@ -60,6 +97,7 @@ class NamespaceIndex:
         self.updated.clear()
         self.incarnation = incarnation
         self.last = last
+        self.version = b""
 
 
 class LocalIndexes:

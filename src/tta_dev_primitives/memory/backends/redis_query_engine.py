@@ -71,6 +71,7 @@ from ..index import IndexRecord, SearchIndex
 from ..records import SearchQuery, SearchResult
 from ..search import (
     Candidate,
+    CorpusStats,
     KeywordQuery,
     Scored,
     fusion_depth,
@@ -82,7 +83,7 @@ from ..search import (
     recency_weight,
     tokenize,
 )
-from .redis_index import LocalIndexes, NamespaceIndex
+from .redis_index import ChurnedError, LocalIndexes, NamespaceIndex, OldLayoutError
 
 if TYPE_CHECKING:
     from .redis import RedisBackend, _Space
@@ -364,7 +365,7 @@ class QueryEngine:
             if self.mode == "auto" and not await self._is_large(space):
                 return None
             try:
-                return await self._search(space, prepared, query)
+                return await self._searched(space, prepared, query)
             except _Building as exc:
                 if self.mode == "auto":
                     return None  # the local index answers until the server has indexed all
@@ -404,6 +405,37 @@ class QueryEngine:
                     operation="search",
                     transient=False,
                 ) from exc
+
+    async def _searched(
+        self, space: _Space, prepared: KeywordQuery, query: SearchQuery
+    ) -> list[SearchResult] | None:
+        # A clear (of this process or another) drops the namespace's FT index: the search
+        # then creates it again, rather than fail because someone else was writing; dropped
+        # again and again (a namespace cleared all the time), the local index answers (None).
+        for _ in range(3):
+            try:
+                return await self._search(space, prepared, query)
+            except ResponseError as exc:
+                if not _unknown_index(exc):
+                    raise
+                self._indexes.pop(space.base, None)
+        return None
+
+    async def corpus_stats(self, space: _Space, prepared: KeywordQuery) -> CorpusStats | None:
+        """The namespace's BM25 statistics when this path answers its searches, else None
+        (the local index answers, and holds them)."""
+        if self.mode == "local":
+            return None
+        backend = self._backend
+        with backend._failures("search"):
+            if not await self.available():
+                return None
+            if self.mode == "auto" and not await self._is_large(space):
+                return None
+            _state, stats, now = await self._synced(space)
+        stats.expire(now)
+        df = {t: stats.df(t) for t in prepared.terms}
+        return CorpusStats(len(stats), stats.total_length, df)
 
     async def forget(self, space: _Space) -> None:
         """The namespace was cleared: drop its FT index (not its records) and statistics."""
@@ -509,7 +541,14 @@ class QueryEngine:
         if state is not None:
             now = await backend._catch_up(space, state, self.stats)
         if state is None or now is None:
-            state, now = await self._load(space)
+            try:
+                state, now = await self._load(space)
+            except ChurnedError as exc:
+                raise backend.churned("search", exc) from None
+            except OldLayoutError as exc:
+                raise backend.old_layout("search", exc) from None
+        if state.incarnation is None:
+            self.stats.drop(space.base)  # no such namespace: nothing worth holding
         self.stats.measure(space.base, state)
         return state, cast(LexicalStats, state.index), now
 
@@ -546,8 +585,10 @@ class QueryEngine:
         width = max(100, 4 * wanted) * (1 if prepared.text.isascii() else 4)
         k = max(100, 2 * wanted)
         n_docs = len(stats)
-        df = {t: stats.df(t) for t in prepared.terms}
+        df: Mapping[str, int] = {t: stats.df(t) for t in prepared.terms}
         total = stats.total_length
+        if query.stats is not None:  # a search of a namespace tree: the union's statistics
+            n_docs, total, df = query.stats
         while True:
             words, near, cut = await self._candidates(
                 space, prepared, vector, mode, width, k, n_docs

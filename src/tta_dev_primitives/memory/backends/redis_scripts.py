@@ -31,19 +31,24 @@ Keys of one namespace (``B`` = the base):
   as raw little-endian float32 (absent: none). An expiry is also the hash's own ``PXAT``.
   ``v``, ``s`` and ``e`` stay fields of their own for the Query Engine's index.
 * ``B lru``: zset key -> recency (``get`` and writes take the next value of counter ``c``).
-* ``B ttl``: zset key -> absolute expiry, server ms; an entry may be stale (the record since
-  rewritten without expiry, deleted or evicted), so the purge checks the record's own
-  ``PEXPIRETIME`` before dropping it.
-* ``B st``: hash: ``c`` (write order and recency), ``g`` (change-log entries so far), ``i``
-  (the namespace's incarnation, set by its first change-log entry).
+* ``B ttl``: zset key -> absolute expiry, server ms, of the records that live with one (a
+  delete, eviction or rewrite without expiry removes the entry); an entry may be stale (the
+  record expired by Redis, or rewritten with another expiry), so the purge checks the
+  record's own ``PEXPIRETIME`` before dropping it.
+* ``B st``: hash: ``c`` (versions and recency: a write takes ``max(c + 1, the server clock in
+  1/2048 ms)``, see ``lua/_seq.lua``, so versions never repeat), ``g`` (change-log entries so
+  far), ``i`` (the namespace's incarnation, set by its first change-log entry), ``sp`` (its
+  embedder), ``x`` (the expiry of these keys while every record has one).
 * ``B log``: the change log, a stream (see ``lua/_log.lua``): every script that writes,
-  deletes, evicts or purges appends the keys it changed, in the same atomic step; each
-  process's search index catches up from it (``sync.lua``).
+  deletes, evicts or purges appends a version and the keys it changed, in the same atomic
+  step; each process's search index catches up from it (``sync.lua``), checking first that
+  the last entry it applied still has the version it read.
 
 Expiry: a record lives while the server clock is before its expiry. Redis drops expired
 hashes on its own (no log entry: a search index applies the expiry times it holds); the
 scripts that list or count purge first, so an expired record is never listed or counted.
-A namespace emptied (``clear``, or its last record deleted or purged) leaves no key behind.
+A namespace emptied (``clear``, or its last record deleted or purged) leaves no key behind;
+one whose records all expire has its own keys expire after the last (``lua/_seq.lua``).
 """
 
 from __future__ import annotations

@@ -12,9 +12,9 @@ local function drops()
   end
 
   -- The keys whose record expired by `now` (server ms), at most `limit` of the due entries
-  -- (all without a limit). The ttl index may hold stale entries (a record rewritten without
-  -- expiry, deleted or evicted: writes do not pay to remove them), so each due entry is
-  -- checked against the record's own expiry. Reads only; returns the expired keys, the
+  -- (all without a limit). The ttl index may hold entries of records Redis expired, or
+  -- rewritten with a later expiry by a script that did not re-score them, so each due entry
+  -- is checked against the record's own expiry. Reads only; returns the expired keys, the
   -- entries to re-score ({at, key, ...}) and, with a limit, the due keys it checked.
   local function expired(now, limit)
     if redis.call('EXISTS', TTL) == 0 then return {}, {}, {} end
@@ -63,6 +63,7 @@ local function drops()
       end
       redis.call('DEL', unpack(recs))
       redis.call('ZREM', LRU, unpack(chunk))
+      redis.call('ZREM', TTL, unpack(chunk))  -- the ttl index holds live records only
     end
   end
 

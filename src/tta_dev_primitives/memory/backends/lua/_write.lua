@@ -16,7 +16,10 @@ local function write(rk, seq, value, meta, vec, created, now, at, old)
   if old then
     -- old: {expiry or '-', '1' with a vector} of the record there
     if old[2] == '1' and not has then redis.call('HDEL', rk, 'e') end
-    if old[1] ~= '-' and not at then redis.call('PERSIST', rk) end
+    if old[1] ~= '-' and not at then
+      redis.call('PERSIST', rk)
+      redis.call('ZREM', TTL, string.sub(rk, #REC + 1))  -- its ttl entry is stale now
+    end
   end
   if at then redis.call('PEXPIREAT', rk, at) end
 end

@@ -1,5 +1,6 @@
 --! keys: lru st log
 --! include: _names
+--! include: _seq
 --! include: _log
 --! include: _write
 -- Replace records at once, if each is still the version the client read (compaction).
@@ -26,6 +27,8 @@ if insert then created, old_insert = parsed(redis.call('HGET', KEYS[4 + n], 'r')
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local fields = {}
+local st = redis.call('HMGET', ST, 'c', 'x')
+local seq = versions(st[1], clock_floor(t), 0)
 for i = 1, n do
   local rk = KEYS[3 + i]
   local key = string.sub(rk, #REC + 1)
@@ -34,10 +37,11 @@ for i = 1, n do
   if action == 'd' then
     redis.call('DEL', rk)
     redis.call('ZREM', LRU, key)
+    redis.call('ZREM', TTL, key)
     fields[#fields + 1] = 'd'
     fields[#fields + 1] = key
   elseif action == 'w' then
-    local seq = redis.call('HINCRBY', ST, 'c', 1)
+    seq = seq + 1
     local made, old = parsed(cur[i][2])
     local at = old[1] ~= '-' and tonumber(old[1]) or nil
     write(rk, seq, ARGV[j], ARGV[j + 1], ARGV[j + 2], made, now, at, old)
@@ -53,7 +57,7 @@ if insert then
   local ttl = tonumber(ARGV[j])
   local at
   if ttl > 0 then at = now + ttl end
-  local seq = redis.call('HINCRBY', ST, 'c', 1)
+  seq = seq + 1
   write(rk, seq, ARGV[j + 1], ARGV[j + 2], ARGV[j + 3], created or now, now, at, old_insert)
   redis.call('ZADD', LRU, seq, key)
   if at then redis.call('ZADD', TTL, at, key) end
@@ -63,6 +67,14 @@ end
 if redis.call('EXISTS', LRU) == 0 then
   redis.call('UNLINK', ST, LOG, TTL)
 else
-  log(fields)
+  if #fields > 0 then
+    seq = seq + 1  -- the entry's own version: deletes alone took none
+    redis.call('HSET', ST, 'c', seq)
+  end
+  log(fields, seq)
+  if insert then
+    local ttl = tonumber(ARGV[5 * n + 3])
+    outlive(st[2], not st[1], ttl > 0 and now + ttl or nil, ttl)
+  end
 end
 return {}

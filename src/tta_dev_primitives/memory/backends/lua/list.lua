@@ -1,6 +1,7 @@
 --! keys: lru st log
 --! include: _names
 --! include: _drop
+--! include: _seq
 --! include: _log
 -- KEYS: lru, st, log. ARGV: base, 'size' or 'keys'. Purges the expired records first.
 -- The live count, or the live keys least recently used first.

@@ -22,6 +22,7 @@ local LRU, ST, LOG = KEYS[1], KEYS[2], KEYS[3]
 local TTL = base .. 'ttl'
 local REC = base .. 'h:'
 --! include: _foreign
+--! include: _seq
 --! include: _log
 --! include: _write
 
@@ -55,9 +56,16 @@ end
 max = tonumber(max)
 local count = #ARGV - 1
 local first = call('HGET', KEYS[4], 'r')
+-- A rewrite without expiry over a record with one removes its ttl entry: read the ttl
+-- index first (see _drop).
+local function expiring(r)
+  if ttl == 0 and r and not string.find(r, '^%S+ %S+ %- ') then call('EXISTS', TTL) end
+end
 if ttl > 0 then
   local bad = foreign({TTL}, {'zset'})
   if bad then return redis.error_reply(bad) end
+else
+  expiring(first)
 end
 local space_new = false
 if space ~= '' then
@@ -83,12 +91,16 @@ if count == 1 and now % 8 ~= 0 then
   end
   if max == 0 or first or card < max or held then
     local rk = KEYS[4]
-    local seq = call('HINCRBY', ST, 'c', 1)
-    log({'p', key})
+    local st = call('HMGET', ST, 'c', 'x')
+    if st[2] and not at then call('EXISTS', TTL) end  -- outlive persists it: read it first
+    local seq = versions(st[1], clock_floor(t), 1)
+    call('HSET', ST, 'c', seq)
+    log({'p', key}, seq)
     if space_new then call('HSET', ST, 'sp', space) end
     store(1, rk, seq, first)
     call('ZADD', LRU, seq, key)
     if at then call('ZADD', TTL, at, key) end
+    outlive(st[2], not st[1], at, ttl)
     return 0
   end
 end
@@ -97,7 +109,10 @@ end
 local keys, olds = {}, {first}
 for i = 1, count do
   keys[i] = string.sub(KEYS[3 + i], #REC + 1)
-  if i > 1 then olds[i] = call('HGET', KEYS[3 + i], 'r') end
+  if i > 1 then
+    olds[i] = call('HGET', KEYS[3 + i], 'r')
+    expiring(olds[i])
+  end
 end
 
 -- The batch's keys, each once, in the order of their last write (their new recency order).
@@ -186,7 +201,10 @@ if not purged and now % 8 == 0 then
 end
 
 -- The change first: counters, then the log entry.
-local last = call('HINCRBY', ST, 'c', count)
+local st = call('HMGET', ST, 'c', 'x')
+if st[2] and not at then call('EXISTS', TTL) end  -- outlive persists it: read it first
+local last = versions(st[1], clock_floor(t), count)
+call('HSET', ST, 'c', last)
 local fields = {}
 local dropped = {}
 for i = 1, #gone do dropped[#dropped + 1] = gone[i] end
@@ -200,7 +218,7 @@ for i = extra + 1, #order do
   fields[#fields + 1] = 'p'
   fields[#fields + 1] = order[i]
 end
-log(fields)
+log(fields, last)
 if space_new then call('HSET', ST, 'sp', space) end
 if purged then settle(now, again, checked) end
 if #dropped > 0 then drop(dropped, {}) end
@@ -221,4 +239,5 @@ for i = 1, count do
 end
 if #z > 0 then call('ZADD', LRU, unpack(z)) end
 if #t > 0 then call('ZADD', TTL, unpack(t)) end
+if #z > 0 then outlive(st[2], not st[1], at, ttl, #dropped > 0) end
 return #victims + extra

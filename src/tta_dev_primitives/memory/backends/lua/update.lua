@@ -1,6 +1,7 @@
 --! keys: lru st log
 --! include: _names
 --! include: _foreign
+--! include: _seq
 --! include: _log
 --! include: _write
 -- Rewrite one record if it still is the version the client read (compare-and-set on its
@@ -23,16 +24,19 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local vec = ''
 if ARGV[6] == 'k' then vec = cur[3] or '' elseif ARGV[6] == 's' then vec = ARGV[7] end
-local at
+local at, ttl = nil, 0
 if ARGV[8] == 'k' then
   if expiry ~= '-' then at = tonumber(expiry) end
 else
-  local ttl = tonumber(ARGV[8])
+  ttl = tonumber(ARGV[8])
   if ttl > 0 then at = now + ttl end
 end
-local seq = redis.call('HINCRBY', ST, 'c', 1)
+local st = redis.call('HMGET', ST, 'c', 'x')
+local seq = versions(st[1], clock_floor(t), 1)
+redis.call('HSET', ST, 'c', seq)
 write(rk, seq, ARGV[4], ARGV[5], vec, created, now, at, old)
 redis.call('ZADD', LRU, seq, ARGV[2])
 if at then redis.call('ZADD', TTL, at, ARGV[2]) end
-log({'p', ARGV[2]})
+log({'p', ARGV[2]}, seq)
+outlive(st[2], not st[1], at, ttl)
 return {seq, tonumber(created), now, at}
