@@ -25,6 +25,7 @@ NOT_REEXPORTED = (
     "tta_dev_primitives.memory.backends.redis_query_engine",
     "tta_dev_primitives.memory.codec",
     "tta_dev_primitives.memory.index",
+    "tta_dev_primitives.memory.query_cache",
     "tta_dev_primitives.memory.records",
     "tta_dev_primitives.memory.instrumentation",
     "tta_dev_primitives.memory.search",

@@ -56,6 +56,7 @@ from .instrumentation import (
     content_capture_default,
     store_id,
 )
+from .query_cache import QueryVectorCache
 from .records import (
     NO_EXPIRY,
     Entry,
@@ -488,6 +489,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         self._reranker = validate_reranker(reranker)
         self._max_value_bytes = max_value_bytes
         self._embedder = embedder
+        # Query texts embedded in the last minutes (shared by scoped views, as the embedder).
+        self._query_vectors = QueryVectorCache()
         self._namespace: Namespace = parts
         self._store_id = store_id(parts)
         if backend is None:
@@ -1496,13 +1499,19 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         return None if vector is None else embedder_space(self._embedder, len(vector))
 
     async def _embed_query(self, query: str, span: trace.Span) -> Any:
+        cache = self._query_vectors
         if not span.is_recording():
-            vector = normalize_vector(await embed_query(self._embedder, query))
-        else:
-            tracer = self._telemetry.tracer()
-            assert tracer is not None
-            with tracer.start_as_current_span("memory.search.embed_query"):
-                vector = normalize_vector(await embed_query(self._embedder, query))
+            return await cache.vector(query, lambda: self._query_vector(query))
+        tracer = self._telemetry.tracer()
+        assert tracer is not None
+        with tracer.start_as_current_span("memory.search.embed_query") as child:
+            misses = cache.misses
+            vector = await cache.vector(query, lambda: self._query_vector(query))
+            child.set_attribute("memory.search.query_cached", cache.misses == misses)
+            return vector
+
+    async def _query_vector(self, query: str) -> Any:
+        vector = normalize_vector(await embed_query(self._embedder, query))
         refuse_zero_vectors(self._embedder, (query,), (vector,), query=True)
         return vector
 
