@@ -374,6 +374,20 @@ def _validate_part(part: object, arg: str) -> str:
     return part
 
 
+def _check_embedder(embedder: object) -> None:
+    if embedder is not None and not (
+        callable(getattr(embedder, "embed", None))
+        or (
+            callable(getattr(embedder, "embed_documents", None))
+            and callable(getattr(embedder, "embed_query", None))
+        )
+    ):
+        raise TypeError(
+            "embedder must have async embed_documents(texts) and embed_query(text) "
+            "methods, or an async embed(texts) method"
+        )
+
+
 class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
     """Memory for agent workflows: in process by default, Redis when given a URL.
 
@@ -470,17 +484,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             if embedder != "local":
                 raise ValueError(f"embedder must be an embedder, 'local' or None, got {embedder!r}")
             embedder = cast(Embedder, default_embedder())
-        if embedder is not None and not (
-            callable(getattr(embedder, "embed", None))
-            or (
-                callable(getattr(embedder, "embed_documents", None))
-                and callable(getattr(embedder, "embed_query", None))
-            )
-        ):
-            raise TypeError(
-                "embedder must have async embed_documents(texts) and embed_query(text) "
-                "methods, or an async embed(texts) method"
-            )
+        _check_embedder(embedder)
         if semantic_weight is None:
             advised = getattr(embedder, "semantic_weight", None)
             semantic_weight = 0.5 if advised is None else advised
@@ -576,17 +580,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             TypeError: ``embedder`` has neither ``embed_documents``/``embed_query`` nor
                 ``embed``.
         """
-        if embedder is not None and not (
-            callable(getattr(embedder, "embed", None))
-            or (
-                callable(getattr(embedder, "embed_documents", None))
-                and callable(getattr(embedder, "embed_query", None))
-            )
-        ):
-            raise TypeError(
-                "embedder must have async embed_documents(texts) and embed_query(text) "
-                "methods, or an async embed(texts) method"
-            )
+        _check_embedder(embedder)
         view = object.__new__(MemoryPrimitive)
         view.__dict__.update(self.__dict__)
         view._embedder = embedder
