@@ -52,20 +52,27 @@ async def main() -> None:
             if cursor is None:
                 break
 
-        # Search with operators, in a pipeline that remembers its answer with metadata.
+        # Search with operators, in a pipeline that remembers its answer with metadata. The
+        # pipeline serves every user: each run works in its session's chat namespace.
         def answer(hits: list[SearchHit], ctx: WorkflowContext) -> str:
             return hits[0].value if hits else "I don't know"
 
+        def users_chat(_input: object, ctx: WorkflowContext) -> tuple[str, str]:
+            return ("chat", ctx.session_id or "anonymous")
+
         pipeline = (
-            chat.search_step(limit=1, filter={"role": "user", "done": {"$ne": True}})
+            memory.search_step(
+                limit=1, filter={"role": "user", "done": {"$ne": True}}, namespace=users_chat
+            )
             >> LambdaPrimitive(answer, name="answer")
-            >> chat.add_step(
+            >> memory.add_step(
                 key=lambda out, ctx: f"answer:{ctx.workflow_id}",
                 metadata={"role": "assistant", "importance": 1},
+                namespace=users_chat,
             )
         )
         print(f"pipeline {pipeline.name}")
-        out = await pipeline.execute("editor", WorkflowContext(workflow_id="q1"))
+        out = await pipeline.execute("editor", WorkflowContext(workflow_id="q1", session_id="ada"))
         print(f"Q: editor -> {out}")
 
         # Forget the unimportant assistant turns; see which sub-namespaces hold records.

@@ -1,7 +1,8 @@
 """Zero-setup memory for an agent: no server, no API key, no configuration.
 
 Shows a multi-turn conversation stored and recalled, task memory in scoped namespaces,
-ranked search with scores, and a retrieve >> answer >> remember pipeline.
+ranked search with scores, and one retrieve >> answer >> remember pipeline serving
+several users.
 Run it with ``make demo`` or ``python examples/memory_workflow.py``.
 """
 
@@ -26,14 +27,22 @@ CONVERSATION = [
 ]
 
 
-def answer(hits: list[SearchHit], ctx: WorkflowContext) -> str:
-    """A deterministic stand-in for a model call: answer from the best memory."""
-    question = ctx.state.get("question", "")
+def answer(question: str, ctx: WorkflowContext) -> str:
+    """A deterministic stand-in for a model call: answer from the best memory.
+
+    The search step put its hits in ``ctx.state["hits"]`` and passed the question on.
+    """
+    hits: list[SearchHit] = ctx.state["hits"]
     if not hits:
         return f"I don't remember anything about {question!r} yet."
     best = hits[0].value
     text = best["text"] if isinstance(best, dict) else str(best)
     return f"Q: {question} -> from memory: {text}"
+
+
+def user_chat(_input: object, ctx: WorkflowContext) -> tuple[str, str]:
+    """The namespace of this run's user: each run of one pipeline reads its own user's chat."""
+    return ("chat", ctx.session_id or "anonymous")
 
 
 async def main() -> None:
@@ -64,19 +73,27 @@ async def main() -> None:
     for hit in await chat.search("pyth", filter={"role": "user"}):
         print(f"  {hit.score:5.2f}  {hit.key}  {hit.value['text']}")
 
-    # 4. A pipeline: retrieve >> answer >> remember the answer.
-    remember = memory.scoped("answers")
+    # 4. One pipeline for every user: retrieve >> answer >> remember the answer, each run in
+    #    the namespace of its session's user, the question kept alongside the hits.
+    bob = memory.scoped("chat", "bob:session-1")
+    await bob.add("turn:000", {"role": "user", "text": "My favourite editor is Emacs."})
     pipeline = (
-        chat.search_step(limit=3)
+        memory.search_step(limit=3, namespace=user_chat, state_key="hits")
         >> LambdaPrimitive(answer)
-        >> remember.add_step(key=lambda out, ctx: f"answer:{ctx.state['question']}")
+        >> memory.add_step(key=lambda out, ctx: f"answer:{ctx.workflow_id}", namespace=user_chat)
     )
     print("\npipeline runs:")
-    for question in ("editor", "recommendation service", "holidays"):
-        ctx = WorkflowContext(workflow_id="demo", session_id=session)
-        ctx.state["question"] = question
-        print(" ", await pipeline.execute(question, ctx))
-    print(f"remembered answers: {await remember.keys()}")
+    for user_session, question in (
+        (session, "editor"),
+        ("bob:session-1", "editor"),
+        (session, "recommendation service"),
+        (session, "holidays"),
+    ):
+        ctx = WorkflowContext(workflow_id=question, session_id=user_session)
+        print(f"  {user_session}: {await pipeline.execute(question, ctx)}")
+    answers = sorted(k for k in await chat.keys() if k.startswith("answer:"))
+    print(f"remembered answers for ada: {answers}")
+    print(f"remembered answers for bob: {[k for k in await bob.keys() if k.startswith('answer:')]}")
 
     print(
         "\nNext step: persist across restarts with Redis (plain Redis >= 7 or Valkey):\n"

@@ -23,13 +23,16 @@ def test_pipeline_example() -> None:
 
 
 def test_memory_workflow_example() -> None:
-    """examples/memory_workflow.py (what make demo runs) stores, scopes, searches, pipelines."""
+    """examples/memory_workflow.py (what make demo runs) stores, scopes, searches, and runs one
+    pipeline for several users."""
     out = run_example("memory_workflow.py")
     assert "stored 5 turns of ada:session-1" in out
     assert "chat sees them? None" in out
     assert "turn:002  A recommendation service" in out
-    assert "Q: editor -> from memory: My favourite editor is Helix" in out
-    assert "remembered answers: ['answer:editor'" in out
+    assert "ada:session-1: Q: editor -> from memory: My favourite editor is Helix" in out
+    assert "bob:session-1: Q: editor -> from memory: My favourite editor is Emacs" in out
+    assert "remembered answers for ada: ['answer:editor', 'answer:holidays'" in out
+    assert "remembered answers for bob: ['answer:editor']" in out
     assert 'redis_url="redis://' in out
 
 

@@ -29,6 +29,8 @@ NOT_REEXPORTED = (
     "tta_dev_primitives.memory.instrumentation",
     "tta_dev_primitives.memory.search",
     "tta_dev_primitives.cli",
+    # Integrations (extras, imported on use): tta_dev_primitives.integrations.<name>.
+    "tta_dev_primitives.integrations",
 )
 
 

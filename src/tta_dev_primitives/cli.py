@@ -10,6 +10,7 @@ Usage::
     tta-memory export backup.jsonl  # JSON Lines, see tta_dev_primitives.memory.transfer
     tta-memory import backup.jsonl --on-conflict skip
     tta-memory namespaces
+    tta-memory mcp --url redis://localhost:6379  # an MCP server (the mcp extra)
 
 Without ``--url`` the URL comes from ``TTA_MEMORY_URL``. Output is a table for people and
 JSON with ``--json``. Exit codes: 0 ok, 1 not found, 2 usage (bad arguments or input),
@@ -193,6 +194,26 @@ def build_parser() -> _Parser:
     imp.add_argument("file")
     imp.add_argument("--on-conflict", choices=("replace", "skip", "error"), default="replace")
     command("namespaces", "namespaces below --namespace that hold records")
+    mcp = command("mcp", "serve the memory to AI agents over MCP (needs the mcp extra)")
+    mcp.add_argument("--url", default=argparse.SUPPRESS, help="Redis URL (default: in process)")
+    mcp.add_argument(
+        "--namespace",
+        type=_namespace_arg,
+        default=argparse.SUPPRESS,
+        help="the root namespace; clients reach only it and the namespaces below it",
+    )
+    mcp.add_argument(
+        "--embedder",
+        type=lambda t: ("none", None) if t == "none" else _embedder_arg(t),
+        default=argparse.SUPPRESS,
+        help=f"{EMBEDDERS} or none (default: minilm when the embeddings extra is installed)",
+    )
+    mcp.add_argument("--http", metavar="HOST:PORT", help="streamable HTTP at /mcp, not stdio")
+    mcp.add_argument("--token", help="bearer token HTTP clients must send ($TTA_MEMORY_TOKEN)")
+    mcp.add_argument("--read-only", action="store_true", help="no remember, update or forget")
+    mcp.add_argument("--allowed-host", action="append", default=[], metavar="HOST[:PORT]")
+    mcp.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN")
+    mcp.add_argument("--max-size", type=_positive, help="most records a namespace keeps (LRU)")
     command(
         "upgrade",
         "convert every namespace of --prefix written by tta-dev-primitives 0.1.0 to this "
@@ -568,6 +589,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if not hasattr(args, "json"):
             args.json = False
+        if args.command == "mcp":
+            return _mcp(args)
         return asyncio.run(run(args, sys.stdout))
     except UsageError as exc:
         return _fail(str(exc), EXIT_USAGE)
@@ -586,6 +609,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(OSError):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115
         return EXIT_OK
+
+
+def _mcp(args: argparse.Namespace) -> int:
+    try:
+        from .integrations import mcp
+    except ImportError as exc:
+        raise UsageError(str(exc)) from None
+    return mcp.main(args)
 
 
 def _fail(message: str, code: int) -> int:

@@ -67,7 +67,7 @@ from .search import (
     validate_semantic_weight,
 )
 
-__all__ = ["MemoryOperation", "MemoryPrimitive", "OperationKind"]
+__all__ = ["MemoryOperation", "MemoryPrimitive", "OperationKind", "StepNamespace"]
 
 OperationKind: TypeAlias = Literal[
     "add",
@@ -309,6 +309,18 @@ def _closed_error(operation: str, backend: str) -> MemoryBackendError:
 def _resolve(arg: Any, input_data: Any, context: WorkflowContext) -> Any:
     """A step argument: a callable of ``(input, context)`` is called, a constant is itself."""
     return arg(input_data, context) if callable(arg) else arg
+
+
+StepNamespace: TypeAlias = (
+    "str | Sequence[str] | Callable[[Any, WorkflowContext], str | Sequence[str]] | None"
+)
+"""A step's ``namespace=``: sub-namespace parts, or a callable of ``(input, context)``."""
+
+
+def _step_state_key(state_key: str | None) -> str | None:
+    if state_key is not None and (not isinstance(state_key, str) or not state_key):
+        raise TypeError("state_key must be a non-empty str or None")
+    return state_key
 
 
 def _validate_part(part: object, arg: str) -> str:
@@ -914,15 +926,46 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         await self.aclose()
 
     # -- pipeline steps -----------------------------------------------------------------------
+    #
+    # Every step takes the options of its operation, typed, plus ``namespace`` (a sub-namespace
+    # of this one, constant or taken from the run, so one pipeline serves many users) and,
+    # for steps that output what they read, ``state_key`` (keep the input flowing and put the
+    # result in ``context.state[state_key]`` instead). Arguments that may be callables of
+    # ``(input, context)`` are resolved on every run.
 
     def get_step(
-        self, key: str | Callable[[Any, WorkflowContext], str] | None = None
+        self,
+        key: str | Callable[[Any, WorkflowContext], str] | None = None,
+        *,
+        default: Any = None,
+        namespace: StepNamespace = None,
+        state_key: str | None = None,
     ) -> LambdaPrimitive[Any, Any]:
-        """A step that outputs the value under ``key`` (the step's input when None)."""
+        """A step that outputs the value under ``key`` (the step's input when None).
+
+        Args:
+            key: The key, or a callable of ``(input, context)``; None: the input is the key.
+            default: What a missing key gives.
+            namespace: Read from this sub-namespace of this one (see :meth:`scoped`): parts
+                (a str is one part), or a callable of ``(input, context)`` returning them.
+            state_key: Put the value in ``context.state[state_key]`` and output the step's
+                input unchanged (None: output the value).
+
+        Raises:
+            TypeError, ValueError: A constant ``namespace`` or a ``state_key`` that is not
+                valid (when the step is built); a callable's result when the step runs.
+        """
+        where = self._step_namespace(namespace)
+        keep = _step_state_key(state_key)
 
         async def get_step(input_data: Any, context: WorkflowContext) -> Any:
+            memory = where(input_data, context)
             k = input_data if key is None else _resolve(key, input_data, context)
-            return await self.get(k, context=context)
+            value = await memory.get(k, default, context=context)
+            if keep is None:
+                return value
+            context.state[keep] = value
+            return input_data
 
         return self._step(get_step, "get_step")
 
@@ -931,18 +974,25 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         key: str | Callable[[Any, WorkflowContext], str],
         value: Any | Callable[[Any, WorkflowContext], Any] = None,
         *,
-        ttl: Any = None,
+        ttl: float | None = None,
         metadata: Mapping[str, Any] | Callable[[Any, WorkflowContext], Any] | None = None,
+        namespace: StepNamespace = None,
     ) -> LambdaPrimitive[Any, Any]:
         """A step that stores ``value`` (the step's input when None) and passes its input on.
 
-        ``key``, ``value`` and ``metadata`` may be constants or callables of
-        ``(input, context)``.
+        Args:
+            key: The key, or a callable of ``(input, context)``.
+            value: The value, or a callable of ``(input, context)``; None: the input.
+            ttl: Seconds the record lives (as in :meth:`add`; ``NO_EXPIRY`` never expires).
+            metadata: Metadata, or a callable of ``(input, context)``.
+            namespace: Write to this sub-namespace of this one (see :meth:`get_step`).
         """
+        where = self._step_namespace(namespace)
 
         async def add_step(input_data: Any, context: WorkflowContext) -> Any:
+            memory = where(input_data, context)
             v = input_data if value is None else _resolve(value, input_data, context)
-            await self.add(
+            await memory.add(
                 _resolve(key, input_data, context),
                 v,
                 ttl=ttl,
@@ -960,39 +1010,141 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         *,
         mode: SearchMode | None = None,
         filter: Mapping[str, Any] | Callable[[Any, WorkflowContext], Any] | None = None,
-    ) -> LambdaPrimitive[Any, builtins.list[SearchHit]]:
-        """A step that outputs the hits for ``query`` (the step's input when None).
+        semantic_weight: float | None = None,
+        fusion: Fusion | None = None,
+        recency_half_life: float | None = None,
+        namespace: StepNamespace = None,
+        state_key: str | None = None,
+    ) -> LambdaPrimitive[Any, Any]:
+        """A step that searches for ``query`` (the step's input when None).
 
-        ``query`` and ``filter`` may be constants or callables of ``(input, context)``.
+        It outputs the hits, or, with ``state_key``, puts them in
+        ``context.state[state_key]`` and outputs its input unchanged, so the question and
+        the hits both reach the next step::
+
+            recall = memory.search_step(
+                limit=3,
+                namespace=lambda question, ctx: ("users", ctx.session_id),
+                state_key="hits",
+            )
+            pipeline = recall >> answer >> memory.add_step(key=..., namespace=...)
+
+        Args:
+            limit: Most hits (>= 1).
+            query: The query, or a callable of ``(input, context)``; None: the input.
+            mode: ``keyword``, ``semantic`` or ``hybrid`` (see :meth:`search`).
+            filter: A metadata filter, or a callable of ``(input, context)`` returning one.
+            semantic_weight: Hybrid weight of semantic scores, in [0, 1].
+            fusion: ``"convex"`` or ``"rrf"``.
+            recency_half_life: Seconds; favours recently written records (see :meth:`search`).
+            namespace: Search this sub-namespace of this one (see :meth:`get_step`).
+            state_key: Where in ``context.state`` the hits go (None: the step outputs them).
+
+        Raises:
+            TypeError, ValueError: A constant ``namespace`` or a ``state_key`` that is not
+                valid (when the step is built); bad search arguments (when it runs).
         """
+        where = self._step_namespace(namespace)
+        keep = _step_state_key(state_key)
 
-        async def search_step(
-            input_data: Any, context: WorkflowContext
-        ) -> builtins.list[SearchHit]:
+        async def search_step(input_data: Any, context: WorkflowContext) -> Any:
+            memory = where(input_data, context)
             q = input_data if query is None else _resolve(query, input_data, context)
-            return await self.search(
+            hits = await memory.search(
                 q,
                 limit=limit,
                 mode=mode,
                 filter=_resolve(filter, input_data, context),
+                semantic_weight=semantic_weight,
+                fusion=fusion,
+                recency_half_life=recency_half_life,
                 context=context,
             )
+            if keep is None:
+                return hits
+            context.state[keep] = hits
+            return input_data
 
         return self._step(search_step, "search_step")
 
     def compact_step(
-        self, summarizer: WorkflowPrimitive[Any, Any] | None, **options: Any
+        self,
+        summarizer: WorkflowPrimitive[Any, Any] | None,
+        *,
+        keep_last: int = 20,
+        filter: Mapping[str, Any] | Callable[[Any, WorkflowContext], Any] | None = None,
+        max_records: int | None = None,
+        merge_duplicates: float | None = None,
+        summarizer_timeout: float | None = None,
+        ttl: float | None = None,
+        summary_key: str | Callable[[Any, WorkflowContext], str | None] | None = None,
+        namespace: StepNamespace = None,
+        state_key: str = "memory.compaction",
     ) -> LambdaPrimitive[Any, Any]:
-        """A step that compacts the namespace (options of :meth:`compact`) and passes its
-        input on; the :class:`CompactionReport` goes to ``context.state["memory.compaction"]``.
+        """A step that compacts the namespace (see :meth:`compact`) and passes its input on.
+
+        The :class:`CompactionReport` goes to ``context.state[state_key]``
+        (``"memory.compaction"`` by default).
+
+        Args:
+            summarizer: A primitive taking the records (oldest first) and returning the
+                summary; None to only merge duplicates.
+            keep_last: Newest records left as they are.
+            filter: Compact only matching records; or a callable of ``(input, context)``.
+            max_records: Most records one summary replaces (None = all).
+            merge_duplicates: Similarity in (0, 1] at which near-duplicates merge.
+            summarizer_timeout: Seconds the summarizer may take (None = no limit).
+            ttl: The summary's ttl.
+            summary_key: The summary's key, or a callable of ``(input, context)``.
+            namespace: Compact this sub-namespace of this one (see :meth:`get_step`).
+            state_key: Where in ``context.state`` the report goes.
         """
+        where = self._step_namespace(namespace)
+        if not isinstance(state_key, str) or not state_key:
+            raise TypeError("state_key must be a non-empty str")
+        keep = state_key
 
         async def compact_step(input_data: Any, context: WorkflowContext) -> Any:
-            report = await self.compact(summarizer, context=context, **options)
-            context.state["memory.compaction"] = report
+            memory = where(input_data, context)
+            report = await memory.compact(
+                summarizer,
+                keep_last=keep_last,
+                filter=_resolve(filter, input_data, context),
+                max_records=max_records,
+                merge_duplicates=merge_duplicates,
+                summarizer_timeout=summarizer_timeout,
+                ttl=ttl,
+                summary_key=_resolve(summary_key, input_data, context),
+                context=context,
+            )
+            context.state[keep] = report
             return input_data
 
-        return self._step(compact_step, "memory.compact_step")
+        return self._step(compact_step, "compact_step")
+
+    def _step_namespace(
+        self, namespace: StepNamespace
+    ) -> Callable[[Any, WorkflowContext], MemoryPrimitive]:
+        """The memory a step works on, per run: this one, a fixed view, or the run's."""
+        if namespace is None:
+            return lambda _input, _context: self
+        if callable(namespace):
+            pick = namespace
+            return lambda input_data, context: self._step_view(pick(input_data, context))
+        view = self._step_view(namespace)
+        return lambda _input, _context: view
+
+    def _step_view(self, parts: object) -> MemoryPrimitive:
+        if isinstance(parts, str):
+            return self.scoped(parts)
+        if isinstance(parts, Sequence) and parts:
+            return self.scoped(*parts)
+        if isinstance(parts, Sequence):
+            raise ValueError("namespace of a step must have at least one part")
+        raise TypeError(
+            "namespace of a step must be a str, a sequence of str, or a callable of "
+            f"(input, context) returning one; got {type(parts).__name__}"
+        )
 
     def _step(
         self, fn: Callable[[Any, WorkflowContext], Any], name: str

