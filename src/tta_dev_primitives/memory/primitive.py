@@ -13,6 +13,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
+from datetime import datetime
 from typing import Any, Literal, NamedTuple, TypeAlias, cast
 
 from opentelemetry import metrics, trace
@@ -23,6 +24,7 @@ from ..core.base import WorkflowPrimitive
 from ..core.composition import LambdaPrimitive
 from ..core.context import WorkflowContext
 from ..core.instrumented import InstrumentedPrimitive
+from ..observability import attributes as A
 from . import codec, transfer
 from .backends.base import MemoryBackend, SyncMemoryBackend
 from .backends.fallback import FallbackBackend
@@ -36,6 +38,16 @@ from .compaction import (
 )
 from .embeddings import Embedder, embed_documents, embed_query, embedder_space
 from .errors import MemoryBackendError
+from .history import (
+    check_as_of,
+    check_history,
+    check_supersedes,
+    history_backend,
+    list_as_of,
+    run_get_as_of,
+    run_history,
+    search_as_of,
+)
 from .instrumentation import (
     NO_SPAN,
     UNTRACED,
@@ -86,6 +98,9 @@ OperationKind: TypeAlias = Literal[
     "namespaces",
     "compact",
     "import",
+    "add_versioned",
+    "get_as_of",
+    "history",
 ]
 _ORDERS = ("newest", "oldest")
 
@@ -131,6 +146,8 @@ class MemoryOperation(NamedTuple):
     order: Any = "newest"
     prefix: Any = ()
     recency_half_life: Any = None
+    as_of: Any = None
+    supersedes: Any = None
 
     @classmethod
     def add(
@@ -369,6 +386,10 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         name: The primitive's name (``workflow.primitive.name``); ``"memory"`` by default.
         auto_compact: Compact each namespace in the background once adds take it past the
             policy's ``max_records`` (see :class:`CompactionPolicy`).
+        history: Earlier versions kept per key (0, the default: none, an ``add`` over a key
+            replaces it). With N > 0, an ``add`` or ``update`` of a live key keeps the
+            version it replaces (:meth:`history`, ``as_of=`` reads); see
+            ``docs/memory/history.md``. The backend must keep history (``HistoryBackend``).
 
     Raises:
         ValueError: Both ``backend`` and ``redis_url``, or both ``backend`` and ``max_size``.
@@ -395,8 +416,10 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         meter_provider: metrics.MeterProvider | None = None,
         name: str | None = None,
         auto_compact: CompactionPolicy | None = None,
+        history: int = 0,
     ) -> None:
         super().__init__(name, tracer_provider=tracer_provider, meter_provider=meter_provider)
+        self._history = check_history(history)
         if auto_compact is not None and not isinstance(auto_compact, CompactionPolicy):
             raise TypeError("auto_compact must be a CompactionPolicy or None")
         if backend is not None and redis_url is not None:
@@ -452,6 +475,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             self._shared = _Shared(backend, owns_backend=False)
         if auto_compact is not None:
             self._shared.compactor = AutoCompactor(auto_compact)
+        if self._history:
+            history_backend(self, "history")  # raises TypeError before any use
         self._is_view = False
         self._inst = MemoryInstrumentation(
             self._telemetry,
@@ -543,6 +568,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         *,
         ttl: float | None = None,
         metadata: Mapping[str, Any] | None = None,
+        supersedes: Iterable[str] | None = None,
         context: WorkflowContext | None = None,
     ) -> None:
         """Store a JSON value under ``key``, replacing any previous one.
@@ -552,6 +578,9 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             value: A JSON value (dict, list, str, int, float, bool, None).
             ttl: Seconds until it expires (float, > 0); ``default_ttl`` when None.
             metadata: JSON mapping stored with the record, matched by ``search(filter=)``.
+            supersedes: Keys of records this one replaces: in the same atomic step they
+                leave the live records (``get``, ``search``, ``list``) and, with
+                ``history``, stay in :meth:`history` and ``as_of`` reads, ended now.
             context: The workflow context, so the span joins the caller's trace.
 
         Raises:
@@ -559,15 +588,33 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             ValueError: An empty or over-long key, ttl <= 0, a value over max_value_bytes.
             MemoryBackendError: The backend could not store it.
         """
-        await self._run(
-            _op(MemoryOperation, ("add", key, value, ttl, metadata, *_REST_ADD)), context
+        if supersedes is None and not self._history:
+            await self._run(
+                _op(MemoryOperation, ("add", key, value, ttl, metadata, *_REST_ADD)), context
+            )
+            return
+        op = MemoryOperation(
+            "add_versioned", key, value, ttl, metadata, supersedes=supersedes or ()
         )
+        await self._run(op, context)
 
     async def get(
-        self, key: str, default: Any = None, *, context: WorkflowContext | None = None
+        self,
+        key: str,
+        default: Any = None,
+        *,
+        as_of: float | datetime | None = None,
+        context: WorkflowContext | None = None,
     ) -> Any:
-        """The value under ``key`` (a fresh copy), or ``default``; refreshes its recency."""
-        op = _op(MemoryOperation, ("get", key, None, None, None, default, *_REST_GET))
+        """The value under ``key`` (a fresh copy), or ``default``; refreshes its recency.
+
+        With ``as_of`` (epoch seconds or an aware ``datetime``): the value that was current
+        then (see :meth:`history`; recency untouched).
+        """
+        if as_of is None:
+            op = _op(MemoryOperation, ("get", key, None, None, None, default, *_REST_GET))
+        else:
+            op = MemoryOperation("get_as_of", key, "value", default=default, as_of=as_of)
         return await self._run(op, context)
 
     async def search(
@@ -580,6 +627,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         semantic_weight: float | None = None,
         fusion: Fusion | None = None,
         recency_half_life: float | None = None,
+        as_of: float | datetime | None = None,
         context: WorkflowContext | None = None,
     ) -> builtins.list[SearchHit]:
         """Ranked records for ``query``, best first (never refreshes recency).
@@ -596,6 +644,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             recency_half_life: Seconds: multiply each hit's score by
                 ``0.5 ** (age / recency_half_life)``, ``age`` being the seconds since the
                 record's ``updated_at``, before the best ``limit`` are kept (every mode).
+            as_of: Search the versions current then (epoch seconds or an aware
+                ``datetime``; see :meth:`history`), ranked the same way.
             context: The workflow context.
 
         Raises:
@@ -611,6 +661,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             fusion=fusion,
             recency_half_life=recency_half_life,
         )
+        if as_of is not None:
+            op = op._replace(as_of=as_of)
         return cast(builtins.list[SearchHit], await self._run(op, context))
 
     async def delete(self, key: str, *, context: WorkflowContext | None = None) -> bool:
@@ -630,12 +682,32 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         return cast(int, await self._run(MemoryOperation("size"), context))
 
     async def get_record(
-        self, key: str, *, context: WorkflowContext | None = None
+        self,
+        key: str,
+        *,
+        as_of: float | datetime | None = None,
+        context: WorkflowContext | None = None,
     ) -> MemoryRecord | None:
         """The record under ``key`` (value, metadata, timestamps), or None; refreshes its
-        recency like :meth:`get`."""
-        op = MemoryOperation.get_record(key)
+        recency like :meth:`get`. With ``as_of``: the version current then, with its
+        ``valid_from``/``valid_to``."""
+        if as_of is None:
+            op = MemoryOperation.get_record(key)
+        else:
+            op = MemoryOperation("get_as_of", key, "record", as_of=as_of)
         return cast("MemoryRecord | None", await self._run(op, context))
+
+    async def history(
+        self, key: str, *, context: WorkflowContext | None = None
+    ) -> builtins.list[MemoryRecord]:
+        """The versions of ``key``, newest first: the current one (``valid_to`` None) and
+        the earlier ones kept with ``history=N``, each with ``valid_from`` and ``valid_to``.
+
+        Raises:
+            TypeError: The backend keeps no history (see ``HistoryBackend``).
+        """
+        op = MemoryOperation("history", key)
+        return cast(builtins.list[MemoryRecord], await self._run(op, context))
 
     async def update(
         self,
@@ -686,6 +758,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         limit: int = 100,
         cursor: str | None = None,
         order: Literal["newest", "oldest"] = "newest",
+        as_of: float | datetime | None = None,
         context: WorkflowContext | None = None,
     ) -> MemoryPage:
         """One page of this namespace's records, by write time (never refreshes recency).
@@ -704,6 +777,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             limit: Most records on the page (>= 1).
             cursor: ``next_cursor`` of the previous page (None: the first page).
             order: ``"newest"`` (last written first, the default) or ``"oldest"``.
+            as_of: List the versions current then (epoch seconds or an aware ``datetime``;
+                see :meth:`history`), by write order, with ``valid_from``/``valid_to``.
             context: The workflow context.
 
         Raises:
@@ -711,6 +786,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
                 that is not a ``next_cursor`` of a walk in this order (before any I/O).
         """
         op = MemoryOperation.list(filter=filter, limit=limit, cursor=cursor, order=order)
+        if as_of is not None:
+            op = op._replace(as_of=as_of)
         return cast(MemoryPage, await self._run(op, context))
 
     async def delete_where(
@@ -1325,6 +1402,24 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         if shared.compactor is not None:
             shared.compactor.added(self, 1)
 
+    async def _op_add_versioned(self, op: MemoryOperation, span: trace.Span) -> None:
+        """``add`` with ``history`` or ``supersedes``: one versioned write."""
+        ttl, meta = self._record_settings(op.ttl, op.metadata)
+        entry = self._entry(op.key, op.value, ttl, meta)
+        supersedes = check_supersedes(op.supersedes, entry.key)
+        backend = history_backend(self, "add")
+        if self._embedder is not None:
+            (entry,) = await self._embedded([entry], (op.value,))
+        if span is not NO_SPAN:
+            self._inst.records(span, ((entry.key, entry.payload, None, entry.metadata),))
+            if supersedes:
+                span.set_attribute(A.ATTR_MEMORY_SUPERSEDED_COUNT, len(supersedes))
+        evicted = await backend.put_versioned(self._namespace, entry, self._history, supersedes)
+        if evicted:
+            self._inst.evicted(span, evicted, self._shared.backend.info())
+        if self._shared.compactor is not None:
+            self._shared.compactor.added(self, 1)
+
     async def _op_add_many(self, op: MemoryOperation, span: trace.Span) -> None:
         items = op.items
         if isinstance(items, Mapping):
@@ -1428,6 +1523,10 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             tracer=self._telemetry.tracer() if span.is_recording() else None,
             recency_half_life=half_life,
         )
+        if op.as_of is not None:
+            hits = await search_as_of(self, request, check_as_of(op.as_of))
+            inst.record_count(span, len(hits))
+            return hits
         results = await self._shared.backend.search(self._namespace, request)
         inst.record_count(span, len(results))
         inst.records(
@@ -1472,7 +1571,11 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         set_ttl = op.ttl is not _KEEP
         ttl = self._ttl(op.ttl) if set_ttl else None
         change = RecordUpdate(payload, snapshot, vector, metadata, op.merge_metadata, set_ttl, ttl)
-        record = await self._shared.backend.update(self._namespace, key, change)
+        if self._history:
+            backend = history_backend(self, "update")
+            record = await backend.update_versioned(self._namespace, key, change, self._history)
+        else:
+            record = await self._shared.backend.update(self._namespace, key, change)
         if record is None:
             raise KeyError(key)
         if span is not NO_SPAN:
@@ -1489,6 +1592,11 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         if op.cursor is not None:
             horizon, after = _decode_cursor(op.cursor, order)
         query = ListQuery(filter_, limit, order, after, horizon)
+        if op.as_of is not None:
+            found, last = await list_as_of(self, query, check_as_of(op.as_of))
+            self._inst.record_count(span, len(found))
+            cursor = None if last is None else _encode_cursor(order, 0, last)
+            return MemoryPage(found, cursor)
         result = await self._shared.backend.list(self._namespace, query)
         records = result.records
         self._inst.record_count(span, len(records))
@@ -1613,4 +1721,7 @@ _HANDLERS: dict[str, Callable[[MemoryPrimitive, MemoryOperation, trace.Span], Aw
     "delete_where": MemoryPrimitive._op_delete_where,
     "namespaces": MemoryPrimitive._op_namespaces,
     "import": _op_import,
+    "add_versioned": MemoryPrimitive._op_add_versioned,
+    "get_as_of": run_get_as_of,
+    "history": run_history,
 }

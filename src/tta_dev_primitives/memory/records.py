@@ -293,6 +293,11 @@ class MemoryRecord:
             the backend's clock (the server's on Redis).
         updated_at: When the record was last written (``add`` or ``update``), epoch seconds.
         expires_at: When it expires, epoch seconds; None when it never does.
+        valid_from: When this version became current (its ``updated_at``), set on the
+            versions :meth:`~tta_dev_primitives.memory.MemoryPrimitive.history` and
+            ``as_of`` reads return; None elsewhere.
+        valid_to: When this version stopped being current (written over, updated or
+            superseded), epoch seconds; None while it is current.
     """
 
     key: str
@@ -301,6 +306,8 @@ class MemoryRecord:
     created_at: float = 0.0
     updated_at: float = 0.0
     expires_at: float | None = None
+    valid_from: float | None = None
+    valid_to: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

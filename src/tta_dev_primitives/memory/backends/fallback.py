@@ -73,11 +73,13 @@ from .base import (
     BackendInfo,
     CompactingBackend,
     CompactionPlan,
+    HistoryBackend,
     MemoryBackend,
     PingableBackend,
     StoredVectors,
     SyncMemoryBackend,
     VectorBackend,
+    Version,
 )
 
 __all__ = ["FallbackBackend", "RefusedOperation"]
@@ -1063,6 +1065,64 @@ class FallbackBackend:
             if plan.insert is not None:
                 await self.secondary.put(namespace, plan.insert)
         return changed
+
+    # -- HistoryBackend: on the primary only, like compaction ---------------------------------
+
+    def _history_primary(self, operation: str) -> HistoryBackend:
+        primary = self.primary
+        if self._degraded or not isinstance(primary, HistoryBackend):
+            # The secondary holds only a mirror of recent writes, not the primary's versions.
+            raise MemoryBackendError(
+                f"{operation} needs the primary backend's history, and it is unavailable "
+                "(the fallback serves meanwhile); try again once it is back",
+                backend=self.info().name,
+                operation=operation,
+                transient=True,
+            )
+        return primary
+
+    async def put_versioned(
+        self, namespace: Namespace, entry: Entry, keep: int, supersedes: Sequence[str] = ()
+    ) -> int:
+        primary = self._history_primary("add")
+        try:
+            evicted = await primary.put_versioned(namespace, entry, keep, supersedes)
+        except MemoryBackendError as exc:
+            self._activate(exc)
+            raise
+        for key in supersedes:  # the mirror follows: a cache of recent writes
+            await self.secondary.delete(namespace, key)
+        await self.secondary.put(namespace, entry)
+        return evicted
+
+    async def update_versioned(
+        self, namespace: Namespace, key: str, change: RecordUpdate, keep: int
+    ) -> Record | None:
+        primary = self._history_primary("update")
+        try:
+            record = await primary.update_versioned(namespace, key, change, keep)
+        except MemoryBackendError as exc:
+            self._activate(exc)
+            raise
+        if record is not None:
+            await self.secondary.update(namespace, key, change)
+        return record
+
+    async def history(self, namespace: Namespace, key: str | None) -> builtins.list[Version]:
+        primary = self._history_primary("history")
+        try:
+            return await primary.history(namespace, key)
+        except MemoryBackendError as exc:
+            self._activate(exc)
+            raise
+
+    async def forget_history(self, namespace: Namespace, keys: Sequence[str]) -> int:
+        primary = self._history_primary("forget")
+        try:
+            return await primary.forget_history(namespace, keys)
+        except MemoryBackendError as exc:
+            self._activate(exc)
+            raise
 
     async def aclose(self) -> None:
         """Stop probing, try once more to replay the journal, then close both backends."""

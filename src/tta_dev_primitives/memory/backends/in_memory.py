@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -20,7 +21,7 @@ from ..records import (
     SearchResult,
 )
 from ..store import InMemoryStore
-from .base import BackendInfo, CompactionPlan, StoredVectors
+from .base import BackendInfo, CompactionPlan, StoredVectors, Version
 
 __all__ = ["InMemoryBackend"]
 
@@ -60,6 +61,9 @@ class InMemoryBackend:
         # Least recently written namespace first (only kept in that order with max_total).
         self._stores: dict[Namespace, InMemoryStore] = {}
         self._total = 0  # records over all namespaces, at most (expiry only lowers it)
+        # Earlier versions (HistoryBackend): namespace -> key -> versions, newest first; keys
+        # least recently versioned first, at most max_size of them.
+        self._history: dict[Namespace, OrderedDict[str, builtins.list[Version]]] = {}
 
     def _store(self, namespace: Namespace) -> InMemoryStore:
         store = self._stores.get(namespace)
@@ -107,6 +111,7 @@ class InMemoryBackend:
             while self._total > self.max_total and len(stores) > 1:
                 oldest = next(iter(stores))
                 dropped = stores.pop(oldest)
+                self._history.pop(oldest, None)
                 self._total -= len(dropped)
                 evicted += len(dropped)
         return evicted
@@ -146,6 +151,7 @@ class InMemoryBackend:
 
     async def clear(self, namespace: Namespace) -> int:
         store = self._stores.pop(namespace, None)
+        self._history.pop(namespace, None)
         if store is None:
             return 0
         self._total -= len(store)
@@ -211,14 +217,91 @@ class InMemoryBackend:
             return list(plan.expected)
         return store.apply_compaction(plan.expected, plan.delete, plan.rewrite, plan.insert)
 
+    # -- HistoryBackend: earlier versions --------------------------------------------------
+
+    def _now(self) -> float:
+        return self._clock() + self._epoch
+
+    def _keep(self, namespace: Namespace, old: Record, valid_to: float, keep: int) -> None:
+        history = self._history.get(namespace)
+        if history is None:
+            history = self._history[namespace] = OrderedDict()
+        versions = history.pop(old.key, None) or []
+        now = self._now()
+        versions = [Version(old, valid_to), *(v for v in versions if _alive(v, now))]
+        history[old.key] = versions[:keep]
+        if self.max_size is not None:
+            while len(history) > self.max_size:
+                history.popitem(last=False)
+
+    async def put_versioned(
+        self, namespace: Namespace, entry: Entry, keep: int, supersedes: Sequence[str] = ()
+    ) -> int:
+        store = self._store(namespace)
+        olds = [(k, store.peek(k)) for k in dict.fromkeys((entry.key, *supersedes))]
+        for k, old in olds:
+            if old is not None and k != entry.key:
+                held = len(store)
+                store.delete(k)
+                self._total -= held - len(store)
+        evicted = self.put_now(namespace, entry)
+        new = self._stores[namespace].peek(entry.key) if namespace in self._stores else None
+        # The versions it ends stop being current when it became current.
+        now = self._now() if new is None or entry.updated_at is not None else new.updated_at
+        for _, old in olds:
+            if old is not None:
+                self._keep(namespace, old, now, keep)
+        return evicted
+
+    async def update_versioned(
+        self, namespace: Namespace, key: str, change: RecordUpdate, keep: int
+    ) -> Record | None:
+        store = self._stores.get(namespace)
+        if store is None:
+            return None
+        old = store.peek(key)
+        new = store.update(key, change)
+        if old is not None and new is not None:
+            self._keep(namespace, old, new.updated_at, keep)
+        return new
+
+    async def history(self, namespace: Namespace, key: str | None) -> builtins.list[Version]:
+        store = self._stores.get(namespace)
+        history = self._history.get(namespace) or OrderedDict()
+        now = self._now()
+        if key is None:
+            out = [] if store is None else [Version(r) for r in store.scan()]
+            for versions in history.values():
+                out.extend(v for v in versions if _alive(v, now))
+            return out
+        current = None if store is None else store.peek(key)
+        out = [] if current is None else [Version(current)]
+        out.extend(v for v in history.get(key, ()) if _alive(v, now))
+        return out
+
+    async def forget_history(self, namespace: Namespace, keys: Sequence[str]) -> int:
+        history = self._history.get(namespace)
+        if not history:
+            return 0
+        dropped = sum(len(history.pop(k, ())) for k in dict.fromkeys(keys))
+        if not history:
+            del self._history[namespace]
+        return dropped
+
     async def aclose(self) -> None:
         """Drop every record; any later operation raises ``MemoryBackendError("closed")``.
 
         The open path pays nothing for the check: the namespaces' dict is swapped for one
         that refuses every lookup.
         """
+        self._history = {}
         self._stores = _Closed()
         self._total = 0
+
+
+def _alive(version: Version, now: float) -> bool:
+    expires = version.record.expires_at
+    return expires is None or expires > now
 
 
 class _Closed(dict[Namespace, InMemoryStore]):

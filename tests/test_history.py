@@ -1,0 +1,194 @@
+"""Versioned records: history, as-of reads and supersession.
+
+The tests taking ``make_memory`` are part of the conformance suite: they run on every backend
+of the ``memory_backend`` fixture (in memory, Redis, Valkey, fallback, cluster, Redis Stack).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from tta_dev_primitives import MemoryPrimitive, MemoryRecord
+from tta_dev_primitives.memory.backends.base import HistoryBackend
+from tta_dev_primitives.observability import attributes as A
+from tta_dev_primitives.testing import CapturedTelemetry
+
+MakeMemory = Callable[..., Awaitable[MemoryPrimitive]]
+
+
+async def _between(memory: MemoryPrimitive, older: MemoryRecord) -> float:
+    """A time when ``older`` was current (halfway through its validity)."""
+    assert older.valid_from is not None
+    assert older.valid_to is not None
+    return (older.valid_from + older.valid_to) / 2
+
+
+async def test_add_keeps_the_version_it_replaces(make_memory: MakeMemory) -> None:
+    """With history on, an add over a live key keeps the old version, ended when the new
+    one began; get, search and list see the current one only."""
+    memory = await make_memory(history=5)
+    await memory.add("diet", "I am vegetarian", metadata={"topic": "diet"})
+    await memory.add("diet", "I am vegan now", metadata={"topic": "diet"})
+    versions = await memory.history("diet")
+    assert [v.value for v in versions] == ["I am vegan now", "I am vegetarian"]
+    new, old = versions
+    assert new.valid_to is None
+    assert new.valid_from == new.updated_at
+    assert old.valid_to == new.valid_from
+    assert old.valid_from is not None
+    assert old.valid_from <= old.valid_to
+    assert old.metadata == {"topic": "diet"}
+    assert await memory.get("diet") == "I am vegan now"
+    assert await memory.search("vegetarian") == []
+    assert [r.value for r in (await memory.list()).records] == ["I am vegan now"]
+    assert await memory.size() == 1
+
+
+async def test_as_of_answers_with_what_was_current(
+    make_memory: MakeMemory, memory_backend: Any
+) -> None:
+    """get, get_record, search and list with as_of answer with the versions current then."""
+    memory = await make_memory(history=5)
+    await memory.add("diet", "I am vegetarian", metadata={"topic": "diet"})
+    await memory.add("pet", "I have a cat")
+    await memory_backend.advance(0.02)
+    await memory.add("diet", "I am vegan now", metadata={"topic": "diet"})
+    _, old = await memory.history("diet")
+    then = await _between(memory, old)
+    assert await memory.get("diet", as_of=then) == "I am vegetarian"
+    record = await memory.get_record("diet", as_of=then)
+    assert record is not None
+    assert record.value == "I am vegetarian"
+    assert record.valid_to == old.valid_to
+    stamp = dt.datetime.fromtimestamp(then, dt.UTC)
+    assert await memory.get("diet", as_of=stamp) == "I am vegetarian"
+    hits = await memory.search("vegetarian", as_of=then)
+    assert [(h.key, h.value) for h in hits] == [("diet", "I am vegetarian")]
+    assert await memory.search("vegan", as_of=then) == []
+    page = await memory.list(as_of=then, filter={"topic": "diet"})
+    assert [r.value for r in page.records] == ["I am vegetarian"]
+    page = await memory.list(as_of=then, order="oldest", limit=1)
+    assert [r.key for r in page.records] == ["diet"]
+    assert page.next_cursor is not None
+    rest = await memory.list(as_of=then, order="oldest", cursor=page.next_cursor)
+    assert [r.key for r in rest.records] == ["pet"]
+    assert rest.next_cursor is None
+    assert old.valid_from is not None
+    assert await memory.get("diet", "none", as_of=old.valid_from - 1000) == "none"
+    assert await memory.get("diet", as_of=old.valid_to) == "I am vegan now"
+
+
+async def test_update_keeps_the_version_it_changes(make_memory: MakeMemory) -> None:
+    """With history on, update keeps the record it changes as an earlier version."""
+    memory = await make_memory(history=5)
+    await memory.add("k", "first", metadata={"n": 1})
+    await memory.update("k", metadata={"n": 2})
+    versions = await memory.history("k")
+    assert [v.metadata["n"] for v in versions] == [2, 1]
+    assert versions[1].valid_to == versions[0].valid_from
+
+
+async def test_history_is_bounded_per_key(make_memory: MakeMemory) -> None:
+    """A key keeps at most N earlier versions, the newest."""
+    memory = await make_memory(history=2)
+    for i in range(5):
+        await memory.add("k", f"v{i}")
+    assert [v.value for v in await memory.history("k")] == ["v4", "v3", "v2"]
+
+
+async def test_history_keys_bounded_by_max_size(make_memory: MakeMemory) -> None:
+    """At most max_size keys keep earlier versions: the least recently versioned lose them."""
+    memory = await make_memory(max_size=2, history=3)
+    for key in ("a", "b", "c"):
+        await memory.add(key, f"{key}1")
+        await memory.add(key, f"{key}2")
+    assert [v.value for v in await memory.history("a")] == []
+    assert [v.value for v in await memory.history("c")] == ["c2", "c1"]
+
+
+async def test_no_history_by_default(make_memory: MakeMemory) -> None:
+    """history=0 (the default) keeps today's behaviour: an add replaces."""
+    memory = await make_memory()
+    await memory.add("k", "one")
+    await memory.add("k", "two")
+    if isinstance(memory.backend, HistoryBackend):
+        assert [v.value for v in await memory.history("k")] == ["two"]
+
+
+async def test_supersedes_ends_other_records(make_memory: MakeMemory, memory_backend: Any) -> None:
+    """add(supersedes=[...]) takes the other records out of default reads in the same
+    step; they stay in history and as_of."""
+    memory = await make_memory(history=3)
+    await memory.add("diet:1", "I am vegetarian")
+    await memory_backend.advance(0.02)
+    await memory.add("diet:2", "I am vegan now", supersedes=["diet:1", "missing"])
+    assert await memory.get("diet:1") is None
+    assert await memory.search("vegetarian") == []
+    assert sorted(await memory.keys()) == ["diet:2"]
+    (old,) = await memory.history("diet:1")
+    assert old.value == "I am vegetarian"
+    assert old.valid_to is not None
+    new = await memory.get_record("diet:2")
+    assert new is not None
+    assert old.valid_to == new.updated_at
+    then = await _between(memory, old)
+    assert [h.key for h in await memory.search("vegetarian", as_of=then)] == ["diet:1"]
+
+
+async def test_clear_drops_history(make_memory: MakeMemory) -> None:
+    """clear removes earlier versions too."""
+    memory = await make_memory(history=3)
+    await memory.add("k", "one")
+    await memory.add("k", "two")
+    await memory.clear()
+    assert await memory.history("k") == []
+
+
+async def test_history_versions_expire(make_memory: MakeMemory, memory_backend: Any) -> None:
+    """An earlier version keeps its own expiry: once past, it is gone from history."""
+    memory = await make_memory(history=3)
+    await memory.add("k", "short", ttl=0.3)
+    await memory.add("k", "long")
+    assert [v.value for v in await memory.history("k")] == ["long", "short"]
+    await memory_backend.advance(0.5)
+    assert [v.value for v in await memory.history("k")] == ["long"]
+
+
+async def test_history_argument_errors() -> None:
+    """Bad history, as_of and supersedes raise naming the argument, nothing stored."""
+    with pytest.raises(ValueError, match="history"):
+        MemoryPrimitive(history=-1)
+    with pytest.raises(TypeError, match="history"):
+        MemoryPrimitive(history="5")  # type: ignore[arg-type]
+    memory = MemoryPrimitive(history=2)
+    with pytest.raises(TypeError, match="as_of"):
+        await memory.get("k", as_of="yesterday")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="as_of"):
+        await memory.get("k", as_of=dt.datetime(2026, 1, 1))
+    with pytest.raises(TypeError, match="supersedes"):
+        await memory.add("k", 1, supersedes="other")
+    with pytest.raises(ValueError, match="supersedes"):
+        await memory.add("k", 1, supersedes=[""])
+    assert await memory.size() == 0
+
+
+async def test_history_spans(telemetry: CapturedTelemetry) -> None:
+    """history is a get_memory_history span; a versioned add an upsert_memory span with the
+    superseded count; an as-of get a get_memory span."""
+    memory = MemoryPrimitive(history=2, tracer_provider=telemetry.tracer_provider)
+    await memory.add("a", "one")
+    telemetry.clear()
+    await memory.add("b", "two", supersedes=["a"])
+    await memory.history("a")
+    await memory.get("a", as_of=0)
+    spans = {s.name: s for s in telemetry.spans()}
+    assert spans["upsert_memory"].attributes is not None
+    assert spans["upsert_memory"].attributes[A.ATTR_MEMORY_SUPERSEDED_COUNT] == 1
+    history = spans["get_memory_history"].attributes
+    assert history is not None
+    assert history[A.ATTR_GEN_AI_MEMORY_RECORD_COUNT] == 1
+    assert spans["get_memory"].attributes is not None
