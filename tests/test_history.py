@@ -6,16 +6,25 @@ of the ``memory_backend`` fixture (in memory, Redis, Valkey, fallback, cluster, 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
-from tta_dev_primitives import MemoryPrimitive, MemoryRecord
+from tta_dev_primitives import (
+    FallbackBackend,
+    InMemoryBackend,
+    MemoryPrimitive,
+    MemoryRecord,
+    RedisBackend,
+)
 from tta_dev_primitives.memory.backends.base import HistoryBackend
 from tta_dev_primitives.observability import attributes as A
 from tta_dev_primitives.testing import CapturedTelemetry
+
+from .redis_servers import RedisServer
 
 MakeMemory = Callable[..., Awaitable[MemoryPrimitive]]
 
@@ -192,3 +201,43 @@ async def test_history_spans(telemetry: CapturedTelemetry) -> None:
     assert history is not None
     assert history[A.ATTR_GEN_AI_MEMORY_RECORD_COUNT] == 1
     assert spans["get_memory"].attributes is not None
+
+
+@pytest.mark.redis
+async def test_fallback_journals_versions_and_replays_them_in_order(
+    fresh_server: RedisServer,
+) -> None:
+    """Redis killed mid-way: versioned adds and a supersession are served by the fallback,
+    journaled one by one, and replayed in order, so Redis ends with every version."""
+    primary = RedisBackend.from_url(
+        fresh_server.url,
+        retries=1,
+        backoff_base=0.01,
+        socket_timeout=0.5,
+        socket_connect_timeout=0.5,
+    )
+    backend = FallbackBackend(primary, InMemoryBackend(None), probe_interval=3600)
+    memory = MemoryPrimitive(backend=backend, namespace="fb", history=5)
+    await memory.add("diet", "vegetarian")
+    await asyncio.to_thread(fresh_server.kill)
+    await memory.add("diet", "pescatarian")
+    await memory.add("diet", "vegan")
+    await memory.add("diet:new", "vegan, no honey", supersedes=["diet"])
+    assert backend.degraded
+    expected = ["vegan", "pescatarian", "vegetarian"]  # the mirror kept the first too
+    assert [v.value for v in await memory.history("diet")] == expected
+    await asyncio.to_thread(fresh_server.restart)
+    for _ in range(100):
+        if await backend.recover():
+            break
+        await asyncio.sleep(0.05)
+    assert not backend.degraded
+    assert backend.pending == 0
+    direct = MemoryPrimitive(backend=RedisBackend.from_url(fresh_server.url), namespace="fb")
+    versions = await direct.history("diet")
+    assert [v.value for v in versions] == expected
+    assert all(v.valid_to is not None for v in versions)
+    assert await direct.get("diet") is None
+    assert await direct.get("diet:new") == "vegan, no honey"
+    await direct.aclose()
+    await memory.aclose()

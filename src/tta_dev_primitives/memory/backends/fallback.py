@@ -129,7 +129,43 @@ class _DeleteWhere:
     filter: Mapping[str, Any]
 
 
-_Op = _Put | _Delete | _Clear | _Update | _DeleteWhere
+@dataclass(frozen=True, slots=True)
+class _VersionedPut:
+    """A write with history (``put_versioned``): journaled one by one, never merged, so the
+    primary gets every version, in order."""
+
+    namespace: Namespace
+    entry: Entry
+    deadline: float | None
+    keep: int
+    supersedes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _VersionedUpdate:
+    namespace: Namespace
+    key: str
+    change: RecordUpdate
+    deadline: float | None
+    keep: int
+
+
+@dataclass(frozen=True, slots=True)
+class _ForgetHistory:
+    namespace: Namespace
+    keys: tuple[str, ...]
+
+
+_Op = (
+    _Put
+    | _Delete
+    | _Clear
+    | _Update
+    | _DeleteWhere
+    | _VersionedPut
+    | _VersionedUpdate
+    | _ForgetHistory
+)
 # (namespace, key): key None for a clear, ("where", filter JSON) for a delete_where.
 _JournalKey = tuple[Namespace, str | tuple[str, str] | None]
 # A journal entry: its key and operation, under an id that grows in acknowledged order.
@@ -190,6 +226,12 @@ def _kind(op: _Op) -> str:
         return "update"
     if isinstance(op, _DeleteWhere):
         return "delete_where"
+    if isinstance(op, _VersionedPut):
+        return "add"
+    if isinstance(op, _VersionedUpdate):
+        return "update"
+    if isinstance(op, _ForgetHistory):
+        return "forget"
     return "clear"
 
 
@@ -451,8 +493,43 @@ class FallbackBackend:
             await primary.update(op.namespace, op.key, change)
         elif isinstance(op, _DeleteWhere):
             await primary.delete_where(op.namespace, op.filter)
+        elif isinstance(op, _VersionedPut | _VersionedUpdate | _ForgetHistory):
+            await self._replay_history(op)
         else:
             await primary.clear(op.namespace)
+
+    async def _replay_history(self, op: _VersionedPut | _VersionedUpdate | _ForgetHistory) -> None:
+        primary = self._history_of(self.primary)
+        if isinstance(op, _ForgetHistory):
+            await primary.forget_history(op.namespace, op.keys)
+            return
+        left = None if op.deadline is None else op.deadline - self._clock()
+        if isinstance(op, _VersionedUpdate):
+            change = op.change
+            if left is not None:
+                if left <= 0:
+                    await self.primary.delete(op.namespace, op.key)
+                    return
+                change = change._replace(ttl=left)
+            await primary.update_versioned(op.namespace, op.key, change, op.keep)
+            return
+        entry = op.entry
+        if left is not None:
+            if left <= 0:  # expired during the outage: what it superseded still goes
+                for key in (entry.key, *op.supersedes):
+                    await self.primary.delete(op.namespace, key)
+                return
+            entry = Entry(
+                entry.key,
+                entry.payload,
+                entry.metadata,
+                left,
+                entry.vector,
+                created_at=entry.created_at,
+                updated_at=entry.updated_at,
+                space=entry.space,
+            )
+        await primary.put_versioned(op.namespace, entry, op.keep, op.supersedes)
 
     # -- recovery -------------------------------------------------------------------------------
 
@@ -1066,63 +1143,123 @@ class FallbackBackend:
                 await self.secondary.put(namespace, plan.insert)
         return changed
 
-    # -- HistoryBackend: on the primary only, like compaction ---------------------------------
+    # -- HistoryBackend: journaled like every write ----------------------------------------
+    # While healthy the primary keeps the history and the mirror follows (its own versions
+    # of what this process wrote); during an outage the secondary serves and keeps the
+    # versions, and each versioned write is journaled on its own (never merged) and replayed
+    # in order, so the primary gets every version (ended at replay time).
 
-    def _history_primary(self, operation: str) -> HistoryBackend:
-        primary = self.primary
-        if self._degraded or not isinstance(primary, HistoryBackend):
-            # The secondary holds only a mirror of recent writes, not the primary's versions.
-            raise MemoryBackendError(
-                f"{operation} needs the primary backend's history, and it is unavailable "
-                "(the fallback serves meanwhile); try again once it is back",
-                backend=self.info().name,
-                operation=operation,
-                transient=True,
-            )
-        return primary
+    def _history_of(self, backend: MemoryBackend) -> HistoryBackend:
+        if not isinstance(backend, HistoryBackend):
+            raise TypeError(f"backend {backend.info().name!r} keeps no history")
+        return backend
 
     async def put_versioned(
         self, namespace: Namespace, entry: Entry, keep: int, supersedes: Sequence[str] = ()
     ) -> int:
-        primary = self._history_primary("add")
-        try:
-            evicted = await primary.put_versioned(namespace, entry, keep, supersedes)
-        except MemoryBackendError as exc:
-            self._activate(exc)
-            raise
-        for key in supersedes:  # the mirror follows: a cache of recent writes
-            await self.secondary.delete(namespace, key)
-        await self.secondary.put(namespace, entry)
-        return evicted
+        return await self._write(
+            self._history_of(self.primary).put_versioned,
+            self._history_of(self.secondary).put_versioned,
+            self._journal_versioned,
+            self._accepted_versioned,
+            None,
+            namespace,
+            entry,
+            keep,
+            supersedes,
+        )
+
+    def _journal_versioned(
+        self, namespace: Namespace, entry: Entry, keep: int, supersedes: Sequence[str] = ()
+    ) -> None:
+        if entry.metadata is not None:  # our own copy
+            entry = Entry(
+                entry.key,
+                entry.payload,
+                codec.copy_metadata(entry.metadata),
+                entry.ttl,
+                entry.vector,
+                snapshot=entry.snapshot,
+                created_at=entry.created_at,
+                updated_at=entry.updated_at,
+                space=entry.space,
+            )
+        deadline = None if entry.ttl is None else self._clock() + entry.ttl
+        op = _VersionedPut(namespace, entry, deadline, keep, tuple(supersedes))
+        self._journal_op((namespace, entry.key), op, barrier=True)
+
+    def _accepted_versioned(
+        self, namespace: Namespace, entry: Entry, keep: int, supersedes: Sequence[str] = ()
+    ) -> None:
+        for key in (entry.key, *supersedes):
+            self._forget_refused(namespace, key)
 
     async def update_versioned(
         self, namespace: Namespace, key: str, change: RecordUpdate, keep: int
     ) -> Record | None:
-        primary = self._history_primary("update")
-        try:
-            record = await primary.update_versioned(namespace, key, change, keep)
-        except MemoryBackendError as exc:
-            self._activate(exc)
-            raise
-        if record is not None:
-            await self.secondary.update(namespace, key, change)
+        return await self._write(
+            self._history_of(self.primary).update_versioned,
+            self._serve_versioned_update,
+            self._no_versioned_journal,
+            self._accepted_versioned_update,
+            None,
+            namespace,
+            key,
+            change,
+            keep,
+        )
+
+    async def _serve_versioned_update(
+        self, namespace: Namespace, key: str, change: RecordUpdate, keep: int
+    ) -> Record | None:
+        record = await self._history_of(self.secondary).update_versioned(
+            namespace, key, change, keep
+        )
+        if record is not None and self._degraded:
+            deadline = None
+            if change.set_ttl and change.ttl is not None:
+                deadline = self._clock() + change.ttl
+            if change.metadata is not None:
+                change = change._replace(metadata=codec.copy_metadata(change.metadata))
+            op = _VersionedUpdate(namespace, key, change, deadline, keep)
+            self._journal_op((namespace, key), op, barrier=True)
         return record
 
+    def _no_versioned_journal(
+        self, namespace: Namespace, key: str, change: RecordUpdate, keep: int
+    ) -> None:
+        return None  # _serve_versioned_update journals, once the secondary applied it
+
+    def _accepted_versioned_update(
+        self, namespace: Namespace, key: str, change: RecordUpdate, keep: int
+    ) -> None:
+        self._forget_refused(namespace, key)
+
     async def history(self, namespace: Namespace, key: str | None) -> builtins.list[Version]:
-        primary = self._history_primary("history")
-        try:
-            return await primary.history(namespace, key)
-        except MemoryBackendError as exc:
-            self._activate(exc)
-            raise
+        return await self._read(
+            self._history_of(self.primary).history,
+            self._history_of(self.secondary).history,
+            namespace,
+            key,
+        )
 
     async def forget_history(self, namespace: Namespace, keys: Sequence[str]) -> int:
-        primary = self._history_primary("forget")
-        try:
-            return await primary.forget_history(namespace, keys)
-        except MemoryBackendError as exc:
-            self._activate(exc)
-            raise
+        return await self._write(
+            self._history_of(self.primary).forget_history,
+            self._history_of(self.secondary).forget_history,
+            self._journal_forget_history,
+            self._accepted_forget_history,
+            None,
+            namespace,
+            keys,
+        )
+
+    def _journal_forget_history(self, namespace: Namespace, keys: Sequence[str]) -> None:
+        op = _ForgetHistory(namespace, tuple(keys))
+        self._journal_op((namespace, ("forget", "\x00".join(keys))), op, barrier=True)
+
+    def _accepted_forget_history(self, namespace: Namespace, keys: Sequence[str]) -> None:
+        return None
 
     async def aclose(self) -> None:
         """Stop probing, try once more to replay the journal, then close both backends."""
