@@ -16,6 +16,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from tta_dev_primitives import MemoryPrimitive, RedisBackend
+from tta_dev_primitives.memory import records
 from tta_dev_primitives.memory.backends import Entry, SearchQuery
 from tta_dev_primitives.memory.backends.redis_index import LocalIndexes
 
@@ -465,6 +466,8 @@ async def test_upgrade_layout_converts_a_namespace_written_by_0_1_0(
         await redis_client.sadd(base + b"g:app", b"apple")
         with pytest.raises(MemoryBackendError, match="upgrade_layout"):
             await backend.search(ns, SearchQuery("apple", 5))
+        with pytest.raises(MemoryBackendError, match=r", list: .*upgrade_layout"):
+            await backend.list(ns, records.ListQuery())  # named by its own operation
         assert await backend.upgrade_layout() == {"namespaces": 1, "records": 3}
         assert await backend.upgrade_layout() == {"namespaces": 0, "records": 0}
         a = await backend.get(ns, "a")

@@ -34,7 +34,7 @@ from tta_dev_primitives.memory.backends import redis_scripts as lua
 from tta_dev_primitives.memory.backends.redis_index import ChurnedError
 from tta_dev_primitives.memory.records import Entry, ListQuery, Namespace, SearchQuery
 
-from .conftest import BackendHarness
+from .conftest import BackendHarness, FakeClock
 from .redis_servers import FLAVOURS, RedisServer, flush, running_server
 from .subproc import clean_env
 
@@ -466,15 +466,16 @@ async def test_expired_namespaces_leave_no_key_behind(
     backend = RedisBackend.from_url(redis_server.url, prefix="gone", max_size=3)
     for i in range(20):
         ns: Namespace = (f"task{i}",)
-        await backend.put(ns, entry("a", "one", ttl=0.2))
-        await backend.put_many(ns, [entry(f"b{j}", j, ttl=0.25) for j in range(4)])
-        await backend.put(ns, entry("a", "again", ttl=0.2))
+        await backend.put(ns, entry("a", "one", ttl=0.4))
+        await backend.put_many(ns, [entry(f"b{j}", j, ttl=0.5) for j in range(4)])
+        await backend.put(ns, entry("a", "again", ttl=0.4))
         await backend.search(ns, SearchQuery("one", 5))
+    last = [k.split(b":")[-1] for k in await namespace_keys(redis_client, "gone:{task19}")]
+    assert {b"lru", b"st", b"log", b"ttl"} <= set(last), last
     kept: Namespace = ("kept",)
-    await backend.put(kept, entry("short", 1, ttl=0.2))
+    await backend.put(kept, entry("short", 1, ttl=0.4))
     await backend.put(kept, entry("forever", 2))
-    assert len(await namespace_keys(redis_client, "gone")) > 80
-    await asyncio.sleep(0.8)  # past every record's expiry, and the bookkeeping's after it
+    await asyncio.sleep(1.3)  # past every record's expiry, and the bookkeeping's after it
     left = await namespace_keys(redis_client, "gone")
     assert [k for k in left if b"{kept}" not in k] == []
     assert await backend.keys(kept) == ["forever"]
@@ -536,4 +537,33 @@ async def test_in_memory_namespace_emptied_keeps_nothing() -> None:
     assert await version(backend, ns, "k") > first
     assert await backend.delete_where(ns, {"tag": "a"}) == 1
     assert ns not in backend._stores
+    assert await backend.namespaces(()) == []
+
+
+@pytest.mark.redis
+async def test_a_read_of_a_record_whose_namespace_keys_are_gone_leaves_none(
+    redis_client: aioredis.Redis,
+) -> None:
+    """A get of a record whose namespace's own keys were evicted (a volatile-* policy) makes
+    no key of its own for the recency it cannot record."""
+    backend = RedisBackend(redis_client)
+    ns: Namespace = ("evicted",)
+    await backend.put_many(ns, [entry("a", 1, ttl=60), entry("b", 2, ttl=60)])
+    base = backend._space(ns).base
+    await redis_client.delete(base + b"lru", base + b"st", base + b"log", base + b"ttl")
+    assert (await backend.get(ns, "a")) is not None
+    assert [r is not None for r in await backend.get_many(ns, ["a", "b"])] == [True, True]
+    assert await redis_client.exists(base + b"st") == 0
+
+
+async def test_in_memory_namespaces_whose_records_expired_do_not_add_up() -> None:
+    """Task memory in process: namespaces nobody touches again after their records expired
+    are dropped as new namespaces are written, so the stores held follow the live ones."""
+    clock = FakeClock()
+    backend = InMemoryBackend(None, clock=clock)
+    for round_ in range(5):
+        for i in range(200):
+            await backend.put((f"task{round_}-{i}",), entry("step", i, ttl=1.0))
+        clock.advance(2.0)  # every record of the round expired
+    assert len(backend._stores) <= 200 + 2
     assert await backend.namespaces(()) == []

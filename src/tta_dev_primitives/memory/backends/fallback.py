@@ -883,7 +883,8 @@ class FallbackBackend:
 
     def _journal_update(self, namespace: Namespace, key: str, change: RecordUpdate) -> None:
         # Journaled as the change itself (replayed with the primary's update), folded into
-        # the key's earlier journaled write or update: the journal keeps one entry per key.
+        # the key's earlier journaled write or update when nothing of its namespace that may
+        # depend on it (a delete_where, a clear) came between them (see _journal_op).
         deadline = None
         if change.set_ttl and change.ttl is not None:
             deadline = self._clock() + change.ttl

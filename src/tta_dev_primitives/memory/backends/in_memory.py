@@ -68,9 +68,22 @@ class InMemoryBackend:
     def _store(self, namespace: Namespace) -> InMemoryStore:
         store = self._stores.get(namespace)
         if store is None:
+            self._sweep()
             store = self._new_store()
             self._stores[namespace] = store
         return store
+
+    def _sweep(self) -> None:
+        """Look at the two namespaces written longest ago (each then goes to the back): one
+        whose records all expired is dropped. Run once per new namespace, so namespaces
+        nobody touches again after their records expired (task memory) do not add up: the
+        stores held stay proportional to the namespaces with live records."""
+        stores = self._stores
+        for _ in range(min(2, len(stores))):
+            namespace, store = next(iter(stores.items()))
+            del stores[namespace]
+            if len(store):  # purges what expired
+                stores[namespace] = store
 
     def _new_store(self) -> InMemoryStore:
         return InMemoryStore(

@@ -80,7 +80,13 @@ from . import redis_scripts as lua
 from .base import BackendInfo, CompactionPlan, StoredVectors, Version
 from .redis_clients import ClientPerLoop, ServerCheck, fast_packing
 from .redis_cluster import CLUSTER_SCHEMES, cluster_client
-from .redis_index import DEFAULT_INDEX_BUDGET, ChurnedError, LocalIndexes, NamespaceIndex
+from .redis_index import (
+    DEFAULT_INDEX_BUDGET,
+    ChurnedError,
+    LocalIndexes,
+    NamespaceIndex,
+    OldLayoutError,
+)
 from .redis_query_engine import QueryEngine, SearchEngine, validate_search_engine
 
 __all__ = ["RedisBackend"]
@@ -1051,6 +1057,17 @@ class RedisBackend:
             transient=True,
         )
 
+    def old_layout(self, operation: str, exc: OldLayoutError) -> MemoryBackendError:
+        """The error of an ``operation`` on a namespace still in the 0.1.0 layout."""
+        return MemoryBackendError(
+            f"Redis at {self._where}, {operation}: namespace keys {_s(exc.base)}... have "
+            "the layout of tta-dev-primitives 0.1.0; run `await backend.upgrade_layout()` "
+            "once to convert them",
+            backend="redis",
+            operation=operation,
+            transient=False,
+        )
+
     async def _synced(
         self, space: _Space, operation: str = "search"
     ) -> tuple[NamespaceIndex, float]:
@@ -1060,6 +1077,8 @@ class RedisBackend:
             state, now = await self._synced_index(space)
         except ChurnedError as exc:
             raise self.churned(operation, exc) from None
+        except OldLayoutError as exc:
+            raise self.old_layout(operation, exc) from None
         if state.incarnation is None:
             # No such namespace: holding its empty index would grow with every namespace
             # ever read, not with the live data (its next read loads it again, cheaply).
@@ -1214,14 +1233,7 @@ class RedisBackend:
         reply = await self._eval(lua.LOAD, space, deadline=self._search_timeout)
         incarnation, last, _, old, embedder = reply[:5]
         if int(old):
-            raise MemoryBackendError(
-                f"Redis at {self._where}, search: namespace keys {_s(space.base)}... have the "
-                "layout of tta-dev-primitives 0.1.0; run `await backend.upgrade_layout()` "
-                "once to convert them",
-                backend="redis",
-                operation="search",
-                transient=False,
-            )
+            raise OldLayoutError(space.base)
         keys = _split(reply[5], reply[6])
         state = NamespaceIndex(index=new_index(), incarnation=incarnation, last=int(last))
         state.version = reply[7] or b""

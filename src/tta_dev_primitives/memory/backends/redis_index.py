@@ -24,7 +24,13 @@ from dataclasses import dataclass, field
 
 from ..index import SearchIndex
 
-__all__ = ["DEFAULT_INDEX_BUDGET", "ChurnedError", "LocalIndexes", "NamespaceIndex"]
+__all__ = [
+    "DEFAULT_INDEX_BUDGET",
+    "ChurnedError",
+    "LocalIndexes",
+    "NamespaceIndex",
+    "OldLayoutError",
+]
 
 DEFAULT_INDEX_BUDGET = 512 * 1024 * 1024
 """Bytes of search indexes a backend keeps in its process by default (512 MiB)."""
@@ -33,6 +39,19 @@ DEFAULT_INDEX_BUDGET = 512 * 1024 * 1024
 class ChurnedError(Exception):
     """A namespace's index load lost the race with its writers, every attempt (internal: the
     backend raises it as a transient :class:`MemoryBackendError` naming the operation).
+
+    Attributes:
+        base: The namespace's key base.
+    """
+
+    def __init__(self, base: bytes) -> None:
+        super().__init__(base)
+        self.base = base
+
+
+class OldLayoutError(Exception):
+    """A namespace still in the layout of 0.1.0, found by an index load (internal: the
+    backend raises it as a :class:`MemoryBackendError` naming the operation).
 
     Attributes:
         base: The namespace's key base.

@@ -82,7 +82,7 @@ from ..search import (
     recency_weight,
     tokenize,
 )
-from .redis_index import ChurnedError, LocalIndexes, NamespaceIndex
+from .redis_index import ChurnedError, LocalIndexes, NamespaceIndex, OldLayoutError
 
 if TYPE_CHECKING:
     from .redis import RedisBackend, _Space
@@ -528,6 +528,8 @@ class QueryEngine:
                 state, now = await self._load(space)
             except ChurnedError as exc:
                 raise backend.churned("search", exc) from None
+            except OldLayoutError as exc:
+                raise backend.old_layout("search", exc) from None
         if state.incarnation is None:
             self.stats.drop(space.base)  # no such namespace: nothing worth holding
         self.stats.measure(space.base, state)

@@ -22,7 +22,12 @@ if #KEYS == 1 then
   end
   if ARGV[1] == '1' then
     local last = try('HINCRBY', base .. 'st', 'c', 1)
-    if type(last) == 'number' then try('ZADD', base .. 'lru', 'XX', last, ARGV[2]) end
+    if last == 1 then
+      -- Made by the bump (the namespace's keys are gone: evicted): leave nothing behind.
+      if try('HLEN', base .. 'st') == 1 then try('DEL', base .. 'st') end
+    elseif type(last) == 'number' then
+      try('ZADD', base .. 'lru', 'XX', last, ARGV[2])
+    end
   end
   return packed(h)
 end
@@ -40,7 +45,10 @@ for i = 1, #KEYS do
 end
 if ARGV[1] == '1' and #hits > 0 then
   local last = try('HINCRBY', base .. 'st', 'c', #hits)
-  if type(last) == 'number' then
+  if last == #hits then
+    -- Made by the bump (the namespace's keys are gone: evicted): leave nothing behind.
+    if try('HLEN', base .. 'st') == 1 then try('DEL', base .. 'st') end
+  elseif type(last) == 'number' then
     local z = {'ZADD', base .. 'lru', 'XX'}
     for i = 1, #hits do
       z[2 * i + 2] = last - #hits + i
