@@ -2,9 +2,10 @@
 
 ``TTA_REDIS_STACK_URL`` names a Redis Stack (or Redis 8) server that is already running: the
 tests use it as it is and never stop it. Give them a scratch server: they write, clear and drop
-FT indexes under the key prefixes ``tta`` and ``app``. Otherwise the server is started with the project's helper script ``../shared/redis-stack/redis-stack.sh`` (relative
-to the repository root; ``TTA_REDIS_STACK_SCRIPT`` names another copy) on a free loopback
-port, once per session, and stopped when pytest ends. Without the script the tests that
+FT indexes under the key prefixes ``tta`` and ``app``. Otherwise the server is started with
+the project's helper script ``../shared/redis-stack/redis-stack.sh`` (relative to the
+repository root; ``TTA_REDIS_STACK_SCRIPT`` names another copy) on a free loopback port, once
+per session, and stopped when pytest ends. Without the script the tests that
 need it skip, saying so; under ``CI=true`` with the script present they must run (a server
 that does not start fails them).
 """

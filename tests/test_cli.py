@@ -307,7 +307,7 @@ def on_terminal(server: RedisServer, *args: str) -> bytes:
 
 def test_embedder_option(server: RedisServer, tmp_path: Path) -> None:
     """--embedder gives search --mode semantic/hybrid and import's re-embedding an embedder;
-    an unknown name is exit 2, and without one semantic search explains what is missing."""
+    an unknown name is exit 2, and without one semantic search uses the namespace's."""
     path = tmp_path / "users.jsonl"
     assert tta("--namespace", "app/users", "export", str(path), url=server.url).returncode == 0
     n = len(path.read_text(encoding="utf-8").splitlines()) - 1
@@ -326,9 +326,13 @@ def test_embedder_option(server: RedisServer, tmp_path: Path) -> None:
     assert {h["key"] for h in json.loads(found.stdout)} >= {"turn:1", "turn:2"}
     hybrid = tta(*emb, "--json", "search", "python", "--mode", "hybrid", url=server.url)
     assert json.loads(hybrid.stdout)[0]["key"] in {"turn:1", "turn:2"}
-    plain = tta("--namespace", "emb", "search", "python", "--mode", "semantic", url=server.url)
-    assert plain.returncode == 2
-    assert "embedder" in plain.stderr
+    # Without --embedder, the one the namespace's vectors name (a namespace without vectors
+    # is exit 2: see test_search).
+    plain = tta("--namespace", "emb", "--json", "search", "python", "--mode", "semantic",
+                url=server.url)  # fmt: skip
+    assert plain.returncode == 0, plain.stderr
+    assert "using embedder 'hashing-v1-256', which the namespace's vectors name" in plain.stderr
+    assert json.loads(plain.stdout) == json.loads(found.stdout)
 
     # export --vectors: any vector the backend gives back names its embedder.
     out = tmp_path / "emb.jsonl"
@@ -401,3 +405,292 @@ def test_upgrade_converts_a_0_1_0_namespace(server: RedisServer) -> None:
     got = tta("--namespace", "legacy", "get", "old", "--json", url=server.url)
     assert got.returncode == 0, got.stderr
     assert json.loads(got.stdout)["value"] == "written by 0.1.0"
+
+
+# -- issue 23: bad input, messages, embedders, namespaces, rm -------------------------------------
+
+
+HEADER = '{"format": "tta-memory", "version": 1, "exported_at": 0, "namespace": []}\n'
+
+
+def in_process(
+    *args: str, url: str | None = None, capsys: pytest.CaptureFixture[str]
+) -> subprocess.CompletedProcess[str]:
+    """Run ``cli.main`` in this process (faster than the script), the URL through
+    TTA_MEMORY_URL when given; what it printed as a CompletedProcess."""
+    from tta_dev_primitives import cli
+
+    saved = os.environ.pop("TTA_MEMORY_URL", None)
+    if url is not None:
+        os.environ["TTA_MEMORY_URL"] = url
+    try:
+        capsys.readouterr()
+        code = cli.main(list(args))
+    finally:
+        os.environ.pop("TTA_MEMORY_URL", None)
+        if saved is not None:
+            os.environ["TTA_MEMORY_URL"] = saved
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(list(args), code, out, err)
+
+
+def one_line_error(done: subprocess.CompletedProcess[str], code: int = 2) -> str:
+    """The single stderr line of a failed run (asserting the exit code, no traceback)."""
+    assert done.returncode == code, (done.returncode, done.stderr)
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("tta-memory: error: ")
+    return done.stderr
+
+
+def write_file(path: Path, *records: Any, raw: bytes = b"") -> Path:
+    path.write_bytes(
+        (HEADER + "".join(json.dumps(r) + "\n" for r in records)).encode("utf-8") + raw
+    )
+    return path
+
+
+def test_a_bad_line_imports_nothing(server: RedisServer, tmp_path: Path) -> None:
+    """1,200 good records and a broken line: exit 2 naming the line, nothing imported."""
+    good = [{"key": f"k{i}", "value": i} for i in range(1200)]
+    path = write_file(tmp_path / "bad.jsonl", *good, raw=b"{broken\n")
+    done = tta("--namespace", "imp", "import", str(path), url=server.url)
+    err = one_line_error(done)
+    assert "line 1202: not JSON" in err
+    assert "nothing was imported" in err
+    one_line_error(tta("--namespace", "imp", "stats", url=server.url), 1)
+
+
+@pytest.mark.parametrize(
+    ("record", "raw", "message"),
+    [
+        ({"key": "a", "value": 1, "created_at": 1e306}, b"", "line 3: created_at must be epoch"),
+        ({"key": "a", "value": 1, "expires_at": 1e300}, b"", "line 3: expires_at must be epoch"),
+        (None, b"[" * 20000 + b"]" * 20000 + b"\n", "line 3: JSON nested too deep"),
+        (None, b'{"key": "b", "value": "\xff"}\n', "line 3: not UTF-8 text (byte 0xff"),
+        ({"key": "a", "value": "x" * 1_100_000}, b"", "line 3: value is 1100002 bytes"),
+    ],
+    ids=["created_at", "expires_at", "deep", "utf8", "oversize"],
+)
+def test_bad_records_are_one_line_naming_the_line(
+    server: RedisServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    record: Any,
+    raw: bytes,
+    message: str,
+) -> None:
+    """Times out of range, deep nesting, bytes that are not UTF-8 and an oversize value are
+    exit 2 with one line naming the file line; nothing is imported."""
+    records = [{"key": "ok", "value": 1}] + ([record] if record is not None else [])
+    path = write_file(tmp_path / "bad.jsonl", *records, raw=raw)
+    done = in_process("--namespace", "bad", "import", str(path), url=server.url, capsys=capsys)
+    assert message in one_line_error(done)
+    one_line_error(in_process("--namespace", "bad", "ls", url=server.url, capsys=capsys), 1)
+
+
+def test_deep_filters_are_usage_errors(server: RedisServer) -> None:
+    """A --filter nested 20,000 deep is exit 2 with one line, not a traceback."""
+    deep = "[" * 20000 + "]" * 20000
+    assert "nested too deep" in one_line_error(tta("ls", "--filter", deep, url=server.url))
+
+
+def test_deep_json_arguments_are_usage_errors(
+    server: RedisServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every JSON argument nested 20,000 deep is exit 2 with one line."""
+    deep = "[" * 20000 + "]" * 20000
+    for args in (("search", "x", "--filter", deep), ("rm", "--where", deep),
+                 ("--namespace", deep, "ls"), ("export", "--filter", deep)):  # fmt: skip
+        err = one_line_error(in_process(*args, url=server.url, capsys=capsys))
+        assert "nested too deep" in err
+
+
+def test_option_errors_name_the_option(
+    server: RedisServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bad --timeout/--prefix are blamed on themselves, not on the URL (also when the URL
+    came from TTA_MEMORY_URL); a bad URL names where it came from and lists every scheme; a
+    database the server does not have is a usage error."""
+    for args, named in (
+        (("--timeout", "-1"), "--timeout"),
+        (("--timeout", "nan"), "--timeout"),
+        (("--prefix", "a{b"), "--prefix"),
+        (("--prefix", ""), "--prefix"),
+    ):
+        err = one_line_error(in_process(*args, "stats", url=server.url, capsys=capsys))
+        assert named in err
+        assert "URL" not in err
+    env_bad = one_line_error(in_process("stats", url="http://127.0.0.1:1", capsys=capsys))
+    assert "TTA_MEMORY_URL is not a Redis URL" in env_bad
+    assert "redis+cluster://" in env_bad
+    assert "rediss+cluster://" in env_bad
+    assert "--url is not a Redis URL" in one_line_error(
+        in_process("--url", "mysql://x", "stats", capsys=capsys)
+    )
+    db = one_line_error(
+        in_process("stats", url=server.url.rsplit("/", 1)[0] + "/99", capsys=capsys)
+    )
+    assert "TTA_MEMORY_URL names a database" in db
+    assert "cannot reach" not in db
+
+
+def test_import_keeps_the_vectors_the_file_names(server: RedisServer, tmp_path: Path) -> None:
+    """Without --embedder, import uses the embedder the file's vectors name (reusing them);
+    vectors of an embedder it cannot make are exit 2 naming it, unless --drop-vectors."""
+    emb = ("--namespace", "vec-src", "--embedder", "hashing:16")
+    path = write_file(tmp_path / "plain.jsonl", {"key": "a", "value": "python snakes"})
+    assert tta(*emb, "import", str(path), url=server.url).returncode == 0
+    exported = tmp_path / "vec.jsonl"
+    assert tta(*emb, "export", "--vectors", str(exported), url=server.url).returncode == 0
+    done = tta("--namespace", "vec-dst", "--json", "import", str(exported), url=server.url)
+    assert done.returncode == 0, done.stderr
+    assert "using embedder 'hashing-v1-16', which the file's vectors name" in done.stderr
+    report = json.loads(done.stdout)
+    assert (report["vectors_reused"], report["vectors_dropped"]) == (1, 0)
+    found = tta("--namespace", "vec-dst", "--json", "search", "snakes", "--mode", "semantic",
+                url=server.url)  # fmt: skip
+    assert [h["key"] for h in json.loads(found.stdout)] == ["a"]
+
+    mystery = {"embedder": "mystery", "dimensions": 3, "values": [1, 0, 0]}
+    odd = write_file(tmp_path / "odd.jsonl", {"key": "b", "value": "x", "vector": mystery})
+    err = one_line_error(tta("--namespace", "odd", "import", str(odd), url=server.url))
+    assert "embedder 'mystery' (3 dimensions)" in err
+    assert "--drop-vectors" in err
+    dropped = tta("--namespace", "odd", "--json", "import", str(odd), "--drop-vectors",
+                  url=server.url)  # fmt: skip
+    assert dropped.returncode == 0, dropped.stderr
+    assert dropped.stderr == ""
+    assert json.loads(dropped.stdout)["vectors_dropped"] == 1
+
+
+def test_import_without_vectors_into_a_namespace_with_them(
+    server: RedisServer, tmp_path: Path
+) -> None:
+    """A file without vectors imported into a namespace whose records have some gets the
+    namespace's embedder, so semantic search finds the new records too."""
+    emb = ("--namespace", "vec-ns", "--embedder", "hashing:16")
+    first = write_file(tmp_path / "one.jsonl", {"key": "a", "value": "python snakes"})
+    assert tta(*emb, "import", str(first), url=server.url).returncode == 0
+    second = write_file(tmp_path / "two.jsonl", {"key": "b", "value": "python snakes too"})
+    done = tta("--namespace", "vec-ns", "import", str(second), url=server.url)
+    assert done.returncode == 0, done.stderr
+    assert "the namespace's vectors name" in done.stderr
+    found = tta("--namespace", "vec-ns", "--json", "search", "snakes", "--mode", "semantic",
+                url=server.url)  # fmt: skip
+    assert {h["key"] for h in json.loads(found.stdout)} == {"a", "b"}
+
+
+def test_a_backend_failure_mid_import_says_what_landed(tmp_path: Path) -> None:
+    """A server that runs out of memory part way through an import: exit 3, one line saying
+    how many records were handled and how to finish."""
+    from .redis_servers import running_server
+
+    records = [{"key": f"k{i:05}", "value": "x" * 2000} for i in range(3000)]
+    path = write_file(tmp_path / "big.jsonl", *records)
+    args = ["--maxmemory", "4mb", "--maxmemory-policy", "noeviction"]
+    with running_server("redis", args) as srv:
+        done = tta("--namespace", "oom", "import", str(path), url=srv.url)
+        err = one_line_error(done, 3)
+        assert "the import stopped after" in err
+        assert "of 3000 records" in err
+        assert "Run the same import again with --on-conflict replace to finish it" in err
+        assert "maxmemory" in err
+
+
+def test_namespaces_print_what_namespace_reads(
+    server: RedisServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A part holding '/' is printed as a JSON list, which --namespace reads back; the root
+    lists every namespace; a missing namespace is exit 1 in ls, stats and namespaces."""
+
+    async def fill() -> None:
+        async with MemoryPrimitive(redis_url=server.url, namespace=("more", "a/b"),
+                                   fallback=False) as memory:  # fmt: skip
+            await memory.add("k", "v")
+
+    asyncio.run(fill())
+    listed = tta("--namespace", "more", "namespaces", url=server.url)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout == '["more", "a/b"]\n'
+    back = tta("--namespace", listed.stdout.strip(), "--json", "ls", url=server.url)
+    assert back.returncode == 0, back.stderr
+    assert [r["key"] for r in json.loads(back.stdout)["records"]] == ["k"]
+    for root in ("/", "", "[]"):
+        everything = in_process("--namespace", root, "--json", "namespaces", url=server.url,
+                                capsys=capsys)  # fmt: skip
+        assert everything.returncode == 0, everything.stderr
+        assert ["more", "a/b"] in json.loads(everything.stdout)
+        assert ["app", "users"] in json.loads(everything.stdout)
+    root_stats = in_process("--namespace", "/", "--json", "stats", url=server.url, capsys=capsys)
+    assert json.loads(root_stats.stdout)["records"] == 5
+    one_line_error(in_process("--namespace", "/", "ls", url=server.url, capsys=capsys))
+    for command in ("ls", "stats", "namespaces"):
+        done = in_process("--namespace", "more/a/b", command, url=server.url, capsys=capsys)
+        missing = one_line_error(done, 1)
+        assert "namespace more/a/b holds no records" in missing
+
+
+def test_rm_where_dry_run_and_confirmation(server: RedisServer) -> None:
+    """rm --where --dry-run counts and deletes nothing; on a terminal rm --where asks, and
+    deletes only on yes; --yes does not ask; without a terminal it does not ask."""
+    ns = ("--namespace", "app/users")
+    dry = tta(*ns, "rm", "--where", '{"role": "user"}', "--dry-run", url=server.url)
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.startswith("would delete 2 records: turn:")
+    assert tta(*ns, "get", "turn:1", url=server.url).returncode == 0
+    dry_json = tta(*ns, "--json", "rm", "--where", '{"role": "user"}', "--dry-run",
+                   url=server.url)  # fmt: skip
+    assert json.loads(dry_json.stdout)["would_delete"] == 2
+
+    declined = with_terminal_stdin(server, "n\n", *ns, "rm", "--where", '{"role": "user"}')
+    assert declined.returncode == 1
+    assert "delete 2 records matching" in declined.stderr
+    assert "[y/N]" in declined.stderr
+    assert "nothing deleted: not confirmed" in declined.stderr
+    assert tta(*ns, "get", "turn:1", url=server.url).returncode == 0
+    agreed = with_terminal_stdin(server, "y\n", *ns, "rm", "--where", '{"role": "user"}')
+    assert agreed.returncode == 0, agreed.stderr
+    assert agreed.stdout == "deleted 2 records\n"
+    yes = with_terminal_stdin(server, "", *ns, "rm", "--where", '{"role": "assistant"}', "--yes")
+    assert yes.returncode == 0, yes.stderr
+    assert "[y/N]" not in yes.stderr
+    assert yes.stdout == "deleted 1 record\n"
+
+
+def with_terminal_stdin(
+    server: RedisServer, answer: str, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the script with stdin on a pseudo-terminal that types ``answer``."""
+    leader, follower = pty.openpty()
+    environ = {**os.environ, "TTA_MEMORY_URL": server.url}
+    try:
+        proc = subprocess.Popen(
+            [str(SCRIPT), *args], stdin=follower, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, env=environ, text=True,
+        )  # fmt: skip
+        os.write(leader, answer.encode())
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        os.close(follower)
+        os.close(leader)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+def test_every_option_has_help() -> None:
+    """Every option and argument of every subcommand says what it does in --help."""
+    import argparse
+
+    from tta_dev_primitives import cli
+
+    parser = cli.build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in {"": parser, **subparsers.choices}.items():
+        for action in sub._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                continue
+            assert action.help, (name, action.dest)
+            assert action.help != argparse.SUPPRESS, (name, action.dest)
+    shown = subprocess.run([str(SCRIPT), "rm", "--help"], capture_output=True, text=True,
+                           check=True).stdout  # fmt: skip
+    assert "--dry-run" in shown
+    assert "count (and list the first) matching records" in shown

@@ -21,6 +21,7 @@ from tta_dev_primitives import (
     FallbackBackend,
     HashingEmbedder,
     InMemoryBackend,
+    MemoryBackendError,
     MemoryPrimitive,
     RedisBackend,
 )
@@ -511,6 +512,51 @@ async def test_more_concurrent_operations_than_connections_per_node(cluster: Tes
         assert got == list(range(300))
         for n in range(30):
             assert await memory.scoped("many", str(n)).clear() == 10
+    finally:
+        await memory.aclose()
+        await backend.aclose()
+
+
+@pytest.mark.slow
+async def test_a_failover_is_logged_as_a_failover_not_a_restart(
+    own_cluster: TestCluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Killing the master the server check asks: the promoted replica answering is logged at
+    WARNING as a failover, never at ERROR as a restart, and the backend reloads what it
+    keeps of the namespace (acknowledged writes may be gone, as after a restart)."""
+    cluster = own_cluster
+    backend = RedisBackend.from_url(cluster.url, max_size=None, socket_timeout=1.0)
+    backend.server_check_interval = 0.0  # check before every operation
+    memory = MemoryPrimitive(backend=backend, namespace="failover-log")
+    try:
+        await memory.add("k", "v")
+        client = backend._client
+        assert isinstance(client, RedisCluster)
+        asked = client.get_default_node()
+        assert asked is not None
+        victim = next(n for n in cluster.nodes() if n.port == asked.port)
+        assert victim.role == "master"
+        heir = cluster.replica_of(victim)
+        before = backend.server_restarts
+        caplog.set_level("WARNING", logger="tta_dev_primitives.memory.backends.redis")
+        cluster.kill(victim.port)
+        await asyncio.to_thread(cluster.wait_promoted, heir.port)
+        deadline = asyncio.get_running_loop().time() + 20
+        while True:
+            try:
+                await memory.add("k2", "v2")
+                break
+            except MemoryBackendError:
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0.1)
+        assert await memory.get("k2") == "v2"
+        records = [r for r in caplog.records if r.name.endswith("backends.redis")]
+        assert not [r for r in records if r.levelname == "ERROR"], [r.message for r in records]
+        failover = [r for r in records if "answers now instead of" in r.message]
+        assert len(failover) == 1
+        assert failover[0].levelname == "WARNING"
+        assert f":{victim.port}" in failover[0].message
+        assert backend.server_restarts == before + 1
     finally:
         await memory.aclose()
         await backend.aclose()

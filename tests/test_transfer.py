@@ -15,6 +15,7 @@ from tta_dev_primitives import (
     HashingEmbedder,
     ImportConflictError,
     InMemoryBackend,
+    MemoryBackendError,
     MemoryPrimitive,
     read_jsonl,
     write_jsonl,
@@ -160,7 +161,8 @@ async def test_records_are_imported_without_default_ttl() -> None:
 
 
 async def test_on_conflict() -> None:
-    """replace overwrites, skip keeps the stored record, error stops at the conflicting key."""
+    """replace overwrites, skip keeps the stored record, error writes nothing (every key is
+    looked up before the first write)."""
     memory = MemoryPrimitive()
     await memory.add("b", "old")
     records = [{"key": k, "value": f"new {k}"} for k in ("a", "b", "c")]
@@ -173,8 +175,9 @@ async def test_on_conflict() -> None:
     await fresh.add("b", "old")
     with pytest.raises(ImportConflictError, match="'b' already exists") as info:
         await fresh.import_(records, on_conflict="error")
-    assert info.value.report.imported == 1
-    assert sorted(await fresh.keys()) == ["a", "b"]
+    assert info.value.report.imported == 0
+    assert "0 records were imported before it" in str(info.value)
+    assert sorted(await fresh.keys()) == ["b"]
     assert await fresh.get("b") == "old"
 
     await memory.import_(records)
@@ -228,7 +231,8 @@ async def test_vectors_reused_only_for_the_same_embedder() -> None:
 
 
 async def test_import_writes_in_batches_and_reports_progress() -> None:
-    """A large import is written batch by batch, the input read lazily as it goes."""
+    """A large import reads and checks the whole input, then writes it batch by batch,
+    reporting the records handled after each batch."""
     memory = MemoryPrimitive(max_size=None)
     n = transfer.BATCH_SIZE * 2 + 7
     consumed = []
@@ -246,9 +250,12 @@ async def test_import_writes_in_batches_and_reports_progress() -> None:
     report = await transfer.import_records(memory, records(), progress=progress)
     assert report.imported == n
     assert await memory.size() == n
-    # Each batch is written after reading at most one record past it.
-    assert len(seen) >= 3
-    assert all(read <= done + 1 for done, read in seen)
+    # Every record was read before the first batch was written.
+    assert seen == [
+        (transfer.BATCH_SIZE, n),
+        (transfer.BATCH_SIZE * 2, n),
+        (n, n),
+    ]
 
 
 async def test_export_filter() -> None:
@@ -431,8 +438,10 @@ async def test_vectors_export_and_are_reused_by_the_same_embedder(fallback: bool
     assert (report.vectors_reused, report.reembedded) == (0, 3)
     assert {len(v) for v in (await _stored_vectors(other)).values()} == {32}
 
-    plain = MemoryPrimitive()  # no embedder: nothing to keep, nothing exported
-    await plain.import_(objs)
+    plain = MemoryPrimitive()  # no embedder: nothing kept, and a warning names the embedder
+    with pytest.warns(UserWarning, match=f"3 records of '{embedder.name}' \\(16 dimensions\\)"):
+        report = await plain.import_(objs)
+    assert report.vectors_dropped == 3
     assert [r.get("vector") async for r in plain.export(vectors=True)] == [None, None, None]
 
 
@@ -526,7 +535,8 @@ async def test_export_and_import_are_spans() -> None:
         telemetry.exporter.clear()
         with tracer.start_as_current_span("pipeline"):
             records = [r async for r in source.export(vectors=True)]
-            report = await target.import_(records, on_conflict="skip")
+            with pytest.warns(UserWarning, match="vectors are dropped"):
+                report = await target.import_(records, on_conflict="skip")
         assert report.imported == transfer.BATCH_SIZE + 2
         names = [s.name for s in telemetry.spans()]
         assert names == ["export_memory", "import_memory", "pipeline"]
@@ -548,6 +558,7 @@ async def test_export_and_import_are_spans() -> None:
         assert imp.attributes["gen_ai.memory.record.count"] == report.imported
         assert imp.attributes["memory.import.skipped_existing"] == 1
         assert imp.attributes["memory.import.reembedded"] == 0
+        assert imp.attributes["memory.import.vectors_dropped"] == report.imported
 
         # An export stopped early still ends its span; a failing import records its error.
         telemetry.exporter.clear()
@@ -564,3 +575,228 @@ async def test_export_and_import_are_spans() -> None:
         assert failed.status.status_code is StatusCode.ERROR
         assert failed.attributes is not None
         assert failed.attributes["error.type"] == "ValueError"
+
+
+# -- bad input: a clear error, nothing written (issue 23) ---------------------------------------
+
+
+def _file(*records: Any) -> str:
+    return "".join(_lines(HEADER, *records))
+
+
+async def test_a_bad_line_anywhere_writes_nothing() -> None:
+    """A file of 1,200 good records and then a broken line imports nothing, and says which
+    line; the same goes for a bad record given as a list."""
+    memory = MemoryPrimitive(max_size=None)
+    good = [{"key": f"k{i}", "value": i} for i in range(1200)]
+    text = _file(*good) + "{broken\n"
+    with pytest.raises(ValueError, match=r"^line 1202: not JSON"):
+        await memory.import_(read_jsonl(io.StringIO(text)))
+    assert await memory.size() == 0
+    with pytest.raises(ValueError, match=r"records\[1200\]: a record needs 'key'"):
+        await memory.import_([*good, {"value": 1}])
+    assert await memory.size() == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("created_at", 1e306),
+        ("updated_at", -1),
+        ("expires_at", 1e300),
+        ("created_at", 10**400),
+        ("expires_at", float("nan")),
+    ],
+    ids=["created_1e306", "updated_negative", "expires_1e300", "created_huge_int", "nan"],
+)
+async def test_times_out_of_range_name_the_field_and_line(field: str, value: Any) -> None:
+    """A time past the year 9999 (or negative, NaN, a huge int) is a ValueError naming the
+    field and the line, not an OverflowError, and nothing is written."""
+    memory = MemoryPrimitive()
+    text = _file({"key": "ok", "value": 1}, {"key": "a", "value": 1, field: value})
+    with pytest.raises(ValueError, match=rf"^line 3: {field} must be epoch seconds"):
+        await memory.import_(read_jsonl(io.StringIO(text)))
+    assert await memory.size() == 0
+
+
+async def test_expiry_beyond_the_longest_ttl_is_refused() -> None:
+    """An expires_at within the year 9999 but more than MAX_TTL_SECONDS ahead is refused
+    before anything is written (Redis could not keep it)."""
+    memory = MemoryPrimitive()
+    far = time.time() + 2**31 + 3600
+    with pytest.raises(ValueError, match=r"records\[0\]: expires_at is more than 2147483648"):
+        await memory.import_([{"key": "a", "value": 1, "expires_at": far}])
+    assert await memory.size() == 0
+
+
+def test_deep_nesting_is_one_clear_value_error() -> None:
+    """JSON nested 20,000 deep is a ValueError naming its line, not a RecursionError."""
+    deep = "[" * 20000 + "]" * 20000
+    text = "".join(_lines(HEADER)) + deep + "\n"
+    with pytest.raises(ValueError, match=r"^line 2: JSON nested too deep to read"):
+        list(read_jsonl(io.StringIO(text)))
+    value = {"key": "k", "value": json.loads("[" * 150 + "]" * 150)}
+    with pytest.raises(ValueError, match=r"^line 2: value is nested more than 100"):
+        list(read_jsonl(io.StringIO(_file(value))))
+
+
+def test_bytes_that_are_not_utf8_are_named_by_line() -> None:
+    """A binary stream names the line holding bytes that are not UTF-8; a text stream says
+    after which line decoding failed."""
+    data = _file({"key": "a", "value": "x"}).encode() + b'{"key": "b", "value": "\xff"}\n'
+    with pytest.raises(ValueError, match=r"^line 3: not UTF-8 text \(byte 0xff at column 24\)"):
+        list(read_jsonl(io.BytesIO(data)))
+    text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"not UTF-8 text"):
+        list(read_jsonl(text))
+
+
+async def test_an_oversize_value_is_named_by_its_line() -> None:
+    """A value larger than max_value_bytes names its line, and nothing is written."""
+    memory = MemoryPrimitive(max_value_bytes=100)
+    text = _file({"key": "a", "value": "x"}, {"key": "b", "value": "y" * 200})
+    with pytest.raises(ValueError, match=r"^line 3: value is 202 bytes as JSON"):
+        await memory.import_(read_jsonl(io.StringIO(text)))
+    assert await memory.size() == 0
+
+
+async def test_nan_inside_a_value_names_its_path() -> None:
+    """A NaN deep in a value is named by its path, as in metadata."""
+    memory = MemoryPrimitive()
+    with pytest.raises(ValueError, match=r"value\['a'\]\[1\] is a non-finite float"):
+        await memory.add("k", {"a": [1, float("nan")]})
+    with pytest.raises(ValueError, match=r"^line 2: value\['a'\]\[0\] is a non-finite"):
+        list(read_jsonl(io.StringIO("".join(_lines(HEADER)) + '{"key":"k","value":{"a":[NaN]}}\n')))
+
+
+async def test_checked_records_are_reused_and_spool_to_a_file() -> None:
+    """check_records keeps every record (in a file past a few MiB) and import_ takes them as
+    they are, as often as asked; it reports the vectors' embedders."""
+    records = [{"key": f"k{i}", "value": "x" * 1000, "metadata": {"i": i}} for i in range(9000)]
+    records[0]["vector"] = {"embedder": "e", "dimensions": 2, "values": [1, 0]}
+    with await transfer.check_records(records) as checked:
+        assert (len(checked), checked.spaces) == (9000, {("e", 2): 1})
+        assert checked._file._rolled  # type: ignore[attr-defined]  # on disk, not in memory
+        for _ in range(2):
+            memory = MemoryPrimitive(max_size=None)
+            with pytest.warns(UserWarning, match="1 records of 'e' \\(2 dimensions\\)"):
+                report = await memory.import_(checked)
+            assert (report.imported, report.vectors_dropped) == (9000, 1)
+            assert await memory.get("k8999") == "x" * 1000
+
+
+async def test_a_backend_failure_part_way_says_what_landed(fresh_server: Any) -> None:
+    """The server going away after the first batch: ImportIncompleteError (a
+    MemoryBackendError) says how many records were handled and how to finish, and
+    importing again as it says completes the import."""
+    server = fresh_server
+    n = transfer.BATCH_SIZE * 3
+    records = [{"key": f"k{i}", "value": i} for i in range(n)]
+    memory = MemoryPrimitive(redis_url=server.url, fallback=False, max_size=None)
+
+    def stop_after_first(done: int) -> None:
+        if done == transfer.BATCH_SIZE:
+            server.kill()
+
+    with pytest.raises(transfer.ImportIncompleteError) as info:
+        await memory.import_(records, on_conflict="error", progress=stop_after_first)
+    await memory.aclose()
+    err = info.value
+    assert isinstance(err, MemoryBackendError)
+    assert (err.handled, err.uncertain, err.total) == (transfer.BATCH_SIZE, 500, n)
+    assert err.report.imported == transfer.BATCH_SIZE
+    assert err.resume_with == "skip"
+    assert f"after handling {transfer.BATCH_SIZE} of {n} records" in str(err)
+    assert "records[500] to records[999] may or may not" in str(err)
+    assert "on_conflict='skip' finishes the import" in str(err)
+    server.start()  # appendfsync always: what it acknowledged is still there
+    memory = MemoryPrimitive(redis_url=server.url, fallback=False, max_size=None)
+    try:
+        report = await memory.import_(records, on_conflict=err.resume_with)
+        assert (report.skipped_existing, report.imported) == (500, n - 500)
+        assert await memory.size() == n
+    finally:
+        await memory.aclose()
+
+
+async def test_zero_vectors_are_refused_naming_the_embedder() -> None:
+    """An embedder that returns zeros for a text with words is refused, naming it, for a
+    record and for a query; a text without a word may have a zero vector."""
+    from tta_dev_primitives import CallableEmbedder
+
+    zeros = CallableEmbedder(
+        lambda texts: [[0.0, 0.0, 0.0] for _ in texts], name="broken", dimensions=3
+    )
+    memory = MemoryPrimitive(embedder=zeros)
+    with pytest.raises(ValueError, match=r"embedder 'broken' returned a zero vector.*'hello'"):
+        await memory.add("k", "hello")
+    assert await memory.size() == 0
+    with pytest.raises(ValueError, match=r"embedder 'broken'.*text 1 of 2"):
+        await memory.add_many({"a": "?!", "b": "words here"})
+    assert await memory.size() == 0
+    await memory.add("n", 42)  # no words: nothing to find by meaning anyway
+    with pytest.raises(ValueError, match=r"embedder 'broken'.*the query"):
+        await memory.search("hello", mode="semantic")
+
+
+async def test_writing_without_an_embedder_where_records_have_vectors_warns() -> None:
+    """A memory without an embedder writing into a namespace whose records carry vectors
+    warns once, naming the embedder; an import without one counts what it dropped."""
+    backend = InMemoryBackend()
+    embedder = HashingEmbedder(16)
+    await MemoryPrimitive(backend=backend, namespace="ns", embedder=embedder).add("a", "x")
+    plain = MemoryPrimitive(backend=backend, namespace="ns")
+    with pytest.warns(UserWarning, match=f"vectors of embedder '{embedder.name}'"):
+        await plain.add("b", "y")
+    await plain.add("c", "z")  # once per namespace (filterwarnings=error would fail here)
+    elsewhere = MemoryPrimitive(backend=backend, namespace="other")
+    await elsewhere.add("b", "y")  # a namespace without vectors: nothing to say
+    with pytest.warns(UserWarning, match=f"vectors of embedder '{embedder.name}'"):
+        await MemoryPrimitive(backend=backend, namespace="ns").import_([{"key": "d", "value": 1}])
+
+
+async def test_out_of_range_times_write_nothing_on_redis(redis_backend: Any) -> None:
+    """On Redis, an import with expires_at 1e300 is refused before any write, and the
+    backend itself refuses a time or TTL it could not keep before its script runs, so no
+    half-written record is left."""
+    from tta_dev_primitives.memory.records import Entry
+
+    ns = ("times",)
+    memory = MemoryPrimitive(backend=redis_backend, namespace=ns)
+    with pytest.raises(ValueError, match="records\\[0\\]: expires_at must be epoch seconds"):
+        await memory.import_([{"key": "a", "value": 1, "expires_at": 1e300}])
+    with pytest.raises(ValueError, match="created_at must be epoch seconds"):
+        await redis_backend.put(ns, Entry("a", "1", None, None, created_at=1e306))
+    with pytest.raises(ValueError, match="ttl must be at most 2147483648 seconds"):
+        await redis_backend.put_many(
+            ns, [Entry("b", "1", None, None), Entry("a", "1", None, 1e300)]
+        )
+    assert await redis_backend.size(ns) == 0
+    assert await redis_backend.keys(ns) == []
+    assert await memory.get("a") is None
+    await memory.import_([{"key": "a", "value": 1, "created_at": 1e9, "updated_at": 2e9}])
+    record = await memory.get_record("a")
+    assert record is not None
+    assert (record.created_at, record.updated_at) == (1e9, 2e9)
+
+
+async def test_an_embedder_failing_part_way_says_what_landed() -> None:
+    """An embedder that refuses a later batch: the error keeps its type and gains a note of
+    how many records were written before it, and how to finish."""
+    from tta_dev_primitives import CallableEmbedder
+
+    def embed(texts: list[str]) -> list[list[float]]:
+        return [[0.0, 0.0] if t == "poison" else [1.0, 0.0] for t in texts]
+
+    memory = MemoryPrimitive(
+        max_size=None, embedder=CallableEmbedder(embed, name="e", dimensions=2)
+    )
+    n = transfer.BATCH_SIZE + 10
+    records = [{"key": f"k{i}", "value": "poison" if i == n - 1 else "ok"} for i in range(n)]
+    with pytest.raises(ValueError, match="zero vector") as info:
+        await memory.import_(records)
+    notes = " ".join(getattr(info.value, "__notes__", []))
+    assert f"after handling {transfer.BATCH_SIZE} of {n} records" in notes
+    assert f"nothing from records[{transfer.BATCH_SIZE}] on was written" in notes
+    assert "on_conflict='replace' finishes it" in notes
+    assert await memory.size() == transfer.BATCH_SIZE

@@ -6,15 +6,16 @@ Usage::
     tta-memory ls --filter '{"role": "user"}' --limit 20
     tta-memory get turn:1
     tta-memory search "python" --limit 5 --json
-    tta-memory rm turn:1            # or: rm --where '{"session": "s1"}'
+    tta-memory rm turn:1            # or: rm --where '{"session": "s1"}' [--dry-run] [--yes]
     tta-memory export backup.jsonl  # JSON Lines, see tta_dev_primitives.memory.transfer
     tta-memory import backup.jsonl --on-conflict skip
-    tta-memory namespaces
+    tta-memory --namespace / namespaces
     tta-memory mcp --url redis://localhost:6379  # an MCP server (the mcp extra)
 
 Without ``--url`` the URL comes from ``TTA_MEMORY_URL``. Output is a table for people and
-JSON with ``--json``. Exit codes: 0 ok, 1 not found, 2 usage (bad arguments or input),
-3 backend unreachable or failing. Errors are one line on stderr. Standard library only.
+JSON with ``--json``. Exit codes: 0 ok, 1 not found (no such key, no hit, an empty
+namespace, nothing deleted), 2 usage (bad arguments or input), 3 backend unreachable or
+failing. Errors and warnings are one line each on stderr. Standard library only.
 """
 
 from __future__ import annotations
@@ -24,26 +25,32 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import math
 import os
 import sys
 import time
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import IO, Any, Literal, NoReturn, cast
 
 from . import __version__
-from .memory import transfer
+from .memory import codec, transfer
+from .memory.backends.base import VectorBackend
 from .memory.backends.redis import RedisBackend
 from .memory.embeddings import Embedder, HashingEmbedder, MiniLMEmbedder
 from .memory.errors import MemoryBackendError
 from .memory.primitive import MemoryPrimitive
-from .memory.records import MemoryRecord
+from .memory.records import MemoryRecord, Namespace
 
 __all__ = ["main"]
 
 ENV_URL = "TTA_MEMORY_URL"
 EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE, EXIT_BACKEND = 0, 1, 2, 3
 PROGRESS_MIN = 1000  # records exported (KiB imported) before a progress bar is worth it
+MAX_VALUE_BYTES = codec.DEFAULT_MAX_VALUE_BYTES  # the memories tta-memory opens keep the default
 _PROG = "tta-memory"
+SCHEMES = "redis://, rediss://, unix://, redis+cluster:// or rediss+cluster://"
+ROOT = ()  # --namespace / (or '' or []): every namespace, for namespaces and stats
 
 
 class UsageError(Exception):
@@ -60,29 +67,42 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see {_PROG} --help)")
 
 
-def _json_arg(text: str) -> dict[str, Any]:
+def _loads(text: str, what: str) -> Any:
     try:
-        value = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"not JSON: {exc.msg}") from None
+        raise argparse.ArgumentTypeError(f"not {what}: {exc.msg}") from None
+    except RecursionError:
+        raise argparse.ArgumentTypeError(f"not {what}: nested too deep to read") from None
+
+
+def _json_arg(text: str) -> dict[str, Any]:
+    value = _loads(text, "JSON")
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError("must be a JSON object")
     return value
 
 
 def _namespace_arg(text: str) -> tuple[str, ...]:
-    if text.startswith("["):
-        try:
-            parts = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise argparse.ArgumentTypeError(f"not a JSON list: {exc.msg}") from None
-    else:
-        parts = text.split("/")
-    if not isinstance(parts, list) or not parts or not all(isinstance(p, str) and p for p in parts):
+    if text in ("", "/"):
+        return ROOT
+    parts = _loads(text, "a JSON list") if text.startswith("[") else text.split("/")
+    if not isinstance(parts, list) or not all(isinstance(p, str) and p for p in parts):
         raise argparse.ArgumentTypeError(
-            "a namespace is parts separated by '/' (a/b), or a JSON list of non-empty strings"
+            "a namespace is parts separated by '/' (a/b), a JSON list of non-empty strings "
+            '(["a", "b/c"] for a part holding a slash), or / for the root'
         )
     return tuple(parts)
+
+
+def namespace_text(namespace: Namespace) -> str:
+    """``namespace`` as ``--namespace`` reads it back: ``a/b``, or a JSON list when a part
+    holds ``/`` (or the first starts with ``[``), ``/`` for the root."""
+    if not namespace:
+        return "/"
+    if any("/" in p for p in namespace) or namespace[0].startswith("["):
+        return json.dumps(list(namespace), ensure_ascii=False)
+    return "/".join(namespace)
 
 
 EMBEDDERS = "hashing, hashing:DIMS (>= 8) or minilm"
@@ -112,6 +132,32 @@ def make_embedder(spec: tuple[str, int | None]) -> Embedder:
         raise UsageError(f"--embedder minilm is not available: {exc}") from None
 
 
+def embedder_spec(space: tuple[str, int]) -> tuple[str, int | None] | None:
+    """The ``--embedder`` that makes the vectors of ``space`` (name, dimensions), if any."""
+    name, dims = space
+    if name == f"hashing-v1-{dims}" and dims >= 8:
+        return "hashing", dims
+    if name == MiniLMEmbedder.name:
+        return "minilm", None
+    return None
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}")
+    return value
+
+
+def _prefix_arg(text: str) -> str:
+    if not text or "{" in text or "}" in text:
+        raise argparse.ArgumentTypeError(f"must be non-empty, without '{{' or '}}': {text!r}")
+    return text
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -138,25 +184,32 @@ def build_parser() -> _Parser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "--url",
-        help=f"redis://host:port/db, rediss://..., redis+cluster://... (default: ${ENV_URL})",
+        help=f"the store: {SCHEMES} (e.g. redis://host:6379/0; default: ${ENV_URL})",
     )
     parser.add_argument(
         "--namespace",
         type=_namespace_arg,
         default=("default",),
-        help="namespace parts separated by '/' (default: default)",
+        help="namespace parts separated by '/' (a/b), or a JSON list when a part holds '/' "
+        '(["a", "b/c"]), as the namespaces command prints them; / for the root (namespaces '
+        "and stats only) (default: default)",
     )
-    parser.add_argument("--prefix", default="tta", help="key prefix the store uses (default tta)")
+    parser.add_argument(
+        "--prefix",
+        type=_prefix_arg,
+        default="tta",
+        help="key prefix the store uses (default tta)",
+    )
     parser.add_argument(
         "--embedder",
         type=_embedder_arg,
         help=f"embedder of search --mode semantic/hybrid and of import's re-embedding: "
-        f"{EMBEDDERS} (the embeddings extra); it must be the one that wrote the records' "
-        "vectors",
+        f"{EMBEDDERS} (the embeddings extra); default: the one the namespace's (or the "
+        "import file's) vectors name, when it is one of these",
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=_seconds,
         default=30.0,
         help="seconds one server reply may take (default 30: whole-namespace reads are slow)",
     )
@@ -166,34 +219,78 @@ def build_parser() -> _Parser:
     def command(name: str, text: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, help=text, description=text, parents=[common])
 
-    command("stats", "records, namespaces, bytes, oldest/newest, backend")
-    ls = command("ls", "keys with their metadata, newest first")
+    command(
+        "stats",
+        "records, namespaces, bytes, oldest/newest and backend of --namespace and the "
+        "namespaces below it (--namespace /: of every namespace); exit 1 when they hold none",
+    )
+    ls = command(
+        "ls", "keys of --namespace with their metadata, newest first; exit 1 when it is empty"
+    )
     ls.add_argument("--filter", type=_json_arg, help="metadata filter (JSON object)")
     ls.add_argument("--limit", type=_positive, default=20, help="records per page (default 20)")
     ls.add_argument("--cursor", help="next page: the cursor the previous page printed")
-    ls.add_argument("--order", choices=("newest", "oldest"), default="newest")
+    ls.add_argument(
+        "--order", choices=("newest", "oldest"), default="newest", help="(default newest)"
+    )
     get = command("get", "one record")
-    get.add_argument("key")
+    get.add_argument("key", help="the record's key")
     search = command("search", "search the records")
-    search.add_argument("query")
-    search.add_argument("--mode", choices=("keyword", "semantic", "hybrid"))
-    search.add_argument("--limit", type=_positive, default=5)
+    search.add_argument("query", help="the text to look for")
+    search.add_argument(
+        "--mode",
+        choices=("keyword", "semantic", "hybrid"),
+        help="keyword (default without an embedder), semantic or hybrid (need an embedder)",
+    )
+    search.add_argument("--limit", type=_positive, default=5, help="most hits (default 5)")
     search.add_argument("--filter", type=_json_arg, help="metadata filter (JSON object)")
     rm = command("rm", "delete KEY, or every record matching --where")
-    rm.add_argument("key", nargs="?")
-    rm.add_argument("--where", type=_json_arg, help="metadata filter (JSON object)")
+    rm.add_argument("key", nargs="?", help="the key of the record to delete")
+    rm.add_argument(
+        "--where", type=_json_arg, help="delete every record whose metadata matches (JSON object)"
+    )
+    rm.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="with --where: count (and list the first) matching records, delete nothing",
+    )
+    rm.add_argument(
+        "--yes",
+        action="store_true",
+        help="with --where: do not ask for confirmation (asked only when stdin is a terminal)",
+    )
     export = command("export", "write records as JSON Lines to FILE (default stdout)")
-    export.add_argument("file", nargs="?", default="-")
+    export.add_argument("file", nargs="?", default="-", help="the file to write ('-': stdout)")
     export.add_argument("--filter", type=_json_arg, help="metadata filter (JSON object)")
     export.add_argument(
         "--vectors",
         action="store_true",
         help="include each record's stored vector, with its embedder's name and dimensions",
     )
-    imp = command("import", "read records from a JSON Lines FILE ('-': stdin)")
-    imp.add_argument("file")
-    imp.add_argument("--on-conflict", choices=("replace", "skip", "error"), default="replace")
-    command("namespaces", "namespaces below --namespace that hold records")
+    imp = command(
+        "import",
+        "read records from a JSON Lines FILE ('-': stdin); every line is checked before "
+        "anything is written",
+    )
+    imp.add_argument("file", help="an export of tta-memory ('-': stdin)")
+    imp.add_argument(
+        "--on-conflict",
+        choices=("replace", "skip", "error"),
+        default="replace",
+        help="an existing key is replaced (default), skipped, or an error (then nothing is "
+        "imported)",
+    )
+    imp.add_argument(
+        "--drop-vectors",
+        action="store_true",
+        help="import the records without the file's vectors when no embedder can remake "
+        "them (semantic search will not find those records)",
+    )
+    command(
+        "namespaces",
+        "--namespace and the namespaces below it that hold records, each as --namespace "
+        "reads it (--namespace /: every namespace); exit 1 when there are none",
+    )
     mcp = command("mcp", "serve the memory to AI agents over MCP (needs the mcp extra)")
     mcp.add_argument("--url", default=argparse.SUPPRESS, help="Redis URL (default: in process)")
     mcp.add_argument(
@@ -211,8 +308,20 @@ def build_parser() -> _Parser:
     mcp.add_argument("--http", metavar="HOST:PORT", help="streamable HTTP at /mcp, not stdio")
     mcp.add_argument("--token", help="bearer token HTTP clients must send ($TTA_MEMORY_TOKEN)")
     mcp.add_argument("--read-only", action="store_true", help="no remember, update or forget")
-    mcp.add_argument("--allowed-host", action="append", default=[], metavar="HOST[:PORT]")
-    mcp.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN")
+    mcp.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="a Host header HTTP clients may send besides loopback's (repeatable)",
+    )
+    mcp.add_argument(
+        "--allowed-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="an Origin header browsers may send besides loopback's (repeatable)",
+    )
     mcp.add_argument("--max-size", type=_positive, help="most records a namespace keeps (LRU)")
     command(
         "upgrade",
@@ -308,26 +417,38 @@ async def _page(
 # -- commands -----------------------------------------------------------------------------------
 
 
+async def _tree(memory: MemoryPrimitive, root: bool) -> list[MemoryPrimitive]:
+    """The memories whose exports cover --namespace: itself, or every top-level namespace."""
+    if not root:
+        return [memory]
+    tops = sorted({ns[0] for ns in await memory.backend.namespaces(ROOT)})
+    return [MemoryPrimitive(backend=memory.backend, namespace=(top,)) for top in tops]
+
+
 async def cmd_stats(memory: MemoryPrimitive, args: argparse.Namespace, out: IO[str]) -> int:
+    root = args.namespace == ROOT
     records = nbytes = 0
     oldest: float | None = None
     newest: float | None = None
     spaces: set[tuple[str, ...]] = set()
-    async for r in memory.export():
-        records += 1
-        spaces.add(tuple(r["namespace"]))
-        nbytes += len(transfer.dumps_line({"key": r["key"], "value": r["value"]}).encode())
-        created, updated = r["created_at"], r["updated_at"]
-        if created is not None:
-            oldest = created if oldest is None else min(oldest, created)
-        if updated is not None:
-            newest = updated if newest is None else max(newest, updated)
+    for part in await _tree(memory, root):
+        async for r in part.export():
+            records += 1
+            spaces.add(tuple(r["namespace"]) + (part.namespace if root else ()))
+            nbytes += len(transfer.dumps_line({"key": r["key"], "value": r["value"]}).encode())
+            created, updated = r["created_at"], r["updated_at"]
+            if created is not None:
+                oldest = created if oldest is None else min(oldest, created)
+            if updated is not None:
+                newest = updated if newest is None else max(newest, updated)
+    if not records:
+        raise NotFound(_empty(args.namespace))
     info = memory.get_backend_info()
     backend = info["backend"]
     if "server.address" in info:
         backend += f" {info['server.address']}:{info.get('server.port', '')}".rstrip(":")
     stats = {
-        "namespace": list(memory.namespace),
+        "namespace": list(args.namespace),
         "records": records,
         "namespaces": len(spaces),
         "bytes": nbytes,
@@ -336,10 +457,10 @@ async def cmd_stats(memory: MemoryPrimitive, args: argparse.Namespace, out: IO[s
         "backend": backend,
     }
     if args.json:
-        out.write(json.dumps(stats) + "\n")
+        out.write(json.dumps(stats, ensure_ascii=False) + "\n")
     else:
         rows = [
-            ("namespace", "/".join(memory.namespace)),
+            ("namespace", namespace_text(args.namespace)),
             ("records", str(records)),
             ("namespaces", str(len(spaces))),
             ("bytes", str(nbytes)),
@@ -351,8 +472,21 @@ async def cmd_stats(memory: MemoryPrimitive, args: argparse.Namespace, out: IO[s
     return EXIT_OK
 
 
+def _empty(namespace: Namespace) -> str:
+    if namespace == ROOT:
+        return "no namespace holds records"
+    return f"namespace {namespace_text(namespace)} holds no records, nor does any below it"
+
+
+async def _missing(memory: MemoryPrimitive) -> bool:
+    """Whether --namespace and every namespace below it hold no record."""
+    return not await memory.size() and not await memory.namespaces()
+
+
 async def cmd_ls(memory: MemoryPrimitive, args: argparse.Namespace, out: IO[str]) -> int:
     rows, cursor = await _page(memory, args.filter, args.limit, args.cursor, args.order)
+    if not rows and args.cursor is None and await _missing(memory):
+        raise NotFound(_empty(memory.namespace))
     if args.json:
         out.write(json.dumps({"records": rows, "next_cursor": cursor}, ensure_ascii=False) + "\n")
         return EXIT_OK
@@ -372,7 +506,7 @@ async def cmd_ls(memory: MemoryPrimitive, args: argparse.Namespace, out: IO[str]
 async def cmd_get(memory: MemoryPrimitive, args: argparse.Namespace, out: IO[str]) -> int:
     record = await _record(memory, args.key)
     if record is None:
-        raise NotFound(f"no record {args.key!r} in namespace {'/'.join(memory.namespace)}")
+        raise NotFound(f"no record {args.key!r} in namespace {namespace_text(memory.namespace)}")
     if args.json:
         del record["namespace"]
         out.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -384,10 +518,11 @@ async def cmd_get(memory: MemoryPrimitive, args: argparse.Namespace, out: IO[str
 
 
 async def cmd_search(memory: MemoryPrimitive, args: argparse.Namespace, out: IO[str]) -> int:
-    if args.mode in ("semantic", "hybrid") and args.embedder is None:
+    if args.mode in ("semantic", "hybrid") and args.made_embedder is None:
         raise UsageError(
             f"--mode {args.mode} needs --embedder ({EMBEDDERS}): the embedder that wrote "
-            "the records' vectors"
+            f"the records' vectors (namespace {namespace_text(memory.namespace)} names none "
+            "this tool can make)"
         )
     hits = await memory.search(args.query, limit=args.limit, mode=args.mode, filter=args.filter)
     if args.json:
@@ -405,22 +540,79 @@ async def cmd_search(memory: MemoryPrimitive, args: argparse.Namespace, out: IO[
     return EXIT_OK if hits else EXIT_NOT_FOUND
 
 
+RM_SHOWN = 10  # matching keys a dry run or a confirmation shows
+
+
+async def _matching(memory: MemoryPrimitive, where: Mapping[str, Any]) -> tuple[int, list[str]]:
+    """How many records match ``where``, and the first few keys (newest first)."""
+    count = 0
+    keys: list[str] = []
+    cursor: str | None = None
+    while True:
+        page = await memory.list(filter=where, limit=500, cursor=cursor)
+        count += len(page.records)
+        keys.extend(r.key for r in page.records[: RM_SHOWN - len(keys)])
+        cursor = page.next_cursor
+        if cursor is None:
+            return count, keys
+
+
+def _confirm(question: str) -> bool:
+    sys.stderr.write(f"{question} [y/N] ")
+    sys.stderr.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
 async def cmd_rm(memory: MemoryPrimitive, args: argparse.Namespace, out: IO[str]) -> int:
     if (args.key is None) == (args.where is None):
         raise UsageError("rm takes a KEY or --where FILTER (one of them)")
+    here = namespace_text(memory.namespace)
     if args.key is not None:
+        if args.dry_run:
+            found = int(await memory.get_record(args.key) is not None)
+            return _would_delete(found, [args.key] if found else [], args, out, repr(args.key))
         deleted = int(await memory.delete(args.key))
+        what = repr(args.key)
     else:
         if not args.where:
             raise UsageError("--where {} would delete everything; it must name a field")
+        what = "matching " + json.dumps(args.where, ensure_ascii=False)
+        ask = not args.yes and sys.stdin.isatty()
+        if args.dry_run or ask:
+            count, keys = await _matching(memory, args.where)
+            if args.dry_run:
+                return _would_delete(count, keys, args, out, what)
+            if count and not _confirm(
+                f"delete {count} record{'s' if count != 1 else ''} {what} in namespace {here} "
+                f"({_listed(count, keys)})?"
+            ):
+                raise NotFound("nothing deleted: not confirmed (pass --yes to skip the question)")
         deleted = await memory.delete_where(args.where)
     if args.json:
         out.write(json.dumps({"deleted": deleted}) + "\n")
     elif deleted:
         out.write(f"deleted {deleted} record{'s' if deleted != 1 else ''}\n")
     if deleted == 0:
-        what = repr(args.key) if args.key is not None else "matching " + json.dumps(args.where)
-        raise NotFound(f"no record {what} in namespace {'/'.join(memory.namespace)}")
+        raise NotFound(f"no record {what} in namespace {here}")
+    return EXIT_OK
+
+
+def _listed(count: int, keys: list[str]) -> str:
+    shown = ", ".join(keys)
+    return shown + (f", ... {count - len(keys)} more" if count > len(keys) else "")
+
+
+def _would_delete(
+    count: int, keys: list[str], args: argparse.Namespace, out: IO[str], what: str
+) -> int:
+    if args.json:
+        out.write(json.dumps({"would_delete": count, "keys": keys}, ensure_ascii=False) + "\n")
+    elif count:
+        out.write(
+            f"would delete {count} record{'s' if count != 1 else ''}: {_listed(count, keys)}\n"
+        )
+    if not count:
+        raise NotFound(f"no record {what} in namespace {namespace_text(args.namespace)}")
     return EXIT_OK
 
 
@@ -439,34 +631,109 @@ async def cmd_export(memory: MemoryPrimitive, args: argparse.Namespace, out: IO[
     return EXIT_OK
 
 
+async def _namespace_space(memory: MemoryPrimitive) -> tuple[str, int] | None:
+    """The (embedder, dimensions) of the vectors --namespace's records carry, if any."""
+    backend = memory.backend
+    if not isinstance(backend, VectorBackend):
+        return None
+    return (await backend.get_vectors(memory.namespace, [])).space
+
+
+def _notice(message: str) -> None:
+    sys.stderr.write(f"{_PROG}: {message}\n")
+
+
+async def _import_embedder(
+    memory: MemoryPrimitive, args: argparse.Namespace, checked: transfer.CheckedRecords
+) -> Embedder | None:
+    """The embedder an import uses: --embedder, else the one the file's (or the namespace's)
+    vectors name; refuses to drop the file's vectors silently."""
+    if args.made_embedder is not None:
+        embedder: Embedder = args.made_embedder
+        return embedder
+    if checked.spaces:
+        space = max(checked.spaces, key=lambda s: checked.spaces[s])
+        spec = embedder_spec(space)
+        if spec is not None:
+            _notice(f"using embedder {space[0]!r}, which the file's vectors name")
+            return make_embedder(spec)
+        if args.drop_vectors:
+            return None
+        named = ", ".join(f"{name!r} ({dims} dimensions)" for name, dims in checked.spaces)
+        raise UsageError(
+            f"the file's records carry vectors of embedder {named}, which {_PROG} cannot "
+            f"make: pass --embedder ({EMBEDDERS}) to embed the records again, or "
+            "--drop-vectors to import them without vectors (semantic search will then not "
+            "find them)"
+        )
+    recorded = await _namespace_space(memory)
+    if recorded is not None and (spec := embedder_spec(recorded)) is not None:
+        _notice(f"using embedder {recorded[0]!r}, which the namespace's vectors name")
+        return make_embedder(spec)
+    return None
+
+
 async def cmd_import(memory: MemoryPrimitive, args: argparse.Namespace, out: IO[str]) -> int:
-    with _open(args.file, "r", sys.stdin) as stream:
+    with _open_bytes(args.file) as stream:
         total = 0
         if args.file != "-":
             with contextlib.suppress(OSError):
                 total = os.fstat(stream.fileno()).st_size
-        progress = Progress("importing", total // 1024, sys.stderr, unit="KiB", minimum=64)
+        progress = Progress("checking", total // 1024, sys.stderr, unit="KiB", minimum=64)
         read = _counting(stream)
-        lines = transfer.read_jsonl(read)
         bar = (lambda _n: progress(read.bytes // 1024)) if progress.active else None
         try:
-            report = await memory.import_(lines, on_conflict=args.on_conflict, progress=bar)
+            checked = await transfer.check_records(
+                transfer.read_jsonl(read), max_value_bytes=MAX_VALUE_BYTES, progress=bar
+            )
+        except ValueError as exc:
+            raise UsageError(f"{exc}; nothing was imported") from None
         finally:
             progress.close()
+    with checked:
+        embedder = await _import_embedder(memory, args, checked)
+        target = MemoryPrimitive(
+            backend=memory.backend, namespace=memory.namespace, embedder=embedder
+        )
+        writing = Progress("importing", checked.count, sys.stderr)
+        try:
+            with warnings.catch_warnings():
+                if args.drop_vectors:
+                    warnings.filterwarnings("ignore", "the imported records carry vectors")
+                report = await target.import_(
+                    checked, on_conflict=args.on_conflict, progress=writing
+                )
+        except transfer.ImportIncompleteError as exc:
+            raise MemoryBackendError(
+                f"the import stopped after {exc.handled} of {exc.total} records "
+                f"({_handled(exc.report)}); the next "
+                f"{exc.uncertain} may or may not have been written, none after them. Run the "
+                f"same import again with --on-conflict {exc.resume_with} to finish it. "
+                f"Cause: {exc.__cause__}",
+                backend=exc.backend,
+                operation="import",
+            ) from exc
+        finally:
+            writing.close()
+            await target.aclose()
     result = {
         "imported": report.imported,
         "skipped_existing": report.skipped_existing,
         "skipped_expired": report.skipped_expired,
         "vectors_reused": report.vectors_reused,
         "reembedded": report.reembedded,
+        "vectors_dropped": report.vectors_dropped,
         "namespaces": report.namespaces,
     }
     if args.json:
         out.write(json.dumps(result) + "\n")
     else:
         vectors = ""
-        if report.vectors_reused or report.reembedded:
-            vectors = f"; vectors: {report.vectors_reused} reused, {report.reembedded} embedded"
+        if report.vectors_reused or report.reembedded or report.vectors_dropped:
+            vectors = (
+                f"; vectors: {report.vectors_reused} reused, {report.reembedded} embedded, "
+                f"{report.vectors_dropped} dropped"
+            )
         out.write(
             f"imported {report.imported} records into {report.namespaces} namespace(s); "
             f"skipped {report.skipped_existing} existing, {report.skipped_expired} expired"
@@ -475,19 +742,29 @@ async def cmd_import(memory: MemoryPrimitive, args: argparse.Namespace, out: IO[
     return EXIT_OK
 
 
+def _handled(report: transfer.ImportReport) -> str:
+    skipped = report.skipped_existing + report.skipped_expired
+    return f"{report.imported} written" + (f", {skipped} skipped" if skipped else "")
+
+
 async def cmd_namespaces(memory: MemoryPrimitive, args: argparse.Namespace, out: IO[str]) -> int:
-    listed = await memory.namespaces()  # relative to --namespace
-    found = [memory.namespace] if await memory.size() else []
-    for ns in listed:
-        full = memory.namespace + tuple(ns)
-        if full not in found:
-            found.append(full)
+    if args.namespace == ROOT:
+        found = list(await memory.backend.namespaces(ROOT))
+    else:
+        listed = await memory.namespaces()  # relative to --namespace
+        found = [memory.namespace] if await memory.size() else []
+        for ns in listed:
+            full = memory.namespace + tuple(ns)
+            if full not in found:
+                found.append(full)
+    if not found:
+        raise NotFound(_empty(args.namespace))
     if args.json:
         out.write(json.dumps([list(ns) for ns in found], ensure_ascii=False) + "\n")
     else:
         for ns in found:
-            out.write("/".join(ns) + "\n")
-    return EXIT_OK if found else EXIT_NOT_FOUND
+            out.write(namespace_text(ns) + "\n")
+    return EXIT_OK
 
 
 async def cmd_upgrade(memory: MemoryPrimitive, args: argparse.Namespace, out: IO[str]) -> int:
@@ -505,15 +782,15 @@ async def cmd_upgrade(memory: MemoryPrimitive, args: argparse.Namespace, out: IO
 
 
 class _counting:
-    """Iterate a text stream's lines, counting the bytes read (for the import progress)."""
+    """Iterate a binary stream's lines, counting the bytes read (for the import progress)."""
 
-    def __init__(self, stream: IO[str]) -> None:
+    def __init__(self, stream: IO[bytes]) -> None:
         self.stream = stream
         self.bytes = 0
 
-    def __iter__(self) -> Iterator[str]:
+    def __iter__(self) -> Iterator[bytes]:
         for line in self.stream:
-            self.bytes += len(line.encode("utf-8", "surrogatepass"))
+            self.bytes += len(line)
             yield line
 
 
@@ -524,6 +801,20 @@ def _open(path: str, mode: str, std: IO[str]) -> Iterator[IO[str]]:
         return
     try:
         stream = open(path, mode, encoding="utf-8")  # noqa: SIM115
+    except OSError as exc:
+        raise UsageError(f"cannot open {path}: {exc.strerror}") from None
+    with stream:
+        yield stream
+
+
+@contextlib.contextmanager
+def _open_bytes(path: str) -> Iterator[IO[bytes]]:
+    # Binary, so that bytes which are not UTF-8 are named by their line (read_jsonl).
+    if path == "-":
+        yield sys.stdin.buffer
+        return
+    try:
+        stream = open(path, "rb")  # noqa: SIM115
     except OSError as exc:
         raise UsageError(f"cannot open {path}: {exc.strerror}") from None
     with stream:
@@ -541,6 +832,7 @@ _COMMANDS = {
     "namespaces": cmd_namespaces,
     "upgrade": cmd_upgrade,
 }
+_ROOT_COMMANDS = ("namespaces", "stats", "upgrade")
 
 
 # -- entry point --------------------------------------------------------------------------------
@@ -552,35 +844,75 @@ def _where(backend: RedisBackend) -> str:
     return f"{host}:{attrs.get('server.port')}" if host else "the server"
 
 
+def _open_backend(url: str, source: str, args: argparse.Namespace) -> RedisBackend:
+    if not url.startswith(
+        ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
+    ):
+        scheme = url.partition("://")[0] if "://" in url else url[:20]
+        raise UsageError(f"{source} is not a Redis URL (scheme {scheme!r}): use {SCHEMES}")
+    try:
+        return RedisBackend.from_url(
+            url, prefix=args.prefix, max_size=None, retries=1, socket_timeout=args.timeout
+        )
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"{source} is not a usable Redis URL: {exc}") from None
+
+
+async def _reach(backend: RedisBackend, source: str) -> None:
+    try:
+        await backend.ping()
+    except MemoryBackendError as exc:
+        where = _where(backend)
+        if "DB index is out of range" in str(exc):
+            raise UsageError(
+                f"{source} names a database that {where} does not have (DB index is out of "
+                "range: a Redis server has databases 0 to 15 unless configured otherwise)"
+            ) from None
+        verb = "cannot reach" if exc.transient else "refused by"
+        raise MemoryBackendError(
+            f"{verb} {where}: {exc}", backend="redis", operation="ping"
+        ) from exc
+
+
 async def run(args: argparse.Namespace, out: IO[str]) -> int:
     """Run the parsed command against the store; return the exit code (errors raise)."""
+    if args.namespace == ROOT and args.command not in _ROOT_COMMANDS:
+        raise UsageError(
+            f"{args.command} needs a namespace, not the root (--namespace / is for "
+            "namespaces and stats)"
+        )
+    source = "--url" if args.url else ENV_URL
     url = args.url or os.environ.get(ENV_URL)
     if not url:
         raise UsageError(
             f"no store to open: pass --url redis://host:6379 or set {ENV_URL} "
             "(an in-process memory lives only inside the program that created it)"
         )
+    backend = _open_backend(url, source, args)
+    namespace = args.namespace or ("default",)  # the root: commands ask the backend
+    memory: MemoryPrimitive | None = None
     try:
-        backend = RedisBackend.from_url(
-            url, prefix=args.prefix, max_size=None, retries=1, socket_timeout=args.timeout
-        )
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"--url is not a Redis URL: {exc}") from None
-    embedder = None
-    if args.embedder is not None and args.command in ("search", "import"):
-        embedder = make_embedder(args.embedder)
-    memory = MemoryPrimitive(backend=backend, namespace=args.namespace, embedder=embedder)
-    try:
-        try:
-            await backend.ping()
-        except MemoryBackendError as exc:
-            raise MemoryBackendError(
-                f"cannot reach {_where(backend)}: {exc}", backend="redis", operation="ping"
-            ) from exc
+        await _reach(backend, source)
+        embedder = None
+        if args.embedder is not None and args.command in ("search", "import"):
+            embedder = make_embedder(args.embedder)
+        elif args.command == "search" and args.mode in ("semantic", "hybrid"):
+            probe = MemoryPrimitive(backend=backend, namespace=namespace)
+            recorded = await _namespace_space(probe)
+            if recorded is not None and (spec := embedder_spec(recorded)) is not None:
+                _notice(f"using embedder {recorded[0]!r}, which the namespace's vectors name")
+                embedder = make_embedder(spec)
+        args.made_embedder = embedder
+        memory = MemoryPrimitive(backend=backend, namespace=namespace, embedder=embedder)
         return await _COMMANDS[args.command](memory, args, out)
     finally:
-        await memory.aclose()
+        if memory is not None:
+            await memory.aclose()
         await backend.aclose()
+
+
+def _warn(message: Warning | str, *_: Any, **__: Any) -> None:
+    sys.stderr.write(f"{_PROG}: warning: {' '.join(str(message).split())}\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -591,7 +923,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.json = False
         if args.command == "mcp":
             return _mcp(args)
-        return asyncio.run(run(args, sys.stdout))
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", UserWarning)
+            warnings.showwarning = _warn
+            return asyncio.run(run(args, sys.stdout))
     except UsageError as exc:
         return _fail(str(exc), EXIT_USAGE)
     except NotFound as exc:
@@ -601,7 +936,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MemoryBackendError as exc:
         return _fail(f"backend: {exc}", EXIT_BACKEND)
     except (TypeError, ValueError) as exc:
-        return _fail(str(exc), EXIT_USAGE)
+        return _fail(_text(exc), EXIT_USAGE)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
     except BrokenPipeError:
@@ -617,6 +952,11 @@ def _mcp(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise UsageError(str(exc)) from None
     return mcp.main(args)
+
+
+def _text(exc: BaseException) -> str:
+    """The exception's message, with the notes added to it (what an import left behind)."""
+    return " ".join([str(exc), *getattr(exc, "__notes__", ())])
 
 
 def _fail(message: str, code: int) -> int:

@@ -33,7 +33,15 @@ from .keys import create_memory_key
 from .primitive import MemoryOperation, MemoryPrimitive
 from .records import NO_EXPIRY, MemoryPage, MemoryRecord, SearchHit
 from .store import InMemoryStore
-from .transfer import ImportConflictError, ImportReport, read_jsonl, write_jsonl
+from .transfer import (
+    CheckedRecords,
+    ImportConflictError,
+    ImportIncompleteError,
+    ImportReport,
+    check_records,
+    read_jsonl,
+    write_jsonl,
+)
 
 if TYPE_CHECKING:
     from .backends.redis import RedisBackend
@@ -41,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BackendInfo",
     "CallableEmbedder",
+    "CheckedRecords",
     "CompactionPolicy",
     "CompactionReport",
     "Embedder",
@@ -49,6 +58,7 @@ __all__ = [
     "RefusedOperation",
     "HashingEmbedder",
     "ImportConflictError",
+    "ImportIncompleteError",
     "ImportReport",
     "MiniLMEmbedder",
     "InMemoryBackend",
@@ -63,6 +73,7 @@ __all__ = [
     "RedisBackend",
     "SearchHit",
     "SentenceTransformerEmbedder",
+    "check_records",
     "create_memory_key",
     "read_jsonl",
     "write_jsonl",

@@ -10,6 +10,7 @@ from typing import Any
 __all__ = [
     "DEFAULT_MAX_VALUE_BYTES",
     "MAX_DEPTH",
+    "MAX_EPOCH_SECONDS",
     "MAX_KEY_BYTES",
     "MAX_TTL_SECONDS",
     "JSONValue",
@@ -33,6 +34,9 @@ JSONValue = Any  # dict[str, JSONValue] | list[JSONValue] | str | int | float | 
 MAX_KEY_BYTES = 1024
 # About 68 years: far beyond any useful expiry, and far inside what Redis (PXAT in ms) holds.
 MAX_TTL_SECONDS = 2**31
+# The latest record time (created_at, updated_at, expires_at) accepted: 9999-12-31 23:59:59
+# UTC, the last second dates can show (and far inside what Redis keeps in milliseconds).
+MAX_EPOCH_SECONDS = 253_402_300_799
 DEFAULT_MAX_VALUE_BYTES = 1_048_576
 # Most nested containers (dicts and lists) in a value, metadata or filter. Deeper structures
 # would be accepted by the C encoder but break recursive readers later (search walks a value's
@@ -240,6 +244,7 @@ def encode_snapshot(
     except RecursionError as exc:
         raise _too_deep(arg) from exc
     except ValueError as exc:  # circular reference or non-finite float
+        check_json(value, arg)  # names where the non-finite float is
         raise ValueError(f"{arg} cannot be encoded as JSON: {exc}") from exc
     if snap is NO_SNAPSHOT:
         # Encoding succeeded, so there is no cycle; now refuse what JSON would silently

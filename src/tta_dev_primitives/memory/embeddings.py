@@ -385,6 +385,27 @@ class SentenceTransformerEmbedder:
         return await self.embed_documents(texts)
 
 
+def refuse_zero_vectors(
+    embedder: Any, texts: Sequence[str], vectors: Sequence[Any], *, query: bool = False
+) -> None:
+    """Raise ``ValueError`` naming the embedder when it returned an all-zero vector for a
+    text with a word in it: such a vector matches nothing, so its record (or query) would
+    be silently missed by semantic search. Texts without a word (``""``, ``"?!"``) may have
+    one (the hashing embedder gives them zeros)."""
+    for i, (text, vector) in enumerate(zip(texts, vectors, strict=True)):
+        if not np.any(vector) and _WORD.search(text):
+            name = embedder_space(embedder, len(vector))[0]
+            which = "the query" if query else "a record's text"
+            if len(texts) > 1:
+                which += f" (text {i} of {len(texts)})"
+            raise ValueError(
+                f"embedder {name!r} returned a zero vector for {which}, {text[:60]!r}, which "
+                "semantic search can never match; "
+                f"{'nothing was searched' if query else 'nothing was stored'} (check the "
+                "embedder: a model that failed, or an API that answered with zeros)"
+            )
+
+
 async def embed_documents(embedder: Any, texts: Sequence[str]) -> Sequence[Sequence[float]]:
     """Embed records' texts with an :class:`Embedder` or a simple ``embed``-only object."""
     method: Callable[[Sequence[str]], Awaitable[Sequence[Sequence[float]]]] | None = getattr(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import re
+import warnings
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -26,7 +27,7 @@ from ..core.context import WorkflowContext
 from ..core.instrumented import InstrumentedPrimitive
 from ..observability import attributes as A
 from . import codec, transfer
-from .backends.base import MemoryBackend, SyncMemoryBackend
+from .backends.base import MemoryBackend, SyncMemoryBackend, VectorBackend
 from .backends.fallback import FallbackBackend
 from .backends.in_memory import InMemoryBackend
 from .compaction import (
@@ -36,7 +37,13 @@ from .compaction import (
     CompactionRequest,
     run_compaction,
 )
-from .embeddings import Embedder, embed_documents, embed_query, embedder_space
+from .embeddings import (
+    Embedder,
+    embed_documents,
+    embed_query,
+    embedder_space,
+    refuse_zero_vectors,
+)
 from .errors import MemoryBackendError
 from .history import (
     check_as_of,
@@ -290,6 +297,7 @@ class _Shared:
         "degraded",
         "owns_backend",
         "sync",
+        "vectors_checked",
     )
 
     def __init__(self, backend: MemoryBackend, owns_backend: bool) -> None:
@@ -303,9 +311,13 @@ class _Shared:
             backend if isinstance(backend, SyncMemoryBackend) else None
         )
         self.attributes = AttributeCache()
+        # Namespaces a write without an embedder has checked for vectors (see
+        # MemoryPrimitive._warn_if_vectors), as dict keys; bounded.
+        self.vectors_checked: dict[Namespace, None] = {}
 
 
 _UNSET: Any = object()
+_VECTORS_CHECKED_MAX = 4096
 # The hottest operations build their MemoryOperation with tuple.__new__ (half the cost of the
 # named tuple's keyword-aware constructor); the tails are the remaining fields' defaults.
 _op = tuple.__new__
@@ -937,26 +949,37 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
     ) -> transfer.ImportReport:
         """Write exported records (e.g. ``read_jsonl(file)`` or another memory's ``export()``).
 
-        Records land in this namespace plus each record's relative ``namespace``, in batched
-        writes, keeping their metadata, absolute expiry and ``created_at``/``updated_at``
-        (where the backend can set record times: in memory; not yet Redis); already expired
-        ones are skipped. An exported vector is reused when this memory's embedder has its
-        name and dimensions; otherwise the value is embedded again (and without an embedder
-        no vector is kept). One ``import_memory`` span.
+        Every record is read and checked first (fields, times, value size; see
+        :func:`~tta_dev_primitives.memory.transfer.check_records`), so a malformed record
+        anywhere writes nothing; with ``on_conflict="error"`` every key is looked up before
+        the first write too. Records then land in this namespace plus each record's relative
+        ``namespace``, in batched writes, keeping their metadata, absolute expiry and
+        ``created_at``/``updated_at``; already expired ones are skipped. An exported vector
+        is reused when this memory's embedder has its name and dimensions; otherwise the
+        value is embedded again. Without an embedder no vector is kept: the report counts
+        them (``vectors_dropped``) and a ``UserWarning`` names their embedder. One
+        ``import_memory`` span.
 
         Args:
-            records: Record objects, sync or async; consumed lazily.
+            records: Record objects, sync or async, or
+                :class:`~tta_dev_primitives.memory.transfer.CheckedRecords` (not checked
+                again). Read in full before the first write; held in a temporary file, not
+                in memory.
             on_conflict: An existing key is ``"replace"``d (default), ``"skip"``ped, or an
-                ``"error"`` (:class:`~tta_dev_primitives.memory.transfer.ImportConflictError`
-                after importing every record before it).
-            progress: Called with the number of records read so far after each batch.
+                ``"error"`` (:class:`~tta_dev_primitives.memory.transfer.ImportConflictError`,
+                nothing imported).
+            progress: Called with the number of records handled so far after each batch.
             context: The workflow context.
 
         Returns:
             The :class:`~tta_dev_primitives.memory.transfer.ImportReport`.
 
         Raises:
-            ValueError: A malformed record (named by its position), or a bad ``on_conflict``.
+            ValueError: A malformed record (named by its file line, or its position), or a
+                bad ``on_conflict``; nothing was written.
+            ImportIncompleteError: The backend failed part way (a
+                :class:`MemoryBackendError`): it says how many records were written and the
+                ``on_conflict`` with which importing the same records again finishes.
         """
         op = MemoryOperation("import", value=transfer.ImportRequest(records, on_conflict, progress))
         return cast(transfer.ImportReport, await self._run(op, context))
@@ -1371,24 +1394,56 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         vectors = await embed_documents(self._embedder, texts)
         if len(vectors) != len(texts):
             raise ValueError("embedder returned a different number of vectors than texts")
-        return [normalize_vector(v) for v in vectors]
+        out = [normalize_vector(v) for v in vectors]
+        refuse_zero_vectors(self._embedder, texts, out)
+        return out
 
     def _space(self, vector: Any) -> tuple[str, int] | None:
         return None if vector is None else embedder_space(self._embedder, len(vector))
 
     async def _embed_query(self, query: str, span: trace.Span) -> Any:
         if not span.is_recording():
-            return normalize_vector(await embed_query(self._embedder, query))
-        tracer = self._telemetry.tracer()
-        assert tracer is not None
-        with tracer.start_as_current_span("memory.search.embed_query"):
-            return normalize_vector(await embed_query(self._embedder, query))
+            vector = normalize_vector(await embed_query(self._embedder, query))
+        else:
+            tracer = self._telemetry.tracer()
+            assert tracer is not None
+            with tracer.start_as_current_span("memory.search.embed_query"):
+                vector = normalize_vector(await embed_query(self._embedder, query))
+        refuse_zero_vectors(self._embedder, (query,), (vector,), query=True)
+        return vector
+
+    async def _warn_if_vectors(self, namespace: Namespace) -> None:
+        """Once per namespace: warn when this memory, which has no embedder, writes into a
+        namespace whose records carry vectors (what it writes has none, so semantic search
+        never finds it)."""
+        checked = self._shared.vectors_checked
+        backend = self._shared.backend
+        if namespace in checked or not isinstance(backend, VectorBackend):
+            return
+        try:
+            space = (await backend.get_vectors(namespace, [])).space
+        except MemoryBackendError:
+            return  # the write itself will say what failed
+        if len(checked) >= _VECTORS_CHECKED_MAX:
+            checked.clear()
+        checked[namespace] = None
+        if space is not None:
+            warnings.warn(
+                f"namespace {'/'.join(namespace)!r} holds records with vectors of embedder "
+                f"{space[0]!r} ({space[1]} dimensions), but this MemoryPrimitive has no "
+                "embedder: the records it writes there carry no vector, so semantic search "
+                f"never finds them; pass embedder= (the {space[0]!r} one)",
+                UserWarning,
+                stacklevel=2,
+            )
 
     async def _op_add(self, op: MemoryOperation, span: trace.Span) -> None:
         ttl, meta = self._record_settings(op.ttl, op.metadata)
         entry = self._entry(op.key, op.value, ttl, meta)
         if self._embedder is not None:
             (entry,) = await self._embedded([entry], (op.value,))
+        elif self._namespace not in self._shared.vectors_checked:
+            await self._warn_if_vectors(self._namespace)
         shared = self._shared
         if span is not NO_SPAN:
             self._inst.records(span, ((entry.key, entry.payload, None, entry.metadata),))
@@ -1438,6 +1493,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         inst.record_count(span, len(entries))
         if not entries:
             return
+        if self._embedder is None:
+            await self._warn_if_vectors(self._namespace)
         entries = await self._embedded(entries, [v for _, v in pairs])
         if span is not NO_SPAN:
             inst.records(span, ((e.key, e.payload, None, e.metadata) for e in entries))
@@ -1561,6 +1618,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             if self._embedder is not None:
                 (entry,) = await self._embedded([Entry(key, payload, None, None)], (op.value,))
                 vector = entry.vector
+            else:
+                await self._warn_if_vectors(self._namespace)
         metadata: dict[str, Any] | None = None
         if op.metadata is not _KEEP:
             if op.metadata is None:

@@ -21,9 +21,18 @@ The format (``tta-memory`` version 1) is one JSON object per line, UTF-8:
   numbers, exactly): an import reuses it only when the importing memory's embedder has that
   name and dimensions, and re-embeds the value otherwise.
 
+Times are epoch seconds from 0 to :data:`MAX_EPOCH_SECONDS` (the end of year 9999), and an
+``expires_at`` at most ``MAX_TTL_SECONDS`` (about 68 years) ahead, the longest TTL ``add``
+takes; anything else is refused, on every backend.
+
 Readers refuse a file without the header, of another format, or of a newer version, and name
-the line of any malformed record. Nothing here holds more than one batch in memory: an export
-reads one page of the backend's ``list`` at a time.
+the line of any malformed record (bytes that are not UTF-8, JSON nested too deep, a field out
+of range, a value larger than the memory's ``max_value_bytes``). An import checks every record
+before it writes the first one (:func:`check_records`), so a malformed record anywhere writes
+nothing; the checked records wait in a temporary file (in memory while small), so an import
+of any size holds one batch in memory. A backend failure part way raises
+:class:`ImportIncompleteError`, which says how many records were written and how to finish.
+An export reads one page of the backend's ``list`` at a time.
 
 Usage::
 
@@ -37,10 +46,12 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 import time
+import warnings
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 from opentelemetry.util.types import AttributeValue
@@ -48,6 +59,7 @@ from opentelemetry.util.types import AttributeValue
 from ..observability import attributes as A
 from . import codec
 from .backends.base import MemoryBackend, VectorBackend
+from .errors import MemoryBackendError
 from .records import Entry, ListQuery, Namespace, Record
 from .search import normalize_vector
 
@@ -58,9 +70,13 @@ if TYPE_CHECKING:
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "MAX_EPOCH_SECONDS",
+    "CheckedRecords",
     "ImportConflictError",
+    "ImportIncompleteError",
     "ImportReport",
     "OnConflict",
+    "check_records",
     "read_jsonl",
     "write_jsonl",
 ]
@@ -69,6 +85,10 @@ FORMAT_NAME = "tta-memory"
 FORMAT_VERSION = 1
 OnConflict = Literal["replace", "skip", "error"]
 BATCH_SIZE = 500  # records per backend write (and per page read on export)
+#: The latest time a record may carry: 9999-12-31 23:59:59 UTC (what dates can show).
+MAX_EPOCH_SECONDS = codec.MAX_EPOCH_SECONDS
+# Checked records kept in memory up to this many bytes of JSON, then in a temporary file.
+SPOOL_IN_MEMORY = 8 * 1024 * 1024
 
 _RECORD_FIELDS = frozenset(
     {"namespace", "key", "value", "metadata", "created_at", "updated_at", "expires_at", "vector"}
@@ -86,6 +106,9 @@ class ImportReport:
         vectors_reused: Imported records whose exported vector was kept (same embedder).
         reembedded: Imported records embedded again (no vector, or another embedder's).
         namespaces: Distinct namespaces written to.
+        vectors_dropped: Imported records whose exported vector was not kept because the
+            importing memory has no embedder (semantic search cannot find them; a warning
+            names the embedder).
     """
 
     imported: int = 0
@@ -94,12 +117,15 @@ class ImportReport:
     vectors_reused: int = 0
     reembedded: int = 0
     namespaces: int = 0
+    vectors_dropped: int = 0
 
 
 class ImportConflictError(ValueError):
     """``on_conflict="error"`` met a key that already holds a live record.
 
-    Every record before it was imported (``report`` says how many); nothing after it was.
+    Every key is checked before the first write, so normally nothing was imported. A record
+    that another writer adds while the import runs is met during the writes instead: then
+    every record before it was imported (``report`` says how many), nothing after it.
 
     Attributes:
         key: The conflicting key.
@@ -116,6 +142,51 @@ class ImportConflictError(ValueError):
         self.key = key
         self.namespace = namespace
         self.report = report
+
+
+class ImportIncompleteError(MemoryBackendError):
+    """The backend failed part way through an import.
+
+    The records before the failed batch were written, and nothing after it; the batch itself
+    (``uncertain`` records) may or may not have been. Importing the same records again with
+    ``on_conflict=resume_with`` finishes the import: with ``"replace"`` the records already
+    written are written again unchanged, with ``"skip"`` they are skipped.
+
+    Attributes:
+        report: What was certainly done before the failure.
+        handled: Records of the input handled before the failed batch (written or skipped).
+        uncertain: Records of the failed batch.
+        total: Records in the input.
+        resume_with: The ``on_conflict`` that finishes the import when run again.
+    """
+
+    def __init__(
+        self,
+        cause: MemoryBackendError,
+        report: ImportReport,
+        handled: int,
+        batch: tuple[str, str, int],
+        total: int,
+        resume_with: OnConflict,
+    ) -> None:
+        first, last, uncertain = batch
+        done = f"through the record before {first}" if handled else "none"
+        super().__init__(
+            f"import stopped by a backend failure after handling {handled} of {total} "
+            f"records ({done}; {report.imported} written, {handled - report.imported} "
+            f"skipped); the "
+            f"{uncertain} records from {first} to {last} may or may not have been written, "
+            f"none after them; importing the same records again with "
+            f"on_conflict={resume_with!r} finishes the import. Cause: {cause}",
+            backend=cause.backend,
+            operation=cause.operation or "import",
+            transient=cause.transient,
+        )
+        self.report = report
+        self.handled = handled
+        self.uncertain = uncertain
+        self.total = total
+        self.resume_with = resume_with
 
 
 # -- the file format --------------------------------------------------------------------------
@@ -157,8 +228,14 @@ def _time(obj: Mapping[str, Any], name: str, where: str) -> float | None:
     value = obj.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    # Compared before any float(): a huge int (10**400) would overflow it.
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{where}: {name} must be epoch seconds (a number) or null")
+    if not 0 <= value <= MAX_EPOCH_SECONDS:  # NaN fails this too
+        raise ValueError(
+            f"{where}: {name} must be epoch seconds from 0 to {MAX_EPOCH_SECONDS} "
+            f"(the end of year 9999) or null, got {value!r}"
+        )
     return float(value)
 
 
@@ -223,30 +300,69 @@ def _check_vector(vector: object, where: str) -> dict[str, Any]:
     return {"embedder": name, "dimensions": dims, "values": values}
 
 
-def read_jsonl(stream: IO[str] | Iterable[str]) -> Iterator[dict[str, Any]]:
+class _Located(dict[str, Any]):
+    """A checked record that knows where it came from (``line 12``), for later messages."""
+
+    __slots__ = ("where",)
+    where: str
+
+
+def read_jsonl(
+    stream: IO[str] | IO[bytes] | Iterable[str] | Iterable[bytes],
+) -> Iterator[dict[str, Any]]:
     """The records of a JSON Lines export, one at a time (header checked first).
 
     Blank lines are ignored. The stream is read lazily: a file of any size needs the memory
-    of one line.
+    of one line. A binary stream (``open(path, "rb")``) is decoded line by line, so bytes
+    that are not UTF-8 are named by their line; a text stream's decoding errors can only be
+    placed after the last line read.
 
     Raises:
         ValueError: No header, another format or a newer version, or a malformed line
-            (the message names the line number).
+            (the message names the line number): not UTF-8, not JSON, nested too deep
+            for the reader, or a record :func:`check_record` refuses.
     """
     seen_header = False
-    for number, line in enumerate(stream, 1):
+    number = 0
+    lines: Iterator[str | bytes] = iter(cast(Iterable[str | bytes], stream))
+    while True:
+        try:
+            line: str | bytes = next(lines)
+        except StopIteration:
+            break
+        except UnicodeDecodeError as exc:
+            raise ValueError(
+                f"after line {number}: the input is not UTF-8 text ({exc.reason}); "
+                "open the file in binary mode to have the line named"
+            ) from None
+        number += 1
+        where = f"line {number}"
+        if isinstance(line, bytes):
+            try:
+                line = line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ValueError(
+                    f"{where}: not UTF-8 text (byte 0x{line[exc.start]:02x} at column "
+                    f"{exc.start + 1})"
+                ) from None
         if not line.strip():
             continue
-        where = f"line {number}"
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise ValueError(f"{where}: not JSON ({exc.msg})") from None
+        except RecursionError:
+            raise ValueError(
+                f"{where}: JSON nested too deep to read (a value, metadata or filter holds "
+                f"at most {codec.MAX_DEPTH} nested dicts and lists)"
+            ) from None
         if not seen_header:
             check_header(obj, where)
             seen_header = True
             continue
-        yield check_record(obj, where)
+        record = _Located(check_record(obj, where))
+        record.where = where
+        yield record
     if not seen_header:
         raise ValueError(f"empty input: a {FORMAT_NAME} export starts with its header line")
 
@@ -458,6 +574,7 @@ def import_attributes(report: ImportReport) -> dict[str, AttributeValue]:
         A.ATTR_MEMORY_IMPORT_SKIPPED_EXPIRED: report.skipped_expired,
         A.ATTR_MEMORY_IMPORT_VECTORS_REUSED: report.vectors_reused,
         A.ATTR_MEMORY_IMPORT_REEMBEDDED: report.reembedded,
+        A.ATTR_MEMORY_IMPORT_VECTORS_DROPPED: report.vectors_dropped,
     }
 
 
@@ -468,6 +585,7 @@ class _Counts:
     skipped_expired: int = 0
     vectors_reused: int = 0
     reembedded: int = 0
+    vectors_dropped: int = 0
 
     def report(self, namespaces: set[Namespace]) -> ImportReport:
         return ImportReport(
@@ -477,7 +595,120 @@ class _Counts:
             self.vectors_reused,
             self.reembedded,
             len(namespaces),
+            self.vectors_dropped,
         )
+
+
+class CheckedRecords:
+    """Records that :func:`check_records` validated, kept until an import writes them.
+
+    They wait in a temporary file (in memory up to a few MiB), so any number of them costs
+    one record's memory. Iterating yields the checked record objects, in input order, as
+    often as asked; :meth:`~tta_dev_primitives.memory.MemoryPrimitive.import_` takes them
+    as they are, without checking again. Close it (or use ``with``) to drop the file.
+
+    Attributes:
+        count: Number of records.
+        max_value_bytes: The value size limit they were checked against.
+        spaces: ``(embedder name, dimensions)`` of the records' vectors, with how many
+            records carry each.
+    """
+
+    def __init__(self, max_value_bytes: int | None) -> None:
+        self.count = 0
+        self.max_value_bytes = max_value_bytes
+        self.spaces: dict[tuple[str, int], int] = {}
+        self._file = tempfile.SpooledTemporaryFile(  # noqa: SIM115 - closed by close()
+            max_size=SPOOL_IN_MEMORY, mode="w+", encoding="utf-8"
+        )
+
+    def _add(self, where: str, record: dict[str, Any]) -> None:
+        # ASCII JSON: a lone surrogate in a str survives the file, escaped.
+        self._file.write(json.dumps([where, record], allow_nan=False) + "\n")
+        self.count += 1
+        vector = record["vector"]
+        if vector is not None:
+            space = (vector["embedder"], vector["dimensions"])
+            self.spaces[space] = self.spaces.get(space, 0) + 1
+
+    def located(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(where, record)`` pairs, ``where`` as messages name the record (``line 12``)."""
+        self._file.seek(0)
+        for line in self._file:
+            where, record = json.loads(line)
+            yield where, record
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for _, record in self.located():
+            yield record
+
+    def __len__(self) -> int:
+        return self.count
+
+    def close(self) -> None:
+        """Drop the temporary file."""
+        self._file.close()
+
+    def __enter__(self) -> CheckedRecords:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+async def check_records(
+    records: AsyncIterable[Mapping[str, Any]] | Iterable[Mapping[str, Any]],
+    *,
+    max_value_bytes: int | None = codec.DEFAULT_MAX_VALUE_BYTES,
+    progress: Callable[[int], None] | None = None,
+) -> CheckedRecords:
+    """Read and validate every record before an import writes any.
+
+    Each record is checked as :func:`check_record` does, its value encoded against
+    ``max_value_bytes``, and its ``expires_at`` held to at most ``MAX_TTL_SECONDS`` ahead.
+    Records from :func:`read_jsonl` are named by their file line, others by their position
+    (``records[3]``).
+
+    Args:
+        records: Record objects, sync or async (e.g. ``read_jsonl(file)``).
+        max_value_bytes: The importing memory's limit (None: none).
+        progress: Called with the number of records checked so far, every 100.
+
+    Returns:
+        The :class:`CheckedRecords`, for ``import_``.
+
+    Raises:
+        ValueError: The first malformed record, named (nothing was kept).
+    """
+    checked = CheckedRecords(max_value_bytes)
+    latest = time.time() + codec.MAX_TTL_SECONDS
+    try:
+        async for raw in _aiter(records):
+            record: dict[str, Any]
+            if type(raw) is _Located:  # read_jsonl checked it just now
+                where, record = raw.where, raw
+            else:
+                where = f"records[{checked.count}]"
+                record = check_record(raw, where)
+            expires = record["expires_at"]
+            if expires is not None and expires > latest:
+                raise ValueError(
+                    f"{where}: expires_at is more than {codec.MAX_TTL_SECONDS} seconds "
+                    f"(about 68 years) ahead, the longest TTL a record may have; got {expires!r}"
+                )
+            try:
+                codec.encode(record["value"], max_value_bytes)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{where}: {exc}") from None
+            checked._add(where, record)
+            if progress is not None and checked.count % 100 == 0:
+                progress(checked.count)
+    except BaseException:
+        checked.close()
+        raise
+    if progress is not None:
+        progress(checked.count)
+    return checked
 
 
 async def import_records(
@@ -489,44 +720,125 @@ async def import_records(
 ) -> ImportReport:
     """Write ``records`` (format objects) into ``memory``'s namespace tree, in batches.
 
+    Every record is checked first (:func:`check_records`), so a malformed one writes
+    nothing; with ``on_conflict="error"`` every key is looked up before the first write too.
     See :meth:`~tta_dev_primitives.memory.MemoryPrimitive.import_`.
     """
     if on_conflict not in ("replace", "skip", "error"):
         raise ValueError(f"on_conflict must be 'replace', 'skip' or 'error', got {on_conflict!r}")
+    limit = memory._max_value_bytes
+    if isinstance(records, CheckedRecords) and records.max_value_bytes in (limit, None):
+        return await _import_checked(memory, records, on_conflict, progress)
+    with await check_records(records, max_value_bytes=limit) as checked:
+        return await _import_checked(memory, checked, on_conflict, progress)
+
+
+async def _import_checked(
+    memory: MemoryPrimitive,
+    checked: CheckedRecords,
+    on_conflict: OnConflict,
+    progress: Callable[[int], None] | None,
+) -> ImportReport:
+    if memory._embedder is None and checked.spaces:
+        _warn_dropped(checked.spaces)
+    if on_conflict == "error":
+        await _check_conflicts(memory, checked)
     counts = _Counts()
     written: set[Namespace] = set()
-    batch: list[dict[str, Any]] = []
-    batch_ns: Namespace | None = None
-    seen = 0
-    async for raw in _aiter(records):
-        record = check_record(raw, f"records[{seen}]")
-        seen += 1
+    resume: OnConflict = "replace" if on_conflict == "replace" else "skip"
+    batch: list[tuple[str, dict[str, Any]]] = []
+    batch_ns: Namespace = ()
+    handled = 0
+
+    async def flush() -> None:
+        nonlocal handled
+        try:
+            await _write_batch(memory, batch_ns, batch, on_conflict, counts, written)
+        except ImportConflictError:
+            raise
+        except MemoryBackendError as exc:
+            where = (batch[0][0], batch[-1][0], len(batch))
+            raise ImportIncompleteError(
+                exc, counts.report(written), handled, where, checked.count, resume
+            ) from exc
+        except Exception as exc:
+            # The embedder (or another check of the batch) refused it before its write.
+            if handled:
+                exc.add_note(
+                    f"The import stopped after handling {handled} of {checked.count} records "
+                    f"({counts.imported} written); nothing from {batch[0][0]} on was "
+                    f"written. Importing the same records again with "
+                    f"on_conflict={resume!r} finishes it."
+                )
+            raise
+        handled += len(batch)
+        if progress is not None:
+            progress(handled)
+
+    for where, record in checked.located():
         ns = tuple(record["namespace"])
         if batch and (ns != batch_ns or len(batch) >= BATCH_SIZE):
-            await _write_batch(memory, batch_ns or (), batch, on_conflict, counts, written)
+            await flush()
             batch = []
-            if progress is not None:
-                progress(seen - 1)
         batch_ns = ns
-        batch.append(record)
+        batch.append((where, record))
     if batch:
-        await _write_batch(memory, batch_ns or (), batch, on_conflict, counts, written)
-    if progress is not None:
-        progress(seen)
+        await flush()
+    elif progress is not None:
+        progress(0)
     return counts.report(written)
+
+
+def _warn_dropped(spaces: Mapping[tuple[str, int], int]) -> None:
+    named = ", ".join(
+        f"{n} records of {name!r} ({dims} dimensions)" for (name, dims), n in spaces.items()
+    )
+    warnings.warn(
+        f"the imported records carry vectors ({named}) but this memory has no embedder: "
+        "the vectors are dropped, and semantic search will not find these records; import "
+        "with a MemoryPrimitive whose embedder is the one named",
+        UserWarning,
+        stacklevel=2,
+    )
+
+
+async def _check_conflicts(memory: MemoryPrimitive, checked: CheckedRecords) -> None:
+    """Raise ImportConflictError for the first record whose key holds a live record."""
+    backend = memory.backend
+    now = time.time()
+    batch: list[str] = []
+    batch_ns: Namespace = ()
+
+    async def look() -> None:
+        existing = await backend.get_many(memory.namespace + batch_ns, batch)
+        for key, e in zip(batch, existing, strict=True):
+            if e is not None:
+                raise ImportConflictError(key, batch_ns, ImportReport())
+
+    for _, record in checked.located():
+        if record["expires_at"] is not None and record["expires_at"] <= now:
+            continue  # skipped, so no conflict
+        ns = tuple(record["namespace"])
+        if batch and (ns != batch_ns or len(batch) >= BATCH_SIZE):
+            await look()
+            batch = []
+        batch_ns = ns
+        batch.append(record["key"])
+    if batch:
+        await look()
 
 
 async def _write_batch(
     memory: MemoryPrimitive,
     sub: Namespace,
-    batch: list[dict[str, Any]],
+    batch: list[tuple[str, dict[str, Any]]],
     on_conflict: OnConflict,
     counts: _Counts,
     written: set[Namespace],
 ) -> None:
     now = time.time()
     live = []
-    for r in batch:
+    for _, r in batch:
         if r["expires_at"] is not None and r["expires_at"] <= now:
             counts.skipped_expired += 1
         else:
@@ -549,6 +861,8 @@ async def _write_batch(
                     live = live[:i]
                     break
     if live:
+        if memory._embedder is None:
+            await memory._warn_if_vectors(namespace)
         entries = await _entries(memory, live, counts)
         await backend.put_many(namespace, entries)
         counts.imported += len(entries)
@@ -564,13 +878,16 @@ async def _entries(
     exported vector when ``memory``'s embedder made it, a fresh embedding otherwise."""
     encoded = [codec.encode_snapshot(r["value"], memory._max_value_bytes) for r in records]
     vectors: list[Any] = [None] * len(records)
-    if memory._embedder is not None:
+    if memory._embedder is None:
+        counts.vectors_dropped += sum(r["vector"] is not None for r in records)
+    else:
         todo = []
         for i, r in enumerate(records):
             vec = r["vector"]
-            if vec is not None and memory._space(vec["values"]) == (
-                vec["embedder"],
-                vec["dimensions"],
+            if (
+                vec is not None
+                and memory._space(vec["values"]) == (vec["embedder"], vec["dimensions"])
+                and any(vec["values"])  # a zero vector finds nothing: embed again
             ):
                 # float32 as exported (the JSON numbers are its exact values), so a vector
                 # round-trips unchanged: normalize_vector keeps a unit float32 vector as it is.

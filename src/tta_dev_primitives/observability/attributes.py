@@ -53,6 +53,7 @@ __all__ = [
     "ATTR_MEMORY_EXPORT_VECTORS",
     "ATTR_MEMORY_HIT",
     "ATTR_MEMORY_IMPORT_REEMBEDDED",
+    "ATTR_MEMORY_IMPORT_VECTORS_DROPPED",
     "ATTR_MEMORY_IMPORT_SKIPPED_EXISTING",
     "ATTR_MEMORY_IMPORT_SKIPPED_EXPIRED",
     "ATTR_MEMORY_IMPORT_VECTORS_REUSED",
@@ -127,12 +128,14 @@ ATTR_MEMORY_COMPACTION_REPLACED = "memory.compaction.replaced"
 ATTR_MEMORY_COMPACTION_MERGED = "memory.compaction.merged"
 ATTR_MEMORY_COMPACTION_KEPT = "memory.compaction.kept"
 # Export/import: records exported with their vector; records an import skipped (the key
-# existed, or they had expired), kept the exported vector of, or embedded again.
+# existed, or they had expired), kept the exported vector of, embedded again, or dropped the
+# exported vector of (no embedder).
 ATTR_MEMORY_EXPORT_VECTORS = "memory.export.vectors"
 ATTR_MEMORY_IMPORT_SKIPPED_EXISTING = "memory.import.skipped_existing"
 ATTR_MEMORY_IMPORT_SKIPPED_EXPIRED = "memory.import.skipped_expired"
 ATTR_MEMORY_IMPORT_VECTORS_REUSED = "memory.import.vectors_reused"
 ATTR_MEMORY_IMPORT_REEMBEDDED = "memory.import.reembedded"
+ATTR_MEMORY_IMPORT_VECTORS_DROPPED = "memory.import.vectors_dropped"
 
 # gen_ai.operation.name per memory operation, which is also the span name. The convention's
 # names where it has one; get_memory, list_memory, count_memory, compact_memory,

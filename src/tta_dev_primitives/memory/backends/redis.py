@@ -252,7 +252,23 @@ def _untag(tag: str) -> Namespace:
 
 
 def _ttl_ms(ttl: float | None) -> int:
-    return 0 if ttl is None else max(1, round(ttl * 1000))
+    if ttl is None:
+        return 0
+    # Checked before the script runs: a PXAT Redis refuses would fail it after its first
+    # writes, leaving a record half written.
+    if not ttl <= codec.MAX_TTL_SECONDS:  # NaN fails this too
+        raise ValueError(f"ttl must be at most {codec.MAX_TTL_SECONDS} seconds, got {ttl!r}")
+    return max(1, round(ttl * 1000))
+
+
+def _time_ms(t: float | None, arg: str) -> bytes:
+    if t is None:
+        return b"-"
+    if not 0 <= t <= codec.MAX_EPOCH_SECONDS:
+        raise ValueError(
+            f"{arg} must be epoch seconds from 0 to {codec.MAX_EPOCH_SECONDS}, got {t!r}"
+        )
+    return b"%d" % round(t * 1000)
 
 
 def _metadata(data: bytes | None) -> dict[str, Any] | None:
@@ -534,7 +550,8 @@ class RedisBackend:
 
     @property
     def server_restarts(self) -> int:
-        """How many times the server was seen to restart (its run_id changed)."""
+        """How many times the server was seen to restart (its run_id changed), or on a
+        Redis Cluster to fail over (another node answered the server check)."""
         return self._check.restarts
 
     async def _check_server(self) -> None:
@@ -729,10 +746,9 @@ class RedisBackend:
         if meta is None:
             meta = _metadata_arg(entry.metadata)
         vector = _vector_arg(entry.vector)
-        created, updated = entry.created_at, entry.updated_at
         return b"%s %s %d %d %s%s%s" % (
-            b"-" if created is None else b"%d" % round(created * 1000),
-            b"-" if updated is None else b"%d" % round(updated * 1000),
+            _time_ms(entry.created_at, "created_at"),
+            _time_ms(entry.updated_at, "updated_at"),
             len(meta),
             len(vector),
             meta,

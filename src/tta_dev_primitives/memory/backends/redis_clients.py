@@ -20,7 +20,9 @@ nothing to do with its data layout:
   ``INFO server memory``: an ``allkeys-*`` ``maxmemory-policy`` (which would let Redis evict
   the namespace's own index keys and corrupt it) is refused with a
   :class:`MemoryBackendError` naming the setting, and a changed ``run_id`` (the server
-  restarted) is logged at ERROR, since what it had acknowledged may be gone.
+  restarted) is logged at ERROR, since what it had acknowledged may be gone. On a Redis
+  Cluster the check asks one node; when another node answers it (a failover promoted a
+  replica, or the client moved on), that is logged at WARNING as what it is, not as a restart.
 """
 
 from __future__ import annotations
@@ -197,10 +199,23 @@ class ServerCheck:
         interval: Seconds between checks while nothing fails (a failure makes the next
             operation check again).
         run_id: The server's ``run_id`` when last checked.
-        restarts: How many times the ``run_id`` changed (the server restarted).
+        restarts: How many times what the server acknowledged may have been lost since: its
+            ``run_id`` changed (it restarted), or on a cluster another node answered (a
+            failover). The backend reloads what it keeps of the server's state when it grows.
+        node: On a cluster, the node (``host:port``) that answered the last check.
+        node_changes: How many times another cluster node answered (failovers, mostly).
     """
 
-    __slots__ = ("_due", "_policy_error", "_where", "interval", "restarts", "run_id")
+    __slots__ = (
+        "_due",
+        "_policy_error",
+        "_where",
+        "interval",
+        "node",
+        "node_changes",
+        "restarts",
+        "run_id",
+    )
 
     def __init__(self, where: str, interval: float = 60.0) -> None:
         self._where = where
@@ -209,6 +224,8 @@ class ServerCheck:
         self._policy_error: MemoryBackendError | None = None
         self.run_id: str | None = None
         self.restarts = 0
+        self.node: str | None = None
+        self.node_changes = 0
 
     def due(self) -> bool:
         """True when the next operation must check the server first."""
@@ -243,6 +260,25 @@ class ServerCheck:
         nodes = _info_nodes(reply)
         # A restart is told by one server's run_id; a cluster's nodes each have theirs.
         run_id = nodes[0].get("run_id") if len(nodes) == 1 else None
+        if isinstance(client, aioredis.RedisCluster):
+            # INFO went to the client's default node: after a failover that is another node,
+            # with a run_id of its own, which says nothing of a restart.
+            answered = client.get_default_node()
+            node = answered.name if answered is not None else None
+            if node and self.node and node != self.node:
+                self.node_changes += 1
+                self.restarts += 1  # as after a restart: acknowledged writes may be gone
+                logger.warning(
+                    "Redis Cluster at %s: node %s answers now instead of %s (a failover "
+                    "promoted a replica, or the old node became unreachable): writes a failed "
+                    "master acknowledged but had not yet replicated may be lost; the fallback "
+                    "journal covers only writes made while the cluster was unreachable",
+                    self._where,
+                    node,
+                    self.node,
+                )
+                self.run_id = None  # a new node: compare its run_id from now on
+            self.node = node or self.node
         if run_id and self.run_id and run_id != self.run_id:
             self.restarts += 1
             logger.error(
