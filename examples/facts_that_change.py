@@ -27,7 +27,8 @@ async def main() -> None:
 
         # What the agent believed back then.
         old = versions[1]
-        assert old.valid_from is not None and old.valid_to is not None
+        assert old.valid_from is not None
+        assert old.valid_to is not None
         then = (old.valid_from + old.valid_to) / 2
         print(f"as of then: {await memory.get('diet', as_of=then)}")
         hits = await memory.search("vegetarian", as_of=then)

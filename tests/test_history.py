@@ -16,9 +16,11 @@ import pytest
 from tta_dev_primitives import (
     FallbackBackend,
     InMemoryBackend,
+    LambdaPrimitive,
     MemoryPrimitive,
     MemoryRecord,
     RedisBackend,
+    ResolverInput,
 )
 from tta_dev_primitives.memory.backends.base import HistoryBackend
 from tta_dev_primitives.observability import attributes as A
@@ -241,3 +243,72 @@ async def test_fallback_journals_versions_and_replays_them_in_order(
     assert await direct.get("diet:new") == "vegan, no honey"
     await direct.aclose()
     await memory.aclose()
+
+
+def _resolver(seen: list[ResolverInput], keys: Any = None) -> LambdaPrimitive[Any, Any]:
+    """A resolver that, for a record about being vegan, supersedes every candidate about
+    being vegetarian (or returns ``keys``), remembering what it was given."""
+
+    def decide(request: ResolverInput, ctx: Any) -> Any:
+        seen.append(request)
+        if keys is not None:
+            return keys
+        if "vegan" not in str(request.record.value):
+            return []
+        return [h.key for h in request.candidates if "vegetarian" in str(h.value)]
+
+    return LambdaPrimitive(decide, name="resolver")
+
+
+async def test_resolver_decides_what_an_add_supersedes(make_memory: MakeMemory) -> None:
+    """The resolver sees the new record and the most similar current ones; the keys it
+    returns are superseded in the add's atomic step."""
+    seen: list[ResolverInput] = []
+    memory = await make_memory(history=3, resolver=_resolver(seen), resolver_candidates=2)
+    await memory.add("a", "I am vegetarian, I eat no meat")
+    await memory.add("b", "I like cycling")
+    await memory.add("c", "I am vegan now, I eat no meat or eggs")
+    request = seen[-1]
+    assert request.record.key == "c"
+    assert request.record.value == "I am vegan now, I eat no meat or eggs"
+    assert [h.key for h in request.candidates] == ["a", "b"]
+    assert [r.record.key for r in seen] == ["b", "c"]  # "a" had no candidates
+    assert await memory.get("a") is None
+    assert sorted(await memory.keys()) == ["b", "c"]
+    assert [v.value for v in await memory.history("a")] == ["I am vegetarian, I eat no meat"]
+
+
+async def test_failing_resolver_changes_nothing(make_memory: MakeMemory) -> None:
+    """A resolver that raises, returns a non-list or a key that was not a candidate: the
+    error reaches the caller and nothing is written (the first add, with no candidates,
+    does not call it)."""
+
+    def boom(request: ResolverInput, ctx: Any) -> Any:
+        raise RuntimeError("model down")
+
+    for resolver, error in (
+        (LambdaPrimitive(boom), RuntimeError),
+        (_resolver([], keys="a"), TypeError),
+        (_resolver([], keys=["nope"]), ValueError),
+    ):
+        memory = await make_memory(history=3, resolver=resolver)
+        await memory.add("a", "I am vegetarian")
+        with pytest.raises(error):
+            await memory.add("b", "I am vegan now")
+        assert await memory.get("b") is None
+
+
+async def test_resolver_span_is_a_child_of_the_add(telemetry: CapturedTelemetry) -> None:
+    """The resolver runs as a child span of the add's upsert_memory span."""
+    resolver = _resolver([])
+    memory = MemoryPrimitive(
+        history=2, resolver=resolver, tracer_provider=telemetry.tracer_provider
+    )
+    await memory.add("a", "I am vegetarian")
+    telemetry.clear()
+    await memory.add("b", "I am vegan, not vegetarian")
+    add = next(s for s in telemetry.spans() if s.name == "upsert_memory")
+    children = [s for s in telemetry.spans() if s.parent is not None]
+    assert any(s.parent.span_id == add.context.span_id for s in children if s.parent)
+    assert add.attributes is not None
+    assert add.attributes[A.ATTR_MEMORY_SUPERSEDED_COUNT] == 1

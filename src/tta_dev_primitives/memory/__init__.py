@@ -29,6 +29,7 @@ from .embeddings import (
     SentenceTransformerEmbedder,
 )
 from .errors import MemoryBackendError
+from .history import ResolverInput
 from .keys import create_memory_key
 from .primitive import MemoryOperation, MemoryPrimitive
 from .records import NO_EXPIRY, MemoryPage, MemoryRecord, SearchHit
@@ -69,6 +70,7 @@ __all__ = [
     "MemoryPage",
     "MemoryPrimitive",
     "MemoryRecord",
+    "ResolverInput",
     "NO_EXPIRY",
     "RedisBackend",
     "SearchHit",

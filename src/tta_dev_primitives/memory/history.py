@@ -21,19 +21,32 @@ from __future__ import annotations
 import datetime as _dt
 import math
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from opentelemetry import trace
 
 from . import codec
 from .backends.base import HistoryBackend, Version
 from .records import Entry, ListQuery, MemoryPage, MemoryRecord, SearchHit, SearchQuery
-from .search import matches_filter
+from .search import matches_filter, string_leaves
 
 if TYPE_CHECKING:
     from .primitive import MemoryOperation, MemoryPrimitive
 
-__all__: list[str] = []
+__all__ = ["ResolverInput"]
+
+
+class ResolverInput(NamedTuple):
+    """What a resolver (``MemoryPrimitive(resolver=...)``) gets for each ``add``.
+
+    Attributes:
+        record: The record being added (``valid_from`` None: not written yet).
+        candidates: The current records most similar to it (a search with its text, in the
+            primitive's default mode), best first, the record's own key left out.
+    """
+
+    record: MemoryRecord
+    candidates: list[SearchHit]
 
 
 def check_history(value: object) -> int:
@@ -104,6 +117,46 @@ def current_at(version: Version, t: float) -> bool:
 
 def newest_first(versions: list[Version]) -> list[Version]:
     return sorted(versions, key=lambda v: v.record.seq, reverse=True)
+
+
+async def resolve(
+    memory: MemoryPrimitive, entry: Entry, value: Any, span: trace.Span
+) -> tuple[str, ...]:
+    """The keys the primitive's resolver says ``entry`` supersedes (among its candidates).
+
+    Runs before the write's atomic step, and only when there are candidates; whatever it
+    raises reaches the caller, and nothing is written.
+    """
+    resolver = memory._resolver
+    assert resolver is not None
+    text = " ".join(string_leaves(value)).strip()
+    candidates: list[SearchHit] = []
+    if text:
+        hits = await memory.search(text, limit=memory._resolver_k + 1)
+        candidates = [h for h in hits if h.key != entry.key][: memory._resolver_k]
+    if not candidates:
+        return ()  # nothing it could supersede: no call
+    record = MemoryRecord(entry.key, value, codec.copy_metadata(entry.metadata) or {})
+    out = await resolver.execute(ResolverInput(record, candidates))
+    if out is None:
+        return ()
+    if isinstance(out, str | bytes) or not isinstance(out, Iterable):
+        raise TypeError(
+            f"resolver {getattr(resolver, 'name', resolver)!r} must return keys (a list of "
+            f"str), got {type(out).__name__}"
+        )
+    allowed = {h.key for h in candidates}
+    keys = []
+    for k in out:
+        if k not in allowed:
+            raise ValueError(
+                f"resolver {getattr(resolver, 'name', resolver)!r} returned {k!r}, which is "
+                "not one of its candidates: nothing was written"
+            )
+        keys.append(k)
+    if span.is_recording():
+        span.set_attribute("memory.resolver.superseded.count", len(keys))
+    return tuple(dict.fromkeys(keys))
 
 
 async def run_history(memory: MemoryPrimitive, op: MemoryOperation, span: trace.Span) -> Any:

@@ -51,6 +51,7 @@ from .history import (
     check_supersedes,
     history_backend,
     list_as_of,
+    resolve,
     run_get_as_of,
     run_history,
     search_as_of,
@@ -402,6 +403,13 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             replaces it). With N > 0, an ``add`` or ``update`` of a live key keeps the
             version it replaces (:meth:`history`, ``as_of=`` reads); see
             ``docs/memory/history.md``. The backend must keep history (``HistoryBackend``).
+        resolver: A primitive that decides what each ``add`` supersedes: it gets a
+            :class:`ResolverInput` (the new record and the ``resolver_candidates`` current
+            records most similar to it) and returns keys among the candidates (an LLM call
+            fits there). It runs before the write's atomic step (not at all when no record
+            is similar), as a child span of the add; if it fails (raises, or returns
+            something else) nothing is written.
+        resolver_candidates: How many similar records the resolver sees (default 5).
 
     Raises:
         ValueError: Both ``backend`` and ``redis_url``, or both ``backend`` and ``max_size``.
@@ -429,9 +437,22 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         name: str | None = None,
         auto_compact: CompactionPolicy | None = None,
         history: int = 0,
+        resolver: WorkflowPrimitive[Any, Any] | None = None,
+        resolver_candidates: int = 5,
     ) -> None:
         super().__init__(name, tracer_provider=tracer_provider, meter_provider=meter_provider)
         self._history = check_history(history)
+        if resolver is not None and not isinstance(resolver, WorkflowPrimitive):
+            raise TypeError(
+                "resolver must be a WorkflowPrimitive taking a ResolverInput and returning "
+                f"keys (wrap a function in LambdaPrimitive), got {type(resolver).__name__}"
+            )
+        if isinstance(resolver_candidates, bool) or not isinstance(resolver_candidates, int):
+            raise TypeError("resolver_candidates must be an int")
+        if resolver_candidates < 1:
+            raise ValueError(f"resolver_candidates must be >= 1, got {resolver_candidates}")
+        self._resolver = resolver
+        self._resolver_k = resolver_candidates
         if auto_compact is not None and not isinstance(auto_compact, CompactionPolicy):
             raise TypeError("auto_compact must be a CompactionPolicy or None")
         if backend is not None and redis_url is not None:
@@ -487,7 +508,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             self._shared = _Shared(backend, owns_backend=False)
         if auto_compact is not None:
             self._shared.compactor = AutoCompactor(auto_compact)
-        if self._history:
+        if self._history or resolver is not None:
             history_backend(self, "history")  # raises TypeError before any use
         self._is_view = False
         self._inst = MemoryInstrumentation(
@@ -600,7 +621,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             ValueError: An empty or over-long key, ttl <= 0, a value over max_value_bytes.
             MemoryBackendError: The backend could not store it.
         """
-        if supersedes is None and not self._history:
+        if supersedes is None and not self._history and self._resolver is None:
             await self._run(
                 _op(MemoryOperation, ("add", key, value, ttl, metadata, *_REST_ADD)), context
             )
@@ -1463,6 +1484,9 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         entry = self._entry(op.key, op.value, ttl, meta)
         supersedes = check_supersedes(op.supersedes, entry.key)
         backend = history_backend(self, "add")
+        if self._resolver is not None:
+            found = await resolve(self, entry, op.value, span)
+            supersedes = tuple(dict.fromkeys((*supersedes, *found)))
         if self._embedder is not None:
             (entry,) = await self._embedded([entry], (op.value,))
         if span is not NO_SPAN:
