@@ -312,3 +312,148 @@ async def test_resolver_span_is_a_child_of_the_add(telemetry: CapturedTelemetry)
     assert any(s.parent.span_id == add.context.span_id for s in children if s.parent)
     assert add.attributes is not None
     assert add.attributes[A.ATTR_MEMORY_SUPERSEDED_COUNT] == 1
+
+
+# -- forget ------------------------------------------------------------------------------------
+
+
+def _joiner() -> LambdaPrimitive[Any, Any]:
+    def summarize(records: list[MemoryRecord], ctx: Any) -> str:
+        return " ".join(str(r.value) for r in records)
+
+    return LambdaPrimitive(summarize, name="joiner")
+
+
+async def test_forget_removes_the_record_and_its_history(make_memory: MakeMemory) -> None:
+    """forget(key) removes the live record and every earlier version; delete leaves the
+    earlier versions."""
+    memory = await make_memory(history=3)
+    for key in ("a", "b"):
+        await memory.add(key, f"{key} one")
+        await memory.add(key, f"{key} two")
+    assert await memory.delete("b")
+    assert [v.value for v in await memory.history("b")] == ["b one"]
+    report = await memory.forget("a")
+    assert report.forgotten == ("a",)
+    assert report.removed == 2
+    assert await memory.get("a") is None
+    assert await memory.history("a") == []
+    assert await memory.search("one") == []
+    assert [r["key"] async for r in memory.export()] == []
+
+
+async def test_forget_by_filter_and_the_summaries_built_from_it(make_memory: MakeMemory) -> None:
+    """A compaction summary that replaced a forgotten record (even through a roll-up) is
+    removed with it; forget(filter=...) forgets every key with a matching version."""
+    memory = await make_memory(history=3)
+    await memory.add("allergy", "I am allergic to peanuts.", metadata={"kind": "health"})
+    for i in range(4):
+        await memory.add(f"t{i}", f"Turn {i} was about the weather.")
+    first = await memory.compact(_joiner(), keep_last=2)
+    await memory.add("t9", "Turn 9 was about trains.")
+    second = await memory.compact(_joiner(), keep_last=1)
+    assert first.summary_key in second.replaced
+    report = await memory.forget("allergy")
+    assert report.forgotten == ("allergy",)
+    assert report.summaries_removed == (second.summary_key,)
+    await memory.add("med", "I take pills.", metadata={"kind": "health"})
+    await memory.add("med", "I take no pills.", metadata={"kind": "none"})
+    report = await memory.forget(filter={"kind": "health"})
+    assert report.forgotten == ("med",)
+    assert report.removed == 2
+    assert await memory.search("peanuts") == []
+    assert [h.key for h in await memory.search("weather")] == []
+    exported = [r async for r in memory.export()]
+    assert "peanuts" not in str(exported)
+
+
+async def test_forget_rebuilds_summaries_with_a_summarizer(make_memory: MakeMemory) -> None:
+    """forget(..., summarizer=...) rebuilds a summary without the forgotten record's
+    sentences (known from a version history kept) and without its key in memory.replaced;
+    a summary of a record whose text is gone is removed."""
+    memory = await make_memory(history=3)
+    await memory.add("allergy", "I am allergic to peanuts.")
+    await memory.add("allergy", "I am allergic to peanuts.")
+    await memory.add("city", "I live in Lisbon.")
+    await memory.add("last", "I like trains.")
+    report = await memory.compact(_joiner(), keep_last=1)
+    summary_key = str(report.summary_key)
+    forgot = await memory.forget("allergy", summarizer=_joiner())
+    assert forgot.summaries_rebuilt == (summary_key,)
+    record = await memory.get_record(summary_key)
+    assert record is not None
+    assert record.value == "I live in Lisbon."
+    assert record.metadata["memory.replaced"] == ["city"]
+    assert [v.value for v in await memory.history(summary_key)] == ["I live in Lisbon."]
+    forgot = await memory.forget("city", summarizer=_joiner())
+    assert forgot.summaries_removed == (summary_key,)
+    assert await memory.get(summary_key) is None
+
+
+async def test_tombstone_stops_an_import_bringing_it_back(make_memory: MakeMemory) -> None:
+    """An export taken before forget, imported after, does not bring back the forgotten
+    record, nor a summary whose memory.replaced names it; other records are imported."""
+    memory = await make_memory(history=3)
+    await memory.add("allergy", "I am allergic to peanuts.")
+    await memory.add("city", "I live in Lisbon.")
+    await memory.add("last", "I like trains.")
+    backup = [r async for r in memory.export()]
+    await memory.compact(_joiner(), keep_last=1)
+    backup += [r async for r in memory.export()]
+    await memory.forget("allergy")
+    report = await memory.import_(backup)
+    assert report.skipped_forgotten == 2  # the record and the summary naming it
+    assert await memory.get("allergy") is None
+    assert sorted(await memory.keys()) == ["city", "last"]
+
+
+async def test_forget_argument_errors() -> None:
+    """forget takes a key or a non-empty filter, nothing else; nothing is removed."""
+    memory = MemoryPrimitive(history=1)
+    await memory.add("k", 1)
+    with pytest.raises(ValueError, match="key or filter"):
+        await memory.forget()
+    with pytest.raises(ValueError, match="key or filter"):
+        await memory.forget("k", filter={"a": 1})
+    with pytest.raises(ValueError, match="filter"):
+        await memory.forget(filter={})
+    with pytest.raises(ValueError, match="tombstone_ttl"):
+        await memory.forget("k", tombstone_ttl=0)
+    assert await memory.get("k") == 1
+
+
+@pytest.mark.redis
+async def test_forget_during_an_outage_is_replayed_after_the_writes(
+    fresh_server: RedisServer,
+) -> None:
+    """A record written and forgotten while Redis is down never reaches Redis; one written
+    before the outage and forgotten during it is gone from Redis after the replay, and the
+    tombstone is there."""
+    primary = RedisBackend.from_url(
+        fresh_server.url,
+        retries=1,
+        backoff_base=0.01,
+        socket_timeout=0.5,
+        socket_connect_timeout=0.5,
+    )
+    backend = FallbackBackend(primary, InMemoryBackend(None), probe_interval=3600)
+    memory = MemoryPrimitive(backend=backend, namespace="fg", history=2)
+    await memory.add("old", "before the outage")
+    await asyncio.to_thread(fresh_server.kill)
+    await memory.add("new", "during the outage")
+    await memory.add("new", "during the outage, again")
+    await memory.forget("new")
+    await memory.forget("old")
+    assert backend.degraded
+    await asyncio.to_thread(fresh_server.restart)
+    for _ in range(100):
+        if await backend.recover():
+            break
+        await asyncio.sleep(0.05)
+    assert backend.pending == 0
+    direct = RedisBackend.from_url(fresh_server.url)
+    assert await direct.keys(("fg",)) == []
+    assert await direct.history(("fg",), "new") == []
+    assert await direct.forgotten(("fg",)) == {"new", "old"}
+    await direct.aclose()
+    await memory.aclose()

@@ -29,7 +29,7 @@ from .embeddings import (
     SentenceTransformerEmbedder,
 )
 from .errors import MemoryBackendError
-from .history import ResolverInput
+from .history import ForgetReport, ResolverInput
 from .keys import create_memory_key
 from .primitive import MemoryOperation, MemoryPrimitive
 from .records import NO_EXPIRY, MemoryPage, MemoryRecord, SearchHit
@@ -70,6 +70,7 @@ __all__ = [
     "MemoryPage",
     "MemoryPrimitive",
     "MemoryRecord",
+    "ForgetReport",
     "ResolverInput",
     "NO_EXPIRY",
     "RedisBackend",

@@ -30,7 +30,9 @@ A summarizer that raises, times out (``timeout=``) or returns nothing changes no
 original stays, and the error reaches the caller.
 
 The summary's metadata marks it (``"memory.summary": True``), lists the keys it replaced
-(``"memory.replaced"``), counts the original records it stands for (``"memory.summarized"``,
+(``"memory.replaced"``) and the original records' keys through earlier summaries
+(``"memory.sources"``, which :meth:`~tta_dev_primitives.memory.MemoryPrimitive.forget`
+follows), counts the original records it stands for (``"memory.summarized"``,
 counting through earlier summaries), keeps their time range (``"memory.from"`` and
 ``"memory.to"``, epoch seconds, where the backend keeps times), and keeps every metadata field
 on which all the replaced records agree, so a filter that matched them matches it too.
@@ -77,6 +79,7 @@ if TYPE_CHECKING:
 __all__ = [
     "META_FROM",
     "META_REPLACED",
+    "META_SOURCES",
     "META_SUMMARIZED",
     "META_SUMMARY",
     "META_TO",
@@ -92,7 +95,8 @@ META_REPLACED = "memory.replaced"
 META_SUMMARIZED = "memory.summarized"
 META_FROM = "memory.from"
 META_TO = "memory.to"
-_OWN = (META_SUMMARY, META_REPLACED, META_SUMMARIZED, META_FROM, META_TO)
+META_SOURCES = "memory.sources"
+_OWN = (META_SUMMARY, META_REPLACED, META_SUMMARIZED, META_FROM, META_TO, META_SOURCES)
 _ATTEMPTS = 4  # plans tried when other writers keep changing the records
 
 
@@ -657,9 +661,16 @@ def _summary_metadata(
     count = 0
     starts: list[float] = []
     ends: list[float] = []
+    sources: list[str] = []
     for record, m in zip(batch, metas, strict=True):
         m = m or {}
         summary = m.get(META_SUMMARY) is True
+        if summary:
+            earlier = m.get(META_SOURCES, m.get(META_REPLACED))
+            if isinstance(earlier, list):
+                sources.extend(k for k in earlier if isinstance(k, str))
+        else:
+            sources.append(record.key)
         n = m.get(META_SUMMARIZED) if summary else None
         count += n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1
         created, updated, _ = _times(record)
@@ -670,6 +681,7 @@ def _summary_metadata(
                 acc.append(float(t))
     out[META_SUMMARY] = True
     out[META_REPLACED] = [r.key for r in batch]
+    out[META_SOURCES] = list(dict.fromkeys(sources))
     out[META_SUMMARIZED] = count
     if starts:
         out[META_FROM] = min(starts)

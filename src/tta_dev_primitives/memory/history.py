@@ -21,19 +21,28 @@ from __future__ import annotations
 import datetime as _dt
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from opentelemetry import trace
 
 from . import codec
 from .backends.base import HistoryBackend, Version
-from .records import Entry, ListQuery, MemoryPage, MemoryRecord, SearchHit, SearchQuery
+from .records import (
+    Entry,
+    ListQuery,
+    MemoryPage,
+    MemoryRecord,
+    Record,
+    SearchHit,
+    SearchQuery,
+)
 from .search import matches_filter, string_leaves
 
 if TYPE_CHECKING:
     from .primitive import MemoryOperation, MemoryPrimitive
 
-__all__ = ["ResolverInput"]
+__all__ = ["ForgetReport", "ResolverInput"]
 
 
 class ResolverInput(NamedTuple):
@@ -84,7 +93,7 @@ def history_backend(memory: MemoryPrimitive, operation: str) -> HistoryBackend:
     if not isinstance(backend, HistoryBackend):
         raise TypeError(
             f"backend {backend.info().name!r} keeps no history ({operation} needs "
-            "put_versioned(), update_versioned(), history() and forget_history(): see "
+            "put_versioned(), update_versioned(), history(), forget() and forgotten(): see "
             "HistoryBackend)"
         )
     return backend
@@ -238,3 +247,164 @@ async def list_as_of(
 
 def page_of(records: Sequence[MemoryRecord], cursor: str | None) -> MemoryPage:
     return MemoryPage(list(records), cursor)
+
+
+# -- forgetting ---------------------------------------------------------------------------------
+
+DEFAULT_TOMBSTONE_TTL = 30 * 86400.0
+"""Seconds a tombstone of ``forget`` lasts by default (30 days)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetReport:
+    """What :meth:`~tta_dev_primitives.memory.MemoryPrimitive.forget` did.
+
+    Attributes:
+        forgotten: Keys forgotten (asked for, or matching the filter), sorted.
+        removed: Live records and earlier versions removed (summaries included).
+        summaries_removed: Keys of summaries built from a forgotten record, removed (and
+            tombstoned) with it.
+        summaries_rebuilt: Keys of such summaries rebuilt without it (``summarizer=``).
+    """
+
+    forgotten: tuple[str, ...] = ()
+    removed: int = 0
+    summaries_removed: tuple[str, ...] = ()
+    summaries_rebuilt: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetRequest:
+    """The arguments of one forget (``MemoryOperation("forget", value=...)``)."""
+
+    key: Any = None
+    filter: Any = None
+    summarizer: Any = None
+    tombstone_ttl: Any = DEFAULT_TOMBSTONE_TTL
+
+
+def _replaced(record: Record) -> list[str]:
+    """The keys a summary record stands for: those it replaced, and the original records'
+    through earlier summaries."""
+    from .compaction import META_REPLACED, META_SOURCES, META_SUMMARY
+
+    meta = record.metadata or {}
+    if meta.get(META_SUMMARY) is not True:
+        return []
+    out: list[str] = []
+    for name in (META_REPLACED, META_SOURCES):
+        keys = meta.get(name)
+        if isinstance(keys, list):
+            out.extend(k for k in keys if isinstance(k, str))
+    return out
+
+
+def names_forgotten(metadata: Any, forgotten: set[str]) -> bool:
+    """Whether a record's metadata marks it a summary built from a forgotten key."""
+    return bool(forgotten) and bool(
+        set(_replaced(Record("", "", metadata))).intersection(forgotten)
+    )
+
+
+def _sentences(value: Any) -> list[str]:
+    from .compaction import _SENTENCE
+
+    out: list[str] = []
+    for leaf in string_leaves(value):
+        out.extend(p.strip() for p in _SENTENCE.split(leaf) if p.strip())
+    return out
+
+
+async def run_forget(memory: MemoryPrimitive, op: MemoryOperation, span: trace.Span) -> Any:
+    """``forget(key | filter=...)``: records, their history, summaries built from them."""
+    from .compaction import (
+        META_REPLACED,
+        META_SOURCES,
+        META_SUMMARIZED,
+        _check_filter,
+        _check_summarizer,
+    )
+
+    req = op.value
+    if not isinstance(req, ForgetRequest):
+        raise TypeError("a forget operation carries a ForgetRequest (use forget())")
+    if (req.key is None) == (req.filter is None):
+        raise ValueError("forget takes a key or filter= (one of them)")
+    key = None if req.key is None else codec.validate_key(req.key)
+    filter_ = None if req.filter is None else _check_filter(req.filter)
+    if req.filter is not None and not filter_:
+        raise ValueError("filter must not be empty: forget(filter={}) would forget everything")
+    _check_summarizer(req.summarizer)
+    ttl = codec.validate_ttl(req.tombstone_ttl, "tombstone_ttl")
+    backend = history_backend(memory, "forget")
+    ns = memory.namespace
+    versions = await backend.history(ns, None)
+    if key is not None:
+        keys = {key}
+    else:
+        keys = {v.record.key for v in versions if matches_filter(v.record.metadata, filter_)}
+    # Summaries built from them, through summaries that rolled those up.
+    tainted = set(keys)
+    grew = True
+    while grew:
+        grew = False
+        for v in versions:
+            k = v.record.key
+            if k not in tainted and tainted.intersection(_replaced(v.record)):
+                tainted.add(k)
+                grew = True
+    live = {v.record.key: v.record for v in versions if v.valid_to is None}
+    summaries = sorted(k for k in tainted - keys if k in live)
+    removed_summaries: list[str] = []
+    rebuilt: list[str] = []
+    removed = 0
+    if req.summarizer is None:
+        removed_summaries = summaries
+    else:
+        gone = {s for v in versions if v.record.key in keys for s in _sentences(_value(v))}
+        known = {v.record.key for v in versions}
+        for k in summaries:
+            record = live[k]
+            if not keys.intersection(_replaced(record)) <= known:
+                # A forgotten record's text is gone (compacted away, no version kept): its
+                # sentences cannot be told apart, so the summary goes.
+                removed_summaries.append(k)
+                continue
+            kept = [s for s in _sentences(_value(Version(record))) if s not in gone]
+            summary: Any = None
+            meta = dict(record.metadata or {})
+            for name in (META_REPLACED, META_SOURCES):
+                if isinstance(meta.get(name), list):
+                    meta[name] = [r for r in meta[name] if r not in tainted]
+            n = meta.get(META_SUMMARIZED)
+            if isinstance(n, int) and not isinstance(n, bool):
+                meta[META_SUMMARIZED] = max(1, n - len(keys & set(_replaced(record))))
+            if kept:
+                cleaned = MemoryRecord(k, " ".join(kept), meta, record.created_at)
+                summary = await req.summarizer.execute([cleaned])
+            if summary is None or summary == "" or summary == [] or summary == {}:
+                removed_summaries.append(k)
+                continue
+            entry = memory._entry(k, summary, _left(record), codec.validate_metadata(meta))
+            (entry,) = await memory._embedded([entry], (summary,))
+            removed += await backend.forget(ns, [k], None)  # its versions held the old text
+            await memory._shared.backend.put(ns, entry)
+            rebuilt.append(k)
+    targets = sorted(keys | set(removed_summaries))
+    removed += await backend.forget(ns, targets, ttl)
+    report = ForgetReport(tuple(sorted(keys)), removed, tuple(removed_summaries), tuple(rebuilt))
+    memory._inst.record_count(span, report.removed)
+    return report
+
+
+def _value(version: Version) -> Any:
+    return codec.value_of(version.record.payload, version.record.snapshot)
+
+
+def _left(record: Record) -> float | None:
+    """Seconds ``record`` has left to live (None: no expiry)."""
+    import time
+
+    if record.expires_at is None:
+        return None
+    return max(record.expires_at - time.time(), 1e-3)

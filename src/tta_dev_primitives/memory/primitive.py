@@ -46,12 +46,16 @@ from .embeddings import (
 )
 from .errors import MemoryBackendError
 from .history import (
+    DEFAULT_TOMBSTONE_TTL,
+    ForgetReport,
+    ForgetRequest,
     check_as_of,
     check_history,
     check_supersedes,
     history_backend,
     list_as_of,
     resolve,
+    run_forget,
     run_get_as_of,
     run_history,
     search_as_of,
@@ -109,6 +113,7 @@ OperationKind: TypeAlias = Literal[
     "add_versioned",
     "get_as_of",
     "history",
+    "forget",
 ]
 _ORDERS = ("newest", "oldest")
 
@@ -729,6 +734,45 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         else:
             op = MemoryOperation("get_as_of", key, "record", as_of=as_of)
         return cast("MemoryRecord | None", await self._run(op, context))
+
+    async def forget(
+        self,
+        key: str | None = None,
+        *,
+        filter: Mapping[str, Any] | None = None,
+        summarizer: WorkflowPrimitive[Any, Any] | None = None,
+        tombstone_ttl: float = DEFAULT_TOMBSTONE_TTL,
+        context: WorkflowContext | None = None,
+    ) -> ForgetReport:
+        """Forget for good: the record under ``key`` (or every record any version of which
+        matches ``filter``), all its earlier versions, and the compaction summaries built
+        from it (``memory.replaced``, through roll-ups).
+
+        Unlike :meth:`delete`, which removes the live record only, ``forget`` also leaves a
+        tombstone per forgotten key (for ``tombstone_ttl`` seconds, at most 10,000 per
+        namespace), so an import of an old export, the fallback's replay or its mirror
+        cannot bring the record back, nor a summary that names it.
+
+        Args:
+            key: The key to forget.
+            filter: Instead of a key: forget every key with a version whose metadata
+                matches (the filter language of :meth:`list`; not empty).
+            summarizer: Rebuild each summary built from a forgotten record instead of
+                removing it: it gets the summary as one :class:`MemoryRecord` with the
+                sentences found in the forgotten records' text taken out, and returns the
+                new summary (nothing left, or an empty answer: the summary is removed). A
+                summary whose forgotten record's text is no longer known (compacted away,
+                no version of it kept) is removed all the same.
+            tombstone_ttl: Seconds the tombstones last (default 30 days).
+            context: The workflow context.
+
+        Raises:
+            TypeError: The backend keeps no history (see ``HistoryBackend``).
+            ValueError: Both or neither of ``key`` and ``filter``, an empty filter.
+        """
+        request = ForgetRequest(key, filter, summarizer, tombstone_ttl)
+        op = MemoryOperation("forget", value=request)
+        return cast(ForgetReport, await self._run(op, context))
 
     async def history(
         self, key: str, *, context: WorkflowContext | None = None
@@ -1807,4 +1851,5 @@ _HANDLERS: dict[str, Callable[[MemoryPrimitive, MemoryOperation, trace.Span], Aw
     "add_versioned": MemoryPrimitive._op_add_versioned,
     "get_as_of": run_get_as_of,
     "history": run_history,
+    "forget": run_forget,
 }

@@ -58,8 +58,9 @@ from opentelemetry.util.types import AttributeValue
 
 from ..observability import attributes as A
 from . import codec
-from .backends.base import MemoryBackend, VectorBackend
+from .backends.base import HistoryBackend, MemoryBackend, VectorBackend
 from .errors import MemoryBackendError
+from .history import names_forgotten
 from .records import Entry, ListQuery, Namespace, Record
 from .search import normalize_vector
 
@@ -109,6 +110,9 @@ class ImportReport:
         vectors_dropped: Imported records whose exported vector was not kept because the
             importing memory has no embedder (semantic search cannot find them; a warning
             names the embedder).
+        skipped_forgotten: Records not written because their key was forgotten
+            (``forget``, while its tombstone lasts), or because they are summaries built
+            from a forgotten record.
     """
 
     imported: int = 0
@@ -118,6 +122,7 @@ class ImportReport:
     reembedded: int = 0
     namespaces: int = 0
     vectors_dropped: int = 0
+    skipped_forgotten: int = 0
 
 
 class ImportConflictError(ValueError):
@@ -586,6 +591,7 @@ class _Counts:
     vectors_reused: int = 0
     reembedded: int = 0
     vectors_dropped: int = 0
+    skipped_forgotten: int = 0
 
     def report(self, namespaces: set[Namespace]) -> ImportReport:
         return ImportReport(
@@ -596,6 +602,7 @@ class _Counts:
             self.reembedded,
             len(namespaces),
             self.vectors_dropped,
+            self.skipped_forgotten,
         )
 
 
@@ -847,6 +854,18 @@ async def _write_batch(
         return
     namespace = memory.namespace + sub
     backend = memory.backend
+    if isinstance(backend, HistoryBackend):
+        forgotten = await backend.forgotten(namespace)
+        if forgotten:
+            kept = [
+                r
+                for r in live
+                if r["key"] not in forgotten and not names_forgotten(r["metadata"], forgotten)
+            ]
+            counts.skipped_forgotten += len(live) - len(kept)
+            live = kept
+            if not live:
+                return
     conflict: dict[str, Any] | None = None
     if on_conflict != "replace":
         existing = await backend.get_many(namespace, [r["key"] for r in live])

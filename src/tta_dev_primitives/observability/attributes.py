@@ -162,6 +162,7 @@ GEN_AI_OPERATION_NAMES = {
     "add_versioned": "upsert_memory",
     "get_as_of": "get_memory",
     "history": "get_memory_history",
+    "forget": "delete_memory",
 }
 
 METRIC_MEMORY_DURATION = "memory.operation.duration"

@@ -33,6 +33,7 @@ __all__ = [
     "CompactingBackend",
     "CompactionPlan",
     "Entry",
+    "MAX_TOMBSTONES",
     "HistoryBackend",
     "ListQuery",
     "ListResult",
@@ -311,6 +312,11 @@ class HistoryBackend(Protocol):
     namespace keep any (those most recently versioned: the others' go). An earlier version
     keeps its expiry and is gone from history once it passes. ``clear`` drops the history
     too; ``delete`` and eviction leave it.
+
+    **Forgetting.** :meth:`forget` removes records for good: the live record and every
+    earlier version, in one step, and leaves a tombstone per key (at most
+    ``MAX_TOMBSTONES`` per namespace, the newest; each expiring after its ttl) that
+    :meth:`forgotten` reports, so an import or a replay can refuse to bring them back.
     """
 
     async def put_versioned(
@@ -334,6 +340,18 @@ class HistoryBackend(Protocol):
         and earlier versions, in no particular order). Does not refresh recency."""
         ...
 
-    async def forget_history(self, namespace: Namespace, keys: Sequence[str]) -> int:
-        """Drop the earlier versions of ``keys``; how many were dropped."""
+    async def forget(
+        self, namespace: Namespace, keys: Sequence[str], tombstone_ttl: float | None
+    ) -> int:
+        """Remove the live records and earlier versions of ``keys`` in one step, and (with
+        ``tombstone_ttl``, seconds) leave their tombstones; how many records and versions
+        were removed."""
         ...
+
+    async def forgotten(self, namespace: Namespace) -> builtins.set[str]:
+        """The keys of ``namespace`` with a live tombstone."""
+        ...
+
+
+MAX_TOMBSTONES = 10_000
+"""Tombstones a namespace keeps at most (the newest): forgetting stays bounded."""

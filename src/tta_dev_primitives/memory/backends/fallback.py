@@ -152,8 +152,11 @@ class _VersionedUpdate:
 
 @dataclass(frozen=True, slots=True)
 class _ForgetHistory:
+    """A forget: records, versions and tombstones (the tombstones' expiry absolute)."""
+
     namespace: Namespace
     keys: tuple[str, ...]
+    deadline: float | None
 
 
 _Op = (
@@ -501,7 +504,8 @@ class FallbackBackend:
     async def _replay_history(self, op: _VersionedPut | _VersionedUpdate | _ForgetHistory) -> None:
         primary = self._history_of(self.primary)
         if isinstance(op, _ForgetHistory):
-            await primary.forget_history(op.namespace, op.keys)
+            left = None if op.deadline is None else max(op.deadline - self._clock(), 1e-3)
+            await primary.forget(op.namespace, op.keys, left)
             return
         left = None if op.deadline is None else op.deadline - self._clock()
         if isinstance(op, _VersionedUpdate):
@@ -1244,23 +1248,45 @@ class FallbackBackend:
             key,
         )
 
-    async def forget_history(self, namespace: Namespace, keys: Sequence[str]) -> int:
+    async def forget(
+        self, namespace: Namespace, keys: Sequence[str], tombstone_ttl: float | None
+    ) -> int:
+        # Journaled after every write acknowledged before it, so a replay never brings a
+        # forgotten record back; the mirror forgets it at once.
         return await self._write(
-            self._history_of(self.primary).forget_history,
-            self._history_of(self.secondary).forget_history,
-            self._journal_forget_history,
-            self._accepted_forget_history,
+            self._history_of(self.primary).forget,
+            self._history_of(self.secondary).forget,
+            self._journal_forget,
+            self._accepted_forget,
             None,
             namespace,
             keys,
+            tombstone_ttl,
         )
 
-    def _journal_forget_history(self, namespace: Namespace, keys: Sequence[str]) -> None:
-        op = _ForgetHistory(namespace, tuple(keys))
+    def _journal_forget(
+        self, namespace: Namespace, keys: Sequence[str], tombstone_ttl: float | None
+    ) -> None:
+        deadline = None if tombstone_ttl is None else self._clock() + tombstone_ttl
+        op = _ForgetHistory(namespace, tuple(keys), deadline)
         self._journal_op((namespace, ("forget", "\x00".join(keys))), op, barrier=True)
 
-    def _accepted_forget_history(self, namespace: Namespace, keys: Sequence[str]) -> None:
-        return None
+    def _accepted_forget(
+        self, namespace: Namespace, keys: Sequence[str], tombstone_ttl: float | None
+    ) -> None:
+        for key in keys:  # a refused write of a forgotten key must not be retried
+            self._forget_refused(namespace, key)
+
+    async def forgotten(self, namespace: Namespace) -> builtins.set[str]:
+        # Both: the mirror knows what this process forgot during an outage.
+        found = await self._read(
+            self._history_of(self.primary).forgotten,
+            self._history_of(self.secondary).forgotten,
+            namespace,
+        )
+        if not self._degraded:
+            found |= await self._history_of(self.secondary).forgotten(namespace)
+        return found
 
     async def aclose(self) -> None:
         """Stop probing, try once more to replay the journal, then close both backends."""

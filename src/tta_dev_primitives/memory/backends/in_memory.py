@@ -21,7 +21,7 @@ from ..records import (
     SearchResult,
 )
 from ..store import InMemoryStore
-from .base import BackendInfo, CompactionPlan, StoredVectors, Version
+from .base import MAX_TOMBSTONES, BackendInfo, CompactionPlan, StoredVectors, Version
 
 __all__ = ["InMemoryBackend"]
 
@@ -64,6 +64,8 @@ class InMemoryBackend:
         # Earlier versions (HistoryBackend): namespace -> key -> versions, newest first; keys
         # least recently versioned first, at most max_size of them.
         self._history: dict[Namespace, OrderedDict[str, builtins.list[Version]]] = {}
+        # Forgotten keys: namespace -> key -> when the tombstone expires (epoch seconds).
+        self._tombstones: dict[Namespace, dict[str, float]] = {}
 
     def _store(self, namespace: Namespace) -> InMemoryStore:
         store = self._stores.get(namespace)
@@ -292,14 +294,38 @@ class InMemoryBackend:
         out.extend(v for v in history.get(key, ()) if _alive(v, now))
         return out
 
-    async def forget_history(self, namespace: Namespace, keys: Sequence[str]) -> int:
+    async def forget(
+        self, namespace: Namespace, keys: Sequence[str], tombstone_ttl: float | None
+    ) -> int:
+        keys = list(dict.fromkeys(keys))
+        removed = 0
+        store = self._stores.get(namespace)
+        if store is not None:
+            for key in keys:
+                held = len(store)
+                removed += store.delete(key)
+                self._total -= held - len(store)
+            self._drop_if_empty(namespace, store)
         history = self._history.get(namespace)
-        if not history:
-            return 0
-        dropped = sum(len(history.pop(k, ())) for k in dict.fromkeys(keys))
-        if not history:
-            del self._history[namespace]
-        return dropped
+        if history:
+            removed += sum(len(history.pop(k, ())) for k in keys)
+            if not history:
+                del self._history[namespace]
+        if tombstone_ttl is not None and keys:
+            now = self._now()
+            stones = self._tombstones.setdefault(namespace, {})
+            for key in keys:
+                stones.pop(key, None)
+                stones[key] = now + tombstone_ttl
+            for key in [k for k, at in stones.items() if at <= now]:
+                del stones[key]
+            while len(stones) > MAX_TOMBSTONES:
+                del stones[next(iter(stones))]
+        return removed
+
+    async def forgotten(self, namespace: Namespace) -> builtins.set[str]:
+        now = self._now()
+        return {k for k, at in self._tombstones.get(namespace, {}).items() if at > now}
 
     async def aclose(self) -> None:
         """Drop every record; any later operation raises ``MemoryBackendError("closed")``.
@@ -308,6 +334,7 @@ class InMemoryBackend:
         that refuses every lookup.
         """
         self._history = {}
+        self._tombstones = {}
         self._stores = _Closed()
         self._total = 0
 

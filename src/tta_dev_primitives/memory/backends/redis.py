@@ -77,7 +77,7 @@ from ..search import (
     recency_weight,
 )
 from . import redis_scripts as lua
-from .base import BackendInfo, CompactionPlan, StoredVectors, Version
+from .base import MAX_TOMBSTONES, BackendInfo, CompactionPlan, StoredVectors, Version
 from .redis_clients import ClientPerLoop, ServerCheck, fast_packing
 from .redis_cluster import CLUSTER_SCHEMES, cluster_client
 from .redis_index import (
@@ -908,13 +908,28 @@ class RedisBackend:
                 out.append(Version(record, int(to) / 1000))
         return out
 
-    async def forget_history(self, namespace: Namespace, keys: Sequence[str]) -> int:
+    async def forget(
+        self, namespace: Namespace, keys: Sequence[str], tombstone_ttl: float | None
+    ) -> int:
         self._check_open("forget")
         if not keys:
             return 0
         space = self._space(namespace)
+        ttl = b"0" if tombstone_ttl is None else b"%d" % max(1, round(tombstone_ttl * 1000))
+        cap = b"%d" % MAX_TOMBSTONES
         with self._failures("forget"):
-            return int(await self._eval(lua.FORGET_HISTORY, space, *(_b(k) for k in keys)))
+            removed, emptied = await self._eval(
+                lua.FORGET, space, ttl, cap, *(_b(k) for k in dict.fromkeys(keys))
+            )
+        if int(emptied):
+            await self._emptied(space)
+        return int(removed)
+
+    async def forgotten(self, namespace: Namespace) -> builtins.set[str]:
+        self._check_open("forget")
+        with self._failures("forget"):
+            reply = await self._eval(lua.FORGOTTEN, self._space(namespace))
+        return {_s(k) for k in reply}
 
     async def put_many(self, namespace: Namespace, entries: Sequence[Entry]) -> int:
         self._check_open("add_many")

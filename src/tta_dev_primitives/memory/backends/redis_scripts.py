@@ -72,7 +72,8 @@ __all__ = [
     "CLEAR",
     "COMPACT",
     "FETCH",
-    "FORGET_HISTORY",
+    "FORGET",
+    "FORGOTTEN",
     "GET",
     "HISTORY",
     "LIST",
@@ -148,7 +149,8 @@ LOAD = Script.load("load")
 PUT_VERSIONED = Script.load("put_versioned")
 UPDATE_VERSIONED = Script.load("update_versioned")
 HISTORY = Script.load("history")
-FORGET_HISTORY = Script.load("forget_history")
+FORGET = Script.load("forget")
+FORGOTTEN = Script.load("forgotten")
 
 RedisClient = aioredis.Redis | aioredis.RedisCluster
 

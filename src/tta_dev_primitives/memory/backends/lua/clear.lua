@@ -19,7 +19,7 @@ for s = 1, #versioned, 1000 do
   for i = s, math.min(s + 999, #versioned) do lists[#lists + 1] = base .. 'v:' .. versioned[i] end
   chunks[#chunks + 1] = lists
 end
-chunks[#chunks + 1] = {base .. 'vk'}
+chunks[#chunks + 1] = {base .. 'vk'}  -- tombstones (forget.lua) stay: a clear is no undo
 for i = 1, #chunks do redis.call('UNLINK', unpack(chunks[i])) end
 redis.call('UNLINK', LRU, ST, LOG, TTL)
 return live
