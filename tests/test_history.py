@@ -457,3 +457,56 @@ async def test_forget_during_an_outage_is_replayed_after_the_writes(
     assert await direct.forgotten(("fg",)) == {"new", "old"}
     await direct.aclose()
     await memory.aclose()
+
+
+# -- export and import -------------------------------------------------------------------------
+
+
+async def test_export_import_carry_history(make_memory: MakeMemory, memory_backend: Any) -> None:
+    """export(history=True) writes earlier versions with valid_to (format version 2); an
+    import with history adds them back, so history and as_of answer as before; without
+    history they are skipped and counted."""
+    source = await make_memory(history=3)
+    await source.add("diet", "I am vegetarian", metadata={"topic": "diet"})
+    await memory_backend.advance(0.02)
+    await source.add("diet", "I am vegan now", metadata={"topic": "diet"})
+    await source.add("gone", "superseded fact")
+    await source.add("other", "new fact", supersedes=["gone"])
+    exported = [r async for r in source.export(history=True)]
+    assert [(r["key"], r.get("valid_to") is not None) for r in exported] == [
+        ("diet", False),
+        ("other", False),
+        ("diet", True),
+        ("gone", True),
+    ]
+    assert [r["key"] async for r in source.export()] == ["diet", "other"]
+    before = await source.history("diet")
+    target = await make_memory(history=3)
+    report = await target.import_(exported)
+    assert (report.imported, report.versions_imported) == (2, 2)
+    after = await target.history("diet")
+    assert [v.value for v in after] == [v.value for v in before]
+    assert after[1].valid_to == pytest.approx(before[1].valid_to, abs=0.002)
+    assert after[1].metadata == {"topic": "diet"}
+    assert [v.value for v in await target.history("gone")] == ["superseded fact"]
+    assert await target.get("gone") is None
+    plain = await make_memory()
+    report = await plain.import_(exported)
+    assert (report.imported, report.versions_skipped) == (2, 2)
+
+
+async def test_version_1_files_still_import(tmp_path: Any) -> None:
+    """A version-1 file (no valid_to) imports as before; the header now says version 2."""
+    from tta_dev_primitives.memory.transfer import FORMAT_VERSION, header, read_jsonl
+
+    assert FORMAT_VERSION == 2
+    assert header()["version"] == 2
+    lines = [
+        '{"format": "tta-memory", "version": 1, "exported_at": 0, "namespace": []}',
+        '{"namespace": [], "key": "k", "value": "v", "metadata": {}, "created_at": null, '
+        '"updated_at": null, "expires_at": null}',
+    ]
+    memory = MemoryPrimitive(history=2)
+    report = await memory.import_(read_jsonl(lines))
+    assert report.imported == 1
+    assert await memory.get("k") == "v"

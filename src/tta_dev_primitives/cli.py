@@ -292,6 +292,11 @@ def build_parser() -> _Parser:
         action="store_true",
         help="include each record's stored vector, with its embedder's name and dimensions",
     )
+    export.add_argument(
+        "--history",
+        action="store_true",
+        help="also earlier versions (lines with valid_to; MemoryPrimitive(history=N))",
+    )
     imp = command(
         "import",
         "read records from a JSON Lines FILE ('-': stdin); every line is checked before "
@@ -681,7 +686,7 @@ async def cmd_export(memory: MemoryPrimitive, args: argparse.Namespace, out: IO[
     progress = Progress("exporting", await memory.size(), sys.stderr)
     with _open(args.file, "w", out) as stream:
         count = await transfer.write_jsonl(
-            memory.export(filter=args.filter, vectors=args.vectors),
+            memory.export(filter=args.filter, vectors=args.vectors, history=args.history),
             stream,
             namespace=memory.namespace,
             progress=progress,

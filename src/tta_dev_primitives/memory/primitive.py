@@ -973,6 +973,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         *,
         filter: Mapping[str, Any] | None = None,
         vectors: bool = False,
+        history: bool = False,
         context: WorkflowContext | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Stream the records of this namespace and the namespaces below it.
@@ -993,6 +994,9 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
                 dimensions (where the backend can read vectors back: a
                 :class:`~tta_dev_primitives.memory.backends.base.VectorBackend`), so an
                 import with the same embedder need not embed again.
+            history: Also export earlier versions (``MemoryPrimitive(history=N)``): after
+                each namespace's records, one object per earlier version with its
+                ``valid_to`` (format version 2), which an import with history adds back.
             context: The workflow context (its ids go on the span).
 
         Raises:
@@ -1002,7 +1006,9 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
                 iterating).
         """
         self._check_open("export")
-        return transfer.export_records(self, filter=filter, vectors=vectors, context=context)
+        return transfer.export_records(
+            self, filter=filter, vectors=vectors, history=history, context=context
+        )
 
     async def import_(
         self,

@@ -352,6 +352,16 @@ class HistoryBackend(Protocol):
         """The keys of ``namespace`` with a live tombstone."""
         ...
 
+    async def restore(
+        self, namespace: Namespace, versions: Sequence[tuple[Entry, float]], keep: int
+    ) -> int:
+        """Add earlier versions (an import): each ``(entry, valid_to)`` becomes an earlier
+        version of ``entry.key`` with the entry's times (``created_at``/``updated_at``, its
+        ``ttl`` from now) and a new version number, kept among the key's others by
+        ``valid_to``, within the same bounds; live records are untouched. How many were
+        kept."""
+        ...
+
 
 MAX_TOMBSTONES = 10_000
 """Tombstones a namespace keeps at most (the newest): forgetting stays bounded."""

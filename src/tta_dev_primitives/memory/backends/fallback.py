@@ -159,6 +159,15 @@ class _ForgetHistory:
     deadline: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class _Restore:
+    """Earlier versions an import added (``restore``), replayed as they were given."""
+
+    namespace: Namespace
+    versions: tuple[tuple[Entry, float], ...]
+    keep: int
+
+
 _Op = (
     _Put
     | _Delete
@@ -168,6 +177,7 @@ _Op = (
     | _VersionedPut
     | _VersionedUpdate
     | _ForgetHistory
+    | _Restore
 )
 # (namespace, key): key None for a clear, ("where", filter JSON) for a delete_where.
 _JournalKey = tuple[Namespace, str | tuple[str, str] | None]
@@ -235,6 +245,8 @@ def _kind(op: _Op) -> str:
         return "update"
     if isinstance(op, _ForgetHistory):
         return "forget"
+    if isinstance(op, _Restore):
+        return "import"
     return "clear"
 
 
@@ -496,13 +508,18 @@ class FallbackBackend:
             await primary.update(op.namespace, op.key, change)
         elif isinstance(op, _DeleteWhere):
             await primary.delete_where(op.namespace, op.filter)
-        elif isinstance(op, _VersionedPut | _VersionedUpdate | _ForgetHistory):
+        elif isinstance(op, _VersionedPut | _VersionedUpdate | _ForgetHistory | _Restore):
             await self._replay_history(op)
         else:
             await primary.clear(op.namespace)
 
-    async def _replay_history(self, op: _VersionedPut | _VersionedUpdate | _ForgetHistory) -> None:
+    async def _replay_history(
+        self, op: _VersionedPut | _VersionedUpdate | _ForgetHistory | _Restore
+    ) -> None:
         primary = self._history_of(self.primary)
+        if isinstance(op, _Restore):
+            await primary.restore(op.namespace, op.versions, op.keep)
+            return
         if isinstance(op, _ForgetHistory):
             left = None if op.deadline is None else max(op.deadline - self._clock(), 1e-3)
             await primary.forget(op.namespace, op.keys, left)
@@ -1276,6 +1293,32 @@ class FallbackBackend:
     ) -> None:
         for key in keys:  # a refused write of a forgotten key must not be retried
             self._forget_refused(namespace, key)
+
+    async def restore(
+        self, namespace: Namespace, versions: Sequence[tuple[Entry, float]], keep: int
+    ) -> int:
+        return await self._write(
+            self._history_of(self.primary).restore,
+            self._history_of(self.secondary).restore,
+            self._journal_restore,
+            self._accepted_restore,
+            None,
+            namespace,
+            versions,
+            keep,
+        )
+
+    def _journal_restore(
+        self, namespace: Namespace, versions: Sequence[tuple[Entry, float]], keep: int
+    ) -> None:
+        op = _Restore(namespace, tuple(versions), keep)
+        keys = "\x00".join(e.key for e, _ in versions)
+        self._journal_op((namespace, ("restore", keys)), op, barrier=True)
+
+    def _accepted_restore(
+        self, namespace: Namespace, versions: Sequence[tuple[Entry, float]], keep: int
+    ) -> None:
+        return None
 
     async def forgotten(self, namespace: Namespace) -> builtins.set[str]:
         # Both: the mirror knows what this process forgot during an outage.

@@ -8,6 +8,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from .. import codec
 from ..codec import validate_max_size
 from ..errors import MemoryBackendError
 from ..records import (
@@ -20,7 +21,7 @@ from ..records import (
     SearchQuery,
     SearchResult,
 )
-from ..store import InMemoryStore
+from ..store import _VERSIONS, InMemoryStore
 from .base import MAX_TOMBSTONES, BackendInfo, CompactionPlan, StoredVectors, Version
 
 __all__ = ["InMemoryBackend"]
@@ -322,6 +323,38 @@ class InMemoryBackend:
             while len(stones) > MAX_TOMBSTONES:
                 del stones[next(iter(stones))]
         return removed
+
+    async def restore(
+        self, namespace: Namespace, versions: Sequence[tuple[Entry, float]], keep: int
+    ) -> int:
+        if keep < 1:
+            return 0
+        history = self._history.get(namespace)
+        if history is None:
+            history = self._history[namespace] = OrderedDict()
+        now = self._now()
+        kept = 0
+        for entry, valid_to in versions:
+            updated = now if entry.updated_at is None else entry.updated_at
+            created = updated if entry.created_at is None else entry.created_at
+            expires = None if entry.ttl is None else now + entry.ttl
+            record = Record(
+                entry.key,
+                entry.payload,
+                codec.copy_metadata(entry.metadata),
+                next(_VERSIONS),
+                created_at=created,
+                updated_at=updated,
+                expires_at=expires,
+            )
+            found = [*history.pop(entry.key, ()), Version(record, valid_to)]
+            found.sort(key=lambda v: v.valid_to or 0.0, reverse=True)
+            history[entry.key] = found[:keep]
+            kept += 1
+            if self.max_size is not None:
+                while len(history) > self.max_size:
+                    history.popitem(last=False)
+        return kept
 
     async def forgotten(self, namespace: Namespace) -> builtins.set[str]:
         now = self._now()

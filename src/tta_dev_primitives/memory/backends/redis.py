@@ -31,6 +31,7 @@ import json
 import logging
 import re
 import struct
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
@@ -924,6 +925,29 @@ class RedisBackend:
         if int(emptied):
             await self._emptied(space)
         return int(removed)
+
+    async def restore(
+        self, namespace: Namespace, versions: Sequence[tuple[Entry, float]], keep: int
+    ) -> int:
+        self._check_open("import")
+        if not versions or keep < 1:
+            return 0
+        space = self._space(namespace)
+        args: builtins.list[bytes] = [b"%d" % keep, self._max_arg]
+        for entry, valid_to in versions:
+            updated = time.time() if entry.updated_at is None else entry.updated_at
+            created = updated if entry.created_at is None else entry.created_at
+            args += [
+                _b(entry.key),
+                b"%d" % round(valid_to * 1000),
+                b"%d" % round(created * 1000),
+                b"%d" % round(updated * 1000),
+                b"%d" % _ttl_ms(entry.ttl),
+                _metadata_arg(entry.metadata),
+                _b(entry.payload),
+            ]
+        with self._failures("import"):
+            return int(await self._eval(lua.RESTORE, space, *args))
 
     async def forgotten(self, namespace: Namespace) -> builtins.set[str]:
         self._check_open("forget")

@@ -81,6 +81,7 @@ __all__ = [
     "PUT",
     "PUT_VERSIONED",
     "REMOVE",
+    "RESTORE",
     "SYNC",
     "UPDATE",
     "UPDATE_VERSIONED",
@@ -151,6 +152,7 @@ UPDATE_VERSIONED = Script.load("update_versioned")
 HISTORY = Script.load("history")
 FORGET = Script.load("forget")
 FORGOTTEN = Script.load("forgotten")
+RESTORE = Script.load("restore")
 
 RedisClient = aioredis.Redis | aioredis.RedisCluster
 

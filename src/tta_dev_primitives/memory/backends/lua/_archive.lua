@@ -13,36 +13,43 @@ local function history_args()
   return tonumber(keep), tonumber(cap), sup
 end
 
+-- After a version was added to `key`'s list: trim it to `keep`, set its expiry (its last
+-- version's; none if one never expires), index the key in `vk` (score `to`), and keep at
+-- most `cap` keys with history (the least recently versioned lose theirs).
+local function settle_versions(base, key, to, keep, cap)
+  local vk, idx = base .. 'v:' .. key, base .. 'vk'
+  local vx = redis.call('PEXPIRETIME', idx)
+  redis.call('LTRIM', vk, 0, keep - 1)
+  local last = 0
+  for _, item in ipairs(redis.call('LRANGE', vk, 0, -1)) do
+    local x = string.match(item, '^%S+ %S+ %S+ %S+ (%S+)')
+    if x == '-' then last = nil break end
+    if tonumber(x) > last then last = tonumber(x) end
+  end
+  if last then redis.call('PEXPIREAT', vk, last) else redis.call('PERSIST', vk) end
+  redis.call('ZADD', idx, to, key)
+  if not last then
+    redis.call('PERSIST', idx)
+  elseif vx == -2 or (vx >= 0 and vx < last) then
+    redis.call('PEXPIREAT', idx, last)
+  end
+  if cap > 0 then
+    local over = redis.call('ZCARD', idx) - cap
+    if over > 0 then
+      local gone = redis.call('ZPOPMIN', idx, over)
+      for i = 1, #gone, 2 do redis.call('DEL', base .. 'v:' .. gone[i]) end
+    end
+  end
+end
+
 -- Keep the record under `key` as an earlier version ended at `to` (server ms); false when
 -- there is no record. Reads first (see _drop.lua).
 local function archive(base, key, to, keep, cap)
   local h = redis.call('HMGET', base .. 'h:' .. key, 's', 'v', 'r')
   if not h[1] then return false end
-  local vk, idx = base .. 'v:' .. key, base .. 'vk'
-  local vx = redis.call('PEXPIRETIME', idx)
   if keep > 0 then
-    redis.call('LPUSH', vk, to .. ' ' .. h[1] .. ' ' .. h[3] .. h[2])
-    redis.call('LTRIM', vk, 0, keep - 1)
-    local last = 0
-    for _, item in ipairs(redis.call('LRANGE', vk, 0, -1)) do
-      local x = string.match(item, '^%S+ %S+ %S+ %S+ (%S+)')
-      if x == '-' then last = nil break end
-      if tonumber(x) > last then last = tonumber(x) end
-    end
-    if last then redis.call('PEXPIREAT', vk, last) else redis.call('PERSIST', vk) end
-    redis.call('ZADD', idx, to, key)
-    if not last then
-      redis.call('PERSIST', idx)
-    elseif vx == -2 or (vx >= 0 and vx < last) then
-      redis.call('PEXPIREAT', idx, last)
-    end
-    if cap > 0 then
-      local over = redis.call('ZCARD', idx) - cap
-      if over > 0 then
-        local gone = redis.call('ZPOPMIN', idx, over)
-        for i = 1, #gone, 2 do redis.call('DEL', base .. 'v:' .. gone[i]) end
-      end
-    end
+    redis.call('LPUSH', base .. 'v:' .. key, to .. ' ' .. h[1] .. ' ' .. h[3] .. h[2])
+    settle_versions(base, key, to, keep, cap)
   end
   return true
 end
