@@ -458,6 +458,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             raise ValueError(f"resolver_candidates must be >= 1, got {resolver_candidates}")
         self._resolver = resolver
         self._resolver_k = resolver_candidates
+        # One flag for add's hot path: a plain write unless history or a resolver is on.
+        self._versioned = bool(self._history) or resolver is not None
         if auto_compact is not None and not isinstance(auto_compact, CompactionPolicy):
             raise TypeError("auto_compact must be a CompactionPolicy or None")
         if backend is not None and redis_url is not None:
@@ -626,7 +628,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             ValueError: An empty or over-long key, ttl <= 0, a value over max_value_bytes.
             MemoryBackendError: The backend could not store it.
         """
-        if supersedes is None and not self._history and self._resolver is None:
+        if supersedes is None and not self._versioned:
             await self._run(
                 _op(MemoryOperation, ("add", key, value, ttl, metadata, *_REST_ADD)), context
             )
