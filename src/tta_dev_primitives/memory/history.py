@@ -185,15 +185,16 @@ async def versions_at(memory: MemoryPrimitive, key: str | None, t: float) -> lis
 
 
 async def run_get_as_of(memory: MemoryPrimitive, op: MemoryOperation, span: trace.Span) -> Any:
-    """``get(key, as_of=t)`` and ``get_record(key, as_of=t)`` (``op.value`` says which)."""
+    """``get(key, as_of=t)`` and ``get_record(key, as_of=t)`` (the kind says which; ``t``
+    in ``op.value``)."""
     key = codec.validate_key(op.key)
-    t = check_as_of(op.as_of)
+    t = check_as_of(op.value)
     found = await versions_at(memory, key, t)
     memory._inst.read(span, bool(found), 1, memory._shared.backend.info())
     if not found:
-        return None if op.value == "record" else op.default
+        return None if op.kind == "get_record_as_of" else op.default
     record = version_record(found[0])
-    return record if op.value == "record" else record.value
+    return record if op.kind == "get_record_as_of" else record.value
 
 
 async def search_as_of(memory: MemoryPrimitive, request: SearchQuery, t: float) -> list[SearchHit]:

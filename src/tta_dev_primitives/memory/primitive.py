@@ -112,6 +112,7 @@ OperationKind: TypeAlias = Literal[
     "import",
     "add_versioned",
     "get_as_of",
+    "get_record_as_of",
     "history",
     "forget",
 ]
@@ -159,8 +160,6 @@ class MemoryOperation(NamedTuple):
     order: Any = "newest"
     prefix: Any = ()
     recency_half_life: Any = None
-    as_of: Any = None
-    supersedes: Any = None
 
     @classmethod
     def add(
@@ -633,9 +632,9 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
                 _op(MemoryOperation, ("add", key, value, ttl, metadata, *_REST_ADD)), context
             )
             return
-        op = MemoryOperation(
-            "add_versioned", key, value, ttl, metadata, supersedes=supersedes or ()
-        )
+        # The superseded keys ride in ``keys``: MemoryOperation keeps the fields it had, so
+        # the plain operations' tuples cost what they did.
+        op = MemoryOperation("add_versioned", key, value, ttl, metadata, keys=supersedes or ())
         await self._run(op, context)
 
     async def get(
@@ -654,7 +653,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         if as_of is None:
             op = _op(MemoryOperation, ("get", key, None, None, None, default, *_REST_GET))
         else:
-            op = MemoryOperation("get_as_of", key, "value", default=default, as_of=as_of)
+            op = MemoryOperation("get_as_of", key, as_of, default=default)
         return await self._run(op, context)
 
     async def search(
@@ -702,7 +701,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             recency_half_life=recency_half_life,
         )
         if as_of is not None:
-            op = op._replace(as_of=as_of)
+            op = op._replace(value=as_of)  # a search has no value: as_of rides there
         return cast(builtins.list[SearchHit], await self._run(op, context))
 
     async def delete(self, key: str, *, context: WorkflowContext | None = None) -> bool:
@@ -734,7 +733,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         if as_of is None:
             op = MemoryOperation.get_record(key)
         else:
-            op = MemoryOperation("get_as_of", key, "record", as_of=as_of)
+            op = MemoryOperation("get_record_as_of", key, as_of)
         return cast("MemoryRecord | None", await self._run(op, context))
 
     async def forget(
@@ -866,7 +865,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         """
         op = MemoryOperation.list(filter=filter, limit=limit, cursor=cursor, order=order)
         if as_of is not None:
-            op = op._replace(as_of=as_of)
+            op = op._replace(value=as_of)  # a list has no value: as_of rides there
         return cast(MemoryPage, await self._run(op, context))
 
     async def delete_where(
@@ -1534,7 +1533,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         """``add`` with ``history`` or ``supersedes``: one versioned write."""
         ttl, meta = self._record_settings(op.ttl, op.metadata)
         entry = self._entry(op.key, op.value, ttl, meta)
-        supersedes = check_supersedes(op.supersedes, entry.key)
+        supersedes = check_supersedes(op.keys, entry.key)
         backend = history_backend(self, "add")
         if self._resolver is not None:
             found = await resolve(self, entry, op.value, span)
@@ -1656,8 +1655,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             tracer=self._telemetry.tracer() if span.is_recording() else None,
             recency_half_life=half_life,
         )
-        if op.as_of is not None:
-            hits = await search_as_of(self, request, check_as_of(op.as_of))
+        if op.value is not None:  # as_of
+            hits = await search_as_of(self, request, check_as_of(op.value))
             inst.record_count(span, len(hits))
             return hits
         results = await self._shared.backend.search(self._namespace, request)
@@ -1727,8 +1726,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         if op.cursor is not None:
             horizon, after = _decode_cursor(op.cursor, order)
         query = ListQuery(filter_, limit, order, after, horizon)
-        if op.as_of is not None:
-            found, last = await list_as_of(self, query, check_as_of(op.as_of))
+        if op.value is not None:  # as_of
+            found, last = await list_as_of(self, query, check_as_of(op.value))
             self._inst.record_count(span, len(found))
             cursor = None if last is None else _encode_cursor(order, 0, last)
             return MemoryPage(found, cursor)
@@ -1858,6 +1857,7 @@ _HANDLERS: dict[str, Callable[[MemoryPrimitive, MemoryOperation, trace.Span], Aw
     "import": _op_import,
     "add_versioned": MemoryPrimitive._op_add_versioned,
     "get_as_of": run_get_as_of,
+    "get_record_as_of": run_get_as_of,
     "history": run_history,
     "forget": run_forget,
 }

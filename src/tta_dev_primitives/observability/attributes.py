@@ -161,6 +161,7 @@ GEN_AI_OPERATION_NAMES = {
     "import": "import_memory",
     "add_versioned": "upsert_memory",
     "get_as_of": "get_memory",
+    "get_record_as_of": "get_memory",
     "history": "get_memory_history",
     "forget": "delete_memory",
 }
