@@ -2,7 +2,8 @@
 
 ``python scripts/history_cost.py count N`` runs N in-memory ``add`` then N ``get`` with
 ``history=0`` (for instruction counts: run it under ``valgrind --tool=callgrind`` with N and
-with 0, against this tree and the tree before history, and divide the difference by N).
+with 0, against this tree and the tree before history, and divide the difference by N; set
+``OPENBLAS_NUM_THREADS=1 PYTHONHASHSEED=0``, or numpy's idle BLAS threads add noise).
 ``python scripts/history_cost.py ratios [REDIS_URL]`` prints interleaved wall-clock medians
 of ``add`` with ``history=0`` against ``history=10`` (in memory, and on Redis with a URL).
 """

@@ -22,7 +22,7 @@ import datetime as _dt
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from opentelemetry import trace
 
@@ -88,15 +88,23 @@ def check_supersedes(value: object, key: str) -> tuple[str, ...]:
     return tuple(k for k in dict.fromkeys(keys) if k != key)
 
 
+# isinstance() against a runtime-checkable protocol looks every method up (tens of
+# microseconds): the answer is kept per backend class.
+_CAPABLE: dict[type, bool] = {}
+
+
 def history_backend(memory: MemoryPrimitive, operation: str) -> HistoryBackend:
     backend = memory._shared.backend
-    if not isinstance(backend, HistoryBackend):
+    capable = _CAPABLE.get(type(backend))
+    if capable is None:
+        capable = _CAPABLE[type(backend)] = isinstance(backend, HistoryBackend)
+    if not capable:
         raise TypeError(
             f"backend {backend.info().name!r} keeps no history ({operation} needs "
             "put_versioned(), update_versioned(), history(), forget() and forgotten(): see "
             "HistoryBackend)"
         )
-    return backend
+    return cast(HistoryBackend, backend)
 
 
 def version_record(version: Version) -> MemoryRecord:

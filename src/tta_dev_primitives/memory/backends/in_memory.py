@@ -242,10 +242,14 @@ class InMemoryBackend:
         history = self._history.get(namespace)
         if history is None:
             history = self._history[namespace] = OrderedDict()
-        versions = history.pop(old.key, None) or []
-        now = self._now()
-        versions = [Version(old, valid_to), *(v for v in versions if _alive(v, now))]
-        history[old.key] = versions[:keep]
+        # Expired versions are left out when read, and pushed out here by newer ones.
+        versions = history.pop(old.key, None)
+        if versions is None:
+            versions = [Version(old, valid_to)]
+        else:
+            versions.insert(0, Version(old, valid_to))
+            del versions[keep:]
+        history[old.key] = versions
         if self.max_size is not None:
             while len(history) > self.max_size:
                 history.popitem(last=False)
@@ -254,6 +258,14 @@ class InMemoryBackend:
         self, namespace: Namespace, entry: Entry, keep: int, supersedes: Sequence[str] = ()
     ) -> int:
         store = self._store(namespace)
+        if not supersedes:  # the common case, without the general one's tables
+            old = store.peek(entry.key)
+            evicted = self.put_now(namespace, entry)
+            if old is not None and keep:
+                new = store.peek(entry.key)
+                now = self._now() if new is None or entry.updated_at else new.updated_at
+                self._keep(namespace, old, now, keep)
+            return evicted
         olds = [(k, store.peek(k)) for k in dict.fromkeys((entry.key, *supersedes))]
         for k, old in olds:
             if old is not None and k != entry.key:
@@ -265,7 +277,7 @@ class InMemoryBackend:
         # The versions it ends stop being current when it became current.
         now = self._now() if new is None or entry.updated_at is not None else new.updated_at
         for _, old in olds:
-            if old is not None:
+            if old is not None and keep:
                 self._keep(namespace, old, now, keep)
         return evicted
 
