@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from opentelemetry import trace
 
+from ..observability import attributes as A
 from . import codec
 from .backends.base import HistoryBackend, Version
 from .records import (
@@ -172,7 +173,7 @@ async def resolve(
             )
         keys.append(k)
     if span.is_recording():
-        span.set_attribute("memory.resolver.superseded.count", len(keys))
+        span.set_attribute(A.ATTR_MEMORY_RESOLVER_SUPERSEDED_COUNT, len(keys))
     return tuple(dict.fromkeys(keys))
 
 

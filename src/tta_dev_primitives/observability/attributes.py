@@ -76,6 +76,7 @@ __all__ = [
     "CAPTURE_CONTENT_ENV",
     "EVENT_FALLBACK",
     "EVENT_RETRY",
+    "ATTR_MEMORY_RESOLVER_SUPERSEDED_COUNT",
     "ATTR_MEMORY_SUPERSEDED_COUNT",
     "GEN_AI_OPERATION_NAMES",
     "METRIC_MEMORY_DURATION",
@@ -95,6 +96,8 @@ ATTR_GEN_AI_MEMORY_RECORD_ID = "gen_ai.memory.record.id"
 ATTR_GEN_AI_MEMORY_RECORD_COUNT = "gen_ai.memory.record.count"
 # Our extension: records an add superseded (add(..., supersedes=[...])).
 ATTR_MEMORY_SUPERSEDED_COUNT = "memory.superseded.count"
+# ... and how many of them the resolver chose (MemoryPrimitive(resolver=...)).
+ATTR_MEMORY_RESOLVER_SUPERSEDED_COUNT = "memory.resolver.superseded.count"
 # Opt-in content: the query text, and the records read or found (a JSON list of
 # {"id", "content", "score", "metadata"} objects).
 ATTR_GEN_AI_MEMORY_QUERY_TEXT = "gen_ai.memory.query.text"
