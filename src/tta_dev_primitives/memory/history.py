@@ -118,8 +118,8 @@ def version_record(version: Version) -> MemoryRecord:
         r.created_at,
         r.updated_at,
         r.expires_at,
-        r.updated_at,
-        version.valid_to,
+        valid_from=r.updated_at,
+        valid_to=version.valid_to,
     )
 
 
