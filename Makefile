@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO   ?= examples/memory_workflow.py
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test lint typecheck pytest bench bench-recall clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ test: lint typecheck pytest
 # Redis Cluster scaling (1, 2, 3 masters) only: make bench BENCH_ARGS='--cluster'
 bench: $(VENV)/.installed-bench
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+# Recall on long conversations (LoCoMo, docs/benchmarks.md); not part of `make test`.
+# Data: ../shared/datasets/locomo, or RECALL_ARGS='--data PATH', or TTA_LOCOMO=PATH.
+bench-recall: $(VENV)/.installed-bench
+	$(BIN)/python -m benchmarks.recall $(RECALL_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache src/*.egg-info

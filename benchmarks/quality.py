@@ -76,7 +76,7 @@ def table(results: dict[tuple[str, str], dict[str, float]]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.quality", description=__doc__)
     parser.add_argument("--embedder", choices=("minilm", "hashing"), default="minilm")
-    parser.add_argument("--fusion", choices=("convex", "rrf"), default=None)
+    parser.add_argument("--fusion", choices=("convex", "rrf", "minmax"), default=None)
     parser.add_argument("--semantic-weight", type=float, default=None)
     args = parser.parse_args(argv)
     data = load()

@@ -9,6 +9,7 @@ library can be compared on a busy machine. Per-operation cost = (count(OP) - cou
     done
 
 Prefix ``PYTHONPATH=<other checkout>/src`` to measure another version with the same venv.
+LangGraph's ``InMemoryStore`` (``bench`` extra) the same way: ops ``lgnone``, ``aget``, ``aput``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,24 @@ from tta_dev_primitives import MemoryPrimitive
 VALUE = {"role": "user", "content": "hello world, this is a turn of an agent conversation"}
 
 
+async def langgraph(op: str, n: int) -> None:
+    """LangGraph's ``InMemoryStore`` (the ``bench`` extra), no index: ``aget``/``aput``."""
+    from langgraph.store.memory import InMemoryStore
+
+    store = InMemoryStore()
+    await store.aput(("ns",), "k", VALUE)
+    if op == "aget":
+        for _ in range(n):
+            await store.aget(("ns",), "k")
+    elif op == "aput":
+        for i in range(n):
+            await store.aput(("ns",), f"k{i % 1000}", VALUE)
+
+
 async def main(op: str, n: int) -> None:
+    if op in ("lgnone", "aget", "aput"):
+        await langgraph(op, n)
+        return
     memory = MemoryPrimitive(max_size=None)
     await memory.add("k", VALUE)
     if op == "get":

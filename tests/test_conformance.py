@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from tta_dev_primitives import HashingEmbedder, MemoryPrimitive, SearchHit
+from tta_dev_primitives.memory.rerank import RERANK_DEPTH
+from tta_dev_primitives.memory.search import MIN_RELEVANT_SCORE
 
 from .conftest import BackendHarness
 from .reference import ReferenceMemory
@@ -579,6 +581,29 @@ async def test_search_matches_reference_backend(make_memory: MakeMemory, seed: i
                 )
 
 
+async def test_min_score_and_reranker_match_reference(make_memory: MakeMemory) -> None:
+    """min_score keeps exactly the reference's hits scoring at least it, and a reranker
+    reorders the reference's best RERANK_DEPTH hits, in every mode."""
+    memory = await make_memory(embedder=HashingEmbedder(64))
+    reference = ReferenceMemory(max_size=1000, embedder=HashingEmbedder(64))
+    for key, value, meta in _random_corpus(11, 60):
+        await memory.add(key, value, metadata=meta)
+        await reference.add(key, value, metadata=meta)
+
+    def backwards(query: str, hits: list[SearchHit]) -> list[float]:
+        return [float(i) for i in range(len(hits))]
+
+    for query in ("redis python", "cache", "ta"):
+        for mode in ("keyword", "semantic", "hybrid"):
+            want = await reference.search(query, limit=RERANK_DEPTH, mode=mode)  # type: ignore[arg-type]
+            got = await memory.search(query, limit=50, mode=mode, min_score=MIN_RELEVANT_SCORE)  # type: ignore[arg-type]
+            kept = [h for h in want if h.score >= MIN_RELEVANT_SCORE]
+            assert [h.key for h in got] == [h.key for h in kept], (query, mode)
+            assert [h.score for h in got] == pytest.approx([h.score for h in kept], rel=1e-9)
+            reranked = await memory.search(query, limit=3, mode=mode, reranker=backwards)  # type: ignore[arg-type]
+            assert [h.key for h in reranked] == [h.key for h in reversed(want)][:3]
+
+
 async def test_semantic_and_hybrid_search(make_memory: MakeMemory) -> None:
     """With an embedder, semantic mode ranks by vector similarity and hybrid is the default."""
     memory = await make_memory(embedder=HashingEmbedder(128))
@@ -636,3 +661,141 @@ async def test_clear_only_clears_its_namespace(make_memory: MakeMemory) -> None:
     assert await memory.size() == 0
     assert await memory.search("a") == []
     assert await other.get("c") == 3
+
+
+# -- namespace trees: search(subtree=True), list(subtree=True), namespaces(...) ---------------
+
+_TREE = [
+    ((), "r1", "python tips for the redis client"),
+    (("u1",), "a1", "python python and more python"),
+    (("u1",), "a2", "gardening notes about tomatoes"),
+    (("u1", "notes"), "n1", "redis streams in python scripts explained at length today"),
+    (("u2",), "b1", "a python"),
+    (("u2",), "b2", "tomatoes and redis"),
+    (("u2", "deep", "er"), "d1", "python redis python redis"),
+]
+
+
+async def _tree(make_memory: MakeMemory, **kwargs: Any) -> tuple[MemoryPrimitive, MemoryPrimitive]:
+    """The records of _TREE spread over a namespace tree, and the same records (same write
+    order) in one namespace of a second memory on the same kind of backend."""
+    tree = await make_memory(**kwargs)  # namespaces of their own on a shared server
+    flat = await make_memory(**kwargs)
+    outside = MemoryPrimitive(
+        backend=tree.backend, namespace=f"{tree.namespace[0]}x"
+    )  # prefix-like
+    await outside.add("x1", "python redis python outside the tree")
+    for ns, key, value in _TREE:
+        await (tree.scoped(*ns) if ns else tree).add(key, value, metadata={"n": len(ns)})
+        await flat.add(key, value, metadata={"n": len(ns)})
+    return tree, flat
+
+
+@pytest.mark.parametrize("mode", ["keyword", "semantic", "hybrid"])
+async def test_subtree_search_scores_as_one_namespace(make_memory: MakeMemory, mode: str) -> None:
+    """A tree search ranks and scores every record as if the tree were one namespace (BM25
+    statistics of the union), each hit carries its namespace, relative to the root, and
+    every backend returns the same list as the in-memory one."""
+    tree, flat = await _tree(make_memory, embedder=HashingEmbedder(64))
+    reference = MemoryPrimitive(namespace="tree", embedder=HashingEmbedder(64))
+    for ns, key, value in _TREE:
+        await (reference.scoped(*ns) if ns else reference).add(key, value, metadata={"n": len(ns)})
+    where = {key: ns for ns, key, _ in _TREE}
+    for query in ("python", "redis python", "tomatoes", "pyth"):
+        got = await tree.search(query, mode=mode, limit=10, subtree=True)  # type: ignore[arg-type]
+        want = await flat.search(query, mode=mode, limit=10)  # type: ignore[arg-type]
+        # The same hits with the same scores; equal scores in namespace order (sorted),
+        # where one namespace breaks them newest first.
+        assert sorted((-h.score, h.key) for h in got) == sorted((-h.score, h.key) for h in want)
+        assert [(-h.score, h.namespace) for h in got] == sorted(
+            (-h.score, h.namespace) for h in got
+        ), query
+        assert [h.namespace for h in got] == [where[h.key] for h in got]
+        assert all(h.key != "x1" for h in got)
+        assert {h.key: h.value for h in got} == {h.key: h.value for h in want}
+        # And the very same list, ties included, as the in-memory backend gives.
+        ref = await reference.search(query, mode=mode, limit=10, subtree=True)  # type: ignore[arg-type]
+        assert [(h.namespace, h.key, h.score) for h in got] == [
+            (h.namespace, h.key, h.score) for h in ref
+        ], query
+
+
+async def test_subtree_search_limit_filter_and_scope(make_memory: MakeMemory) -> None:
+    """The limit cuts the merged ranking; a filter applies in every namespace; a subtree
+    search from a scoped view covers only that view's tree, hits relative to it."""
+    tree, flat = await _tree(make_memory)
+    top2 = await tree.search("python", limit=2, subtree=True)
+    assert [h.key for h in top2] == [h.key for h in await flat.search("python", limit=2)]
+    deep = await tree.search("python", limit=10, subtree=True, filter={"n": {"$gte": 2}})
+    assert sorted(h.key for h in deep) == ["d1", "n1"]
+    u2 = await tree.scoped("u2").search("python redis", limit=10, subtree=True)
+    assert {h.key: h.namespace for h in u2} == {"b1": (), "b2": (), "d1": ("deep", "er")}
+    assert [h.namespace for h in await tree.search("python", limit=10)] == [()]
+    assert await tree.scoped("nobody").search("python", subtree=True) == []
+
+
+async def test_subtree_search_arguments_are_checked(make_memory: MakeMemory) -> None:
+    """A non-bool subtree, or recency weighting of a hybrid tree search, is refused first."""
+    tree = await make_memory(embedder=HashingEmbedder(32))
+    with pytest.raises(TypeError, match="subtree"):
+        await tree.search("x", subtree="yes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="recency_half_life"):
+        await tree.search("x", mode="hybrid", subtree=True, recency_half_life=60)
+    with pytest.raises(TypeError, match="subtree"):
+        await tree.list(subtree=1)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("order", ["newest", "oldest"])
+async def test_subtree_list_walks_every_namespace_once(make_memory: MakeMemory, order: str) -> None:
+    """list(subtree=True) pages through the tree namespace by namespace (sorted, the root
+    first), each in write order, every record once, each with its namespace."""
+    tree, _ = await _tree(make_memory)
+    seen = []
+    cursor = None
+    while True:
+        page = await tree.list(subtree=True, limit=2, cursor=cursor, order=order)  # type: ignore[arg-type]
+        seen += [(r.namespace, r.key) for r in page.records]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    expected = sorted(
+        ((ns, key) for ns, key, _ in _TREE),
+        key=lambda item: (item[0], [k for _, k, _ in _TREE].index(item[1])),
+    )
+    if order == "newest":  # each namespace's records newest first; namespaces still sorted
+        expected = sorted(expected, key=lambda item: item[0])
+        by_ns: dict[tuple[str, ...], list[Any]] = {}
+        for item in expected:
+            by_ns.setdefault(item[0], []).append(item)
+        expected = [item for ns in sorted(by_ns) for item in reversed(by_ns[ns])]
+    assert seen == expected
+    only = await tree.list(subtree=True, filter={"n": 1}, limit=10)
+    assert sorted(r.key for r in only.records) == ["a1", "a2", "b1", "b2"]
+    with pytest.raises(ValueError, match="cursor"):
+        await tree.list(subtree=True, cursor="n1.2")
+    first = await tree.list(subtree=True, limit=1, order="newest")
+    with pytest.raises(ValueError, match="other order"):
+        await tree.list(subtree=True, cursor=first.next_cursor, order="oldest")
+
+
+async def test_namespaces_prefix_suffix_wildcards_and_depth(make_memory: MakeMemory) -> None:
+    """namespaces(prefix, suffix, max_depth): ``*`` matches one part, the depth cut
+    drops duplicates, results are sorted and relative to the memory's namespace."""
+    memory = await make_memory()
+    for ns in [("a", "b", "c"), ("a", "b", "d", "e"), ("a", "c", "f"), ("b", "a", "f"), ("u",)]:
+        await memory.scoped(*ns).add("k", "v")
+    assert await memory.namespaces(("a",)) == [
+        ("a", "b", "c"),
+        ("a", "b", "d", "e"),
+        ("a", "c", "f"),
+    ]
+    assert await memory.namespaces(("a", "*", "f")) == [("a", "c", "f")]
+    assert await memory.namespaces(suffix=("f",)) == [("a", "c", "f"), ("b", "a", "f")]
+    assert await memory.namespaces(("*",), suffix=("*", "f")) == [("a", "c", "f"), ("b", "a", "f")]
+    assert await memory.namespaces(max_depth=1) == [("a",), ("b",), ("u",)]
+    assert await memory.namespaces(("a", "b"), max_depth=3) == [("a", "b", "c"), ("a", "b", "d")]
+    assert await memory.namespaces(("*", "*", "*", "*")) == [("a", "b", "d", "e")]
+    with pytest.raises(ValueError, match="max_depth"):
+        await memory.namespaces(max_depth=0)
+    with pytest.raises(TypeError, match="suffix"):
+        await memory.namespaces(suffix="f")

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from .redis_servers import shared_server
 from .subproc import run_python
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -100,6 +101,69 @@ def test_compaction_doc_runs() -> None:
     snippet = doc.split("```python\n", 1)[1].split("```", 1)[0]
     out = run_python("-c", snippet)
     assert "Traceback" not in out
+
+
+@pytest.mark.redis
+def test_langgraph_agent_example(request: pytest.FixtureRequest) -> None:
+    """examples/langgraph_agent.py runs a graph on MemoryStore on Redis (the in-process
+    store runs in the doc snippets' test), then reads the same memory through sync(), a tree
+    search and a retriever."""
+    for env in ({"REDIS_URL": shared_server("redis", request.config).url},):
+        out = run_example("langgraph_agent.py", **env)
+        assert "ada: 'I deploy with Kubernetes on Fridays' -> (I remember: nothing yet)" in out
+        assert (
+            "ada: 'When do I usually deploy with Kubernetes?' -> "
+            "(I remember: I deploy with Kubernetes on Fridays)"
+        ) in out
+        assert "namespaces: [('users', 'ada', 'notes'), ('users', 'bob', 'notes')]" in out
+        assert "users/ada/notes  note-1" in out
+        assert "retriever: [(['users', 'bob', 'notes'], '{\"text\": \"My favourite editor" in out
+        assert f"using redis: {bool(env)}" in out
+
+
+@pytest.mark.redis
+def test_langgraph_doc_runs(request: pytest.FixtureRequest) -> None:
+    """Every snippet of docs/integrations/langgraph.md runs as written, on Redis where it
+    asks for one."""
+    url = shared_server("redis", request.config).url
+    doc = (EXAMPLES.parent / "docs" / "integrations" / "langgraph.md").read_text()
+    snippets = [part.split("```", 1)[0] for part in doc.split("```python\n")[1:]]
+    assert len(snippets) == 5
+    # One interpreter runs them in turn (each stands alone: it imports what it uses).
+    out = run_python("-c", "\n".join(snippets), REDIS_URL=url).splitlines()
+    assert out[0] == "{'text': 'I deploy on Fridays'}"
+    assert out[1:3] == ["['editor']", "True"]
+    assert out[3:5] == ["{'text': 'ship the store on Friday'}", "False"]
+    assert out[5].startswith("Ada writes code in Helix {'topic': 'tools', 'key': 'editor'")
+    assert out[6:] == ["Ada writes code in Helix", "{'answer': 'Ada writes code in Helix'}"]
+
+
+def test_memory_readme_tree_and_sync_snippets_run() -> None:
+    """The snippets of docs/memory/README.md's namespace-tree and sync() sections run."""
+    doc = (EXAMPLES.parent / "docs" / "memory" / "README.md").read_text()
+
+    def snippet(section: str) -> str:
+        return doc.split(section, 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+
+    tree = snippet("## Namespace trees")
+    code = (
+        "import asyncio\nfrom tta_dev_primitives import MemoryPrimitive\n"
+        "async def main():\n"
+        "    memory = MemoryPrimitive()\n"
+        "    await memory.scoped('users', 'ada', 'notes').add('n7', 'deadline friday', "
+        "metadata={'role': 'user'})\n"
+        "    await memory.scoped('users', 'bob').add('t2', 'the deadline moved')\n"
+        + "".join(f"    {line}\n" for line in tree.splitlines())
+        + "    print([(h.namespace, h.key) for h in hits], [r.key for r in page.records])\n"
+        + "    print(await memory.namespaces(('users', '*'), suffix=('notes',), max_depth=3))\n"
+        "asyncio.run(main())\n"
+    )
+    out = run_python("-c", code).splitlines()
+    assert out[0] == "[(('ada', 'notes'), 'n7'), (('bob',), 't2')] ['n7']"
+    assert out[1] == "[('users', 'ada', 'notes')]"
+    sync = snippet("## Synchronous use")
+    code = "from tta_dev_primitives import MemoryPrimitive\nmemory = MemoryPrimitive()\n" + sync
+    assert run_python("-c", code) == ""
 
 
 def test_facts_that_change_example() -> None:

@@ -95,7 +95,15 @@ async def test_stdio_tools_remember_search_and_the_rest() -> None:
             assert tool.description
             assert "namespace" in tool.input_schema["properties"], tool.name
         search_schema = next(t for t in listed if t.name == "search").input_schema
-        for option in ("mode", "filter", "semantic_weight", "fusion", "recency_half_life"):
+        for option in (
+            "mode",
+            "filter",
+            "semantic_weight",
+            "fusion",
+            "recency_half_life",
+            "min_score",
+            "subtree",
+        ):
             assert option in search_schema["properties"]
 
         made = data(await client.call_tool("remember", {"value": "Ada edits code in Helix"}))
@@ -135,6 +143,20 @@ async def test_stdio_tools_remember_search_and_the_rest() -> None:
         assert spaces == [[], [".."], ["users", "ada"]]
         below = data(await client.call_tool("namespaces", {"prefix": ["users"]}))["namespaces"]
         assert below == [["users", "ada"]]
+        by_suffix = data(await client.call_tool("namespaces", {"suffix": ["ada"]}))
+        assert by_suffix["namespaces"] == [["users", "ada"]]
+        wild = data(await client.call_tool("namespaces", {"prefix": ["*", "ada"]}))
+        assert wild["namespaces"] == [["users", "ada"]]
+        top = data(await client.call_tool("namespaces", {"max_depth": 1}))["namespaces"]
+        assert top == [[], [".."], ["users"]]
+        dots = {"query": "dots", "mode": "keyword"}
+        tree = data(await client.call_tool("search", {**dots, "subtree": True}))["hits"]
+        assert [(h["key"], h["namespace"]) for h in tree] == [("d", [".."])]
+        assert data(await client.call_tool("search", dots))["hits"] == []
+        unrelated = {"query": "quantum chromodynamics lecture", "min_score": 0.35}
+        assert data(await client.call_tool("search", {**unrelated, "subtree": True}))["hits"] == []
+        walked = data(await client.call_tool("list", {"subtree": True}))["records"]
+        assert {(r["key"], tuple(r["namespace"])) for r in walked} >= {("drink", tuple(ada))}
 
         page = data(await client.call_tool("list", {"limit": 1, "namespace": ada}))
         assert [r["key"] for r in page["records"]] == ["drink"]

@@ -25,9 +25,12 @@ NOT_REEXPORTED = (
     "tta_dev_primitives.memory.backends.redis_query_engine",
     "tta_dev_primitives.memory.codec",
     "tta_dev_primitives.memory.index",
+    "tta_dev_primitives.memory.query_cache",
     "tta_dev_primitives.memory.records",
     "tta_dev_primitives.memory.instrumentation",
     "tta_dev_primitives.memory.search",
+    "tta_dev_primitives.memory.tree",
+    "tta_dev_primitives.memory.rerank",
     "tta_dev_primitives.cli",
     # Integrations (extras, imported on use): tta_dev_primitives.integrations.<name>.
     "tta_dev_primitives.integrations",

@@ -19,6 +19,7 @@ from tta_dev_primitives import MemoryPrimitive, RedisBackend
 from tta_dev_primitives.memory import records
 from tta_dev_primitives.memory.backends import Entry, SearchQuery
 from tta_dev_primitives.memory.backends.redis_index import LocalIndexes
+from tta_dev_primitives.memory.search import relevance, semantic_evidence
 
 from .redis_servers import RedisServer, check_index
 from .subproc import run_python
@@ -254,7 +255,8 @@ async def test_vectors_are_stored_as_float32(
             ns, SearchQuery("x", 1, mode="semantic", vector=np.array([0.6, 0.8], dtype=np.float32))
         )
         assert [h.key for h in hits] == ["a"]
-        assert hits[0].score == pytest.approx(1.0, abs=1e-6)
+        # a cosine of 1, as a calibrated score
+        assert hits[0].score == pytest.approx(relevance(semantic_evidence(1.0)), abs=1e-6)
     finally:
         await backend.aclose()
 

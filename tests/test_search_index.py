@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tta_dev_primitives import InMemoryStore
+from tta_dev_primitives.memory import index as index_module
 from tta_dev_primitives.memory import search
 from tta_dev_primitives.memory.index import SearchIndex
 
@@ -124,8 +125,11 @@ def test_index_rejects_vectors_of_another_length_and_embedder() -> None:
     index.check_space("model-b", 2)
 
 
-def test_index_bulk_load_equals_one_at_a_time() -> None:
-    """upsert_many (a key written twice included) indexes exactly what upserts would."""
+@pytest.mark.parametrize("piece", [7, 8192])
+def test_index_bulk_load_equals_one_at_a_time(piece: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """upsert_many (a key written twice included; in pieces of ``piece`` records) indexes
+    exactly what upserts would."""
+    monkeypatch.setattr(index_module, "_BULK", piece)
     rng = random.Random(3)
     records = []
     for i in range(300):
@@ -183,6 +187,33 @@ def test_index_agrees_with_reference_over_random_histories(
             ref = _reference_semantic(live, q, limit, filter_)
             assert [k for _, _, k in got] == [k for _, _, k in ref]
             assert [s for s, _, _ in got] == pytest.approx([s for s, _, _ in ref], abs=1e-5)
+
+
+def test_generations_are_numbered_again_before_they_overflow(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past the last int32 generation the live records are numbered again: dead postings
+    never come back to life, expiries still name their records, rankings are unchanged."""
+    monkeypatch.setattr(index_module, "_MAX_GEN", 40)
+    rng = random.Random(11)
+    index = SearchIndex()
+    live: dict[str, tuple[int, search.Document, Any]] = {}
+    for seq in range(300):
+        key = f"k{rng.randint(0, 12)}"
+        text = _random_text(rng)
+        if rng.random() < 0.3:
+            index.upsert_many([(key, seq, text, None, 1000.0 + seq, None)])
+        else:
+            index.upsert(key, seq, text, None, 1000.0 + seq)
+        live[key] = (seq, search.make_document(text), None)
+        assert index._next_gen <= 40
+    for text in ["alpha", "beta gamma", "lta", "x"]:
+        prepared = search.prepare_query(text)
+        assert prepared is not None
+        assert index.search_keyword(prepared, None) == _reference_keyword(live, text, None, None)
+    expired = index.expire(1000.0 + 250)
+    assert expired == sum(1 for seq, _, _ in live.values() if seq <= 250)
+    assert len(index) == len(live) - expired
 
 
 def test_case_folding_in_words_and_substrings() -> None:
@@ -326,12 +357,14 @@ _VALUE = st.one_of(
     values=st.lists(st.tuples(st.integers(0, 15), _VALUE, st.booleans()), max_size=40),
     removed=st.sets(st.integers(0, 15)),
     query=st.sampled_from(["a", "abc", "é", "ß ss", "x1x1", "word_", "c" * 16, "b" * 9, "Σ", "_"]),
+    piece=st.sampled_from([3, 8192]),
 )
 def test_bulk_load_of_random_corpora_ranks_like_the_reference(
-    values: list[tuple[int, Any, bool]], removed: set[int], query: str
+    values: list[tuple[int, Any, bool]], removed: set[int], query: str, piece: int
 ) -> None:
-    """upsert_many of any values (ready Documents too, keys repeated), then removals: the
-    index ranks like scoring every live record, and forgets every word once all are gone."""
+    """upsert_many of any values (ready Documents too, keys repeated), in one piece or in
+    several, then removals: the index ranks like scoring every live record, and forgets
+    every word once all are gone."""
     records = []
     live: dict[str, tuple[int, search.Document, Any]] = {}
     for seq, (k, value, ready) in enumerate(values):
@@ -341,7 +374,12 @@ def test_bulk_load_of_random_corpora_ranks_like_the_reference(
     index = SearchIndex()
     index.upsert("k0", -1, "an older abc record")  # replaced by the batch, when it has k0
     live.setdefault("k0", (-1, search.make_document("an older abc record"), None))
-    index.upsert_many(records)
+    original = index_module._BULK
+    index_module._BULK = piece
+    try:
+        index.upsert_many(records)
+    finally:
+        index_module._BULK = original
     for k in removed:
         index.remove(f"k{k}")
         live.pop(f"k{k}", None)
@@ -356,7 +394,7 @@ def test_bulk_load_of_random_corpora_ranks_like_the_reference(
         index.remove(key)
     assert index._postings == {}
     assert index._grams == {}
-    assert index._canon == {}
+    assert index._n_postings == 0
     assert index.total_length == 0
     assert index._n_postings == 0
 

@@ -57,8 +57,9 @@ async def test_one_pipeline_serves_several_users() -> None:
 
 
 async def test_search_step_carries_every_search_option() -> None:
-    """search_step's semantic_weight, fusion, recency_half_life and mode give what search
-    gives with the same arguments, and recency changes the order as it does in search."""
+    """search_step's semantic_weight, fusion, recency_half_life, min_score, reranker and mode
+    give what search gives with the same arguments, and recency changes the order as it does
+    in search."""
     clock = FakeClock()
     memory = MemoryPrimitive(InMemoryBackend(100, clock=clock), embedder=HashingEmbedder(64))
     await memory.add("old", "coffee beans from Kenya")
@@ -70,6 +71,8 @@ async def test_search_step_carries_every_search_option() -> None:
         {"mode": "hybrid", "fusion": "rrf"},
         {"mode": "hybrid", "semantic_weight": 0.9, "fusion": "convex"},
         {"mode": "keyword", "filter": {"x": 1}},
+        {"min_score": 0.5},
+        {"mode": "keyword", "reranker": lambda q, hits: [-len(h.key) for h in hits]},
     ]
     for kwargs in options:
         step = memory.search_step(limit=3, **kwargs)

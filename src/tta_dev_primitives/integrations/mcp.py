@@ -118,7 +118,7 @@ _MetadataArg = Annotated[
 def _record(record: MemoryRecord, namespace: Sequence[str]) -> dict[str, Any]:
     return {
         "key": record.key,
-        "namespace": list(namespace),
+        "namespace": [*namespace, *record.namespace],
         "value": record.value,
         "metadata": record.metadata or {},
         "created_at": record.created_at or None,
@@ -127,8 +127,14 @@ def _record(record: MemoryRecord, namespace: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def _hit(hit: SearchHit) -> dict[str, Any]:
-    return {"key": hit.key, "value": hit.value, "score": hit.score, "metadata": hit.metadata or {}}
+def _hit(hit: SearchHit, namespace: Sequence[str]) -> dict[str, Any]:
+    return {
+        "key": hit.key,
+        "namespace": [*namespace, *hit.namespace],
+        "value": hit.value,
+        "score": hit.score,
+        "metadata": hit.metadata or {},
+    }
 
 
 def redactor(url: str | None) -> Callable[[str], str]:
@@ -300,8 +306,11 @@ def create_server(
             Field(description="In hybrid mode, the weight of meaning against words, in [0, 1]."),
         ] = None,
         fusion: Annotated[
-            Literal["convex", "rrf"] | None,
-            Field(description="How hybrid mode merges rankings: convex (scores) or rrf (ranks)."),
+            Literal["convex", "rrf", "minmax"] | None,
+            Field(
+                description="How hybrid mode merges rankings: convex (calibrated scores, the "
+                "default), rrf (ranks) or minmax (per-query min-max scores)."
+            ),
         ] = None,
         recency_half_life: Annotated[
             float | None,
@@ -309,9 +318,22 @@ def create_server(
                 description="Seconds (> 0): favour recent memories; one this old scores half.",
             ),
         ] = None,
+        min_score: Annotated[
+            float | None,
+            Field(
+                description="Only memories scoring at least this (scores are in (0, 1) and mean "
+                "the same for every query; 0.35 is the calibrated line of 'relevant', so an "
+                "unrelated query finds nothing)."
+            ),
+        ] = None,
+        subtree: Annotated[
+            bool,
+            Field(description="Also search every namespace below namespace, ranked together."),
+        ] = False,
         namespace: _NamespaceArg = None,
     ) -> dict[str, Any]:
-        """Find memories relevant to a query, best first, with key, value, score and metadata."""
+        """Find memories relevant to a query, best first, with key, namespace, value, score
+        and metadata."""
 
         async def run(m: MemoryPrimitive) -> dict[str, Any]:
             hits = await m.search(
@@ -322,8 +344,10 @@ def create_server(
                 semantic_weight=semantic_weight,
                 fusion=fusion,
                 recency_half_life=recency_half_life,
+                min_score=min_score,
+                subtree=subtree,
             )
-            return {"hits": [_hit(h) for h in hits]}
+            return {"hits": [_hit(h, namespace or []) for h in hits]}
 
         return await tools.call("search", namespace, run)
 
@@ -405,12 +429,17 @@ def create_server(
         order: Annotated[
             Literal["newest", "oldest"], Field(description="By write time.")
         ] = "newest",
+        subtree: Annotated[
+            bool, Field(description="Also walk every namespace below namespace.")
+        ] = False,
         namespace: _NamespaceArg = None,
     ) -> dict[str, Any]:
         """Page through memories by write time; pass next_cursor back for the next page."""
 
         async def run(m: MemoryPrimitive) -> dict[str, Any]:
-            page = await m.list(filter=filter, limit=limit, cursor=cursor, order=order)
+            page = await m.list(
+                filter=filter, limit=limit, cursor=cursor, order=order, subtree=subtree
+            )
             return {
                 "records": [_record(r, namespace or []) for r in page.records],
                 "next_cursor": page.next_cursor,
@@ -421,7 +450,18 @@ def create_server(
     async def namespaces(
         prefix: Annotated[
             list[str] | None,
-            Field(description="Only namespaces below this one (parts below namespace)."),
+            Field(
+                description="Only namespaces starting with these parts (below namespace); "
+                "'*' matches any one part."
+            ),
+        ] = None,
+        suffix: Annotated[
+            list[str] | None,
+            Field(description="Only namespaces ending with these parts; '*' matches any one."),
+        ] = None,
+        max_depth: Annotated[
+            int | None,
+            Field(description="Cut each namespace to its first max_depth parts (>= 1)."),
         ] = None,
         namespace: _NamespaceArg = None,
     ) -> dict[str, Any]:
@@ -429,8 +469,11 @@ def create_server(
 
         async def run(m: MemoryPrimitive) -> dict[str, Any]:
             base = list(namespace or [])
-            found = [base + list(ns) for ns in await m.namespaces(tuple(prefix or ()))]
-            if not prefix and await m.size():
+            below = await m.namespaces(
+                tuple(prefix or ()), None if suffix is None else tuple(suffix), max_depth
+            )
+            found = [base + list(ns) for ns in below]
+            if not prefix and not suffix and await m.size():
                 found.insert(0, base)
             return {"namespaces": found}
 

@@ -27,6 +27,7 @@ from .embeddings import (
     HashingEmbedder,
     MiniLMEmbedder,
     SentenceTransformerEmbedder,
+    default_embedder,
 )
 from .errors import MemoryBackendError
 from .history import ForgetReport, ResolverInput
@@ -34,6 +35,7 @@ from .keys import create_memory_key
 from .primitive import MemoryOperation, MemoryPrimitive
 from .records import NO_EXPIRY, MemoryPage, MemoryRecord, SearchHit
 from .store import InMemoryStore
+from .sync import SyncMemory
 from .transfer import (
     CheckedRecords,
     ImportConflictError,
@@ -76,8 +78,10 @@ __all__ = [
     "RedisBackend",
     "SearchHit",
     "SentenceTransformerEmbedder",
+    "SyncMemory",
     "check_records",
     "create_memory_key",
+    "default_embedder",
     "read_jsonl",
     "write_jsonl",
 ]

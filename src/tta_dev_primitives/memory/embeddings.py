@@ -11,7 +11,9 @@ and refuses another one with a ``ValueError`` naming both, instead of returning 
 Shipped embedders:
 
 * :class:`MiniLMEmbedder`: all-MiniLM-L6-v2 on ``onnxruntime`` (the ``embeddings`` extra):
-  real semantic similarity with no API key, no PyTorch and no network at run time.
+  real semantic similarity with no API key, no PyTorch and no network at run time. It is the
+  shipped local default: :func:`default_embedder` returns it, and
+  ``MemoryPrimitive(embedder="local")`` uses it.
 * :class:`CallableEmbedder`: any sync or async function of a batch of texts (an
   OpenAI-compatible client, Ollama, ...), called in batches.
 * :class:`SentenceTransformerEmbedder`: a ``sentence-transformers`` model, for users who have
@@ -45,6 +47,7 @@ __all__ = [
     "HashingEmbedder",
     "MiniLMEmbedder",
     "SentenceTransformerEmbedder",
+    "default_embedder",
 ]
 
 _WORD = re.compile(r"\w+")
@@ -260,6 +263,8 @@ class MiniLMEmbedder:
 
     name = "sentence-transformers/all-MiniLM-L6-v2"
     dimensions = 384
+    #: Fitted on LoCoMo's development half and the paraphrase set (docs/memory/search.md).
+    semantic_weight = 0.6
 
     def __init__(
         self,
@@ -336,6 +341,21 @@ class MiniLMEmbedder:
         vectors = await asyncio.to_thread(self.encode, [text])
         row: npt.NDArray[np.float32] = vectors[0]
         return row
+
+
+_DEFAULT: list[MiniLMEmbedder] = []
+
+
+def default_embedder() -> MiniLMEmbedder:
+    """The shipped local embedder (``MemoryPrimitive(embedder="local")``): one
+    :class:`MiniLMEmbedder` per process, loaded on first use.
+
+    Raises:
+        ImportError: The ``embeddings`` extra is not installed.
+    """
+    if not _DEFAULT:
+        _DEFAULT.append(MiniLMEmbedder())
+    return _DEFAULT[0]
 
 
 class SentenceTransformerEmbedder:

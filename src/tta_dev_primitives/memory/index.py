@@ -39,6 +39,15 @@ How it is built, and why it stays fast and small:
   number. Each word's postings are three growable arrays (slot, generation, term frequency)
   viewed as numpy arrays at search time, so a query word costs a few vectorized operations
   over its postings, whatever the number of records, and top-k is an ``argpartition``.
+* Postings are int32 (12 bytes each). Generations are int32 too: before the counter would
+  pass 2**31 - 1, the live records are numbered from 0 again (dead postings dropped), once
+  every two billion writes.
+* A record's leaves are kept as given (its value's own strings, shared with the store that
+  holds the value), not as case-folded copies: the few candidates of a substring check are
+  case-folded then, and a released record's words are found again from them.
+* A bulk load works a piece of 8192 records at a time, so its temporary arrays stay small
+  (the C allocator keeps large freed blocks in the process: one pass over 100k records left
+  about 100 MB of them).
 * Deletes and overwrites are tombstones: a posting counts only while its generation equals
   its slot's, so a delete never touches postings and a freed slot is reused at once. A
   word's postings are compacted when more than half are dead (on the delete that crosses
@@ -60,8 +69,9 @@ import sys
 from array import array
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from operator import itemgetter
-from typing import TYPE_CHECKING, Any
+from itertools import repeat
+from operator import is_not, itemgetter
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -72,6 +82,7 @@ if TYPE_CHECKING:
 from .search import (
     DEFAULT_SEMANTIC_WEIGHT,
     SUBSTRING_BONUS,
+    CorpusStats,
     Document,
     Fusion,
     KeywordQuery,
@@ -92,6 +103,7 @@ from .search import (
     prepare_query,
     rank_by_mode,
     string_leaves,
+    tokenize,
     tokenize_many,
 )
 
@@ -106,34 +118,44 @@ Leaves = str | tuple[str, ...]
 """A record's case-folded string leaves: the leaf itself when there is one, else a tuple."""
 
 _INF = math.inf
+_TINY = 5e-324  # the least positive float: "scores at all"
 # Candidates whose substring check is done in one go before the bound is tightened again.
-_CHUNK = 256
+_CHUNK = 1024
+# Leaves searched as one joined string by a substring check.
+_JOINED = 4096
 # A word's postings are compacted once dead ones exceed live ones plus this slack.
 _SLACK = 16
+# Records indexed at once by upsert_many: its temporary arrays stay this small, however many
+# records are loaded (large temporaries freed by the C allocator stay in the process).
+_BULK = 8192
+# Generations are int32: the live records are numbered again before the counter passes this.
+_MAX_GEN = 2**31 - 1
 _FloatArray = npt.NDArray[np.float64]
 _IntArray = npt.NDArray[np.int64]
+_Int32Array = npt.NDArray[np.int32]
 
 
 class _Postings:
-    """One word's postings: parallel growable arrays of slot, generation and frequency."""
+    """One word's postings: parallel growable arrays of slot, generation and frequency
+    (int32 each: 12 bytes a posting)."""
 
     __slots__ = ("df", "gens", "slots", "tfs")
 
     def __init__(self) -> None:
-        self.slots = array("q")
-        self.gens = array("q")
-        self.tfs = array("d")
+        self.slots = array("i")
+        self.gens = array("i")
+        self.tfs = array("i")
         self.df = 0  # live records holding the word
 
-    def views(self) -> tuple[_IntArray, _IntArray, _FloatArray]:
+    def views(self) -> tuple[_Int32Array, _Int32Array, _Int32Array]:
         return (
-            np.frombuffer(self.slots, dtype=np.int64),
-            np.frombuffer(self.gens, dtype=np.int64),
-            np.frombuffer(self.tfs, dtype=np.float64),
+            np.frombuffer(self.slots, dtype=np.int32),
+            np.frombuffer(self.gens, dtype=np.int32),
+            np.frombuffer(self.tfs, dtype=np.int32),
         )
 
 
-def _kth_floor(scores: npt.NDArray[np.float32], k: int) -> float:
+def _kth_floor(scores: npt.NDArray[Any], k: int) -> float:
     """A value at most the ``k``-th largest of ``scores`` (more than ``k`` of them), close
     to it, in one pass instead of a partition.
 
@@ -160,19 +182,20 @@ class SearchIndex:
     def _reset(self) -> None:
         self._slot_of: dict[str, int] = {}
         self._keys: list[str | None] = []
+        # Each record's string leaves as given (not case-folded: a value's own strings,
+        # shared with whoever holds the value); its words are found from them again when
+        # it is released.
         self._leaves: list[Leaves] = []
-        self._terms: list[tuple[str, ...]] = []
         self._meta: list[Mapping[str, Any] | None] = []
         self._free: list[int] = []
         cap = 16
         self._seq = np.zeros(cap, dtype=np.int64)
-        self._gen = np.full(cap, -1, dtype=np.int64)  # -1: free slot
+        self._gen = np.full(cap, -1, dtype=np.int32)  # -1: free slot
         self._length = np.zeros(cap, dtype=np.float64)
         self._row = np.full(cap, -1, dtype=np.int64)
         self._next_gen = 0
         self._total_length = 0
         self._postings: dict[str, _Postings] = {}
-        self._canon: dict[str, str] = {}  # each indexed word, to share one str per word
         self._n_postings = 0
         self._grams: dict[str, set[str]] = {}
         self._meta_index: dict[str, dict[Hashable, set[int]]] = {}
@@ -242,10 +265,13 @@ class SearchIndex:
     def upsert_many(self, records: Iterable[IndexRecord]) -> None:
         """Index many records (the bulk load): like :meth:`upsert` for each, in order.
 
-        The words of all the records are found and counted at once
-        (:func:`~.search.tokenize_many`, then one sort of (word, record) pairs), and each
-        word's postings are appended in one piece, so what is left per record is a few list
-        assignments; slot arrays and vectors are written a chunk at a time.
+        The records are indexed :data:`_BULK` at a time. The words of those are found and
+        counted at once (:func:`~.search.tokenize_many`, then one sort of (word, record)
+        pairs), and each word's postings are appended in one piece, so what is left per
+        record is a few list assignments; slot arrays and vectors are written a piece at a
+        time. Pieces keep the temporary arrays small whatever the number of records: the
+        C allocator keeps large freed blocks in the process, so one pass over 100k records
+        would leave about 100 MB behind it.
         """
         rows = list(records)
         if not rows:
@@ -255,7 +281,42 @@ class SearchIndex:
             # A key written twice: the last write wins, in the order of the last writes.
             last = {key: i for i, key in enumerate(keys)}
             rows = [rows[i] for i in sorted(last.values())]
-            keys = list(map(itemgetter(0), rows))
+        del keys
+        vectors = list(map(itemgetter(5), rows))
+        documents = any(
+            issubclass(kind, Document) for kind in set(map(type, map(itemgetter(2), rows)))
+        )
+        if documents or any(map(is_not, vectors, repeat(None))):
+            self._check_vectors(rows)
+        del vectors
+        for start in range(0, len(rows), _BULK):
+            self._upsert_piece(rows[start : start + _BULK])
+
+    def _check_vectors(self, rows: list[IndexRecord]) -> None:
+        """Refuse rows whose vectors have another length (before anything changes, so a bad
+        batch indexes nothing), and make room for all of their vectors at once."""
+        dims = self.dimensions
+        with_vectors = 0
+        for row in rows:
+            vec = row[5]
+            if vec is None and isinstance(row[2], Document):
+                vec = row[2].vector
+            if vec is not None:
+                # Checked before anything changes, so a bad batch indexes nothing.
+                with_vectors += 1
+                if dims is None:
+                    dims = len(vec)
+                elif len(vec) != dims:
+                    raise ValueError(
+                        f"vector has {len(vec)} dimensions, this namespace's vectors have {dims}"
+                    )
+        if with_vectors:
+            assert dims is not None
+            self._reserve_vectors(with_vectors, dims)
+
+    def _upsert_piece(self, rows: list[IndexRecord]) -> None:
+        """:meth:`upsert_many` of checked rows with distinct keys."""
+        keys = list(map(itemgetter(0), rows))
         # Columns (not zip(*rows), which holds one GC-tracked iterator per row).
         seqs, values, metas, expiries, vecs = (list(map(itemgetter(i), rows)) for i in range(1, 6))
         n = len(rows)
@@ -265,7 +326,7 @@ class SearchIndex:
         leaves_of: Sequence[Leaves]
         if set(map(type, values)) == {str}:
             flat = list(map(str.casefold, values))
-            leaves_of = flat  # one leaf each: kept as the str itself
+            leaves_of = values  # one leaf each: kept as the str itself
         else:
             flat, owner = [], []
             packed: list[Leaves] = []
@@ -278,68 +339,61 @@ class SearchIndex:
                         vecs[i] = value.vector
                     continue
                 if type(value) is str:
-                    leaves: tuple[str, ...] = (value.casefold(),)
-                else:
-                    leaves = tuple(leaf.casefold() for leaf in string_leaves(value))
-                packed.append(_pack(leaves))
-                flat.extend(leaves)
+                    packed.append(value)
+                    flat.append(value.casefold())
+                    owner.append(i)
+                    continue
+                leaves = string_leaves(value)
+                packed.append(_pack(tuple(leaves)))
+                flat.extend([leaf.casefold() for leaf in leaves])
                 owner.extend([i] * len(leaves))
-        dims = self.dimensions
-        for vec in vecs:
-            if vec is not None:
-                # Checked before anything changes, so a bad batch indexes nothing.
-                if dims is None:
-                    dims = len(vec)
-                elif len(vec) != dims:
-                    raise ValueError(
-                        f"vector has {len(vec)} dimensions, this namespace's vectors have {dims}"
-                    )
         vocab: dict[str, int] = {}
         leaf_at, word_at = tokenize_many(flat, vocab)
+        del flat
         record_at = leaf_at if owner is None else np.asarray(owner, dtype=np.int64)[leaf_at]
         lengths = np.bincount(record_at, minlength=n)
         # (word, record) pairs, sorted, and how often each occurs: the postings, word by word.
         pairs = word_at * n + record_at
         pairs.sort()
         first = _run_starts(pairs)
-        pairs, tfs = pairs[first], np.diff(first, append=len(word_at)).astype(np.float64)
+        pairs, tfs = pairs[first], np.diff(first, append=len(word_at)).astype(np.int32)
         if docs:
             setdefault = vocab.setdefault
             more = [setdefault(t, len(vocab)) * n + i for i, doc in docs for t in doc.terms]
-            more_tfs = [float(tf) for _, doc in docs for tf in doc.terms.values()]
+            more_tfs = [tf for _, doc in docs for tf in doc.terms.values()]
             for i, doc in docs:
                 lengths[i] = doc.length
             if more:
                 pairs = np.concatenate([pairs, np.asarray(more, dtype=np.int64)])
-                tfs = np.concatenate([tfs, np.asarray(more_tfs, dtype=np.float64)])
+                tfs = np.concatenate([tfs, np.asarray(more_tfs, dtype=np.int32)])
                 order = np.argsort(pairs, kind="stable")
                 pairs, tfs = pairs[order], tfs[order]
         word_of = pairs // n
         record_of = pairs - word_of * n
 
-        for key in keys:
-            old = self._slot_of.pop(key, None)
-            if old is not None:
-                self._release(old)
+        slot_of = self._slot_of
+        for key in slot_of.keys() & keys if slot_of else ():
+            self._release(slot_of.pop(key))
         slots = self._alloc_many(n)
         index = np.asarray(slots, dtype=np.int64)
+        if self._next_gen + n > _MAX_GEN:
+            self._renumber()
         gen0 = self._next_gen
         self._next_gen += n
-        self._gen[index] = np.arange(gen0, gen0 + n, dtype=np.int64)
+        self._gen[index] = np.arange(gen0, gen0 + n, dtype=np.int32)
         self._seq[index] = seqs
         self._length[index] = lengths
         self._total_length += int(lengths.sum())
 
-        canon = self._canon
-        names = [canon.setdefault(word, word) for word in vocab]  # one str per word
+        names = list(vocab)
         postings = self._postings
-        slot_bytes = memoryview(index[record_of].tobytes())
-        gen_bytes = memoryview((record_of + gen0).tobytes())
+        slot_bytes = memoryview(index[record_of].astype(np.int32).tobytes())
+        gen_bytes = memoryview((record_of + gen0).astype(np.int32).tobytes())
         tf_bytes = memoryview(tfs.tobytes())
         starts = _run_starts(word_of)
         stops = np.append(starts[1:], len(word_of))[: len(starts)]
         for word, start, stop in zip(
-            word_of[starts].tolist(), (8 * starts).tolist(), (8 * stops).tolist(), strict=True
+            word_of[starts].tolist(), (4 * starts).tolist(), (4 * stops).tolist(), strict=True
         ):
             term = names[word]
             plist = postings.get(term)
@@ -350,18 +404,10 @@ class SearchIndex:
             plist.slots.frombytes(slot_bytes[start:stop])
             plist.gens.frombytes(gen_bytes[start:stop])
             plist.tfs.frombytes(tf_bytes[start:stop])
-            plist.df += (stop - start) >> 3
+            plist.df += (stop - start) >> 2
         self._n_postings += len(pairs)
-        # Each record's words (for its release), from the pairs in record order. The lists
-        # are filled by C-level maps: no Python bytecode runs per record.
-        order = np.argsort(record_of, kind="stable")
-        words = np.asarray(names, dtype=object)[word_of[order]].tolist()
-        counts = np.bincount(record_of, minlength=n)
-        ends = np.cumsum(counts)
-        spans = map(slice, (ends - counts).tolist(), ends.tolist())
-        terms = map(tuple, map(words.__getitem__, spans))
         self._slot_of.update(zip(keys, slots, strict=True))
-        for column, items in ((self._keys, keys), (self._leaves, leaves_of), (self._terms, terms)):
+        for column, items in ((self._keys, keys), (self._leaves, leaves_of)):
             deque(map(column.__setitem__, slots, items), maxlen=0)
         meta_index = self._meta_index
         for slot, metadata in zip(slots, metas, strict=True):
@@ -376,19 +422,22 @@ class SearchIndex:
                 heapq.heappush(self._expiry, (expires_at, gen, slot))
         self._add_vectors([(slot, v) for slot, v in zip(slots, vecs, strict=True) if v is not None])
 
+    def _reserve_vectors(self, count: int, dims: int) -> None:
+        """Room for ``count`` more vectors of ``dims`` numbers, in one piece: growing by
+        doubling would leave up to half of a large matrix unused."""
+        if self._matrix is None:
+            self._matrix = np.zeros((max(16, count), dims), dtype=np.float32)
+            self._row_slot = np.full(len(self._matrix), -1, dtype=np.int64)
+            return
+        need = self._n_rows + max(0, count - len(self._free_rows))
+        if need > len(self._matrix):
+            self._reserve_rows(need)
+
     def _add_vectors(self, items: list[tuple[int, Any]]) -> None:
         """Normalize and store many slots' vectors, a chunk at a time (bounded extra memory)."""
         step = 4096
-        if items and self._matrix is not None:
-            # Room for the whole batch at once: growing by doubling would leave up to half
-            # of a large matrix unused.
-            need = self._n_rows + max(0, len(items) - len(self._free_rows))
-            if need > len(self._matrix):
-                self._reserve_rows(need)
-        elif items:
-            dims = len(items[0][1])
-            self._matrix = np.zeros((max(16, len(items)), dims), dtype=np.float32)
-            self._row_slot = np.full(len(self._matrix), -1, dtype=np.int64)
+        if items:
+            self._reserve_vectors(len(items), len(items[0][1]))
         for start in range(0, len(items), step):
             chunk = items[start : start + step]
             rows = np.empty((len(chunk), len(chunk[0][1])), dtype=np.float32)
@@ -453,6 +502,8 @@ class SearchIndex:
             self._release(old)
         slot = self._alloc()
         self._slot_of[key] = slot
+        if self._next_gen >= _MAX_GEN:
+            self._renumber()
         gen = self._next_gen
         self._next_gen = gen + 1
         self._gen[slot] = gen
@@ -462,9 +513,6 @@ class SearchIndex:
         self._keys[slot] = key
         self._leaves[slot] = _pack(doc.leaves)
         terms = doc.terms
-        # One string per word, not one per record that holds it.
-        canon = self._canon
-        self._terms[slot] = tuple([canon.setdefault(t, t) for t in terms])
         postings = self._postings
         for term, tf in terms.items():
             plist = postings.get(term)
@@ -509,7 +557,6 @@ class SearchIndex:
                 self._row = _grow(self._row, cap, -1)
             self._keys.extend([None] * extra)
             self._leaves.extend([()] * extra)
-            self._terms.extend([()] * extra)
             self._meta.extend([None] * extra)
             slots.extend(range(start, end))
         return slots
@@ -526,7 +573,6 @@ class SearchIndex:
             self._row = _grow(self._row, cap, -1)
         self._keys.append(None)
         self._leaves.append(())
-        self._terms.append(())
         self._meta.append(None)
         return slot
 
@@ -534,14 +580,19 @@ class SearchIndex:
         self._gen[slot] = -1
         self._total_length -= int(self._length[slot])
         self._keys[slot] = None
+        held = self._leaves[slot]
         self._leaves[slot] = ()
         postings = self._postings
-        for term in self._terms[slot]:
+        # The record's words, found again from its leaves (cheaper than keeping them).
+        if type(held) is str:
+            words = tokenize(held)
+        else:
+            words = [word for leaf in held for word in tokenize(leaf)]
+        for term in set(words):
             plist = postings[term]
             plist.df -= 1
             if plist.df == 0:
                 del postings[term]
-                del self._canon[term]
                 self._n_postings -= len(plist.slots)
                 for gram in _trigrams(term):
                     grams = self._grams[gram]
@@ -550,7 +601,6 @@ class SearchIndex:
                         del self._grams[gram]
             elif len(plist.slots) > 2 * plist.df + _SLACK:
                 self._compact(plist)
-        self._terms[slot] = ()
         metadata = self._meta[slot]
         if metadata:
             self._meta[slot] = None
@@ -581,9 +631,31 @@ class SearchIndex:
         new_slots, new_gens, new_tfs = slots[keep], gens[keep], tfs[keep]
         del slots, gens, tfs  # release the buffers before the arrays are replaced
         self._n_postings -= len(plist.slots) - len(new_slots)
-        plist.slots = array("q", new_slots.tobytes())
-        plist.gens = array("q", new_gens.tobytes())
-        plist.tfs = array("d", new_tfs.tobytes())
+        plist.slots = array("i", new_slots.tobytes())
+        plist.gens = array("i", new_gens.tobytes())
+        plist.tfs = array("i", new_tfs.tobytes())
+
+    def _renumber(self) -> None:
+        """Number the live records' generations from 0 again (their postings with them,
+        dead postings dropped), so that the int32 generations never wrap around."""
+        gen = self._gen
+        renumbered = np.full(len(gen), -1, dtype=np.int32)
+        live = np.flatnonzero(gen >= 0)
+        renumbered[live] = np.arange(len(live), dtype=np.int32)
+        for plist in self._postings.values():
+            slots, gens, tfs = plist.views()
+            keep = gens == gen[slots]
+            new_slots, new_tfs = slots[keep], tfs[keep]
+            del slots, gens, tfs
+            self._n_postings -= len(plist.slots) - len(new_slots)
+            plist.slots = array("i", new_slots.tobytes())
+            plist.gens = array("i", renumbered[new_slots].tobytes())
+            plist.tfs = array("i", new_tfs.tobytes())
+        self._gen = renumbered
+        self._next_gen = len(live)
+        # Expiry entries name generations: the old numbers would now match other records.
+        self._expiry = [(t, int(renumbered[s]), s) for s, t in self._expires.items()]
+        heapq.heapify(self._expiry)
 
     def _add_rows(self, slots: list[int], vectors: npt.NDArray[np.float32]) -> None:
         n, dims = vectors.shape
@@ -670,21 +742,31 @@ class SearchIndex:
         weight and tracer; ``recency`` weighs each key): what every backend's search runs."""
         vector = query.vector
         filter_ = query.filter
+        stats = query.stats
         return rank_by_mode(
             query.mode,
             query.limit,
-            lambda limit: self.search_keyword(prepared, limit, filter_),
+            lambda limit: self.search_keyword(prepared, limit, filter_, stats=stats),
             lambda limit: [] if vector is None else self.search_semantic(vector, limit, filter_),
             fusion=query.fusion,
             semantic_weight=query.semantic_weight,
             tracer=query.tracer,
-            keyword_bound=lambda: self.keyword_bound(prepared),
+            keyword_bound=lambda: self.keyword_bound(prepared, stats),
             recency=recency,
         )
 
-    def keyword_bound(self, query: KeywordQuery) -> float:
-        """:func:`~.search.keyword_bound` of ``query`` over this index's live records."""
+    def keyword_bound(self, query: KeywordQuery, stats: CorpusStats | None = None) -> float:
+        """:func:`~.search.keyword_bound` of ``query`` over this index's live records (or
+        over the records ``stats`` describes)."""
+        if stats is not None:
+            return keyword_bound(query, stats.df, stats.n_docs)
         return keyword_bound(query, {t: self.df(t) for t in query.terms}, len(self._slot_of))
+
+    def corpus_stats(self, query: KeywordQuery) -> CorpusStats:
+        """This index's BM25 statistics for ``query``'s words (see :class:`CorpusStats`)."""
+        return CorpusStats(
+            len(self._slot_of), self._total_length, {t: self.df(t) for t in query.terms}
+        )
 
     def _filter_mask(self, filter: Mapping[str, Any] | None) -> npt.NDArray[np.bool_] | None:
         """Slots whose metadata matches ``filter`` (None: no filter)."""
@@ -783,15 +865,20 @@ class SearchIndex:
         limit: int | None,
         filter: Mapping[str, Any] | None = None,
         now: float | None = None,
+        *,
+        stats: CorpusStats | None = None,
     ) -> list[Scored]:
         """The best ``limit`` records for a prepared query (None = all), as
-        :func:`~.search.rank_keyword` over every live record ranks them."""
+        :func:`~.search.rank_keyword` over every live record ranks them (with the BM25
+        statistics ``stats`` instead of this index's own, when given)."""
         if now is not None:
             self.expire(now)
         n_docs = len(self._slot_of)
         if not n_docs:
             return []
         total = self._total_length
+        if stats is not None:
+            n_docs, total = stats.n_docs, stats.total_length
         avgdl = total / n_docs if total else 1.0
         acc = np.zeros(len(self._keys))
         lengths = self._length
@@ -801,14 +888,24 @@ class SearchIndex:
             plist = postings.get(term)
             if plist is None:
                 continue
-            slots, gens, tfs = plist.views()
-            live = gens == slot_gens[slots]
-            if not live.all():
-                slots, tfs = slots[live], tfs[live]
-            acc[slots] += bm25(tfs, lengths[slots], avgdl, idf(plist.df, n_docs))
-            del slots, gens, tfs, live
+            at, gens, tfs = plist.views()
+            if len(at) != plist.df:  # dead postings among them (df counts the live ones)
+                live = gens == slot_gens[at]
+                at, tfs = at[live], tfs[live]
+                del live
+            # numpy indexes with intp: converted once, not by each of the next two uses.
+            where = at.astype(np.intp)
+            # int32 counts: numpy turns them into float64 exactly, as bm25 wants them.
+            df = plist.df if stats is None else stats.df.get(term, plist.df)
+            acc[where] += bm25(cast(_FloatArray, tfs), lengths[where], avgdl, idf(df, n_docs))
+            del at, gens, tfs
         mask = self._filter_mask(filter)
         self._add_bonus(query, acc, mask, limit)
+        if mask is None and limit is not None and len(acc) > limit:
+            # Only scores at least a bound of the limit-th best can be in the top: one pass
+            # instead of gathering every record that scores.
+            slots = np.flatnonzero(acc >= max(_kth_floor(acc, limit), _TINY))
+            return self._top(slots, acc[slots], limit)
         eligible = acc > 0.0
         if mask is not None:
             eligible &= mask
@@ -841,17 +938,18 @@ class SearchIndex:
         text = query.text
         if not query.terms:
             # No word characters: only a substring can match; test every live record.
-            cands = np.flatnonzero(self._gen >= 0)
+            cands: npt.NDArray[Any] = np.flatnonzero(self._gen >= 0)
         else:
             # Every record holding the query has, for its longest word, a word containing it.
             parts = []
             for term in self._containing(max(query.terms, key=len)):
-                slots, gens, _ = self._postings[term].views()
-                parts.append(slots[gens == self._gen[slots]])
+                plist = self._postings[term]
+                slots, gens, _ = plist.views()
+                parts.append(slots[gens == self._gen[slots]] if len(slots) != plist.df else slots)
                 del slots, gens
             if not parts:
                 return
-            cands = np.unique(np.concatenate(parts)) if len(parts) > 1 else parts[0]
+            cands = np.unique(np.concatenate(parts)) if len(parts) > 1 else parts[0].copy()
             if query.terms == (text,):
                 # The query is one word: containing a word that contains it is the rule.
                 if mask is not None:
@@ -880,19 +978,19 @@ class SearchIndex:
                 kth = self._kth(acc, mask, limit)
 
     def _kth(self, acc: _FloatArray, mask: npt.NDArray[np.bool_] | None, limit: int) -> float:
-        """The ``limit``-th best score so far (0 if fewer records score)."""
+        """At most the ``limit``-th best score so far, close to it (0 if fewer records
+        score): a bound, which is all the pruning needs, in one pass."""
         scores = acc[mask] if mask is not None else acc
-        if len(scores) < limit:
+        if len(scores) <= limit:
             return 0.0
-        return float(np.partition(scores, len(scores) - limit)[len(scores) - limit])
+        return _kth_floor(scores, limit)
 
     def _top(self, slots: _IntArray, values: _FloatArray, limit: int | None) -> list[Scored]:
         """The best ``limit`` of ``slots`` by their ``values`` (one per slot), ties newest
         first."""
         if limit is not None and len(slots) > limit:
-            cut = len(values) - limit
-            kth = np.partition(values, cut)[cut]
-            keep = values >= kth
+            # Every one of the best limit scores is at least this bound.
+            keep = values >= _kth_floor(values, limit)
             slots, values = slots[keep], values[keep]
         seqs = self._seq[slots]
         order = np.lexsort((-seqs, -values))
@@ -953,7 +1051,7 @@ class SearchIndex:
         per_slot = self._seq.nbytes + self._gen.nbytes + self._length.nbytes + self._row.nbytes
         slots = len(self._keys)
         # Lists and dict entries per slot, words per posting, leaves as average text.
-        words = len(self._postings) * 400 + self._n_postings * 24
+        words = len(self._postings) * 400 + self._n_postings * 12
         text = self._total_length * 8
         matrix = 0 if self._matrix is None else self._matrix.nbytes + self._row_slot.nbytes
         return per_slot + slots * 200 + words + text + matrix + sys.getsizeof(self._slot_of)
@@ -988,13 +1086,47 @@ def _pack(leaves: tuple[str, ...]) -> Leaves:
 
 
 def _holding(text: str, slots: list[int], leaves: list[Leaves]) -> list[int]:
-    """The slots whose record holds ``text`` by :func:`~.search.has_substring`."""
-    out = []
-    for slot in slots:
-        held = leaves[slot]
-        if text in held if type(held) is str else has_substring(text, held):
-            out.append(slot)
+    """The slots whose record holds ``text`` by :func:`~.search.has_substring`.
+
+    The candidates' leaves are joined by NULs, case-folded and searched as one string, a
+    few thousand at a time: one C-level scan instead of a fold and a search per leaf.
+    Folding keeps NULs and makes none, so a match never spans two leaves (a query with a
+    NUL is tested leaf by leaf) and the NULs before a match name its leaf.
+    """
+    if "\0" in text:
+        return [
+            slot
+            for slot in slots
+            if has_substring(text, [leaf.casefold() for leaf in _leaves_of(leaves[slot])])
+        ]
+    out: list[int] = []
+    for start in range(0, len(slots), _JOINED):
+        owners: list[int] = []
+        parts: list[str] = []
+        for slot in slots[start : start + _JOINED]:
+            held = leaves[slot]
+            if type(held) is str:
+                parts.append(held)
+                owners.append(slot)
+            else:
+                parts.extend(held)
+                owners.extend([slot] * len(held))
+        joined = "\0".join(parts).casefold()
+        find, count = joined.find, joined.count
+        at = find(text)
+        while at >= 0:
+            slot = owners[count("\0", 0, at)]
+            if not out or out[-1] != slot:
+                out.append(slot)
+            end = find("\0", at)
+            if end < 0:
+                break
+            at = find(text, end + 1)
     return out
+
+
+def _leaves_of(held: Leaves) -> tuple[str, ...]:
+    return (held,) if isinstance(held, str) else held
 
 
 def _run_starts(values: _IntArray) -> _IntArray:

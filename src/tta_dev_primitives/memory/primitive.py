@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import builtins
+import math
 import re
+import threading
 import warnings
 from collections.abc import (
     AsyncIterable,
@@ -15,7 +17,7 @@ from collections.abc import (
     Sequence,
 )
 from datetime import datetime
-from typing import Any, Literal, NamedTuple, TypeAlias, cast
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeAlias, cast
 
 from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind
@@ -26,7 +28,7 @@ from ..core.composition import LambdaPrimitive
 from ..core.context import WorkflowContext
 from ..core.instrumented import InstrumentedPrimitive
 from ..observability import attributes as A
-from . import codec, transfer
+from . import codec, transfer, tree
 from .backends.base import MemoryBackend, SyncMemoryBackend, VectorBackend
 from .backends.fallback import FallbackBackend
 from .backends.in_memory import InMemoryBackend
@@ -39,6 +41,7 @@ from .compaction import (
 )
 from .embeddings import (
     Embedder,
+    default_embedder,
     embed_documents,
     embed_query,
     embedder_space,
@@ -69,6 +72,7 @@ from .instrumentation import (
     content_capture_default,
     store_id,
 )
+from .query_cache import QueryVectorCache
 from .records import (
     NO_EXPIRY,
     Entry,
@@ -81,6 +85,7 @@ from .records import (
     SearchHit,
     SearchQuery,
 )
+from .rerank import RERANK_DEPTH, Reranker, rerank, validate_reranker
 from .search import (
     Fusion,
     SearchMode,
@@ -90,6 +95,9 @@ from .search import (
     validate_fusion,
     validate_semantic_weight,
 )
+
+if TYPE_CHECKING:
+    from .sync import LoopThread, SyncMemory
 
 __all__ = ["MemoryOperation", "MemoryPrimitive", "OperationKind", "StepNamespace"]
 
@@ -160,6 +168,12 @@ class MemoryOperation(NamedTuple):
     order: Any = "newest"
     prefix: Any = ()
     recency_half_life: Any = None
+    subtree: Any = False
+    suffix: Any = None
+    max_depth: Any = None
+    embed: Any = True
+    min_score: Any = None
+    reranker: Any = None
 
     @classmethod
     def add(
@@ -169,9 +183,10 @@ class MemoryOperation(NamedTuple):
         *,
         ttl: float | None = None,
         metadata: Mapping[str, Any] | None = None,
+        embed: bool | str = True,
     ) -> MemoryOperation:
         """Store ``value`` under ``key``."""
-        return cls("add", key=key, value=value, ttl=ttl, metadata=metadata)
+        return cls("add", key=key, value=value, ttl=ttl, metadata=metadata, embed=embed)
 
     @classmethod
     def get(cls, key: str, default: Any = None) -> MemoryOperation:
@@ -189,6 +204,9 @@ class MemoryOperation(NamedTuple):
         semantic_weight: float | None = None,
         fusion: Fusion | None = None,
         recency_half_life: float | None = None,
+        subtree: bool = False,
+        min_score: float | None = None,
+        reranker: Reranker | None = None,
     ) -> MemoryOperation:
         """Search for ``query``."""
         return cls(
@@ -200,6 +218,9 @@ class MemoryOperation(NamedTuple):
             semantic_weight=semantic_weight,
             fusion=fusion,
             recency_half_life=recency_half_life,
+            subtree=subtree,
+            min_score=min_score,
+            reranker=reranker,
         )
 
     @classmethod
@@ -276,9 +297,10 @@ class MemoryOperation(NamedTuple):
         limit: int = 100,
         cursor: str | None = None,
         order: str = "newest",
+        subtree: bool = False,
     ) -> MemoryOperation:
         """One page of the namespace's records by write order."""
-        return cls("list", filter=filter, limit=limit, cursor=cursor, order=order)
+        return cls("list", filter=filter, limit=limit, cursor=cursor, order=order, subtree=subtree)
 
     @classmethod
     def delete_where(cls, filter: Mapping[str, Any]) -> MemoryOperation:
@@ -286,9 +308,14 @@ class MemoryOperation(NamedTuple):
         return cls("delete_where", filter=filter)
 
     @classmethod
-    def namespaces(cls, prefix: Sequence[str] = ()) -> MemoryOperation:
-        """The sub-namespaces below ``prefix`` that hold records."""
-        return cls("namespaces", prefix=prefix)
+    def namespaces(
+        cls,
+        prefix: Sequence[str] = (),
+        suffix: Sequence[str] | None = None,
+        max_depth: int | None = None,
+    ) -> MemoryOperation:
+        """The sub-namespaces matching ``prefix`` and ``suffix`` that hold records."""
+        return cls("namespaces", prefix=prefix, suffix=suffix, max_depth=max_depth)
 
 
 class _Shared:
@@ -301,6 +328,7 @@ class _Shared:
         "compactor",
         "degraded",
         "owns_backend",
+        "runner",
         "sync",
         "vectors_checked",
     )
@@ -316,12 +344,14 @@ class _Shared:
             backend if isinstance(backend, SyncMemoryBackend) else None
         )
         self.attributes = AttributeCache()
+        self.runner: LoopThread | None = None  # the loop thread of sync(), once started
         # Namespaces a write without an embedder has checked for vectors (see
         # MemoryPrimitive._warn_if_vectors), as dict keys; bounded.
         self.vectors_checked: dict[Namespace, None] = {}
 
 
 _UNSET: Any = object()
+_RUNNER_LOCK = threading.Lock()
 _VECTORS_CHECKED_MAX = 4096
 # The hottest operations build their MemoryOperation with tuple.__new__ (half the cost of the
 # named tuple's keyword-aware constructor); the tails are the remaining fields' defaults.
@@ -385,11 +415,15 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             given backend carries its own bound.
         default_ttl: Seconds records live when ``add`` gets no ``ttl`` (None = forever).
         embedder: Turns text into vectors; enables ``semantic`` and ``hybrid`` search
-            (``hybrid`` becomes the default mode).
+            (``hybrid`` becomes the default mode). ``"local"``: the shipped local model
+            (:func:`~.embeddings.default_embedder`, the ``embeddings`` extra).
         semantic_weight: Weight of semantic scores in hybrid search, in [0, 1] (default:
             what the embedder advises in its ``semantic_weight`` attribute, else 0.5).
-        fusion: How hybrid search fuses keyword and semantic hits: ``"convex"`` (min-max
-            normalized scores, weighted) or ``"rrf"`` (reciprocal rank fusion).
+        fusion: How hybrid search fuses keyword and semantic hits: ``"convex"`` (calibrated
+            scores, weighted), ``"rrf"`` (reciprocal rank fusion) or ``"minmax"`` (per-query
+            min-max normalized scores, weighted).
+        reranker: Rerank the best hits of every search (see :mod:`~.memory.rerank`): a
+            function ``(query, hits) -> scores``, sync or async, or a primitive of that pair.
         fallback: With ``redis_url``, serve from memory while Redis is down and replay the
             writes when it is back. False raises :class:`MemoryBackendError` instead.
         max_value_bytes: Largest accepted value, as UTF-8 JSON (default 1 MiB).
@@ -429,9 +463,10 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         namespace: str | Sequence[str] = "default",
         max_size: int | None = _UNSET,
         default_ttl: float | None = None,
-        embedder: Embedder | None = None,
+        embedder: Embedder | Literal["local"] | None = None,
         semantic_weight: float | None = None,
         fusion: Fusion = "convex",
+        reranker: Reranker | None = None,
         fallback: bool = True,
         max_value_bytes: int = codec.DEFAULT_MAX_VALUE_BYTES,
         capture_content: bool | None = None,
@@ -480,6 +515,10 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             raise TypeError("max_value_bytes must be an int")
         if max_value_bytes < 1:
             raise ValueError("max_value_bytes must be >= 1")
+        if isinstance(embedder, str):
+            if embedder != "local":
+                raise ValueError(f"embedder must be an embedder, 'local' or None, got {embedder!r}")
+            embedder = cast(Embedder, default_embedder())
         if embedder is not None and not (
             callable(getattr(embedder, "embed", None))
             or (
@@ -496,8 +535,11 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             semantic_weight = 0.5 if advised is None else advised
         self._semantic_weight = validate_semantic_weight(semantic_weight)
         self._fusion = validate_fusion(fusion)
+        self._reranker = validate_reranker(reranker)
         self._max_value_bytes = max_value_bytes
         self._embedder = embedder
+        # Query texts embedded in the last minutes (shared by scoped views, as the embedder).
+        self._query_vectors = QueryVectorCache()
         self._namespace: Namespace = parts
         self._store_id = store_id(parts)
         if backend is None:
@@ -573,6 +615,83 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         view._is_view = True
         return view
 
+    def with_embedder(self, embedder: Embedder | None) -> MemoryPrimitive:
+        """A view of this primitive that embeds with ``embedder`` (None: no embedder).
+
+        It shares everything else (backend, namespace, settings, telemetry, the
+        :meth:`sync` loop); closing it closes nothing. The LangGraph store uses it to apply
+        an ``index`` config to a given memory. A namespace keeps the vectors of one
+        embedder: writing another's is refused.
+
+        Raises:
+            TypeError: ``embedder`` has neither ``embed_documents``/``embed_query`` nor
+                ``embed``.
+        """
+        if embedder is not None and not (
+            callable(getattr(embedder, "embed", None))
+            or (
+                callable(getattr(embedder, "embed_documents", None))
+                and callable(getattr(embedder, "embed_query", None))
+            )
+        ):
+            raise TypeError(
+                "embedder must have async embed_documents(texts) and embed_query(text) "
+                "methods, or an async embed(texts) method"
+            )
+        view = object.__new__(MemoryPrimitive)
+        view.__dict__.update(self.__dict__)
+        view._embedder = embedder
+        advised = getattr(embedder, "semantic_weight", None)
+        if advised is not None:
+            view._semantic_weight = validate_semantic_weight(advised)
+        view._is_view = True
+        return view
+
+    def sync(self) -> SyncMemory:
+        """A blocking facade of this primitive: the same operations, each a blocking call
+        (see :mod:`.sync`), safe from threads and from inside a running event loop.
+
+        Every facade of the primitive and of its scoped views runs on one private event
+        loop thread, started on the first call; ``close()`` on any of them closes the
+        primitive (as :meth:`aclose`: a scoped view's closes nothing) and stops that thread.
+        """
+        from .sync import LoopThread, SyncMemory
+
+        shared = self._shared
+        with _RUNNER_LOCK:
+            if shared.runner is None or shared.runner.closed:
+                if shared.closed:
+                    raise _closed_error("sync", shared.backend.info().name)
+                shared.runner = LoopThread()
+            return SyncMemory(self, shared.runner)
+
+    def as_retriever(
+        self,
+        *,
+        mode: SearchMode | None = None,
+        k: int = 4,
+        filter: Mapping[str, Any] | None = None,
+        min_score: float | None = None,
+        subtree: bool = False,
+    ) -> Any:
+        """A LangChain retriever over this memory (needs the ``langchain`` extra).
+
+        See :func:`tta_dev_primitives.integrations.langchain.MemoryRetriever`.
+        """
+        from ..integrations.langchain import MemoryRetriever
+
+        return MemoryRetriever.for_memory(
+            self, mode=mode, k=k, filter=filter, min_score=min_score, subtree=subtree
+        )
+
+    def as_runnable(self) -> Any:
+        """This primitive as a LangChain ``Runnable`` taking a :class:`MemoryOperation`
+        (needs the ``langchain`` extra); see
+        :func:`tta_dev_primitives.integrations.langchain.as_runnable`."""
+        from ..integrations.langchain import as_runnable
+
+        return as_runnable(self)
+
     def get_backend_info(self) -> dict[str, Any]:
         """Backend name, namespace, persistence and degradation (no I/O).
 
@@ -608,6 +727,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         ttl: float | None = None,
         metadata: Mapping[str, Any] | None = None,
         supersedes: Iterable[str] | None = None,
+        embed: bool | str = True,
         context: WorkflowContext | None = None,
     ) -> None:
         """Store a JSON value under ``key``, replacing any previous one.
@@ -620,6 +740,10 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             supersedes: Keys of records this one replaces: in the same atomic step they
                 leave the live records (``get``, ``search``, ``list``) and, with
                 ``history``, stay in :meth:`history` and ``as_of`` reads, ended now.
+            embed: With an embedder: True (the default) embeds the text of the value's
+                string leaves; a str embeds that text instead (e.g. chosen fields); False
+                stores no vector (semantic search does not find the record; keyword search
+                and ``list`` do). Without an embedder it changes nothing.
             context: The workflow context, so the span joins the caller's trace.
 
         Raises:
@@ -628,13 +752,17 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             MemoryBackendError: The backend could not store it.
         """
         if supersedes is None and not self._versioned:
-            await self._run(
-                _op(MemoryOperation, ("add", key, value, ttl, metadata, *_REST_ADD)), context
-            )
+            if embed is True:
+                op = _op(MemoryOperation, ("add", key, value, ttl, metadata, *_REST_ADD))
+            else:
+                op = MemoryOperation.add(key, value, ttl=ttl, metadata=metadata, embed=embed)
+            await self._run(op, context)
             return
         # The superseded keys ride in ``keys``: MemoryOperation keeps the fields it had, so
         # the plain operations' tuples cost what they did.
-        op = MemoryOperation("add_versioned", key, value, ttl, metadata, keys=supersedes or ())
+        op = MemoryOperation(
+            "add_versioned", key, value, ttl, metadata, keys=supersedes or (), embed=embed
+        )
         await self._run(op, context)
 
     async def get(
@@ -667,6 +795,9 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         fusion: Fusion | None = None,
         recency_half_life: float | None = None,
         as_of: float | datetime | None = None,
+        subtree: bool = False,
+        min_score: float | None = None,
+        reranker: Reranker | None = None,
         context: WorkflowContext | None = None,
     ) -> builtins.list[SearchHit]:
         """Ranked records for ``query``, best first (never refreshes recency).
@@ -685,6 +816,17 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
                 record's ``updated_at``, before the best ``limit`` are kept (every mode).
             as_of: Search the versions current then (epoch seconds or an aware
                 ``datetime``; see :meth:`history`), ranked the same way.
+                record's ``updated_at``, before the best ``limit`` are kept (every mode;
+                not with ``subtree=True`` in hybrid mode).
+            subtree: Search this namespace and every namespace below it as one: BM25
+                statistics of the union, hits ranked together, each hit's ``namespace``
+                saying where it is (relative to this one). See :mod:`.tree`.
+            min_score: Keep only hits scoring at least this. Scores are calibrated, in
+                (0, 1), and mean the same across queries in every mode (not with ``rrf``):
+                ``MIN_RELEVANT_SCORE`` (:mod:`~.memory.search`) is the line of "relevant",
+                so an unrelated query returns ``[]``.
+            reranker: Rerank the best ``max(limit, RERANK_DEPTH)`` hits with it (default:
+                the primitive's); a child span ``memory.search.rerank``.
             context: The workflow context.
 
         Raises:
@@ -699,6 +841,9 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             semantic_weight=semantic_weight,
             fusion=fusion,
             recency_half_life=recency_half_life,
+            subtree=subtree,
+            min_score=min_score,
+            reranker=reranker,
         )
         if as_of is not None:
             op = op._replace(value=as_of)  # a search has no value: as_of rides there
@@ -837,6 +982,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         cursor: str | None = None,
         order: Literal["newest", "oldest"] = "newest",
         as_of: float | datetime | None = None,
+        subtree: bool = False,
         context: WorkflowContext | None = None,
     ) -> MemoryPage:
         """One page of this namespace's records, by write time (never refreshes recency).
@@ -857,13 +1003,18 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             order: ``"newest"`` (last written first, the default) or ``"oldest"``.
             as_of: List the versions current then (epoch seconds or an aware ``datetime``;
                 see :meth:`history`), by write order, with ``valid_from``/``valid_to``.
+            subtree: Walk this namespace and every namespace below it: namespace by
+                namespace in sorted order (this one first), each in write order; each
+                record's ``namespace`` says where it is (relative to this one).
             context: The workflow context.
 
         Raises:
             ValueError: A malformed filter, an unknown operator, a bad order, or a cursor
                 that is not a ``next_cursor`` of a walk in this order (before any I/O).
         """
-        op = MemoryOperation.list(filter=filter, limit=limit, cursor=cursor, order=order)
+        op = MemoryOperation.list(
+            filter=filter, limit=limit, cursor=cursor, order=order, subtree=subtree
+        )
         if as_of is not None:
             op = op._replace(value=as_of)  # a list has no value: as_of rides there
         return cast(MemoryPage, await self._run(op, context))
@@ -881,15 +1032,31 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         return cast(int, await self._run(op, context))
 
     async def namespaces(
-        self, prefix: Sequence[str] = (), *, context: WorkflowContext | None = None
+        self,
+        prefix: Sequence[str] = (),
+        suffix: Sequence[str] | None = None,
+        max_depth: int | None = None,
+        *,
+        context: WorkflowContext | None = None,
     ) -> builtins.list[tuple[str, ...]]:
         """The sub-namespaces of this one, below ``prefix``, that hold live records.
 
         Each is given relative to this primitive's namespace (``memory.scoped(*ns)`` reaches
         it), sorted; ``prefix`` itself is included when it holds records. This namespace's
         own records, and other primitives' namespaces outside it, are never listed.
+
+        Args:
+            prefix: Parts the namespace starts with; ``"*"`` matches any one part.
+            suffix: Parts the namespace ends with; ``"*"`` matches any one part.
+            max_depth: Cut each namespace to its first ``max_depth`` parts (duplicates
+                dropped), e.g. 1 for the top level.
+            context: The workflow context.
+
+        Raises:
+            TypeError: A str instead of a tuple of parts, a part that is not a str.
+            ValueError: An empty part, ``max_depth < 1``.
         """
-        op = MemoryOperation.namespaces(prefix)
+        op = MemoryOperation.namespaces(prefix, suffix, max_depth)
         return cast("builtins.list[tuple[str, ...]]", await self._run(op, context))
 
     async def add_many(
@@ -1185,6 +1352,9 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         semantic_weight: float | None = None,
         fusion: Fusion | None = None,
         recency_half_life: float | None = None,
+        min_score: float | None = None,
+        reranker: Reranker | None = None,
+        subtree: bool = False,
         namespace: StepNamespace = None,
         state_key: str | None = None,
     ) -> LambdaPrimitive[Any, Any]:
@@ -1207,8 +1377,11 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             mode: ``keyword``, ``semantic`` or ``hybrid`` (see :meth:`search`).
             filter: A metadata filter, or a callable of ``(input, context)`` returning one.
             semantic_weight: Hybrid weight of semantic scores, in [0, 1].
-            fusion: ``"convex"`` or ``"rrf"``.
+            fusion: ``"convex"``, ``"rrf"`` or ``"minmax"``.
             recency_half_life: Seconds; favours recently written records (see :meth:`search`).
+            min_score: Keep only hits scoring at least this (see :meth:`search`).
+            reranker: Rerank the best hits with it (see :meth:`search`).
+            subtree: Search the namespace and every namespace below it (see :meth:`search`).
             namespace: Search this sub-namespace of this one (see :meth:`get_step`).
             state_key: Where in ``context.state`` the hits go (None: the step outputs them).
 
@@ -1230,6 +1403,9 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
                 semantic_weight=semantic_weight,
                 fusion=fusion,
                 recency_half_life=recency_half_life,
+                min_score=min_score,
+                reranker=reranker,
+                subtree=subtree,
                 context=context,
             )
             if keep is None:
@@ -1474,13 +1650,19 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         return None if vector is None else embedder_space(self._embedder, len(vector))
 
     async def _embed_query(self, query: str, span: trace.Span) -> Any:
+        cache = self._query_vectors
         if not span.is_recording():
-            vector = normalize_vector(await embed_query(self._embedder, query))
-        else:
-            tracer = self._telemetry.tracer()
-            assert tracer is not None
-            with tracer.start_as_current_span("memory.search.embed_query"):
-                vector = normalize_vector(await embed_query(self._embedder, query))
+            return await cache.vector(query, lambda: self._query_vector(query))
+        tracer = self._telemetry.tracer()
+        assert tracer is not None
+        with tracer.start_as_current_span("memory.search.embed_query") as child:
+            misses = cache.misses
+            vector = await cache.vector(query, lambda: self._query_vector(query))
+            child.set_attribute("memory.search.query_cached", cache.misses == misses)
+            return vector
+
+    async def _query_vector(self, query: str) -> Any:
+        vector = normalize_vector(await embed_query(self._embedder, query))
         refuse_zero_vectors(self._embedder, (query,), (vector,), query=True)
         return vector
 
@@ -1512,8 +1694,12 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
     async def _op_add(self, op: MemoryOperation, span: trace.Span) -> None:
         ttl, meta = self._record_settings(op.ttl, op.metadata)
         entry = self._entry(op.key, op.value, ttl, meta)
+        embed = op.embed
+        if embed is not True and not isinstance(embed, str) and embed is not False:
+            raise TypeError(f"embed must be True, False or a str, got {type(embed).__name__}")
         if self._embedder is not None:
-            (entry,) = await self._embedded([entry], (op.value,))
+            if embed is not False:
+                (entry,) = await self._embedded([entry], (op.value if embed is True else embed,))
         elif self._namespace not in self._shared.vectors_checked:
             await self._warn_if_vectors(self._namespace)
         shared = self._shared
@@ -1534,12 +1720,15 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         ttl, meta = self._record_settings(op.ttl, op.metadata)
         entry = self._entry(op.key, op.value, ttl, meta)
         supersedes = check_supersedes(op.keys, entry.key)
+        embed = op.embed
+        if embed is not True and not isinstance(embed, str) and embed is not False:
+            raise TypeError(f"embed must be True, False or a str, got {type(embed).__name__}")
         backend = history_backend(self, "add")
         if self._resolver is not None:
             found = await resolve(self, entry, op.value, span)
             supersedes = tuple(dict.fromkeys((*supersedes, *found)))
-        if self._embedder is not None:
-            (entry,) = await self._embedded([entry], (op.value,))
+        if self._embedder is not None and embed is not False:
+            (entry,) = await self._embedded([entry], (op.value if embed is True else embed,))
         if span is not NO_SPAN:
             self._inst.records(span, ((entry.key, entry.payload, None, entry.metadata),))
             if supersedes:
@@ -1621,6 +1810,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         elif mode != "keyword" and self._embedder is None:
             raise ValueError(f"mode={mode!r} needs an embedder: MemoryPrimitive(embedder=...)")
         filter_ = self._filter(op.filter)
+        if not isinstance(op.subtree, bool):
+            raise TypeError(f"subtree must be True or False, got {type(op.subtree).__name__}")
         half_life = op.recency_half_life
         if half_life is not None:
             if isinstance(half_life, bool) or not isinstance(half_life, int | float):
@@ -1631,6 +1822,11 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             if not 0 < half_life < float("inf"):
                 raise ValueError(f"recency_half_life must be > 0 seconds, got {half_life!r}")
             half_life = float(half_life)
+            if op.subtree and mode == "hybrid":
+                raise ValueError(
+                    "recency_half_life is not supported with subtree=True in hybrid mode; "
+                    "use mode='keyword' or 'semantic', or search one namespace"
+                )
         inst = self._inst
         inst.search_mode(span, mode)
         if not query.strip():
@@ -1640,12 +1836,21 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         if op.semantic_weight is not None:
             weight = validate_semantic_weight(op.semantic_weight)
         fusion = self._fusion if op.fusion is None else validate_fusion(op.fusion)
+        min_score = op.min_score
+        if min_score is not None:
+            if isinstance(min_score, bool) or not isinstance(min_score, int | float):
+                raise TypeError(
+                    f"min_score must be a number or None, got {type(min_score).__name__}"
+                )
+            if math.isnan(min_score):
+                raise ValueError("min_score must be a number, got NaN")
+        reranker = self._reranker if op.reranker is None else validate_reranker(op.reranker)
         vector = None
         if mode != "keyword":
             vector = await self._embed_query(query, span)
         request = SearchQuery(
             query,
-            limit,
+            limit if reranker is None else max(limit, RERANK_DEPTH),
             cast(SearchMode, mode),
             filter_,
             vector,
@@ -1656,20 +1861,50 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             recency_half_life=half_life,
         )
         if op.value is not None:  # as_of
+            if op.subtree:
+                raise ValueError("as_of does not combine with subtree=True (yet)")
             hits = await search_as_of(self, request, check_as_of(op.value))
+            if min_score is not None:
+                hits = [h for h in hits if h.score >= min_score]
             inst.record_count(span, len(hits))
-            return hits
-        results = await self._shared.backend.search(self._namespace, request)
-        inst.record_count(span, len(results))
-        inst.records(
-            span, ((r.key, r.payload, r.score, r.metadata) for r in results), retrieval=True
-        )
-        return [
+            return hits[:limit]
+        backend = self._shared.backend
+        if op.subtree:
+            found = await backend.namespaces(self._namespace)
+            n = len(self._namespace)
+            pairs = [(found[i][n:], r) for i, r in await tree.search_tree(backend, found, request)]
+        else:
+            pairs = [((), r) for r in await backend.search(self._namespace, request)]
+        if min_score is not None:
+            pairs = [(ns, r) for ns, r in pairs if r.score >= min_score]
+        hits = [
             SearchHit(
-                r.key, codec.decode(r.payload), r.score, codec.copy_metadata(r.metadata) or {}
+                r.key,
+                codec.decode(r.payload),
+                r.score,
+                codec.copy_metadata(r.metadata) or {},
+                ns,
             )
-            for r in results
+            for ns, r in pairs
         ]
+        if reranker is not None and hits:
+            if span.is_recording():
+                tracer = self._telemetry.tracer()
+                assert tracer is not None
+                with tracer.start_as_current_span("memory.search.rerank") as child:
+                    child.set_attribute(A.ATTR_GEN_AI_MEMORY_RECORD_COUNT, len(hits))
+                    hits = await rerank(reranker, query, hits, limit)
+            else:
+                hits = await rerank(reranker, query, hits, limit)
+        inst.record_count(span, len(hits))
+        if span.is_recording():
+            payloads = {(ns, r.key): r.payload for ns, r in pairs}
+            inst.records(
+                span,
+                ((h.key, payloads[h.namespace, h.key], h.score, h.metadata) for h in hits),
+                retrieval=True,
+            )
+        return hits
 
     async def _op_get_record(self, op: MemoryOperation, span: trace.Span) -> MemoryRecord | None:
         key = codec.validate_key(op.key)
@@ -1722,6 +1957,10 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         order = op.order
         if order not in _ORDERS:
             raise ValueError(f"order must be 'newest' or 'oldest', got {order!r}")
+        if not isinstance(op.subtree, bool):
+            raise TypeError(f"subtree must be True or False, got {type(op.subtree).__name__}")
+        if op.subtree:
+            return await self._list_tree(op, ListQuery(filter_, limit, order), span)
         horizon = after = None
         if op.cursor is not None:
             horizon, after = _decode_cursor(op.cursor, order)
@@ -1739,6 +1978,20 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             next_cursor = _encode_cursor(order, result.horizon, records[-1].seq)
         return MemoryPage([_memory_record(r) for r in records], next_cursor)
 
+    async def _list_tree(
+        self, op: MemoryOperation, query: ListQuery, span: trace.Span
+    ) -> MemoryPage:
+        start = None
+        if op.cursor is not None:
+            if not isinstance(op.cursor, str):
+                raise TypeError(f"cursor must be a str or None, got {type(op.cursor).__name__}")
+            start = tree.decode_tree_cursor(op.cursor, query.order)
+        backend = self._shared.backend
+        found = await backend.namespaces(self._namespace)
+        page, cursor = await tree.list_tree(backend, self._namespace, found, query, start)
+        self._inst.record_count(span, len(page))
+        return MemoryPage([_memory_record(r, ns) for ns, r in page], cursor)
+
     async def _op_delete_where(self, op: MemoryOperation, span: trace.Span) -> int:
         if op.filter is None:
             raise TypeError("delete_where needs a filter (use clear() to delete everything)")
@@ -1754,16 +2007,19 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
     async def _op_namespaces(
         self, op: MemoryOperation, span: trace.Span
     ) -> builtins.list[Namespace]:
-        raw = op.prefix
-        if isinstance(raw, str):
-            raise TypeError("prefix must be a tuple of namespace parts, not a str")
-        if not isinstance(raw, Sequence):
-            raise TypeError(f"prefix must be a tuple of str, got {type(raw).__name__}")
-        prefix = tuple(_validate_part(p, "prefix part") for p in raw)
+        prefix = _parts(op.prefix, "prefix")
+        suffix = None if op.suffix is None else _parts(op.suffix, "suffix")
+        depth = op.max_depth
+        if depth is not None:
+            if isinstance(depth, bool) or not isinstance(depth, int):
+                raise TypeError(f"max_depth must be an int or None, got {type(depth).__name__}")
+            if depth < 1:
+                raise ValueError(f"max_depth must be >= 1, got {depth}")
         own = self._namespace
-        found = await self._shared.backend.namespaces(own + prefix)
+        found = await self._shared.backend.namespaces(own + tree.literal_prefix(prefix))
         n = len(own)
-        out = [ns[n:] for ns in found if len(ns) > n]
+        rel = [ns[n:] for ns in found if len(ns) > n]
+        out = tree.match_namespaces(rel, prefix, suffix, depth)
         self._inst.record_count(span, len(out))
         return out
 
@@ -1806,7 +2062,7 @@ async def _op_import(
     return report
 
 
-def _memory_record(record: Record) -> MemoryRecord:
+def _memory_record(record: Record, namespace: Namespace = ()) -> MemoryRecord:
     return MemoryRecord(
         record.key,
         codec.value_of(record.payload, record.snapshot),
@@ -1814,7 +2070,17 @@ def _memory_record(record: Record) -> MemoryRecord:
         record.created_at,
         record.updated_at,
         record.expires_at,
+        namespace,
     )
+
+
+def _parts(raw: object, arg: str) -> tuple[str, ...]:
+    """A tuple of namespace parts (``*`` allowed: the caller gives it its meaning)."""
+    if isinstance(raw, str):
+        raise TypeError(f"{arg} must be a tuple of namespace parts, not a str")
+    if not isinstance(raw, Sequence):
+        raise TypeError(f"{arg} must be a tuple of str, got {type(raw).__name__}")
+    return tuple(_validate_part(p, f"{arg} part") for p in raw)
 
 
 _CURSOR = re.compile(r"(n|o)([0-9]{1,19})\.([0-9]{1,19})")

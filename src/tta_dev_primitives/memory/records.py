@@ -11,7 +11,15 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal, NamedTuple
 
 from .codec import NO_SNAPSHOT, decode
-from .search import DEFAULT_SEMANTIC_WEIGHT, Document, Fusion, SearchMode, Vector, make_document
+from .search import (
+    DEFAULT_SEMANTIC_WEIGHT,
+    CorpusStats,
+    Document,
+    Fusion,
+    SearchMode,
+    Vector,
+    make_document,
+)
 
 __all__ = [
     "NO_EXPIRY",
@@ -240,6 +248,8 @@ class SearchQuery:
         recency_half_life: When set, each hit's score is multiplied by
             ``0.5 ** (age / recency_half_life)``, ``age`` being seconds since the record's
             ``updated_at`` (see :func:`~.search.rank_by_mode`).
+        stats: BM25 statistics to score with instead of the namespace's own (a search over
+            a namespace tree passes the union's, see :class:`~.search.CorpusStats`).
     """
 
     text: str
@@ -252,6 +262,7 @@ class SearchQuery:
     semantic_weight: float = DEFAULT_SEMANTIC_WEIGHT
     tracer: Any = None
     recency_half_life: float | None = None
+    stats: CorpusStats | None = None
 
 
 class SearchResult(NamedTuple):
@@ -270,14 +281,20 @@ class SearchHit:
     Attributes:
         key: The record's key.
         value: The stored value (a fresh copy).
-        score: Relevance; higher is better. Comparable within one result list only.
+        score: Relevance; higher is better. Calibrated, in (0, 1), and comparable across
+            queries (see ``MIN_RELEVANT_SCORE``), except with ``fusion="rrf"`` or a reranker
+            (its own scores).
         metadata: The record's metadata (``{}`` when it has none).
+        namespace: The namespace holding the record, relative to the searching primitive's
+            (``()``: its own; ``memory.scoped(*hit.namespace)`` reaches the others, which
+            ``search(..., subtree=True)`` finds).
     """
 
     key: str
     value: Any
     score: float
     metadata: dict[str, Any] = field(default_factory=dict)
+    namespace: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +310,8 @@ class MemoryRecord:
             the backend's clock (the server's on Redis).
         updated_at: When the record was last written (``add`` or ``update``), epoch seconds.
         expires_at: When it expires, epoch seconds; None when it never does.
+        namespace: The namespace holding the record, relative to the primitive's (``()``:
+            its own; others come from ``list(..., subtree=True)``).
         valid_from: When this version became current (its ``updated_at``), set on the
             versions :meth:`~tta_dev_primitives.memory.MemoryPrimitive.history` and
             ``as_of`` reads return; None elsewhere.
@@ -306,6 +325,7 @@ class MemoryRecord:
     created_at: float = 0.0
     updated_at: float = 0.0
     expires_at: float | None = None
+    namespace: tuple[str, ...] = ()
     valid_from: float | None = None
     valid_to: float | None = None
 

@@ -16,8 +16,14 @@ Ranking rules:
 * Semantic mode scores the cosine of unit vectors (:func:`cosine`, hits above zero). Vectors
   are stored as float32 (:func:`normalize_vector`); scores are exact sums of their products.
 * Hybrid mode takes each retriever's best :func:`fusion_depth` hits and fuses them
-  (:func:`fuse_convex`, the default: a convex combination of min-max normalized scores with
-  ``semantic_weight`` on the semantic side; or :func:`fuse_rrf`, reciprocal rank fusion).
+  (:func:`fuse_calibrated`, the default ``convex`` fusion: a convex combination of the two
+  calibrated evidences with ``semantic_weight`` on the semantic side; :func:`fuse_rrf`,
+  reciprocal rank fusion; or :func:`fuse_convex`, per-query min-max, as ``minmax``).
+* Scores are calibrated (:func:`relevance`): a keyword hit's BM25 as a share of the most the
+  query could score (:func:`keyword_evidence`), a semantic hit's cosine
+  (:func:`semantic_evidence`) and their fusion are each standardized with constants fitted
+  once, then mapped to (0, 1), so a score means the same across queries and
+  ``MIN_RELEVANT_SCORE`` is one line for every mode (RRF scores are ranks, not calibrated).
 * ``filter`` matches metadata (:func:`validate_filter` checks one, :func:`matches_filter`
   evaluates it, the same on every backend: equality, ``$eq $ne $gt $gte $lt $lte $in $nin
   $exists``, ``$and $or $not``); :func:`filter_key` is JSON equality as a hashable key and
@@ -45,9 +51,15 @@ __all__ = [
     "BM25_B",
     "BM25_K1",
     "DEFAULT_SEMANTIC_WEIGHT",
+    "KEYWORD_SHARE_MEAN",
+    "KEYWORD_SHARE_SD",
+    "MIN_RELEVANT_SCORE",
+    "SIMILARITY_MEAN",
+    "SIMILARITY_SD",
     "RRF_K",
     "SUBSTRING_BONUS",
     "Candidate",
+    "CorpusStats",
     "Document",
     "Fusion",
     "KeywordQuery",
@@ -61,6 +73,7 @@ __all__ = [
     "filter_key",
     "is_equality_filter",
     "fuse",
+    "fuse_calibrated",
     "fuse_convex",
     "fuse_rrf",
     "fusion_depth",
@@ -68,8 +81,10 @@ __all__ = [
     "idf",
     "keyword_bound",
     "keyword_confidence",
+    "keyword_evidence",
     "keyword_score",
     "make_document",
+    "merge_stats",
     "matches_filter",
     "normalize_vector",
     "prepare_query",
@@ -77,6 +92,8 @@ __all__ = [
     "rank_keyword",
     "rank_semantic",
     "recency_weight",
+    "relevance",
+    "semantic_evidence",
     "string_leaves",
     "tokenize",
     "tokenize_many",
@@ -87,13 +104,26 @@ __all__ = [
 ]
 
 SearchMode = Literal["keyword", "semantic", "hybrid"]
-Fusion = Literal["convex", "rrf"]
+Fusion = Literal["convex", "rrf", "minmax"]
 
 BM25_K1 = 1.2
 BM25_B = 0.75
 SUBSTRING_BONUS = 1.0
 RRF_K = 60
 DEFAULT_SEMANTIC_WEIGHT = 0.5
+
+# Calibration, fitted once on the development half of LoCoMo (the 50 best hits of each
+# retriever for each question; docs/memory/search.md): the mean and standard deviation of a
+# keyword hit's share of keyword_bound, and of a semantic hit's cosine with MiniLMEmbedder.
+KEYWORD_SHARE_MEAN = 0.089
+KEYWORD_SHARE_SD = 0.040
+SIMILARITY_MEAN = 0.44
+SIMILARITY_SD = 0.095
+MIN_RELEVANT_SCORE = 0.35
+"""The calibrated "relevant" line for ``search(min_score=)`` (see :func:`relevance`): evidence
+0.62 standard deviations below a typical candidate's. Chosen on LoCoMo's development half so
+that it costs the default search at most 0.02 of recall@10 (it costs 0.006) while the best hit
+of an unrelated query falls below it."""
 
 Vector = npt.NDArray[np.float32]
 """A unit embedding, float32 (what :func:`normalize_vector` returns)."""
@@ -742,6 +772,87 @@ def fuse_convex(
     return top(((score, seqs[key], key) for key, score in fused.items()), limit)
 
 
+def relevance(evidence: float) -> float:
+    """A calibrated score in (0, 1) from standardized evidence: ``1 / (1 + exp(-evidence))``.
+
+    0.5 is the evidence of a typical candidate (a hit among a retriever's 50 best on the
+    calibration set), 0.73 one standard deviation above it, 0.12 two below.
+    """
+    if evidence < -700.0:
+        return 0.0
+    return 1.0 / (1.0 + math.exp(-evidence))
+
+
+def keyword_evidence(score: float, bound: float) -> float:
+    """A keyword hit's standardized evidence: its share of :func:`keyword_bound`, less
+    ``KEYWORD_SHARE_MEAN``, over ``KEYWORD_SHARE_SD``."""
+    share = score / bound if bound > 0.0 else 0.0
+    return (share - KEYWORD_SHARE_MEAN) / KEYWORD_SHARE_SD
+
+
+def semantic_evidence(similarity: float) -> float:
+    """A semantic hit's standardized evidence: its cosine less ``SIMILARITY_MEAN``, over
+    ``SIMILARITY_SD``."""
+    return (similarity - SIMILARITY_MEAN) / SIMILARITY_SD
+
+
+# The calibrated fusion's keyword confidence: ``min(1, share / 0.15) ** 2`` of the best
+# keyword hit's share of keyword_bound. A paraphrase shares only incidental words with the
+# records ("what", "my") and reaches a few percent: its keyword evidence counts for little.
+_EVIDENCE_FULL = 0.15
+
+
+def fuse_calibrated(
+    keyword: Sequence[Scored],
+    semantic: Sequence[Scored],
+    limit: int | None,
+    semantic_weight: float = DEFAULT_SEMANTIC_WEIGHT,
+    keyword_bound: float | None = None,
+    depth: int | None = None,
+) -> list[Scored]:
+    """Convex combination of calibrated evidence: ``(1 - w) * c * k + w * s``, scored by
+    :func:`relevance`.
+
+    ``k`` is :func:`keyword_evidence` (against ``keyword_bound``; without one, the best keyword
+    score stands for it) and ``s`` :func:`semantic_evidence`. Unlike per-query min-max, the
+    evidence does not depend on the other hits, so the best hit of an unrelated query scores
+    low. A record missing from a ranking gets the evidence of that ranking's last hit when the
+    ranking was cut at ``depth`` (it scored at most that), else of a score of zero (it did
+    not match at all). ``c`` is ``min(1, share / 0.15) ** 2``, ``share`` being the best
+    keyword hit's share of the bound: words in common by accident, as in a paraphrase, reach
+    a few percent and count for little; a query naming what a record holds counts fully.
+    """
+    w = semantic_weight
+    bound = keyword_bound
+    if bound is None or bound <= 0.0:
+        bound = keyword[0][0] if keyword else 1.0
+    share = keyword[0][0] / bound if keyword else 0.0
+    c = min(1.0, share / _EVIDENCE_FULL) ** 2
+    kw = {key: keyword_evidence(score, bound) for score, _, key in keyword}
+    sem = {key: semantic_evidence(score) for score, _, key in semantic}
+    seqs = {key: seq for _, seq, key in keyword}
+    seqs.update((key, seq) for _, seq, key in semantic)
+    cut = depth if depth is not None else math.inf
+    kw_missing = min(kw.values()) if kw and len(kw) >= cut else keyword_evidence(0.0, bound)
+    sem_missing = min(sem.values()) if sem and len(sem) >= cut else semantic_evidence(0.0)
+    kw_weight = (1.0 - w) * c
+    return top(
+        (
+            (
+                relevance(kw_weight * kw.get(key, kw_missing) + w * sem.get(key, sem_missing)),
+                seq,
+                key,
+            )
+            for key, seq in seqs.items()
+        ),
+        limit,
+    )
+
+
+def _calibrate(ranked: list[Scored], evidence: Callable[[float], float]) -> list[Scored]:
+    return [(relevance(evidence(s)), seq, key) for s, seq, key in ranked]
+
+
 def fuse(
     keyword: Sequence[Scored],
     semantic: Sequence[Scored],
@@ -750,11 +861,15 @@ def fuse(
     fusion: Fusion = "convex",
     semantic_weight: float = DEFAULT_SEMANTIC_WEIGHT,
     keyword_bound: float | None = None,
+    depth: int | None = None,
 ) -> list[Scored]:
-    """Fuse a keyword and a semantic ranking with the chosen method."""
+    """Fuse a keyword and a semantic ranking with the chosen method (``depth``: where each
+    ranking was cut, see :func:`fuse_calibrated`)."""
     if fusion == "rrf":
         return fuse_rrf([keyword, semantic], limit)
-    return fuse_convex(keyword, semantic, limit, semantic_weight, keyword_bound)
+    if fusion == "minmax":
+        return fuse_convex(keyword, semantic, limit, semantic_weight, keyword_bound)
+    return fuse_calibrated(keyword, semantic, limit, semantic_weight, keyword_bound, depth)
 
 
 def validate_semantic_weight(weight: object, arg: str = "semantic_weight") -> float:
@@ -767,10 +882,10 @@ def validate_semantic_weight(weight: object, arg: str = "semantic_weight") -> fl
 
 
 def validate_fusion(fusion: object, arg: str = "fusion") -> Fusion:
-    """Return ``fusion`` if it is ``"convex"`` or ``"rrf"``."""
-    if fusion == "convex" or fusion == "rrf":
+    """Return ``fusion`` if it is ``"convex"``, ``"rrf"`` or ``"minmax"``."""
+    if fusion == "convex" or fusion == "rrf" or fusion == "minmax":
         return fusion
-    raise ValueError(f"{arg} must be 'convex' or 'rrf', got {fusion!r}")
+    raise ValueError(f"{arg} must be 'convex', 'rrf' or 'minmax', got {fusion!r}")
 
 
 def rank_by_mode(
@@ -788,6 +903,7 @@ def rank_by_mode(
     """Run the ranking(s) a mode needs; hybrid fuses each retriever's best
     :func:`fusion_depth` hits (a retriever may return more: only that many are used).
     ``keyword_bound`` gives the query's :func:`keyword_bound` (after ``keyword`` ran).
+    Scores come out calibrated (:func:`relevance`), except with ``rrf`` fusion.
 
     ``recency`` (a key's :func:`recency_weight`) multiplies each hit's final score before
     the best ``limit`` are kept: keyword and semantic mode weigh every hit, hybrid mode
@@ -800,21 +916,30 @@ def rank_by_mode(
     """
     if recency is not None:
         if mode == "keyword":
-            ranked = keyword(None)
+            ranked = _keyword_relevance(keyword(None), keyword_bound)
         elif mode == "semantic":
-            ranked = semantic(None)
+            ranked = _calibrate(semantic(None), semantic_evidence)
         else:
             ranked = _hybrid(
                 limit, None, keyword, semantic, fusion, semantic_weight, tracer, keyword_bound
             )
         return top(((s * recency(key), seq, key) for s, seq, key in ranked), limit)
     if mode == "keyword":
-        return keyword(limit)  # one part: the search span itself shows it
+        return _keyword_relevance(keyword(limit), keyword_bound)  # one part: no child span
     if mode == "semantic":
         if tracer is None:
-            return semantic(limit)
-        return _traced(tracer, "vector", lambda: semantic(limit))
+            return _calibrate(semantic(limit), semantic_evidence)
+        return _calibrate(_traced(tracer, "vector", lambda: semantic(limit)), semantic_evidence)
     return _hybrid(limit, limit, keyword, semantic, fusion, semantic_weight, tracer, keyword_bound)
+
+
+def _keyword_relevance(
+    ranked: list[Scored], keyword_bound: Callable[[], float] | None
+) -> list[Scored]:
+    if not ranked or keyword_bound is None:
+        return ranked
+    bound = keyword_bound()
+    return _calibrate(ranked, lambda s: keyword_evidence(s, bound))
 
 
 def recency_weight(age: float, half_life: float) -> float:
@@ -845,6 +970,7 @@ def _hybrid(
             fusion=fusion,
             semantic_weight=semantic_weight,
             keyword_bound=bound,
+            depth=depth,
         )
     depth = fusion_depth(limit)
     kw = _traced(tracer, "keyword", lambda: keyword(depth)[:depth])
@@ -860,6 +986,7 @@ def _hybrid(
             fusion=fusion,
             semantic_weight=semantic_weight,
             keyword_bound=bound,
+            depth=depth,
         ),
     )
 
@@ -869,3 +996,33 @@ def _traced(tracer: Tracer, part: str, run: Callable[[], list[Scored]]) -> list[
         hits = run()
         span.set_attribute(A.ATTR_GEN_AI_MEMORY_RECORD_COUNT, len(hits))
         return hits
+
+
+class CorpusStats(NamedTuple):
+    """The BM25 statistics of a set of records for one query's words.
+
+    A search over several namespaces (``search(..., subtree=True)``) sums each namespace's
+    statistics (:func:`merge_stats`) and ranks every namespace's records with the union's,
+    so a record scores what it would if all those records were one namespace.
+
+    Attributes:
+        n_docs: Live records.
+        total_length: Sum of their lengths in words.
+        df: For each query word, how many of them hold it.
+    """
+
+    n_docs: int
+    total_length: int
+    df: Mapping[str, int]
+
+
+def merge_stats(parts: Iterable[CorpusStats]) -> CorpusStats:
+    """The statistics of the union of disjoint record sets (integer sums: exact, any order)."""
+    n_docs = total = 0
+    df: dict[str, int] = {}
+    for part in parts:
+        n_docs += part.n_docs
+        total += part.total_length
+        for term, count in part.df.items():
+            df[term] = df.get(term, 0) + count
+    return CorpusStats(n_docs, total, df)

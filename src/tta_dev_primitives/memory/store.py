@@ -24,6 +24,7 @@ from .records import (
     SearchResult,
 )
 from .search import (
+    CorpusStats,
     Vector,
     filter_anchors,
     matches_filter,
@@ -373,6 +374,15 @@ class InMemoryStore:
         if insert is not None:
             self.put(insert)
         return []
+
+    def corpus_stats(self, query: SearchQuery) -> CorpusStats:
+        """The live records' BM25 statistics for ``query``'s words (see :class:`CorpusStats`)."""
+        prepared = prepare_query(query.text)
+        if prepared is None:
+            return CorpusStats(0, 0, {})
+        self._purge(self._clock())
+        self._sync_index()
+        return self._index.corpus_stats(prepared)
 
     def search_results(self, query: SearchQuery) -> list[SearchResult]:
         """Ranked hits for a validated query (does not refresh recency)."""

@@ -26,7 +26,7 @@ from ..records import (
     SearchQuery,
     SearchResult,
 )
-from ..search import Vector
+from ..search import CorpusStats, Vector
 
 __all__ = [
     "BackendInfo",
@@ -44,6 +44,7 @@ __all__ = [
     "RecordUpdate",
     "SearchQuery",
     "SearchResult",
+    "StatsBackend",
     "StoredVectors",
     "SyncMemoryBackend",
     "VectorBackend",
@@ -197,6 +198,21 @@ class SyncMemoryBackend(Protocol):
 
     def put_now(self, namespace: Namespace, entry: Entry) -> int:
         """:meth:`MemoryBackend.put` without a coroutine."""
+        ...
+
+
+@runtime_checkable
+class StatsBackend(Protocol):
+    """Optional capability: a namespace's BM25 statistics, for a search over a namespace tree.
+
+    ``search(..., subtree=True)`` sums them over the tree's namespaces and passes the union
+    in ``SearchQuery.stats``, which :meth:`MemoryBackend.search` then scores with. A backend
+    without it is searched namespace by namespace with each one's own statistics.
+    """
+
+    async def search_stats(self, namespace: Namespace, query: SearchQuery) -> CorpusStats:
+        """The live records' :class:`~tta_dev_primitives.memory.search.CorpusStats` for the
+        words of ``query.text``."""
         ...
 
 

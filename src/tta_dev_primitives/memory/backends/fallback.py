@@ -69,6 +69,7 @@ from ..records import (
     SearchQuery,
     SearchResult,
 )
+from ..search import CorpusStats
 from .base import (
     BackendInfo,
     CompactingBackend,
@@ -76,6 +77,7 @@ from .base import (
     HistoryBackend,
     MemoryBackend,
     PingableBackend,
+    StatsBackend,
     StoredVectors,
     SyncMemoryBackend,
     VectorBackend,
@@ -1102,6 +1104,17 @@ class FallbackBackend:
             return await self.secondary.search(namespace, query)
         return await self._read(self.primary.search, self.secondary.search, namespace, query)
 
+    async def search_stats(self, namespace: Namespace, query: SearchQuery) -> CorpusStats:
+        if self._refused and self._held_back(namespace):
+            return await _stats_of(self.secondary, namespace, query)
+        return await self._read(self._primary_stats, self._secondary_stats, namespace, query)
+
+    async def _primary_stats(self, namespace: Namespace, query: SearchQuery) -> CorpusStats:
+        return await _stats_of(self.primary, namespace, query)
+
+    async def _secondary_stats(self, namespace: Namespace, query: SearchQuery) -> CorpusStats:
+        return await _stats_of(self.secondary, namespace, query)
+
     # -- VectorBackend: the active backend's vectors ------------------------------------------
 
     async def get_vectors(
@@ -1364,3 +1377,13 @@ async def _vectors_of(
     if isinstance(backend, VectorBackend):
         return await backend.get_vectors(namespace, versions)
     return StoredVectors(None, [None] * len(versions))
+
+
+async def _stats_of(
+    backend: MemoryBackend, namespace: Namespace, query: SearchQuery
+) -> CorpusStats:
+    """``backend``'s statistics of ``namespace`` (none known: empty, so the search of the
+    tree falls back to each namespace's own for this one)."""
+    if isinstance(backend, StatsBackend):
+        return await backend.search_stats(namespace, query)
+    return CorpusStats(0, 0, {})

@@ -21,6 +21,7 @@ from ..records import (
     SearchQuery,
     SearchResult,
 )
+from ..search import CorpusStats
 from ..store import _VERSIONS, InMemoryStore
 from .base import MAX_TOMBSTONES, BackendInfo, CompactionPlan, StoredVectors, Version
 
@@ -184,6 +185,10 @@ class InMemoryBackend:
     async def search(self, namespace: Namespace, query: SearchQuery) -> builtins.list[SearchResult]:
         store = self._stores.get(namespace)
         return [] if store is None else store.search_results(query)
+
+    async def search_stats(self, namespace: Namespace, query: SearchQuery) -> CorpusStats:
+        store = self._stores.get(namespace)
+        return CorpusStats(0, 0, {}) if store is None else store.corpus_stats(query)
 
     async def update(self, namespace: Namespace, key: str, change: RecordUpdate) -> Record | None:
         store = self._stores.get(namespace)

@@ -71,6 +71,7 @@ from ..index import IndexRecord, SearchIndex
 from ..records import SearchQuery, SearchResult
 from ..search import (
     Candidate,
+    CorpusStats,
     KeywordQuery,
     Scored,
     fusion_depth,
@@ -420,6 +421,22 @@ class QueryEngine:
                 self._indexes.pop(space.base, None)
         return None
 
+    async def corpus_stats(self, space: _Space, prepared: KeywordQuery) -> CorpusStats | None:
+        """The namespace's BM25 statistics when this path answers its searches, else None
+        (the local index answers, and holds them)."""
+        if self.mode == "local":
+            return None
+        backend = self._backend
+        with backend._failures("search"):
+            if not await self.available():
+                return None
+            if self.mode == "auto" and not await self._is_large(space):
+                return None
+            _state, stats, now = await self._synced(space)
+        stats.expire(now)
+        df = {t: stats.df(t) for t in prepared.terms}
+        return CorpusStats(len(stats), stats.total_length, df)
+
     async def forget(self, space: _Space) -> None:
         """The namespace was cleared: drop its FT index (not its records) and statistics."""
         self.stats.drop(space.base)
@@ -568,8 +585,10 @@ class QueryEngine:
         width = max(100, 4 * wanted) * (1 if prepared.text.isascii() else 4)
         k = max(100, 2 * wanted)
         n_docs = len(stats)
-        df = {t: stats.df(t) for t in prepared.terms}
+        df: Mapping[str, int] = {t: stats.df(t) for t in prepared.terms}
         total = stats.total_length
+        if query.stats is not None:  # a search of a namespace tree: the union's statistics
+            n_docs, total, df = query.stats
         while True:
             words, near, cut = await self._candidates(
                 space, prepared, vector, mode, width, k, n_docs
