@@ -1960,6 +1960,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         if not isinstance(op.subtree, bool):
             raise TypeError(f"subtree must be True or False, got {type(op.subtree).__name__}")
         if op.subtree:
+            if op.value is not None:
+                raise ValueError("as_of does not combine with subtree=True (yet)")
             return await self._list_tree(op, ListQuery(filter_, limit, order), span)
         horizon = after = None
         if op.cursor is not None:
