@@ -512,6 +512,13 @@ async def test_more_concurrent_operations_than_connections_per_node(cluster: Tes
         assert got == list(range(300))
         for n in range(30):
             assert await memory.scoped("many", str(n)).clear() == 10
+        # The server check and the first write's embedder lookup are commands of their own,
+        # outside the scripts: they wait for a connection too.
+        backend.server_check_interval = 0.0
+        fresh = [memory.scoped("more", str(i % 60)) for i in range(300)]
+        await asyncio.gather(*(v.add_many({f"m{i}": i}) for i, v in enumerate(fresh)))
+        got = await asyncio.gather(*(v.get(f"m{i}") for i, v in enumerate(fresh)))
+        assert got == list(range(300))
     finally:
         await memory.aclose()
         await backend.aclose()

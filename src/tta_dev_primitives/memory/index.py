@@ -753,6 +753,7 @@ class SearchIndex:
             tracer=query.tracer,
             keyword_bound=lambda: self.keyword_bound(prepared, stats),
             recency=recency,
+            raw=query.raw,
         )
 
     def keyword_bound(self, query: KeywordQuery, stats: CorpusStats | None = None) -> float:

@@ -250,6 +250,9 @@ class SearchQuery:
             ``updated_at`` (see :func:`~.search.rank_by_mode`).
         stats: BM25 statistics to score with instead of the namespace's own (a search over
             a namespace tree passes the union's, see :class:`~.search.CorpusStats`).
+        raw: Keyword and semantic mode only: scores as the retriever computes them (BM25,
+            cosine), not calibrated, for a caller that fuses rankings itself (a hybrid
+            search over a namespace tree).
     """
 
     text: str
@@ -263,6 +266,7 @@ class SearchQuery:
     tracer: Any = None
     recency_half_life: float | None = None
     stats: CorpusStats | None = None
+    raw: bool = False
 
 
 class SearchResult(NamedTuple):

@@ -899,6 +899,7 @@ def rank_by_mode(
     tracer: Tracer | None = None,
     keyword_bound: Callable[[], float] | None = None,
     recency: Callable[[str], float] | None = None,
+    raw: bool = False,
 ) -> list[Scored]:
     """Run the ranking(s) a mode needs; hybrid fuses each retriever's best
     :func:`fusion_depth` hits (a retriever may return more: only that many are used).
@@ -913,7 +914,16 @@ def rank_by_mode(
     semantic or hybrid search is a child span: ``memory.search.keyword``,
     ``memory.search.vector``, ``memory.search.fuse``, with the number of hits it gave in
     ``gen_ai.memory.record.count`` (a keyword search has one part: no child span).
+
+    ``raw`` (keyword and semantic mode, without ``recency``) leaves the retriever's own
+    scores uncalibrated, for a caller that fuses rankings itself.
     """
+    if raw and mode != "hybrid" and recency is None:
+        if mode == "keyword":
+            return keyword(limit)
+        if tracer is None:
+            return semantic(limit)
+        return _traced(tracer, "vector", lambda: semantic(limit))
     if recency is not None:
         if mode == "keyword":
             ranked = _keyword_relevance(keyword(None), keyword_bound)

@@ -103,8 +103,9 @@ async def search_tree(
         lists = await asyncio.gather(*(backend.search(ns, per_ns) for ns in namespaces))
         return _merged(lists, query.limit)
     depth = fusion_depth(query.limit)
-    kw_query = dataclasses.replace(query, mode="keyword", limit=depth, stats=stats)
-    sem_query = dataclasses.replace(query, mode="semantic", limit=depth)
+    # Each side's own scores (BM25, cosine), fused once as a one-namespace hybrid search does.
+    kw_query = dataclasses.replace(query, mode="keyword", limit=depth, stats=stats, raw=True)
+    sem_query = dataclasses.replace(query, mode="semantic", limit=depth, raw=True)
     kw_lists, sem_lists = await asyncio.gather(
         asyncio.gather(*(backend.search(ns, kw_query) for ns in namespaces)),
         asyncio.gather(*(backend.search(ns, sem_query) for ns in namespaces)),
@@ -142,6 +143,7 @@ async def search_tree(
         fusion=query.fusion,
         semantic_weight=query.semantic_weight,
         keyword_bound=bound,
+        depth=depth,
     )
     out = []
     for score, _, tid in fused:

@@ -36,7 +36,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
 from types import TracebackType
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import redis.asyncio as aioredis
@@ -94,6 +94,7 @@ from .redis_query_engine import QueryEngine, SearchEngine, validate_search_engin
 __all__ = ["RedisBackend"]
 
 logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 _BATCH = 1000  # keys per script call / commands per pipeline flush
 _WRONGTYPE = "WRONGTYPE"
@@ -669,6 +670,11 @@ class RedisBackend:
             return self._limited(call)
         return call
 
+    def _gated(self, call: Awaitable[_T]) -> Awaitable[_T]:
+        """``call`` through :meth:`_limited` on a Redis Cluster (every command a backend
+        sends outside its scripts goes through here, or it may find no free connection)."""
+        return self._limited(call) if self._cluster_limit else call
+
     async def _limited(self, call: Awaitable[Any]) -> Any:
         """Await ``call`` once fewer than ``max_connections`` cluster operations are in
         flight in this event loop: redis-py's cluster client refuses a command past its
@@ -694,7 +700,7 @@ class RedisBackend:
     ) -> builtins.list[Any]:
         """Run ``script`` once per ``(keys, args)`` call, pipelined, in order."""
         if self._check.due():
-            await self._check_server()
+            await self._gated(self._check_server())
         timeout = self._timeout if deadline is _DEFAULT else deadline
         call = lua.run_many(self._client, script, calls, timeout)
         if self._cluster_limit:
@@ -1001,7 +1007,7 @@ class RedisBackend:
         """Raise the ValueError every backend raises for vectors of another embedder."""
         with self._failures("add"):
             async with asyncio.timeout(self._timeout):
-                stored = await self._client.hget(space.base + b"st", b"sp")
+                stored = await self._gated(self._client.hget(space.base + b"st", b"sp"))
         current = _stored_space(stored)
         if current is not None:
             check_space(current, new)  # raises the ValueError naming both
@@ -1413,7 +1419,7 @@ class RedisBackend:
         with self._failures("export"):
             found = await self._fetch(space, [_b(k) for k, _ in versions], vectors=True)
             async with asyncio.timeout(self._timeout):
-                stored = await self._client.hget(space.base + b"st", b"sp")
+                stored = await self._gated(self._client.hget(space.base + b"st", b"sp"))
         vectors: builtins.list[Vector | None] = []
         for (_, seq), fields in zip(versions, found, strict=True):
             have, vec = fields[0], fields[3]

@@ -639,6 +639,7 @@ class QueryEngine:
             tracer=query.tracer,
             keyword_bound=lambda: keyword_bound(prepared, df, n_docs),
             recency=recency,
+            raw=query.raw,
         )
 
     async def _candidates(
