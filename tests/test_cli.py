@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
 import pty
@@ -694,3 +695,50 @@ def test_every_option_has_help() -> None:
                            check=True).stdout  # fmt: skip
     assert "--dry-run" in shown
     assert "count (and list the first) matching records" in shown
+
+
+async def test_history_and_as_of(server: RedisServer) -> None:
+    """history lists a key's versions newest first; get and search take --as-of (epoch
+    seconds or an ISO 8601 time)."""
+    async with MemoryPrimitive(
+        redis_url=server.url, namespace="diet", fallback=False, history=3
+    ) as memory:
+        await memory.add("diet", "I am vegetarian")
+        await asyncio.sleep(0.01)
+        await memory.add("diet", "I am vegan now")
+        old = (await memory.history("diet"))[1]
+    assert old.valid_from is not None
+    assert old.valid_to is not None
+    then = (old.valid_from + old.valid_to) / 2
+    done = await asyncio.to_thread(tta, "--namespace", "diet", "history", "diet", url=server.url)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split() == ["VALID", "FROM", "VALID", "TO", "VALUE"]
+    assert "now" in lines[1]
+    assert "I am vegan now" in lines[1]
+    assert "I am vegetarian" in lines[2]
+    done = await asyncio.to_thread(
+        tta, "--namespace", "diet", "history", "diet", "--json", url=server.url
+    )
+    rows = json.loads(done.stdout)
+    assert [r["value"] for r in rows] == ["I am vegan now", "I am vegetarian"]
+    assert rows[0]["valid_to"] is None
+    assert rows[1]["valid_to"] == old.valid_to
+    done = await asyncio.to_thread(
+        tta, "--namespace", "diet", "get", "diet", "--as-of", f"{then}", "--json", url=server.url
+    )
+    assert json.loads(done.stdout)["value"] == "I am vegetarian"
+    iso = dt.datetime.fromtimestamp(then, dt.UTC).isoformat()
+    done = await asyncio.to_thread(
+        tta, "--namespace", "diet", "search", "vegetarian", "--as-of", iso, url=server.url
+    )
+    assert done.returncode == 0
+    assert "I am vegetarian" in done.stdout
+    done = await asyncio.to_thread(
+        tta, "--namespace", "diet", "search", "vegetarian", url=server.url
+    )
+    assert done.returncode == 1
+    bad = await asyncio.to_thread(
+        tta, "--namespace", "diet", "get", "diet", "--as-of", "last week", url=server.url
+    )
+    assert bad.returncode == 2

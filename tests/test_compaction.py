@@ -750,3 +750,83 @@ async def test_summary_keeps_the_records_time_range(
     assert summary is not None
     assert summary.metadata[META_FROM] == pytest.approx(min(created), abs=1e-3)
     assert summary.metadata[META_TO] == pytest.approx(max(updated), abs=1e-3)
+
+
+async def _chat(memory: MemoryPrimitive, start: int, n: int, first: str | None = None) -> None:
+    """Add ``n`` chat turns (user and assistant by turns) as ``{"role", "content"}`` values
+    with their role in the metadata."""
+    for i in range(start, start + n):
+        role = "user" if i % 2 == 0 else "assistant"
+        text = first if first is not None and i == start else f"Turn {i} was about the weather."
+        await memory.add(f"t{i:02d}", {"role": role, "content": text}, metadata={"role": role})
+
+
+async def test_summary_never_takes_a_keep_last_place(make_memory: MakeMemory) -> None:
+    """The newest keep_last records that are not summaries stay as they are; the earlier
+    summary is rolled into the next one however recently it was written."""
+    memory = await make_memory()
+    await _chat(memory, 0, 8)
+    first = await memory.compact(joiner(), keep_last=6)
+    assert first.replaced == ("t00", "t01")
+    await _chat(memory, 8, 1)
+    second = await memory.compact(joiner(), keep_last=6)
+    assert second.replaced == (first.summary_key, "t02")
+    originals = sorted(k for k in await memory.keys() if k.startswith("t"))
+    assert originals == [f"t{i:02d}" for i in range(3, 9)]
+    assert await memory.size() == 7
+
+
+async def test_repeated_compaction_leaves_one_summary(make_memory: MakeMemory) -> None:
+    """compact(keep_last=6) after every few turns leaves the 6 newest turns and one summary
+    that counts every turn it stands for."""
+    memory = await make_memory()
+    for round_ in range(4):
+        await _chat(memory, round_ * 5, 5)
+        await memory.compact(ExtractiveSummarizer(), keep_last=6)
+    summaries = await memory.search("weather", limit=20, filter={META_SUMMARY: True})
+    assert len(summaries) == 1
+    assert summaries[0].metadata is not None
+    assert summaries[0].metadata[META_SUMMARIZED] == 20 - 6
+    assert await memory.size() == 7
+
+
+async def test_compacted_allergy_stays_in_filtered_recall(make_memory: MakeMemory) -> None:
+    """A user's fact compacted away is still found by search(filter={"role": "user"}): the
+    summary keeps the role every replaced record shared, through roll-ups, and its text holds
+    no role labels."""
+    memory = await make_memory()
+    await _chat(memory, 0, 10, first="I am allergic to peanuts.")
+    for start in (10, 14):
+        await memory.compact(ExtractiveSummarizer(), keep_last=2, filter={"role": "user"})
+        await _chat(memory, start, 4)
+    await memory.compact(ExtractiveSummarizer(), keep_last=2, filter={"role": "user"})
+    hits = await memory.search("peanuts", filter={"role": "user"})
+    assert len(hits) == 1
+    assert hits[0].metadata is not None
+    assert hits[0].metadata[META_SUMMARY] is True
+    assert hits[0].metadata["role"] == "user"
+    assert isinstance(hits[0].value, str)
+    assert "I am allergic to peanuts." in hits[0].value
+    assert "user" not in hits[0].value.split()
+    assert len(await memory.search("weather", limit=20, filter={META_SUMMARY: True})) == 1
+
+
+def test_extractive_summarizer_leaves_labels_out() -> None:
+    """One-word strings inside dict and list values (role labels, ids) are not text unless
+    labels=True; fields= reads only the named fields; a plain string value is always text."""
+    records = [
+        MemoryRecord("a", {"role": "user", "content": "I am allergic to peanuts."}),
+        MemoryRecord("b", {"role": "assistant", "content": "Noted: no peanuts.", "id": "x1"}),
+        MemoryRecord("c", ["user", "Peanuts again."]),
+        MemoryRecord("d", "peanuts"),
+    ]
+    out = ExtractiveSummarizer(max_sentences=10).summarize(records)
+    assert out == "I am allergic to peanuts. Noted: no peanuts. Peanuts again. peanuts"
+    with_labels = ExtractiveSummarizer(max_sentences=10, labels=True).summarize(records)
+    assert {"user", "assistant", "x1"} <= set(with_labels.split())
+    only = ExtractiveSummarizer(max_sentences=10, fields=["role"], labels=True)
+    assert only.summarize(records[:2]) == "user assistant"
+    with pytest.raises(TypeError, match="fields"):
+        ExtractiveSummarizer(fields="content")
+    with pytest.raises(TypeError, match="labels"):
+        ExtractiveSummarizer(labels="yes")  # type: ignore[arg-type]

@@ -164,3 +164,23 @@ def test_memory_readme_tree_and_sync_snippets_run() -> None:
     sync = snippet("## Synchronous use")
     code = "from tta_dev_primitives import MemoryPrimitive\nmemory = MemoryPrimitive()\n" + sync
     assert run_python("-c", code) == ""
+
+
+def test_facts_that_change_example() -> None:
+    """examples/facts_that_change.py keeps the vegetarian version, reads it as of then, and
+    supersedes one key by another."""
+    out = run_example("facts_that_change.py")
+    assert "now: I'm vegan now" in out
+    assert "search 'vegetarian': []" in out
+    assert "as of then: I'm vegetarian" in out
+    assert "search 'vegetarian' as of then: [\"I'm vegetarian\"]" in out
+    assert "allergy:1 now: None" in out
+    assert "allergy:1 history: ['allergic to peanuts']" in out
+
+
+def test_history_doc_runs() -> None:
+    """The first snippet of docs/memory/history.md runs as written."""
+    doc = (EXAMPLES.parent / "docs" / "memory" / "history.md").read_text()
+    snippet = doc.split("```python\n", 1)[1].split("```", 1)[0]
+    out = run_python("-c", snippet)
+    assert "Traceback" not in out

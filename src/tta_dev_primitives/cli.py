@@ -158,6 +158,23 @@ def _prefix_arg(text: str) -> str:
     return text
 
 
+def _as_of(text: str) -> float:
+    """``--as-of``: epoch seconds, or an ISO 8601 time (UTC when it names no zone)."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not epoch seconds nor an ISO 8601 time: {text!r}"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return when.timestamp()
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -233,8 +250,15 @@ def build_parser() -> _Parser:
     ls.add_argument(
         "--order", choices=("newest", "oldest"), default="newest", help="(default newest)"
     )
+    as_of_help = (
+        "what was current then: epoch seconds or an ISO 8601 time, UTC unless it names a "
+        "zone (needs history: MemoryPrimitive(history=N))"
+    )
     get = command("get", "one record")
     get.add_argument("key", help="the record's key")
+    get.add_argument("--as-of", type=_as_of, help=as_of_help)
+    history = command("history", "the versions of one record, newest first")
+    history.add_argument("key", help="the record's key")
     search = command("search", "search the records")
     search.add_argument("query", help="the text to look for")
     search.add_argument(
@@ -244,6 +268,7 @@ def build_parser() -> _Parser:
     )
     search.add_argument("--limit", type=_positive, default=5, help="most hits (default 5)")
     search.add_argument("--filter", type=_json_arg, help="metadata filter (JSON object)")
+    search.add_argument("--as-of", type=_as_of, help=as_of_help)
     rm = command("rm", "delete KEY, or every record matching --where")
     rm.add_argument("key", nargs="?", help="the key of the record to delete")
     rm.add_argument(
@@ -266,6 +291,11 @@ def build_parser() -> _Parser:
         "--vectors",
         action="store_true",
         help="include each record's stored vector, with its embedder's name and dimensions",
+    )
+    export.add_argument(
+        "--history",
+        action="store_true",
+        help="also earlier versions (lines with valid_to; MemoryPrimitive(history=N))",
     )
     imp = command(
         "import",
@@ -504,7 +534,13 @@ async def cmd_ls(memory: MemoryPrimitive, args: argparse.Namespace, out: IO[str]
 
 
 async def cmd_get(memory: MemoryPrimitive, args: argparse.Namespace, out: IO[str]) -> int:
-    record = await _record(memory, args.key)
+    if args.as_of is not None:
+        found = await memory.get_record(args.key, as_of=args.as_of)
+        record = None if found is None else _row(found)
+        if record is not None and found is not None:
+            record["valid_from"], record["valid_to"] = found.valid_from, found.valid_to
+    else:
+        record = await _record(memory, args.key)
     if record is None:
         raise NotFound(f"no record {args.key!r} in namespace {namespace_text(memory.namespace)}")
     if args.json:
@@ -514,7 +550,35 @@ async def cmd_get(memory: MemoryPrimitive, args: argparse.Namespace, out: IO[str
     out.write(json.dumps(record["value"], ensure_ascii=False, indent=2) + "\n")
     out.write(f"metadata: {json.dumps(record['metadata'], ensure_ascii=False)}\n")
     out.write(f"updated: {_when(record['updated_at'])}  expires: {_when(record['expires_at'])}\n")
+    if "valid_to" in record:
+        out.write(f"valid: {_when(record['valid_from'])} to {_when(record['valid_to'])}\n")
     return EXIT_OK
+
+
+async def cmd_history(memory: MemoryPrimitive, args: argparse.Namespace, out: IO[str]) -> int:
+    versions = await memory.history(args.key)
+    if args.json:
+        rows = []
+        for v in versions:
+            row = _row(v)
+            del row["namespace"]
+            row["valid_from"], row["valid_to"] = v.valid_from, v.valid_to
+            rows.append(row)
+        out.write(json.dumps(rows, ensure_ascii=False) + "\n")
+    else:
+        table(
+            [
+                (
+                    _when(v.valid_from),
+                    "now" if v.valid_to is None else _when(v.valid_to),
+                    _short(v.value),
+                )
+                for v in versions
+            ],
+            ("VALID FROM", "VALID TO", "VALUE"),
+            out,
+        )
+    return EXIT_OK if versions else EXIT_NOT_FOUND
 
 
 async def cmd_search(memory: MemoryPrimitive, args: argparse.Namespace, out: IO[str]) -> int:
@@ -524,7 +588,9 @@ async def cmd_search(memory: MemoryPrimitive, args: argparse.Namespace, out: IO[
             f"the records' vectors (namespace {namespace_text(memory.namespace)} names none "
             "this tool can make)"
         )
-    hits = await memory.search(args.query, limit=args.limit, mode=args.mode, filter=args.filter)
+    hits = await memory.search(
+        args.query, limit=args.limit, mode=args.mode, filter=args.filter, as_of=args.as_of
+    )
     if args.json:
         found = [
             {"key": h.key, "score": h.score, "value": h.value, "metadata": h.metadata or {}}
@@ -620,7 +686,7 @@ async def cmd_export(memory: MemoryPrimitive, args: argparse.Namespace, out: IO[
     progress = Progress("exporting", await memory.size(), sys.stderr)
     with _open(args.file, "w", out) as stream:
         count = await transfer.write_jsonl(
-            memory.export(filter=args.filter, vectors=args.vectors),
+            memory.export(filter=args.filter, vectors=args.vectors, history=args.history),
             stream,
             namespace=memory.namespace,
             progress=progress,
@@ -825,6 +891,7 @@ _COMMANDS = {
     "stats": cmd_stats,
     "ls": cmd_ls,
     "get": cmd_get,
+    "history": cmd_history,
     "search": cmd_search,
     "rm": cmd_rm,
     "export": cmd_export,

@@ -30,6 +30,7 @@ from .embeddings import (
     default_embedder,
 )
 from .errors import MemoryBackendError
+from .history import ForgetReport, ResolverInput
 from .keys import create_memory_key
 from .primitive import MemoryOperation, MemoryPrimitive
 from .records import NO_EXPIRY, MemoryPage, MemoryRecord, SearchHit
@@ -71,6 +72,8 @@ __all__ = [
     "MemoryPage",
     "MemoryPrimitive",
     "MemoryRecord",
+    "ForgetReport",
+    "ResolverInput",
     "NO_EXPIRY",
     "RedisBackend",
     "SearchHit",

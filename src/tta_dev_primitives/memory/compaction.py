@@ -15,8 +15,10 @@ What one compaction does, in order:
 2. With ``merge_duplicates=threshold``: near-duplicates (by the embedder's vectors when the
    primitive has one, else by the overlap of their words) collapse into the newest of them,
    whose metadata becomes the merge of theirs (newer values win).
-3. Of the records left, everything beyond the newest ``keep_last`` (oldest first, at most
-   ``max_records``) goes to the ``summarizer``: any workflow primitive that takes a list of
+3. Of the records left, everything beyond the newest ``keep_last`` that are not summaries
+   (oldest first, at most ``max_records``), after every earlier summary (a summary never takes
+   one of ``keep_last``'s places and always rolls into the next), goes to the
+   ``summarizer``: any workflow primitive that takes a list of
    :class:`~tta_dev_primitives.memory.records.MemoryRecord` and returns text or a JSON value
    (an LLM call in real use; :class:`ExtractiveSummarizer` works with no model).
 4. One atomic step stores the summary as one record and deletes what it replaced. The step
@@ -28,7 +30,9 @@ A summarizer that raises, times out (``timeout=``) or returns nothing changes no
 original stays, and the error reaches the caller.
 
 The summary's metadata marks it (``"memory.summary": True``), lists the keys it replaced
-(``"memory.replaced"``), counts the original records it stands for (``"memory.summarized"``,
+(``"memory.replaced"``) and the original records' keys through earlier summaries
+(``"memory.sources"``, which :meth:`~tta_dev_primitives.memory.MemoryPrimitive.forget`
+follows), counts the original records it stands for (``"memory.summarized"``,
 counting through earlier summaries), keeps their time range (``"memory.from"`` and
 ``"memory.to"``, epoch seconds, where the backend keeps times), and keeps every metadata field
 on which all the replaced records agree, so a filter that matched them matches it too.
@@ -75,6 +79,7 @@ if TYPE_CHECKING:
 __all__ = [
     "META_FROM",
     "META_REPLACED",
+    "META_SOURCES",
     "META_SUMMARIZED",
     "META_SUMMARY",
     "META_TO",
@@ -90,7 +95,8 @@ META_REPLACED = "memory.replaced"
 META_SUMMARIZED = "memory.summarized"
 META_FROM = "memory.from"
 META_TO = "memory.to"
-_OWN = (META_SUMMARY, META_REPLACED, META_SUMMARIZED, META_FROM, META_TO)
+META_SOURCES = "memory.sources"
+_OWN = (META_SUMMARY, META_REPLACED, META_SUMMARIZED, META_FROM, META_TO, META_SOURCES)
 _ATTEMPTS = 4  # plans tried when other writers keep changing the records
 
 
@@ -227,9 +233,16 @@ class ExtractiveSummarizer(InstrumentedPrimitive[Sequence[MemoryRecord], str]):
     weights of the words it covered halve, so the next picks add something new. The chosen
     sentences are joined in their original order.
 
+    The text of a record is its value when that is a string, else the string leaves of its
+    dict values and list items, less the labels: a string of one word inside a dict or list
+    (``{"role": "user", "content": ...}``'s ``"user"``, an id, a status) says what the text
+    is, not what was said, so it is left out unless ``labels=True``.
+
     Args:
         max_sentences: Most sentences kept.
         max_chars: Longest summary, in characters (a sentence that would pass it is skipped).
+        fields: Read only these fields of a dict value (e.g. ``["content"]``); None: all.
+        labels: Also read one-word strings inside dict and list values.
         name: The primitive's name (``"extractive_summarizer"`` by default).
     """
 
@@ -240,12 +253,33 @@ class ExtractiveSummarizer(InstrumentedPrimitive[Sequence[MemoryRecord], str]):
         max_sentences: int = 5,
         max_chars: int = 2000,
         *,
+        fields: Sequence[str] | None = None,
+        labels: bool = False,
         name: str | None = None,
         tracer_provider: trace.TracerProvider | None = None,
     ) -> None:
         super().__init__(name, tracer_provider=tracer_provider)
         self.max_sentences = _check_count(max_sentences, "max_sentences", 1)
         self.max_chars = _check_count(max_chars, "max_chars", 1)
+        if fields is not None and (
+            isinstance(fields, str) or not all(isinstance(f, str) for f in fields)
+        ):
+            raise TypeError("fields must be a sequence of field names (str) or None")
+        if not isinstance(labels, bool):
+            raise TypeError(f"labels must be a bool, got {type(labels).__name__}")
+        self.fields = None if fields is None else tuple(fields)
+        self.labels = labels
+
+    def _text(self, value: Any) -> list[str]:
+        """The strings of ``value`` that are text (see the class docstring)."""
+        if isinstance(value, str):
+            return [value]
+        if self.fields is not None and isinstance(value, dict):
+            value = [value[f] for f in self.fields if f in value]
+        leaves = string_leaves(value)
+        if self.labels:
+            return leaves
+        return [leaf for leaf in leaves if len(leaf.split()) > 1]
 
     async def _execute_impl(self, input_data: Sequence[MemoryRecord], context: Any) -> str:
         return self.summarize(input_data)
@@ -256,7 +290,7 @@ class ExtractiveSummarizer(InstrumentedPrimitive[Sequence[MemoryRecord], str]):
         record_freq: dict[str, int] = {}
         for r, record in enumerate(records):
             seen: set[str] = set()
-            for leaf in string_leaves(record.value):
+            for leaf in self._text(record.value):
                 for part in _SENTENCE.split(leaf):
                     text = part.strip()
                     words = tokenize(text)
@@ -355,6 +389,10 @@ def _common_metadata(metas: Sequence[Mapping[str, Any] | None]) -> dict[str, Any
         if all(name in m and filter_key(m[name]) == k for m in metas[1:] if m is not None):
             out[name] = value
     return out
+
+
+def _is_summary(metadata: Mapping[str, Any] | None) -> bool:
+    return metadata is not None and metadata.get(META_SUMMARY) is True
 
 
 def _empty(value: Any) -> bool:
@@ -505,9 +543,14 @@ async def run_compaction(memory: MemoryPrimitive, op: MemoryOperation, span: tra
     def metadata_of(r: Record) -> Mapping[str, Any] | None:
         return merged_meta.get(r.key, r.metadata)
 
-    batch = survivors[: max(0, len(survivors) - keep_last)]
+    # Earlier summaries stand for the oldest records: they never take one of keep_last's
+    # places, and each new summary rolls them in, so repeated compactions leave one.
+    earlier = [r for r in survivors if _is_summary(metadata_of(r))]
+    originals = [r for r in survivors if not _is_summary(metadata_of(r))]
+    batch = originals[: max(0, len(originals) - keep_last)]
     if max_records is not None:
         batch = batch[:max_records]
+    batch = [*earlier, *batch]
     if req.summarizer is None or len(batch) < 2:
         batch = []
     if (
@@ -618,9 +661,16 @@ def _summary_metadata(
     count = 0
     starts: list[float] = []
     ends: list[float] = []
+    sources: list[str] = []
     for record, m in zip(batch, metas, strict=True):
         m = m or {}
         summary = m.get(META_SUMMARY) is True
+        if summary:
+            earlier = m.get(META_SOURCES, m.get(META_REPLACED))
+            if isinstance(earlier, list):
+                sources.extend(k for k in earlier if isinstance(k, str))
+        else:
+            sources.append(record.key)
         n = m.get(META_SUMMARIZED) if summary else None
         count += n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1
         created, updated, _ = _times(record)
@@ -631,6 +681,7 @@ def _summary_metadata(
                 acc.append(float(t))
     out[META_SUMMARY] = True
     out[META_REPLACED] = [r.key for r in batch]
+    out[META_SOURCES] = list(dict.fromkeys(sources))
     out[META_SUMMARIZED] = count
     if starts:
         out[META_FROM] = min(starts)

@@ -16,6 +16,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeAlias, cast
 
 from opentelemetry import metrics, trace
@@ -47,6 +48,21 @@ from .embeddings import (
     refuse_zero_vectors,
 )
 from .errors import MemoryBackendError
+from .history import (
+    DEFAULT_TOMBSTONE_TTL,
+    ForgetReport,
+    ForgetRequest,
+    check_as_of,
+    check_history,
+    check_supersedes,
+    history_backend,
+    list_as_of,
+    resolve,
+    run_forget,
+    run_get_as_of,
+    run_history,
+    search_as_of,
+)
 from .instrumentation import (
     NO_SPAN,
     UNTRACED,
@@ -102,6 +118,11 @@ OperationKind: TypeAlias = Literal[
     "namespaces",
     "compact",
     "import",
+    "add_versioned",
+    "get_as_of",
+    "get_record_as_of",
+    "history",
+    "forget",
 ]
 _ORDERS = ("newest", "oldest")
 
@@ -430,6 +451,17 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         name: The primitive's name (``workflow.primitive.name``); ``"memory"`` by default.
         auto_compact: Compact each namespace in the background once adds take it past the
             policy's ``max_records`` (see :class:`CompactionPolicy`).
+        history: Earlier versions kept per key (0, the default: none, an ``add`` over a key
+            replaces it). With N > 0, an ``add`` or ``update`` of a live key keeps the
+            version it replaces (:meth:`history`, ``as_of=`` reads); see
+            ``docs/memory/history.md``. The backend must keep history (``HistoryBackend``).
+        resolver: A primitive that decides what each ``add`` supersedes: it gets a
+            :class:`ResolverInput` (the new record and the ``resolver_candidates`` current
+            records most similar to it) and returns keys among the candidates (an LLM call
+            fits there). It runs before the write's atomic step (not at all when no record
+            is similar), as a child span of the add; if it fails (raises, or returns
+            something else) nothing is written.
+        resolver_candidates: How many similar records the resolver sees (default 5).
 
     Raises:
         ValueError: Both ``backend`` and ``redis_url``, or both ``backend`` and ``max_size``.
@@ -457,8 +489,25 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         meter_provider: metrics.MeterProvider | None = None,
         name: str | None = None,
         auto_compact: CompactionPolicy | None = None,
+        history: int = 0,
+        resolver: WorkflowPrimitive[Any, Any] | None = None,
+        resolver_candidates: int = 5,
     ) -> None:
         super().__init__(name, tracer_provider=tracer_provider, meter_provider=meter_provider)
+        self._history = check_history(history)
+        if resolver is not None and not isinstance(resolver, WorkflowPrimitive):
+            raise TypeError(
+                "resolver must be a WorkflowPrimitive taking a ResolverInput and returning "
+                f"keys (wrap a function in LambdaPrimitive), got {type(resolver).__name__}"
+            )
+        if isinstance(resolver_candidates, bool) or not isinstance(resolver_candidates, int):
+            raise TypeError("resolver_candidates must be an int")
+        if resolver_candidates < 1:
+            raise ValueError(f"resolver_candidates must be >= 1, got {resolver_candidates}")
+        self._resolver = resolver
+        self._resolver_k = resolver_candidates
+        # One flag for add's hot path: a plain write unless history or a resolver is on.
+        self._versioned = bool(self._history) or resolver is not None
         if auto_compact is not None and not isinstance(auto_compact, CompactionPolicy):
             raise TypeError("auto_compact must be a CompactionPolicy or None")
         if backend is not None and redis_url is not None:
@@ -511,6 +560,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             self._shared = _Shared(backend, owns_backend=False)
         if auto_compact is not None:
             self._shared.compactor = AutoCompactor(auto_compact)
+        if self._history or resolver is not None:
+            history_backend(self, "history")  # raises TypeError before any use
         self._is_view = False
         self._inst = MemoryInstrumentation(
             self._telemetry,
@@ -669,6 +720,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         *,
         ttl: float | None = None,
         metadata: Mapping[str, Any] | None = None,
+        supersedes: Iterable[str] | None = None,
         embed: bool | str = True,
         context: WorkflowContext | None = None,
     ) -> None:
@@ -679,6 +731,9 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             value: A JSON value (dict, list, str, int, float, bool, None).
             ttl: Seconds until it expires (float, > 0); ``default_ttl`` when None.
             metadata: JSON mapping stored with the record, matched by ``search(filter=)``.
+            supersedes: Keys of records this one replaces: in the same atomic step they
+                leave the live records (``get``, ``search``, ``list``) and, with
+                ``history``, stay in :meth:`history` and ``as_of`` reads, ended now.
             embed: With an embedder: True (the default) embeds the text of the value's
                 string leaves; a str embeds that text instead (e.g. chosen fields); False
                 stores no vector (semantic search does not find the record; keyword search
@@ -690,17 +745,37 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             ValueError: An empty or over-long key, ttl <= 0, a value over max_value_bytes.
             MemoryBackendError: The backend could not store it.
         """
-        if embed is True:
-            op = _op(MemoryOperation, ("add", key, value, ttl, metadata, *_REST_ADD))
-        else:
-            op = MemoryOperation.add(key, value, ttl=ttl, metadata=metadata, embed=embed)
+        if supersedes is None and not self._versioned:
+            if embed is True:
+                op = _op(MemoryOperation, ("add", key, value, ttl, metadata, *_REST_ADD))
+            else:
+                op = MemoryOperation.add(key, value, ttl=ttl, metadata=metadata, embed=embed)
+            await self._run(op, context)
+            return
+        # The superseded keys ride in ``keys``: MemoryOperation keeps the fields it had, so
+        # the plain operations' tuples cost what they did.
+        op = MemoryOperation(
+            "add_versioned", key, value, ttl, metadata, keys=supersedes or (), embed=embed
+        )
         await self._run(op, context)
 
     async def get(
-        self, key: str, default: Any = None, *, context: WorkflowContext | None = None
+        self,
+        key: str,
+        default: Any = None,
+        *,
+        as_of: float | datetime | None = None,
+        context: WorkflowContext | None = None,
     ) -> Any:
-        """The value under ``key`` (a fresh copy), or ``default``; refreshes its recency."""
-        op = _op(MemoryOperation, ("get", key, None, None, None, default, *_REST_GET))
+        """The value under ``key`` (a fresh copy), or ``default``; refreshes its recency.
+
+        With ``as_of`` (epoch seconds or an aware ``datetime``): the value that was current
+        then (see :meth:`history`; recency untouched).
+        """
+        if as_of is None:
+            op = _op(MemoryOperation, ("get", key, None, None, None, default, *_REST_GET))
+        else:
+            op = MemoryOperation("get_as_of", key, as_of, default=default)
         return await self._run(op, context)
 
     async def search(
@@ -713,6 +788,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         semantic_weight: float | None = None,
         fusion: Fusion | None = None,
         recency_half_life: float | None = None,
+        as_of: float | datetime | None = None,
         subtree: bool = False,
         min_score: float | None = None,
         reranker: Reranker | None = None,
@@ -731,6 +807,9 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             fusion: ``"convex"`` or ``"rrf"`` for this search (default: the primitive's).
             recency_half_life: Seconds: multiply each hit's score by
                 ``0.5 ** (age / recency_half_life)``, ``age`` being the seconds since the
+                record's ``updated_at``, before the best ``limit`` are kept (every mode).
+            as_of: Search the versions current then (epoch seconds or an aware
+                ``datetime``; see :meth:`history`), ranked the same way.
                 record's ``updated_at``, before the best ``limit`` are kept (every mode;
                 not with ``subtree=True`` in hybrid mode).
             subtree: Search this namespace and every namespace below it as one: BM25
@@ -760,6 +839,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             min_score=min_score,
             reranker=reranker,
         )
+        if as_of is not None:
+            op = op._replace(value=as_of)  # a search has no value: as_of rides there
         return cast(builtins.list[SearchHit], await self._run(op, context))
 
     async def delete(self, key: str, *, context: WorkflowContext | None = None) -> bool:
@@ -779,12 +860,71 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         return cast(int, await self._run(MemoryOperation("size"), context))
 
     async def get_record(
-        self, key: str, *, context: WorkflowContext | None = None
+        self,
+        key: str,
+        *,
+        as_of: float | datetime | None = None,
+        context: WorkflowContext | None = None,
     ) -> MemoryRecord | None:
         """The record under ``key`` (value, metadata, timestamps), or None; refreshes its
-        recency like :meth:`get`."""
-        op = MemoryOperation.get_record(key)
+        recency like :meth:`get`. With ``as_of``: the version current then, with its
+        ``valid_from``/``valid_to``."""
+        if as_of is None:
+            op = MemoryOperation.get_record(key)
+        else:
+            op = MemoryOperation("get_record_as_of", key, as_of)
         return cast("MemoryRecord | None", await self._run(op, context))
+
+    async def forget(
+        self,
+        key: str | None = None,
+        *,
+        filter: Mapping[str, Any] | None = None,
+        summarizer: WorkflowPrimitive[Any, Any] | None = None,
+        tombstone_ttl: float = DEFAULT_TOMBSTONE_TTL,
+        context: WorkflowContext | None = None,
+    ) -> ForgetReport:
+        """Forget for good: the record under ``key`` (or every record any version of which
+        matches ``filter``), all its earlier versions, and the compaction summaries built
+        from it (``memory.replaced``, through roll-ups).
+
+        Unlike :meth:`delete`, which removes the live record only, ``forget`` also leaves a
+        tombstone per forgotten key (for ``tombstone_ttl`` seconds, at most 10,000 per
+        namespace), so an import of an old export, the fallback's replay or its mirror
+        cannot bring the record back, nor a summary that names it.
+
+        Args:
+            key: The key to forget.
+            filter: Instead of a key: forget every key with a version whose metadata
+                matches (the filter language of :meth:`list`; not empty).
+            summarizer: Rebuild each summary built from a forgotten record instead of
+                removing it: it gets the summary as one :class:`MemoryRecord` with the
+                sentences found in the forgotten records' text taken out, and returns the
+                new summary (nothing left, or an empty answer: the summary is removed). A
+                summary whose forgotten record's text is no longer known (compacted away,
+                no version of it kept) is removed all the same.
+            tombstone_ttl: Seconds the tombstones last (default 30 days).
+            context: The workflow context.
+
+        Raises:
+            TypeError: The backend keeps no history (see ``HistoryBackend``).
+            ValueError: Both or neither of ``key`` and ``filter``, an empty filter.
+        """
+        request = ForgetRequest(key, filter, summarizer, tombstone_ttl)
+        op = MemoryOperation("forget", value=request)
+        return cast(ForgetReport, await self._run(op, context))
+
+    async def history(
+        self, key: str, *, context: WorkflowContext | None = None
+    ) -> builtins.list[MemoryRecord]:
+        """The versions of ``key``, newest first: the current one (``valid_to`` None) and
+        the earlier ones kept with ``history=N``, each with ``valid_from`` and ``valid_to``.
+
+        Raises:
+            TypeError: The backend keeps no history (see ``HistoryBackend``).
+        """
+        op = MemoryOperation("history", key)
+        return cast(builtins.list[MemoryRecord], await self._run(op, context))
 
     async def update(
         self,
@@ -835,6 +975,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         limit: int = 100,
         cursor: str | None = None,
         order: Literal["newest", "oldest"] = "newest",
+        as_of: float | datetime | None = None,
         subtree: bool = False,
         context: WorkflowContext | None = None,
     ) -> MemoryPage:
@@ -854,6 +995,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             limit: Most records on the page (>= 1).
             cursor: ``next_cursor`` of the previous page (None: the first page).
             order: ``"newest"`` (last written first, the default) or ``"oldest"``.
+            as_of: List the versions current then (epoch seconds or an aware ``datetime``;
+                see :meth:`history`), by write order, with ``valid_from``/``valid_to``.
             subtree: Walk this namespace and every namespace below it: namespace by
                 namespace in sorted order (this one first), each in write order; each
                 record's ``namespace`` says where it is (relative to this one).
@@ -866,6 +1009,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         op = MemoryOperation.list(
             filter=filter, limit=limit, cursor=cursor, order=order, subtree=subtree
         )
+        if as_of is not None:
+            op = op._replace(value=as_of)  # a list has no value: as_of rides there
         return cast(MemoryPage, await self._run(op, context))
 
     async def delete_where(
@@ -990,6 +1135,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         *,
         filter: Mapping[str, Any] | None = None,
         vectors: bool = False,
+        history: bool = False,
         context: WorkflowContext | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Stream the records of this namespace and the namespaces below it.
@@ -1010,6 +1156,9 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
                 dimensions (where the backend can read vectors back: a
                 :class:`~tta_dev_primitives.memory.backends.base.VectorBackend`), so an
                 import with the same embedder need not embed again.
+            history: Also export earlier versions (``MemoryPrimitive(history=N)``): after
+                each namespace's records, one object per earlier version with its
+                ``valid_to`` (format version 2), which an import with history adds back.
             context: The workflow context (its ids go on the span).
 
         Raises:
@@ -1019,7 +1168,9 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
                 iterating).
         """
         self._check_open("export")
-        return transfer.export_records(self, filter=filter, vectors=vectors, context=context)
+        return transfer.export_records(
+            self, filter=filter, vectors=vectors, history=history, context=context
+        )
 
     async def import_(
         self,
@@ -1558,6 +1709,30 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         if shared.compactor is not None:
             shared.compactor.added(self, 1)
 
+    async def _op_add_versioned(self, op: MemoryOperation, span: trace.Span) -> None:
+        """``add`` with ``history`` or ``supersedes``: one versioned write."""
+        ttl, meta = self._record_settings(op.ttl, op.metadata)
+        entry = self._entry(op.key, op.value, ttl, meta)
+        supersedes = check_supersedes(op.keys, entry.key)
+        embed = op.embed
+        if embed is not True and not isinstance(embed, str) and embed is not False:
+            raise TypeError(f"embed must be True, False or a str, got {type(embed).__name__}")
+        backend = history_backend(self, "add")
+        if self._resolver is not None:
+            found = await resolve(self, entry, op.value, span)
+            supersedes = tuple(dict.fromkeys((*supersedes, *found)))
+        if self._embedder is not None and embed is not False:
+            (entry,) = await self._embedded([entry], (op.value if embed is True else embed,))
+        if span is not NO_SPAN:
+            self._inst.records(span, ((entry.key, entry.payload, None, entry.metadata),))
+            if supersedes:
+                span.set_attribute(A.ATTR_MEMORY_SUPERSEDED_COUNT, len(supersedes))
+        evicted = await backend.put_versioned(self._namespace, entry, self._history, supersedes)
+        if evicted:
+            self._inst.evicted(span, evicted, self._shared.backend.info())
+        if self._shared.compactor is not None:
+            self._shared.compactor.added(self, 1)
+
     async def _op_add_many(self, op: MemoryOperation, span: trace.Span) -> None:
         items = op.items
         if isinstance(items, Mapping):
@@ -1679,6 +1854,14 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             tracer=self._telemetry.tracer() if span.is_recording() else None,
             recency_half_life=half_life,
         )
+        if op.value is not None:  # as_of
+            if op.subtree:
+                raise ValueError("as_of does not combine with subtree=True (yet)")
+            hits = await search_as_of(self, request, check_as_of(op.value))
+            if min_score is not None:
+                hits = [h for h in hits if h.score >= min_score]
+            inst.record_count(span, len(hits))
+            return hits[:limit]
         backend = self._shared.backend
         if op.subtree:
             found = await backend.namespaces(self._namespace)
@@ -1751,7 +1934,11 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         set_ttl = op.ttl is not _KEEP
         ttl = self._ttl(op.ttl) if set_ttl else None
         change = RecordUpdate(payload, snapshot, vector, metadata, op.merge_metadata, set_ttl, ttl)
-        record = await self._shared.backend.update(self._namespace, key, change)
+        if self._history:
+            backend = history_backend(self, "update")
+            record = await backend.update_versioned(self._namespace, key, change, self._history)
+        else:
+            record = await self._shared.backend.update(self._namespace, key, change)
         if record is None:
             raise KeyError(key)
         if span is not NO_SPAN:
@@ -1767,11 +1954,18 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         if not isinstance(op.subtree, bool):
             raise TypeError(f"subtree must be True or False, got {type(op.subtree).__name__}")
         if op.subtree:
+            if op.value is not None:
+                raise ValueError("as_of does not combine with subtree=True (yet)")
             return await self._list_tree(op, ListQuery(filter_, limit, order), span)
         horizon = after = None
         if op.cursor is not None:
             horizon, after = _decode_cursor(op.cursor, order)
         query = ListQuery(filter_, limit, order, after, horizon)
+        if op.value is not None:  # as_of
+            found, last = await list_as_of(self, query, check_as_of(op.value))
+            self._inst.record_count(span, len(found))
+            cursor = None if last is None else _encode_cursor(order, 0, last)
+            return MemoryPage(found, cursor)
         result = await self._shared.backend.list(self._namespace, query)
         records = result.records
         self._inst.record_count(span, len(records))
@@ -1923,4 +2117,9 @@ _HANDLERS: dict[str, Callable[[MemoryPrimitive, MemoryOperation, trace.Span], Aw
     "delete_where": MemoryPrimitive._op_delete_where,
     "namespaces": MemoryPrimitive._op_namespaces,
     "import": _op_import,
+    "add_versioned": MemoryPrimitive._op_add_versioned,
+    "get_as_of": run_get_as_of,
+    "get_record_as_of": run_get_as_of,
+    "history": run_history,
+    "forget": run_forget,
 }

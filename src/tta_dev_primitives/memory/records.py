@@ -316,6 +316,11 @@ class MemoryRecord:
         expires_at: When it expires, epoch seconds; None when it never does.
         namespace: The namespace holding the record, relative to the primitive's (``()``:
             its own; others come from ``list(..., subtree=True)``).
+        valid_from: When this version became current (its ``updated_at``), set on the
+            versions :meth:`~tta_dev_primitives.memory.MemoryPrimitive.history` and
+            ``as_of`` reads return; None elsewhere.
+        valid_to: When this version stopped being current (written over, updated or
+            superseded), epoch seconds; None while it is current.
     """
 
     key: str
@@ -325,6 +330,8 @@ class MemoryRecord:
     updated_at: float = 0.0
     expires_at: float | None = None
     namespace: tuple[str, ...] = ()
+    valid_from: float | None = None
+    valid_to: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -186,6 +186,13 @@ class InMemoryStore:
         self._items.move_to_end(key)
         return item.record
 
+    def peek(self, key: str) -> Record | None:
+        """The live record under ``key`` without refreshing its recency; None if none."""
+        item = self._items.get(key)
+        if item is None or (item.expires_at is not None and item.expires_at <= self._clock()):
+            return None
+        return item.record
+
     def update(self, key: str, change: RecordUpdate) -> Record | None:
         """Apply ``change`` to the live record under ``key``; the new record, or None.
 

@@ -243,6 +243,8 @@ class SyncMemory:
     compact = _blocking(MemoryPrimitive.compact)
     import_ = _blocking(MemoryPrimitive.import_)
     wait_compactions = _blocking(MemoryPrimitive.wait_compactions)
+    history = _blocking(MemoryPrimitive.history)
+    forget = _blocking(MemoryPrimitive.forget)
 
 
 BLOCKING_METHODS = (
@@ -263,6 +265,8 @@ BLOCKING_METHODS = (
     "compact",
     "import_",
     "wait_compactions",
+    "history",
+    "forget",
 )
 """The primitive's coroutine methods that :class:`SyncMemory` offers as blocking calls."""
 

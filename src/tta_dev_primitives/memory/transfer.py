@@ -1,6 +1,7 @@
 """Export and import: a namespace's records as JSON Lines, streamed both ways.
 
-The format (``tta-memory`` version 1) is one JSON object per line, UTF-8:
+The format (``tta-memory`` version 2; version 1 files are read as before) is one JSON object
+per line, UTF-8:
 
 * the first line is the header,
   ``{"format": "tta-memory", "version": 1, "exported_at": 1764620000.0, "namespace": ["app"]}``
@@ -20,6 +21,12 @@ The format (``tta-memory`` version 1) is one JSON object per line, UTF-8:
   from a backend with the ``VectorBackend`` capability; the values are the stored float32
   numbers, exactly): an import reuses it only when the importing memory's embedder has that
   name and dimensions, and re-embeds the value otherwise.
+
+  Version 2 adds ``"valid_to"``: a line with a number there is an *earlier* version of its
+  key (``export(history=True)``; see docs/memory/history.md), ended then; an import into a
+  memory with ``history=N`` adds it to the key's history (the live record untouched), and
+  one without history skips it (``ImportReport.versions_skipped``). Without ``valid_to``
+  (or ``null``, and in every version-1 file) a line is a current record.
 
 Times are epoch seconds from 0 to :data:`MAX_EPOCH_SECONDS` (the end of year 9999), and an
 ``expires_at`` at most ``MAX_TTL_SECONDS`` (about 68 years) ahead, the longest TTL ``add``
@@ -58,10 +65,11 @@ from opentelemetry.util.types import AttributeValue
 
 from ..observability import attributes as A
 from . import codec
-from .backends.base import MemoryBackend, VectorBackend
+from .backends.base import HistoryBackend, MemoryBackend, VectorBackend
 from .errors import MemoryBackendError
+from .history import names_forgotten
 from .records import Entry, ListQuery, Namespace, Record
-from .search import normalize_vector
+from .search import matches_filter, normalize_vector
 
 if TYPE_CHECKING:
     from ..core.context import WorkflowContext
@@ -82,7 +90,7 @@ __all__ = [
 ]
 
 FORMAT_NAME = "tta-memory"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 OnConflict = Literal["replace", "skip", "error"]
 BATCH_SIZE = 500  # records per backend write (and per page read on export)
 #: The latest time a record may carry: 9999-12-31 23:59:59 UTC (what dates can show).
@@ -91,7 +99,17 @@ MAX_EPOCH_SECONDS = codec.MAX_EPOCH_SECONDS
 SPOOL_IN_MEMORY = 8 * 1024 * 1024
 
 _RECORD_FIELDS = frozenset(
-    {"namespace", "key", "value", "metadata", "created_at", "updated_at", "expires_at", "vector"}
+    {
+        "namespace",
+        "key",
+        "value",
+        "metadata",
+        "created_at",
+        "updated_at",
+        "expires_at",
+        "vector",
+        "valid_to",
+    }
 )
 
 
@@ -109,6 +127,13 @@ class ImportReport:
         vectors_dropped: Imported records whose exported vector was not kept because the
             importing memory has no embedder (semantic search cannot find them; a warning
             names the embedder).
+        skipped_forgotten: Records not written because their key was forgotten
+            (``forget``, while its tombstone lasts), or because they are summaries built
+            from a forgotten record.
+        versions_imported: Earlier versions (lines with ``valid_to``, format version 2)
+            added to their keys' history.
+        versions_skipped: Earlier versions not imported: the importing memory keeps no
+            history (``history=0``).
     """
 
     imported: int = 0
@@ -118,6 +143,9 @@ class ImportReport:
     reembedded: int = 0
     namespaces: int = 0
     vectors_dropped: int = 0
+    skipped_forgotten: int = 0
+    versions_imported: int = 0
+    versions_skipped: int = 0
 
 
 class ImportConflictError(ValueError):
@@ -277,6 +305,7 @@ def check_record(obj: object, where: str) -> dict[str, Any]:
         "updated_at": _time(obj, "updated_at", where),
         "expires_at": _time(obj, "expires_at", where),
         "vector": vector,
+        "valid_to": _time(obj, "valid_to", where),
     }
 
 
@@ -445,6 +474,7 @@ def export_records(
     *,
     filter: Mapping[str, Any] | None = None,
     vectors: bool = False,
+    history: bool = False,
     context: WorkflowContext | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
     """The records of ``memory``'s namespace and of the namespaces below it, as format objects.
@@ -455,7 +485,11 @@ def export_records(
     filter_ = memory._filter(filter)
     if not isinstance(vectors, bool):
         raise TypeError(f"vectors must be True or False, got {type(vectors).__name__}")
-    return _export(memory, filter_, vectors, context)
+    if not isinstance(history, bool):
+        raise TypeError(f"history must be True or False, got {type(history).__name__}")
+    if history and not isinstance(memory.backend, HistoryBackend):
+        raise TypeError(f"backend {memory.backend.info().name!r} keeps no history")
+    return _export(memory, filter_, vectors, context, history)
 
 
 async def _export(
@@ -463,6 +497,7 @@ async def _export(
     filter_: Mapping[str, Any] | None,
     vectors: bool,
     context: WorkflowContext | None,
+    history: bool = False,
 ) -> AsyncIterator[dict[str, Any]]:
     # A page of the backend's list() at a time (oldest first, one walk per namespace with its
     # horizon), so the export holds at most BATCH_SIZE records whatever the namespace's size.
@@ -504,6 +539,34 @@ async def _export(
                 if not page.more or not page.records:
                     break
                 after = page.records[-1].seq
+            if history and isinstance(backend, HistoryBackend):
+                # Then the namespace's earlier versions (format version 2: with valid_to),
+                # key by key, newest first.
+                with op.active():
+                    found_versions = await backend.history(namespace, None)
+                earlier = sorted(
+                    (
+                        v
+                        for v in found_versions
+                        if v.valid_to is not None
+                        and (not filter_ or matches_filter(v.record.metadata, filter_))
+                    ),
+                    key=lambda v: (v.record.key, -(v.valid_to or 0.0)),
+                )
+                for v in earlier:
+                    r = v.record
+                    count += 1
+                    obj = record_object(
+                        sub,
+                        r.key,
+                        codec.value_of(r.payload, r.snapshot),
+                        codec.copy_metadata(r.metadata),
+                        _time_of(r.created_at),
+                        _time_of(r.updated_at),
+                        r.expires_at,
+                    )
+                    obj["valid_to"] = v.valid_to
+                    yield obj
     except GeneratorExit:  # the consumer stopped early: not an error
         op.finish(_export_attributes(count, with_vector, vectors), degraded=_degraded(backend))
         raise
@@ -586,6 +649,9 @@ class _Counts:
     vectors_reused: int = 0
     reembedded: int = 0
     vectors_dropped: int = 0
+    skipped_forgotten: int = 0
+    versions_imported: int = 0
+    versions_skipped: int = 0
 
     def report(self, namespaces: set[Namespace]) -> ImportReport:
         return ImportReport(
@@ -596,6 +662,9 @@ class _Counts:
             self.reembedded,
             len(namespaces),
             self.vectors_dropped,
+            self.skipped_forgotten,
+            self.versions_imported,
+            self.versions_skipped,
         )
 
 
@@ -847,6 +916,29 @@ async def _write_batch(
         return
     namespace = memory.namespace + sub
     backend = memory.backend
+    if isinstance(backend, HistoryBackend):
+        forgotten = await backend.forgotten(namespace)
+        if forgotten:
+            kept = [
+                r
+                for r in live
+                if r["key"] not in forgotten and not names_forgotten(r["metadata"], forgotten)
+            ]
+            counts.skipped_forgotten += len(live) - len(kept)
+            live = kept
+    earlier = [r for r in live if r.get("valid_to") is not None]
+    if earlier:
+        live = [r for r in live if r.get("valid_to") is None]
+        if memory._history and isinstance(backend, HistoryBackend):
+            entries = await _entries(memory, earlier, counts)
+            pairs = [(e, r["valid_to"]) for e, r in zip(entries, earlier, strict=True)]
+            await backend.restore(namespace, pairs, memory._history)
+            counts.versions_imported += len(pairs)
+            written.add(sub)
+        else:
+            counts.versions_skipped += len(earlier)
+    if not live:
+        return
     conflict: dict[str, Any] | None = None
     if on_conflict != "replace":
         existing = await backend.get_many(namespace, [r["key"] for r in live])

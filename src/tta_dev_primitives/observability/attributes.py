@@ -76,6 +76,8 @@ __all__ = [
     "CAPTURE_CONTENT_ENV",
     "EVENT_FALLBACK",
     "EVENT_RETRY",
+    "ATTR_MEMORY_RESOLVER_SUPERSEDED_COUNT",
+    "ATTR_MEMORY_SUPERSEDED_COUNT",
     "GEN_AI_OPERATION_NAMES",
     "METRIC_MEMORY_DURATION",
     "METRIC_MEMORY_EVICTIONS",
@@ -92,6 +94,10 @@ ATTR_GEN_AI_PROVIDER_NAME = "gen_ai.provider.name"
 ATTR_GEN_AI_MEMORY_STORE_ID = "gen_ai.memory.store.id"
 ATTR_GEN_AI_MEMORY_RECORD_ID = "gen_ai.memory.record.id"
 ATTR_GEN_AI_MEMORY_RECORD_COUNT = "gen_ai.memory.record.count"
+# Our extension: records an add superseded (add(..., supersedes=[...])).
+ATTR_MEMORY_SUPERSEDED_COUNT = "memory.superseded.count"
+# ... and how many of them the resolver chose (MemoryPrimitive(resolver=...)).
+ATTR_MEMORY_RESOLVER_SUPERSEDED_COUNT = "memory.resolver.superseded.count"
 # Opt-in content: the query text, and the records read or found (a JSON list of
 # {"id", "content", "score", "metadata"} objects).
 ATTR_GEN_AI_MEMORY_QUERY_TEXT = "gen_ai.memory.query.text"
@@ -156,6 +162,11 @@ GEN_AI_OPERATION_NAMES = {
     "namespaces": "list_memory_namespaces",
     "export": "export_memory",
     "import": "import_memory",
+    "add_versioned": "upsert_memory",
+    "get_as_of": "get_memory",
+    "get_record_as_of": "get_memory",
+    "history": "get_memory_history",
+    "forget": "delete_memory",
 }
 
 METRIC_MEMORY_DURATION = "memory.operation.duration"

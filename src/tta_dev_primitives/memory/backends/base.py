@@ -33,6 +33,8 @@ __all__ = [
     "CompactingBackend",
     "CompactionPlan",
     "Entry",
+    "MAX_TOMBSTONES",
+    "HistoryBackend",
     "ListQuery",
     "ListResult",
     "MemoryBackend",
@@ -46,6 +48,7 @@ __all__ = [
     "StoredVectors",
     "SyncMemoryBackend",
     "VectorBackend",
+    "Version",
 ]
 
 
@@ -300,3 +303,81 @@ class VectorBackend(Protocol):
         paired with another version's value. Does not refresh recency.
         """
         ...
+
+
+class Version(NamedTuple):
+    """One version of a record, as :meth:`HistoryBackend.history` returns it.
+
+    Attributes:
+        record: The record as it was written (its ``updated_at`` is when it became current).
+        valid_to: When it stopped being current (epoch seconds, the backend's clock): it was
+            written over, updated or superseded then. None while it is current.
+    """
+
+    record: Record
+    valid_to: float | None = None
+
+
+@runtime_checkable
+class HistoryBackend(Protocol):
+    """Optional capability: keep earlier versions of records (``MemoryPrimitive(history=N)``).
+
+    A versioned write keeps the live record it replaces (and each record it supersedes) as
+    an earlier version of its key, ended now, in the same atomic step as the write. Each key
+    keeps at most ``keep`` earlier versions (the newest); at most ``max_size`` keys of a
+    namespace keep any (those most recently versioned: the others' go). An earlier version
+    keeps its expiry and is gone from history once it passes. ``clear`` drops the history
+    too; ``delete`` and eviction leave it.
+
+    **Forgetting.** :meth:`forget` removes records for good: the live record and every
+    earlier version, in one step, and leaves a tombstone per key (at most
+    ``MAX_TOMBSTONES`` per namespace, the newest; each expiring after its ttl) that
+    :meth:`forgotten` reports, so an import or a replay can refuse to bring them back.
+    """
+
+    async def put_versioned(
+        self, namespace: Namespace, entry: Entry, keep: int, supersedes: Sequence[str] = ()
+    ) -> int:
+        """:meth:`MemoryBackend.put`, keeping the live record under ``entry.key`` and the
+        live records under ``supersedes`` (which leave the live records) as earlier
+        versions; how many records were evicted."""
+        ...
+
+    async def update_versioned(
+        self, namespace: Namespace, key: str, change: RecordUpdate, keep: int
+    ) -> Record | None:
+        """:meth:`MemoryBackend.update`, keeping the record it changes as an earlier
+        version."""
+        ...
+
+    async def history(self, namespace: Namespace, key: str | None) -> builtins.list[Version]:
+        """The live versions of ``key``, newest first (the current one first, when there is
+        one); with ``key=None``, every version of every key of the namespace (live records
+        and earlier versions, in no particular order). Does not refresh recency."""
+        ...
+
+    async def forget(
+        self, namespace: Namespace, keys: Sequence[str], tombstone_ttl: float | None
+    ) -> int:
+        """Remove the live records and earlier versions of ``keys`` in one step, and (with
+        ``tombstone_ttl``, seconds) leave their tombstones; how many records and versions
+        were removed."""
+        ...
+
+    async def forgotten(self, namespace: Namespace) -> builtins.set[str]:
+        """The keys of ``namespace`` with a live tombstone."""
+        ...
+
+    async def restore(
+        self, namespace: Namespace, versions: Sequence[tuple[Entry, float]], keep: int
+    ) -> int:
+        """Add earlier versions (an import): each ``(entry, valid_to)`` becomes an earlier
+        version of ``entry.key`` with the entry's times (``created_at``/``updated_at``, its
+        ``ttl`` from now) and a new version number, kept among the key's others by
+        ``valid_to``, within the same bounds; live records are untouched. How many were
+        kept."""
+        ...
+
+
+MAX_TOMBSTONES = 10_000
+"""Tombstones a namespace keeps at most (the newest): forgetting stays bounded."""

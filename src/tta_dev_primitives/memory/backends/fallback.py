@@ -74,12 +74,14 @@ from .base import (
     BackendInfo,
     CompactingBackend,
     CompactionPlan,
+    HistoryBackend,
     MemoryBackend,
     PingableBackend,
     StatsBackend,
     StoredVectors,
     SyncMemoryBackend,
     VectorBackend,
+    Version,
 )
 
 __all__ = ["FallbackBackend", "RefusedOperation"]
@@ -129,7 +131,56 @@ class _DeleteWhere:
     filter: Mapping[str, Any]
 
 
-_Op = _Put | _Delete | _Clear | _Update | _DeleteWhere
+@dataclass(frozen=True, slots=True)
+class _VersionedPut:
+    """A write with history (``put_versioned``): journaled one by one, never merged, so the
+    primary gets every version, in order."""
+
+    namespace: Namespace
+    entry: Entry
+    deadline: float | None
+    keep: int
+    supersedes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _VersionedUpdate:
+    namespace: Namespace
+    key: str
+    change: RecordUpdate
+    deadline: float | None
+    keep: int
+
+
+@dataclass(frozen=True, slots=True)
+class _ForgetHistory:
+    """A forget: records, versions and tombstones (the tombstones' expiry absolute)."""
+
+    namespace: Namespace
+    keys: tuple[str, ...]
+    deadline: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Restore:
+    """Earlier versions an import added (``restore``), replayed as they were given."""
+
+    namespace: Namespace
+    versions: tuple[tuple[Entry, float], ...]
+    keep: int
+
+
+_Op = (
+    _Put
+    | _Delete
+    | _Clear
+    | _Update
+    | _DeleteWhere
+    | _VersionedPut
+    | _VersionedUpdate
+    | _ForgetHistory
+    | _Restore
+)
 # (namespace, key): key None for a clear, ("where", filter JSON) for a delete_where.
 _JournalKey = tuple[Namespace, str | tuple[str, str] | None]
 # A journal entry: its key and operation, under an id that grows in acknowledged order.
@@ -190,6 +241,14 @@ def _kind(op: _Op) -> str:
         return "update"
     if isinstance(op, _DeleteWhere):
         return "delete_where"
+    if isinstance(op, _VersionedPut):
+        return "add"
+    if isinstance(op, _VersionedUpdate):
+        return "update"
+    if isinstance(op, _ForgetHistory):
+        return "forget"
+    if isinstance(op, _Restore):
+        return "import"
     return "clear"
 
 
@@ -451,8 +510,49 @@ class FallbackBackend:
             await primary.update(op.namespace, op.key, change)
         elif isinstance(op, _DeleteWhere):
             await primary.delete_where(op.namespace, op.filter)
+        elif isinstance(op, _VersionedPut | _VersionedUpdate | _ForgetHistory | _Restore):
+            await self._replay_history(op)
         else:
             await primary.clear(op.namespace)
+
+    async def _replay_history(
+        self, op: _VersionedPut | _VersionedUpdate | _ForgetHistory | _Restore
+    ) -> None:
+        primary = self._history_of(self.primary)
+        if isinstance(op, _Restore):
+            await primary.restore(op.namespace, op.versions, op.keep)
+            return
+        if isinstance(op, _ForgetHistory):
+            left = None if op.deadline is None else max(op.deadline - self._clock(), 1e-3)
+            await primary.forget(op.namespace, op.keys, left)
+            return
+        left = None if op.deadline is None else op.deadline - self._clock()
+        if isinstance(op, _VersionedUpdate):
+            change = op.change
+            if left is not None:
+                if left <= 0:
+                    await self.primary.delete(op.namespace, op.key)
+                    return
+                change = change._replace(ttl=left)
+            await primary.update_versioned(op.namespace, op.key, change, op.keep)
+            return
+        entry = op.entry
+        if left is not None:
+            if left <= 0:  # expired during the outage: what it superseded still goes
+                for key in (entry.key, *op.supersedes):
+                    await self.primary.delete(op.namespace, key)
+                return
+            entry = Entry(
+                entry.key,
+                entry.payload,
+                entry.metadata,
+                left,
+                entry.vector,
+                created_at=entry.created_at,
+                updated_at=entry.updated_at,
+                space=entry.space,
+            )
+        await primary.put_versioned(op.namespace, entry, op.keep, op.supersedes)
 
     # -- recovery -------------------------------------------------------------------------------
 
@@ -1077,6 +1177,172 @@ class FallbackBackend:
             if plan.insert is not None:
                 await self.secondary.put(namespace, plan.insert)
         return changed
+
+    # -- HistoryBackend: journaled like every write ----------------------------------------
+    # While healthy the primary keeps the history and the mirror follows (its own versions
+    # of what this process wrote); during an outage the secondary serves and keeps the
+    # versions, and each versioned write is journaled on its own (never merged) and replayed
+    # in order, so the primary gets every version (ended at replay time).
+
+    def _history_of(self, backend: MemoryBackend) -> HistoryBackend:
+        if not isinstance(backend, HistoryBackend):
+            raise TypeError(f"backend {backend.info().name!r} keeps no history")
+        return backend
+
+    async def put_versioned(
+        self, namespace: Namespace, entry: Entry, keep: int, supersedes: Sequence[str] = ()
+    ) -> int:
+        return await self._write(
+            self._history_of(self.primary).put_versioned,
+            self._history_of(self.secondary).put_versioned,
+            self._journal_versioned,
+            self._accepted_versioned,
+            None,
+            namespace,
+            entry,
+            keep,
+            supersedes,
+        )
+
+    def _journal_versioned(
+        self, namespace: Namespace, entry: Entry, keep: int, supersedes: Sequence[str] = ()
+    ) -> None:
+        if entry.metadata is not None:  # our own copy
+            entry = Entry(
+                entry.key,
+                entry.payload,
+                codec.copy_metadata(entry.metadata),
+                entry.ttl,
+                entry.vector,
+                snapshot=entry.snapshot,
+                created_at=entry.created_at,
+                updated_at=entry.updated_at,
+                space=entry.space,
+            )
+        deadline = None if entry.ttl is None else self._clock() + entry.ttl
+        op = _VersionedPut(namespace, entry, deadline, keep, tuple(supersedes))
+        self._journal_op((namespace, entry.key), op, barrier=True)
+
+    def _accepted_versioned(
+        self, namespace: Namespace, entry: Entry, keep: int, supersedes: Sequence[str] = ()
+    ) -> None:
+        for key in (entry.key, *supersedes):
+            self._forget_refused(namespace, key)
+
+    async def update_versioned(
+        self, namespace: Namespace, key: str, change: RecordUpdate, keep: int
+    ) -> Record | None:
+        return await self._write(
+            self._history_of(self.primary).update_versioned,
+            self._serve_versioned_update,
+            self._no_versioned_journal,
+            self._accepted_versioned_update,
+            None,
+            namespace,
+            key,
+            change,
+            keep,
+        )
+
+    async def _serve_versioned_update(
+        self, namespace: Namespace, key: str, change: RecordUpdate, keep: int
+    ) -> Record | None:
+        record = await self._history_of(self.secondary).update_versioned(
+            namespace, key, change, keep
+        )
+        if record is not None and self._degraded:
+            deadline = None
+            if change.set_ttl and change.ttl is not None:
+                deadline = self._clock() + change.ttl
+            if change.metadata is not None:
+                change = change._replace(metadata=codec.copy_metadata(change.metadata))
+            op = _VersionedUpdate(namespace, key, change, deadline, keep)
+            self._journal_op((namespace, key), op, barrier=True)
+        return record
+
+    def _no_versioned_journal(
+        self, namespace: Namespace, key: str, change: RecordUpdate, keep: int
+    ) -> None:
+        return None  # _serve_versioned_update journals, once the secondary applied it
+
+    def _accepted_versioned_update(
+        self, namespace: Namespace, key: str, change: RecordUpdate, keep: int
+    ) -> None:
+        self._forget_refused(namespace, key)
+
+    async def history(self, namespace: Namespace, key: str | None) -> builtins.list[Version]:
+        return await self._read(
+            self._history_of(self.primary).history,
+            self._history_of(self.secondary).history,
+            namespace,
+            key,
+        )
+
+    async def forget(
+        self, namespace: Namespace, keys: Sequence[str], tombstone_ttl: float | None
+    ) -> int:
+        # Journaled after every write acknowledged before it, so a replay never brings a
+        # forgotten record back; the mirror forgets it at once.
+        return await self._write(
+            self._history_of(self.primary).forget,
+            self._history_of(self.secondary).forget,
+            self._journal_forget,
+            self._accepted_forget,
+            None,
+            namespace,
+            keys,
+            tombstone_ttl,
+        )
+
+    def _journal_forget(
+        self, namespace: Namespace, keys: Sequence[str], tombstone_ttl: float | None
+    ) -> None:
+        deadline = None if tombstone_ttl is None else self._clock() + tombstone_ttl
+        op = _ForgetHistory(namespace, tuple(keys), deadline)
+        self._journal_op((namespace, ("forget", "\x00".join(keys))), op, barrier=True)
+
+    def _accepted_forget(
+        self, namespace: Namespace, keys: Sequence[str], tombstone_ttl: float | None
+    ) -> None:
+        for key in keys:  # a refused write of a forgotten key must not be retried
+            self._forget_refused(namespace, key)
+
+    async def restore(
+        self, namespace: Namespace, versions: Sequence[tuple[Entry, float]], keep: int
+    ) -> int:
+        return await self._write(
+            self._history_of(self.primary).restore,
+            self._history_of(self.secondary).restore,
+            self._journal_restore,
+            self._accepted_restore,
+            None,
+            namespace,
+            versions,
+            keep,
+        )
+
+    def _journal_restore(
+        self, namespace: Namespace, versions: Sequence[tuple[Entry, float]], keep: int
+    ) -> None:
+        op = _Restore(namespace, tuple(versions), keep)
+        keys = "\x00".join(e.key for e, _ in versions)
+        self._journal_op((namespace, ("restore", keys)), op, barrier=True)
+
+    def _accepted_restore(
+        self, namespace: Namespace, versions: Sequence[tuple[Entry, float]], keep: int
+    ) -> None:
+        return None
+
+    async def forgotten(self, namespace: Namespace) -> builtins.set[str]:
+        # Both: the mirror knows what this process forgot during an outage.
+        found = await self._read(
+            self._history_of(self.primary).forgotten,
+            self._history_of(self.secondary).forgotten,
+            namespace,
+        )
+        if not self._degraded:
+            found |= await self._history_of(self.secondary).forgotten(namespace)
+        return found
 
     async def aclose(self) -> None:
         """Stop probing, try once more to replay the journal, then close both backends."""

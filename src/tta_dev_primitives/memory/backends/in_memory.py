@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import builtins
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from .. import codec
 from ..codec import validate_max_size
 from ..errors import MemoryBackendError
 from ..records import (
@@ -20,8 +22,8 @@ from ..records import (
     SearchResult,
 )
 from ..search import CorpusStats
-from ..store import InMemoryStore
-from .base import BackendInfo, CompactionPlan, StoredVectors
+from ..store import _VERSIONS, InMemoryStore
+from .base import MAX_TOMBSTONES, BackendInfo, CompactionPlan, StoredVectors, Version
 
 __all__ = ["InMemoryBackend"]
 
@@ -61,6 +63,11 @@ class InMemoryBackend:
         # Least recently written namespace first (only kept in that order with max_total).
         self._stores: dict[Namespace, InMemoryStore] = {}
         self._total = 0  # records over all namespaces, at most (expiry only lowers it)
+        # Earlier versions (HistoryBackend): namespace -> key -> versions, newest first; keys
+        # least recently versioned first, at most max_size of them.
+        self._history: dict[Namespace, OrderedDict[str, builtins.list[Version]]] = {}
+        # Forgotten keys: namespace -> key -> when the tombstone expires (epoch seconds).
+        self._tombstones: dict[Namespace, dict[str, float]] = {}
 
     def _store(self, namespace: Namespace) -> InMemoryStore:
         store = self._stores.get(namespace)
@@ -121,6 +128,7 @@ class InMemoryBackend:
             while self._total > self.max_total and len(stores) > 1:
                 oldest = next(iter(stores))
                 dropped = stores.pop(oldest)
+                self._history.pop(oldest, None)
                 self._total -= len(dropped)
                 evicted += len(dropped)
         return evicted
@@ -160,6 +168,7 @@ class InMemoryBackend:
 
     async def clear(self, namespace: Namespace) -> int:
         store = self._stores.pop(namespace, None)
+        self._history.pop(namespace, None)
         if store is None:
             return 0
         self._total -= len(store)
@@ -229,14 +238,160 @@ class InMemoryBackend:
             return list(plan.expected)
         return store.apply_compaction(plan.expected, plan.delete, plan.rewrite, plan.insert)
 
+    # -- HistoryBackend: earlier versions --------------------------------------------------
+
+    def _now(self) -> float:
+        return self._clock() + self._epoch
+
+    def _keep(self, namespace: Namespace, old: Record, valid_to: float, keep: int) -> None:
+        history = self._history.get(namespace)
+        if history is None:
+            history = self._history[namespace] = OrderedDict()
+        # Expired versions are left out when read, and pushed out here by newer ones.
+        versions = history.pop(old.key, None)
+        if versions is None:
+            versions = [Version(old, valid_to)]
+        else:
+            versions.insert(0, Version(old, valid_to))
+            del versions[keep:]
+        history[old.key] = versions
+        if self.max_size is not None:
+            while len(history) > self.max_size:
+                history.popitem(last=False)
+
+    async def put_versioned(
+        self, namespace: Namespace, entry: Entry, keep: int, supersedes: Sequence[str] = ()
+    ) -> int:
+        store = self._store(namespace)
+        if not supersedes:  # the common case, without the general one's tables
+            old = store.peek(entry.key)
+            evicted = self.put_now(namespace, entry)
+            if old is not None and keep:
+                new = store.peek(entry.key)
+                now = self._now() if new is None or entry.updated_at else new.updated_at
+                self._keep(namespace, old, now, keep)
+            return evicted
+        olds = [(k, store.peek(k)) for k in dict.fromkeys((entry.key, *supersedes))]
+        for k, old in olds:
+            if old is not None and k != entry.key:
+                held = len(store)
+                store.delete(k)
+                self._total -= held - len(store)
+        evicted = self.put_now(namespace, entry)
+        new = self._stores[namespace].peek(entry.key) if namespace in self._stores else None
+        # The versions it ends stop being current when it became current.
+        now = self._now() if new is None or entry.updated_at is not None else new.updated_at
+        for _, old in olds:
+            if old is not None and keep:
+                self._keep(namespace, old, now, keep)
+        return evicted
+
+    async def update_versioned(
+        self, namespace: Namespace, key: str, change: RecordUpdate, keep: int
+    ) -> Record | None:
+        store = self._stores.get(namespace)
+        if store is None:
+            return None
+        old = store.peek(key)
+        new = store.update(key, change)
+        if old is not None and new is not None:
+            self._keep(namespace, old, new.updated_at, keep)
+        return new
+
+    async def history(self, namespace: Namespace, key: str | None) -> builtins.list[Version]:
+        store = self._stores.get(namespace)
+        history = self._history.get(namespace) or OrderedDict()
+        now = self._now()
+        if key is None:
+            out = [] if store is None else [Version(r) for r in store.scan()]
+            for versions in history.values():
+                out.extend(v for v in versions if _alive(v, now))
+            return out
+        current = None if store is None else store.peek(key)
+        out = [] if current is None else [Version(current)]
+        out.extend(v for v in history.get(key, ()) if _alive(v, now))
+        return out
+
+    async def forget(
+        self, namespace: Namespace, keys: Sequence[str], tombstone_ttl: float | None
+    ) -> int:
+        keys = list(dict.fromkeys(keys))
+        removed = 0
+        store = self._stores.get(namespace)
+        if store is not None:
+            for key in keys:
+                held = len(store)
+                removed += store.delete(key)
+                self._total -= held - len(store)
+            self._drop_if_empty(namespace, store)
+        history = self._history.get(namespace)
+        if history:
+            removed += sum(len(history.pop(k, ())) for k in keys)
+            if not history:
+                del self._history[namespace]
+        if tombstone_ttl is not None and keys:
+            now = self._now()
+            stones = self._tombstones.setdefault(namespace, {})
+            for key in keys:
+                stones.pop(key, None)
+                stones[key] = now + tombstone_ttl
+            for key in [k for k, at in stones.items() if at <= now]:
+                del stones[key]
+            while len(stones) > MAX_TOMBSTONES:
+                del stones[next(iter(stones))]
+        return removed
+
+    async def restore(
+        self, namespace: Namespace, versions: Sequence[tuple[Entry, float]], keep: int
+    ) -> int:
+        if keep < 1:
+            return 0
+        history = self._history.get(namespace)
+        if history is None:
+            history = self._history[namespace] = OrderedDict()
+        now = self._now()
+        kept = 0
+        for entry, valid_to in versions:
+            updated = now if entry.updated_at is None else entry.updated_at
+            created = updated if entry.created_at is None else entry.created_at
+            expires = None if entry.ttl is None else now + entry.ttl
+            record = Record(
+                entry.key,
+                entry.payload,
+                codec.copy_metadata(entry.metadata),
+                next(_VERSIONS),
+                created_at=created,
+                updated_at=updated,
+                expires_at=expires,
+            )
+            found = [*history.pop(entry.key, ()), Version(record, valid_to)]
+            found.sort(key=lambda v: v.valid_to or 0.0, reverse=True)
+            history[entry.key] = found[:keep]
+            kept += 1
+            if self.max_size is not None:
+                while len(history) > self.max_size:
+                    history.popitem(last=False)
+        return kept
+
+    async def forgotten(self, namespace: Namespace) -> builtins.set[str]:
+        now = self._now()
+        return {k for k, at in self._tombstones.get(namespace, {}).items() if at > now}
+
     async def aclose(self) -> None:
         """Drop every record; any later operation raises ``MemoryBackendError("closed")``.
 
         The open path pays nothing for the check: the namespaces' dict is swapped for one
         that refuses every lookup.
         """
+        self._history = {}
+        self._tombstones = {}
         self._stores = _Closed()
         self._total = 0
+
+
+def _alive(version: Version, now: float) -> bool:
+    expires = version.record.expires_at
+    return expires is None or expires > now
 
 
 class _Closed(dict[Namespace, InMemoryStore]):

@@ -31,6 +31,7 @@ import json
 import logging
 import re
 import struct
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
@@ -78,7 +79,7 @@ from ..search import (
     recency_weight,
 )
 from . import redis_scripts as lua
-from .base import BackendInfo, CompactionPlan, StoredVectors
+from .base import MAX_TOMBSTONES, BackendInfo, CompactionPlan, StoredVectors, Version
 from .redis_clients import ClientPerLoop, ServerCheck, fast_packing
 from .redis_cluster import CLUSTER_SCHEMES, cluster_client
 from .redis_index import (
@@ -860,6 +861,109 @@ class RedisBackend:
             raise
         return int(evicted)
 
+    # -- HistoryBackend (lua/_archive.lua) -------------------------------------------------
+
+    def _history_arg(self, keep: int, supersedes: int) -> bytes:
+        return b"%d %s %d" % (keep, self._max_arg, supersedes)
+
+    async def put_versioned(
+        self, namespace: Namespace, entry: Entry, keep: int, supersedes: Sequence[str] = ()
+    ) -> int:
+        self._check_open("add")
+        space = self._space(namespace)
+        header = self._put_header(_ttl_ms(entry.ttl), _space_arg(entry))
+        extra = (*(_b(k) for k in supersedes), self._history_arg(keep, len(supersedes)))
+        try:
+            with self._failures("add"):
+                evicted = await self._eval(
+                    lua.PUT_VERSIONED,
+                    space,
+                    header,
+                    self._put_record(entry),
+                    *extra,
+                    keys=(space.rec + _b(entry.key),),
+                )
+        except MemoryBackendError as exc:
+            if _embedder_refused(exc) and entry.space is not None:
+                await self._refuse_embedder(space, entry.space)
+            raise
+        return int(evicted)
+
+    async def update_versioned(
+        self, namespace: Namespace, key: str, change: RecordUpdate, keep: int
+    ) -> Record | None:
+        return await self._update(namespace, key, change, keep)
+
+    async def history(self, namespace: Namespace, key: str | None) -> builtins.list[Version]:
+        self._check_open("history")
+        space = self._space(namespace)
+        with self._failures("history"):
+            if key is None:
+                current = await self.scan(namespace)
+                reply = await self._eval(lua.HISTORY, space, b"", b"1")
+            else:
+                raw = _b(key)
+                found = await self._read(space, [raw], b"0")
+                packed = found[0]
+                current = (
+                    [] if packed is None else [self._record(namespace, key, packed, "history")]
+                )
+                reply = await self._eval(lua.HISTORY, space, raw, b"0")
+        out = [Version(r) for r in current]
+        now = int(reply[0])
+        for i in range(1, len(reply), 2):
+            to, packed = bytes(reply[i + 1]).split(b" ", 1)
+            record = self._record(namespace, _s(reply[i]), packed, "history")
+            if record.expires_at is None or record.expires_at * 1000 > now:
+                out.append(Version(record, int(to) / 1000))
+        return out
+
+    async def forget(
+        self, namespace: Namespace, keys: Sequence[str], tombstone_ttl: float | None
+    ) -> int:
+        self._check_open("forget")
+        if not keys:
+            return 0
+        space = self._space(namespace)
+        ttl = b"0" if tombstone_ttl is None else b"%d" % max(1, round(tombstone_ttl * 1000))
+        cap = b"%d" % MAX_TOMBSTONES
+        with self._failures("forget"):
+            removed, emptied = await self._eval(
+                lua.FORGET, space, ttl, cap, *(_b(k) for k in dict.fromkeys(keys))
+            )
+        if int(emptied):
+            await self._emptied(space)
+        return int(removed)
+
+    async def restore(
+        self, namespace: Namespace, versions: Sequence[tuple[Entry, float]], keep: int
+    ) -> int:
+        self._check_open("import")
+        if not versions or keep < 1:
+            return 0
+        space = self._space(namespace)
+        args: builtins.list[bytes] = [b"%d" % keep, self._max_arg]
+        for entry, valid_to in versions:
+            updated = time.time() if entry.updated_at is None else entry.updated_at
+            created = updated if entry.created_at is None else entry.created_at
+            args += [
+                _b(entry.key),
+                b"%d" % round(valid_to * 1000),
+                b"%d" % round(created * 1000),
+                b"%d" % round(updated * 1000),
+                b"%d" % _ttl_ms(entry.ttl),
+                _metadata_arg(entry.metadata),
+                _b(entry.payload),
+            ]
+        with self._failures("import"):
+            return int(await self._eval(lua.RESTORE, space, *args))
+
+    async def forgotten(self, namespace: Namespace) -> builtins.set[str]:
+        self._check_open("forget")
+        with self._failures("forget"):
+            reply = await self._eval(lua.FORGOTTEN, self._space(namespace))
+        return {_s(k) for k in reply}
+
     async def put_many(self, namespace: Namespace, entries: Sequence[Entry]) -> int:
         self._check_open("add_many")
         if not entries:
@@ -1353,7 +1457,16 @@ class RedisBackend:
     async def update(self, namespace: Namespace, key: str, change: RecordUpdate) -> Record | None:
         """A compare-and-set on the record's write sequence (``lua/update.lua``), retried
         while another writer changes the record between the read and the write."""
+        return await self._update(namespace, key, change, None)
+
+    async def _update(
+        self, namespace: Namespace, key: str, change: RecordUpdate, keep: int | None
+    ) -> Record | None:
+        """``update``; with ``keep``, versioned (``lua/update_versioned.lua``)."""
         self._check_open("update")
+        script, extra = lua.UPDATE, cast(tuple[bytes, ...], ())
+        if keep is not None:
+            script, extra = lua.UPDATE_VERSIONED, (self._history_arg(keep, 0),)
         space = self._space(namespace)
         raw = _b(key)
         rkey = space.rec + raw
@@ -1382,7 +1495,7 @@ class RedisBackend:
             expiry = str(_ttl_ms(change.ttl)).encode() if change.set_ttl else b"k"
             with self._failures("update"):
                 reply = await self._eval(
-                    lua.UPDATE,
+                    script,
                     space,
                     raw,
                     seq,
@@ -1391,6 +1504,7 @@ class RedisBackend:
                     vec_mode,
                     vec,
                     expiry,
+                    *extra,
                     keys=(rkey,),
                 )
             if reply is None:

@@ -8,6 +8,8 @@ atomic step on one namespace. Two directives, in comments, are read here:
   suffix after the namespace's base ``prefix:{escaped namespace}:``; the client appends the
   record keys it names (``h:<key>``).
 * ``--! include: _name``: replaced by ``lua/_name.lua`` (shared local functions).
+* ``--! frozen time``: every ``TIME`` after it reads ``FROZEN_TIME`` (the script's local,
+  set before it) instead, so one step has one time (the versioned writes).
 * ``--! base: keys``: the script finds the namespace's base in its ``KEYS`` (the hot
   scripts, put and get: each argument costs the client more to send than the script pays
   to derive it); the others get it as ``ARGV[1]``.
@@ -70,18 +72,25 @@ __all__ = [
     "CLEAR",
     "COMPACT",
     "FETCH",
+    "FORGET",
+    "FORGOTTEN",
     "GET",
+    "HISTORY",
     "LIST",
     "LOAD",
     "PUT",
+    "PUT_VERSIONED",
     "REMOVE",
+    "RESTORE",
     "SYNC",
     "UPDATE",
+    "UPDATE_VERSIONED",
 ]
 
 _INCLUDE = re.compile(r"^--! include: (\w+)\n", re.MULTILINE)
 _KEYS = re.compile(r"^--! keys: ([\w ]+)\n", re.MULTILINE)
 _BASE_IN_KEYS = re.compile(r"^--! base: keys\n", re.MULTILINE)
+_FROZEN = "--! frozen time\n"
 
 
 def _read(name: str) -> str:
@@ -116,7 +125,15 @@ class Script:
         text = _read(name)
         declared = _KEYS.search(text)
         keys = tuple(k.encode() for k in declared.group(1).split()) if declared else ()
-        source = _INCLUDE.sub(lambda m: _read(m.group(1)), text)
+        source = text
+        while _INCLUDE.search(source):  # an included script may include others
+            source = _INCLUDE.sub(lambda m: _read(m.group(1)), source)
+        head, frozen, tail = source.partition(_FROZEN)
+        if frozen:
+            # Every TIME after the marker is the one the script read before it, so the
+            # versions a write ends stop exactly when the new one begins.
+            tail = tail.replace("redis.call('TIME')", "FROZEN_TIME")
+            source = head + frozen + tail.replace("call('TIME')", "FROZEN_TIME")
         return cls(name, source, keys, _BASE_IN_KEYS.search(text) is None)
 
 
@@ -130,6 +147,12 @@ UPDATE = Script.load("update")
 FETCH = Script.load("fetch")
 SYNC = Script.load("sync")
 LOAD = Script.load("load")
+PUT_VERSIONED = Script.load("put_versioned")
+UPDATE_VERSIONED = Script.load("update_versioned")
+HISTORY = Script.load("history")
+FORGET = Script.load("forget")
+FORGOTTEN = Script.load("forgotten")
+RESTORE = Script.load("restore")
 
 RedisClient = aioredis.Redis | aioredis.RedisCluster
 

@@ -12,6 +12,14 @@ for s = 1, #keys, 1000 do
   live = live + redis.call('EXISTS', unpack(recs))  -- an expired record is not counted
   chunks[#chunks + 1] = recs
 end
+-- History (_archive.lua): every key's earlier versions, then their index.
+local versioned = redis.call('ZRANGE', base .. 'vk', 0, -1)
+for s = 1, #versioned, 1000 do
+  local lists = {}
+  for i = s, math.min(s + 999, #versioned) do lists[#lists + 1] = base .. 'v:' .. versioned[i] end
+  chunks[#chunks + 1] = lists
+end
+chunks[#chunks + 1] = {base .. 'vk'}  -- tombstones (forget.lua) stay: a clear is no undo
 for i = 1, #chunks do redis.call('UNLINK', unpack(chunks[i])) end
 redis.call('UNLINK', LRU, ST, LOG, TTL)
 return live
