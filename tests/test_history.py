@@ -496,11 +496,13 @@ async def test_export_import_carry_history(make_memory: MakeMemory, memory_backe
 
 
 async def test_version_1_files_still_import(tmp_path: Any) -> None:
-    """A version-1 file (no valid_to) imports as before; the header now says version 2."""
+    """A version-1 file (no valid_to) imports as before; a file is version 2 only when it
+    carries history, so an export without history still reads in older releases."""
     from tta_dev_primitives.memory.transfer import FORMAT_VERSION, header, read_jsonl
 
     assert FORMAT_VERSION == 2
-    assert header()["version"] == 2
+    assert header()["version"] == 1
+    assert header(history=True)["version"] == 2
     lines = [
         '{"format": "tta-memory", "version": 1, "exported_at": 0, "namespace": []}',
         '{"namespace": [], "key": "k", "value": "v", "metadata": {}, "created_at": null, '

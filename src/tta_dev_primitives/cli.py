@@ -690,6 +690,7 @@ async def cmd_export(memory: MemoryPrimitive, args: argparse.Namespace, out: IO[
             stream,
             namespace=memory.namespace,
             progress=progress,
+            history=args.history,
         )
     progress.close()
     if args.file != "-":

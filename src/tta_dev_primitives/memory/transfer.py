@@ -220,11 +220,14 @@ class ImportIncompleteError(MemoryBackendError):
 # -- the file format --------------------------------------------------------------------------
 
 
-def header(namespace: Namespace = (), *, exported_at: float | None = None) -> dict[str, Any]:
-    """The header object of a version-1 file exported from ``namespace``."""
+def header(
+    namespace: Namespace = (), *, exported_at: float | None = None, history: bool = False
+) -> dict[str, Any]:
+    """The header object of a file exported from ``namespace``: version 1 (what every
+    release reads) unless it carries ``history`` (earlier versions, version 2)."""
     return {
         "format": FORMAT_NAME,
-        "version": FORMAT_VERSION,
+        "version": FORMAT_VERSION if history else 1,
         "exported_at": time.time() if exported_at is None else exported_at,
         "namespace": list(namespace),
     }
@@ -407,6 +410,7 @@ async def write_jsonl(
     *,
     namespace: Namespace = (),
     progress: Callable[[int], None] | None = None,
+    history: bool = False,
 ) -> int:
     """Write the header and then ``records`` (e.g. ``memory.export()``) to ``stream``.
 
@@ -415,11 +419,13 @@ async def write_jsonl(
         stream: A text stream opened for writing (UTF-8).
         namespace: The exported namespace, written in the header.
         progress: Called with the running count after each record.
+        history: The records include earlier versions (``export(history=True)``): the
+            header says format version 2; otherwise version 1, which older releases read.
 
     Returns:
         The number of records written.
     """
-    stream.write(dumps_line(header(namespace)))
+    stream.write(dumps_line(header(namespace, history=history)))
     count = 0
     if isinstance(records, AsyncIterable):
         async for record in records:
