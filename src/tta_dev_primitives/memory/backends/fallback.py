@@ -486,16 +486,7 @@ class FallbackBackend:
                     # Expired during the outage: as if it had reached the primary and expired.
                     await primary.delete(op.namespace, entry.key)
                     return
-                entry = Entry(
-                    entry.key,
-                    entry.payload,
-                    entry.metadata,
-                    left,
-                    entry.vector,
-                    created_at=entry.created_at,
-                    updated_at=entry.updated_at,
-                    space=entry.space,
-                )
+                entry = _with_ttl(entry, left)
             await primary.put(op.namespace, entry)
         elif isinstance(op, _Delete):
             await primary.delete(op.namespace, op.key)
@@ -542,16 +533,7 @@ class FallbackBackend:
                 for key in (entry.key, *op.supersedes):
                     await self.primary.delete(op.namespace, key)
                 return
-            entry = Entry(
-                entry.key,
-                entry.payload,
-                entry.metadata,
-                left,
-                entry.vector,
-                created_at=entry.created_at,
-                updated_at=entry.updated_at,
-                space=entry.space,
-            )
+            entry = _with_ttl(entry, left)
         await primary.put_versioned(op.namespace, entry, op.keep, op.supersedes)
 
     # -- recovery -------------------------------------------------------------------------------
@@ -1387,3 +1369,17 @@ async def _stats_of(
     if isinstance(backend, StatsBackend):
         return await backend.search_stats(namespace, query)
     return CorpusStats(0, 0, {})
+
+
+def _with_ttl(entry: Entry, ttl: float) -> Entry:
+    """``entry`` expiring in ``ttl`` seconds: a replay keeps a record's absolute expiry."""
+    return Entry(
+        entry.key,
+        entry.payload,
+        entry.metadata,
+        ttl,
+        entry.vector,
+        created_at=entry.created_at,
+        updated_at=entry.updated_at,
+        space=entry.space,
+    )
