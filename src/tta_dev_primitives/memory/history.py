@@ -18,6 +18,7 @@ version change is one atomic step with the write on every backend.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import math
 from collections.abc import Iterable, Sequence
@@ -37,6 +38,7 @@ from .records import (
     Record,
     SearchHit,
     SearchQuery,
+    memory_record,
 )
 from .search import matches_filter, string_leaves
 
@@ -111,16 +113,7 @@ def history_backend(memory: MemoryPrimitive, operation: str) -> HistoryBackend:
 def version_record(version: Version) -> MemoryRecord:
     """A :class:`MemoryRecord` of one version, with ``valid_from``/``valid_to``."""
     r = version.record
-    return MemoryRecord(
-        r.key,
-        codec.value_of(r.payload, r.snapshot),
-        codec.copy_metadata(r.metadata) or {},
-        r.created_at,
-        r.updated_at,
-        r.expires_at,
-        valid_from=r.updated_at,
-        valid_to=version.valid_to,
-    )
+    return dataclasses.replace(memory_record(r), valid_from=r.updated_at, valid_to=version.valid_to)
 
 
 def current_at(version: Version, t: float) -> bool:

@@ -80,10 +80,10 @@ from .records import (
     MemoryPage,
     MemoryRecord,
     Namespace,
-    Record,
     RecordUpdate,
     SearchHit,
     SearchQuery,
+    memory_record,
 )
 from .rerank import RERANK_DEPTH, Reranker, rerank, validate_reranker
 from .search import (
@@ -1908,7 +1908,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             self._inst.read(span, record is not None, 1, shared.backend.info())
             if record is not None:
                 self._inst.records(span, ((key, record.payload, None, record.metadata),))
-        return None if record is None else _memory_record(record)
+        return None if record is None else memory_record(record)
 
     async def _op_update(self, op: MemoryOperation, span: trace.Span) -> MemoryRecord:
         key = codec.validate_key(op.key)
@@ -1943,7 +1943,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             raise KeyError(key)
         if span is not NO_SPAN:
             self._inst.records(span, ((key, record.payload, None, record.metadata),))
-        return _memory_record(record)
+        return memory_record(record)
 
     async def _op_list(self, op: MemoryOperation, span: trace.Span) -> MemoryPage:
         filter_ = self._filter(op.filter)
@@ -1972,7 +1972,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         next_cursor = None
         if result.more and records:
             next_cursor = _encode_cursor(order, result.horizon, records[-1].seq)
-        return MemoryPage([_memory_record(r) for r in records], next_cursor)
+        return MemoryPage([memory_record(r) for r in records], next_cursor)
 
     async def _list_tree(
         self, op: MemoryOperation, query: ListQuery, span: trace.Span
@@ -1986,7 +1986,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         found = await backend.namespaces(self._namespace)
         page, cursor = await tree.list_tree(backend, self._namespace, found, query, start)
         self._inst.record_count(span, len(page))
-        return MemoryPage([_memory_record(r, ns) for ns, r in page], cursor)
+        return MemoryPage([memory_record(r, ns) for ns, r in page], cursor)
 
     async def _op_delete_where(self, op: MemoryOperation, span: trace.Span) -> int:
         if op.filter is None:
@@ -2056,18 +2056,6 @@ async def _op_import(
     if span.is_recording():
         span.set_attributes(transfer.import_attributes(report))
     return report
-
-
-def _memory_record(record: Record, namespace: Namespace = ()) -> MemoryRecord:
-    return MemoryRecord(
-        record.key,
-        codec.value_of(record.payload, record.snapshot),
-        codec.copy_metadata(record.metadata) or {},
-        record.created_at,
-        record.updated_at,
-        record.expires_at,
-        namespace,
-    )
 
 
 def _parts(raw: object, arg: str) -> tuple[str, ...]:

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, NamedTuple
 
-from .codec import NO_SNAPSHOT, decode
+from .codec import NO_SNAPSHOT, copy_metadata, decode, value_of
 from .search import (
     DEFAULT_SEMANTIC_WEIGHT,
     CorpusStats,
@@ -22,6 +22,7 @@ from .search import (
 )
 
 __all__ = [
+    "memory_record",
     "NO_EXPIRY",
     "Entry",
     "ListQuery",
@@ -345,3 +346,17 @@ class MemoryPage:
 
     records: list[MemoryRecord]
     next_cursor: str | None = None
+
+
+def memory_record(record: Record, namespace: Namespace = ()) -> MemoryRecord:
+    """What the primitive hands users for a backend ``record``: the value thawed (never the
+    stored object), metadata copied (always a dict), the record's times."""
+    return MemoryRecord(
+        record.key,
+        value_of(record.payload, record.snapshot),
+        copy_metadata(record.metadata) or {},
+        record.created_at,
+        record.updated_at,
+        record.expires_at,
+        namespace,
+    )
