@@ -20,7 +20,7 @@ from tta_dev_primitives import (
 from tta_dev_primitives.testing import CapturedTelemetry, capture_telemetry
 
 # Real-server fixtures (private redis-server / valkey-server processes) for every module.
-pytest_plugins = ["tests.redis_servers", "tests.redis_stack"]
+pytest_plugins = ["tests.support.redis_servers", "tests.support.redis_stack"]
 
 
 # Fixtures that start or use a real server: a test asking for one is marked ``redis``.
@@ -99,7 +99,7 @@ def _server_harness(flavour: str) -> Callable[[pytest.FixtureRequest], Awaitable
     """RedisBackend on the session's private ``flavour`` server (redis or valkey)."""
 
     async def build(request: pytest.FixtureRequest) -> BackendHarness:
-        from .redis_servers import shared_server
+        from .support.redis_servers import shared_server
 
         server = shared_server(flavour, request.config)
 
@@ -116,7 +116,7 @@ def _server_harness(flavour: str) -> Callable[[pytest.FixtureRequest], Awaitable
 
 async def _cluster_harness(request: pytest.FixtureRequest) -> BackendHarness:
     """RedisBackend on the session's private Redis Cluster (3 masters, 3 replicas)."""
-    from .redis_cluster import shared_cluster
+    from .support.cluster import shared_cluster
 
     cluster = shared_cluster(request.config)
 
@@ -131,7 +131,7 @@ async def _cluster_harness(request: pytest.FixtureRequest) -> BackendHarness:
 
 async def _stack_harness(request: pytest.FixtureRequest) -> BackendHarness:
     """RedisBackend on a private Redis Stack, every search through the Query Engine."""
-    from .redis_stack import shared_stack
+    from .support.redis_stack import shared_stack
 
     server = shared_stack(request.config)
 
