@@ -551,7 +551,7 @@ def _random_corpus(seed: int, n: int) -> list[tuple[str, Any, dict[str, Any]]]:
 async def test_search_matches_reference_backend(make_memory: MakeMemory, seed: int) -> None:
     """Same records and queries give the same hits, scores and order as the reference model.
 
-    The reference (tests/reference.py) shares no storage or index code with any backend: it
+    The reference (tests/support/reference.py) shares no storage or index code with any backend: it
     keeps records in an OrderedDict and scores every record one at a time, so this fails for
     the in-memory backend as much as for Redis when an index or a store goes wrong.
     """

@@ -1,5 +1,5 @@
 """Property tests for the records API: random metadata and filter trees against an
-independent evaluator (tests/reference.py), and paging under random concurrent writes."""
+independent evaluator (tests/support/reference.py), and paging under random concurrent writes."""
 
 from __future__ import annotations
 

@@ -149,3 +149,23 @@ async def test_step_arguments_are_checked() -> None:
     with pytest.raises(TypeError, match="namespace"):
         await step.execute("value", WorkflowContext())
     assert await memory.namespaces() == []
+
+
+async def test_steps_take_metadata_and_filter_as_constants_or_callables() -> None:
+    """add_step(metadata=...) stores metadata; search_step(filter=...) filters by it."""
+    memory = MemoryPrimitive()
+    store = memory.add_step(
+        key=lambda text, ctx: f"turn:{ctx.state.setdefault('n', 0)}",
+        metadata=lambda text, ctx: {"role": ctx.metadata["role"]},
+    )
+    ctx = WorkflowContext(metadata={"role": "user"})
+    assert await store.execute("I like green tea", ctx) == "I like green tea"
+    other = memory.add_step(key="turn:9", metadata={"role": "assistant"}, ttl=60)
+    await other.execute("green tea is nice", WorkflowContext())
+    by_role = memory.search_step(limit=5, filter=lambda q, ctx: {"role": ctx.metadata["role"]})
+    hits = await by_role.execute("green tea", ctx)
+    assert [h.key for h in hits] == ["turn:0"]
+    constant = memory.search_step(filter={"role": "assistant"})
+    assert [h.key for h in await constant.execute("green tea")] == ["turn:9"]
+    pipeline = memory.search_step(limit=1) >> memory.add_step(key="last")
+    assert pipeline.name == "search_step>>add_step"

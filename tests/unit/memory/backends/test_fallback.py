@@ -2,7 +2,7 @@
 
 The primary here is an in-memory backend that can be switched off, so every outage and
 recovery is deterministic; tests against real servers killed mid-stream are in
-test_redis_faults.py.
+servers/test_redis_faults.py.
 """
 
 from __future__ import annotations
