@@ -535,7 +535,7 @@ def test_choose_embedder_says_how_search_works() -> None:
 async def test_tool_spans_reach_a_tracing_backend_in_one_trace() -> None:
     """With OTEL_EXPORTER_OTLP_ENDPOINT set, the stdio server exports the SDK's request span,
     the tool span and the memory operation's span as one tree."""
-    from tests.unit.observability.test_otlp_wire import OtlpReceiver
+    from tests.support.otlp import OtlpReceiver
 
     with OtlpReceiver() as receiver:
         async with stdio(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.base_url) as client:

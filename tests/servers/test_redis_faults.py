@@ -27,18 +27,17 @@ from tta_dev_primitives import (
     RedisBackend,
 )
 
-from tests.support.redis_servers import FLAVOURS, RedisServer, check_index, running_server
+from tests.support.redis_servers import (
+    FLAVOURS,
+    RedisServer,
+    check_index,
+    fast_failing,
+    running_server,
+)
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 KEYS = [f"k{i}" for i in range(40)]
-
-
-def fast_failing(url: str, **options: Any) -> RedisBackend:
-    """A RedisBackend that gives up quickly, so outages are detected at once."""
-    options.setdefault("socket_timeout", 0.5)
-    options.setdefault("socket_connect_timeout", 0.5)
-    return RedisBackend.from_url(url, retries=1, backoff_base=0.01, max_size=None, **options)
 
 
 async def verify(url: str, namespace: str, model: dict[str, Any], order: list[str]) -> None:

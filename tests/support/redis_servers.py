@@ -29,6 +29,7 @@ import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -280,6 +281,13 @@ async def flush(server: RedisServer) -> None:
         await client.flushall()
     finally:
         await client.aclose()
+
+
+def fast_failing(url: str, **options: Any) -> RedisBackend:
+    """A RedisBackend that gives up quickly, so outages are detected at once."""
+    options.setdefault("socket_timeout", 0.5)
+    options.setdefault("socket_connect_timeout", 0.5)
+    return RedisBackend.from_url(url, retries=1, backoff_base=0.01, max_size=None, **options)
 
 
 # -- fixtures -----------------------------------------------------------------------------------

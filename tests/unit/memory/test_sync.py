@@ -22,8 +22,7 @@ from tta_dev_primitives import (
 from tta_dev_primitives.memory.sync import BLOCKING_METHODS
 from tta_dev_primitives.testing import capture_telemetry
 
-from tests.servers.test_redis_faults import fast_failing
-from tests.support.redis_servers import RedisServer, flush
+from tests.support.redis_servers import RedisServer, fast_failing, flush
 
 
 def _sync_threads() -> list[threading.Thread]:
