@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -18,6 +17,9 @@ from tta_dev_primitives import (
     RedisBackend,
 )
 from tta_dev_primitives.testing import CapturedTelemetry, capture_telemetry
+
+from .support.backends import BackendHarness
+from .support.clock import FakeClock
 
 # Real-server fixtures (private redis-server / valkey-server processes) for every module.
 pytest_plugins = ["tests.support.redis_servers", "tests.support.redis_stack"]
@@ -49,38 +51,6 @@ def telemetry() -> Iterator[CapturedTelemetry]:
     """Tracer/meter providers that record into memory, for span and metric assertions."""
     with capture_telemetry() as captured:
         yield captured
-
-
-class FakeClock:
-    """A monotonic clock that only moves when told to."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@dataclass
-class BackendHarness:
-    """How the conformance suite gets backends of one kind and moves their time forward.
-
-    Attributes:
-        name: The backend kind (the test id).
-        make: Builds a fresh backend with the given ``max_size``.
-        advance: Lets ``seconds`` pass for TTL purposes (a fake clock where the backend
-            allows one; real sleeping otherwise).
-        remote: Whether the backend talks to a server.
-    """
-
-    name: str
-    make: Callable[[int | None], Awaitable[MemoryBackend]]
-    advance: Callable[[float], Awaitable[None]]
-    remote: bool = False
-    created: list[MemoryBackend] = field(default_factory=list)
 
 
 async def _in_memory_harness(request: pytest.FixtureRequest) -> BackendHarness:

@@ -14,7 +14,7 @@ from tta_dev_primitives import HashingEmbedder, MemoryPrimitive, SearchHit
 from tta_dev_primitives.memory.rerank import RERANK_DEPTH
 from tta_dev_primitives.memory.search import MIN_RELEVANT_SCORE
 
-from tests.conftest import BackendHarness
+from tests.support.backends import BackendHarness
 from tests.support.reference import ReferenceMemory
 
 MakeMemory = Callable[..., Awaitable[MemoryPrimitive]]

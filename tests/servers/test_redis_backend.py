@@ -26,7 +26,7 @@ from tta_dev_primitives import (
 from tta_dev_primitives.memory.backends.redis import namespace_tag
 from tta_dev_primitives.memory.records import Entry, SearchQuery
 
-from tests.conftest import FakeClock
+from tests.support.clock import FakeClock
 from tests.support.redis_servers import RedisServer, check_index, free_port
 
 pytestmark = pytest.mark.redis

@@ -34,7 +34,8 @@ from tta_dev_primitives.memory.backends import redis_scripts as lua
 from tta_dev_primitives.memory.backends.redis_index import ChurnedError
 from tta_dev_primitives.memory.records import Entry, ListQuery, Namespace, SearchQuery
 
-from tests.conftest import BackendHarness, FakeClock
+from tests.support.backends import BackendHarness
+from tests.support.clock import FakeClock
 from tests.support.redis_servers import FLAVOURS, RedisServer, flush, running_server
 from tests.support.subproc import clean_env
 

@@ -11,7 +11,7 @@ from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.memory.query_cache import QueryVectorCache
 from tta_dev_primitives.testing import capture_telemetry
 
-from tests.conftest import FakeClock
+from tests.support.clock import FakeClock
 
 
 class CountingEmbedder:

@@ -19,7 +19,7 @@ from tta_dev_primitives import (
 from tta_dev_primitives.memory.compaction import CompactionReport
 from tta_dev_primitives.memory.records import MemoryRecord
 
-from tests.conftest import FakeClock
+from tests.support.clock import FakeClock
 
 
 def _user(_input: Any, ctx: WorkflowContext) -> tuple[str, str]:

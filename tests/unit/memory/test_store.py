@@ -7,7 +7,7 @@ import pytest
 from tta_dev_primitives import InMemoryStore
 from tta_dev_primitives.memory.records import Entry
 
-from tests.conftest import FakeClock
+from tests.support.clock import FakeClock
 
 
 def test_in_memory_store_sync_api() -> None:

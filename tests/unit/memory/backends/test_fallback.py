@@ -27,7 +27,7 @@ from tta_dev_primitives.memory.records import (
 )
 from tta_dev_primitives.testing import CapturedTelemetry
 
-from tests.conftest import FakeClock
+from tests.support.clock import FakeClock
 
 NS: Namespace = ("ns",)
 

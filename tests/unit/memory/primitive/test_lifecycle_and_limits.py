@@ -17,7 +17,7 @@ from tta_dev_primitives import (
 )
 from tta_dev_primitives.testing import CapturedTelemetry
 
-from tests.conftest import BackendHarness
+from tests.support.backends import BackendHarness
 from tests.support.redis_servers import RedisServer
 
 pytestmark = pytest.mark.filterwarnings("error")

@@ -19,7 +19,7 @@ from tta_dev_primitives import (
     MemoryRecord,
 )
 
-from tests.conftest import BackendHarness
+from tests.support.backends import BackendHarness
 
 MakeMemory = Callable[..., Awaitable[MemoryPrimitive]]
 

@@ -16,7 +16,7 @@ from tta_dev_primitives.memory import index as index_module
 from tta_dev_primitives.memory import search
 from tta_dev_primitives.memory.index import SearchIndex
 
-from tests.conftest import FakeClock
+from tests.support.clock import FakeClock
 
 WORDS = ["alpha", "alp", "beta", "gamma", "alphabet", "bet", "delta", "lta", "x", "Straße", "ΣΑΣ"]
 
