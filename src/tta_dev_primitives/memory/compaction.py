@@ -74,7 +74,9 @@ from .search import (
 )
 
 if TYPE_CHECKING:
-    from .primitive import MemoryOperation, MemoryPrimitive
+    from .operations import CompactOp
+    from .primitive import MemoryPrimitive
+    from .runtime import Runtime
 
 __all__ = [
     "META_FROM",
@@ -203,7 +205,7 @@ class CompactionPolicy:
 
 @dataclass(frozen=True, slots=True)
 class CompactionRequest:
-    """The arguments of one compaction (``MemoryOperation("compact", value=...)``)."""
+    """The arguments of one compaction (``MemoryOperation.compact(...)``)."""
 
     summarizer: Any = None
     keep_last: Any = 20
@@ -345,8 +347,8 @@ class ExtractiveSummarizer(InstrumentedPrimitive[Sequence[MemoryRecord], str]):
 # -- one compaction ---------------------------------------------------------------------------
 
 
-def _request(op: MemoryOperation) -> CompactionRequest:
-    req = op.value
+def _request(op: CompactOp) -> CompactionRequest:
+    req = op.request
     if not isinstance(req, CompactionRequest):
         raise TypeError("a compact operation carries a CompactionRequest (use compact())")
     return req
@@ -413,7 +415,7 @@ def _merge_metadata(metas: Sequence[Mapping[str, Any] | None]) -> dict[str, Any]
 
 
 async def _duplicates(
-    memory: MemoryPrimitive, records: Sequence[Record], threshold: float
+    rt: Runtime, records: Sequence[Record], threshold: float
 ) -> dict[str, list[str]]:
     """Newest key -> the older keys that are its near-duplicates.
 
@@ -422,8 +424,8 @@ async def _duplicates(
     """
     newest_first = list(reversed(records))
     values = [codec.decode(r.payload) for r in newest_first]
-    if memory._embedder is not None:
-        heads = _vector_heads(await memory._embed(values), threshold)
+    if rt.embedder is not None:
+        heads = _vector_heads(await rt.writer.embed(values), threshold)
     else:
         heads = _text_heads(values, [r.payload for r in newest_first], threshold)
     groups: dict[str, list[str]] = {}
@@ -504,7 +506,7 @@ class _Plan:
     merged: tuple[str, ...]
 
 
-async def run_compaction(memory: MemoryPrimitive, op: MemoryOperation, span: trace.Span) -> Any:
+async def run_compaction(rt: Runtime, op: CompactOp, span: trace.Span) -> Any:
     """The ``compact`` operation's handler (see :meth:`MemoryPrimitive.compact`)."""
     req = _request(op)
     _check_summarizer(req.summarizer)
@@ -518,21 +520,21 @@ async def run_compaction(memory: MemoryPrimitive, op: MemoryOperation, span: tra
     timeout = codec.validate_ttl(req.summarizer_timeout, "summarizer_timeout")
     filter_ = _check_filter(req.filter)
     summary_key = None if req.summary_key is None else codec.validate_key(req.summary_key)
-    ttl, _ = memory._record_settings(req.ttl, None)
-    backend = memory._shared.backend
+    ttl, _ = rt.writer.settings(req.ttl, None)
+    backend = rt.backend
     if not isinstance(backend, CompactingBackend):
         raise TypeError(
             f"backend {backend.info().name!r} cannot compact: it needs scan() and "
             "apply_compaction() (see CompactingBackend)"
         )
-    namespace = memory.namespace
+    namespace = rt.namespace
     records = await backend.scan(namespace)
     if filter_:
         records = [r for r in records if matches_filter(r.metadata, filter_)]
     considered = len(records)
     by_key = {r.key: r for r in records}
 
-    groups = {} if threshold is None else await _duplicates(memory, records, threshold)
+    groups = {} if threshold is None else await _duplicates(rt, records, threshold)
     merged_away = {k for dups in groups.values() for k in dups}
     survivors = [r for r in records if r.key not in merged_away]
     merged_meta = {
@@ -574,7 +576,7 @@ async def run_compaction(memory: MemoryPrimitive, op: MemoryOperation, span: tra
                 "nothing: every record was left in place"
             )
         # Validate (and encode) the summary before any record is touched.
-        codec.encode_snapshot(summary, memory._max_value_bytes, "summary")
+        codec.encode_snapshot(summary, rt.writer.max_value_bytes, "summary")
     key = summary_key or f"summary:{uuid.uuid4().hex}"
 
     async def plan_without(changed: set[str]) -> _Plan:
@@ -604,7 +606,7 @@ async def run_compaction(memory: MemoryPrimitive, op: MemoryOperation, span: tra
                 expected[r.key] = r.seq
                 if r.key not in delete:
                     delete.append(r.key)
-            insert = memory._entry(key, summary, ttl, _summary_metadata(kept_batch, metadata_of))
+            insert = rt.writer.entry(key, summary, ttl, _summary_metadata(kept_batch, metadata_of))
         elif not merged:
             return _Plan(None, (), ())
         entries = [
@@ -615,7 +617,7 @@ async def run_compaction(memory: MemoryPrimitive, op: MemoryOperation, span: tra
         if insert is not None:
             entries.append(insert)
             values.append(summary)
-        entries = await memory._embedded(entries, values)
+        entries = await rt.writer.embedded(entries, values)
         if insert is not None:
             insert = entries.pop()
         plan = CompactionPlan(expected, tuple(delete), tuple(entries), insert)

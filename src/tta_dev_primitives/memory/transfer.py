@@ -70,10 +70,12 @@ from .errors import MemoryBackendError
 from .history import names_forgotten
 from .records import Entry, ListQuery, Namespace, Record
 from .search import matches_filter, normalize_vector
+from .writes import check_filter
 
 if TYPE_CHECKING:
     from ..core.context import WorkflowContext
     from .primitive import MemoryPrimitive
+    from .runtime import Runtime
 
 __all__ = [
     "FORMAT_NAME",
@@ -476,7 +478,7 @@ def _time_of(t: float) -> float | None:
 
 
 def export_records(
-    memory: MemoryPrimitive,
+    rt: Runtime,
     *,
     filter: Mapping[str, Any] | None = None,
     vectors: bool = False,
@@ -488,18 +490,18 @@ def export_records(
     See :meth:`~tta_dev_primitives.memory.MemoryPrimitive.export`. The arguments are checked
     here, before anything is read; the records are read when the iterator is.
     """
-    filter_ = memory._filter(filter)
+    filter_ = check_filter(filter)
     if not isinstance(vectors, bool):
         raise TypeError(f"vectors must be True or False, got {type(vectors).__name__}")
     if not isinstance(history, bool):
         raise TypeError(f"history must be True or False, got {type(history).__name__}")
-    if history and not isinstance(memory.backend, HistoryBackend):
-        raise TypeError(f"backend {memory.backend.info().name!r} keeps no history")
-    return _export(memory, filter_, vectors, context, history)
+    if history and not isinstance(rt.backend, HistoryBackend):
+        raise TypeError(f"backend {rt.backend.info().name!r} keeps no history")
+    return _export(rt, filter_, vectors, context, history)
 
 
 async def _export(
-    memory: MemoryPrimitive,
+    rt: Runtime,
     filter_: Mapping[str, Any] | None,
     vectors: bool,
     context: WorkflowContext | None,
@@ -507,9 +509,9 @@ async def _export(
 ) -> AsyncIterator[dict[str, Any]]:
     # A page of the backend's list() at a time (oldest first, one walk per namespace with its
     # horizon), so the export holds at most BATCH_SIZE records whatever the namespace's size.
-    backend = memory.backend
-    own = memory.namespace
-    op = memory._stream_operation("export", context)
+    backend = rt.backend
+    own = rt.namespace
+    op = rt.stream_operation("export", context)
     count = with_vector = 0
     try:
         with op.active():
@@ -793,7 +795,19 @@ async def import_records(
     on_conflict: OnConflict = "replace",
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
-    """Write ``records`` (format objects) into ``memory``'s namespace tree, in batches.
+    """``memory.import_(records, ...)``: see
+    :meth:`~tta_dev_primitives.memory.MemoryPrimitive.import_`."""
+    return await memory.import_(records, on_conflict=on_conflict, progress=progress)
+
+
+async def import_into(
+    rt: Runtime,
+    records: AsyncIterable[Mapping[str, Any]] | Iterable[Mapping[str, Any]],
+    *,
+    on_conflict: OnConflict = "replace",
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """Write ``records`` (format objects) into the runtime's namespace tree, in batches.
 
     Every record is checked first (:func:`check_records`), so a malformed one writes
     nothing; with ``on_conflict="error"`` every key is looked up before the first write too.
@@ -801,23 +815,23 @@ async def import_records(
     """
     if on_conflict not in ("replace", "skip", "error"):
         raise ValueError(f"on_conflict must be 'replace', 'skip' or 'error', got {on_conflict!r}")
-    limit = memory._max_value_bytes
+    limit = rt.writer.max_value_bytes
     if isinstance(records, CheckedRecords) and records.max_value_bytes in (limit, None):
-        return await _import_checked(memory, records, on_conflict, progress)
+        return await _import_checked(rt, records, on_conflict, progress)
     with await check_records(records, max_value_bytes=limit) as checked:
-        return await _import_checked(memory, checked, on_conflict, progress)
+        return await _import_checked(rt, checked, on_conflict, progress)
 
 
 async def _import_checked(
-    memory: MemoryPrimitive,
+    rt: Runtime,
     checked: CheckedRecords,
     on_conflict: OnConflict,
     progress: Callable[[int], None] | None,
 ) -> ImportReport:
-    if memory._embedder is None and checked.spaces:
+    if rt.embedder is None and checked.spaces:
         _warn_dropped(checked.spaces)
     if on_conflict == "error":
-        await _check_conflicts(memory, checked)
+        await _check_conflicts(rt, checked)
     counts = _Counts()
     written: set[Namespace] = set()
     resume: OnConflict = "replace" if on_conflict == "replace" else "skip"
@@ -828,7 +842,7 @@ async def _import_checked(
     async def flush() -> None:
         nonlocal handled
         try:
-            await _write_batch(memory, batch_ns, batch, on_conflict, counts, written)
+            await _write_batch(rt, batch_ns, batch, on_conflict, counts, written)
         except ImportConflictError:
             raise
         except MemoryBackendError as exc:
@@ -877,15 +891,15 @@ def _warn_dropped(spaces: Mapping[tuple[str, int], int]) -> None:
     )
 
 
-async def _check_conflicts(memory: MemoryPrimitive, checked: CheckedRecords) -> None:
+async def _check_conflicts(rt: Runtime, checked: CheckedRecords) -> None:
     """Raise ImportConflictError for the first record whose key holds a live record."""
-    backend = memory.backend
+    backend = rt.backend
     now = time.time()
     batch: list[str] = []
     batch_ns: Namespace = ()
 
     async def look() -> None:
-        existing = await backend.get_many(memory.namespace + batch_ns, batch)
+        existing = await backend.get_many(rt.namespace + batch_ns, batch)
         for key, e in zip(batch, existing, strict=True):
             if e is not None:
                 raise ImportConflictError(key, batch_ns, ImportReport())
@@ -904,7 +918,7 @@ async def _check_conflicts(memory: MemoryPrimitive, checked: CheckedRecords) -> 
 
 
 async def _write_batch(
-    memory: MemoryPrimitive,
+    rt: Runtime,
     sub: Namespace,
     batch: list[tuple[str, dict[str, Any]]],
     on_conflict: OnConflict,
@@ -920,8 +934,8 @@ async def _write_batch(
             live.append(r)
     if not live:
         return
-    namespace = memory.namespace + sub
-    backend = memory.backend
+    namespace = rt.namespace + sub
+    backend = rt.backend
     if isinstance(backend, HistoryBackend):
         forgotten = await backend.forgotten(namespace)
         if forgotten:
@@ -935,10 +949,10 @@ async def _write_batch(
     earlier = [r for r in live if r.get("valid_to") is not None]
     if earlier:
         live = [r for r in live if r.get("valid_to") is None]
-        if memory._history and isinstance(backend, HistoryBackend):
-            entries = await _entries(memory, earlier, counts)
+        if rt.history and isinstance(backend, HistoryBackend):
+            entries = await _entries(rt, earlier, counts)
             pairs = [(e, r["valid_to"]) for e, r in zip(entries, earlier, strict=True)]
-            await backend.restore(namespace, pairs, memory._history)
+            await backend.restore(namespace, pairs, rt.history)
             counts.versions_imported += len(pairs)
             written.add(sub)
         else:
@@ -959,9 +973,9 @@ async def _write_batch(
                     live = live[:i]
                     break
     if live:
-        if memory._embedder is None:
-            await memory._warn_if_vectors(namespace)
-        entries = await _entries(memory, live, counts)
+        if rt.embedder is None:
+            await rt.writer.warn_if_vectors(rt.backend, namespace)
+        entries = await _entries(rt, live, counts)
         await backend.put_many(namespace, entries)
         counts.imported += len(entries)
         written.add(sub)
@@ -969,14 +983,12 @@ async def _write_batch(
         raise ImportConflictError(conflict["key"], sub, counts.report(written))
 
 
-async def _entries(
-    memory: MemoryPrimitive, records: list[dict[str, Any]], counts: _Counts
-) -> list[Entry]:
+async def _entries(rt: Runtime, records: list[dict[str, Any]], counts: _Counts) -> list[Entry]:
     """Validated entries of checked records: ttl from each absolute ``expires_at``; the
     exported vector when ``memory``'s embedder made it, a fresh embedding otherwise."""
-    encoded = [codec.encode_snapshot(r["value"], memory._max_value_bytes) for r in records]
+    encoded = [codec.encode_snapshot(r["value"], rt.writer.max_value_bytes) for r in records]
     vectors: list[Any] = [None] * len(records)
-    if memory._embedder is None:
+    if rt.embedder is None:
         counts.vectors_dropped += sum(r["vector"] is not None for r in records)
     else:
         todo = []
@@ -984,7 +996,7 @@ async def _entries(
             vec = r["vector"]
             if (
                 vec is not None
-                and memory._space(vec["values"]) == (vec["embedder"], vec["dimensions"])
+                and rt.writer.space(vec["values"]) == (vec["embedder"], vec["dimensions"])
                 and any(vec["values"])  # a zero vector finds nothing: embed again
             ):
                 # float32 as exported (the JSON numbers are its exact values), so a vector
@@ -993,7 +1005,7 @@ async def _entries(
             else:
                 todo.append(i)
         if todo:
-            fresh = await memory._embed([records[i]["value"] for i in todo])
+            fresh = await rt.writer.embed([records[i]["value"] for i in todo])
             for i, v in zip(todo, fresh, strict=True):
                 vectors[i] = v
         counts.reembedded += len(todo)
@@ -1013,7 +1025,7 @@ async def _entries(
                 ttl,
                 v,
                 snapshot=snap,
-                space=memory._space(v),
+                space=rt.writer.space(v),
                 created_at=r["created_at"],
                 updated_at=r["updated_at"],
             )
