@@ -30,6 +30,7 @@ from .history import (
     run_history,
     search_as_of,
 )
+from .importing import import_into
 from .instrumentation import NO_SPAN
 from .operations import (
     KEEP,
@@ -64,13 +65,7 @@ from .records import (
 from .rerank import RERANK_DEPTH, rerank, validate_reranker
 from .runtime import Runtime
 from .search import normalize_vector, validate_fusion, validate_semantic_weight
-from .transfer import (
-    ImportConflictError,
-    ImportReport,
-    ImportRequest,
-    import_attributes,
-    import_into,
-)
+from .transfer import ImportConflictError, ImportReport, ImportRequest, import_attributes
 from .writes import check_filter, validate_part
 
 __all__ = ["HANDLERS", "Handler"]

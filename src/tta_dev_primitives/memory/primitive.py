@@ -42,6 +42,7 @@ from .compaction import (
     CompactionRequest,
 )
 from .embeddings import Embedder, default_embedder
+from .exporting import export_records
 from .handlers import HANDLERS
 from .history import (
     DEFAULT_TOMBSTONE_TTL,
@@ -84,7 +85,7 @@ from .rerank import Reranker, validate_reranker
 from .runtime import Runtime, Shared, closed_error
 from .search import Fusion, SearchMode, validate_fusion, validate_semantic_weight
 from .steps import StepNamespace
-from .transfer import ImportReport, ImportRequest, OnConflict, export_records
+from .transfer import ImportReport, ImportRequest, OnConflict
 from .writes import RecordWriter, validate_part
 
 if TYPE_CHECKING:
