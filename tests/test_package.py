@@ -31,7 +31,7 @@ NOT_REEXPORTED = (
     "tta_dev_primitives.memory.search",
     "tta_dev_primitives.memory.tree",
     "tta_dev_primitives.memory.rerank",
-    # The primitive's parts: operations, runtime, writer seam, handlers, steps, cursor, export, import.
+    # The primitive's parts (operations, runtime, writer, handlers, steps, export, import).
     "tta_dev_primitives.memory.operations",
     "tta_dev_primitives.memory.runtime",
     "tta_dev_primitives.memory.writes",
