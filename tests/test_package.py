@@ -40,6 +40,7 @@ NOT_REEXPORTED = (
     "tta_dev_primitives.memory.cursor",
     "tta_dev_primitives.memory.exporting",
     "tta_dev_primitives.memory.importing",
+    "tta_dev_primitives.memory.compacting",
     "tta_dev_primitives.cli",
     # Integrations (extras, imported on use): tta_dev_primitives.integrations.<name>.
     "tta_dev_primitives.integrations",

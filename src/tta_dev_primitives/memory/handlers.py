@@ -16,7 +16,7 @@ from opentelemetry import trace
 
 from ..observability import attributes as A
 from . import codec, tree
-from .compaction import run_compaction
+from .compacting import run_compaction
 from .cursor import decode_cursor, encode_cursor
 from .embeddings import embed_query, refuse_zero_vectors
 from .history import (

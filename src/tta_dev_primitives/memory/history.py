@@ -310,11 +310,11 @@ def names_forgotten(metadata: Any, forgotten: set[str]) -> bool:
 
 
 def _sentences(value: Any) -> list[str]:
-    from .compaction import _SENTENCE
+    from .compaction import SENTENCE_BREAK
 
     out: list[str] = []
     for leaf in string_leaves(value):
-        out.extend(p.strip() for p in _SENTENCE.split(leaf) if p.strip())
+        out.extend(p.strip() for p in SENTENCE_BREAK.split(leaf) if p.strip())
     return out
 
 
@@ -324,9 +324,9 @@ async def run_forget(rt: Runtime, op: ForgetOp, span: trace.Span) -> Any:
         META_REPLACED,
         META_SOURCES,
         META_SUMMARIZED,
-        _check_filter,
-        _check_summarizer,
+        check_summarizer,
     )
+    from .writes import check_filter
 
     req = op.request
     if not isinstance(req, ForgetRequest):
@@ -334,10 +334,10 @@ async def run_forget(rt: Runtime, op: ForgetOp, span: trace.Span) -> Any:
     if (req.key is None) == (req.filter is None):
         raise ValueError("forget takes a key or filter= (one of them)")
     key = None if req.key is None else codec.validate_key(req.key)
-    filter_ = None if req.filter is None else _check_filter(req.filter)
+    filter_ = None if req.filter is None else check_filter(req.filter)
     if req.filter is not None and not filter_:
         raise ValueError("filter must not be empty: forget(filter={}) would forget everything")
-    _check_summarizer(req.summarizer)
+    check_summarizer(req.summarizer)
     ttl = codec.validate_ttl(req.tombstone_ttl, "tombstone_ttl")
     backend = history_backend(rt, "forget")
     ns = rt.namespace

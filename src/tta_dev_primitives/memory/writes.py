@@ -25,13 +25,14 @@ __all__ = ["RecordWriter", "check_filter", "validate_part"]
 _VECTORS_CHECKED_MAX = 4096
 
 
-def check_filter(filter_: Any) -> dict[str, Any] | None:
-    """A validated copy of a filter (None for none or ``{}``); raises before any I/O."""
+def check_filter(filter_: Any, arg: str = "filter") -> dict[str, Any] | None:
+    """A validated copy of a filter of the language of ``search``/``list``/``delete_where``
+    (None for none or ``{}``); raises before any I/O. ``arg`` names it in errors."""
     if filter_ is None:
         return None
     if not isinstance(filter_, Mapping):
-        raise TypeError(f"filter must be a mapping or None, got {type(filter_).__name__}")
-    return validate_filter(codec.validate_metadata(filter_, "filter"))
+        raise TypeError(f"{arg} must be a mapping or None, got {type(filter_).__name__}")
+    return validate_filter(codec.validate_metadata(filter_, arg), arg)
 
 
 class RecordWriter:
