@@ -57,6 +57,7 @@ from .records import (
     MemoryPage,
     MemoryRecord,
     Namespace,
+    Record,
     RecordUpdate,
     SearchHit,
     SearchQuery,
@@ -176,9 +177,7 @@ async def handle_get(rt: Runtime, op: GetOp, span: trace.Span) -> Any:
     else:
         record = await shared.backend.get(rt.namespace, key)
     if span is not NO_SPAN:
-        rt.inst.read(span, record is not None, 1, shared.backend.info())
-        if record is not None:
-            rt.inst.records(span, ((key, record.payload, None, record.metadata),))
+        _traced_read(rt, span, key, record)
     if record is None:
         return op.default
     return codec.value_of(record.payload, record.snapshot)
@@ -311,9 +310,7 @@ async def handle_get_record(rt: Runtime, op: GetRecordOp, span: trace.Span) -> M
     shared = rt.shared
     record = await shared.backend.get(rt.namespace, key)
     if span is not NO_SPAN:
-        rt.inst.read(span, record is not None, 1, shared.backend.info())
-        if record is not None:
-            rt.inst.records(span, ((key, record.payload, None, record.metadata),))
+        _traced_read(rt, span, key, record)
     return None if record is None else memory_record(record)
 
 
@@ -472,6 +469,13 @@ def _parts(raw: object, arg: str) -> tuple[str, ...]:
     if not isinstance(raw, Sequence):
         raise TypeError(f"{arg} must be a tuple of str, got {type(raw).__name__}")
     return tuple(validate_part(p, f"{arg} part") for p in raw)
+
+
+def _traced_read(rt: Runtime, span: trace.Span, key: str, record: Record | None) -> None:
+    """A one-key read's span attributes: hit or miss, and the record."""
+    rt.inst.read(span, record is not None, 1, rt.shared.backend.info())
+    if record is not None:
+        rt.inst.records(span, ((key, record.payload, None, record.metadata),))
 
 
 def _check_embed(embed: object) -> bool | str:
