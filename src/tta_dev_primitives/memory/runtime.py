@@ -96,24 +96,38 @@ class Runtime:
         "writer",
     )
 
-    memory: MemoryPrimitive
-    namespace: Namespace
-    shared: Shared
-    inst: MemoryInstrumentation
-    telemetry: TelemetryHandles
-    writer: RecordWriter
-    embedder: Any
-    semantic_weight: float
-    fusion: Fusion
-    reranker: Reranker | None
-    history: int
-    resolver: WorkflowPrimitive[Any, Any] | None
-    resolver_k: int
-    query_vectors: QueryVectorCache
-
-    def __init__(self, **fields: Any) -> None:
-        for name, value in fields.items():
-            setattr(self, name, value)
+    def __init__(
+        self,
+        *,
+        memory: MemoryPrimitive,
+        namespace: Namespace,
+        shared: Shared,
+        inst: MemoryInstrumentation,
+        telemetry: TelemetryHandles,
+        writer: RecordWriter,
+        embedder: Any,
+        semantic_weight: float,
+        fusion: Fusion,
+        reranker: Reranker | None,
+        history: int,
+        resolver: WorkflowPrimitive[Any, Any] | None,
+        resolver_k: int,
+        query_vectors: QueryVectorCache,
+    ) -> None:
+        self.memory = memory  # the primitive (or view) whose operations run with this
+        self.namespace = namespace
+        self.shared = shared
+        self.inst = inst
+        self.telemetry = telemetry
+        self.writer = writer  # the writer seam: entries, vectors, ttls, filters
+        self.embedder = embedder
+        self.semantic_weight = semantic_weight
+        self.fusion = fusion
+        self.reranker = reranker
+        self.history = history  # versions kept per key (0: none)
+        self.resolver = resolver
+        self.resolver_k = resolver_k
+        self.query_vectors = query_vectors
 
     def replace(self, **changes: Any) -> Runtime:
         """A copy with ``changes``."""
