@@ -32,6 +32,16 @@ NOT_REEXPORTED = (
     "tta_dev_primitives.memory.search",
     "tta_dev_primitives.memory.tree",
     "tta_dev_primitives.memory.rerank",
+    # The primitive's parts (operations, runtime, writer, handlers, steps, export, import).
+    "tta_dev_primitives.memory.operations",
+    "tta_dev_primitives.memory.runtime",
+    "tta_dev_primitives.memory.writes",
+    "tta_dev_primitives.memory.handlers",
+    "tta_dev_primitives.memory.steps",
+    "tta_dev_primitives.memory.cursor",
+    "tta_dev_primitives.memory.exporting",
+    "tta_dev_primitives.memory.importing",
+    "tta_dev_primitives.memory.compacting",
     "tta_dev_primitives.cli",
     # Integrations (extras, imported on use): tta_dev_primitives.integrations.<name>.
     "tta_dev_primitives.integrations",

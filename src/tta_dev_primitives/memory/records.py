@@ -73,7 +73,9 @@ class Entry:
         metadata: Validated metadata (JSON-able) or None; backends must not keep this object
             itself (copy or encode it).
         ttl: Seconds until the record expires (None = never).
-        vector: The value's unit embedding, when the primitive has an embedder.
+        vector: The value's embedding, when the primitive has an embedder: a unit-length
+            float32 vector, normalized once by the primitive's writer, so a backend stores
+            it as given and never normalizes it again.
         snapshot: A cheap copy of the value (see
             :func:`~tta_dev_primitives.memory.codec.encode_snapshot`) that an in-process
             backend may hand back instead of decoding ``payload``.
@@ -172,7 +174,8 @@ class RecordUpdate(NamedTuple):
     Attributes:
         payload: The new value's JSON text, or None to keep the stored value (and vector).
         snapshot: The new value's snapshot (see ``Entry.snapshot``), with ``payload``.
-        vector: The new value's embedding, with ``payload`` (None: no vector).
+        vector: The new value's embedding, with ``payload`` (None: no vector); unit float32,
+            as ``Entry.vector``.
         metadata: Metadata to merge into (or, without ``merge_metadata``, to replace) the
             stored metadata; None keeps it.
         merge_metadata: Merge ``metadata`` key by key (True) or replace it (False).

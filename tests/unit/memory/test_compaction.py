@@ -635,7 +635,7 @@ async def test_degraded_fallback_refuses_compaction() -> None:
 )
 def test_text_duplicates_match_brute_force(texts: list[str], threshold: float) -> None:
     """The prefix-filtered duplicate grouping equals comparing each record with every head."""
-    from tta_dev_primitives.memory.compaction import _text_heads
+    from tta_dev_primitives.memory.compacting import _text_heads
 
     payloads = [f'"{t}"' for t in texts]
     words = [frozenset(t.split()) for t in texts]
@@ -659,7 +659,8 @@ def test_summary_keeps_the_time_range() -> None:
     """The summary's memory.from/memory.to span the replaced records' times, through earlier
     summaries, when the records carry times (the records API's created_at/updated_at)."""
     from tta_dev_primitives.memory.codec import NO_SNAPSHOT
-    from tta_dev_primitives.memory.compaction import META_FROM, META_TO, _summary_metadata
+    from tta_dev_primitives.memory.compacting import _summary_metadata
+    from tta_dev_primitives.memory.compaction import META_FROM, META_TO
     from tta_dev_primitives.memory.records import Record
 
     old = Record(
