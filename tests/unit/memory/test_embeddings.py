@@ -107,7 +107,7 @@ async def test_semantic_weight_per_primitive_and_per_call() -> None:
         await memory.search("x", fusion="sum")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="semantic_weight"):
         MemoryPrimitive(embedder=emb, semantic_weight="high")  # type: ignore[arg-type]
-    assert MemoryPrimitive(embedder=HashingEmbedder())._semantic_weight == 0.3
+    assert MemoryPrimitive(embedder=HashingEmbedder())._rt.semantic_weight == 0.3
 
 
 async def test_hybrid_search_traces_its_parts(telemetry: CapturedTelemetry) -> None:
