@@ -12,8 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tta_dev_primitives import InMemoryStore
-from tta_dev_primitives.memory import index as index_module
 from tta_dev_primitives.memory import search
+from tta_dev_primitives.memory.search import index as index_module
+from tta_dev_primitives.memory.search import text as search_text
 from tta_dev_primitives.memory.index import SearchIndex
 
 from .conftest import FakeClock
@@ -329,12 +330,12 @@ _LEAF = st.lists(_CHARS, max_size=40).map("".join) | st.sampled_from(
 def test_tokenize_many_finds_the_words_tokenize_finds(leaves: list[str], chunk: int) -> None:
     """The batch tokenizer finds each leaf's words exactly as the regular expression does."""
     vocab = {"seen": 0}
-    original = search._BATCH_CHARS
-    search._BATCH_CHARS = chunk  # several numpy passes over the same leaves
+    original = search_text._BATCH_CHARS
+    search_text._BATCH_CHARS = chunk  # several numpy passes over the same leaves
     try:
         owners, ids = search.tokenize_many(leaves, vocab)
     finally:
-        search._BATCH_CHARS = original
+        search_text._BATCH_CHARS = original
     assert vocab["seen"] == 0
     assert sorted(vocab.values()) == list(range(len(vocab)))
     names = list(vocab)
@@ -403,7 +404,7 @@ def test_kth_floor_is_a_bound_and_exact_when_the_top_is_crowded() -> None:
     """The top-k floor of semantic search never exceeds the k-th largest score (else a
     top record could be cut), on spread scores, on a top crowded into one chunk (then the
     passing rows are partitioned: the floor is the k-th largest itself) and on ties."""
-    from tta_dev_primitives.memory.index import _kth_floor
+    from tta_dev_primitives.memory.search.index import _kth_floor
 
     rng = np.random.default_rng(7)
     crowded = np.concatenate([np.full(5000, 0.9), rng.random(20000) * 0.5]).astype(np.float32)

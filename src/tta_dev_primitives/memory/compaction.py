@@ -145,11 +145,7 @@ def _check_threshold(value: object, arg: str = "merge_duplicates") -> float | No
 def _check_filter(value: object, arg: str = "filter") -> dict[str, Any] | None:
     """A validated copy of a filter of the language of ``search``/``list``/``delete_where``
     (None for none or ``{}``); raises before anything is read."""
-    if value is None:
-        return None
-    if not isinstance(value, Mapping):
-        raise TypeError(f"{arg} must be a mapping or None, got {type(value).__name__}")
-    return validate_filter(codec.validate_metadata(value, arg), arg)
+    return validate_filter(value, arg)
 
 
 def _check_count(value: object, arg: str, minimum: int) -> int:

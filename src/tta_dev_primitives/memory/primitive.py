@@ -1591,11 +1591,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
     @staticmethod
     def _filter(filter_: Any) -> dict[str, Any] | None:
         """A validated copy of a filter (None for none or ``{}``); raises before any I/O."""
-        if filter_ is None:
-            return None
-        if not isinstance(filter_, Mapping):
-            raise TypeError(f"filter must be a mapping or None, got {type(filter_).__name__}")
-        return validate_filter(codec.validate_metadata(filter_, "filter"))
+        return validate_filter(filter_)
 
     def _entry(
         self, key: Any, value: Any, ttl: float | None, meta: Any, item: int | None = None
@@ -1851,7 +1847,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             space=self._space(vector),
             fusion=fusion,
             semantic_weight=weight,
-            tracer=self._telemetry.tracer() if span.is_recording() else None,
+            phases=self._inst.search_phases(span),
             recency_half_life=half_life,
         )
         if op.value is not None:  # as_of

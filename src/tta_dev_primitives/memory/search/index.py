@@ -1,0 +1,1136 @@
+"""``SearchIndex``: the vectorized, incremental search index of one namespace.
+
+Any in-process user keeps one :class:`SearchIndex` per namespace and feeds it the namespace's
+writes; it ranks with the definitions of :mod:`tta_dev_primitives.memory.search`, to the last
+bit for BM25 and exactly for cosine, so every user of it returns the same hits in the same
+order. It assumes nothing of where the records live (the in-memory store, the fallback
+mirror and the Redis backend's in-process copy all use it the same way).
+
+API (stable; everything else is private)::
+
+    index = SearchIndex()
+    index.upsert(key, seq, value, metadata=None, expires_at=None, vector=None)
+    index.upsert_many([(key, seq, value, metadata, expires_at, vector), ...])  # bulk load
+    index.remove(key) -> bool          # True if the key was indexed
+    index.clear()
+    len(index), key in index
+    index.search(query, limit, mode="keyword", vector=None, filter=None, now=None,
+                 fusion="convex", semantic_weight=0.5) -> list[(score, seq, key)]
+    index.search_keyword(prepared_query, limit, filter=None, now=None)
+    index.search_semantic(unit_vector, limit, filter=None, now=None)
+    index.keyword_bound(prepared_query) -> float   # for fusion: the best possible score
+    index.rank(prepared_query, search_query, recency=None) -> list[(score, seq, key)]
+    index.page(filter, horizon=, after=, newest=, limit=) -> list[(seq, key)]  # write order
+    index.last_seq() -> int            # the highest live write sequence
+    index.memory_bytes() -> int        # a cheap estimate of what the index holds
+
+* ``seq`` is the record's write sequence number (ties rank newest first: higher ``seq``).
+* ``value`` is the record's JSON value, or a ready :class:`~.search.Document`.
+* ``expires_at`` is an absolute time in the caller's clock; a search given ``now`` drops every
+  record with ``expires_at <= now`` first (a search without ``now`` applies no expiry).
+* ``vector`` is the record's embedding (any sequence or array of numbers; it is normalized
+  and kept as float32). All vectors of an index have one length: another length is a
+  ``ValueError``. :meth:`SearchIndex.check_space` records which embedder made them.
+* Results are ``(score, seq, key)`` tuples, best first; the caller maps keys to records.
+
+How it is built, and why it stays fast and small:
+
+* Each record has a slot; per-slot arrays hold its length, write sequence and a generation
+  number. Each word's postings are three growable arrays (slot, generation, term frequency)
+  viewed as numpy arrays at search time, so a query word costs a few vectorized operations
+  over its postings, whatever the number of records, and top-k is an ``argpartition``.
+* Postings are int32 (12 bytes each). Generations are int32 too: before the counter would
+  pass 2**31 - 1, the live records are numbered from 0 again (dead postings dropped), once
+  every two billion writes.
+* A record's leaves are kept as given (its value's own strings, shared with the store that
+  holds the value), not as case-folded copies: the few candidates of a substring check are
+  case-folded then, and a released record's words are found again from them.
+* A bulk load works a piece of 8192 records at a time, so its temporary arrays stay small
+  (the C allocator keeps large freed blocks in the process: one pass over 100k records left
+  about 100 MB of them).
+* Deletes and overwrites are tombstones: a posting counts only while its generation equals
+  its slot's, so a delete never touches postings and a freed slot is reused at once. A
+  word's postings are compacted when more than half are dead (on the delete that crosses
+  that line, at a cost proportional to the postings that died), and a word no live record
+  holds is forgotten. No search rebuilds anything and every structure is bounded by the
+  live records, not by the history of writes.
+* Vectors are rows of one contiguous float32 matrix (rows of deleted records are reused);
+  a semantic search is one matrix-vector product, then an exact rescoring (:func:`cosine`)
+  of the few rows that can reach the top, so scores do not depend on where a row sits.
+* Filters are looked up in an index of metadata values (one set of slots per field value),
+  giving a mask, not a scan.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import sys
+from array import array
+from collections import deque
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from itertools import repeat
+from operator import is_not, itemgetter
+from typing import TYPE_CHECKING, Any, cast
+
+import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from ..records import SearchQuery
+
+from .filters import filter_anchors, filter_key, is_equality_filter, matches_filter
+from .fusion import DEFAULT_SEMANTIC_WEIGHT, Fusion, SearchMode, rank_by_mode
+from .scoring import SUBSTRING_BONUS, CorpusStats, Scored, bm25, cosine, idf, keyword_bound
+from .text import (
+    Document,
+    KeywordQuery,
+    Vector,
+    has_substring,
+    make_document,
+    normalize_vector,
+    prepare_query,
+    string_leaves,
+    tokenize,
+    tokenize_many,
+)
+
+__all__ = ["IndexRecord", "SearchIndex", "check_space"]
+
+IndexRecord = tuple[
+    str, int, Any, "Mapping[str, Any] | None", "float | None", "Sequence[float] | Vector | None"
+]
+"""(key, seq, value or Document, metadata, expires_at, vector): one record for upsert_many."""
+
+Leaves = str | tuple[str, ...]
+"""A record's case-folded string leaves: the leaf itself when there is one, else a tuple."""
+
+_INF = math.inf
+_TINY = 5e-324  # the least positive float: "scores at all"
+# Candidates whose substring check is done in one go before the bound is tightened again.
+_CHUNK = 1024
+# Leaves searched as one joined string by a substring check.
+_JOINED = 4096
+# A word's postings are compacted once dead ones exceed live ones plus this slack.
+_SLACK = 16
+# Records indexed at once by upsert_many: its temporary arrays stay this small, however many
+# records are loaded (large temporaries freed by the C allocator stay in the process).
+_BULK = 8192
+# Generations are int32: the live records are numbered again before the counter passes this.
+_MAX_GEN = 2**31 - 1
+_FloatArray = npt.NDArray[np.float64]
+_IntArray = npt.NDArray[np.int64]
+_Int32Array = npt.NDArray[np.int32]
+
+
+class _Postings:
+    """One word's postings: parallel growable arrays of slot, generation and frequency
+    (int32 each: 12 bytes a posting)."""
+
+    __slots__ = ("df", "gens", "slots", "tfs")
+
+    def __init__(self) -> None:
+        self.slots = array("i")
+        self.gens = array("i")
+        self.tfs = array("i")
+        self.df = 0  # live records holding the word
+
+    def views(self) -> tuple[_Int32Array, _Int32Array, _Int32Array]:
+        return (
+            np.frombuffer(self.slots, dtype=np.int32),
+            np.frombuffer(self.gens, dtype=np.int32),
+            np.frombuffer(self.tfs, dtype=np.int32),
+        )
+
+
+def _kth_floor(scores: npt.NDArray[Any], k: int) -> float:
+    """A value at most the ``k``-th largest of ``scores`` (more than ``k`` of them), close
+    to it, in one pass instead of a partition.
+
+    The maxima of ``k`` disjoint chunks are ``k`` of the scores, so the least of them is at
+    most the ``k``-th largest. When the top is crowded into a few chunks that bound is loose
+    (many rows pass it): then the rows that pass are partitioned, which is exact and still
+    cheaper than partitioning every score.
+    """
+    size = len(scores) // k
+    bound = float(scores[: size * k].reshape(k, size).max(axis=1).min())
+    passing = scores[scores >= bound]
+    if len(passing) > max(1024, 64 * k):
+        cut = len(passing) - k
+        bound = float(np.partition(passing, cut)[cut])
+    return bound
+
+
+class SearchIndex:
+    """The search index of one namespace (see the module docstring for the API)."""
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self._slot_of: dict[str, int] = {}
+        self._keys: list[str | None] = []
+        # Each record's string leaves as given (not case-folded: a value's own strings,
+        # shared with whoever holds the value); its words are found from them again when
+        # it is released.
+        self._leaves: list[Leaves] = []
+        self._meta: list[Mapping[str, Any] | None] = []
+        self._free: list[int] = []
+        cap = 16
+        self._seq = np.zeros(cap, dtype=np.int64)
+        self._gen = np.full(cap, -1, dtype=np.int32)  # -1: free slot
+        self._length = np.zeros(cap, dtype=np.float64)
+        self._row = np.full(cap, -1, dtype=np.int64)
+        self._next_gen = 0
+        self._total_length = 0
+        self._postings: dict[str, _Postings] = {}
+        self._n_postings = 0
+        self._grams: dict[str, set[str]] = {}
+        self._meta_index: dict[str, dict[Hashable, set[int]]] = {}
+        # Vectors: one float32 row each; free rows are zeros.
+        self._matrix: npt.NDArray[np.float32] | None = None
+        self._row_slot = np.zeros(0, dtype=np.int64)
+        self._free_rows: list[int] = []
+        self._n_rows = 0
+        self._space: tuple[str, int] | None = None
+        # Expiry: (expires_at, generation, slot); entries of rewritten records are dropped
+        # lazily, and the heap is rebuilt once it holds twice the live expiring records.
+        self._expiry: list[tuple[float, int, int]] = []
+        self._n_expiring = 0
+        self._expires: dict[int, float] = {}
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._slot_of)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._slot_of
+
+    @property
+    def total_length(self) -> int:
+        """Sum of the live records' lengths in words."""
+        return self._total_length
+
+    @property
+    def dimensions(self) -> int | None:
+        """Length of the indexed vectors (None before the first vector)."""
+        return None if self._matrix is None else int(self._matrix.shape[1])
+
+    def df(self, term: str) -> int:
+        """Number of live records holding ``term`` (a case-folded word)."""
+        postings = self._postings.get(term)
+        return 0 if postings is None else postings.df
+
+    def check_space(self, name: str, dimensions: int) -> None:
+        """Record which embedder made this index's vectors, or refuse another one.
+
+        Raises:
+            ValueError: The index holds vectors of another embedder (name or dimensions).
+        """
+        empty = not self._slot_of
+        self._space = check_space(None if empty else self._space, (name, dimensions))
+
+    def upsert(
+        self,
+        key: str,
+        seq: int,
+        value: Any,
+        metadata: Mapping[str, Any] | None = None,
+        expires_at: float | None = None,
+        vector: Sequence[float] | Vector | None = None,
+    ) -> None:
+        """Index one record under ``key``, replacing what was there.
+
+        Raises:
+            ValueError: ``vector`` has another length than the vectors already indexed.
+        """
+        doc = value if isinstance(value, Document) else make_document(value)
+        vec = _doc_vector(doc) if vector is None else normalize_vector(vector)
+        self._check_vector(vec)
+        self._insert(key, seq, doc, metadata, expires_at, vec)
+
+    def upsert_many(self, records: Iterable[IndexRecord]) -> None:
+        """Index many records (the bulk load): like :meth:`upsert` for each, in order.
+
+        The records are indexed :data:`_BULK` at a time. The words of those are found and
+        counted at once (:func:`~.search.tokenize_many`, then one sort of (word, record)
+        pairs), and each word's postings are appended in one piece, so what is left per
+        record is a few list assignments; slot arrays and vectors are written a piece at a
+        time. Pieces keep the temporary arrays small whatever the number of records: the
+        C allocator keeps large freed blocks in the process, so one pass over 100k records
+        would leave about 100 MB behind it.
+        """
+        rows = list(records)
+        if not rows:
+            return
+        keys = list(map(itemgetter(0), rows))
+        if len(set(keys)) != len(keys):
+            # A key written twice: the last write wins, in the order of the last writes.
+            last = {key: i for i, key in enumerate(keys)}
+            rows = [rows[i] for i in sorted(last.values())]
+        del keys
+        vectors = list(map(itemgetter(5), rows))
+        documents = any(
+            issubclass(kind, Document) for kind in set(map(type, map(itemgetter(2), rows)))
+        )
+        if documents or any(map(is_not, vectors, repeat(None))):
+            self._check_vectors(rows)
+        del vectors
+        for start in range(0, len(rows), _BULK):
+            self._upsert_piece(rows[start : start + _BULK])
+
+    def _check_vectors(self, rows: list[IndexRecord]) -> None:
+        """Refuse rows whose vectors have another length (before anything changes, so a bad
+        batch indexes nothing), and make room for all of their vectors at once."""
+        dims = self.dimensions
+        with_vectors = 0
+        for row in rows:
+            vec = row[5]
+            if vec is None and isinstance(row[2], Document):
+                vec = row[2].vector
+            if vec is not None:
+                # Checked before anything changes, so a bad batch indexes nothing.
+                with_vectors += 1
+                if dims is None:
+                    dims = len(vec)
+                elif len(vec) != dims:
+                    raise ValueError(
+                        f"vector has {len(vec)} dimensions, this namespace's vectors have {dims}"
+                    )
+        if with_vectors:
+            assert dims is not None
+            self._reserve_vectors(with_vectors, dims)
+
+    def _upsert_piece(self, rows: list[IndexRecord]) -> None:
+        """:meth:`upsert_many` of checked rows with distinct keys."""
+        keys = list(map(itemgetter(0), rows))
+        # Columns (not zip(*rows), which holds one GC-tracked iterator per row).
+        seqs, values, metas, expiries, vecs = (list(map(itemgetter(i), rows)) for i in range(1, 6))
+        n = len(rows)
+        flat: list[str]  # the case-folded string leaves of the records given as values
+        owner: list[int] | None = None  # flat's record of each leaf (None: one each, in order)
+        docs: list[tuple[int, Document]] = []
+        leaves_of: Sequence[Leaves]
+        if set(map(type, values)) == {str}:
+            flat = list(map(str.casefold, values))
+            leaves_of = values  # one leaf each: kept as the str itself
+        else:
+            flat, owner = [], []
+            packed: list[Leaves] = []
+            leaves_of = packed
+            for i, value in enumerate(values):
+                if isinstance(value, Document):
+                    docs.append((i, value))
+                    packed.append(_pack(value.leaves))
+                    if vecs[i] is None:
+                        vecs[i] = value.vector
+                    continue
+                if type(value) is str:
+                    packed.append(value)
+                    flat.append(value.casefold())
+                    owner.append(i)
+                    continue
+                leaves = string_leaves(value)
+                packed.append(_pack(tuple(leaves)))
+                flat.extend([leaf.casefold() for leaf in leaves])
+                owner.extend([i] * len(leaves))
+        vocab: dict[str, int] = {}
+        leaf_at, word_at = tokenize_many(flat, vocab)
+        del flat
+        record_at = leaf_at if owner is None else np.asarray(owner, dtype=np.int64)[leaf_at]
+        lengths = np.bincount(record_at, minlength=n)
+        # (word, record) pairs, sorted, and how often each occurs: the postings, word by word.
+        pairs = word_at * n + record_at
+        pairs.sort()
+        first = _run_starts(pairs)
+        pairs, tfs = pairs[first], np.diff(first, append=len(word_at)).astype(np.int32)
+        if docs:
+            setdefault = vocab.setdefault
+            more = [setdefault(t, len(vocab)) * n + i for i, doc in docs for t in doc.terms]
+            more_tfs = [tf for _, doc in docs for tf in doc.terms.values()]
+            for i, doc in docs:
+                lengths[i] = doc.length
+            if more:
+                pairs = np.concatenate([pairs, np.asarray(more, dtype=np.int64)])
+                tfs = np.concatenate([tfs, np.asarray(more_tfs, dtype=np.int32)])
+                order = np.argsort(pairs, kind="stable")
+                pairs, tfs = pairs[order], tfs[order]
+        word_of = pairs // n
+        record_of = pairs - word_of * n
+
+        slot_of = self._slot_of
+        for key in slot_of.keys() & keys if slot_of else ():
+            self._release(slot_of.pop(key))
+        slots = self._alloc_many(n)
+        index = np.asarray(slots, dtype=np.int64)
+        if self._next_gen + n > _MAX_GEN:
+            self._renumber()
+        gen0 = self._next_gen
+        self._next_gen += n
+        self._gen[index] = np.arange(gen0, gen0 + n, dtype=np.int32)
+        self._seq[index] = seqs
+        self._length[index] = lengths
+        self._total_length += int(lengths.sum())
+
+        names = list(vocab)
+        postings = self._postings
+        slot_bytes = memoryview(index[record_of].astype(np.int32).tobytes())
+        gen_bytes = memoryview((record_of + gen0).astype(np.int32).tobytes())
+        tf_bytes = memoryview(tfs.tobytes())
+        starts = _run_starts(word_of)
+        stops = np.append(starts[1:], len(word_of))[: len(starts)]
+        for word, start, stop in zip(
+            word_of[starts].tolist(), (4 * starts).tolist(), (4 * stops).tolist(), strict=True
+        ):
+            term = names[word]
+            plist = postings.get(term)
+            if plist is None:
+                plist = postings[term] = _Postings()
+                for gram in _trigrams(term):
+                    self._grams.setdefault(gram, set()).add(term)
+            plist.slots.frombytes(slot_bytes[start:stop])
+            plist.gens.frombytes(gen_bytes[start:stop])
+            plist.tfs.frombytes(tf_bytes[start:stop])
+            plist.df += (stop - start) >> 2
+        self._n_postings += len(pairs)
+        self._slot_of.update(zip(keys, slots, strict=True))
+        for column, items in ((self._keys, keys), (self._leaves, leaves_of)):
+            deque(map(column.__setitem__, slots, items), maxlen=0)
+        meta_index = self._meta_index
+        for slot, metadata in zip(slots, metas, strict=True):
+            if metadata:
+                self._meta[slot] = metadata
+                for field, fvalue in metadata.items():
+                    meta_index.setdefault(field, {}).setdefault(filter_key(fvalue), set()).add(slot)
+        for slot, gen, expires_at in zip(slots, range(gen0, gen0 + n), expiries, strict=True):
+            if expires_at is not None:
+                self._expires[slot] = expires_at
+                self._n_expiring += 1
+                heapq.heappush(self._expiry, (expires_at, gen, slot))
+        self._add_vectors([(slot, v) for slot, v in zip(slots, vecs, strict=True) if v is not None])
+
+    def _reserve_vectors(self, count: int, dims: int) -> None:
+        """Room for ``count`` more vectors of ``dims`` numbers, in one piece: growing by
+        doubling would leave up to half of a large matrix unused."""
+        if self._matrix is None:
+            self._matrix = np.zeros((max(16, count), dims), dtype=np.float32)
+            self._row_slot = np.full(len(self._matrix), -1, dtype=np.int64)
+            return
+        need = self._n_rows + max(0, count - len(self._free_rows))
+        if need > len(self._matrix):
+            self._reserve_rows(need)
+
+    def _add_vectors(self, items: list[tuple[int, Any]]) -> None:
+        """Normalize and store many slots' vectors, a chunk at a time (bounded extra memory)."""
+        step = 4096
+        if items:
+            self._reserve_vectors(len(items), len(items[0][1]))
+        for start in range(0, len(items), step):
+            chunk = items[start : start + step]
+            rows = np.empty((len(chunk), len(chunk[0][1])), dtype=np.float32)
+            ready = []
+            for i, (_, v) in enumerate(chunk):
+                if isinstance(v, np.ndarray) and v.dtype == np.float32:
+                    rows[i] = v
+                    ready.append(i)
+                else:
+                    rows[i] = normalize_vector(v)
+            if ready:
+                # Unit float32 vectors stay as they are (normalize_vector is idempotent on
+                # them); the others are normalized one at a time, exactly as upsert would.
+                picked = rows[ready]
+                norms = np.sqrt(np.einsum("ij,ij->i", picked, picked, dtype=np.float64))
+                for i in np.flatnonzero(np.abs(norms - 1.0) > 1e-6).tolist():
+                    rows[ready[i]] = normalize_vector(chunk[ready[i]][1])
+            self._add_rows([slot for slot, _ in chunk], rows)
+
+    def vector(self, key: str) -> Vector | None:
+        """A copy of the unit vector indexed under ``key`` (None: no vector or no key)."""
+        slot = self._slot_of.get(key)
+        if slot is None or self._matrix is None:
+            return None
+        row = int(self._row[slot])
+        return None if row < 0 else self._matrix[row].copy()
+
+    def remove(self, key: str) -> bool:
+        """Forget ``key``; True if it was indexed."""
+        slot = self._slot_of.pop(key, None)
+        if slot is None:
+            return False
+        self._release(slot)
+        return True
+
+    def clear(self) -> None:
+        """Forget every record (and the embedder identity)."""
+        self._reset()
+
+    def _check_vector(self, vec: Vector | None, batch: Vector | None = None) -> None:
+        if vec is None:
+            return
+        dims = self.dimensions if self._matrix is not None else None
+        if dims is None and batch is not None:
+            dims = len(batch)
+        if dims is not None and len(vec) != dims:
+            raise ValueError(
+                f"vector has {len(vec)} dimensions, this namespace's vectors have {dims}"
+            )
+
+    def _insert(
+        self,
+        key: str,
+        seq: int,
+        doc: Document,
+        metadata: Mapping[str, Any] | None,
+        expires_at: float | None,
+        vec: Vector | None,
+    ) -> int:
+        old = self._slot_of.get(key)
+        if old is not None:
+            self._release(old)
+        slot = self._alloc()
+        self._slot_of[key] = slot
+        if self._next_gen >= _MAX_GEN:
+            self._renumber()
+        gen = self._next_gen
+        self._next_gen = gen + 1
+        self._gen[slot] = gen
+        self._seq[slot] = seq
+        self._length[slot] = doc.length
+        self._total_length += doc.length
+        self._keys[slot] = key
+        self._leaves[slot] = _pack(doc.leaves)
+        terms = doc.terms
+        postings = self._postings
+        for term, tf in terms.items():
+            plist = postings.get(term)
+            if plist is None:
+                plist = postings[term] = _Postings()
+                for gram in _trigrams(term):
+                    self._grams.setdefault(gram, set()).add(term)
+            plist.slots.append(slot)
+            plist.gens.append(gen)
+            plist.tfs.append(tf)
+            plist.df += 1
+        self._n_postings += len(terms)
+        if metadata:
+            self._meta[slot] = metadata
+            index = self._meta_index
+            for field, value in metadata.items():
+                index.setdefault(field, {}).setdefault(filter_key(value), set()).add(slot)
+        if expires_at is not None:
+            self._expires[slot] = expires_at
+            self._n_expiring += 1
+            heapq.heappush(self._expiry, (expires_at, gen, slot))
+            if len(self._expiry) > 2 * self._n_expiring + 64:
+                self._expiry = [(t, int(self._gen[s]), s) for s, t in self._expires.items()]
+                heapq.heapify(self._expiry)
+        if vec is not None:
+            self._add_rows([slot], vec[None, :])
+        return slot
+
+    def _alloc_many(self, count: int) -> list[int]:
+        """``count`` free slots: freed ones first, then new ones (arrays grown once)."""
+        take = min(count, len(self._free))
+        slots = [self._free.pop() for _ in range(take)]
+        start = len(self._keys)
+        extra = count - take
+        if extra:
+            end = start + extra
+            if end > len(self._gen):
+                cap = max(end, 2 * len(self._gen))
+                self._seq = _grow(self._seq, cap, 0)
+                self._gen = _grow(self._gen, cap, -1)
+                self._length = _grow(self._length, cap, 0.0)
+                self._row = _grow(self._row, cap, -1)
+            self._keys.extend([None] * extra)
+            self._leaves.extend([()] * extra)
+            self._meta.extend([None] * extra)
+            slots.extend(range(start, end))
+        return slots
+
+    def _alloc(self) -> int:
+        if self._free:
+            return self._free.pop()
+        slot = len(self._keys)
+        if slot == len(self._gen):
+            cap = 2 * slot
+            self._seq = _grow(self._seq, cap, 0)
+            self._gen = _grow(self._gen, cap, -1)
+            self._length = _grow(self._length, cap, 0.0)
+            self._row = _grow(self._row, cap, -1)
+        self._keys.append(None)
+        self._leaves.append(())
+        self._meta.append(None)
+        return slot
+
+    def _release(self, slot: int) -> None:
+        self._gen[slot] = -1
+        self._total_length -= int(self._length[slot])
+        self._keys[slot] = None
+        held = self._leaves[slot]
+        self._leaves[slot] = ()
+        postings = self._postings
+        # The record's words, found again from its leaves (cheaper than keeping them).
+        if type(held) is str:
+            words = tokenize(held)
+        else:
+            words = [word for leaf in held for word in tokenize(leaf)]
+        for term in set(words):
+            plist = postings[term]
+            plist.df -= 1
+            if plist.df == 0:
+                del postings[term]
+                self._n_postings -= len(plist.slots)
+                for gram in _trigrams(term):
+                    grams = self._grams[gram]
+                    grams.discard(term)
+                    if not grams:
+                        del self._grams[gram]
+            elif len(plist.slots) > 2 * plist.df + _SLACK:
+                self._compact(plist)
+        metadata = self._meta[slot]
+        if metadata:
+            self._meta[slot] = None
+            index = self._meta_index
+            for field, value in metadata.items():
+                values = index[field]
+                fkey = filter_key(value)
+                slots = values[fkey]
+                slots.discard(slot)
+                if not slots:
+                    del values[fkey]
+                    if not values:
+                        del index[field]
+        if self._expires.pop(slot, None) is not None:
+            self._n_expiring -= 1
+        row = int(self._row[slot])
+        if row >= 0:
+            self._row[slot] = -1
+            assert self._matrix is not None
+            self._matrix[row] = 0.0
+            self._row_slot[row] = -1
+            self._free_rows.append(row)
+        self._free.append(slot)
+
+    def _compact(self, plist: _Postings) -> None:
+        slots, gens, tfs = plist.views()
+        keep = gens == self._gen[slots]
+        new_slots, new_gens, new_tfs = slots[keep], gens[keep], tfs[keep]
+        del slots, gens, tfs  # release the buffers before the arrays are replaced
+        self._n_postings -= len(plist.slots) - len(new_slots)
+        plist.slots = array("i", new_slots.tobytes())
+        plist.gens = array("i", new_gens.tobytes())
+        plist.tfs = array("i", new_tfs.tobytes())
+
+    def _renumber(self) -> None:
+        """Number the live records' generations from 0 again (their postings with them,
+        dead postings dropped), so that the int32 generations never wrap around."""
+        gen = self._gen
+        renumbered = np.full(len(gen), -1, dtype=np.int32)
+        live = np.flatnonzero(gen >= 0)
+        renumbered[live] = np.arange(len(live), dtype=np.int32)
+        for plist in self._postings.values():
+            slots, gens, tfs = plist.views()
+            keep = gens == gen[slots]
+            new_slots, new_tfs = slots[keep], tfs[keep]
+            del slots, gens, tfs
+            self._n_postings -= len(plist.slots) - len(new_slots)
+            plist.slots = array("i", new_slots.tobytes())
+            plist.gens = array("i", renumbered[new_slots].tobytes())
+            plist.tfs = array("i", new_tfs.tobytes())
+        self._gen = renumbered
+        self._next_gen = len(live)
+        # Expiry entries name generations: the old numbers would now match other records.
+        self._expiry = [(t, int(renumbered[s]), s) for s, t in self._expires.items()]
+        heapq.heapify(self._expiry)
+
+    def _add_rows(self, slots: list[int], vectors: npt.NDArray[np.float32]) -> None:
+        n, dims = vectors.shape
+        if self._matrix is None:
+            self._matrix = np.zeros((max(16, n), dims), dtype=np.float32)
+            self._row_slot = np.full(max(16, n), -1, dtype=np.int64)
+        rows: list[int] = []
+        while self._free_rows and len(rows) < n:
+            rows.append(self._free_rows.pop())
+        extra = n - len(rows)
+        if extra:
+            start = self._n_rows
+            end = start + extra
+            if end > len(self._matrix):
+                self._reserve_rows(max(end, 2 * len(self._matrix)))
+            rows.extend(range(start, end))
+            self._n_rows = end
+        index = np.asarray(rows, dtype=np.int64)
+        self._matrix[index] = vectors
+        self._row_slot[index] = slots
+        self._row[slots] = index
+
+    def _reserve_rows(self, cap: int) -> None:
+        assert self._matrix is not None
+        matrix = np.zeros((cap, self._matrix.shape[1]), dtype=np.float32)
+        matrix[: self._n_rows] = self._matrix[: self._n_rows]
+        self._matrix = matrix
+        self._row_slot = _grow(self._row_slot, cap, -1)
+
+    # -- expiry ------------------------------------------------------------------------------
+
+    def expire(self, now: float) -> int:
+        """Forget every record with ``expires_at <= now``; return how many."""
+        heap = self._expiry
+        removed = 0
+        while heap and heap[0][0] <= now:
+            _, gen, slot = heapq.heappop(heap)
+            if self._gen[slot] == gen:
+                key = self._keys[slot]
+                assert key is not None
+                del self._slot_of[key]
+                self._release(slot)
+                removed += 1
+        return removed
+
+    # -- search ------------------------------------------------------------------------------
+
+    def search(
+        self,
+        query: str,
+        limit: int,
+        *,
+        mode: SearchMode = "keyword",
+        vector: Sequence[float] | Vector | None = None,
+        filter: Mapping[str, Any] | None = None,
+        now: float | None = None,
+        fusion: Fusion = "convex",
+        semantic_weight: float = DEFAULT_SEMANTIC_WEIGHT,
+    ) -> list[Scored]:
+        """Rank the live records for ``query`` in ``mode`` (semantic needs ``vector``)."""
+        prepared = prepare_query(query)
+        if prepared is None:
+            return []
+        if now is not None:
+            self.expire(now)
+        q = None if vector is None else normalize_vector(vector)
+        return rank_by_mode(
+            mode,
+            limit,
+            lambda n: self.search_keyword(prepared, n, filter),
+            lambda n: [] if q is None else self.search_semantic(q, n, filter),
+            fusion=fusion,
+            semantic_weight=semantic_weight,
+            keyword_bound=lambda: self.keyword_bound(prepared),
+        )
+
+    def rank(
+        self,
+        prepared: KeywordQuery,
+        query: SearchQuery,
+        recency: Callable[[str], float] | None = None,
+    ) -> list[Scored]:
+        """Rank for a validated backend query (its mode, limit, vector, filter, fusion,
+        weight and phase observer; ``recency`` weighs each key): what every backend's search
+        runs."""
+        vector = query.vector
+        filter_ = query.filter
+        stats = query.stats
+        return rank_by_mode(
+            query.mode,
+            query.limit,
+            lambda limit: self.search_keyword(prepared, limit, filter_, stats=stats),
+            lambda limit: [] if vector is None else self.search_semantic(vector, limit, filter_),
+            fusion=query.fusion,
+            semantic_weight=query.semantic_weight,
+            phases=query.phases,
+            keyword_bound=lambda: self.keyword_bound(prepared, stats),
+            recency=recency,
+            raw=query.raw,
+        )
+
+    def keyword_bound(self, query: KeywordQuery, stats: CorpusStats | None = None) -> float:
+        """:func:`~.search.keyword_bound` of ``query`` over this index's live records (or
+        over the records ``stats`` describes)."""
+        if stats is not None:
+            return keyword_bound(query, stats.df, stats.n_docs)
+        return keyword_bound(query, {t: self.df(t) for t in query.terms}, len(self._slot_of))
+
+    def corpus_stats(self, query: KeywordQuery) -> CorpusStats:
+        """This index's BM25 statistics for ``query``'s words (see :class:`CorpusStats`)."""
+        return CorpusStats(
+            len(self._slot_of), self._total_length, {t: self.df(t) for t in query.terms}
+        )
+
+    def _filter_mask(self, filter: Mapping[str, Any] | None) -> npt.NDArray[np.bool_] | None:
+        """Slots whose metadata matches ``filter`` (None: no filter)."""
+        if not filter:
+            return None
+        found = self.filter_slots(filter)
+        mask = np.zeros(len(self._keys), dtype=bool)
+        if found:
+            mask[np.fromiter(found, dtype=np.int64, count=len(found))] = True
+        return mask
+
+    def filter_slots(self, filter: Mapping[str, Any]) -> list[int]:
+        """The live slots whose metadata matches a validated, non-empty ``filter``.
+
+        Equality, ``$eq`` and ``$in`` conditions are looked up in the index of metadata
+        values; only the slots they leave are tested with :func:`~.search.matches_filter`
+        (every live slot when the filter has no such condition).
+        """
+        anchors = filter_anchors(filter)
+        found: set[int] | None = None
+        index = self._meta_index
+        for field, values in anchors:
+            by_value = index.get(field)
+            slots: set[int] = set()
+            if by_value:
+                for value in values:
+                    hit = by_value.get(filter_key(value))
+                    if hit:
+                        slots |= hit
+            found = slots if found is None else found & slots
+            if not found:
+                return []
+        if found is not None and is_equality_filter(filter):
+            return list(found)
+        cands: Iterable[int] = found if found is not None else self._slot_of.values()
+        meta = self._meta
+        return [slot for slot in cands if matches_filter(meta[slot], filter)]
+
+    def matching(self, filter: Mapping[str, Any] | None) -> list[tuple[int, str]]:
+        """``(seq, key)`` of every live record whose metadata matches ``filter``."""
+        keys = self._keys
+        seqs = self._seq
+        if not filter:
+            return [(int(seqs[slot]), key) for key, slot in self._slot_of.items()]
+        out = []
+        for slot in self.filter_slots(filter):
+            key = keys[slot]
+            assert key is not None
+            out.append((int(seqs[slot]), key))
+        return out
+
+    def last_seq(self) -> int:
+        """The highest write sequence of a live record (0 when empty)."""
+        live = self._gen[: len(self._keys)] >= 0
+        return int(self._seq[: len(self._keys)][live].max(initial=0))
+
+    def page(
+        self,
+        filter: Mapping[str, Any] | None,
+        *,
+        horizon: int,
+        after: int | None,
+        newest: bool,
+        limit: int,
+    ) -> list[tuple[int, str]]:
+        """At most ``limit`` ``(seq, key)`` of the live records matching ``filter`` with a
+        sequence at most ``horizon`` and beyond ``after``, in write order (``newest``:
+        descending). Vectorized: one pass over the candidates' sequences, then a partial
+        sort of the page."""
+        n = len(self._keys)
+        if filter:
+            found = self.filter_slots(filter)
+            slots = np.fromiter(found, dtype=np.int64, count=len(found))
+        else:
+            slots = np.flatnonzero(self._gen[:n] >= 0)
+        seqs = self._seq[slots]
+        mask = seqs <= horizon
+        if after is not None:
+            mask &= (seqs < after) if newest else (seqs > after)
+        slots, seqs = slots[mask], seqs[mask]
+        order_by = -seqs if newest else seqs
+        if len(seqs) > limit:
+            part = np.argpartition(order_by, limit - 1)[:limit]
+            slots, seqs, order_by = slots[part], seqs[part], order_by[part]
+        keys = self._keys
+        out = []
+        for i in np.argsort(order_by, kind="stable").tolist():
+            key = keys[int(slots[i])]
+            assert key is not None
+            out.append((int(seqs[i]), key))
+        return out
+
+    def search_keyword(
+        self,
+        query: KeywordQuery,
+        limit: int | None,
+        filter: Mapping[str, Any] | None = None,
+        now: float | None = None,
+        *,
+        stats: CorpusStats | None = None,
+    ) -> list[Scored]:
+        """The best ``limit`` records for a prepared query (None = all), as
+        :func:`~.search.rank_keyword` over every live record ranks them (with the BM25
+        statistics ``stats`` instead of this index's own, when given)."""
+        if now is not None:
+            self.expire(now)
+        n_docs = len(self._slot_of)
+        if not n_docs:
+            return []
+        total = self._total_length
+        if stats is not None:
+            n_docs, total = stats.n_docs, stats.total_length
+        avgdl = total / n_docs if total else 1.0
+        acc = np.zeros(len(self._keys))
+        lengths = self._length
+        slot_gens = self._gen
+        postings = self._postings
+        for term in query.terms:
+            plist = postings.get(term)
+            if plist is None:
+                continue
+            at, gens, tfs = plist.views()
+            if len(at) != plist.df:  # dead postings among them (df counts the live ones)
+                live = gens == slot_gens[at]
+                at, tfs = at[live], tfs[live]
+                del live
+            # numpy indexes with intp: converted once, not by each of the next two uses.
+            where = at.astype(np.intp)
+            # int32 counts: numpy turns them into float64 exactly, as bm25 wants them.
+            df = plist.df if stats is None else stats.df.get(term, plist.df)
+            acc[where] += bm25(cast(_FloatArray, tfs), lengths[where], avgdl, idf(df, n_docs))
+            del at, gens, tfs
+        mask = self._filter_mask(filter)
+        self._add_bonus(query, acc, mask, limit)
+        if mask is None and limit is not None and len(acc) > limit:
+            # Only scores at least a bound of the limit-th best can be in the top: one pass
+            # instead of gathering every record that scores.
+            slots = np.flatnonzero(acc >= max(_kth_floor(acc, limit), _TINY))
+            return self._top(slots, acc[slots], limit)
+        eligible = acc > 0.0
+        if mask is not None:
+            eligible &= mask
+        slots = np.flatnonzero(eligible)
+        return self._top(slots, acc[slots], limit)
+
+    def _containing(self, word: str) -> list[str]:
+        """Indexed words containing ``word``."""
+        grams = _trigrams(word)
+        if not grams:
+            return [t for t in self._postings if word in t]
+        sets = []
+        for gram in grams:
+            terms = self._grams.get(gram)
+            if not terms:
+                return []
+            sets.append(terms)
+        sets.sort(key=len)
+        found = sets[0].intersection(*sets[1:]) if len(sets) > 1 else sets[0]
+        return [t for t in found if word in t]
+
+    def _add_bonus(
+        self,
+        query: KeywordQuery,
+        acc: _FloatArray,
+        mask: npt.NDArray[np.bool_] | None,
+        limit: int | None,
+    ) -> None:
+        """Add the substring bonus to ``acc`` for every record that can still use it."""
+        text = query.text
+        if not query.terms:
+            # No word characters: only a substring can match; test every live record.
+            cands: npt.NDArray[Any] = np.flatnonzero(self._gen >= 0)
+        else:
+            # Every record holding the query has, for its longest word, a word containing it.
+            parts = []
+            for term in self._containing(max(query.terms, key=len)):
+                plist = self._postings[term]
+                slots, gens, _ = plist.views()
+                parts.append(slots[gens == self._gen[slots]] if len(slots) != plist.df else slots)
+                del slots, gens
+            if not parts:
+                return
+            cands = np.unique(np.concatenate(parts)) if len(parts) > 1 else parts[0].copy()
+            if query.terms == (text,):
+                # The query is one word: containing a word that contains it is the rule.
+                if mask is not None:
+                    cands = cands[mask[cands]]
+                acc[cands] += SUBSTRING_BONUS
+                return
+        if mask is not None:
+            cands = cands[mask[cands]]
+        leaves = self._leaves
+        if limit is None or len(cands) <= _CHUNK:
+            hits = _holding(text, cands.tolist(), leaves)
+            acc[hits] += SUBSTRING_BONUS
+            return
+        # Only a record within the bonus of the current k-th best can still enter the top:
+        # test candidates best first, and stop once the rest cannot reach the k-th score.
+        kth = self._kth(acc, mask, limit)
+        cands = cands[acc[cands] + SUBSTRING_BONUS >= kth]
+        cands = cands[np.argsort(-acc[cands], kind="stable")]
+        for start in range(0, len(cands), _CHUNK):
+            chunk = cands[start : start + _CHUNK]
+            if acc[chunk[0]] + SUBSTRING_BONUS < kth:
+                break
+            hits = _holding(text, chunk.tolist(), leaves)
+            if hits:
+                acc[hits] += SUBSTRING_BONUS
+                kth = self._kth(acc, mask, limit)
+
+    def _kth(self, acc: _FloatArray, mask: npt.NDArray[np.bool_] | None, limit: int) -> float:
+        """At most the ``limit``-th best score so far, close to it (0 if fewer records
+        score): a bound, which is all the pruning needs, in one pass."""
+        scores = acc[mask] if mask is not None else acc
+        if len(scores) <= limit:
+            return 0.0
+        return _kth_floor(scores, limit)
+
+    def _top(self, slots: _IntArray, values: _FloatArray, limit: int | None) -> list[Scored]:
+        """The best ``limit`` of ``slots`` by their ``values`` (one per slot), ties newest
+        first."""
+        if limit is not None and len(slots) > limit:
+            # Every one of the best limit scores is at least this bound.
+            keep = values >= _kth_floor(values, limit)
+            slots, values = slots[keep], values[keep]
+        seqs = self._seq[slots]
+        order = np.lexsort((-seqs, -values))
+        if limit is not None:
+            order = order[:limit]
+        keys = self._keys
+        return [
+            (score, seq, keys[slot])
+            for score, seq, slot in zip(
+                values[order].tolist(), seqs[order].tolist(), slots[order].tolist(), strict=True
+            )
+        ]
+
+    def search_semantic(
+        self,
+        vector: Sequence[float] | Vector,
+        limit: int | None,
+        filter: Mapping[str, Any] | None = None,
+        now: float | None = None,
+    ) -> list[Scored]:
+        """The ``limit`` records most similar to a unit ``vector`` (None = all), exactly as
+        :func:`~.search.rank_semantic` over every live record ranks them."""
+        if now is not None:
+            self.expire(now)
+        matrix = self._matrix
+        q = np.asarray(vector, dtype=np.float32)
+        if matrix is None or len(q) != matrix.shape[1] or not self._n_rows:
+            return []
+        n = self._n_rows
+        approx = matrix[:n] @ q
+        used = self._row_slot[:n]
+        eligible = used >= 0
+        mask = self._filter_mask(filter)
+        if mask is not None:
+            eligible &= mask[np.maximum(used, 0)]
+        # A float32 product is within about dims * 2**-24 of the exact cosine: keep every row
+        # that could be in the top (or above zero) by that margin, then score those exactly.
+        margin = q.shape[0] * 2.0**-22
+        floor = -margin
+        every = mask is None and not self._free_rows  # each of the n rows is eligible
+        if limit is not None:
+            scores = approx if every else approx[eligible]
+            if len(scores) > limit:
+                floor = max(floor, _kth_floor(scores, limit) - 2 * margin)
+        candidates = approx >= floor
+        if not every:
+            candidates &= eligible
+        rows = np.flatnonzero(candidates)
+        exact = cosine(matrix[rows], q)
+        positive = exact > 0.0
+        rows, exact = rows[positive], exact[positive]
+        return self._top(used[rows], exact, limit)
+
+    # -- size --------------------------------------------------------------------------------
+
+    def memory_bytes(self) -> int:
+        """A cheap estimate of the memory this index holds, in bytes."""
+        per_slot = self._seq.nbytes + self._gen.nbytes + self._length.nbytes + self._row.nbytes
+        slots = len(self._keys)
+        # Lists and dict entries per slot, words per posting, leaves as average text.
+        words = len(self._postings) * 400 + self._n_postings * 12
+        text = self._total_length * 8
+        matrix = 0 if self._matrix is None else self._matrix.nbytes + self._row_slot.nbytes
+        return per_slot + slots * 200 + words + text + matrix + sys.getsizeof(self._slot_of)
+
+
+def check_space(current: tuple[str, int] | None, new: tuple[str, int]) -> tuple[str, int]:
+    """The embedder identity a namespace keeps: ``new`` if it has none, else ``current``.
+
+    Raises:
+        ValueError: ``new`` differs from ``current`` (another embedder's vectors would give
+            meaningless scores), naming both.
+    """
+    if current is None or current == new:
+        return new
+    raise ValueError(
+        f"this namespace holds vectors of embedder {current[0]!r} ({current[1]} dimensions); "
+        f"embedder {new[0]!r} ({new[1]} dimensions) cannot search or add to it: use one "
+        "embedder per namespace, or clear it first"
+    )
+
+
+def _doc_vector(doc: Document) -> Vector | None:
+    vector = doc.vector
+    if vector is None or (isinstance(vector, np.ndarray) and vector.dtype == np.float32):
+        return vector  # make_document normalized it already
+    return normalize_vector(vector)
+
+
+def _pack(leaves: tuple[str, ...]) -> Leaves:
+    """A record's leaves as the index keeps them: the one leaf itself, or the tuple."""
+    return leaves[0] if len(leaves) == 1 else leaves
+
+
+def _holding(text: str, slots: list[int], leaves: list[Leaves]) -> list[int]:
+    """The slots whose record holds ``text`` by :func:`~.search.has_substring`.
+
+    The candidates' leaves are joined by NULs, case-folded and searched as one string, a
+    few thousand at a time: one C-level scan instead of a fold and a search per leaf.
+    Folding keeps NULs and makes none, so a match never spans two leaves (a query with a
+    NUL is tested leaf by leaf) and the NULs before a match name its leaf.
+    """
+    if "\0" in text:
+        return [
+            slot
+            for slot in slots
+            if has_substring(text, [leaf.casefold() for leaf in _leaves_of(leaves[slot])])
+        ]
+    out: list[int] = []
+    for start in range(0, len(slots), _JOINED):
+        owners: list[int] = []
+        parts: list[str] = []
+        for slot in slots[start : start + _JOINED]:
+            held = leaves[slot]
+            if type(held) is str:
+                parts.append(held)
+                owners.append(slot)
+            else:
+                parts.extend(held)
+                owners.extend([slot] * len(held))
+        joined = "\0".join(parts).casefold()
+        find, count = joined.find, joined.count
+        at = find(text)
+        while at >= 0:
+            slot = owners[count("\0", 0, at)]
+            if not out or out[-1] != slot:
+                out.append(slot)
+            end = find("\0", at)
+            if end < 0:
+                break
+            at = find(text, end + 1)
+    return out
+
+
+def _leaves_of(held: Leaves) -> tuple[str, ...]:
+    return (held,) if isinstance(held, str) else held
+
+
+def _run_starts(values: _IntArray) -> _IntArray:
+    """Where each run of equal elements of ``values`` begins."""
+    if not len(values):
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1])))
+
+
+def _grow(arr: npt.NDArray[Any], cap: int, fill: Any) -> npt.NDArray[Any]:
+    out = np.full(cap, fill, dtype=arr.dtype)
+    out[: len(arr)] = arr
+    return out
+
+
+def _trigrams(word: str) -> set[str]:
+    return {word[i : i + 3] for i in range(len(word) - 2)}
