@@ -66,12 +66,11 @@ from __future__ import annotations
 import heapq
 import math
 import sys
-from array import array
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import repeat
 from operator import is_not, itemgetter
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -79,9 +78,10 @@ import numpy.typing as npt
 if TYPE_CHECKING:
     from ..records import SearchQuery
 
-from .filters import filter_anchors, filter_key, is_equality_filter, matches_filter
+from .fields import MetadataFields
 from .fusion import DEFAULT_SEMANTIC_WEIGHT, Fusion, SearchMode, rank_by_mode
-from .scoring import SUBSTRING_BONUS, CorpusStats, Scored, bm25, cosine, idf, keyword_bound
+from .postings import Postings, run_starts
+from .scoring import SUBSTRING_BONUS, CorpusStats, Scored, keyword_bound, kth_floor
 from .text import (
     Document,
     KeywordQuery,
@@ -94,6 +94,7 @@ from .text import (
     tokenize,
     tokenize_many,
 )
+from .vectors import Vectors, grow
 
 __all__ = ["IndexRecord", "SearchIndex", "check_space"]
 
@@ -123,44 +124,6 @@ _IntArray = npt.NDArray[np.int64]
 _Int32Array = npt.NDArray[np.int32]
 
 
-class _Postings:
-    """One word's postings: parallel growable arrays of slot, generation and frequency
-    (int32 each: 12 bytes a posting)."""
-
-    __slots__ = ("df", "gens", "slots", "tfs")
-
-    def __init__(self) -> None:
-        self.slots = array("i")
-        self.gens = array("i")
-        self.tfs = array("i")
-        self.df = 0  # live records holding the word
-
-    def views(self) -> tuple[_Int32Array, _Int32Array, _Int32Array]:
-        return (
-            np.frombuffer(self.slots, dtype=np.int32),
-            np.frombuffer(self.gens, dtype=np.int32),
-            np.frombuffer(self.tfs, dtype=np.int32),
-        )
-
-
-def _kth_floor(scores: npt.NDArray[Any], k: int) -> float:
-    """A value at most the ``k``-th largest of ``scores`` (more than ``k`` of them), close
-    to it, in one pass instead of a partition.
-
-    The maxima of ``k`` disjoint chunks are ``k`` of the scores, so the least of them is at
-    most the ``k``-th largest. When the top is crowded into a few chunks that bound is loose
-    (many rows pass it): then the rows that pass are partitioned, which is exact and still
-    cheaper than partitioning every score.
-    """
-    size = len(scores) // k
-    bound = float(scores[: size * k].reshape(k, size).max(axis=1).min())
-    passing = scores[scores >= bound]
-    if len(passing) > max(1024, 64 * k):
-        cut = len(passing) - k
-        bound = float(np.partition(passing, cut)[cut])
-    return bound
-
-
 class SearchIndex:
     """The search index of one namespace (see the module docstring for the API)."""
 
@@ -174,24 +137,16 @@ class SearchIndex:
         # shared with whoever holds the value); its words are found from them again when
         # it is released.
         self._leaves: list[Leaves] = []
-        self._meta: list[Mapping[str, Any] | None] = []
         self._free: list[int] = []
         cap = 16
         self._seq = np.zeros(cap, dtype=np.int64)
         self._gen = np.full(cap, -1, dtype=np.int32)  # -1: free slot
         self._length = np.zeros(cap, dtype=np.float64)
-        self._row = np.full(cap, -1, dtype=np.int64)
         self._next_gen = 0
         self._total_length = 0
-        self._postings: dict[str, _Postings] = {}
-        self._n_postings = 0
-        self._grams: dict[str, set[str]] = {}
-        self._meta_index: dict[str, dict[Hashable, set[int]]] = {}
-        # Vectors: one float32 row each; free rows are zeros.
-        self._matrix: npt.NDArray[np.float32] | None = None
-        self._row_slot = np.zeros(0, dtype=np.int64)
-        self._free_rows: list[int] = []
-        self._n_rows = 0
+        self._words = Postings()
+        self._fields = MetadataFields()
+        self._vectors = Vectors(cap)
         self._space: tuple[str, int] | None = None
         # Expiry: (expires_at, generation, slot); entries of rewritten records are dropped
         # lazily, and the heap is rebuilt once it holds twice the live expiring records.
@@ -215,12 +170,11 @@ class SearchIndex:
     @property
     def dimensions(self) -> int | None:
         """Length of the indexed vectors (None before the first vector)."""
-        return None if self._matrix is None else int(self._matrix.shape[1])
+        return self._vectors.dimensions
 
     def df(self, term: str) -> int:
         """Number of live records holding ``term`` (a case-folded word)."""
-        postings = self._postings.get(term)
-        return 0 if postings is None else postings.df
+        return self._words.df(term)
 
     def check_space(self, name: str, dimensions: int) -> None:
         """Record which embedder made this index's vectors, or refuse another one.
@@ -247,7 +201,7 @@ class SearchIndex:
         """
         doc = value if isinstance(value, Document) else make_document(value)
         vec = _doc_vector(doc) if vector is None else normalize_vector(vector)
-        self._check_vector(vec)
+        self._vectors.check(vec)
         self._insert(key, seq, doc, metadata, expires_at, vec)
 
     def upsert_many(self, records: Iterable[IndexRecord]) -> None:
@@ -300,7 +254,7 @@ class SearchIndex:
                     )
         if with_vectors:
             assert dims is not None
-            self._reserve_vectors(with_vectors, dims)
+            self._vectors.reserve(with_vectors, dims)
 
     def _upsert_piece(self, rows: list[IndexRecord]) -> None:
         """:meth:`upsert_many` of checked rows with distinct keys."""
@@ -343,7 +297,7 @@ class SearchIndex:
         # (word, record) pairs, sorted, and how often each occurs: the postings, word by word.
         pairs = word_at * n + record_at
         pairs.sort()
-        first = _run_starts(pairs)
+        first = run_starts(pairs)
         pairs, tfs = pairs[first], np.diff(first, append=len(word_at)).astype(np.int32)
         if docs:
             setdefault = vocab.setdefault
@@ -373,85 +327,32 @@ class SearchIndex:
         self._length[index] = lengths
         self._total_length += int(lengths.sum())
 
-        names = list(vocab)
-        postings = self._postings
-        slot_bytes = memoryview(index[record_of].astype(np.int32).tobytes())
-        gen_bytes = memoryview((record_of + gen0).astype(np.int32).tobytes())
-        tf_bytes = memoryview(tfs.tobytes())
-        starts = _run_starts(word_of)
-        stops = np.append(starts[1:], len(word_of))[: len(starts)]
-        for word, start, stop in zip(
-            word_of[starts].tolist(), (4 * starts).tolist(), (4 * stops).tolist(), strict=True
-        ):
-            term = names[word]
-            plist = postings.get(term)
-            if plist is None:
-                plist = postings[term] = _Postings()
-                for gram in _trigrams(term):
-                    self._grams.setdefault(gram, set()).add(term)
-            plist.slots.frombytes(slot_bytes[start:stop])
-            plist.gens.frombytes(gen_bytes[start:stop])
-            plist.tfs.frombytes(tf_bytes[start:stop])
-            plist.df += (stop - start) >> 2
-        self._n_postings += len(pairs)
+        self._words.add_runs(
+            list(vocab),
+            word_of,
+            index[record_of].astype(np.int32),
+            (record_of + gen0).astype(np.int32),
+            tfs,
+        )
         self._slot_of.update(zip(keys, slots, strict=True))
         for column, items in ((self._keys, keys), (self._leaves, leaves_of)):
             deque(map(column.__setitem__, slots, items), maxlen=0)
-        meta_index = self._meta_index
+        add_fields = self._fields.add
         for slot, metadata in zip(slots, metas, strict=True):
-            if metadata:
-                self._meta[slot] = metadata
-                for field, fvalue in metadata.items():
-                    meta_index.setdefault(field, {}).setdefault(filter_key(fvalue), set()).add(slot)
+            add_fields(slot, metadata)
         for slot, gen, expires_at in zip(slots, range(gen0, gen0 + n), expiries, strict=True):
             if expires_at is not None:
                 self._expires[slot] = expires_at
                 self._n_expiring += 1
                 heapq.heappush(self._expiry, (expires_at, gen, slot))
-        self._add_vectors([(slot, v) for slot, v in zip(slots, vecs, strict=True) if v is not None])
-
-    def _reserve_vectors(self, count: int, dims: int) -> None:
-        """Room for ``count`` more vectors of ``dims`` numbers, in one piece: growing by
-        doubling would leave up to half of a large matrix unused."""
-        if self._matrix is None:
-            self._matrix = np.zeros((max(16, count), dims), dtype=np.float32)
-            self._row_slot = np.full(len(self._matrix), -1, dtype=np.int64)
-            return
-        need = self._n_rows + max(0, count - len(self._free_rows))
-        if need > len(self._matrix):
-            self._reserve_rows(need)
-
-    def _add_vectors(self, items: list[tuple[int, Any]]) -> None:
-        """Normalize and store many slots' vectors, a chunk at a time (bounded extra memory)."""
-        step = 4096
-        if items:
-            self._reserve_vectors(len(items), len(items[0][1]))
-        for start in range(0, len(items), step):
-            chunk = items[start : start + step]
-            rows = np.empty((len(chunk), len(chunk[0][1])), dtype=np.float32)
-            ready = []
-            for i, (_, v) in enumerate(chunk):
-                if isinstance(v, np.ndarray) and v.dtype == np.float32:
-                    rows[i] = v
-                    ready.append(i)
-                else:
-                    rows[i] = normalize_vector(v)
-            if ready:
-                # Unit float32 vectors stay as they are (normalize_vector is idempotent on
-                # them); the others are normalized one at a time, exactly as upsert would.
-                picked = rows[ready]
-                norms = np.sqrt(np.einsum("ij,ij->i", picked, picked, dtype=np.float64))
-                for i in np.flatnonzero(np.abs(norms - 1.0) > 1e-6).tolist():
-                    rows[ready[i]] = normalize_vector(chunk[ready[i]][1])
-            self._add_rows([slot for slot, _ in chunk], rows)
+        self._vectors.add_many(
+            [(slot, v) for slot, v in zip(slots, vecs, strict=True) if v is not None]
+        )
 
     def vector(self, key: str) -> Vector | None:
         """A copy of the unit vector indexed under ``key`` (None: no vector or no key)."""
         slot = self._slot_of.get(key)
-        if slot is None or self._matrix is None:
-            return None
-        row = int(self._row[slot])
-        return None if row < 0 else self._matrix[row].copy()
+        return None if slot is None else self._vectors.get(slot)
 
     def remove(self, key: str) -> bool:
         """Forget ``key``; True if it was indexed."""
@@ -464,17 +365,6 @@ class SearchIndex:
     def clear(self) -> None:
         """Forget every record (and the embedder identity)."""
         self._reset()
-
-    def _check_vector(self, vec: Vector | None, batch: Vector | None = None) -> None:
-        if vec is None:
-            return
-        dims = self.dimensions if self._matrix is not None else None
-        if dims is None and batch is not None:
-            dims = len(batch)
-        if dims is not None and len(vec) != dims:
-            raise ValueError(
-                f"vector has {len(vec)} dimensions, this namespace's vectors have {dims}"
-            )
 
     def _insert(
         self,
@@ -500,24 +390,8 @@ class SearchIndex:
         self._total_length += doc.length
         self._keys[slot] = key
         self._leaves[slot] = _pack(doc.leaves)
-        terms = doc.terms
-        postings = self._postings
-        for term, tf in terms.items():
-            plist = postings.get(term)
-            if plist is None:
-                plist = postings[term] = _Postings()
-                for gram in _trigrams(term):
-                    self._grams.setdefault(gram, set()).add(term)
-            plist.slots.append(slot)
-            plist.gens.append(gen)
-            plist.tfs.append(tf)
-            plist.df += 1
-        self._n_postings += len(terms)
-        if metadata:
-            self._meta[slot] = metadata
-            index = self._meta_index
-            for field, value in metadata.items():
-                index.setdefault(field, {}).setdefault(filter_key(value), set()).add(slot)
+        self._words.add(slot, gen, doc.terms)
+        self._fields.add(slot, metadata)
         if expires_at is not None:
             self._expires[slot] = expires_at
             self._n_expiring += 1
@@ -526,7 +400,7 @@ class SearchIndex:
                 self._expiry = [(t, int(self._gen[s]), s) for s, t in self._expires.items()]
                 heapq.heapify(self._expiry)
         if vec is not None:
-            self._add_rows([slot], vec[None, :])
+            self._vectors.add_rows([slot], vec[None, :])
         return slot
 
     def _alloc_many(self, count: int) -> list[int]:
@@ -539,13 +413,10 @@ class SearchIndex:
             end = start + extra
             if end > len(self._gen):
                 cap = max(end, 2 * len(self._gen))
-                self._seq = _grow(self._seq, cap, 0)
-                self._gen = _grow(self._gen, cap, -1)
-                self._length = _grow(self._length, cap, 0.0)
-                self._row = _grow(self._row, cap, -1)
+                self._grow(cap)
             self._keys.extend([None] * extra)
             self._leaves.extend([()] * extra)
-            self._meta.extend([None] * extra)
+            self._fields.extend(extra)
             slots.extend(range(start, end))
         return slots
 
@@ -554,15 +425,18 @@ class SearchIndex:
             return self._free.pop()
         slot = len(self._keys)
         if slot == len(self._gen):
-            cap = 2 * slot
-            self._seq = _grow(self._seq, cap, 0)
-            self._gen = _grow(self._gen, cap, -1)
-            self._length = _grow(self._length, cap, 0.0)
-            self._row = _grow(self._row, cap, -1)
+            self._grow(2 * slot)
         self._keys.append(None)
         self._leaves.append(())
-        self._meta.append(None)
+        self._fields.meta.append(None)
         return slot
+
+    def _grow(self, cap: int) -> None:
+        """Per-slot arrays for ``cap`` slots."""
+        self._seq = grow(self._seq, cap, 0)
+        self._gen = grow(self._gen, cap, -1)
+        self._length = grow(self._length, cap, 0.0)
+        self._vectors.grow_slots(cap)
 
     def _release(self, slot: int) -> None:
         self._gen[slot] = -1
@@ -570,58 +444,17 @@ class SearchIndex:
         self._keys[slot] = None
         held = self._leaves[slot]
         self._leaves[slot] = ()
-        postings = self._postings
         # The record's words, found again from its leaves (cheaper than keeping them).
         if type(held) is str:
             words = tokenize(held)
         else:
             words = [word for leaf in held for word in tokenize(leaf)]
-        for term in set(words):
-            plist = postings[term]
-            plist.df -= 1
-            if plist.df == 0:
-                del postings[term]
-                self._n_postings -= len(plist.slots)
-                for gram in _trigrams(term):
-                    grams = self._grams[gram]
-                    grams.discard(term)
-                    if not grams:
-                        del self._grams[gram]
-            elif len(plist.slots) > 2 * plist.df + _SLACK:
-                self._compact(plist)
-        metadata = self._meta[slot]
-        if metadata:
-            self._meta[slot] = None
-            index = self._meta_index
-            for field, value in metadata.items():
-                values = index[field]
-                fkey = filter_key(value)
-                slots = values[fkey]
-                slots.discard(slot)
-                if not slots:
-                    del values[fkey]
-                    if not values:
-                        del index[field]
+        self._words.release(set(words), self._gen)
+        self._fields.remove(slot)
         if self._expires.pop(slot, None) is not None:
             self._n_expiring -= 1
-        row = int(self._row[slot])
-        if row >= 0:
-            self._row[slot] = -1
-            assert self._matrix is not None
-            self._matrix[row] = 0.0
-            self._row_slot[row] = -1
-            self._free_rows.append(row)
+        self._vectors.release(slot)
         self._free.append(slot)
-
-    def _compact(self, plist: _Postings) -> None:
-        slots, gens, tfs = plist.views()
-        keep = gens == self._gen[slots]
-        new_slots, new_gens, new_tfs = slots[keep], gens[keep], tfs[keep]
-        del slots, gens, tfs  # release the buffers before the arrays are replaced
-        self._n_postings -= len(plist.slots) - len(new_slots)
-        plist.slots = array("i", new_slots.tobytes())
-        plist.gens = array("i", new_gens.tobytes())
-        plist.tfs = array("i", new_tfs.tobytes())
 
     def _renumber(self) -> None:
         """Number the live records' generations from 0 again (their postings with them,
@@ -630,48 +463,12 @@ class SearchIndex:
         renumbered = np.full(len(gen), -1, dtype=np.int32)
         live = np.flatnonzero(gen >= 0)
         renumbered[live] = np.arange(len(live), dtype=np.int32)
-        for plist in self._postings.values():
-            slots, gens, tfs = plist.views()
-            keep = gens == gen[slots]
-            new_slots, new_tfs = slots[keep], tfs[keep]
-            del slots, gens, tfs
-            self._n_postings -= len(plist.slots) - len(new_slots)
-            plist.slots = array("i", new_slots.tobytes())
-            plist.gens = array("i", renumbered[new_slots].tobytes())
-            plist.tfs = array("i", new_tfs.tobytes())
+        self._words.renumber(gen, renumbered)
         self._gen = renumbered
         self._next_gen = len(live)
         # Expiry entries name generations: the old numbers would now match other records.
         self._expiry = [(t, int(renumbered[s]), s) for s, t in self._expires.items()]
         heapq.heapify(self._expiry)
-
-    def _add_rows(self, slots: list[int], vectors: npt.NDArray[np.float32]) -> None:
-        n, dims = vectors.shape
-        if self._matrix is None:
-            self._matrix = np.zeros((max(16, n), dims), dtype=np.float32)
-            self._row_slot = np.full(max(16, n), -1, dtype=np.int64)
-        rows: list[int] = []
-        while self._free_rows and len(rows) < n:
-            rows.append(self._free_rows.pop())
-        extra = n - len(rows)
-        if extra:
-            start = self._n_rows
-            end = start + extra
-            if end > len(self._matrix):
-                self._reserve_rows(max(end, 2 * len(self._matrix)))
-            rows.extend(range(start, end))
-            self._n_rows = end
-        index = np.asarray(rows, dtype=np.int64)
-        self._matrix[index] = vectors
-        self._row_slot[index] = slots
-        self._row[slots] = index
-
-    def _reserve_rows(self, cap: int) -> None:
-        assert self._matrix is not None
-        matrix = np.zeros((cap, self._matrix.shape[1]), dtype=np.float32)
-        matrix[: self._n_rows] = self._matrix[: self._n_rows]
-        self._matrix = matrix
-        self._row_slot = _grow(self._row_slot, cap, -1)
 
     # -- expiry ------------------------------------------------------------------------------
 
@@ -769,31 +566,10 @@ class SearchIndex:
         return mask
 
     def filter_slots(self, filter: Mapping[str, Any]) -> list[int]:
-        """The live slots whose metadata matches a validated, non-empty ``filter``.
-
-        Equality, ``$eq`` and ``$in`` conditions are looked up in the index of metadata
-        values; only the slots they leave are tested with :func:`~.search.matches_filter`
-        (every live slot when the filter has no such condition).
-        """
-        anchors = filter_anchors(filter)
-        found: set[int] | None = None
-        index = self._meta_index
-        for field, values in anchors:
-            by_value = index.get(field)
-            slots: set[int] = set()
-            if by_value:
-                for value in values:
-                    hit = by_value.get(filter_key(value))
-                    if hit:
-                        slots |= hit
-            found = slots if found is None else found & slots
-            if not found:
-                return []
-        if found is not None and is_equality_filter(filter):
-            return list(found)
-        cands: Iterable[int] = found if found is not None else self._slot_of.values()
-        meta = self._meta
-        return [slot for slot in cands if matches_filter(meta[slot], filter)]
+        """The live slots whose metadata matches a validated, non-empty ``filter``
+        (:meth:`~.fields.MetadataFields.matching`: a lookup of its equality conditions, then
+        :func:`~.filters.matches_filter` of the slots they leave)."""
+        return self._fields.matching(filter, self._slot_of.values())
 
     def matching(self, filter: Mapping[str, Any] | None) -> list[tuple[int, str]]:
         """``(seq, key)`` of every live record whose metadata matches ``filter``."""
@@ -871,51 +647,19 @@ class SearchIndex:
             n_docs, total = stats.n_docs, stats.total_length
         avgdl = total / n_docs if total else 1.0
         acc = np.zeros(len(self._keys))
-        lengths = self._length
-        slot_gens = self._gen
-        postings = self._postings
-        for term in query.terms:
-            plist = postings.get(term)
-            if plist is None:
-                continue
-            at, gens, tfs = plist.views()
-            if len(at) != plist.df:  # dead postings among them (df counts the live ones)
-                live = gens == slot_gens[at]
-                at, tfs = at[live], tfs[live]
-                del live
-            # numpy indexes with intp: converted once, not by each of the next two uses.
-            where = at.astype(np.intp)
-            # int32 counts: numpy turns them into float64 exactly, as bm25 wants them.
-            df = plist.df if stats is None else stats.df.get(term, plist.df)
-            acc[where] += bm25(cast(_FloatArray, tfs), lengths[where], avgdl, idf(df, n_docs))
-            del at, gens, tfs
+        self._words.accumulate(query, acc, self._length, self._gen, n_docs, avgdl, stats)
         mask = self._filter_mask(filter)
         self._add_bonus(query, acc, mask, limit)
         if mask is None and limit is not None and len(acc) > limit:
             # Only scores at least a bound of the limit-th best can be in the top: one pass
             # instead of gathering every record that scores.
-            slots = np.flatnonzero(acc >= max(_kth_floor(acc, limit), _TINY))
+            slots = np.flatnonzero(acc >= max(kth_floor(acc, limit), _TINY))
             return self._top(slots, acc[slots], limit)
         eligible = acc > 0.0
         if mask is not None:
             eligible &= mask
         slots = np.flatnonzero(eligible)
         return self._top(slots, acc[slots], limit)
-
-    def _containing(self, word: str) -> list[str]:
-        """Indexed words containing ``word``."""
-        grams = _trigrams(word)
-        if not grams:
-            return [t for t in self._postings if word in t]
-        sets = []
-        for gram in grams:
-            terms = self._grams.get(gram)
-            if not terms:
-                return []
-            sets.append(terms)
-        sets.sort(key=len)
-        found = sets[0].intersection(*sets[1:]) if len(sets) > 1 else sets[0]
-        return [t for t in found if word in t]
 
     def _add_bonus(
         self,
@@ -931,12 +675,7 @@ class SearchIndex:
             cands: npt.NDArray[Any] = np.flatnonzero(self._gen >= 0)
         else:
             # Every record holding the query has, for its longest word, a word containing it.
-            parts = []
-            for term in self._containing(max(query.terms, key=len)):
-                plist = self._postings[term]
-                slots, gens, _ = plist.views()
-                parts.append(slots[gens == self._gen[slots]] if len(slots) != plist.df else slots)
-                del slots, gens
+            parts = self._words.holders(max(query.terms, key=len), self._gen)
             if not parts:
                 return
             cands = np.unique(np.concatenate(parts)) if len(parts) > 1 else parts[0].copy()
@@ -973,14 +712,14 @@ class SearchIndex:
         scores = acc[mask] if mask is not None else acc
         if len(scores) <= limit:
             return 0.0
-        return _kth_floor(scores, limit)
+        return kth_floor(scores, limit)
 
     def _top(self, slots: _IntArray, values: _FloatArray, limit: int | None) -> list[Scored]:
         """The best ``limit`` of ``slots`` by their ``values`` (one per slot), ties newest
         first."""
         if limit is not None and len(slots) > limit:
             # Every one of the best limit scores is at least this bound.
-            keep = values >= _kth_floor(values, limit)
+            keep = values >= kth_floor(values, limit)
             slots, values = slots[keep], values[keep]
         seqs = self._seq[slots]
         order = np.lexsort((-seqs, -values))
@@ -1005,46 +744,29 @@ class SearchIndex:
         :func:`~.search.rank_semantic` over every live record ranks them."""
         if now is not None:
             self.expire(now)
-        matrix = self._matrix
         q = np.asarray(vector, dtype=np.float32)
-        if matrix is None or len(q) != matrix.shape[1] or not self._n_rows:
+        vectors = self._vectors
+        if not vectors.searchable(q):
             return []
-        n = self._n_rows
-        approx = matrix[:n] @ q
-        used = self._row_slot[:n]
-        eligible = used >= 0
-        mask = self._filter_mask(filter)
-        if mask is not None:
-            eligible &= mask[np.maximum(used, 0)]
-        # A float32 product is within about dims * 2**-24 of the exact cosine: keep every row
-        # that could be in the top (or above zero) by that margin, then score those exactly.
-        margin = q.shape[0] * 2.0**-22
-        floor = -margin
-        every = mask is None and not self._free_rows  # each of the n rows is eligible
-        if limit is not None:
-            scores = approx if every else approx[eligible]
-            if len(scores) > limit:
-                floor = max(floor, _kth_floor(scores, limit) - 2 * margin)
-        candidates = approx >= floor
-        if not every:
-            candidates &= eligible
-        rows = np.flatnonzero(candidates)
-        exact = cosine(matrix[rows], q)
-        positive = exact > 0.0
-        rows, exact = rows[positive], exact[positive]
-        return self._top(used[rows], exact, limit)
+        slots, exact = vectors.nearest(q, self._filter_mask(filter), limit)
+        return self._top(slots, exact, limit)
 
     # -- size --------------------------------------------------------------------------------
 
     def memory_bytes(self) -> int:
         """A cheap estimate of the memory this index holds, in bytes."""
-        per_slot = self._seq.nbytes + self._gen.nbytes + self._length.nbytes + self._row.nbytes
+        per_slot = self._seq.nbytes + self._gen.nbytes + self._length.nbytes
         slots = len(self._keys)
-        # Lists and dict entries per slot, words per posting, leaves as average text.
-        words = len(self._postings) * 400 + self._n_postings * 12
+        # Lists and dict entries per slot, leaves as average text.
         text = self._total_length * 8
-        matrix = 0 if self._matrix is None else self._matrix.nbytes + self._row_slot.nbytes
-        return per_slot + slots * 200 + words + text + matrix + sys.getsizeof(self._slot_of)
+        return (
+            per_slot
+            + slots * 200
+            + self._words.memory_bytes()
+            + text
+            + self._vectors.memory_bytes()
+            + sys.getsizeof(self._slot_of)
+        )
 
 
 def check_space(current: tuple[str, int] | None, new: tuple[str, int]) -> tuple[str, int]:
@@ -1117,20 +839,3 @@ def _holding(text: str, slots: list[int], leaves: list[Leaves]) -> list[int]:
 
 def _leaves_of(held: Leaves) -> tuple[str, ...]:
     return (held,) if isinstance(held, str) else held
-
-
-def _run_starts(values: _IntArray) -> _IntArray:
-    """Where each run of equal elements of ``values`` begins."""
-    if not len(values):
-        return np.zeros(0, dtype=np.int64)
-    return np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1])))
-
-
-def _grow(arr: npt.NDArray[Any], cap: int, fill: Any) -> npt.NDArray[Any]:
-    out = np.full(cap, fill, dtype=arr.dtype)
-    out[: len(arr)] = arr
-    return out
-
-
-def _trigrams(word: str) -> set[str]:
-    return {word[i : i + 3] for i in range(len(word) - 2)}

@@ -36,6 +36,7 @@ __all__ = [
     "keyword_bound",
     "keyword_evidence",
     "keyword_score",
+    "kth_floor",
     "merge_stats",
     "rank_keyword",
     "rank_semantic",
@@ -277,3 +278,21 @@ def merge_stats(parts: Iterable[CorpusStats]) -> CorpusStats:
         for term, count in part.df.items():
             df[term] = df.get(term, 0) + count
     return CorpusStats(n_docs, total, df)
+
+
+def kth_floor(scores: npt.NDArray[Any], k: int) -> float:
+    """A value at most the ``k``-th largest of ``scores`` (more than ``k`` of them), close
+    to it, in one pass instead of a partition.
+
+    The maxima of ``k`` disjoint chunks are ``k`` of the scores, so the least of them is at
+    most the ``k``-th largest. When the top is crowded into a few chunks that bound is loose
+    (many rows pass it): then the rows that pass are partitioned, which is exact and still
+    cheaper than partitioning every score.
+    """
+    size = len(scores) // k
+    bound = float(scores[: size * k].reshape(k, size).max(axis=1).min())
+    passing = scores[scores >= bound]
+    if len(passing) > max(1024, 64 * k):
+        cut = len(passing) - k
+        bound = float(np.partition(passing, cut)[cut])
+    return bound
