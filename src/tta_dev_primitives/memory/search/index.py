@@ -36,12 +36,13 @@ API (stable; everything else is private)::
 How it is built, and why it stays fast and small:
 
 * Each record has a slot; per-slot arrays hold its length, write sequence and a generation
-  number. Each word's postings are three growable arrays (slot, generation, term frequency)
-  viewed as numpy arrays at search time, so a query word costs a few vectorized operations
-  over its postings, whatever the number of records, and top-k is an ``argpartition``.
-* Postings are int32 (12 bytes each). Generations are int32 too: before the counter would
-  pass 2**31 - 1, the live records are numbered from 0 again (dead postings dropped), once
-  every two billion writes.
+  number. Its words are in :class:`~.postings.Postings` (one growable int32 array triple a
+  word, vectorized at search time; top-k is an ``argpartition``), its vector in
+  :class:`~.vectors.Vectors` (one float32 matrix) and its metadata in
+  :class:`~.fields.MetadataFields` (an index of field values: a filter is a lookup giving a
+  mask, not a scan).
+* Generations are int32: before the counter would pass 2**31 - 1, the live records are
+  numbered from 0 again (dead postings dropped), once every two billion writes.
 * A record's leaves are kept as given (its value's own strings, shared with the store that
   holds the value), not as case-folded copies: the few candidates of a substring check are
   case-folded then, and a released record's words are found again from them.
@@ -49,22 +50,13 @@ How it is built, and why it stays fast and small:
   (the C allocator keeps large freed blocks in the process: one pass over 100k records left
   about 100 MB of them).
 * Deletes and overwrites are tombstones: a posting counts only while its generation equals
-  its slot's, so a delete never touches postings and a freed slot is reused at once. A
-  word's postings are compacted when more than half are dead (on the delete that crosses
-  that line, at a cost proportional to the postings that died), and a word no live record
-  holds is forgotten. No search rebuilds anything and every structure is bounded by the
-  live records, not by the history of writes.
-* Vectors are rows of one contiguous float32 matrix (rows of deleted records are reused);
-  a semantic search is one matrix-vector product, then an exact rescoring (:func:`cosine`)
-  of the few rows that can reach the top, so scores do not depend on where a row sits.
-* Filters are looked up in an index of metadata values (one set of slots per field value),
-  giving a mask, not a scan.
+  its slot's, so a delete never touches postings and a freed slot is reused at once. No
+  search rebuilds anything and every structure is bounded by the live records.
 """
 
 from __future__ import annotations
 
 import heapq
-import math
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -80,15 +72,17 @@ if TYPE_CHECKING:
 
 from .fields import MetadataFields
 from .fusion import DEFAULT_SEMANTIC_WEIGHT, Fusion, SearchMode, rank_by_mode
-from .postings import Postings, run_starts
+from .postings import Postings, bulk_postings
 from .scoring import SUBSTRING_BONUS, CorpusStats, Scored, keyword_bound, kth_floor
 from .text import (
     Document,
     KeywordQuery,
+    Leaves,
     Vector,
-    has_substring,
+    leaves_holding,
     make_document,
     normalize_vector,
+    pack_leaves,
     prepare_query,
     string_leaves,
     tokenize,
@@ -103,17 +97,9 @@ IndexRecord = tuple[
 ]
 """(key, seq, value or Document, metadata, expires_at, vector): one record for upsert_many."""
 
-Leaves = str | tuple[str, ...]
-"""A record's case-folded string leaves: the leaf itself when there is one, else a tuple."""
-
-_INF = math.inf
 _TINY = 5e-324  # the least positive float: "scores at all"
 # Candidates whose substring check is done in one go before the bound is tightened again.
 _CHUNK = 1024
-# Leaves searched as one joined string by a substring check.
-_JOINED = 4096
-# A word's postings are compacted once dead ones exceed live ones plus this slack.
-_SLACK = 16
 # Records indexed at once by upsert_many: its temporary arrays stay this small, however many
 # records are loaded (large temporaries freed by the C allocator stay in the process).
 _BULK = 8192
@@ -237,24 +223,10 @@ class SearchIndex:
     def _check_vectors(self, rows: list[IndexRecord]) -> None:
         """Refuse rows whose vectors have another length (before anything changes, so a bad
         batch indexes nothing), and make room for all of their vectors at once."""
-        dims = self.dimensions
-        with_vectors = 0
-        for row in rows:
-            vec = row[5]
-            if vec is None and isinstance(row[2], Document):
-                vec = row[2].vector
-            if vec is not None:
-                # Checked before anything changes, so a bad batch indexes nothing.
-                with_vectors += 1
-                if dims is None:
-                    dims = len(vec)
-                elif len(vec) != dims:
-                    raise ValueError(
-                        f"vector has {len(vec)} dimensions, this namespace's vectors have {dims}"
-                    )
-        if with_vectors:
-            assert dims is not None
-            self._vectors.reserve(with_vectors, dims)
+        self._vectors.check_many(
+            row[2].vector if row[5] is None and isinstance(row[2], Document) else row[5]
+            for row in rows
+        )
 
     def _upsert_piece(self, rows: list[IndexRecord]) -> None:
         """:meth:`upsert_many` of checked rows with distinct keys."""
@@ -276,7 +248,7 @@ class SearchIndex:
             for i, value in enumerate(values):
                 if isinstance(value, Document):
                     docs.append((i, value))
-                    packed.append(_pack(value.leaves))
+                    packed.append(pack_leaves(value.leaves))
                     if vecs[i] is None:
                         vecs[i] = value.vector
                     continue
@@ -286,32 +258,13 @@ class SearchIndex:
                     owner.append(i)
                     continue
                 leaves = string_leaves(value)
-                packed.append(_pack(tuple(leaves)))
+                packed.append(pack_leaves(tuple(leaves)))
                 flat.extend([leaf.casefold() for leaf in leaves])
                 owner.extend([i] * len(leaves))
         vocab: dict[str, int] = {}
         leaf_at, word_at = tokenize_many(flat, vocab)
         del flat
-        record_at = leaf_at if owner is None else np.asarray(owner, dtype=np.int64)[leaf_at]
-        lengths = np.bincount(record_at, minlength=n)
-        # (word, record) pairs, sorted, and how often each occurs: the postings, word by word.
-        pairs = word_at * n + record_at
-        pairs.sort()
-        first = run_starts(pairs)
-        pairs, tfs = pairs[first], np.diff(first, append=len(word_at)).astype(np.int32)
-        if docs:
-            setdefault = vocab.setdefault
-            more = [setdefault(t, len(vocab)) * n + i for i, doc in docs for t in doc.terms]
-            more_tfs = [tf for _, doc in docs for tf in doc.terms.values()]
-            for i, doc in docs:
-                lengths[i] = doc.length
-            if more:
-                pairs = np.concatenate([pairs, np.asarray(more, dtype=np.int64)])
-                tfs = np.concatenate([tfs, np.asarray(more_tfs, dtype=np.int32)])
-                order = np.argsort(pairs, kind="stable")
-                pairs, tfs = pairs[order], tfs[order]
-        word_of = pairs // n
-        record_of = pairs - word_of * n
+        word_of, record_of, tfs, lengths = bulk_postings(vocab, leaf_at, word_at, owner, docs, n)
 
         slot_of = self._slot_of
         for key in slot_of.keys() & keys if slot_of else ():
@@ -389,7 +342,7 @@ class SearchIndex:
         self._length[slot] = doc.length
         self._total_length += doc.length
         self._keys[slot] = key
-        self._leaves[slot] = _pack(doc.leaves)
+        self._leaves[slot] = pack_leaves(doc.leaves)
         self._words.add(slot, gen, doc.terms)
         self._fields.add(slot, metadata)
         if expires_at is not None:
@@ -689,7 +642,7 @@ class SearchIndex:
             cands = cands[mask[cands]]
         leaves = self._leaves
         if limit is None or len(cands) <= _CHUNK:
-            hits = _holding(text, cands.tolist(), leaves)
+            hits = leaves_holding(text, cands.tolist(), leaves)
             acc[hits] += SUBSTRING_BONUS
             return
         # Only a record within the bonus of the current k-th best can still enter the top:
@@ -701,7 +654,7 @@ class SearchIndex:
             chunk = cands[start : start + _CHUNK]
             if acc[chunk[0]] + SUBSTRING_BONUS < kth:
                 break
-            hits = _holding(text, chunk.tolist(), leaves)
+            hits = leaves_holding(text, chunk.tolist(), leaves)
             if hits:
                 acc[hits] += SUBSTRING_BONUS
                 kth = self._kth(acc, mask, limit)
@@ -790,52 +743,3 @@ def _doc_vector(doc: Document) -> Vector | None:
     if vector is None or (isinstance(vector, np.ndarray) and vector.dtype == np.float32):
         return vector  # make_document normalized it already
     return normalize_vector(vector)
-
-
-def _pack(leaves: tuple[str, ...]) -> Leaves:
-    """A record's leaves as the index keeps them: the one leaf itself, or the tuple."""
-    return leaves[0] if len(leaves) == 1 else leaves
-
-
-def _holding(text: str, slots: list[int], leaves: list[Leaves]) -> list[int]:
-    """The slots whose record holds ``text`` by :func:`~.search.has_substring`.
-
-    The candidates' leaves are joined by NULs, case-folded and searched as one string, a
-    few thousand at a time: one C-level scan instead of a fold and a search per leaf.
-    Folding keeps NULs and makes none, so a match never spans two leaves (a query with a
-    NUL is tested leaf by leaf) and the NULs before a match name its leaf.
-    """
-    if "\0" in text:
-        return [
-            slot
-            for slot in slots
-            if has_substring(text, [leaf.casefold() for leaf in _leaves_of(leaves[slot])])
-        ]
-    out: list[int] = []
-    for start in range(0, len(slots), _JOINED):
-        owners: list[int] = []
-        parts: list[str] = []
-        for slot in slots[start : start + _JOINED]:
-            held = leaves[slot]
-            if type(held) is str:
-                parts.append(held)
-                owners.append(slot)
-            else:
-                parts.extend(held)
-                owners.extend([slot] * len(held))
-        joined = "\0".join(parts).casefold()
-        find, count = joined.find, joined.count
-        at = find(text)
-        while at >= 0:
-            slot = owners[count("\0", 0, at)]
-            if not out or out[-1] != slot:
-                out.append(slot)
-            end = find("\0", at)
-            if end < 0:
-                break
-            at = find(text, end + 1)
-    return out
-
-
-def _leaves_of(held: Leaves) -> tuple[str, ...]:
-    return (held,) if isinstance(held, str) else held

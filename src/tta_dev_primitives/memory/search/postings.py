@@ -19,9 +19,9 @@ import numpy as np
 import numpy.typing as npt
 
 from .scoring import CorpusStats, bm25, idf
-from .text import KeywordQuery
+from .text import Document, KeywordQuery
 
-__all__ = ["Postings", "WordPostings"]
+__all__ = ["Postings", "WordPostings", "bulk_postings"]
 
 _FloatArray = npt.NDArray[np.float64]
 _IntArray = npt.NDArray[np.int64]
@@ -217,6 +217,51 @@ class Postings:
     def memory_bytes(self) -> int:
         """A cheap estimate: dict entries and arrays per word, 12 bytes per posting."""
         return len(self.lists) * 400 + self.n_postings * 12
+
+
+def bulk_postings(
+    vocab: dict[str, int],
+    leaf_at: _IntArray,
+    word_at: _IntArray,
+    owner: list[int] | None,
+    docs: list[tuple[int, Document]],
+    n: int,
+) -> tuple[_IntArray, _IntArray, _Int32Array, _IntArray]:
+    """The postings of ``n`` records at once, for :meth:`Postings.add_runs`.
+
+    Args:
+        vocab: The words' ids (the words of ``docs`` are added).
+        leaf_at: The leaf of each word found by :func:`~.text.tokenize_many`.
+        word_at: Its id in ``vocab``.
+        owner: The record of each leaf (None: one leaf each, in order).
+        docs: The records given as ready documents, by record number.
+        n: Number of records.
+
+    Returns:
+        For each posting, sorted by word then record: its word (an id of ``vocab``), its
+        record and its term frequency; then each record's length.
+    """
+    record_at = leaf_at if owner is None else np.asarray(owner, dtype=np.int64)[leaf_at]
+    lengths = np.bincount(record_at, minlength=n)
+    # (word, record) pairs, sorted, and how often each occurs: the postings, word by word.
+    pairs = word_at * n + record_at
+    pairs.sort()
+    first = run_starts(pairs)
+    pairs, tfs = pairs[first], np.diff(first, append=len(word_at)).astype(np.int32)
+    if docs:
+        setdefault = vocab.setdefault
+        more = [setdefault(t, len(vocab)) * n + i for i, doc in docs for t in doc.terms]
+        more_tfs = [tf for _, doc in docs for tf in doc.terms.values()]
+        for i, doc in docs:
+            lengths[i] = doc.length
+        if more:
+            pairs = np.concatenate([pairs, np.asarray(more, dtype=np.int64)])
+            tfs = np.concatenate([tfs, np.asarray(more_tfs, dtype=np.int32)])
+            order = np.argsort(pairs, kind="stable")
+            pairs, tfs = pairs[order], tfs[order]
+    word_of = pairs // n
+    record_of = pairs - word_of * n
+    return word_of, record_of, tfs, lengths
 
 
 def run_starts(values: _IntArray) -> _IntArray:

@@ -7,6 +7,7 @@ the top, so scores do not depend on where a row sits.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -66,6 +67,28 @@ class Vectors:
             raise ValueError(
                 f"vector has {len(vec)} dimensions, this namespace's vectors have {dims}"
             )
+
+    def check_many(self, vectors: Iterable[Vector | Sequence[float] | None]) -> None:
+        """Refuse a batch holding a vector of another length than the others (or than the
+        ones held), before anything changes, and make room for all of them at once.
+
+        Raises:
+            ValueError: A vector has another length.
+        """
+        dims = self.dimensions
+        count = 0
+        for vec in vectors:
+            if vec is not None:
+                count += 1
+                if dims is None:
+                    dims = len(vec)
+                elif len(vec) != dims:
+                    raise ValueError(
+                        f"vector has {len(vec)} dimensions, this namespace's vectors have {dims}"
+                    )
+        if count:
+            assert dims is not None
+            self.reserve(count, dims)
 
     def get(self, slot: int) -> Vector | None:
         """A copy of ``slot``'s unit vector (None: it has none)."""
