@@ -1,5 +1,8 @@
 """``SearchIndex``: the vectorized, incremental search index of one namespace.
 
+(About 750 lines, one piece: the writes, expiry and search paths all work on the per-slot
+arrays kept here; the words, vectors and metadata are in their own modules.)
+
 Any in-process user keeps one :class:`SearchIndex` per namespace and feeds it the namespace's
 writes; it ranks with the definitions of :mod:`tta_dev_primitives.memory.search`, to the last
 bit for BM25 and exactly for cosine, so every user of it returns the same hits in the same
