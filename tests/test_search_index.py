@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from tta_dev_primitives import InMemoryStore
 from tta_dev_primitives.memory import search
+from tta_dev_primitives.memory.index import SearchIndex
 from tta_dev_primitives.memory.search import index as index_module
 from tta_dev_primitives.memory.search import text as search_text
-from tta_dev_primitives.memory.index import SearchIndex
 
 from .conftest import FakeClock
 
