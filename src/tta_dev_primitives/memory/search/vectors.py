@@ -64,9 +64,7 @@ class Vectors:
         """
         dims = self.dimensions
         if vec is not None and dims is not None and len(vec) != dims:
-            raise ValueError(
-                f"vector has {len(vec)} dimensions, this namespace's vectors have {dims}"
-            )
+            raise _other_length(len(vec), dims)
 
     def check_many(self, vectors: Iterable[Vector | Sequence[float] | None]) -> None:
         """Refuse a batch holding a vector of another length than the others (or than the
@@ -83,9 +81,7 @@ class Vectors:
                 if dims is None:
                     dims = len(vec)
                 elif len(vec) != dims:
-                    raise ValueError(
-                        f"vector has {len(vec)} dimensions, this namespace's vectors have {dims}"
-                    )
+                    raise _other_length(len(vec), dims)
         if count:
             assert dims is not None
             self.reserve(count, dims)
@@ -211,3 +207,7 @@ class Vectors:
         """The bytes of the matrix and the row arrays."""
         matrix = 0 if self.matrix is None else self.matrix.nbytes + self.row_slot.nbytes
         return matrix + self.row.nbytes
+
+
+def _other_length(got: int, dims: int) -> ValueError:
+    return ValueError(f"vector has {got} dimensions, this namespace's vectors have {dims}")
