@@ -255,7 +255,7 @@ async def handle_search(rt: Runtime, op: SearchOp, span: trace.Span) -> list[Sea
         space=rt.writer.space(vector),
         fusion=fusion,
         semantic_weight=weight,
-        tracer=rt.telemetry.tracer() if span.is_recording() else None,
+        phases=rt.inst.search_phases(span),
         recency_half_life=half_life,
     )
     if op.as_of is not None:

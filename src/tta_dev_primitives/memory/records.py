@@ -16,6 +16,7 @@ from .search import (
     CorpusStats,
     Document,
     Fusion,
+    PhaseObserver,
     SearchMode,
     Vector,
     make_document,
@@ -247,8 +248,9 @@ class SearchQuery:
         space: ``(embedder name, dimensions)`` of ``vector``.
         fusion: How hybrid mode fuses its rankings: ``convex`` or ``rrf``.
         semantic_weight: Weight of the semantic side in ``convex`` fusion, in [0, 1].
-        tracer: Set only while the search span is recording: a backend may trace the parts
-            of the search (keyword, vector, fuse) as child spans with it.
+        phases: Set only while the search span is recording: a backend passes it to
+            :func:`~.search.rank_by_mode`, which reports the parts of the search (keyword,
+            vector, fuse) to it (see :class:`~.search.PhaseObserver`).
         recency_half_life: When set, each hit's score is multiplied by
             ``0.5 ** (age / recency_half_life)``, ``age`` being seconds since the record's
             ``updated_at`` (see :func:`~.search.rank_by_mode`).
@@ -267,7 +269,7 @@ class SearchQuery:
     space: tuple[str, int] | None = None
     fusion: Fusion = "convex"
     semantic_weight: float = DEFAULT_SEMANTIC_WEIGHT
-    tracer: Any = None
+    phases: PhaseObserver | None = None
     recency_half_life: float | None = None
     stats: CorpusStats | None = None
     raw: bool = False

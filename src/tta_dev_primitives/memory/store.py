@@ -12,7 +12,6 @@ from operator import attrgetter
 from typing import Any, NamedTuple
 
 from . import codec
-from .index import SearchIndex, check_space
 from .records import (
     Entry,
     ListQuery,
@@ -25,12 +24,14 @@ from .records import (
 )
 from .search import (
     CorpusStats,
+    SearchIndex,
     Vector,
+    check_space,
     filter_anchors,
     matches_filter,
     normalize_vector,
     prepare_query,
-    recency_weight,
+    recency_weights,
     validate_filter,
 )
 
@@ -396,14 +397,11 @@ class InMemoryStore:
         self._sync_index()
         index = self._index
         items = self._items
-        recency = None
-        if query.recency_half_life is not None:
-            now = self._clock() + self._epoch
-            half_life = query.recency_half_life
-
-            def recency(key: str) -> float:
-                return recency_weight(now - items[key].record.updated_at, half_life)
-
+        recency = recency_weights(
+            query.recency_half_life,
+            self._clock() + self._epoch,
+            lambda key: items[key].record.updated_at,
+        )
         scored = index.rank(prepared, query, recency)
         return [
             SearchResult(key, items[key].record.payload, score, items[key].record.metadata)
@@ -444,7 +442,7 @@ class InMemoryStore:
         """Keyword search, best first (see :mod:`tta_dev_primitives.memory.search`)."""
         if not isinstance(query, str):
             raise TypeError(f"query must be a str, got {type(query).__name__}")
-        filter = validate_filter(codec.validate_metadata(filter, "filter"))
+        filter = validate_filter(filter)
         results = self.search_results(
             SearchQuery(query, codec.validate_limit(limit), "keyword", filter)
         )

@@ -10,7 +10,7 @@ whatever path writes it.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from . import codec
@@ -28,11 +28,7 @@ _VECTORS_CHECKED_MAX = 4096
 def check_filter(filter_: Any, arg: str = "filter") -> dict[str, Any] | None:
     """A validated copy of a filter of the language of ``search``/``list``/``delete_where``
     (None for none or ``{}``); raises before any I/O. ``arg`` names it in errors."""
-    if filter_ is None:
-        return None
-    if not isinstance(filter_, Mapping):
-        raise TypeError(f"{arg} must be a mapping or None, got {type(filter_).__name__}")
-    return validate_filter(codec.validate_metadata(filter_, arg), arg)
+    return validate_filter(filter_, arg)
 
 
 class RecordWriter:

@@ -64,7 +64,7 @@ def test_default_primitive_uses_the_shipped_local_model(local: Any) -> None:
     """embedder="local" is default_embedder(), one per process; other strings are refused."""
     from tta_dev_primitives.memory.embeddings import default_embedder
 
-    assert MemoryPrimitive(embedder="local")._embedder is default_embedder()
+    assert MemoryPrimitive(embedder="local")._rt.embedder is default_embedder()
     with pytest.raises(ValueError, match="embedder"):
         MemoryPrimitive(embedder="remote")  # type: ignore[arg-type]
 

@@ -76,7 +76,7 @@ from ..search import (
     Vector,
     normalize_vector,
     prepare_query,
-    recency_weight,
+    recency_weights,
 )
 from . import redis_scripts as lua
 from .base import MAX_TOMBSTONES, BackendInfo, CompactionPlan, StoredVectors, Version
@@ -1347,14 +1347,7 @@ class RedisBackend:
         vector = query.vector
         if vector is not None and query.space is not None and state.space is not None:
             check_space(state.space, query.space)  # another embedder's vectors: ValueError
-        recency = None
-        if query.recency_half_life is not None:
-            half_life = query.recency_half_life
-            updated = state.updated
-
-            def recency(key: str) -> float:
-                return recency_weight(now - updated.get(key, now), half_life)
-
+        recency = recency_weights(query.recency_half_life, now, state.updated.get)
         scored = index.rank(prepared, query, recency)
         if not scored:
             return []

@@ -80,7 +80,7 @@ from ..search import (
     rank_by_mode,
     rank_keyword,
     rank_semantic,
-    recency_weight,
+    recency_weights,
     tokenize,
 )
 from .redis_index import ChurnedError, LocalIndexes, NamespaceIndex, OldLayoutError
@@ -620,13 +620,7 @@ class QueryEngine:
         now: float,
     ) -> list[Scored]:
         filter_ = query.filter
-        recency = None
-        if query.recency_half_life is not None:
-            half_life = query.recency_half_life
-
-            def recency(key: str) -> float:
-                return recency_weight(now - updated.get(key, now), half_life)
-
+        recency = recency_weights(query.recency_half_life, now, updated.get)
         return rank_by_mode(
             query.mode,
             query.limit,
@@ -636,7 +630,7 @@ class QueryEngine:
             ),
             fusion=query.fusion,
             semantic_weight=query.semantic_weight,
-            tracer=query.tracer,
+            phases=query.phases,
             keyword_bound=lambda: keyword_bound(prepared, df, n_docs),
             recency=recency,
             raw=query.raw,

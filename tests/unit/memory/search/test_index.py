@@ -12,9 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tta_dev_primitives import InMemoryStore
-from tta_dev_primitives.memory import index as index_module
 from tta_dev_primitives.memory import search
 from tta_dev_primitives.memory.index import SearchIndex
+from tta_dev_primitives.memory.search import index as index_module
+from tta_dev_primitives.memory.search import text as search_text
 
 from tests.support.clock import FakeClock
 
@@ -97,8 +98,8 @@ def test_index_finds_substrings_and_forgets_dead_words() -> None:
     assert len(index) == 0
     assert index.total_length == 0
     assert index.df("jython") == 0
-    assert index._grams == {}
-    assert index._postings == {}
+    assert index._words.grams == {}
+    assert index._words.lists == {}
 
 
 def test_index_applies_absolute_expiry_at_search_time() -> None:
@@ -144,7 +145,9 @@ def test_index_bulk_load_equals_one_at_a_time(piece: int, monkeypatch: pytest.Mo
         for mode in ("keyword", "semantic", "hybrid"):
             got = bulk.search(text, 10, mode=mode, vector=q)  # type: ignore[arg-type]
             assert got == single.search(text, 10, mode=mode, vector=q)  # type: ignore[arg-type]
-    assert bulk._n_rows - len(bulk._free_rows) == sum(1 for s in bulk._row if s >= 0)
+    assert bulk._vectors.n_rows - len(bulk._vectors.free_rows) == sum(
+        1 for s in bulk._vectors.row if s >= 0
+    )
 
 
 OPS = st.lists(
@@ -273,7 +276,7 @@ def test_index_memory_stays_proportional_to_live_records() -> None:
         store.search("common")
 
     assert _allocated(run) < 400_000  # about 200 KB of free lists; 7 MB when words leaked
-    assert len(store._index._postings) <= 41
+    assert len(store._index._words.lists) <= 41
 
 
 def test_convex_fusion_discounts_accidental_keyword_hits() -> None:
@@ -329,12 +332,12 @@ _LEAF = st.lists(_CHARS, max_size=40).map("".join) | st.sampled_from(
 def test_tokenize_many_finds_the_words_tokenize_finds(leaves: list[str], chunk: int) -> None:
     """The batch tokenizer finds each leaf's words exactly as the regular expression does."""
     vocab = {"seen": 0}
-    original = search._BATCH_CHARS
-    search._BATCH_CHARS = chunk  # several numpy passes over the same leaves
+    original = search_text._BATCH_CHARS
+    search_text._BATCH_CHARS = chunk  # several numpy passes over the same leaves
     try:
         owners, ids = search.tokenize_many(leaves, vocab)
     finally:
-        search._BATCH_CHARS = original
+        search_text._BATCH_CHARS = original
     assert vocab["seen"] == 0
     assert sorted(vocab.values()) == list(range(len(vocab)))
     names = list(vocab)
@@ -392,18 +395,18 @@ def test_bulk_load_of_random_corpora_ranks_like_the_reference(
     assert index.total_length == sum(d.length for _, d, _ in live.values())
     for key in list(live):
         index.remove(key)
-    assert index._postings == {}
-    assert index._grams == {}
-    assert index._n_postings == 0
+    assert index._words.lists == {}
+    assert index._words.grams == {}
+    assert index._words.n_postings == 0
     assert index.total_length == 0
-    assert index._n_postings == 0
+    assert index._words.n_postings == 0
 
 
 def test_kth_floor_is_a_bound_and_exact_when_the_top_is_crowded() -> None:
     """The top-k floor of semantic search never exceeds the k-th largest score (else a
     top record could be cut), on spread scores, on a top crowded into one chunk (then the
     passing rows are partitioned: the floor is the k-th largest itself) and on ties."""
-    from tta_dev_primitives.memory.index import _kth_floor
+    from tta_dev_primitives.memory.search.scoring import kth_floor as _kth_floor
 
     rng = np.random.default_rng(7)
     crowded = np.concatenate([np.full(5000, 0.9), rng.random(20000) * 0.5]).astype(np.float32)
