@@ -17,24 +17,8 @@ from ... import codec
 from ...errors import MemoryBackendError
 from ...records import Entry, Namespace, Record, RecordUpdate
 
-__all__ = [
-    "Clear",
-    "Delete",
-    "DeleteWhere",
-    "ForgetHistory",
-    "Journal",
-    "JournalKey",
-    "Journaled",
-    "Op",
-    "Put",
-    "RefusedOperation",
-    "Restore",
-    "Update",
-    "VersionedPut",
-    "VersionedUpdate",
-    "kind",
-    "with_ttl",
-]
+# Users reach the package's names through the package; the rest is its siblings' plumbing.
+__all__ = ["RefusedOperation"]
 
 
 def served_event(count: int) -> None:

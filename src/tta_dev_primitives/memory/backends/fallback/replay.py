@@ -29,7 +29,8 @@ from .journal import (
     with_ttl,
 )
 
-__all__ = ["REPLAY_BATCH", "Replayer", "history_of"]
+# Users reach the package's names through the package; the rest is its siblings' plumbing.
+__all__: list[str] = []
 
 logger = logging.getLogger(__name__.rpartition(".")[0])  # the package: one logger
 

@@ -21,7 +21,8 @@ from ..base import BackendInfo, MemoryBackend, PingableBackend, SyncMemoryBacken
 from .journal import Journal, RefusedOperation, kind
 from .replay import Replayer
 
-__all__ = ["Router"]
+# Users reach the package's names through the package; the rest is its siblings' plumbing.
+__all__: list[str] = []
 
 logger = logging.getLogger(__name__.rpartition(".")[0])  # the package: one logger
 

