@@ -27,14 +27,12 @@ from .args import (
     NotFound,
     UsageError,
     build_parser,
-    embedder_spec,
     make_embedder,
 )
 from .browse import cmd_get, cmd_history, cmd_ls, cmd_namespaces, cmd_search, cmd_stats
 from .change import cmd_export, cmd_import, cmd_rm, cmd_upgrade
 from .output import (
-    namespace_space,
-    notice,
+    namespace_embedder,
 )
 
 __all__ = ["main", "run"]
@@ -117,10 +115,7 @@ async def run(args: argparse.Namespace, out: IO[str]) -> int:
             embedder = make_embedder(args.embedder)
         elif args.command == "search" and args.mode in ("semantic", "hybrid"):
             probe = MemoryPrimitive(backend=backend, namespace=namespace)
-            recorded = await namespace_space(probe)
-            if recorded is not None and (spec := embedder_spec(recorded)) is not None:
-                notice(f"using embedder {recorded[0]!r}, which the namespace's vectors name")
-                embedder = make_embedder(spec)
+            embedder = await namespace_embedder(probe)
         args.made_embedder = embedder
         memory = MemoryPrimitive(backend=backend, namespace=namespace, embedder=embedder)
         return await _COMMANDS[args.command](memory, args, out)

@@ -30,7 +30,7 @@ from .args import (
 from .output import (
     CountingLines,
     Progress,
-    namespace_space,
+    namespace_embedder,
     notice,
     open_bytes,
     open_text,
@@ -154,11 +154,7 @@ async def _import_embedder(
             "--drop-vectors to import them without vectors (semantic search will then not "
             "find them)"
         )
-    recorded = await namespace_space(memory)
-    if recorded is not None and (spec := embedder_spec(recorded)) is not None:
-        notice(f"using embedder {recorded[0]!r}, which the namespace's vectors name")
-        return make_embedder(spec)
-    return None
+    return await namespace_embedder(memory)
 
 
 async def cmd_import(memory: MemoryPrimitive, args: argparse.Namespace, out: IO[str]) -> int:

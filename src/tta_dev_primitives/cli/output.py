@@ -12,12 +12,15 @@ from typing import IO, Any, Literal
 
 from ..memory import transfer
 from ..memory.backends.base import VectorBackend
+from ..memory.embeddings import Embedder
 from ..memory.primitive import MemoryPrimitive
 from ..memory.records import MemoryRecord
 from .args import (
     PROG,
     PROGRESS_MIN,
     UsageError,
+    embedder_spec,
+    make_embedder,
 )
 
 __all__ = [
@@ -25,7 +28,7 @@ __all__ = [
     "Progress",
     "get_row",
     "list_page",
-    "namespace_space",
+    "namespace_embedder",
     "notice",
     "open_bytes",
     "open_text",
@@ -159,12 +162,17 @@ def open_bytes(path: str) -> Iterator[IO[bytes]]:
         yield stream
 
 
-async def namespace_space(memory: MemoryPrimitive) -> tuple[str, int] | None:
-    """The (embedder, dimensions) of the vectors --namespace's records carry, if any."""
+async def namespace_embedder(memory: MemoryPrimitive) -> Embedder | None:
+    """The embedder of the vectors --namespace's records carry, when this tool can make it
+    (saying so on stderr)."""
     backend = memory.backend
     if not isinstance(backend, VectorBackend):
         return None
-    return (await backend.get_vectors(memory.namespace, [])).space
+    recorded = (await backend.get_vectors(memory.namespace, [])).space
+    if recorded is None or (spec := embedder_spec(recorded)) is None:
+        return None
+    notice(f"using embedder {recorded[0]!r}, which the namespace's vectors name")
+    return make_embedder(spec)
 
 
 def notice(message: str) -> None:
