@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import urllib.parse
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -24,7 +23,6 @@ from ...memory.records import NO_EXPIRY, MemoryRecord, SearchHit
 
 __all__ = ["create_server", "redactor"]
 
-_log = logging.getLogger(__name__.rpartition(".")[0])  # the package: one logger
 _T = TypeVar("_T")
 
 _INSTRUCTIONS = """\
