@@ -48,7 +48,7 @@ _new = tuple.__new__
 # The write sequence (version) of every in-memory record of this process, shared by all
 # stores: a store emptied, cleared or built anew (a namespace dropped and written again)
 # never gives a (key, version) pair out twice. ``next`` on it is atomic under the GIL.
-_VERSIONS = itertools.count(1)
+VERSIONS = itertools.count(1)
 
 
 class InMemoryStore:
@@ -97,7 +97,7 @@ class InMemoryStore:
         # records with a TTL, so it stays proportional to them.
         self._expiry: list[tuple[float, int, str]] = []
         self._n_expiring = 0
-        self._seq = _VERSIONS
+        self._seq = VERSIONS
         self._last_seq = 0
         # (seq, key) per write, ascending: list() pages through it by write order. Entries of
         # records rewritten or deleted since are skipped, and the log is rebuilt once it holds
