@@ -225,8 +225,8 @@ def render(results: dict[str, Any], command: str) -> str:
         f"Measured by `{command}` ({WORDS_PER_RECORD}-word records over a {len(VOCAB)}-word "
         f"vocabulary, 3-word queries, limit {LIMIT}, {DIMS}-d vectors; medians). Floors are "
         "measured in the same run, query by query alternately with ours: `bm25s` for "
-        "keyword, one numpy float32 matrix-vector product for semantic. Memory and first search in a fresh process "
-        "(`benchmarks/engine.py`).",
+        "keyword, one numpy float32 matrix-vector product for semantic. Memory and first "
+        "search in a fresh process (`benchmarks/engine.py`).",
         "",
         "| records | keyword ours | bm25s | ratio | semantic ours | mat-vec | ratio "
         "| hybrid | first search | first search (with vectors) | RSS | peak RSS |",
