@@ -254,7 +254,11 @@ class MiniLMEmbedder:
             ``None`` explicitly with your own file to skip the check).
         batch_size: Texts per inference call.
         max_length: Longest input in tokens (longer texts are truncated).
-        threads: ONNX Runtime intra-op threads (None: its default).
+        threads: ONNX Runtime intra-op threads per inference call (None: its default, a
+            spinning pool of one thread per core). One by default: a query is a dozen
+            tokens, too little work to share out, and a pool that spins between operators
+            doubled the CPU time of a query and its latency on a busy machine; concurrent
+            calls (searches from several tasks, threads or processes) each use a core.
 
     Raises:
         ImportError: The ``embeddings`` extra is not installed.
@@ -274,7 +278,7 @@ class MiniLMEmbedder:
         sha256: str | None = _MODEL_SHA256,
         batch_size: int = 32,
         max_length: int = 256,
-        threads: int | None = None,
+        threads: int | None = 1,
     ) -> None:
         try:
             import onnxruntime
