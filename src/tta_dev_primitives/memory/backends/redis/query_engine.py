@@ -65,11 +65,11 @@ import numpy as np
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from .. import codec
-from ..errors import MemoryBackendError
-from ..index import IndexRecord, SearchIndex
-from ..records import SearchQuery, SearchResult
-from ..search import (
+from ... import codec
+from ...errors import MemoryBackendError
+from ...index import IndexRecord, SearchIndex
+from ...records import SearchQuery, SearchResult
+from ...search import (
     Candidate,
     CorpusStats,
     KeywordQuery,
@@ -83,10 +83,10 @@ from ..search import (
     recency_weight,
     tokenize,
 )
-from .redis_index import ChurnedError, LocalIndexes, NamespaceIndex, OldLayoutError
+from .index import ChurnedError, LocalIndexes, NamespaceIndex, OldLayoutError
 
 if TYPE_CHECKING:
-    from .redis import RedisBackend, _Space
+    from .backend import RedisBackend, _Space
 
 logger = logging.getLogger(__name__)
 
@@ -744,7 +744,7 @@ class QueryEngine:
     ]:
         """The live records under ``keys``: documents, stored JSON, metadata, updated time."""
         backend = self._backend
-        from .redis import _GARBLED, _metadata, _s, _vector
+        from .backend import _GARBLED, _metadata, _s, _vector
 
         # Vectors only for the KNN candidates (only they can rank by meaning).
         plain, vectors = await asyncio.gather(

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from ..index import SearchIndex
+from ...index import SearchIndex
 
 __all__ = [
     "DEFAULT_INDEX_BUDGET",

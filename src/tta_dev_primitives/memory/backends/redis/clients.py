@@ -38,11 +38,11 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from ..errors import MemoryBackendError
+from ...errors import MemoryBackendError
 
 __all__ = ["ClientPerLoop", "ServerCheck", "fast_packing"]
 
-logger = logging.getLogger(__name__.rsplit(".", 1)[0] + ".redis")
+logger = logging.getLogger(__package__)
 
 RedisClient = aioredis.Redis | aioredis.RedisCluster
 

@@ -66,7 +66,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import ClusterError, NoScriptError, ResponseError
 
-from .redis_cluster import is_redirection, run_redirected
+from .cluster import is_redirection, run_redirected
 
 __all__ = [
     "CLEAR",

@@ -57,11 +57,11 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .. import codec
-from ..codec import validate_max_size
-from ..errors import MemoryBackendError
-from ..index import SearchIndex, check_space
-from ..records import (
+from ... import codec
+from ...codec import validate_max_size
+from ...errors import MemoryBackendError
+from ...index import SearchIndex, check_space
+from ...records import (
     Entry,
     ListQuery,
     ListResult,
@@ -71,29 +71,29 @@ from ..records import (
     SearchQuery,
     SearchResult,
 )
-from ..search import (
+from ...search import (
     CorpusStats,
     Vector,
     normalize_vector,
     prepare_query,
     recency_weight,
 )
-from . import redis_scripts as lua
-from .base import MAX_TOMBSTONES, BackendInfo, CompactionPlan, StoredVectors, Version
-from .redis_clients import ClientPerLoop, ServerCheck, fast_packing
-from .redis_cluster import CLUSTER_SCHEMES, cluster_client
-from .redis_index import (
+from . import scripts as lua
+from ..base import MAX_TOMBSTONES, BackendInfo, CompactionPlan, StoredVectors, Version
+from .clients import ClientPerLoop, ServerCheck, fast_packing
+from .cluster import CLUSTER_SCHEMES, cluster_client
+from .index import (
     DEFAULT_INDEX_BUDGET,
     ChurnedError,
     LocalIndexes,
     NamespaceIndex,
     OldLayoutError,
 )
-from .redis_query_engine import QueryEngine, SearchEngine, validate_search_engine
+from .query_engine import QueryEngine, SearchEngine, validate_search_engine
 
 __all__ = ["RedisBackend"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger(__package__)
 _T = TypeVar("_T")
 
 _BATCH = 1000  # keys per script call / commands per pipeline flush
