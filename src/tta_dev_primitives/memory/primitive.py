@@ -1874,7 +1874,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         hits = [
             SearchHit(
                 r.key,
-                codec.decode(r.payload),
+                codec.value_of(r.payload, r.snapshot),
                 r.score,
                 codec.copy_metadata(r.metadata) or {},
                 ns,

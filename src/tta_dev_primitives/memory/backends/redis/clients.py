@@ -42,7 +42,7 @@ from ...errors import MemoryBackendError
 
 __all__ = ["ClientPerLoop", "ServerCheck", "fast_packing"]
 
-logger = logging.getLogger(__package__)
+logger = logging.getLogger(__name__.rsplit(".", 1)[0] + ".redis")
 
 RedisClient = aioredis.Redis | aioredis.RedisCluster
 

@@ -1,5 +1,5 @@
-"""The search indexes a :class:`~tta_dev_primitives.memory.backends.redis.RedisBackend` keeps in
-its process, one per searched namespace, and the memory budget that bounds them.
+"""The search indexes a :class:`~tta_dev_primitives.memory.backends.redis.RedisBackend` keeps
+in its process, one per searched namespace, and the memory budget that bounds them.
 
 Redis holds the records; each process ranks a search in its own
 :class:`~tta_dev_primitives.memory.index.SearchIndex` of the namespace (the engine every
@@ -20,17 +20,40 @@ namespaces stays small, and one large namespace is kept as long as it fits.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
 
-from ...index import SearchIndex
+from ...index import IndexRecord
 
 __all__ = [
     "DEFAULT_INDEX_BUDGET",
     "ChurnedError",
+    "LoadableIndex",
     "LocalIndexes",
     "NamespaceIndex",
     "OldLayoutError",
 ]
+
+
+class LoadableIndex(Protocol):
+    """What the change-log sync feeds: a :class:`~tta_dev_primitives.memory.index.SearchIndex`,
+    or the Query Engine's word statistics (``LexicalStats``)."""
+
+    def __len__(self) -> int: ...
+
+    def upsert_many(self, records: Iterable[IndexRecord]) -> None: ...
+
+    def remove(self, key: str) -> bool: ...
+
+    def expire(self, now: float) -> int: ...
+
+    def clear(self) -> None: ...
+
+    def memory_bytes(self) -> int: ...
+
+
+IndexT = TypeVar("IndexT", bound=LoadableIndex)
 
 DEFAULT_INDEX_BUDGET = 512 * 1024 * 1024
 """Bytes of search indexes a backend keeps in its process by default (512 MiB)."""
@@ -63,7 +86,7 @@ class OldLayoutError(Exception):
 
 
 @dataclass(slots=True, eq=False)
-class NamespaceIndex:
+class NamespaceIndex(Generic[IndexT]):
     """One namespace's index in this process, and how far it has read the change log.
 
     Attributes:
@@ -78,11 +101,11 @@ class NamespaceIndex:
         restarts: The backend's count of server restarts when the index was loaded (a
             restart may lose writes the log never shows: the index is then rebuilt).
         size: The index's memory estimate when last measured, bytes.
-        space: The namespace's embedder ``(name, dimensions)`` as Redis keeps it (None:
-            no vectors yet).
+        space: The namespace's embedder identity ``(name, dimensions)`` as Redis keeps it
+            (None: no vectors yet).
     """
 
-    index: SearchIndex = field(default_factory=SearchIndex)
+    index: IndexT
     incarnation: bytes | None = None
     last: int = 0
     version: bytes = b""
@@ -100,7 +123,7 @@ class NamespaceIndex:
         self.version = b""
 
 
-class LocalIndexes:
+class LocalIndexes(Generic[IndexT]):
     """The namespaces' indexes of one backend, least recently searched first, within a budget.
 
     Args:
@@ -115,7 +138,7 @@ class LocalIndexes:
         if isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0:
             raise ValueError(f"index_budget must be a positive int (bytes), got {budget!r}")
         self.budget = budget
-        self._held: OrderedDict[bytes, NamespaceIndex] = OrderedDict()
+        self._held: OrderedDict[bytes, NamespaceIndex[IndexT]] = OrderedDict()
         self._total = 0
         self.dropped = 0  # indexes dropped to stay within the budget
 
@@ -127,14 +150,14 @@ class LocalIndexes:
         """Bytes held by the indexes (the sum of their last estimates)."""
         return self._total
 
-    def get(self, base: bytes) -> NamespaceIndex | None:
+    def get(self, base: bytes) -> NamespaceIndex[IndexT] | None:
         """The index of the namespace whose keys start with ``base``, marked as just used."""
         state = self._held.get(base)
         if state is not None:
             self._held.move_to_end(base)
         return state
 
-    def put(self, base: bytes, state: NamespaceIndex) -> None:
+    def put(self, base: bytes, state: NamespaceIndex[IndexT]) -> None:
         """Hold ``state`` as the namespace's index (replacing any), then :meth:`measure` it."""
         old = self._held.pop(base, None)
         if old is not None:
@@ -143,7 +166,7 @@ class LocalIndexes:
         self._held[base] = state
         self.measure(base, state)
 
-    def measure(self, base: bytes, state: NamespaceIndex) -> None:
+    def measure(self, base: bytes, state: NamespaceIndex[IndexT]) -> None:
         """Take ``state``'s new size into account; drop the least recently used over budget."""
         if self._held.get(base) is not state:
             return

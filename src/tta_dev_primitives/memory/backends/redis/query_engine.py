@@ -1,7 +1,7 @@
 """Search through the Redis Query Engine (``FT.*``: Redis Stack 7.4 / RediSearch 2.10, Redis 8).
 
 A :class:`~tta_dev_primitives.memory.backends.redis.RedisBackend` answers a search from an
-in-process index of the namespace (``redis_index``); for a namespace too large to hold that
+in-process index of the namespace (``redis.index``); for a namespace too large to hold that
 way, it can ask the server's Query Engine for candidates instead:
 
 * ``search_engine="local"``: never ``FT.*``.
@@ -59,19 +59,18 @@ import math
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import Any, Literal
 
 import numpy as np
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from ... import codec
-from ...errors import MemoryBackendError
-from ...index import IndexRecord, SearchIndex
+from ...index import IndexRecord
 from ...records import SearchQuery, SearchResult
 from ...search import (
     Candidate,
     CorpusStats,
+    Document,
     KeywordQuery,
     Scored,
     fusion_depth,
@@ -83,12 +82,14 @@ from ...search import (
     recency_weight,
     tokenize,
 )
-from .index import ChurnedError, LocalIndexes, NamespaceIndex, OldLayoutError
+from .errors import refusal
+from .index import LocalIndexes
+from .layout import NamespaceKeys
+from .server import Server
+from .sync import ChangeLogSync
+from .wire import Fields, GarbledRecord, decode_fields, decode_text
 
-if TYPE_CHECKING:
-    from .backend import RedisBackend, _Space
-
-logger = logging.getLogger(__name__)
+logger = logging.getLogger(__package__)
 
 __all__ = [
     "DEFAULT_QUERY_ENGINE_MIN_RECORDS",
@@ -254,8 +255,12 @@ class QueryEngine:
         searches: Searches answered through ``FT.*`` (for tests and benchmarks).
     """
 
-    def __init__(self, backend: RedisBackend, mode: SearchEngine, budget: int) -> None:
-        self._backend = backend
+    def __init__(
+        self, server: Server, sync: ChangeLogSync, prefix: str, mode: SearchEngine, budget: int
+    ) -> None:
+        self._server = server
+        self._sync = sync
+        self._prefix = prefix
         self.mode = mode
         self.min_records = DEFAULT_QUERY_ENGINE_MIN_RECORDS
         self.recheck_interval = 60.0
@@ -266,22 +271,22 @@ class QueryEngine:
         self._indexes: dict[bytes, _Index] = {}
         self._large: dict[bytes, tuple[float, bool]] = {}
         self._building: dict[bytes, float] = {}  # namespaces whose FT index is being built
-        self.stats = LocalIndexes(budget)
+        self.stats = LocalIndexes[LexicalStats](budget)
 
     # -- when ------------------------------------------------------------------------------
 
     async def available(self) -> bool:
         """Whether the server has the Query Engine (asked once per server incarnation)."""
-        backend = self._backend
-        restarts = backend._check.restarts
+        server = self._server
+        restarts = server.restarts
         if self._support is not None and self._support[0] == restarts:
             return self._support[1]
-        client = backend._client
+        client = server.client
         if isinstance(client, aioredis.RedisCluster):
             found = False  # RediSearch without a coordinator indexes one shard only
         else:
             try:
-                async with asyncio.timeout(backend._timeout):
+                async with asyncio.timeout(server.timeout):
                     names = await client.execute_command("FT._LIST")  # type: ignore[no-untyped-call]
                 found = True
             except ResponseError:
@@ -298,14 +303,14 @@ class QueryEngine:
         (emptied by deletes or expiry in a process that did not drop its index): else they
         would add up with every namespace ever emptied. Dropping one is always safe: a
         search that finds its index gone creates it again."""
-        backend = self._backend
-        head = backend.prefix.encode() + b":{"
+        server = self._server
+        head = self._prefix.encode() + b":{"
         ours = [n if isinstance(n, bytes) else n.encode() for n in names]
         ours = [n for n in ours if n.startswith(head) and n.endswith(b"}:idx")]
         if not ours:
             return
-        client: Any = backend._client
-        async with asyncio.timeout(backend._timeout):
+        client: Any = server.client
+        async with asyncio.timeout(server.timeout):
             pipe = client.pipeline(transaction=False)
             for name in ours:
                 pipe.exists(name[: -len(b"idx")] + b"lru")
@@ -319,64 +324,63 @@ class QueryEngine:
                             logger.warning(
                                 "Redis at %s: FT.DROPINDEX of an emptied namespace's index "
                                 "refused (%s)",
-                                backend._where,
+                                server.where,
                                 exc,
                             )
                             return
 
-    async def _is_large(self, space: _Space) -> bool:
-        base = space.base
+    async def _is_large(self, ns: NamespaceKeys) -> bool:
+        base = ns.base
         known = self._large.get(base)
         now = time.monotonic()
         if known is not None and now - known[0] < self.recheck_interval:
             return known[1]
-        backend = self._backend
-        async with asyncio.timeout(backend._timeout):
-            count = int(await backend._client.zcard(base + b"lru"))
+        server = self._server
+        async with asyncio.timeout(server.timeout):
+            count = int(await server.client.zcard(ns.lru))
         large = count >= self.min_records
         if len(self._large) >= 4096:
             self._large.clear()
         self._large[base] = (now, large)
         if large:
-            backend._indexes.drop(base)  # searched here from now on: free the local index
+            self._sync.indexes.drop(base)  # searched here from now on: free the local index
         else:
             self.stats.drop(base)
         return large
 
     async def search(
-        self, space: _Space, prepared: KeywordQuery, query: SearchQuery
+        self, ns: NamespaceKeys, prepared: KeywordQuery, query: SearchQuery
     ) -> list[SearchResult] | None:
         """The search's results through ``FT.*``, or None: the local index answers it."""
         if self.mode == "local":
             return None
-        backend = self._backend
-        with backend._failures("search"):
+        server = self._server
+        with server.failures("search"):
             if not await self.available():
                 if self.mode == "auto":
                     return None
-                raise MemoryBackendError(
-                    f"Redis at {backend._where}, search: search_engine='query-engine' needs "
-                    "the Redis Query Engine (FT.* commands: Redis Stack, or Redis 8) on a "
-                    "standalone server; this one has none (or the client is a cluster client)",
-                    backend="redis",
-                    operation="search",
-                    transient=False,
+                raise refusal(
+                    server.where,
+                    "search",
+                    "search_engine='query-engine' needs the Redis Query Engine (FT.* commands: "
+                    "Redis Stack, or Redis 8) on a standalone server; this one has none (or the "
+                    "client is a cluster client)",
                 )
-            if self.mode == "auto" and not await self._is_large(space):
+            if self.mode == "auto" and not await self._is_large(ns):
                 return None
             try:
-                return await self._searched(space, prepared, query)
+                # A search past its deadline is its cost, not an outage: a refusal.
+                with server.failures("search", slow=server.search_timeout):
+                    return await self._searched(ns, prepared, query)
             except _Building as exc:
                 if self.mode == "auto":
                     return None  # the local index answers until the server has indexed all
-                raise MemoryBackendError(
-                    f"Redis at {backend._where}, search: the Query Engine is still indexing "
-                    f"this namespace's records ({100 * exc.percent:.0f}% done; FT.CREATE "
-                    "indexes existing records in the background): try again later, or "
-                    "raise search_timeout",
-                    backend="redis",
-                    operation="search",
-                    transient=False,
+                raise refusal(
+                    server.where,
+                    "search",
+                    f"the Query Engine is still indexing this namespace's records "
+                    f"({100 * exc.percent:.0f}% done; FT.CREATE indexes existing records in "
+                    "the background): try again later, or raise search_timeout",
                 ) from exc
             except _Unsupported as exc:
                 reply = exc.__cause__
@@ -384,95 +388,84 @@ class QueryEngine:
                     logger.warning(
                         "Redis at %s: FT.CREATE refused the search index (%s); searching "
                         "through the local index instead",
-                        backend._where,
+                        server.where,
                         reply,
                     )
-                    self._support = (backend._check.restarts, False)
+                    self._support = (server.restarts, False)
                     return None
-                raise MemoryBackendError(
-                    f"Redis at {backend._where}, search: search_engine='query-engine': the "
-                    f"server's FT.CREATE refused the index (RediSearch 2.10 or Redis 8 "
-                    f"needed): {reply}",
-                    backend="redis",
-                    operation="search",
-                    transient=False,
+                raise refusal(
+                    server.where,
+                    "search",
+                    "search_engine='query-engine': the server's FT.CREATE refused the index "
+                    f"(RediSearch 2.10 or Redis 8 needed): {reply}",
                 ) from reply
-            except TimeoutError as exc:
-                raise MemoryBackendError(
-                    f"Redis at {backend._where}, search: took longer than search_timeout="
-                    f"{backend._search_timeout}s (Query Engine); not taken for an outage",
-                    backend="redis",
-                    operation="search",
-                    transient=False,
-                ) from exc
 
     async def _searched(
-        self, space: _Space, prepared: KeywordQuery, query: SearchQuery
+        self, ns: NamespaceKeys, prepared: KeywordQuery, query: SearchQuery
     ) -> list[SearchResult] | None:
         # A clear (of this process or another) drops the namespace's FT index: the search
         # then creates it again, rather than fail because someone else was writing; dropped
         # again and again (a namespace cleared all the time), the local index answers (None).
         for _ in range(3):
             try:
-                return await self._search(space, prepared, query)
+                return await self._search(ns, prepared, query)
             except ResponseError as exc:
                 if not _unknown_index(exc):
                     raise
-                self._indexes.pop(space.base, None)
+                self._indexes.pop(ns.base, None)
         return None
 
-    async def corpus_stats(self, space: _Space, prepared: KeywordQuery) -> CorpusStats | None:
+    async def corpus_stats(self, ns: NamespaceKeys, prepared: KeywordQuery) -> CorpusStats | None:
         """The namespace's BM25 statistics when this path answers its searches, else None
         (the local index answers, and holds them)."""
         if self.mode == "local":
             return None
-        backend = self._backend
-        with backend._failures("search"):
+        server = self._server
+        with server.failures("search"):
             if not await self.available():
                 return None
-            if self.mode == "auto" and not await self._is_large(space):
+            if self.mode == "auto" and not await self._is_large(ns):
                 return None
-            _state, stats, now = await self._synced(space)
-        stats.expire(now)
+            stats, _ = await self._synced(ns)
         df = {t: stats.df(t) for t in prepared.terms}
         return CorpusStats(len(stats), stats.total_length, df)
 
-    async def forget(self, space: _Space) -> None:
+    async def forget(self, ns: NamespaceKeys) -> None:
         """The namespace was cleared: drop its FT index (not its records) and statistics."""
-        self.stats.drop(space.base)
-        self._large.pop(space.base, None)
+        self.stats.drop(ns.base)
+        self._large.pop(ns.base, None)
         if self.mode == "local":
             return
-        backend = self._backend
-        with backend._failures("clear"):
+        server = self._server
+        with server.failures("clear"):
             if not await self.available():
                 return
-            self._indexes.pop(space.base, None)
+            self._indexes.pop(ns.base, None)
             try:
-                async with asyncio.timeout(backend._timeout):
-                    await backend._client.execute_command("FT.DROPINDEX", space.base + b"idx")
+                async with asyncio.timeout(server.timeout):
+                    await server.client.execute_command("FT.DROPINDEX", ns.ft_index)
             except ResponseError as exc:
                 if not _unknown_index(exc):
                     # Refused (an ACL without FT.DROPINDEX): the clear goes on; the index
                     # left behind holds nothing once the records are gone.
                     logger.warning(
                         "Redis at %s: FT.DROPINDEX refused (%s); clearing the namespace anyway",
-                        backend._where,
+                        server.where,
                         exc,
                     )
 
     # -- the index ---------------------------------------------------------------------------
 
-    async def _ensure(self, space: _Space, dims: int | None) -> _Index:
+    async def _ensure(self, ns: NamespaceKeys, dims: int | None) -> _Index:
         """The namespace's FT index, created (or given a vector field) when needed."""
-        backend = self._backend
-        restarts = backend._check.restarts
-        known = self._indexes.get(space.base)
+        server = self._server
+        restarts = server.restarts
+        known = self._indexes.get(ns.base)
         if known is not None and known.restarts == restarts and (dims is None or known.dims):
             return known
-        client = backend._client
-        name = space.base + b"idx"
-        deadline = backend._search_timeout
+        client = server.client
+        name = ns.ft_index
+        deadline = server.search_timeout
         async with asyncio.timeout(deadline):
             try:
                 info = _pairs(await client.execute_command("FT.INFO", name))
@@ -486,7 +479,7 @@ class QueryEngine:
                     schema += _vector_field(dims)
                 try:
                     await client.execute_command(
-                        "FT.CREATE", name, "ON", "HASH", "PREFIX", 1, space.rec,
+                        "FT.CREATE", name, "ON", "HASH", "PREFIX", 1, ns.rec,
                         "STOPWORDS", 0, "SCHEMA", *schema,
                     )  # fmt: skip
                 except ResponseError as exc:
@@ -508,7 +501,7 @@ class QueryEngine:
             # with vectors): "auto" waits build_wait seconds and then searches locally
             # meanwhile; "query-engine" waits within the search's deadline.
             patience = self.build_wait if self.mode == "auto" else deadline
-            if self.mode == "auto" and space.base in self._building:
+            if self.mode == "auto" and ns.base in self._building:
                 patience = 0.0  # waited once already: ask, do not wait
             if patience is not None and deadline is not None:
                 patience = min(patience, 0.9 * deadline)
@@ -518,53 +511,42 @@ class QueryEngine:
                 if patience is not None and time.monotonic() - began >= patience:
                     if len(self._building) >= 4096:
                         self._building.clear()
-                    self._building[space.base] = began
+                    self._building[ns.base] = began
                     raise _Building(float(info.get(b"percent_indexed", 0)))
                 await asyncio.sleep(pause)
                 pause = min(0.2, 2 * pause)
                 info = _pairs(await client.execute_command("FT.INFO", name))
-        self._building.pop(space.base, None)
+        self._building.pop(ns.base, None)
         if len(self._indexes) >= 4096:
             self._indexes.clear()
-        known = self._indexes[space.base] = _Index(restarts, have)
+        known = self._indexes[ns.base] = _Index(restarts, have)
         return known
 
     # -- statistics --------------------------------------------------------------------------
 
-    async def _synced(self, space: _Space) -> tuple[NamespaceIndex, LexicalStats, float]:
-        """The namespace's statistics, caught up with the change log, and the server clock."""
-        backend = self._backend
-        state = self.stats.get(space.base)
-        if state is not None and state.restarts != backend._check.restarts:
+    async def _synced(self, ns: NamespaceKeys) -> tuple[LexicalStats, float]:
+        """The namespace's statistics, caught up with the change log and expired, and the
+        server clock (called within the exception map: a load lost to writers, or the
+        0.1.0 layout, raise as MemoryBackendError)."""
+        state = self.stats.get(ns.base)
+        if state is not None and state.restarts != self._server.restarts:
             state = None
         now: float | None = None
         if state is not None:
-            now = await backend._catch_up(space, state, self.stats)
+            now = await self._sync.catch_up(ns, state, self.stats)
         if state is None or now is None:
-            try:
-                state, now = await self._load(space)
-            except ChurnedError as exc:
-                raise backend.churned("search", exc) from None
-            except OldLayoutError as exc:
-                raise backend.old_layout("search", exc) from None
+            # The backend's loader, with statistics in place of a search index (values only).
+            state, now = await self._sync.load(ns, self.stats, LexicalStats, vectors=False)
         if state.incarnation is None:
-            self.stats.drop(space.base)  # no such namespace: nothing worth holding
-        self.stats.measure(space.base, state)
-        return state, cast(LexicalStats, state.index), now
-
-    async def _load(self, space: _Space) -> tuple[NamespaceIndex, float]:
-        # RedisBackend's loader, with statistics in place of a search index (values only).
-        return await self._backend._load(
-            space,
-            into=self.stats,
-            new_index=lambda: cast(SearchIndex, LexicalStats()),
-            vectors=False,
-        )
+            self.stats.drop(ns.base)  # no such namespace: nothing worth holding
+        self.stats.measure(ns.base, state)
+        state.index.expire(now)
+        return state.index, now
 
     # -- search ------------------------------------------------------------------------------
 
     async def _search(
-        self, space: _Space, prepared: KeywordQuery, query: SearchQuery
+        self, ns: NamespaceKeys, prepared: KeywordQuery, query: SearchQuery
     ) -> list[SearchResult]:
         mode = query.mode
         vector = None
@@ -572,9 +554,8 @@ class QueryEngine:
             vector = np.asarray(query.vector, dtype=np.float32)  # as the local index takes it
         dims = None if vector is None else len(vector)
         # The index first: while the server builds it, "auto" loads no statistics.
-        index = await self._ensure(space, dims)
-        _state, stats, now = await self._synced(space)
-        stats.expire(now)
+        index = await self._ensure(ns, dims)
+        stats, now = await self._synced(ns)
         if vector is not None and index.dims != len(vector):
             vector = None  # another embedder's vectors: no semantic hits (as locally)
         wanted = query.limit if mode != "hybrid" else fusion_depth(query.limit)
@@ -590,13 +571,12 @@ class QueryEngine:
         if query.stats is not None:  # a search of a namespace tree: the union's statistics
             n_docs, total, df = query.stats
         while True:
-            words, near, cut = await self._candidates(
-                space, prepared, vector, mode, width, k, n_docs
-            )
-            docs, texts, metas, updated = await self._records(space, words, near, now)
+            words, near, cut = await self._candidates(ns, prepared, vector, mode, width, k, n_docs)
+            found = await self._records(ns, words, near, now)
             candidates: list[Candidate] = [
-                (key, seq, doc, metas[key]) for key, (seq, doc) in docs.items()
+                (key, hit.seq, doc, hit.metadata) for key, (hit, doc) in found.items()
             ]
+            updated = {key: hit.updated_at for key, (hit, _) in found.items()}
             ranked = self._rank(
                 query, prepared, candidates, df, n_docs, total, vector, updated, now
             )
@@ -605,7 +585,11 @@ class QueryEngine:
             width = min(_MAX_RESULTS, 4 * width)
             k = min(_MAX_RESULTS, 4 * k)
         self.searches += 1
-        return [SearchResult(key, texts[key], score, metas[key]) for score, _, key in ranked]
+        results = []
+        for score, _, key in ranked:
+            hit = found[key][0]
+            results.append(SearchResult(key, hit.text, score, hit.metadata, hit.value))
+        return results
 
     def _rank(
         self,
@@ -644,7 +628,7 @@ class QueryEngine:
 
     async def _candidates(
         self,
-        space: _Space,
+        ns: NamespaceKeys,
         prepared: KeywordQuery,
         vector: Any,
         mode: str,
@@ -654,9 +638,9 @@ class QueryEngine:
     ) -> tuple[list[bytes], list[bytes], bool]:
         """Candidate keys (record-key suffixes) of the word lists and of the KNN list, and
         whether a list was cut short."""
-        backend = self._backend
-        name = space.base + b"idx"
-        timeout = 3_600_000 if backend._search_timeout is None else backend._search_timeout
+        server = self._server
+        name = ns.ft_index
+        timeout = 3_600_000 if server.search_timeout is None else server.search_timeout
         ms = max(1, round(timeout * 1000))
         commands: list[tuple[Any, ...]] = []
         if mode != "semantic":
@@ -700,8 +684,8 @@ class QueryEngine:
             )
         if not commands:
             return [], [], False
-        replies = await self._run(space, commands)
-        rec = len(space.rec)
+        replies = await self._run(ns, commands)
+        rec = len(ns.rec)
         found: list[dict[bytes, None]] = [{}, {}]
         cut = False
         for command, reply in zip(commands, replies, strict=True):
@@ -714,67 +698,47 @@ class QueryEngine:
         near = found[1]
         return [k for k in found[0] if k not in near], list(near), cut
 
-    async def _run(self, space: _Space, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+    async def _run(self, ns: NamespaceKeys, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
         """The replies of ``commands`` (one pipeline); the index created again if gone."""
-        backend = self._backend
+        server = self._server
         for attempt in range(2):
-            pipe = backend._client.pipeline(transaction=False)
+            pipe = server.client.pipeline(transaction=False)
             for command in commands:
                 pipe.execute_command(*command)
-            async with asyncio.timeout(backend._search_timeout):
+            async with asyncio.timeout(server.search_timeout):
                 replies = await pipe.execute(raise_on_error=False)
             failed = next((r for r in replies if isinstance(r, Exception)), None)
             if failed is None:
                 return list(replies)
             if attempt == 0 and isinstance(failed, ResponseError) and _unknown_index(failed):
                 # Dropped by another process's clear (or lost in a restart): build it again.
-                known = self._indexes.pop(space.base, None)
-                await self._ensure(space, None if known is None else known.dims)
+                known = self._indexes.pop(ns.base, None)
+                await self._ensure(ns, None if known is None else known.dims)
                 continue
             raise failed
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _records(
-        self, space: _Space, words: list[bytes], near: list[bytes], now: float
-    ) -> tuple[
-        dict[str, tuple[int, Any]],
-        dict[str, str],
-        dict[str, dict[str, Any] | None],
-        dict[str, float],
-    ]:
-        """The live records under ``keys``: documents, stored JSON, metadata, updated time."""
-        backend = self._backend
-        from .backend import _GARBLED, _metadata, _s, _vector
-
+        self, ns: NamespaceKeys, words: list[bytes], near: list[bytes], now: float
+    ) -> dict[str, tuple[Fields, Document]]:
+        """The live records under ``words`` and ``near``, decoded, with their documents."""
+        fetch = self._server.fetch
         # Vectors only for the KNN candidates (only they can rank by meaning).
         plain, vectors = await asyncio.gather(
-            backend._fetch(space, words, vectors=False), backend._fetch(space, near, vectors=True)
+            fetch(ns, words, vectors=False), fetch(ns, near, vectors=True)
         )
-        keys = words + near
-        found = plain + vectors
-        docs: dict[str, tuple[int, Any]] = {}
-        texts: dict[str, str] = {}
-        metas: dict[str, dict[str, Any] | None] = {}
-        updated: dict[str, float] = {}
-        now_ms = now * 1000
-        for raw, (seq, value, meta, vec, expires, when, _) in zip(keys, found, strict=True):
-            if seq is None or value is None:
-                continue  # gone since the Query Engine answered (or not a record)
-            if expires is not None and int(expires) <= now_ms:
-                continue
-            key = _s(raw)
+        out: dict[str, tuple[Fields, Document]] = {}
+        for raw, fields in zip(words + near, plain + vectors, strict=True):
+            key = decode_text(raw)
             try:
-                text = _s(value)
-                doc = make_document(codec.decode(text), None if not vec else _vector(vec))
-                metadata = _metadata(meta)
-            except _GARBLED as exc:
-                backend._report_garbled(space.base, key, exc)
+                hit = decode_fields(key, fields, parse=True, vector=True)
+            except GarbledRecord as exc:
+                self._server.garbled.skipped(ns.base, exc)
                 continue
-            docs[key] = (int(seq), doc)
-            texts[key] = text
-            metas[key] = metadata
-            updated[key] = int(when or 0) / 1000
-        return docs, texts, metas, updated
+            # None: gone since the Query Engine answered.
+            if hit is not None and (hit.expires_at is None or hit.expires_at > now):
+                out[key] = (hit, make_document(hit.value, hit.vector))
+        return out
 
 
 def _best(name: bytes, text: str, width: int, ms: int) -> tuple[Any, ...]:
