@@ -537,7 +537,7 @@ async def test_a_failover_is_logged_as_a_failover_not_a_restart(
     memory = MemoryPrimitive(backend=backend, namespace="failover-log")
     try:
         await memory.add("k", "v")
-        client = backend._client
+        client = backend._server.client
         assert isinstance(client, RedisCluster)
         asked = client.get_default_node()
         assert asked is not None

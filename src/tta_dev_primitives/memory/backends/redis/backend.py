@@ -15,8 +15,8 @@ namespace's change log change together or not at all. Search runs in this proces
 backend) loaded on the namespace's first search and caught up before each search from the
 change log, so a search sees every write acknowledged before it began, by any process: one
 round trip when nothing changed, then one to read the hits' records
-(:mod:`~tta_dev_primitives.memory.backends.redis_index`). Key layout and the scripts are
-described in :mod:`~tta_dev_primitives.memory.backends.redis_scripts`. Needs plain Redis
+(:mod:`~tta_dev_primitives.memory.backends.redis.sync`). Key layout and the scripts are
+described in :mod:`~tta_dev_primitives.memory.backends.redis.scripts`. Needs plain Redis
 >= 7.0 or Valkey, no modules.
 """
 
@@ -121,7 +121,7 @@ class RedisBackend:
             searches of namespaces too large to hold in process, when the server has it;
             ``"local"``: never; ``"query-engine"``: always (a server without it is a
             :class:`MemoryBackendError`). See
-            :mod:`~tta_dev_primitives.memory.backends.redis_query_engine`.
+            :mod:`~tta_dev_primitives.memory.backends.redis.query_engine`.
 
     Raises:
         TypeError: ``client`` is not a redis.asyncio client, or ``prefix`` is not a str.
