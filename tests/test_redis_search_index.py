@@ -243,11 +243,12 @@ async def test_expiry_is_applied_by_the_index_before_redis_reaps(
 async def test_vectors_are_stored_as_float32(
     redis_server: RedisServer, redis_client: aioredis.Redis
 ) -> None:
-    """The record hash holds the unit vector as raw little-endian float32 bytes."""
+    """The record hash holds the unit vector it is given (the primitive normalizes vectors
+    once, before any backend) as raw little-endian float32 bytes."""
     backend = RedisBackend.from_url(redis_server.url, max_size=None)
     ns = ("vec",)
     try:
-        await backend.put(ns, entry("a", "x", vector=[3.0, 4.0]))
+        await backend.put(ns, entry("a", "x", vector=np.array([0.6, 0.8], dtype=np.float32)))
         raw = await redis_client.hget(backend.key_prefix(ns) + "h:a", "e")
         assert raw is not None
         assert np.frombuffer(raw, dtype="<f4").tolist() == pytest.approx([0.6, 0.8])
@@ -552,7 +553,7 @@ async def test_a_gap_during_the_load_loads_again(redis_server: RedisServer) -> N
     writer = RedisBackend.from_url(redis_server.url, max_size=None)
     reader = RedisBackend.from_url(redis_server.url, max_size=None)
     ns = ("gap-load",)
-    original = reader._catch_up
+    original = reader._sync.catch_up
     calls = 0
 
     async def gap_once(*args: Any, **kwargs: Any) -> float | None:
@@ -565,7 +566,7 @@ async def test_a_gap_during_the_load_loads_again(redis_server: RedisServer) -> N
 
     try:
         await writer.put_many(ns, [entry(f"k{i}", f"apple {i}") for i in range(20)])
-        reader._catch_up = gap_once  # type: ignore[method-assign]
+        reader._sync.catch_up = gap_once  # type: ignore[method-assign]
         assert "late" in await keys_found(reader, ns, "apple")
         assert calls == 2
     finally:
