@@ -48,7 +48,7 @@ def _configure(setup: str) -> None:
         sys.modules["hiredis"] = None  # type: ignore[assignment]  # as if not installed
     import redis.utils
 
-    from tta_dev_primitives.memory.backends.redis import backend as backend_module
+    from tta_dev_primitives.memory.backends.redis import clients as backend_module
 
     if setup != "python+fast" and not redis.utils.HIREDIS_AVAILABLE:
         raise SystemExit("hiredis is not installed: pip install hiredis")
@@ -145,7 +145,7 @@ async def _wall(url: str, rounds: int) -> dict[str, dict[str, float]]:
     from redis._parsers import _AsyncHiredisParser, _AsyncRESP3Parser
 
     from tta_dev_primitives import RedisBackend
-    from tta_dev_primitives.memory.backends.redis import backend as backend_module
+    from tta_dev_primitives.memory.backends.redis import clients as backend_module
     from tta_dev_primitives.memory.records import Entry
 
     payload = json.dumps(VALUE, separators=(",", ":"))

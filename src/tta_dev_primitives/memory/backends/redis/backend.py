@@ -20,19 +20,21 @@ described in :mod:`~tta_dev_primitives.memory.backends.redis.scripts`. Needs pla
 >= 7.0 or Valkey, no modules.
 """
 
+# One piece at about 840 lines (155 of them docstrings): the one class that implements the
+# MemoryBackend protocol and its optional capabilities (history, compaction, vectors, the
+# records API). Each method is a short composition of the package's parts (layout, wire,
+# server, sync, query_engine); splitting the class would scatter one protocol's
+# implementation over mixins that share its state.
+
 from __future__ import annotations
 
 import asyncio
 import builtins
 import logging
-import time
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, cast
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialWithJitterBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
 
 from ... import codec
 from ...codec import validate_max_size
@@ -51,28 +53,29 @@ from ...records import (
 from ...search import CorpusStats, Vector, prepare_query, recency_weight
 from ..base import MAX_TOMBSTONES, BackendInfo, CompactionPlan, StoredVectors, Version
 from . import scripts as lua
-from .clients import ClientPerLoop, fast_packing
-from .cluster import CLUSTER_SCHEMES, cluster_client
+from .clients import ClientPerLoop, client_factory
 from .errors import closed, garbled, refusal
 from .index import DEFAULT_INDEX_BUDGET, LocalIndexes
 from .layout import NamespaceKeys, namespace_glob, untag
 from .query_engine import QueryEngine, SearchEngine, validate_search_engine
-from .server import BATCH, RedisClient, Server
+from .server import RedisClient, Server
 from .sync import ChangeLogSync
 from .upgrade import upgrade_prefix
 from .wire import (
     GarbledRecord,
+    compaction_call,
     decode_fields,
     decode_packed,
     decode_text,
     embedder_arg,
     encode_text,
-    entry_fields,
-    metadata_arg,
+    put_calls,
+    put_header,
     put_record,
+    restore_args,
     stored_embedder,
     ttl_ms,
-    vector_arg,
+    update_args,
     vector_copy,
 )
 
@@ -249,34 +252,16 @@ class RedisBackend:
         if not isinstance(url, str):
             raise TypeError(f"url must be a str, got {type(url).__name__}")
         validate_search_engine(search_engine)
-        retry = Retry(
-            ExponentialWithJitterBackoff(cap=backoff_cap, base=backoff_base),
-            retries,
-            supported_errors=(RedisConnectionError,),
+        make_client = client_factory(
+            url,
+            socket_connect_timeout=socket_connect_timeout,
+            retries=retries,
+            backoff_base=backoff_base,
+            backoff_cap=backoff_cap,
+            health_check_interval=health_check_interval,
+            max_connections=max_connections,
+            client_options=client_options,
         )
-
-        # The reply timeout is the backend's (one asyncio.timeout per round trip); the
-        # client's own socket_timeout would wrap every write in asyncio.wait_for.
-        options: dict[str, Any] = {
-            "retry": retry,
-            "socket_timeout": None,
-            "socket_connect_timeout": socket_connect_timeout,
-            "health_check_interval": health_check_interval,
-            "decode_responses": False,
-            **client_options,
-        }
-
-        def make_client() -> RedisClient:
-            if url.startswith(CLUSTER_SCHEMES):
-                # Per node; the backend also holds operations beyond it back (see _limited).
-                return cluster_client(url, {"max_connections": max_connections, **options})
-            # A blocking pool: past max_connections a command waits for a connection (its
-            # wait bounded by the backend's per-call deadline) instead of failing.
-            pool = aioredis.BlockingConnectionPool.from_url(
-                url, max_connections=max_connections, timeout=None, **options
-            )
-            return aioredis.Redis.from_pool(fast_packing(pool))
-
         first = make_client()
         backend = cls(
             first,
@@ -369,12 +354,6 @@ class RedisBackend:
             found.expires_at,
         )
 
-    def _put_header(self, ttl: int, embedder: bytes) -> bytes:
-        """``PUT``'s first argument: the bound, the TTL and the embedder of the vectors."""
-        if not ttl and not embedder:
-            return self._max_arg  # the bound alone
-        return b"%s %d %s" % (self._max_arg, ttl, embedder)
-
     async def _written(
         self,
         ns: NamespaceKeys,
@@ -427,7 +406,7 @@ class RedisBackend:
         if self._closed:
             self._check_open("add")
         ns = self._namespace_keys.get(namespace) or self._keys(namespace)
-        header = self._put_header(ttl_ms(entry.ttl), embedder_arg(entry))
+        header = put_header(self._max_arg, ttl_ms(entry.ttl), embedder_arg(entry))
         call = self._server.eval(
             lua.PUT, ns, header, put_record(entry), keys=(ns.rec + encode_text(entry.key),)
         )
@@ -438,31 +417,8 @@ class RedisBackend:
         if not entries:
             return 0
         ns = self._keys(namespace)
-        declared = ns.declared(lua.PUT)
-        rec = ns.rec
-        # One script call per run of entries with the same TTL (at most BATCH entries).
-        calls: builtins.list[tuple[Sequence[bytes], Sequence[Any]]] = []
-        ttl = ttl_ms(entries[0].ttl)
         embedder = next((e for e in entries if e.space is not None), entries[0])
-        embedder_id = embedder_arg(embedder)
-        run: builtins.list[bytes] = [self._put_header(ttl, embedder_id)]
-        keys: builtins.list[bytes] = [*declared]
-        # add_many gives its entries one metadata object: encode it once, not per record.
-        last_meta: Any = _DEFAULT
-        meta = b""
-        for entry in entries:
-            entry_ttl = ttl_ms(entry.ttl)
-            if entry_ttl != ttl or len(run) > BATCH:
-                calls.append((keys, run))
-                ttl = entry_ttl
-                run = [self._put_header(ttl, embedder_id)]
-                keys = [*declared]
-            if entry.metadata is not last_meta:
-                last_meta = entry.metadata
-                meta = metadata_arg(last_meta)
-            run.append(put_record(entry, meta))
-            keys.append(rec + encode_text(entry.key))
-        calls.append((keys, run))
+        calls = put_calls(ns.declared(lua.PUT), ns.rec, entries, embedder, self._max_arg)
         call = self._server.eval_many(lua.PUT, calls)
         return sum(int(r) for r in await self._written(ns, "add_many", embedder.space, call))
 
@@ -685,7 +641,7 @@ class RedisBackend:
     ) -> int:
         self._check_open("add")
         ns = self._keys(namespace)
-        header = self._put_header(ttl_ms(entry.ttl), embedder_arg(entry))
+        header = put_header(self._max_arg, ttl_ms(entry.ttl), embedder_arg(entry))
         extra = (*(encode_text(k) for k in supersedes), self._history_arg(keep, len(supersedes)))
         call = self._server.eval(
             lua.PUT_VERSIONED,
@@ -749,22 +705,9 @@ class RedisBackend:
         self._check_open("import")
         if not versions or keep < 1:
             return 0
-        ns = self._keys(namespace)
-        args: builtins.list[bytes] = [b"%d" % keep, self._max_arg]
-        for entry, valid_to in versions:
-            updated = time.time() if entry.updated_at is None else entry.updated_at
-            created = updated if entry.created_at is None else entry.created_at
-            args += [
-                encode_text(entry.key),
-                b"%d" % round(valid_to * 1000),
-                b"%d" % round(created * 1000),
-                b"%d" % round(updated * 1000),
-                b"%d" % ttl_ms(entry.ttl),
-                metadata_arg(entry.metadata),
-                encode_text(entry.payload),
-            ]
+        args = restore_args(versions, keep, self._max_arg)
         with self._server.failures("import"):
-            return int(await self._server.eval(lua.RESTORE, ns, *args))
+            return int(await self._server.eval(lua.RESTORE, self._keys(namespace), *args))
 
     async def forgotten(self, namespace: Namespace) -> builtins.set[str]:
         self._check_open("forget")
@@ -811,22 +754,7 @@ class RedisBackend:
         """Apply ``plan`` in one script (see ``lua/compact.lua``)."""
         self._check_open("compact")
         ns = self._keys(namespace)
-        rec = ns.rec
-        delete = set(plan.delete)
-        rewrite = {e.key: e for e in plan.rewrite}
-        keys: builtins.list[bytes] = [*ns.declared(lua.COMPACT)]
-        args: builtins.list[Any] = [ns.base, len(plan.expected)]
-        for key, seq in plan.expected.items():
-            keys.append(rec + encode_text(key))
-            entry = rewrite.get(key)
-            if entry is not None:
-                args += (seq, b"w", *entry_fields(entry))
-            else:
-                args += (seq, b"d" if key in delete else b"-", b"", b"", b"")
-        insert = plan.insert
-        if insert is not None:
-            keys.append(rec + encode_text(insert.key))
-            args += (ttl_ms(insert.ttl), *entry_fields(insert))
+        keys, args = compaction_call(ns.declared(lua.COMPACT), ns.base, ns.rec, plan)
         # The script's work grows with the records it replaces.
         deadline = _script_deadline(self._server.timeout, 20 * len(keys))
         with self._server.failures("compact"):
@@ -860,26 +788,10 @@ class RedisBackend:
                 return None
             payload = stored.text if change.payload is None else change.payload
             merged = change.merged(stored.metadata)
-            if change.payload is None:
-                vec_mode, vec = b"k", b""
-            elif change.vector is None:
-                vec_mode, vec = b"n", b""
-            else:
-                vec_mode, vec = b"s", vector_arg(change.vector)
-            expiry = str(ttl_ms(change.ttl)).encode() if change.set_ttl else b"k"
+            args = update_args(change, payload, merged)
             with server.failures("update"):
                 reply = await server.eval(
-                    script,
-                    ns,
-                    raw,
-                    fields[0],
-                    encode_text(payload),
-                    metadata_arg(merged),
-                    vec_mode,
-                    vec,
-                    expiry,
-                    *extra,
-                    keys=(ns.rec + raw,),
+                    script, ns, raw, fields[0], *args, *extra, keys=(ns.rec + raw,)
                 )
             if reply is None:
                 return None

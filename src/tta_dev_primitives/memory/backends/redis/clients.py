@@ -36,13 +36,17 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from ...errors import MemoryBackendError
+from .cluster import CLUSTER_SCHEMES, cluster_client
 
-__all__ = ["ClientPerLoop", "ServerCheck", "fast_packing"]
+__all__ = ["ClientPerLoop", "ServerCheck", "client_factory", "fast_packing"]
 
-logger = logging.getLogger(__name__.rsplit(".", 1)[0] + ".redis")
+logger = logging.getLogger(__package__)
 
 RedisClient = aioredis.Redis | aioredis.RedisCluster
 
@@ -84,6 +88,49 @@ def fast_packing(pool: aioredis.ConnectionPool) -> aioredis.ConnectionPool:
         fast = _FAST[cls] = type(f"Fast{cls.__name__}", (_FastPacking, cls), {})
     pool.connection_class = fast
     return pool
+
+
+def client_factory(
+    url: str,
+    *,
+    socket_connect_timeout: float,
+    retries: int,
+    backoff_base: float,
+    backoff_cap: float,
+    health_check_interval: float,
+    max_connections: int,
+    client_options: dict[str, Any],
+) -> Callable[[], RedisClient]:
+    """What builds ``RedisBackend.from_url``'s clients (one per event loop; see its
+    arguments): a standalone client over a blocking pool, or a cluster client."""
+    retry = Retry(
+        ExponentialWithJitterBackoff(cap=backoff_cap, base=backoff_base),
+        retries,
+        supported_errors=(RedisConnectionError,),
+    )
+    # The reply timeout is the backend's (one asyncio.timeout per round trip); the
+    # client's own socket_timeout would wrap every write in asyncio.wait_for.
+    options: dict[str, Any] = {
+        "retry": retry,
+        "socket_timeout": None,
+        "socket_connect_timeout": socket_connect_timeout,
+        "health_check_interval": health_check_interval,
+        "decode_responses": False,
+        **client_options,
+    }
+
+    def make_client() -> RedisClient:
+        if url.startswith(CLUSTER_SCHEMES):
+            # Per node; the backend also holds operations beyond it back (Server.gated).
+            return cluster_client(url, {"max_connections": max_connections, **options})
+        # A blocking pool: past max_connections a command waits for a connection (its
+        # wait bounded by the backend's per-call deadline) instead of failing.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=None, **options
+        )
+        return aioredis.Redis.from_pool(fast_packing(pool))
+
+    return make_client
 
 
 async def _closes_with_loop(client: RedisClient) -> AsyncIterator[None]:

@@ -55,7 +55,6 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
-import math
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -82,6 +81,7 @@ from ...search import (
     recency_weight,
     tokenize,
 )
+from . import ft
 from .errors import refusal
 from .index import LocalIndexes
 from .layout import NamespaceKeys
@@ -320,7 +320,7 @@ class QueryEngine:
                     try:
                         await client.execute_command("FT.DROPINDEX", name)
                     except ResponseError as exc:
-                        if not _unknown_index(exc):
+                        if not ft.unknown_index(exc):
                             logger.warning(
                                 "Redis at %s: FT.DROPINDEX of an emptied namespace's index "
                                 "refused (%s)",
@@ -410,7 +410,7 @@ class QueryEngine:
             try:
                 return await self._search(ns, prepared, query)
             except ResponseError as exc:
-                if not _unknown_index(exc):
+                if not ft.unknown_index(exc):
                     raise
                 self._indexes.pop(ns.base, None)
         return None
@@ -445,7 +445,7 @@ class QueryEngine:
                 async with asyncio.timeout(server.timeout):
                     await server.client.execute_command("FT.DROPINDEX", ns.ft_index)
             except ResponseError as exc:
-                if not _unknown_index(exc):
+                if not ft.unknown_index(exc):
                     # Refused (an ACL without FT.DROPINDEX): the clear goes on; the index
                     # left behind holds nothing once the records are gone.
                     logger.warning(
@@ -468,15 +468,15 @@ class QueryEngine:
         deadline = server.search_timeout
         async with asyncio.timeout(deadline):
             try:
-                info = _pairs(await client.execute_command("FT.INFO", name))
+                info = ft.pairs(await client.execute_command("FT.INFO", name))
             except ResponseError as exc:
-                if not _unknown_index(exc):
+                if not ft.unknown_index(exc):
                     raise
                 info = None
             if info is None:
                 schema: list[Any] = ["v", "TEXT", "NOSTEM", "s", "NUMERIC", "SORTABLE"]
                 if dims:
-                    schema += _vector_field(dims)
+                    schema += ft.vector_field(dims)
                 try:
                     await client.execute_command(
                         "FT.CREATE", name, "ON", "HASH", "PREFIX", 1, ns.rec,
@@ -485,18 +485,18 @@ class QueryEngine:
                 except ResponseError as exc:
                     if "already exists" not in str(exc).lower():
                         raise _Unsupported() from exc
-                info = _pairs(await client.execute_command("FT.INFO", name))
-            have = _vector_dims(info)
+                info = ft.pairs(await client.execute_command("FT.INFO", name))
+            have = ft.vector_dims(info)
             if dims and not have:
                 try:
                     await client.execute_command(
-                        "FT.ALTER", name, "SCHEMA", "ADD", *_vector_field(dims)
+                        "FT.ALTER", name, "SCHEMA", "ADD", *ft.vector_field(dims)
                     )
                 except ResponseError as exc:
                     if "duplicate" not in str(exc).lower():
                         raise _Unsupported() from exc
-                info = _pairs(await client.execute_command("FT.INFO", name))
-                have = _vector_dims(info)
+                info = ft.pairs(await client.execute_command("FT.INFO", name))
+                have = ft.vector_dims(info)
             # Indexing what exists runs in the server's background (minutes for 100k records
             # with vectors): "auto" waits build_wait seconds and then searches locally
             # meanwhile; "query-engine" waits within the search's deadline.
@@ -507,7 +507,7 @@ class QueryEngine:
                 patience = min(patience, 0.9 * deadline)
             began = time.monotonic()
             pause = _WAIT
-            while not _indexed(info):
+            while not ft.indexed(info):
                 if patience is not None and time.monotonic() - began >= patience:
                     if len(self._building) >= 4096:
                         self._building.clear()
@@ -515,7 +515,7 @@ class QueryEngine:
                     raise _Building(float(info.get(b"percent_indexed", 0)))
                 await asyncio.sleep(pause)
                 pause = min(0.2, 2 * pause)
-                info = _pairs(await client.execute_command("FT.INFO", name))
+                info = ft.pairs(await client.execute_command("FT.INFO", name))
         self._building.pop(ns.base, None)
         if len(self._indexes) >= 4096:
             self._indexes.clear()
@@ -644,44 +644,26 @@ class QueryEngine:
         ms = max(1, round(timeout * 1000))
         commands: list[tuple[Any, ...]] = []
         if mode != "semantic":
-            words = _variants(prepared.terms)
+            words = ft.variants(prepared.terms)
             if words:
-                commands.append(_best(name, f"@v:({'|'.join(words)})", width, ms))
+                commands.append(ft.best(name, f"@v:({'|'.join(words)})", width, ms))
             sequence = tokenize(prepared.text)
             if len(sequence) > 1:
                 # A record holding the whole query scores a bonus: the phrase's best.
-                commands.append(_best(name, f'@v:"{" ".join(sequence)}"', width, ms))
+                commands.append(ft.best(name, f'@v:"{" ".join(sequence)}"', width, ms))
             longest = max(prepared.terms, key=len, default="")
             # Records that may hold the query inside longer words ("pyth" in "python")
             # score the bonus alone, ties newest first: the newest holding the longest word.
             if len(longest.encode()) >= 2:
-                infix = "|".join(f"*{w}*" for w in _variants((longest,)))
-                commands.append(_newest(name, f"@v:({infix})", width, ms))
+                infix = "|".join(f"*{w}*" for w in ft.variants((longest,)))
+                commands.append(ft.newest(name, f"@v:({infix})", width, ms))
             else:  # no infix search for one byte: the newest records
-                commands.append(_newest(name, "*", width, ms))
+                commands.append(ft.newest(name, "*", width, ms))
         if vector is not None and mode != "keyword":
             blob = vector.astype("<f4", copy=False).tobytes()
             ef = self.ef_runtime or max(_EF_RUNTIME, n_docs // _EF_PER_RECORDS)
             ef = max(ef, k)
-            commands.append(
-                (
-                    "FT.SEARCH",
-                    name,
-                    f"*=>[KNN {k} @e $q EF_RUNTIME {ef}]",
-                    "PARAMS",
-                    2,
-                    "q",
-                    blob,
-                    "NOCONTENT",
-                    "LIMIT",
-                    0,
-                    k,
-                    "TIMEOUT",
-                    ms,
-                    "DIALECT",
-                    2,
-                )
-            )
+            commands.append(ft.knn(name, k, ef, blob, ms))
         if not commands:
             return [], [], False
         replies = await self._run(ns, commands)
@@ -690,7 +672,9 @@ class QueryEngine:
         cut = False
         for command, reply in zip(commands, replies, strict=True):
             knn = "PARAMS" in command
-            total, ids = _ids(reply) if command[0] == "FT.SEARCH" else _keys(reply)
+            total, ids = (
+                ft.search_ids(reply) if command[0] == "FT.SEARCH" else ft.aggregate_keys(reply)
+            )
             cut = cut or total > len(ids)
             seen = found[knn]
             for raw in ids:
@@ -710,7 +694,7 @@ class QueryEngine:
             failed = next((r for r in replies if isinstance(r, Exception)), None)
             if failed is None:
                 return list(replies)
-            if attempt == 0 and isinstance(failed, ResponseError) and _unknown_index(failed):
+            if attempt == 0 and isinstance(failed, ResponseError) and ft.unknown_index(failed):
                 # Dropped by another process's clear (or lost in a restart): build it again.
                 known = self._indexes.pop(ns.base, None)
                 await self._ensure(ns, None if known is None else known.dims)
@@ -739,101 +723,3 @@ class QueryEngine:
             if hit is not None and (hit.expires_at is None or hit.expires_at > now):
                 out[key] = (hit, make_document(hit.value, hit.vector))
         return out
-
-
-def _best(name: bytes, text: str, width: int, ms: int) -> tuple[Any, ...]:
-    # FT.SEARCH breaks score ties oldest first; the shared engine breaks them newest first
-    # (higher write sequence): sort by score, then by s, and load only the keys kept.
-    return (
-        "FT.AGGREGATE", name, text, "ADDSCORES", "SCORER", "BM25STD",
-        "SORTBY", 4, "@__score", "DESC", "@s", "DESC", "MAX", width,
-        "LOAD", 1, "@__key", "TIMEOUT", ms, "DIALECT", 2,
-    )  # fmt: skip
-
-
-def _newest(name: bytes, text: str, width: int, ms: int) -> tuple[Any, ...]:
-    return (
-        "FT.SEARCH", name, text, "NOCONTENT", "SORTBY", "s", "DESC",
-        "LIMIT", 0, width, "TIMEOUT", ms, "DIALECT", 2,
-    )  # fmt: skip
-
-
-def _vector_field(dims: int) -> list[Any]:
-    return [
-        "e", "VECTOR", "HNSW", 10, "TYPE", "FLOAT32", "DIM", dims,
-        "DISTANCE_METRIC", "COSINE", "M", 16, "EF_CONSTRUCTION", 200,
-    ]  # fmt: skip
-
-
-def _variants(terms: Iterable[str]) -> list[str]:
-    """Query words as the Query Engine may have indexed them (it folds ASCII case only)."""
-    out: dict[str, None] = {}
-    for term in terms:
-        out[term] = None
-        if not term.isascii():
-            out[term.upper()] = None
-            out[term.capitalize()] = None
-    return list(out)
-
-
-def _pairs(reply: Any) -> dict[bytes, Any]:
-    """A RESP3 map or a RESP2 flat list of pairs, as a dict."""
-    if isinstance(reply, dict):
-        return reply
-    return dict(zip(reply[::2], reply[1::2], strict=False))
-
-
-def _flatten(item: Any) -> Iterable[Any]:
-    if isinstance(item, dict):
-        for k, v in item.items():
-            yield k
-            yield from _flatten(v)
-    elif isinstance(item, list | tuple):
-        for v in item:
-            yield from _flatten(v)
-    else:
-        yield item
-
-
-def _vector_dims(info: Mapping[bytes, Any]) -> int | None:
-    """The dimension of the index's vector field, None without one."""
-    for attribute in info.get(b"attributes", []):
-        flat = list(_flatten(attribute))
-        if b"VECTOR" in flat:
-            for i, item in enumerate(flat[:-1]):
-                if item in (b"dim", b"DIM"):
-                    return int(flat[i + 1])
-            return -1  # a vector field whose dimension this version does not show
-    return None
-
-
-def _indexed(info: Mapping[bytes, Any]) -> bool:
-    indexing = info.get(b"indexing", 0)
-    percent = info.get(b"percent_indexed", 1)
-    return int(float(indexing)) == 0 and math.isclose(float(percent), 1.0)
-
-
-def _ids(reply: Any) -> tuple[int, list[bytes]]:
-    """(total, ids) of an ``FT.SEARCH ... NOCONTENT`` reply (RESP3 map or RESP2 list)."""
-    if isinstance(reply, dict):
-        return int(reply[b"total_results"]), [r[b"id"] for r in reply[b"results"]]
-    return int(reply[0]), list(reply[1:])
-
-
-def _keys(reply: Any) -> tuple[int, list[bytes]]:
-    """(total, keys) of an ``FT.AGGREGATE ... LOAD 1 @__key`` reply (RESP3 or RESP2)."""
-    # A row loads nothing (no attributes) when its record expired or went meanwhile.
-    if isinstance(reply, dict):
-        rows = [r.get(b"extra_attributes") or {} for r in reply[b"results"]]
-        return int(reply[b"total_results"]), [r[b"__key"] for r in rows if b"__key" in r]
-    keys = []
-    for row in reply[1:]:
-        fields = _pairs(row or [])
-        if b"__key" in fields:
-            keys.append(fields[b"__key"])
-    return int(reply[0]), keys
-
-
-def _unknown_index(exc: BaseException) -> bool:
-    text = str(exc).lower()
-    return "unknown index" in text or "no such index" in text or "not found" in text

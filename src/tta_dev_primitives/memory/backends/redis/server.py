@@ -19,13 +19,12 @@ from . import scripts as lua
 from .clients import ClientPerLoop, ServerCheck
 from .errors import ErrorMap, GarbledLog
 from .layout import NamespaceKeys
-from .wire import RawFields, record_fields, unpack
+from .wire import BATCH, RawFields, record_fields, unpack
 
-__all__ = ["BATCH", "RedisClient", "Server"]
+__all__ = ["RedisClient", "Server"]
 
 _T = TypeVar("_T")
 _DEFAULT: Any = object()
-BATCH = 1000  # keys per script call / commands per pipeline flush
 _WRONGTYPE = "WRONGTYPE"
 
 RedisClient = aioredis.Redis | aioredis.RedisCluster

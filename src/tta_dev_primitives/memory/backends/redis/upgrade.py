@@ -10,8 +10,7 @@ from typing import Any
 
 from ...search import normalize_vector
 from .layout import namespace_glob
-from .server import BATCH
-from .wire import encode_text, vector_arg
+from .wire import BATCH, encode_text, vector_arg
 
 __all__ = ["upgrade_prefix"]
 

@@ -16,16 +16,20 @@ from __future__ import annotations
 import binascii
 import json
 import struct
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple, cast
 
 import numpy as np
 
 from ... import codec
-from ...records import Entry, Record
+from ...records import Entry, Record, RecordUpdate
 from ...search import Vector
+from ..base import CompactionPlan
 
 __all__ = [
+    "BATCH",
+    "Call",
     "Fields",
     "GarbledRecord",
     "decode_fields",
@@ -34,7 +38,12 @@ __all__ = [
     "encode_text",
     "decode_text",
     "entry_fields",
+    "compaction_call",
     "metadata_arg",
+    "put_calls",
+    "put_header",
+    "restore_args",
+    "update_args",
     "ms",
     "put_record",
     "record_fields",
@@ -51,6 +60,8 @@ __all__ = [
 # vector bytes, or nesting too deep for the decoder).
 _GARBLED = (ValueError, UnicodeError, struct.error, binascii.Error, RecursionError, IndexError)
 _F32 = np.dtype("<f4")
+_UNSET: Any = object()
+BATCH = 1000  # keys per script call / commands per pipeline flush
 _json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 RawFields = Sequence[bytes | None]
@@ -142,6 +153,105 @@ def put_record(entry: Entry, meta: bytes | None = None) -> bytes:
         vector,
         encode_text(entry.payload),
     )
+
+
+def put_header(max_arg: bytes, ttl: int, embedder: bytes) -> bytes:
+    """``PUT``'s first argument: the bound, the TTL and the embedder of the vectors."""
+    if not ttl and not embedder:
+        return max_arg  # the bound alone
+    return b"%s %d %s" % (max_arg, ttl, embedder)
+
+
+Call = tuple[Sequence[bytes], Sequence[Any]]
+
+
+def put_calls(
+    declared: tuple[bytes, ...],
+    rec: bytes,
+    entries: Sequence[Entry],
+    embedder: Entry,
+    max_arg: bytes,
+) -> list[Call]:
+    """``PUT``'s ``(keys, args)`` for ``entries``: one call per run of entries with the same
+    TTL, at most ``BATCH`` entries each; ``embedder``'s identity goes in every header."""
+    calls: list[Call] = []
+    embedder_id = embedder_arg(embedder)
+    ttl = ttl_ms(entries[0].ttl)
+    run: list[bytes] = [put_header(max_arg, ttl, embedder_id)]
+    keys: list[bytes] = [*declared]
+    # add_many gives its entries one metadata object: encode it once, not per record.
+    last_meta: Any = _UNSET
+    meta = b""
+    for entry in entries:
+        entry_ttl = ttl_ms(entry.ttl)
+        if entry_ttl != ttl or len(run) > BATCH:
+            calls.append((keys, run))
+            ttl = entry_ttl
+            run = [put_header(max_arg, ttl, embedder_id)]
+            keys = [*declared]
+        if entry.metadata is not last_meta:
+            last_meta = entry.metadata
+            meta = metadata_arg(last_meta)
+        run.append(put_record(entry, meta))
+        keys.append(rec + encode_text(entry.key))
+    calls.append((keys, run))
+    return calls
+
+
+def update_args(
+    change: RecordUpdate, payload: str, metadata: Mapping[str, Any] | None
+) -> tuple[bytes, ...]:
+    """``UPDATE``'s value, metadata, vector mode (k keep, n none, s set), vector and expiry
+    (``k``: keep)."""
+    if change.payload is None:
+        vec_mode, vec = b"k", b""
+    elif change.vector is None:
+        vec_mode, vec = b"n", b""
+    else:
+        vec_mode, vec = b"s", vector_arg(change.vector)
+    expiry = b"%d" % ttl_ms(change.ttl) if change.set_ttl else b"k"
+    return (encode_text(payload), metadata_arg(metadata), vec_mode, vec, expiry)
+
+
+def restore_args(versions: Sequence[tuple[Entry, float]], keep: int, max_arg: bytes) -> list[bytes]:
+    """``RESTORE``'s arguments: the versions kept, the bound, then each version's key, end,
+    times, TTL, metadata and value."""
+    args: list[bytes] = [b"%d" % keep, max_arg]
+    for entry, valid_to in versions:
+        updated = time.time() if entry.updated_at is None else entry.updated_at
+        created = updated if entry.created_at is None else entry.created_at
+        args += [
+            encode_text(entry.key),
+            b"%d" % round(valid_to * 1000),
+            b"%d" % round(created * 1000),
+            b"%d" % round(updated * 1000),
+            b"%d" % ttl_ms(entry.ttl),
+            metadata_arg(entry.metadata),
+            encode_text(entry.payload),
+        ]
+    return args
+
+
+def compaction_call(
+    declared: tuple[bytes, ...], base: bytes, rec: bytes, plan: CompactionPlan
+) -> tuple[list[bytes], list[Any]]:
+    """``COMPACT``'s keys and arguments for ``plan`` (see ``lua/compact.lua``)."""
+    delete = set(plan.delete)
+    rewrite = {e.key: e for e in plan.rewrite}
+    keys: list[bytes] = [*declared]
+    args: list[Any] = [base, len(plan.expected)]
+    for key, seq in plan.expected.items():
+        keys.append(rec + encode_text(key))
+        entry = rewrite.get(key)
+        if entry is not None:
+            args += (seq, b"w", *entry_fields(entry))
+        else:
+            args += (seq, b"d" if key in delete else b"-", b"", b"", b"")
+    insert = plan.insert
+    if insert is not None:
+        keys.append(rec + encode_text(insert.key))
+        args += (ttl_ms(insert.ttl), *entry_fields(insert))
+    return keys, args
 
 
 def embedder_arg(entry: Entry) -> bytes:
