@@ -100,23 +100,33 @@ class ErrorMap:
         on_transient: Called for each transient failure (the server check runs again).
     """
 
-    __slots__ = ("_mappers", "_on_transient", "where")
+    __slots__ = ("_mappers", "_on_transient", "_slow", "where")
 
     def __init__(self, where: str, on_transient: Callable[[], None]) -> None:
         self.where = where
         self._on_transient = on_transient
-        self._mappers: dict[tuple[str, float | None], _Mapper] = {}
+        self._mappers: dict[str, _Mapper] = {}
+        self._slow: dict[tuple[str, float | None], _Mapper] = {}
 
-    def __call__(self, operation: str, *, slow: float | None = None) -> _Mapper:
+    def __call__(
+        self, operation: str, *, slow: bool = False, deadline: float | None = None
+    ) -> _Mapper:
         """``with failures("add"):`` raises what it catches as a MemoryBackendError.
 
-        With ``slow`` (a search's deadline, seconds), a timed-out call is a refusal naming
-        it, not an outage: a load that outlasts its deadline is the search's cost.
+        With ``slow``, a timed-out call is a refusal naming its ``deadline`` (a search's,
+        seconds), not an outage: a load that outlasts its deadline is the search's cost.
         """
-        mapper = self._mappers.get((operation, slow))
-        if mapper is None:
-            mapper = self._mappers[(operation, slow)] = _Mapper(self, operation, slow)
-        return mapper
+        if not slow:  # the usual case, and the hot path: keyed by the name alone
+            mapper = self._mappers.get(operation)
+            if mapper is None:
+                mapper = self._mappers[operation] = _Mapper(self, operation)
+            return mapper
+        slow_mapper = self._slow.get((operation, deadline))
+        if slow_mapper is None:
+            slow_mapper = self._slow[(operation, deadline)] = _Mapper(
+                self, operation, True, deadline
+            )
+        return slow_mapper
 
     def error(self, operation: str, exc: BaseException) -> MemoryBackendError:
         """The MemoryBackendError of ``exc``, a client failure of ``operation``."""
@@ -169,12 +179,15 @@ class _Mapper:
     """Context manager raising a client failure as MemoryBackendError (from it); stateless,
     so one instance per operation serves every call."""
 
-    __slots__ = ("_map", "_operation", "_slow")
+    __slots__ = ("_deadline", "_map", "_operation", "_slow")
 
-    def __init__(self, errors: ErrorMap, operation: str, slow: float | None) -> None:
+    def __init__(
+        self, errors: ErrorMap, operation: str, slow: bool = False, deadline: float | None = None
+    ) -> None:
         self._map = errors
         self._operation = operation
         self._slow = slow
+        self._deadline = deadline
 
     def __enter__(self) -> None:
         return None
@@ -184,11 +197,11 @@ class _Mapper:
     ) -> None:
         if exc is None or not isinstance(exc, _MAPPED):
             return
-        if self._slow is not None and isinstance(exc, TimeoutError):
+        if self._slow and isinstance(exc, TimeoutError):
             raise refusal(
                 self._map.where,
                 self._operation,
-                f"took longer than search_timeout={self._slow}s; not taken for an outage",
+                f"took longer than search_timeout={self._deadline}s; not taken for an outage",
             ) from exc
         if isinstance(exc, ChurnedError | OldLayoutError):
             raise self._map.error(self._operation, exc) from None

@@ -370,7 +370,7 @@ class QueryEngine:
                 return None
             try:
                 # A search past its deadline is its cost, not an outage: a refusal.
-                with server.failures("search", slow=server.search_timeout):
+                with server.failures("search", slow=True, deadline=server.search_timeout):
                     return await self._searched(ns, prepared, query)
             except _Building as exc:
                 if self.mode == "auto":

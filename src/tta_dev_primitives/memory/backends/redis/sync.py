@@ -19,8 +19,15 @@ from . import scripts as lua
 from .index import ChurnedError, IndexT, LocalIndexes, NamespaceIndex, OldLayoutError
 from .layout import NamespaceKeys
 from .server import Server
-from .wire import GarbledRecord, RawFields, decode_fields, decode_text, record_fields, split
-from .wire import stored_embedder as _stored_embedder
+from .wire import (
+    GarbledRecord,
+    RawFields,
+    decode_fields,
+    decode_text,
+    record_fields,
+    split,
+    stored_embedder,
+)
 
 __all__ = ["ChangeLogSync"]
 
@@ -54,8 +61,7 @@ class ChangeLogSync:
         seconds). Client failures raise MemoryBackendError; with ``slow``, a timed-out load
         is a refusal (the search's cost), never an outage."""
         server = self.server
-        deadline = server.search_timeout if slow else None
-        with server.failures(operation, slow=deadline):
+        with server.failures(operation, slow=slow, deadline=server.search_timeout):
             state, now = await self._synced_index(ns)
         if state.incarnation is None:
             # No such namespace: holding its empty index would grow with every namespace
@@ -112,7 +118,7 @@ class ChangeLogSync:
                 # Emptied and begun again since: its whole log follows, no reload needed.
                 state.reset(incarnation, 0)
                 changed = True
-            state.space = _stored_embedder(embedder)
+            state.space = stored_embedder(embedder)
             if len(reply) > 7:
                 rows = (
                     (reply[i], record_fields(*reply[i + 1 : i + 5]))
@@ -216,7 +222,7 @@ class ChangeLogSync:
         keys = split(reply[5], reply[6])
         state = NamespaceIndex(index=new_index(), incarnation=incarnation, last=int(last))
         state.version = reply[7] or b""
-        state.space = _stored_embedder(embedder)
+        state.space = stored_embedder(embedder)
         state.restarts = server.restarts
         if keys:
             await self._load_records(ns, state, keys, vectors)
