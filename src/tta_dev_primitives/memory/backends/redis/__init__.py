@@ -8,7 +8,7 @@
 * ``server``: the client of the running loop, deadlines, the server check, script calls.
 * ``sync``: this process's indexes, loaded and caught up from each namespace's change log.
 * ``index``: those indexes and their memory budget.
-* ``query_engine``: search through the Redis Query Engine (``FT.*``).
+* ``query_engine``, ``ft``: search through the Redis Query Engine (``FT.*``), its commands.
 * ``scripts`` (with ``lua/``), ``cluster``, ``clients``, ``upgrade`` (the 0.1.0 layout).
 
 Importing this package imports ``redis``: the zero-setup path never does (see
