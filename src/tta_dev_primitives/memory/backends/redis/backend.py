@@ -83,7 +83,6 @@ __all__ = ["RedisBackend"]
 
 logger = logging.getLogger(__package__)
 
-_DEFAULT: Any = object()
 _WRONGTYPE = "WRONGTYPE"
 
 
