@@ -71,7 +71,7 @@ async def test_cluster_url_reaches_the_cluster(cluster: TestCluster) -> None:
         assert isinstance(memory.backend, FallbackBackend)
         primary = memory.backend.primary
         assert isinstance(primary, RedisBackend)
-        assert isinstance(primary._client, RedisCluster)
+        assert isinstance(primary._server.client, RedisCluster)
         await memory.add("greeting", {"text": "hello cluster"})
         assert memory.is_using_redis()
         assert await memory.get("greeting") == {"text": "hello cluster"}
