@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import redis.asyncio as aioredis
@@ -84,10 +84,6 @@ __all__ = ["RedisBackend"]
 logger = logging.getLogger(__package__)
 
 _WRONGTYPE = "WRONGTYPE"
-
-
-def _embedder_refused(exc: MemoryBackendError) -> bool:
-    return "EMBEDDER " in str(exc)
 
 
 def _script_deadline(timeout: float | None, terms: int) -> float | None:
@@ -353,25 +349,13 @@ class RedisBackend:
             found.expires_at,
         )
 
-    async def _written(
-        self,
-        ns: NamespaceKeys,
-        operation: str,
-        space: tuple[str, int] | None,
-        call: Awaitable[Any],
-    ) -> Any:
-        """Await a write; a namespace refusing vectors of another embedder identity
-        (``space``) raises the ValueError every backend raises for it."""
-        try:
-            with self._server.failures(operation):
-                return await call
-        except MemoryBackendError as exc:
-            if _embedder_refused(exc) and space is not None:
-                await self._refuse_embedder(ns, space)
-            raise
-
-    async def _refuse_embedder(self, ns: NamespaceKeys, new: tuple[str, int]) -> None:
-        """Raise the ValueError every backend raises for vectors of another embedder."""
+    async def _refused(
+        self, ns: NamespaceKeys, exc: MemoryBackendError, new: tuple[str, int] | None
+    ) -> None:
+        """A write failed with ``exc``: when the namespace refused vectors of another
+        embedder identity (``new``), raise the ValueError every backend raises for it."""
+        if "EMBEDDER " not in str(exc) or new is None:
+            return
         with self._server.failures("add"):
             stored = await self._server.hget(ns.stats, b"sp")
         current = stored_embedder(stored)
@@ -406,10 +390,15 @@ class RedisBackend:
             self._check_open("add")
         ns = self._namespace_keys.get(namespace) or self._keys(namespace)
         header = put_header(self._max_arg, ttl_ms(entry.ttl), embedder_arg(entry))
-        call = self._server.eval(
-            lua.PUT, ns, header, put_record(entry), keys=(ns.rec + encode_text(entry.key),)
-        )
-        return int(await self._written(ns, "add", entry.space, call))
+        try:
+            with self._server.failures("add"):
+                evicted = await self._server.eval(
+                    lua.PUT, ns, header, put_record(entry), keys=(ns.rec + encode_text(entry.key),)
+                )
+        except MemoryBackendError as exc:
+            await self._refused(ns, exc, entry.space)
+            raise
+        return int(evicted)
 
     async def put_many(self, namespace: Namespace, entries: Sequence[Entry]) -> int:
         self._check_open("add_many")
@@ -418,8 +407,13 @@ class RedisBackend:
         ns = self._keys(namespace)
         embedder = next((e for e in entries if e.space is not None), entries[0])
         calls = put_calls(ns.declared(lua.PUT), ns.rec, entries, embedder, self._max_arg)
-        call = self._server.eval_many(lua.PUT, calls)
-        return sum(int(r) for r in await self._written(ns, "add_many", embedder.space, call))
+        try:
+            with self._server.failures("add_many"):
+                replies = await self._server.eval_many(lua.PUT, calls)
+        except MemoryBackendError as exc:
+            await self._refused(ns, exc, embedder.space)
+            raise
+        return sum(int(r) for r in replies)
 
     async def get(self, namespace: Namespace, key: str) -> Record | None:
         if self._closed:
@@ -436,7 +430,10 @@ class RedisBackend:
             raise
         if packed is None:
             return None
-        return self._decoded(namespace, key, packed, "get")
+        try:  # not through _decoded: the hot path, one call less
+            return decode_packed(key, packed)
+        except GarbledRecord as exc:
+            raise garbled(self._server.where, namespace, "get", exc) from exc
 
     async def get_many(
         self, namespace: Namespace, keys: Sequence[str]
@@ -642,15 +639,20 @@ class RedisBackend:
         ns = self._keys(namespace)
         header = put_header(self._max_arg, ttl_ms(entry.ttl), embedder_arg(entry))
         extra = (*(encode_text(k) for k in supersedes), self._history_arg(keep, len(supersedes)))
-        call = self._server.eval(
-            lua.PUT_VERSIONED,
-            ns,
-            header,
-            put_record(entry),
-            *extra,
-            keys=(ns.rec + encode_text(entry.key),),
-        )
-        return int(await self._written(ns, "add", entry.space, call))
+        try:
+            with self._server.failures("add"):
+                evicted = await self._server.eval(
+                    lua.PUT_VERSIONED,
+                    ns,
+                    header,
+                    put_record(entry),
+                    *extra,
+                    keys=(ns.rec + encode_text(entry.key),),
+                )
+        except MemoryBackendError as exc:
+            await self._refused(ns, exc, entry.space)
+            raise
+        return int(evicted)
 
     async def update_versioned(
         self, namespace: Namespace, key: str, change: RecordUpdate, keep: int

@@ -22,8 +22,7 @@ from .server import Server
 from .wire import (
     GarbledRecord,
     RawFields,
-    decode_fields,
-    decode_text,
+    decode_index_rows,
     record_fields,
     split,
     stored_embedder,
@@ -144,22 +143,14 @@ class ChangeLogSync:
         index = state.index
         updated = state.updated
         garbled = self.server.garbled
-        batch = []
-        for raw, fields in rows:
-            key = decode_text(raw)
-            try:
-                found = decode_fields(key, fields, parse=True, vector=True)
-            except GarbledRecord as exc:
-                garbled.skipped(ns.base, exc)
-                found = None
-            if found is None:
-                index.remove(key)
-                updated.pop(key, None)
-                continue
-            batch.append(
-                (key, found.seq, found.value, found.metadata, found.expires_at, found.vector)
-            )
-            updated[key] = found.updated_at
+        decoded = decode_index_rows(rows)
+        for exc in decoded.garbled:
+            garbled.skipped(ns.base, exc)
+        for key in decoded.gone:
+            index.remove(key)
+            updated.pop(key, None)
+        updated.update(decoded.updated)
+        batch = decoded.records
         if batch:
             try:
                 index.upsert_many(batch)

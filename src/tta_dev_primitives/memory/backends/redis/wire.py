@@ -17,12 +17,13 @@ import binascii
 import json
 import struct
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, cast
 
 import numpy as np
 
 from ... import codec
+from ...index import IndexRecord
 from ...records import Entry, Record, RecordUpdate
 from ...search import Vector
 from ..base import CompactionPlan
@@ -32,7 +33,9 @@ __all__ = [
     "Call",
     "Fields",
     "GarbledRecord",
+    "IndexRows",
     "decode_fields",
+    "decode_index_rows",
     "decode_packed",
     "embedder_arg",
     "encode_text",
@@ -370,6 +373,51 @@ def decode_fields(
         )
     except _GARBLED as exc:
         raise GarbledRecord(key, exc) from exc
+
+
+class IndexRows(NamedTuple):
+    """Rows decoded for an index (see :func:`decode_index_rows`)."""
+
+    records: list[IndexRecord]
+    updated: list[tuple[str, float]]  # key, updated_at of each record
+    gone: list[str]  # keys without a record
+    garbled: list[GarbledRecord]  # keys whose fields are not a record (also in gone)
+
+
+def decode_index_rows(rows: Iterable[tuple[bytes, RawFields]]) -> IndexRows:
+    """``(key, fields)`` rows of ``SYNC`` or ``FETCH`` as an index takes them: value decoded,
+    vector a read-only view of the reply. One loop for a whole group of a load (the hot
+    path of an index load: no call per record)."""
+    records: list[IndexRecord] = []
+    updated: list[tuple[str, float]] = []
+    gone: list[str] = []
+    garbled: list[GarbledRecord] = []
+    decode = codec.decode
+    for raw, fields in rows:
+        seq, value, meta, vec, expires, when = fields[:6]
+        key = raw.decode("utf-8", "surrogatepass")
+        if seq is None and value is None:
+            gone.append(key)
+            continue
+        try:
+            if seq is None or value is None:
+                raise ValueError("not a record hash" if value is None else decode_text(value))
+            records.append(
+                (
+                    key,
+                    int(seq),
+                    decode(value.decode("utf-8", "surrogatepass")),
+                    decode(meta.decode("utf-8", "surrogatepass")) if meta else None,
+                    None if expires is None else int(expires) / 1000,
+                    None if not vec else _vector_view(vec),
+                )
+            )
+        except _GARBLED as exc:
+            garbled.append(GarbledRecord(key, exc))
+            gone.append(key)
+            continue
+        updated.append((key, int(when or 0) / 1000))
+    return IndexRows(records, updated, gone, garbled)
 
 
 def decode_packed(key: str, packed: bytes) -> Record:
