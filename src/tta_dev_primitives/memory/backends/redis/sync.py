@@ -143,13 +143,12 @@ class ChangeLogSync:
         index = state.index
         updated = state.updated
         garbled = self.server.garbled
-        decoded = decode_index_rows(rows)
+        decoded = decode_index_rows(rows, updated)
         for exc in decoded.garbled:
             garbled.skipped(ns.base, exc)
         for key in decoded.gone:
             index.remove(key)
             updated.pop(key, None)
-        updated.update(decoded.updated)
         batch = decoded.records
         if batch:
             try:

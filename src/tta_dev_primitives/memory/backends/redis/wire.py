@@ -379,17 +379,18 @@ class IndexRows(NamedTuple):
     """Rows decoded for an index (see :func:`decode_index_rows`)."""
 
     records: list[IndexRecord]
-    updated: list[tuple[str, float]]  # key, updated_at of each record
     gone: list[str]  # keys without a record
     garbled: list[GarbledRecord]  # keys whose fields are not a record (also in gone)
 
 
-def decode_index_rows(rows: Iterable[tuple[bytes, RawFields]]) -> IndexRows:
+def decode_index_rows(
+    rows: Iterable[tuple[bytes, RawFields]], updated: dict[str, float]
+) -> IndexRows:
     """``(key, fields)`` rows of ``SYNC`` or ``FETCH`` as an index takes them: value decoded,
-    vector a read-only view of the reply. One loop for a whole group of a load (the hot
-    path of an index load: no call per record)."""
+    vector a read-only view of the reply; each record's ``updated_at`` is set in
+    ``updated``. One loop for a whole group of a load (the hot path of an index load: no
+    call per record)."""
     records: list[IndexRecord] = []
-    updated: list[tuple[str, float]] = []
     gone: list[str] = []
     garbled: list[GarbledRecord] = []
     decode = codec.decode
@@ -416,8 +417,8 @@ def decode_index_rows(rows: Iterable[tuple[bytes, RawFields]]) -> IndexRows:
             garbled.append(GarbledRecord(key, exc))
             gone.append(key)
             continue
-        updated.append((key, int(when or 0) / 1000))
-    return IndexRows(records, updated, gone, garbled)
+        updated[key] = int(when or 0) / 1000
+    return IndexRows(records, gone, garbled)
 
 
 def decode_packed(key: str, packed: bytes) -> Record:
