@@ -24,6 +24,7 @@ NOT_REEXPORTED = (
     "tta_dev_primitives.memory.backends.redis_cluster",
     "tta_dev_primitives.memory.backends.redis_index",
     "tta_dev_primitives.memory.backends.redis_query_engine",
+    "tta_dev_primitives.memory.backends.redis.",  # the Redis backend's parts
     "tta_dev_primitives.memory.codec",
     "tta_dev_primitives.memory.index",
     "tta_dev_primitives.memory.query_cache",

@@ -146,7 +146,7 @@ async def test_rewrite_without_ttl_makes_a_record_persistent(
 
 async def test_expired_records_are_not_evicted_for(redis_backend: RedisBackend) -> None:
     """At the LRU bound, expired records go first; live ones are evicted only if needed."""
-    backend = RedisBackend(redis_backend._client, max_size=3)
+    backend = RedisBackend(redis_backend._server.client, max_size=3)
     ns = ("bound",)
     await backend.put(ns, entry("old", 1))
     await backend.put(ns, entry("brief", 2, ttl=0.05))
@@ -327,8 +327,8 @@ async def test_from_url_configures_retry_and_timeouts(redis_server: RedisServer)
     backend = RedisBackend.from_url(
         redis_server.url, socket_timeout=1.5, retries=4, health_check_interval=7
     )
-    kwargs = backend._client.connection_pool.connection_kwargs
-    assert backend._timeout == 1.5  # enforced per round trip by the backend
+    kwargs = backend._server.client.connection_pool.connection_kwargs
+    assert backend._server.timeout == 1.5  # enforced per round trip by the backend
     assert kwargs["socket_connect_timeout"] == 2.0
     assert kwargs["health_check_interval"] == 7
     assert kwargs["retry"].get_retries() == 4

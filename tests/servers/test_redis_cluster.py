@@ -71,7 +71,7 @@ async def test_cluster_url_reaches_the_cluster(cluster: TestCluster) -> None:
         assert isinstance(memory.backend, FallbackBackend)
         primary = memory.backend.primary
         assert isinstance(primary, RedisBackend)
-        assert isinstance(primary._client, RedisCluster)
+        assert isinstance(primary._server.client, RedisCluster)
         await memory.add("greeting", {"text": "hello cluster"})
         assert memory.is_using_redis()
         assert await memory.get("greeting") == {"text": "hello cluster"}
@@ -537,7 +537,7 @@ async def test_a_failover_is_logged_as_a_failover_not_a_restart(
     memory = MemoryPrimitive(backend=backend, namespace="failover-log")
     try:
         await memory.add("k", "v")
-        client = backend._client
+        client = backend._server.client
         assert isinstance(client, RedisCluster)
         asked = client.get_default_node()
         assert asked is not None

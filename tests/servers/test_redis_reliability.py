@@ -489,7 +489,7 @@ async def test_mirror_and_caches_are_bounded_across_namespaces(server: RedisServ
     for n in range(60):
         await memory.scoped(f"n{n}").add_many({f"k{i}": i for i in range(400)})
     assert await backend.secondary.held() <= 10_000
-    assert len(backend.primary._spaces) <= 50
+    assert len(backend.primary._namespace_keys) <= 50
     # Every namespace is still whole in Redis, and the recent ones in the mirror.
     assert await memory.scoped("n0").size() == 400
     assert await backend.secondary.size(("root", "n59")) == 400

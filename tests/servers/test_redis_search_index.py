@@ -170,9 +170,9 @@ async def test_writer_racing_a_reload(
 ) -> None:
     """Records written while a fresh process loads the namespace (in groups of 700, the next
     group's calls in flight while one is indexed) are all found afterwards."""
-    from tta_dev_primitives.memory.backends import redis as redis_module
+    from tta_dev_primitives.memory.backends.redis import sync as sync_module
 
-    monkeypatch.setattr(redis_module, "_LOAD_GROUP", 700)
+    monkeypatch.setattr(sync_module, "_LOAD_GROUP", 700)
     writer = RedisBackend.from_url(redis_server.url, max_size=None)
     ns = ("race",)
     await writer.put_many(ns, [entry(f"k{i}", f"race word{i}") for i in range(5000)])
@@ -243,11 +243,12 @@ async def test_expiry_is_applied_by_the_index_before_redis_reaps(
 async def test_vectors_are_stored_as_float32(
     redis_server: RedisServer, redis_client: aioredis.Redis
 ) -> None:
-    """The record hash holds the unit vector as raw little-endian float32 bytes."""
+    """The record hash holds the unit vector it is given (the primitive normalizes vectors
+    once, before any backend) as raw little-endian float32 bytes."""
     backend = RedisBackend.from_url(redis_server.url, max_size=None)
     ns = ("vec",)
     try:
-        await backend.put(ns, entry("a", "x", vector=[3.0, 4.0]))
+        await backend.put(ns, entry("a", "x", vector=np.array([0.6, 0.8], dtype=np.float32)))
         raw = await redis_client.hget(backend.key_prefix(ns) + "h:a", "e")
         assert raw is not None
         assert np.frombuffer(raw, dtype="<f4").tolist() == pytest.approx([0.6, 0.8])
@@ -271,7 +272,7 @@ async def test_search_costs_one_round_trip_when_nothing_changed(
     await memory.search("common")
     backend = memory.backend
     assert isinstance(backend, RedisBackend)
-    client = backend._client  # counting the calls made
+    client = backend._server.client  # counting the calls made
     calls = 0
     original = client.execute_command
 
@@ -383,7 +384,7 @@ async def test_list_pages_read_only_their_records(redis_server: RedisServer) -> 
     backend = RedisBackend.from_url(redis_server.url, max_size=None)
     ns = ("paged",)
     fetched: list[int] = []
-    original = backend._fetch
+    original = backend._server.fetch
 
     async def spy(space: object, keys: list[bytes], vectors: bool) -> object:
         fetched.append(len(keys))
@@ -391,7 +392,7 @@ async def test_list_pages_read_only_their_records(redis_server: RedisServer) -> 
 
     try:
         await backend.put_many(ns, [entry(f"k{i}", f"text {i}") for i in range(2000)])
-        backend._fetch = spy  # type: ignore[method-assign,assignment]
+        backend._server.fetch = spy  # type: ignore[method-assign,assignment]
         seen: list[str] = []
         query = ListQuery(limit=10, order="oldest")
         while True:
@@ -422,9 +423,11 @@ async def test_delete_where_spares_a_record_rewritten_since_indexed(
         await backend.put(ns, Entry("k", '"old"', {"tag": "stale"}))
         first = await backend.get(ns, "k")
         await backend.put(ns, Entry("k", '"new"', {"tag": "fresh"}))
-        space = backend._space(ns)
+        space = backend._keys(ns)
         assert first is not None
-        gone = await backend._eval(lua.REMOVE, space, b"k", first.seq, keys=(space.rec + b"k",))
+        gone = await backend._server.eval(
+            lua.REMOVE, space, b"k", first.seq, keys=(space.rec + b"k",)
+        )
         assert gone == 0
         record = await backend.get(ns, "k")
         assert record is not None
@@ -525,7 +528,7 @@ async def test_concurrent_first_searches_share_one_load(redis_server: RedisServe
     reader = RedisBackend.from_url(redis_server.url, max_size=None)
     ns = ("shared-load",)
     loads = 0
-    original = reader._eval
+    original = reader._server.eval
 
     def counting(script: object, *args: object, **kwargs: object) -> object:
         nonlocal loads
@@ -535,7 +538,7 @@ async def test_concurrent_first_searches_share_one_load(redis_server: RedisServe
 
     try:
         await writer.put_many(ns, [entry(f"k{i}", f"apple {i}") for i in range(500)])
-        reader._eval = counting  # type: ignore[method-assign,assignment]
+        reader._server.eval = counting  # type: ignore[method-assign,assignment]
         found = await asyncio.gather(*(keys_found(reader, ns, "apple") for _ in range(5)))
         assert all(len(f) == 500 for f in found)
         assert loads == 1
@@ -550,7 +553,7 @@ async def test_a_gap_during_the_load_loads_again(redis_server: RedisServer) -> N
     writer = RedisBackend.from_url(redis_server.url, max_size=None)
     reader = RedisBackend.from_url(redis_server.url, max_size=None)
     ns = ("gap-load",)
-    original = reader._catch_up
+    original = reader._sync.catch_up
     calls = 0
 
     async def gap_once(*args: Any, **kwargs: Any) -> float | None:
@@ -563,7 +566,7 @@ async def test_a_gap_during_the_load_loads_again(redis_server: RedisServer) -> N
 
     try:
         await writer.put_many(ns, [entry(f"k{i}", f"apple {i}") for i in range(20)])
-        reader._catch_up = gap_once  # type: ignore[method-assign]
+        reader._sync.catch_up = gap_once  # type: ignore[method-assign]
         assert "late" in await keys_found(reader, ns, "apple")
         assert calls == 2
     finally:

@@ -228,16 +228,16 @@ async def test_compare_and_set_with_an_old_version_changes_nothing(
     """update's and delete_where's scripts, given the version of a record since deleted (its
     namespace emptied) and written again, change nothing."""
     ns: Namespace = ("cas",)
-    space = redis_backend._space(ns)
+    space = redis_backend._keys(ns)
     await redis_backend.put(ns, entry("k", "old", meta={"tag": "old"}))
     old = await version(redis_backend, ns, "k")
     assert await redis_backend.delete(ns, "k")
     await redis_backend.put(ns, entry("k", "new", meta={"tag": "new"}))
     rkey = space.rec + b"k"
-    removed = await redis_backend._eval(lua.REMOVE, space, b"k", old, keys=(rkey,))
+    removed = await redis_backend._server.eval(lua.REMOVE, space, b"k", old, keys=(rkey,))
     assert removed == 0
     args = (b"k", old, b'"stale"', b"", b"k", b"", b"k")
-    assert await redis_backend._eval(lua.UPDATE, space, *args, keys=(rkey,)) == 0
+    assert await redis_backend._server.eval(lua.UPDATE, space, *args, keys=(rkey,)) == 0
     record = await redis_backend.get(ns, "k")
     assert record is not None
     assert (json.loads(record.payload), record.metadata) == ("new", {"tag": "new"})
@@ -494,7 +494,7 @@ async def test_ttl_index_holds_only_live_records(redis_client: aioredis.Redis) -
         assert await backend.delete(ns, f"k{j}")
     for j in range(360, 365):
         await backend.put(ns, entry(f"k{j}", "no expiry"))
-    base = backend._space(ns).base
+    base = backend._keys(ns).base
     assert await redis_client.zcard(base + b"lru") == 40
     assert await redis_client.zcard(base + b"ttl") == 35
     await backend.aclose()
@@ -511,7 +511,7 @@ async def test_reading_many_empty_namespaces_holds_nothing_for_them(
         await redis_backend.search(ns, SearchQuery("anything", 5))
         await redis_backend.list(ns, ListQuery())
     assert len(redis_backend.indexes) == 0
-    assert len(redis_backend._spaces) <= redis_backend.namespace_cache_size
+    assert len(redis_backend._namespace_keys) <= redis_backend.namespace_cache_size
 
 
 @pytest.mark.parametrize("operation", ["search", "list", "delete_where"])
@@ -519,7 +519,7 @@ def test_a_load_lost_to_writers_is_transient_and_names_its_operation(operation: 
     """The error of a load that kept losing the race names the operation and is transient,
     so a fallback serves the call instead of failing it."""
     backend = RedisBackend(aioredis.Redis(), prefix="p")
-    exc = backend.churned(operation, ChurnedError(b"p:{ns}:"))
+    exc = backend._server.failures.error(operation, ChurnedError(b"p:{ns}:"))
     assert exc.transient
     assert f", {operation}:" in str(exc)
     assert "search" not in str(exc) or operation == "search"
@@ -550,7 +550,7 @@ async def test_a_read_of_a_record_whose_namespace_keys_are_gone_leaves_none(
     backend = RedisBackend(redis_client)
     ns: Namespace = ("evicted",)
     await backend.put_many(ns, [entry("a", 1, ttl=60), entry("b", 2, ttl=60)])
-    base = backend._space(ns).base
+    base = backend._keys(ns).base
     await redis_client.delete(base + b"lru", base + b"st", base + b"log", base + b"ttl")
     assert (await backend.get(ns, "a")) is not None
     assert [r is not None for r in await backend.get_many(ns, ["a", "b"])] == [True, True]

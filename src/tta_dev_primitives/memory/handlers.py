@@ -278,7 +278,7 @@ async def handle_search(rt: Runtime, op: SearchOp, span: trace.Span) -> list[Sea
     hits = [
         SearchHit(
             r.key,
-            codec.decode(r.payload),
+            codec.value_of(r.payload, r.snapshot),
             r.score,
             codec.copy_metadata(r.metadata) or {},
             ns,

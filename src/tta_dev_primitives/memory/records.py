@@ -276,12 +276,14 @@ class SearchQuery:
 
 
 class SearchResult(NamedTuple):
-    """One hit as a backend returns it (the primitive decodes the payload)."""
+    """One hit as a backend returns it (the primitive decodes the payload, unless the backend
+    decoded it already for this hit alone: ``snapshot``, else NO_SNAPSHOT)."""
 
     key: str
     payload: str
     score: float
     metadata: Mapping[str, Any] | None = None
+    snapshot: Any = NO_SNAPSHOT
 
 
 @dataclass(frozen=True, slots=True)
