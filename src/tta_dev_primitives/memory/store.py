@@ -51,6 +51,15 @@ _new = tuple.__new__
 VERSIONS = itertools.count(1)
 
 
+def _holds(item: _Item | None, seq: int, now: float) -> bool:
+    """True if ``item`` is live at ``now`` and still holds the write sequence ``seq``."""
+    return (
+        item is not None
+        and item.record.seq == seq
+        and (item.expires_at is None or item.expires_at > now)
+    )
+
+
 class InMemoryStore:
     """A bounded, in-process key/value store with TTL and ranked keyword search.
 
@@ -314,12 +323,7 @@ class InMemoryStore:
         index = self._index
         out: list[Vector | None] = []
         for key, seq in versions:
-            item = items.get(key)
-            if (
-                item is None
-                or item.record.seq != seq
-                or (item.expires_at is not None and item.expires_at <= now)
-            ):
+            if not _holds(items.get(key), seq, now):
                 out.append(None)
                 continue
             entry = pending.get(key)
@@ -353,12 +357,7 @@ class InMemoryStore:
         items = self._items
         changed = []
         for key, seq in expected.items():
-            item = items.get(key)
-            if (
-                item is None
-                or item.record.seq != seq
-                or (item.expires_at is not None and item.expires_at <= now)
-            ):
+            if not _holds(items.get(key), seq, now):
                 changed.append(key)
         if changed:
             return changed
