@@ -30,6 +30,12 @@ def _check_primitive(value: object, arg: str) -> None:
         raise TypeError(f"{arg} must be a WorkflowPrimitive, got {type(value).__name__}")
 
 
+def _check_number(value: object, arg: str, *, integer: bool) -> None:
+    # bool is an int subclass; True is no count of retries and no number of seconds.
+    if isinstance(value, bool) or not isinstance(value, int if integer else int | float):
+        raise TypeError(f"{arg} must be {'an int' if integer else 'a number'}")
+
+
 class RetryPrimitive(InstrumentedPrimitive[InT, OutT]):
     """Runs a primitive again when it raises, with exponential backoff and jitter.
 
@@ -64,8 +70,7 @@ class RetryPrimitive(InstrumentedPrimitive[InT, OutT]):
     ) -> None:
         _check_primitive(primitive, "primitive")
         self.primitive = primitive
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int):
-            raise TypeError("max_retries must be an int")
+        _check_number(max_retries, "max_retries", integer=True)
         if max_retries < 0:
             raise ValueError("max_retries must be >= 0")
         if backoff_base < 0 or backoff_max < 0:
@@ -136,8 +141,7 @@ class TimeoutPrimitive(InstrumentedPrimitive[InT, OutT]):
     ) -> None:
         _check_primitive(primitive, "primitive")
         self.primitive = primitive
-        if isinstance(timeout_seconds, bool) or not isinstance(timeout_seconds, int | float):
-            raise TypeError("timeout_seconds must be a number")
+        _check_number(timeout_seconds, "timeout_seconds", integer=False)
         if not timeout_seconds > 0:
             raise ValueError("timeout_seconds must be > 0")
         super().__init__(
