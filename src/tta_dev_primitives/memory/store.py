@@ -30,7 +30,6 @@ from .search import (
     filter_anchors,
     matches_filter,
     normalize_vector,
-    prepare_query,
     recency_weights,
     validate_filter,
 )
@@ -377,7 +376,7 @@ class InMemoryStore:
 
     def corpus_stats(self, query: SearchQuery) -> CorpusStats:
         """The live records' BM25 statistics for ``query``'s words (see :class:`CorpusStats`)."""
-        prepared = prepare_query(query.text)
+        prepared = query.prepared()
         if prepared is None:
             return CorpusStats(0, 0, {})
         self._purge(self._clock())
@@ -386,7 +385,7 @@ class InMemoryStore:
 
     def search_results(self, query: SearchQuery) -> list[SearchResult]:
         """Ranked hits for a validated query (does not refresh recency)."""
-        prepared = prepare_query(query.text)
+        prepared = query.prepared()
         if prepared is None:
             return []
         vector = query.vector
