@@ -32,6 +32,22 @@ def _time_of(t: float) -> float | None:
     return t if t > 0 else None
 
 
+def _object_of(
+    sub: Namespace, r: Record, vector: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """``r`` as a format object of the namespace ``sub`` (relative to the exported one)."""
+    return record_object(
+        sub,
+        r.key,
+        codec.value_of(r.payload, r.snapshot),
+        codec.copy_metadata(r.metadata),
+        _time_of(r.created_at),
+        _time_of(r.updated_at),
+        r.expires_at,
+        vector,
+    )
+
+
 def export_records(
     rt: Runtime,
     *,
@@ -89,16 +105,7 @@ async def _export(
                 for r, vec in zip(page.records, found, strict=True):
                     with_vector += vec is not None
                     count += 1
-                    yield record_object(
-                        sub,
-                        r.key,
-                        codec.value_of(r.payload, r.snapshot),
-                        codec.copy_metadata(r.metadata),
-                        _time_of(r.created_at),
-                        _time_of(r.updated_at),
-                        r.expires_at,
-                        vec,
-                    )
+                    yield _object_of(sub, r, vec)
                 if not page.more or not page.records:
                     break
                 after = page.records[-1].seq
@@ -119,15 +126,7 @@ async def _export(
                 for v in earlier:
                     r = v.record
                     count += 1
-                    obj = record_object(
-                        sub,
-                        r.key,
-                        codec.value_of(r.payload, r.snapshot),
-                        codec.copy_metadata(r.metadata),
-                        _time_of(r.created_at),
-                        _time_of(r.updated_at),
-                        r.expires_at,
-                    )
+                    obj = _object_of(sub, r)
                     obj["valid_to"] = v.valid_to
                     yield obj
     except GeneratorExit:  # the consumer stopped early: not an error

@@ -65,7 +65,7 @@ from .records import (
 )
 from .rerank import RERANK_DEPTH, rerank, validate_reranker
 from .runtime import Runtime
-from .search import normalize_vector, validate_fusion, validate_semantic_weight
+from .search import normalize_vector, prepare_query, validate_fusion, validate_semantic_weight
 from .transfer import ImportConflictError, ImportReport, ImportRequest, import_attributes
 from .writes import check_filter, validate_part
 
@@ -229,7 +229,9 @@ async def handle_search(rt: Runtime, op: SearchOp, span: trace.Span) -> list[Sea
             )
     inst = rt.inst
     inst.search_mode(span, mode)
-    if not query.strip():
+    # The one blank check of the primitive's path: the backend reuses ``keywords``.
+    keywords = prepare_query(query)
+    if keywords is None:
         inst.record_count(span, 0)
         return []
     weight = rt.semantic_weight
@@ -257,6 +259,7 @@ async def handle_search(rt: Runtime, op: SearchOp, span: trace.Span) -> list[Sea
         semantic_weight=weight,
         phases=rt.inst.search_phases(span),
         recency_half_life=half_life,
+        keywords=keywords,
     )
     if op.as_of is not None:
         if op.subtree:

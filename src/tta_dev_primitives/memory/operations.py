@@ -141,8 +141,9 @@ class MemoryOperation:
         subtree: bool = False,
         min_score: float | None = None,
         reranker: Reranker | None = None,
+        as_of: AsOf | None = None,
     ) -> SearchOp:
-        """Search for ``query``."""
+        """Search for ``query`` (as it was at ``as_of`` when given)."""
         return SearchOp(
             query,
             limit,
@@ -154,6 +155,7 @@ class MemoryOperation:
             subtree,
             min_score,
             reranker,
+            as_of,
         )
 
     @staticmethod

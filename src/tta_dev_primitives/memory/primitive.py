@@ -544,18 +544,18 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             ValueError: A malformed filter or an unknown operator (before any I/O), a bad
                 mode, limit or half-life.
         """
-        op = SearchOp(
+        op = MemoryOperation.search(
             query,
-            limit,
-            mode,
-            filter,
-            semantic_weight,
-            fusion,
-            recency_half_life,
-            subtree,
-            min_score,
-            reranker,
-            as_of,
+            limit=limit,
+            mode=mode,
+            filter=filter,
+            semantic_weight=semantic_weight,
+            fusion=fusion,
+            recency_half_life=recency_half_life,
+            subtree=subtree,
+            min_score=min_score,
+            reranker=reranker,
+            as_of=as_of,
         )
         return cast(builtins.list[SearchHit], await self._run(op, context))
 

@@ -16,10 +16,12 @@ from .search import (
     CorpusStats,
     Document,
     Fusion,
+    KeywordQuery,
     PhaseObserver,
     SearchMode,
     Vector,
     make_document,
+    prepare_query,
 )
 
 __all__ = [
@@ -240,7 +242,8 @@ class SearchQuery:
     """A search request, already validated by the primitive.
 
     Attributes:
-        text: The query text (non-blank).
+        text: The query text (the primitive sends no blank one; a backend used bare may get
+            one, and :meth:`prepared` makes it match nothing).
         limit: Maximum number of hits (>= 1).
         mode: ``keyword``, ``semantic`` or ``hybrid``.
         filter: Metadata equality filter, or None.
@@ -259,6 +262,9 @@ class SearchQuery:
         raw: Keyword and semantic mode only: scores as the retriever computes them (BM25,
             cosine), not calibrated, for a caller that fuses rankings itself (a hybrid
             search over a namespace tree).
+        keywords: ``text`` prepared (see :func:`~.search.prepare_query`) by the primitive,
+            which thereby checked once that it is not blank; None when the query was built
+            elsewhere (see :meth:`prepared`).
     """
 
     text: str
@@ -273,6 +279,13 @@ class SearchQuery:
     recency_half_life: float | None = None
     stats: CorpusStats | None = None
     raw: bool = False
+    keywords: KeywordQuery | None = None
+
+    def prepared(self) -> KeywordQuery | None:
+        """The prepared keyword query: the primitive's, else ``text`` prepared now (None for
+        a blank text, which matches nothing)."""
+        k = self.keywords
+        return prepare_query(self.text) if k is None else k
 
 
 class SearchResult(NamedTuple):

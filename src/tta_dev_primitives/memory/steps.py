@@ -34,6 +34,7 @@ StepNamespace: TypeAlias = (
 
 StepFunction: TypeAlias = Callable[[Any, WorkflowContext], Awaitable[Any]]
 Where: TypeAlias = Callable[[Any, WorkflowContext], "MemoryPrimitive"]
+Read: TypeAlias = Callable[["MemoryPrimitive", Any, Any, WorkflowContext], Awaitable[Any]]
 
 
 def resolve(arg: Any, input_data: Any, context: WorkflowContext) -> Any:
@@ -71,12 +72,28 @@ def _view(memory: MemoryPrimitive, parts: object) -> MemoryPrimitive:
     )
 
 
-def _output(keep: str | None, result: Any, input_data: Any, context: WorkflowContext) -> Any:
-    """What a reading step outputs: its result, or (with ``state_key``) its input."""
-    if keep is None:
-        return result
-    context.state[keep] = result
-    return input_data
+def _reading_step(
+    memory: MemoryPrimitive,
+    namespace: StepNamespace,
+    state_key: str | None,
+    arg: Any,
+    read: Read,
+) -> StepFunction:
+    """A step that reads ``read(target, arg, input, context)`` (``arg`` resolved, the input if
+    None) and outputs the result, or (with ``state_key``) keeps it there and outputs its input."""
+    where = step_namespace(memory, namespace)
+    keep = check_state_key(state_key)
+
+    async def step(input_data: Any, context: WorkflowContext) -> Any:
+        target = where(input_data, context)
+        a = input_data if arg is None else resolve(arg, input_data, context)
+        result = await read(target, a, input_data, context)
+        if keep is None:
+            return result
+        context.state[keep] = result
+        return input_data
+
+    return step
 
 
 def get_step(
@@ -86,16 +103,11 @@ def get_step(
     namespace: StepNamespace,
     state_key: str | None,
 ) -> StepFunction:
-    where = step_namespace(memory, namespace)
-    keep = check_state_key(state_key)
 
-    async def get_step(input_data: Any, context: WorkflowContext) -> Any:
-        target = where(input_data, context)
-        k = input_data if key is None else resolve(key, input_data, context)
-        value = await target.get(k, default, context=context)
-        return _output(keep, value, input_data, context)
+    async def get(target: MemoryPrimitive, k: Any, _input: Any, context: WorkflowContext) -> Any:
+        return await target.get(k, default, context=context)
 
-    return get_step
+    return _reading_step(memory, namespace, state_key, key, get)
 
 
 def add_step(
@@ -132,18 +144,15 @@ def search_step(
     options: Mapping[str, Any],
 ) -> StepFunction:
     """``options``: the search's other arguments (``limit``, ``mode``, ...), constants."""
-    where = step_namespace(memory, namespace)
-    keep = check_state_key(state_key)
 
-    async def search_step(input_data: Any, context: WorkflowContext) -> Any:
-        target = where(input_data, context)
-        q = input_data if query is None else resolve(query, input_data, context)
-        hits = await target.search(
+    async def search(
+        target: MemoryPrimitive, q: Any, input_data: Any, context: WorkflowContext
+    ) -> Any:
+        return await target.search(
             q, filter=resolve(filter, input_data, context), context=context, **options
         )
-        return _output(keep, hits, input_data, context)
 
-    return search_step
+    return _reading_step(memory, namespace, state_key, query, search)
 
 
 def compact_step(

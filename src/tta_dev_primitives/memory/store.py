@@ -30,7 +30,6 @@ from .search import (
     filter_anchors,
     matches_filter,
     normalize_vector,
-    prepare_query,
     recency_weights,
     validate_filter,
 )
@@ -49,6 +48,15 @@ _new = tuple.__new__
 # stores: a store emptied, cleared or built anew (a namespace dropped and written again)
 # never gives a (key, version) pair out twice. ``next`` on it is atomic under the GIL.
 VERSIONS = itertools.count(1)
+
+
+def _holds(item: _Item | None, seq: int, now: float) -> bool:
+    """True if ``item`` is live at ``now`` and still holds the write sequence ``seq``."""
+    return (
+        item is not None
+        and item.record.seq == seq
+        and (item.expires_at is None or item.expires_at > now)
+    )
 
 
 class InMemoryStore:
@@ -314,12 +322,7 @@ class InMemoryStore:
         index = self._index
         out: list[Vector | None] = []
         for key, seq in versions:
-            item = items.get(key)
-            if (
-                item is None
-                or item.record.seq != seq
-                or (item.expires_at is not None and item.expires_at <= now)
-            ):
+            if not _holds(items.get(key), seq, now):
                 out.append(None)
                 continue
             entry = pending.get(key)
@@ -353,12 +356,7 @@ class InMemoryStore:
         items = self._items
         changed = []
         for key, seq in expected.items():
-            item = items.get(key)
-            if (
-                item is None
-                or item.record.seq != seq
-                or (item.expires_at is not None and item.expires_at <= now)
-            ):
+            if not _holds(items.get(key), seq, now):
                 changed.append(key)
         if changed:
             return changed
@@ -378,7 +376,7 @@ class InMemoryStore:
 
     def corpus_stats(self, query: SearchQuery) -> CorpusStats:
         """The live records' BM25 statistics for ``query``'s words (see :class:`CorpusStats`)."""
-        prepared = prepare_query(query.text)
+        prepared = query.prepared()
         if prepared is None:
             return CorpusStats(0, 0, {})
         self._purge(self._clock())
@@ -387,7 +385,7 @@ class InMemoryStore:
 
     def search_results(self, query: SearchQuery) -> list[SearchResult]:
         """Ranked hits for a validated query (does not refresh recency)."""
-        prepared = prepare_query(query.text)
+        prepared = query.prepared()
         if prepared is None:
             return []
         vector = query.vector
