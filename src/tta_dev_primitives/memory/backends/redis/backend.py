@@ -49,7 +49,7 @@ from ...records import (
     SearchQuery,
     SearchResult,
 )
-from ...search import CorpusStats, SearchIndex, Vector, check_space, prepare_query, recency_weights
+from ...search import CorpusStats, SearchIndex, Vector, check_space, recency_weights
 from ..base import MAX_TOMBSTONES, BackendInfo, CompactionPlan, StoredVectors, Version
 from . import scripts as lua
 from .clients import ClientPerLoop, client_factory
@@ -506,7 +506,7 @@ class RedisBackend:
 
     async def search(self, namespace: Namespace, query: SearchQuery) -> builtins.list[SearchResult]:
         self._check_open("search")
-        prepared = prepare_query(query.text)
+        prepared = query.prepared()
         if prepared is None:
             return []
         ns = self._keys(namespace)
@@ -540,7 +540,7 @@ class RedisBackend:
         """The namespace's BM25 statistics for the query's words, from the statistics of the
         path that answers its searches (the Query Engine's, or the local index's)."""
         self._check_open("search")
-        prepared = prepare_query(query.text)
+        prepared = query.prepared()
         if prepared is None:
             return CorpusStats(0, 0, {})
         ns = self._keys(namespace)
