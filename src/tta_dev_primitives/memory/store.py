@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import bisect
+import functools
 import heapq
 import itertools
+import os
 import time
 from array import array
 from collections import OrderedDict
@@ -37,6 +39,9 @@ from .search import (
 )
 
 __all__ = ["InMemoryStore"]
+
+# Records indexed at once after which the C heap's freed pages go back to the system.
+_LARGE_LOAD = 50_000
 
 
 _new = tuple.__new__
@@ -310,6 +315,9 @@ class InMemoryStore:
             vectors = map(_VECTOR, entries)
             index.upsert_many(zip(keys, seqs, values, metadata, itertools.repeat(None), vectors))
             self._pending.clear()
+            if len(keys) >= _LARGE_LOAD:
+                del keys, entries, values
+                _release_freed_heap()
 
     def vectors(
         self, versions: Iterable[tuple[str, int]]
@@ -531,6 +539,33 @@ class InMemoryStore:
             # A stale heap entry (the key was rewritten or deleted since) is just dropped.
             if record is not None and record.seq == seq:
                 self._remove(key)
+
+
+def _release_freed_heap() -> None:
+    """Hand the C heap's free pages back to the system (glibc's ``malloc_trim``; nothing
+    elsewhere).
+
+    A bulk load frees many temporary blocks; glibc keeps the freed pages of its heap in the
+    process (about 20 MB after indexing 100k records), and Python cannot ask for them back
+    by any other means. Called once after a large bulk load, not per write.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        if not os.confstr("CS_GNU_LIBC_VERSION"):
+            return None
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        trim: Callable[[int], int] = libc.malloc_trim
+    except (ValueError, OSError, AttributeError):  # not glibc (no such name, or no symbol)
+        return None
+    return trim
 
 
 _SEQ = attrgetter("seq")
