@@ -521,7 +521,7 @@ class InMemoryStore:
         self._unindex(key)
 
     def _rebuild_log(self) -> None:
-        log = sorted(zip(map(_SEQ, self._items.values()), self._items))
+        log = sorted(zip(map(_SEQ, self._items.values()), self._items, strict=True))
         self._log_seqs = array("q", [seq for seq, _ in log])
         self._log_keys = [key for _, key in log]
 

@@ -1,8 +1,9 @@
 """The vectors of a :class:`~.index.SearchIndex`: rows of one contiguous float32 matrix.
 
 Rows of deleted records are zeroed and reused. A semantic search is one matrix-vector
-product (numpy's einsum loop, on the calling thread), then an exact rescoring (:func:`~.scoring.cosine`) of the few rows that can reach
-the top, so scores do not depend on where a row sits.
+product (numpy's einsum loop, on the calling thread), then an exact rescoring
+(:func:`~.scoring.cosine`) of the few rows that can reach the top, so scores do not depend
+on where a row sits.
 """
 
 from __future__ import annotations
