@@ -130,7 +130,7 @@ class SearchIndex:
         cap = 16
         self._seq = np.zeros(cap, dtype=np.int64)
         self._gen = np.full(cap, -1, dtype=np.int32)  # -1: free slot
-        self._length = np.zeros(cap, dtype=np.float64)
+        self._length = np.zeros(cap, dtype=np.int32)  # words per record
         self._next_gen = 0
         self._total_length = 0
         self._words = Postings()
@@ -391,7 +391,7 @@ class SearchIndex:
         """Per-slot arrays for ``cap`` slots."""
         self._seq = grow(self._seq, cap, 0)
         self._gen = grow(self._gen, cap, -1)
-        self._length = grow(self._length, cap, 0.0)
+        self._length = grow(self._length, cap, 0)
         self._vectors.grow_slots(cap)
 
     def _release(self, slot: int) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -199,7 +199,7 @@ class Postings:
         self,
         query: KeywordQuery,
         acc: _FloatArray,
-        lengths: _FloatArray,
+        lengths: _Int32Array,
         slot_gens: _Int32Array,
         n_docs: int,
         avgdl: float,
@@ -221,7 +221,9 @@ class Postings:
             where = at.astype(np.intp)
             df = plist.df if stats is None else stats.df.get(term, plist.df)
             tf = plist.frequencies(at, tfs)
-            acc[where] += bm25(tf, lengths[where], avgdl, idf(df, n_docs))
+            # int32 lengths: numpy turns them into float64 exactly, as bm25 wants them.
+            length = cast(_FloatArray, lengths[where])
+            acc[where] += bm25(tf, length, avgdl, idf(df, n_docs))
             del at, gens, tfs
 
     def holders(self, word: str, slot_gens: _Int32Array) -> list[npt.NDArray[Any]]:

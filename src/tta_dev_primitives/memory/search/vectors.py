@@ -36,7 +36,7 @@ class Vectors:
     """One unit float32 row per slot that has a vector.
 
     ``matrix`` holds the rows (free rows are zeros), ``row_slot`` each row's slot (-1:
-    free), ``row`` each slot's row (-1: none; grown with the index's slots by
+    free; int32 like every slot number), ``row`` each slot's row (-1: none; grown with the index's slots by
     :meth:`grow_slots`), ``n_rows`` the rows in use or freed, ``free_rows`` the freed ones.
     """
 
@@ -44,10 +44,10 @@ class Vectors:
 
     def __init__(self, slots: int) -> None:
         self.matrix: npt.NDArray[np.float32] | None = None
-        self.row_slot = np.zeros(0, dtype=np.int64)
+        self.row_slot = np.zeros(0, dtype=np.int32)
         self.free_rows: list[int] = []
         self.n_rows = 0
-        self.row = np.full(slots, -1, dtype=np.int64)
+        self.row = np.full(slots, -1, dtype=np.int32)
 
     @property
     def dimensions(self) -> int | None:
@@ -99,7 +99,7 @@ class Vectors:
         doubling would leave up to half of a large matrix unused."""
         if self.matrix is None:
             self.matrix = np.zeros((max(16, count), dims), dtype=np.float32)
-            self.row_slot = np.full(len(self.matrix), -1, dtype=np.int64)
+            self.row_slot = np.full(len(self.matrix), -1, dtype=np.int32)
             return
         need = self.n_rows + max(0, count - len(self.free_rows))
         if need > len(self.matrix):
@@ -133,7 +133,7 @@ class Vectors:
         n, dims = vectors.shape
         if self.matrix is None:
             self.matrix = np.zeros((max(16, n), dims), dtype=np.float32)
-            self.row_slot = np.full(max(16, n), -1, dtype=np.int64)
+            self.row_slot = np.full(max(16, n), -1, dtype=np.int32)
         rows: list[int] = []
         while self.free_rows and len(rows) < n:
             rows.append(self.free_rows.pop())
@@ -207,7 +207,7 @@ class Vectors:
         exact = cosine(matrix[rows], q)
         positive = exact > 0.0
         rows, exact = rows[positive], exact[positive]
-        return used[rows], exact
+        return used[rows].astype(np.int64), exact
 
     def memory_bytes(self) -> int:
         """The bytes of the matrix and the row arrays."""
