@@ -78,6 +78,9 @@ def test_expiry_survives_rewrites_and_updates() -> None:
     assert store.get("k") == "v2"
     store.add("k", "v3", ttl=5)
     clock.advance(4)
-    assert "k" in store and store.get("k") == "v3"
+    assert "k" in store
+    assert store.get("k") == "v3"
     clock.advance(2)
-    assert "k" not in store and store.get("k") is None and store.size() == 0
+    assert "k" not in store
+    assert store.get("k") is None
+    assert store.size() == 0
