@@ -308,15 +308,22 @@ class SearchIndex:
             deque(map(column.__setitem__, slots, items), maxlen=0)
         add_fields = self._fields.add
         for slot, metadata in zip(slots, metas, strict=True):
-            add_fields(slot, metadata)
-        for slot, gen, expires_at in zip(slots, range(gen0, gen0 + n), expiries, strict=True):
+            if metadata:
+                add_fields(slot, metadata)
+        if any(map(is_not, expiries, repeat(None))):
+            self._expire_many(slots, gen0, expiries)
+        self._vectors.add_many(
+            [(slot, v) for slot, v in zip(slots, vecs, strict=True) if v is not None]
+        )
+
+    def _expire_many(self, slots: list[int], gen0: int, expiries: list[float | None]) -> None:
+        for slot, gen, expires_at in zip(
+            slots, range(gen0, gen0 + len(slots)), expiries, strict=True
+        ):
             if expires_at is not None:
                 self._expires[slot] = expires_at
                 self._n_expiring += 1
                 heapq.heappush(self._expiry, (expires_at, gen, slot))
-        self._vectors.add_many(
-            [(slot, v) for slot, v in zip(slots, vecs, strict=True) if v is not None]
-        )
 
     def vector(self, key: str) -> Vector | None:
         """A copy of the unit vector indexed under ``key`` (None: no vector or no key)."""
