@@ -36,8 +36,9 @@ class Vectors:
     """One unit float32 row per slot that has a vector.
 
     ``matrix`` holds the rows (free rows are zeros), ``row_slot`` each row's slot (-1:
-    free; int32 like every slot number), ``row`` each slot's row (-1: none; grown with the index's slots by
-    :meth:`grow_slots`), ``n_rows`` the rows in use or freed, ``free_rows`` the freed ones.
+    free), ``row`` each slot's row (-1: none; grown with the index's slots by
+    :meth:`grow_slots`; both int32), ``n_rows`` the rows in use or freed, ``free_rows`` the
+    freed ones.
     """
 
     __slots__ = ("free_rows", "matrix", "n_rows", "row", "row_slot")
