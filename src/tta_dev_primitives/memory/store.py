@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import bisect
+import functools
 import heapq
 import itertools
+import os
 import time
+from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from operator import attrgetter
-from typing import Any, NamedTuple
+from typing import Any
 
 from . import codec
 from .records import (
@@ -36,10 +39,8 @@ from .search import (
 
 __all__ = ["InMemoryStore"]
 
-
-class _Item(NamedTuple):
-    record: Record
-    expires_at: float | None
+# Records indexed at once after which the C heap's freed pages go back to the system.
+_LARGE_LOAD = 50_000
 
 
 _new = tuple.__new__
@@ -48,15 +49,6 @@ _new = tuple.__new__
 # stores: a store emptied, cleared or built anew (a namespace dropped and written again)
 # never gives a (key, version) pair out twice. ``next`` on it is atomic under the GIL.
 VERSIONS = itertools.count(1)
-
-
-def _holds(item: _Item | None, seq: int, now: float) -> bool:
-    """True if ``item`` is live at ``now`` and still holds the write sequence ``seq``."""
-    return (
-        item is not None
-        and item.record.seq == seq
-        and (item.expires_at is None or item.expires_at > now)
-    )
 
 
 class InMemoryStore:
@@ -90,7 +82,9 @@ class InMemoryStore:
         self._clock = clock
         self._epoch = time.time() - clock() if epoch_offset is None else epoch_offset
         self._max_value_bytes = max_value_bytes
-        self._items: OrderedDict[str, _Item] = OrderedDict()
+        self._items: OrderedDict[str, Record] = OrderedDict()
+        # The expiry, on ``clock``, of each record with a TTL (only those: most have none).
+        self._expires: dict[str, float] = {}
         self._index = SearchIndex()
         # (embedder name, dimensions) of the vectors stored here, while any record lives.
         self._space: tuple[str, int] | None = None
@@ -104,13 +98,14 @@ class InMemoryStore:
         # are dropped lazily, and the heap is rebuilt once it holds more than twice the live
         # records with a TTL, so it stays proportional to them.
         self._expiry: list[tuple[float, int, str]] = []
-        self._n_expiring = 0
         self._seq = VERSIONS
         self._last_seq = 0
-        # (seq, key) per write, ascending: list() pages through it by write order. Entries of
-        # records rewritten or deleted since are skipped, and the log is rebuilt once it holds
-        # more than twice the live records, so it stays proportional to them.
-        self._log: list[tuple[int, str]] = []
+        # The write sequence and key of each write, ascending (two columns, not a tuple per
+        # write): list() pages through them by write order. Entries of records rewritten or
+        # deleted since are skipped, and the log is rebuilt once it holds more than twice the
+        # live records, so it stays proportional to them.
+        self._log_seqs = array("q")
+        self._log_keys: list[str] = []
 
     # -- the record-level API used by InMemoryBackend --------------------------------------
 
@@ -133,13 +128,14 @@ class InMemoryStore:
         self._last_seq = seq
         key = entry.key
         items = self._items
+        expires = self._expires
         old = items.get(key)
         stamp = now + self._epoch
         created = entry.created_at
         if created is None:
             created = stamp
-            if old is not None and (old.expires_at is None or old.expires_at > now):
-                created = old.record.created_at
+            if old is not None and expires.get(key, now + 1.0) > now:
+                created = old.created_at
         updated = entry.updated_at
         # tuple.__new__ directly: a named tuple's own __new__ is a Python function.
         record = _new(
@@ -155,26 +151,26 @@ class InMemoryStore:
                 None if expires_at is None else expires_at + self._epoch,
             ),
         )
-        item = _new(_Item, (record, expires_at))
         if old is not None:
             self._unindex(key)
-            if old.expires_at is not None:
-                self._n_expiring -= 1
-            items[key] = item
+            items[key] = record
             items.move_to_end(key)
         else:
-            items[key] = item
+            items[key] = record
         self._pending[key] = entry
-        log = self._log
-        log.append((seq, key))
-        if len(log) > 2 * len(items) + 64:
-            self._log = sorted((it.record.seq, k) for k, it in items.items())
+        log_keys = self._log_keys
+        self._log_seqs.append(seq)
+        log_keys.append(key)
+        if len(log_keys) > 2 * len(items) + 64:
+            self._rebuild_log()
         if expires_at is not None:
-            self._n_expiring += 1
+            expires[key] = expires_at
             heap = self._expiry
             heapq.heappush(heap, (expires_at, seq, key))
-            if len(heap) > 2 * self._n_expiring + 64:
+            if len(heap) > 2 * len(expires) + 64:
                 self._rebuild_expiry()
+        elif old is not None:
+            expires.pop(key, None)
         evicted = 0
         max_size = self.max_size
         if max_size is not None:
@@ -186,21 +182,30 @@ class InMemoryStore:
 
     def get_record(self, key: str) -> Record | None:
         """The live record under ``key``, refreshing its recency; None if absent or expired."""
-        item = self._items.get(key)
-        if item is None:
+        record = self._items.get(key)
+        if record is None:
             return None
-        if item.expires_at is not None and item.expires_at <= self._clock():
+        if self._expires and self._expired(key, self._clock()):
             self._remove(key)
             return None
         self._items.move_to_end(key)
-        return item.record
+        return record
 
     def peek(self, key: str) -> Record | None:
         """The live record under ``key`` without refreshing its recency; None if none."""
-        item = self._items.get(key)
-        if item is None or (item.expires_at is not None and item.expires_at <= self._clock()):
+        record = self._items.get(key)
+        if record is None or (self._expires and self._expired(key, self._clock())):
             return None
-        return item.record
+        return record
+
+    def _expired(self, key: str, now: float) -> bool:
+        at = self._expires.get(key)
+        return at is not None and at <= now
+
+    def _live(self, key: str, seq: int, now: float) -> bool:
+        """Whether the record written as ``seq`` under ``key`` is still there, unexpired."""
+        record = self._items.get(key)
+        return record is not None and record.seq == seq and not self._expired(key, now)
 
     def update(self, key: str, change: RecordUpdate) -> Record | None:
         """Apply ``change`` to the live record under ``key``; the new record, or None.
@@ -209,10 +214,9 @@ class InMemoryStore:
         keeps its ``created_at``; what ``change`` leaves out is kept.
         """
         now = self._clock()
-        item = self._items.get(key)
-        if item is None or (item.expires_at is not None and item.expires_at <= now):
+        record = self._items.get(key)
+        if record is None or self._expired(key, now):
             return None
-        record = item.record
         if change.payload is None:
             payload, snapshot = record.payload, record.snapshot
             pending = self._pending.get(key)
@@ -225,10 +229,10 @@ class InMemoryStore:
         if change.set_ttl:
             expires_at = None if change.ttl is None else now + change.ttl
         else:
-            expires_at = item.expires_at
+            expires_at = self._expires.get(key)
         entry = Entry(key, payload, metadata, None, vector, snapshot=snapshot, space=space)
         self._write(entry, now, expires_at)
-        return self._items[key].record
+        return self._items[key]
 
     def list_records(self, query: ListQuery) -> ListResult:
         """One page of live records by write order (does not refresh recency)."""
@@ -251,30 +255,30 @@ class InMemoryStore:
                     continue
                 if len(out) == limit:
                     return ListResult(out, horizon, True)
-                out.append(items[key].record)
+                out.append(items[key])
             return ListResult(out, horizon, False)
-        log = self._log
+        seqs, keys = self._log_seqs, self._log_keys
         if newest:
             top = horizon if after is None else min(horizon, after - 1)
-            i = bisect.bisect_left(log, (top + 1,)) - 1
+            i = bisect.bisect_left(seqs, top + 1) - 1
             step = -1
         else:
-            i = bisect.bisect_left(log, ((after or 0) + 1,))
+            i = bisect.bisect_left(seqs, (after or 0) + 1)
             step = 1
-        n = len(log)
+        n = len(seqs)
         while 0 <= i < n:
-            seq, key = log[i]
+            seq, key = seqs[i], keys[i]
             i += step
             if seq > horizon:
                 break
-            item = items.get(key)
-            if item is None or item.record.seq != seq:
+            record = items.get(key)
+            if record is None or record.seq != seq:
                 continue  # rewritten or deleted since
-            if filter_ and not matches_filter(item.record.metadata, filter_):
+            if filter_ and not matches_filter(record.metadata, filter_):
                 continue
             if len(out) == limit:
                 return ListResult(out, horizon, True)
-            out.append(item.record)
+            out.append(record)
         return ListResult(out, horizon, False)
 
     def delete_where(self, filter: Mapping[str, Any]) -> int:
@@ -310,6 +314,9 @@ class InMemoryStore:
             vectors = map(_VECTOR, entries)
             index.upsert_many(zip(keys, seqs, values, metadata, itertools.repeat(None), vectors))
             self._pending.clear()
+            if len(keys) >= _LARGE_LOAD:
+                del keys, entries, values
+                _release_freed_heap()
 
     def vectors(
         self, versions: Iterable[tuple[str, int]]
@@ -322,7 +329,7 @@ class InMemoryStore:
         index = self._index
         out: list[Vector | None] = []
         for key, seq in versions:
-            if not _holds(items.get(key), seq, now):
+            if not self._live(key, seq, now):
                 out.append(None)
                 continue
             entry = pending.get(key)
@@ -336,7 +343,7 @@ class InMemoryStore:
         """Every live record, oldest write first, without refreshing recency."""
         if self._expiry:
             self._purge(self._clock())
-        records = [item.record for item in self._items.values()]
+        records = list(self._items.values())
         records.sort(key=lambda r: r.seq)
         return records
 
@@ -353,17 +360,13 @@ class InMemoryStore:
         Rewritten records keep their expiry.
         """
         now = self._clock()
-        items = self._items
-        changed = []
-        for key, seq in expected.items():
-            if not _holds(items.get(key), seq, now):
-                changed.append(key)
+        changed = [key for key, seq in expected.items() if not self._live(key, seq, now)]
         if changed:
             return changed
         for key in delete:
             self._remove(key)
         for entry in rewrite:
-            at = items[entry.key].expires_at
+            at = self._expires.get(entry.key)
             ttl = None if at is None else max(at - now, 1e-9)
             self.put(
                 Entry(
@@ -398,11 +401,11 @@ class InMemoryStore:
         recency = recency_weights(
             query.recency_half_life,
             self._clock() + self._epoch,
-            lambda key: items[key].record.updated_at,
+            lambda key: items[key].updated_at,
         )
         scored = index.rank(prepared, query, recency)
         return [
-            SearchResult(key, items[key].record.payload, score, items[key].record.metadata)
+            SearchResult(key, items[key].payload, score, items[key].metadata)
             for score, _, key in scored
         ]
 
@@ -453,22 +456,23 @@ class InMemoryStore:
 
     def delete(self, key: str) -> bool:
         """Delete ``key``; True if a live record was deleted."""
-        item = self._items.get(key)
-        if item is None:
+        if key not in self._items:
             return False
+        expired = self._expired(key, self._clock())
         self._remove(key)
-        return item.expires_at is None or item.expires_at > self._clock()
+        return not expired
 
     def clear(self) -> int:
         """Delete every record; return how many live records there were."""
         count = self.size()
         self._items.clear()
+        self._expires.clear()
         self._index.clear()
-        self._log.clear()
+        self._log_seqs = array("q")
+        self._log_keys = []
         self._pending.clear()
         self._stale.clear()
         self._expiry.clear()
-        self._n_expiring = 0
         self._space = None
         return count
 
@@ -490,8 +494,7 @@ class InMemoryStore:
     def __contains__(self, key: object) -> bool:
         if not isinstance(key, str):
             return False
-        item = self._items.get(key)
-        return item is not None and (item.expires_at is None or item.expires_at > self._clock())
+        return key in self._items and not self._expired(key, self._clock())
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.keys())
@@ -511,17 +514,19 @@ class InMemoryStore:
                 stale.clear()
 
     def _remove(self, key: str) -> None:
-        item = self._items.pop(key)
-        if item.expires_at is not None:
-            self._n_expiring -= 1
+        del self._items[key]
+        if self._expires:
+            self._expires.pop(key, None)
         self._unindex(key)
 
+    def _rebuild_log(self) -> None:
+        log = sorted(zip(map(_SEQ, self._items.values()), self._items, strict=True))
+        self._log_seqs = array("q", [seq for seq, _ in log])
+        self._log_keys = [key for _, key in log]
+
     def _rebuild_expiry(self) -> None:
-        self._expiry = [
-            (item.expires_at, item.record.seq, key)
-            for key, item in self._items.items()
-            if item.expires_at is not None
-        ]
+        items = self._items
+        self._expiry = [(at, items[key].seq, key) for key, at in self._expires.items()]
         heapq.heapify(self._expiry)
 
     def _purge(self, now: float) -> None:
@@ -529,13 +534,40 @@ class InMemoryStore:
         items = self._items
         while heap and heap[0][0] <= now:
             _, seq, key = heapq.heappop(heap)
-            item = items.get(key)
+            record = items.get(key)
             # A stale heap entry (the key was rewritten or deleted since) is just dropped.
-            if item is not None and item.record.seq == seq:
+            if record is not None and record.seq == seq:
                 self._remove(key)
 
 
-_SEQ = attrgetter("record.seq")
+def _release_freed_heap() -> None:
+    """Hand the C heap's free pages back to the system (glibc's ``malloc_trim``; nothing
+    elsewhere).
+
+    A bulk load frees many temporary blocks; glibc keeps the freed pages of its heap in the
+    process (about 20 MB after indexing 100k records), and Python cannot ask for them back
+    by any other means. Called once after a large bulk load, not per write.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        if not os.confstr("CS_GNU_LIBC_VERSION"):
+            return None
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        trim: Callable[[int], int] = libc.malloc_trim
+    except (ValueError, OSError, AttributeError):  # not glibc (no such name, or no symbol)
+        return None
+    return trim
+
+
+_SEQ = attrgetter("seq")
 _SNAPSHOT = attrgetter("snapshot")
 _METADATA = attrgetter("metadata")
 _VECTOR = attrgetter("vector")

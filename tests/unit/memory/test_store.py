@@ -55,3 +55,32 @@ def test_store_put_reports_evictions() -> None:
     store = InMemoryStore(max_size=1)
     assert store.put(Entry("a", '"v"')) == 0
     assert store.put(Entry("b", '"v"')) == 1
+
+
+def test_search_of_several_words_over_a_value_holding_a_nul() -> None:
+    """A stored string with a NUL character is searched like any other (it raised
+    IndexError when the substring rule checked it)."""
+    store = InMemoryStore()
+    store.add("b", "memory zz")
+    store.add("a", "agent\0x memory zz")
+    store.add("c", "zz memory")
+    assert {hit.key for hit in store.search("memory zz")} == {"a", "b", "c"}
+    assert [hit.key for hit in store.search("memory zz")][2] == "c"
+
+
+def test_expiry_survives_rewrites_and_updates() -> None:
+    """A rewrite without a TTL makes a record permanent; one with a TTL expires it then."""
+    clock = FakeClock()
+    store = InMemoryStore(clock=clock)
+    store.add("k", "v1", ttl=5)
+    store.add("k", "v2")
+    clock.advance(10)
+    assert store.get("k") == "v2"
+    store.add("k", "v3", ttl=5)
+    clock.advance(4)
+    assert "k" in store
+    assert store.get("k") == "v3"
+    clock.advance(2)
+    assert "k" not in store
+    assert store.get("k") is None
+    assert store.size() == 0

@@ -2,7 +2,8 @@
 
 A record is a slot with a generation number (kept by the index); a posting counts only while
 its generation equals its slot's, so a delete never touches postings. Each word's postings
-are three growable int32 arrays (slot, generation, term frequency: 12 bytes a posting) viewed
+are three growable arrays (int32 slot and generation, uint8 term frequency: 9 bytes a
+posting; a frequency over 255 is kept aside, by slot) viewed
 as numpy arrays at search time, so a query word costs a few vectorized operations over its
 postings whatever the number of records. A word's postings are compacted when more than half
 are dead, and a word no live record holds is forgotten: every structure is bounded by the
@@ -26,28 +27,55 @@ __all__ = ["Postings", "WordPostings", "bulk_postings"]
 _FloatArray = npt.NDArray[np.float64]
 _IntArray = npt.NDArray[np.int64]
 _Int32Array = npt.NDArray[np.int32]
+_Uint8Array = npt.NDArray[np.uint8]
 # A word's postings are compacted once dead ones exceed live ones plus this slack.
 _SLACK = 16
+# The largest term frequency kept in a posting: a larger one is kept in ``over``.
+_TF_MAX = 255
 
 
 class WordPostings:
-    """One word's postings: parallel growable arrays of slot, generation and frequency
-    (int32 each: 12 bytes a posting)."""
+    """One word's postings: parallel growable arrays of slot, generation (int32) and
+    frequency (uint8: 9 bytes a posting); ``over`` holds, by slot, the frequencies over
+    255 (the posting says 255) of the latest postings of their slots, None while there are
+    none."""
 
-    __slots__ = ("df", "gens", "slots", "tfs")
+    __slots__ = ("df", "gens", "over", "slots", "tfs")
 
     def __init__(self) -> None:
         self.slots = array("i")
         self.gens = array("i")
-        self.tfs = array("i")
+        self.tfs = array("B")
         self.df = 0  # live records holding the word
+        self.over: dict[int, int] | None = None
 
-    def views(self) -> tuple[_Int32Array, _Int32Array, _Int32Array]:
+    def views(self) -> tuple[_Int32Array, _Int32Array, _Uint8Array]:
         return (
             np.frombuffer(self.slots, dtype=np.int32),
             np.frombuffer(self.gens, dtype=np.int32),
-            np.frombuffer(self.tfs, dtype=np.int32),
+            np.frombuffer(self.tfs, dtype=np.uint8),
         )
+
+    def note_frequencies(self, slots: Iterable[int], tfs: Iterable[int]) -> None:
+        """Keep the frequencies over 255 of postings just added at ``slots`` (and forget
+        those of earlier postings at the same slots)."""
+        over = self.over
+        for slot, tf in zip(slots, tfs, strict=True):
+            if tf > _TF_MAX:
+                if over is None:
+                    over = self.over = {}
+                over[slot] = tf
+            elif over:
+                over.pop(slot, None)
+
+    def frequencies(self, slots: _Int32Array, tfs: _Uint8Array) -> _FloatArray:
+        """The term frequencies of postings (``slots``, ``tfs``: live ones), as float64."""
+        out = tfs.astype(np.float64)
+        over = self.over
+        if over:
+            big = np.flatnonzero(tfs == _TF_MAX)
+            out[big] = [over.get(slot, _TF_MAX) for slot in slots[big].tolist()]
+        return out
 
 
 class Postings:
@@ -84,7 +112,9 @@ class Postings:
                 plist = self._new(term)
             plist.slots.append(slot)
             plist.gens.append(gen)
-            plist.tfs.append(tf)
+            plist.tfs.append(min(tf, _TF_MAX))
+            if tf > _TF_MAX or plist.over:
+                plist.note_frequencies((slot,), (tf,))
             plist.df += 1
         self.n_postings += len(terms)
 
@@ -102,20 +132,23 @@ class Postings:
         lists = self.lists
         slot_bytes = memoryview(slots.tobytes())
         gen_bytes = memoryview(gens.tobytes())
-        tf_bytes = memoryview(tfs.tobytes())
+        tf_bytes = memoryview(np.minimum(tfs, _TF_MAX).astype(np.uint8).tobytes())
+        big = bool((tfs > _TF_MAX).any())
         starts = run_starts(word_of)
         stops = np.append(starts[1:], len(word_of))[: len(starts)]
         for word, start, stop in zip(
-            word_of[starts].tolist(), (4 * starts).tolist(), (4 * stops).tolist(), strict=True
+            word_of[starts].tolist(), starts.tolist(), stops.tolist(), strict=True
         ):
             term = names[word]
             plist = lists.get(term)
             if plist is None:
                 plist = self._new(term)
-            plist.slots.frombytes(slot_bytes[start:stop])
-            plist.gens.frombytes(gen_bytes[start:stop])
+            plist.slots.frombytes(slot_bytes[4 * start : 4 * stop])
+            plist.gens.frombytes(gen_bytes[4 * start : 4 * stop])
             plist.tfs.frombytes(tf_bytes[start:stop])
-            plist.df += (stop - start) >> 2
+            if big or plist.over:
+                plist.note_frequencies(slots[start:stop].tolist(), tfs[start:stop].tolist())
+            plist.df += stop - start
         self.n_postings += len(word_of)
 
     def release(self, words: Iterable[str], slot_gens: _Int32Array) -> None:
@@ -143,9 +176,12 @@ class Postings:
         new_slots, new_gens, new_tfs = slots[keep], gens[keep], tfs[keep]
         del slots, gens, tfs  # release the buffers before the arrays are replaced
         self.n_postings -= len(plist.slots) - len(new_slots)
+        if plist.over:
+            kept = set(new_slots[new_tfs == _TF_MAX].tolist())
+            plist.over = {s: tf for s, tf in plist.over.items() if s in kept} or None
         plist.slots = array("i", new_slots.tobytes())
         plist.gens = array("i", new_gens.tobytes())
-        plist.tfs = array("i", new_tfs.tobytes())
+        plist.tfs = array("B", new_tfs.tobytes())
 
     def renumber(self, slot_gens: _Int32Array, renumbered: _Int32Array) -> None:
         """Drop dead postings and give the live ones their slot's new generation."""
@@ -157,13 +193,13 @@ class Postings:
             self.n_postings -= len(plist.slots) - len(new_slots)
             plist.slots = array("i", new_slots.tobytes())
             plist.gens = array("i", renumbered[new_slots].tobytes())
-            plist.tfs = array("i", new_tfs.tobytes())
+            plist.tfs = array("B", new_tfs.tobytes())
 
     def accumulate(
         self,
         query: KeywordQuery,
         acc: _FloatArray,
-        lengths: _FloatArray,
+        lengths: _Int32Array,
         slot_gens: _Int32Array,
         n_docs: int,
         avgdl: float,
@@ -183,9 +219,11 @@ class Postings:
                 del live
             # numpy indexes with intp: converted once, not by each of the next two uses.
             where = at.astype(np.intp)
-            # int32 counts: numpy turns them into float64 exactly, as bm25 wants them.
             df = plist.df if stats is None else stats.df.get(term, plist.df)
-            acc[where] += bm25(cast(_FloatArray, tfs), lengths[where], avgdl, idf(df, n_docs))
+            tf = plist.frequencies(at, tfs)
+            # int32 lengths: numpy turns them into float64 exactly, as bm25 wants them.
+            length = cast(_FloatArray, lengths[where])
+            acc[where] += bm25(tf, length, avgdl, idf(df, n_docs))
             del at, gens, tfs
 
     def holders(self, word: str, slot_gens: _Int32Array) -> list[npt.NDArray[Any]]:
@@ -215,8 +253,8 @@ class Postings:
         return [t for t in found if word in t]
 
     def memory_bytes(self) -> int:
-        """A cheap estimate: dict entries and arrays per word, 12 bytes per posting."""
-        return len(self.lists) * 400 + self.n_postings * 12
+        """A cheap estimate: dict entries and arrays per word, 9 bytes per posting."""
+        return len(self.lists) * 400 + self.n_postings * 9
 
 
 def bulk_postings(

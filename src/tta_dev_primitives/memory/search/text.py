@@ -272,32 +272,37 @@ def leaves_holding(text: str, slots: list[int], leaves: list[Leaves]) -> list[in
 
     The candidates' leaves are joined by NULs, case-folded and searched as one string, a
     few thousand at a time: one C-level scan instead of a fold and a search per leaf.
-    Folding keeps NULs and makes none, so a match never spans two leaves (a query with a
-    NUL is tested leaf by leaf) and the NULs before a match name its leaf.
+    Folding keeps NULs and makes none, so a match never spans two leaves and the NULs before
+    a match name its leaf (a query holding a NUL, or a chunk with a leaf holding one, is
+    tested leaf by leaf).
     """
     if "\0" in text:
-        return [
-            slot
-            for slot in slots
-            if has_substring(text, [leaf.casefold() for leaf in _unpack(leaves[slot])])
-        ]
+        return _each_leaf_holding(text, slots, leaves)
     out: list[int] = []
     for start in range(0, len(slots), _JOINED):
-        owners: list[int] = []
-        parts: list[str] = []
-        for slot in slots[start : start + _JOINED]:
-            held = leaves[slot]
-            if type(held) is str:
-                parts.append(held)
-                owners.append(slot)
-            else:
+        chunk = slots[start : start + _JOINED]
+        owners = chunk  # the slot of each joined leaf
+        try:
+            joined = "\0".join(map(leaves.__getitem__, chunk))  # type: ignore[arg-type]
+        except TypeError:  # a record with several leaves: a tuple among them
+            owners = []
+            parts: list[str] = []
+            for slot in chunk:
+                held = _unpack(leaves[slot])
                 parts.extend(held)
                 owners.extend([slot] * len(held))
-        joined = "\0".join(parts).casefold()
+            joined = "\0".join(parts)
+        joined = joined.casefold()
         find, count = joined.find, joined.count
+        if count("\0") != len(owners) - 1:  # a leaf holding a NUL: no NUL names a leaf
+            out.extend(_each_leaf_holding(text, chunk, leaves))
+            continue
         at = find(text)
+        leaf = seen = 0  # the leaf of the match at ``at``: NULs counted up to ``seen``
         while at >= 0:
-            slot = owners[count("\0", 0, at)]
+            leaf += count("\0", seen, at)
+            seen = at
+            slot = owners[leaf]
             if not out or out[-1] != slot:
                 out.append(slot)
             end = find("\0", at)
@@ -305,6 +310,14 @@ def leaves_holding(text: str, slots: list[int], leaves: list[Leaves]) -> list[in
                 break
             at = find(text, end + 1)
     return out
+
+
+def _each_leaf_holding(text: str, slots: list[int], leaves: list[Leaves]) -> list[int]:
+    return [
+        slot
+        for slot in slots
+        if has_substring(text, [leaf.casefold() for leaf in _unpack(leaves[slot])])
+    ]
 
 
 def _unpack(held: Leaves) -> tuple[str, ...]:

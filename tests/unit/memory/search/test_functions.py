@@ -71,3 +71,21 @@ def test_normalize_vector() -> None:
     )
     with pytest.raises(ValueError, match="NaN"):
         search.normalize_vector([1.0, float("nan")])
+
+
+def test_leaves_holding_matches_the_substring_rule_leaf_by_leaf() -> None:
+    from tta_dev_primitives.memory.search.text import has_substring, leaves_holding
+
+    texts = ["Agent memory", "memory agent", "AGENT", "tool", "agent\0memory", ""]
+    one = [texts[i % len(texts)] for i in range(50)]
+    several: list[str | tuple[str, ...]] = list(one)
+    several[7] = ("tool", "the Agent", "agent again")
+    several[11] = ()
+    for leaves in (one, several):
+        slots = list(range(len(leaves)))[::-1]
+        for text in ("agent", "memory", "agent memory", "t", "zzz", "\0memory"):
+            unpacked = [(held,) if isinstance(held, str) else held for held in leaves]
+            expected = [
+                s for s in slots if has_substring(text, [x.casefold() for x in unpacked[s]])
+            ]
+            assert leaves_holding(text, slots, leaves) == expected

@@ -83,6 +83,35 @@ def test_index_scores_equal_reference_scoring() -> None:
                 assert index.search_semantic(q, limit, filter_) == want
 
 
+def test_term_frequencies_over_255_score_exactly() -> None:
+    """A word held more than 255 times scores by its true count, bulk loaded or not, and a
+    record rewritten at the same slot scores by its new count."""
+    rng = random.Random(11)
+    for bulk in (False, True):
+        index = SearchIndex()
+        live: dict[str, tuple[int, search.Document, Any]] = {}
+        rows = []
+        for i in range(60):
+            count = rng.choice([1, 2, 255, 256, 300, 1000])
+            text = " ".join(["alpha"] * count + [rng.choice(WORDS) for _ in range(3)])
+            rows.append((f"k{i % 40}", i, text, None, None, None))
+        if bulk:
+            index.upsert_many(rows)
+        else:
+            for row in rows:
+                index.upsert(*row)
+        for key, seq, text, *_ in rows:
+            live[key] = (seq, search.make_document(text), None)
+        for i in range(0, 40, 3):  # rewrite some, small counts at slots that held big ones
+            text = "alpha beta"
+            index.upsert(f"k{i}", 100 + i, text)
+            live[f"k{i}"] = (100 + i, search.make_document(text), None)
+        for text in ("alpha", "alpha beta", "beta"):
+            query = search.prepare_query(text)
+            assert query is not None
+            assert index.search_keyword(query, None) == _reference_keyword(live, text, None, None)
+
+
 def test_index_finds_substrings_and_forgets_dead_words() -> None:
     """Vocabulary trigrams find words containing a query word; removal forgets the words."""
     index = SearchIndex()
