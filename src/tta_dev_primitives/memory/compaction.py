@@ -65,6 +65,7 @@ from .search import (
     bm25,
     filter_key,
     idf,
+    indexed_value,
     make_document,
     matches_filter,
     normalize_vector,
@@ -608,10 +609,15 @@ async def run_compaction(memory: MemoryPrimitive, op: MemoryOperation, span: tra
         elif not merged:
             return _Plan(None, (), ())
         entries = [
-            Entry(r.key, r.payload, codec.validate_metadata(meta) if meta else None)
+            Entry(
+                r.key,
+                r.payload,
+                codec.validate_metadata(meta) if meta else None,
+                index_text=r.index_text,
+            )
             for r, meta in rewrite
         ]
-        values = [codec.decode(r.payload) for r, _ in rewrite]
+        values = [indexed_value(codec.decode(r.payload), r.index_text) for r, _ in rewrite]
         if insert is not None:
             entries.append(insert)
             values.append(summary)

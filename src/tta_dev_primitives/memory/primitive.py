@@ -89,6 +89,7 @@ from .rerank import RERANK_DEPTH, Reranker, rerank, validate_reranker
 from .search import (
     Fusion,
     SearchMode,
+    indexed_value,
     normalize_vector,
     string_leaves,
     validate_filter,
@@ -174,6 +175,7 @@ class MemoryOperation(NamedTuple):
     embed: Any = True
     min_score: Any = None
     reranker: Any = None
+    index_text: Any = None
 
     @classmethod
     def add(
@@ -184,9 +186,18 @@ class MemoryOperation(NamedTuple):
         ttl: float | None = None,
         metadata: Mapping[str, Any] | None = None,
         embed: bool | str = True,
+        index_text: str | None = None,
     ) -> MemoryOperation:
         """Store ``value`` under ``key``."""
-        return cls("add", key=key, value=value, ttl=ttl, metadata=metadata, embed=embed)
+        return cls(
+            "add",
+            key=key,
+            value=value,
+            ttl=ttl,
+            metadata=metadata,
+            embed=embed,
+            index_text=index_text,
+        )
 
     @classmethod
     def get(cls, key: str, default: Any = None) -> MemoryOperation:
@@ -250,9 +261,10 @@ class MemoryOperation(NamedTuple):
         *,
         ttl: float | None = None,
         metadata: Mapping[str, Any] | None = None,
+        index_text: Mapping[str, str] | None = None,
     ) -> MemoryOperation:
         """Store several ``(key, value)`` pairs in one batch."""
-        return cls("add_many", items=items, ttl=ttl, metadata=metadata)
+        return cls("add_many", items=items, ttl=ttl, metadata=metadata, index_text=index_text)
 
     @classmethod
     def get_many(cls, keys: Iterable[str]) -> MemoryOperation:
@@ -278,6 +290,7 @@ class MemoryOperation(NamedTuple):
         metadata: Mapping[str, Any] | None = _KEEP,
         ttl: Any = _KEEP,
         merge_metadata: bool = True,
+        index_text: str | None = _KEEP,
     ) -> MemoryOperation:
         """Change what is given of the record under ``key``."""
         return cls(
@@ -287,6 +300,7 @@ class MemoryOperation(NamedTuple):
             metadata=metadata,
             ttl=ttl,
             merge_metadata=merge_metadata,
+            index_text=index_text,
         )
 
     @classmethod
@@ -722,6 +736,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         metadata: Mapping[str, Any] | None = None,
         supersedes: Iterable[str] | None = None,
         embed: bool | str = True,
+        index_text: str | None = None,
         context: WorkflowContext | None = None,
     ) -> None:
         """Store a JSON value under ``key``, replacing any previous one.
@@ -738,24 +753,42 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
                 string leaves; a str embeds that text instead (e.g. chosen fields); False
                 stores no vector (semantic search does not find the record; keyword search
                 and ``list`` do). Without an embedder it changes nothing.
+            index_text: Extra text indexed with the record but not part of its value, e.g.
+                the neighbouring turns of a conversation, its session's date or a title:
+                keyword search sees it as part of the record's text and, with ``embed=True``,
+                it is embedded together with the value's text. ``get`` returns the value
+                unchanged; ``get_record``, ``list`` and ``history`` show it as
+                ``MemoryRecord.index_text``. A str of at most ``max_value_bytes`` UTF-8
+                bytes; None or ``""``: none.
             context: The workflow context, so the span joins the caller's trace.
 
         Raises:
-            TypeError: A non-str key, a non-JSON value or metadata, a non-numeric ttl.
-            ValueError: An empty or over-long key, ttl <= 0, a value over max_value_bytes.
+            TypeError: A non-str key, a non-JSON value or metadata, a non-numeric ttl, a
+                non-str index_text.
+            ValueError: An empty or over-long key, ttl <= 0, a value or index_text over
+                max_value_bytes.
             MemoryBackendError: The backend could not store it.
         """
         if supersedes is None and not self._versioned:
-            if embed is True:
+            if embed is True and index_text is None:
                 op = _op(MemoryOperation, ("add", key, value, ttl, metadata, *_REST_ADD))
             else:
-                op = MemoryOperation.add(key, value, ttl=ttl, metadata=metadata, embed=embed)
+                op = MemoryOperation.add(
+                    key, value, ttl=ttl, metadata=metadata, embed=embed, index_text=index_text
+                )
             await self._run(op, context)
             return
         # The superseded keys ride in ``keys``: MemoryOperation keeps the fields it had, so
         # the plain operations' tuples cost what they did.
         op = MemoryOperation(
-            "add_versioned", key, value, ttl, metadata, keys=supersedes or (), embed=embed
+            "add_versioned",
+            key,
+            value,
+            ttl,
+            metadata,
+            keys=supersedes or (),
+            embed=embed,
+            index_text=index_text,
         )
         await self._run(op, context)
 
@@ -934,6 +967,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         metadata: Mapping[str, Any] | None = _KEEP,
         ttl: Any = _KEEP,
         merge_metadata: bool = True,
+        index_text: str | None = _KEEP,
         context: WorkflowContext | None = None,
     ) -> MemoryRecord:
         """Change the given parts of the live record under ``key``; keep the rest.
@@ -950,6 +984,10 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             ttl: Seconds from now until it expires; ``None`` applies ``default_ttl`` (never
                 without one); :data:`NO_EXPIRY` never expires; omitted: keep the expiry.
             merge_metadata: Merge (True, the default) or replace (False) the metadata.
+            index_text: The record's new index text (see :meth:`add`); None or ``""``
+                removes it; omitted: keep it. With an embedder, a new value is embedded
+                with the index text the record has after the update; an update of the index
+                text alone keeps the stored vector.
             context: The workflow context.
 
         Returns:
@@ -965,6 +1003,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             metadata=metadata,
             ttl=ttl,
             merge_metadata=merge_metadata,
+            index_text=index_text,
         )
         return cast(MemoryRecord, await self._run(op, context))
 
@@ -1059,10 +1098,15 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         *,
         ttl: float | None = None,
         metadata: Mapping[str, Any] | None = None,
+        index_text: Mapping[str, str] | None = None,
         context: WorkflowContext | None = None,
     ) -> None:
-        """Store several ``(key, value)`` pairs in one batch (validated before any is stored)."""
-        op = MemoryOperation.add_many(items, ttl=ttl, metadata=metadata)
+        """Store several ``(key, value)`` pairs in one batch (validated before any is stored).
+
+        ``index_text`` maps keys of ``items`` to their index text (see :meth:`add`); a key
+        it names that is not in ``items`` is a ValueError.
+        """
+        op = MemoryOperation.add_many(items, ttl=ttl, metadata=metadata, index_text=index_text)
         await self._run(op, context)
 
     async def get_many(
@@ -1598,7 +1642,13 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         return validate_filter(codec.validate_metadata(filter_, "filter"))
 
     def _entry(
-        self, key: Any, value: Any, ttl: float | None, meta: Any, item: int | None = None
+        self,
+        key: Any,
+        value: Any,
+        ttl: float | None,
+        meta: Any,
+        item: int | None = None,
+        index_text: Any = None,
     ) -> Entry:
         """Validate and encode one record to write (raises before anything is stored).
 
@@ -1613,7 +1663,11 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             payload, snap = codec.encode_snapshot(
                 value, self._max_value_bytes, f"items[{item}] value"
             )
-        return Entry(key, payload, meta, ttl, snapshot=snap)
+        if index_text is None:
+            return Entry(key, payload, meta, ttl, snapshot=snap)
+        arg = "index_text" if item is None else f"index_text[{key!r}]"
+        text = codec.validate_index_text(index_text, self._max_value_bytes, arg)
+        return Entry(key, payload, meta, ttl, snapshot=snap, index_text=text)
 
     async def _embedded(
         self, entries: builtins.list[Entry], values: Sequence[Any]
@@ -1623,7 +1677,16 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             return entries
         vectors = await self._embed(values)
         return [
-            Entry(e.key, e.payload, e.metadata, e.ttl, v, snapshot=e.snapshot, space=self._space(v))
+            Entry(
+                e.key,
+                e.payload,
+                e.metadata,
+                e.ttl,
+                v,
+                snapshot=e.snapshot,
+                space=self._space(v),
+                index_text=e.index_text,
+            )
             for e, v in zip(entries, vectors, strict=True)
         ]
 
@@ -1687,13 +1750,14 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
 
     async def _op_add(self, op: MemoryOperation, span: trace.Span) -> None:
         ttl, meta = self._record_settings(op.ttl, op.metadata)
-        entry = self._entry(op.key, op.value, ttl, meta)
+        entry = self._entry(op.key, op.value, ttl, meta, index_text=op.index_text)
         embed = op.embed
         if embed is not True and not isinstance(embed, str) and embed is not False:
             raise TypeError(f"embed must be True, False or a str, got {type(embed).__name__}")
         if self._embedder is not None:
             if embed is not False:
-                (entry,) = await self._embedded([entry], (op.value if embed is True else embed,))
+                text = indexed_value(op.value, entry.index_text) if embed is True else embed
+                (entry,) = await self._embedded([entry], (text,))
         elif self._namespace not in self._shared.vectors_checked:
             await self._warn_if_vectors(self._namespace)
         shared = self._shared
@@ -1712,7 +1776,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
     async def _op_add_versioned(self, op: MemoryOperation, span: trace.Span) -> None:
         """``add`` with ``history`` or ``supersedes``: one versioned write."""
         ttl, meta = self._record_settings(op.ttl, op.metadata)
-        entry = self._entry(op.key, op.value, ttl, meta)
+        entry = self._entry(op.key, op.value, ttl, meta, index_text=op.index_text)
         supersedes = check_supersedes(op.keys, entry.key)
         embed = op.embed
         if embed is not True and not isinstance(embed, str) and embed is not False:
@@ -1722,7 +1786,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             found = await resolve(self, entry, op.value, span)
             supersedes = tuple(dict.fromkeys((*supersedes, *found)))
         if self._embedder is not None and embed is not False:
-            (entry,) = await self._embedded([entry], (op.value if embed is True else embed,))
+            text = indexed_value(op.value, entry.index_text) if embed is True else embed
+            (entry,) = await self._embedded([entry], (text,))
         if span is not NO_SPAN:
             self._inst.records(span, ((entry.key, entry.payload, None, entry.metadata),))
             if supersedes:
@@ -1746,14 +1811,21 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         else:
             raise TypeError("items must be a mapping or an iterable of (key, value) tuples")
         ttl, meta = self._record_settings(op.ttl, op.metadata)
-        entries = [self._entry(k, v, ttl, meta, i) for i, (k, v) in enumerate(pairs)]
+        texts = _index_texts(op.index_text, pairs)
+        entries = [
+            self._entry(k, v, ttl, meta, i, texts.get(k) if texts else None)
+            for i, (k, v) in enumerate(pairs)
+        ]
         inst = self._inst
         inst.record_count(span, len(entries))
         if not entries:
             return
         if self._embedder is None:
             await self._warn_if_vectors(self._namespace)
-        entries = await self._embedded(entries, [v for _, v in pairs])
+        values = [v for _, v in pairs]
+        if texts:
+            values = [indexed_value(v, e.index_text) for v, e in zip(values, entries, strict=True)]
+        entries = await self._embedded(entries, values)
         if span is not NO_SPAN:
             inst.records(span, ((e.key, e.payload, None, e.metadata) for e in entries))
         evicted = await self._shared.backend.put_many(self._namespace, entries)
@@ -1917,10 +1989,17 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         payload = None
         snapshot: Any = codec.NO_SNAPSHOT
         vector = None
+        set_text = op.index_text is not _KEEP
+        text = codec.validate_index_text(op.index_text, self._max_value_bytes) if set_text else None
         if op.value is not _KEEP:
             payload, snapshot = codec.encode_snapshot(op.value, self._max_value_bytes)
             if self._embedder is not None:
-                (entry,) = await self._embedded([Entry(key, payload, None, None)], (op.value,))
+                embedded = text
+                if not set_text:  # embedded with the index text the record keeps
+                    stored = await self._shared.backend.get(self._namespace, key)
+                    embedded = None if stored is None else stored.index_text
+                value = indexed_value(op.value, embedded)
+                (entry,) = await self._embedded([Entry(key, payload, None, None)], (value,))
                 vector = entry.vector
             else:
                 await self._warn_if_vectors(self._namespace)
@@ -1933,7 +2012,9 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
                 metadata = codec.validate_metadata(op.metadata)
         set_ttl = op.ttl is not _KEEP
         ttl = self._ttl(op.ttl) if set_ttl else None
-        change = RecordUpdate(payload, snapshot, vector, metadata, op.merge_metadata, set_ttl, ttl)
+        change = RecordUpdate(
+            payload, snapshot, vector, metadata, op.merge_metadata, set_ttl, ttl, set_text, text
+        )
         if self._history:
             backend = history_backend(self, "update")
             record = await backend.update_versioned(self._namespace, key, change, self._history)
@@ -2056,6 +2137,20 @@ async def _op_import(
     if span.is_recording():
         span.set_attributes(transfer.import_attributes(report))
     return report
+
+
+def _index_texts(raw: object, pairs: builtins.list[tuple[Any, Any]]) -> dict[Any, Any] | None:
+    """``add_many``'s ``index_text``: a mapping of keys of ``pairs`` to text (checked by
+    ``_entry``), or None."""
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise TypeError(f"index_text must be a mapping of keys to str, got {type(raw).__name__}")
+    keys = {k for k, _ in pairs if isinstance(k, str)}
+    for key in raw:
+        if key not in keys:
+            raise ValueError(f"index_text names key {key!r}, which is not in items")
+    return dict(raw)
 
 
 def _parts(raw: object, arg: str) -> tuple[str, ...]:

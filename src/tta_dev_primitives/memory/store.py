@@ -27,6 +27,7 @@ from .search import (
     CorpusStats,
     Vector,
     filter_anchors,
+    indexed_value,
     matches_filter,
     normalize_vector,
     prepare_query,
@@ -144,6 +145,7 @@ class InMemoryStore:
                 created,
                 stamp if updated is None else updated,
                 None if expires_at is None else expires_at + self._epoch,
+                entry.index_text,
             ),
         )
         item = _new(_Item, (record, expires_at))
@@ -217,7 +219,16 @@ class InMemoryStore:
             expires_at = None if change.ttl is None else now + change.ttl
         else:
             expires_at = item.expires_at
-        entry = Entry(key, payload, metadata, None, vector, snapshot=snapshot, space=space)
+        entry = Entry(
+            key,
+            payload,
+            metadata,
+            None,
+            vector,
+            snapshot=snapshot,
+            space=space,
+            index_text=change.new_index_text(record.index_text),
+        )
         self._write(entry, now, expires_at)
         return self._items[key].record
 
@@ -297,6 +308,8 @@ class InMemoryStore:
             for i, snap in enumerate(values):
                 if snap is codec.NO_SNAPSHOT:
                     values[i] = codec.decode(entries[i].payload)
+                if entries[i].index_text is not None:
+                    values[i] = indexed_value(values[i], entries[i].index_text)
             metadata = map(_METADATA, entries)
             vectors = map(_VECTOR, entries)
             index.upsert_many(zip(keys, seqs, values, metadata, itertools.repeat(None), vectors))
@@ -368,7 +381,13 @@ class InMemoryStore:
             ttl = None if at is None else max(at - now, 1e-9)
             self.put(
                 Entry(
-                    entry.key, entry.payload, entry.metadata, ttl, entry.vector, space=entry.space
+                    entry.key,
+                    entry.payload,
+                    entry.metadata,
+                    ttl,
+                    entry.vector,
+                    space=entry.space,
+                    index_text=entry.index_text,
                 )
             )
         if insert is not None:

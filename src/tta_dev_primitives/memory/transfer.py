@@ -22,6 +22,10 @@ per line, UTF-8:
   numbers, exactly): an import reuses it only when the importing memory's embedder has that
   name and dimensions, and re-embeds the value otherwise.
 
+  A record may carry ``"index_text"``: the extra text indexed with it (``add(...,
+  index_text=)``), not part of its value; absent or ``null``: none (files written before it
+  existed read as before).
+
   Version 2 adds ``"valid_to"``: a line with a number there is an *earlier* version of its
   key (``export(history=True)``; see docs/memory/history.md), ended then; an import into a
   memory with ``history=N`` adds it to the key's history (the live record untouched), and
@@ -69,7 +73,7 @@ from .backends.base import HistoryBackend, MemoryBackend, VectorBackend
 from .errors import MemoryBackendError
 from .history import names_forgotten
 from .records import Entry, ListQuery, Namespace, Record
-from .search import matches_filter, normalize_vector
+from .search import indexed_value, matches_filter, normalize_vector
 
 if TYPE_CHECKING:
     from ..core.context import WorkflowContext
@@ -109,6 +113,7 @@ _RECORD_FIELDS = frozenset(
         "expires_at",
         "vector",
         "valid_to",
+        "index_text",
     }
 )
 
@@ -294,6 +299,7 @@ def check_record(obj: object, where: str) -> dict[str, Any]:
         metadata = obj.get("metadata")
         metadata = {} if metadata is None else codec.validate_metadata(metadata)
         codec.check_json(obj["value"])
+        index_text = codec.validate_index_text(obj.get("index_text"), None)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}: {exc}") from None
     vector = obj.get("vector")
@@ -309,6 +315,7 @@ def check_record(obj: object, where: str) -> dict[str, Any]:
         "expires_at": _time(obj, "expires_at", where),
         "vector": vector,
         "valid_to": _time(obj, "valid_to", where),
+        "index_text": index_text,
     }
 
 
@@ -454,6 +461,7 @@ def record_object(
     updated_at: float | None = None,
     expires_at: float | None = None,
     vector: Mapping[str, Any] | None = None,
+    index_text: str | None = None,
 ) -> dict[str, Any]:
     """One record object of the format (``namespace`` relative to the exported one)."""
     obj = {
@@ -467,6 +475,8 @@ def record_object(
     }
     if vector is not None:
         obj["vector"] = dict(vector)
+    if index_text is not None:
+        obj["index_text"] = index_text
     return obj
 
 
@@ -541,6 +551,7 @@ async def _export(
                         _time_of(r.updated_at),
                         r.expires_at,
                         vec,
+                        r.index_text,
                     )
                 if not page.more or not page.records:
                     break
@@ -570,6 +581,7 @@ async def _export(
                         _time_of(r.created_at),
                         _time_of(r.updated_at),
                         r.expires_at,
+                        index_text=r.index_text,
                     )
                     obj["valid_to"] = v.valid_to
                     yield obj
@@ -773,6 +785,7 @@ async def check_records(
                 )
             try:
                 codec.encode(record["value"], max_value_bytes)
+                codec.validate_index_text(record.get("index_text"), max_value_bytes)
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"{where}: {exc}") from None
             checked._add(where, record)
@@ -993,7 +1006,9 @@ async def _entries(
             else:
                 todo.append(i)
         if todo:
-            fresh = await memory._embed([records[i]["value"] for i in todo])
+            fresh = await memory._embed(
+                [indexed_value(records[i]["value"], records[i].get("index_text")) for i in todo]
+            )
             for i, v in zip(todo, fresh, strict=True):
                 vectors[i] = v
         counts.reembedded += len(todo)
@@ -1016,6 +1031,7 @@ async def _entries(
                 space=memory._space(v),
                 created_at=r["created_at"],
                 updated_at=r["updated_at"],
+                index_text=r.get("index_text"),
             )
         )
     return entries
