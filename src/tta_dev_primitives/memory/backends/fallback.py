@@ -206,7 +206,9 @@ def _compose(first: _Update, second: _Update) -> _Update:
         set_ttl, deadline = True, second.deadline
     else:
         set_ttl, deadline = a.set_ttl, first.deadline
-    change = RecordUpdate(payload, snapshot, vector, metadata, merge, set_ttl, None)
+    text = b.index_text if b.set_index_text else a.index_text
+    set_text = a.set_index_text or b.set_index_text
+    change = RecordUpdate(payload, snapshot, vector, metadata, merge, set_ttl, None, set_text, text)
     return _Update(first.namespace, first.key, change, deadline)
 
 
@@ -437,6 +439,7 @@ class FallbackBackend:
                 created_at=entry.created_at,
                 updated_at=entry.updated_at,
                 space=entry.space,
+                index_text=entry.index_text,
             )
         deadline = None if entry.ttl is None else self._clock() + entry.ttl
         self._journal_op((namespace, entry.key), _Put(namespace, entry, deadline))
@@ -471,7 +474,9 @@ class FallbackBackend:
                 return True, None
             entry = op.entry
             meta = codec.copy_metadata(entry.metadata)
-            return True, Record(entry.key, entry.payload, meta, 0, entry.snapshot)
+            return True, Record(
+                entry.key, entry.payload, meta, 0, entry.snapshot, index_text=entry.index_text
+            )
         if isinstance(op, _Delete):
             return True, None
         return False, None  # an update or delete_where: the backends' records stand
@@ -660,6 +665,7 @@ class FallbackBackend:
                 created_at=e.created_at,
                 updated_at=e.updated_at,
                 space=e.space,
+                index_text=e.index_text,
             )
             for _, _, op in run
             for e in (op.entry,)
@@ -910,7 +916,16 @@ class FallbackBackend:
             put_deadline = deadline if change.set_ttl else prior.deadline
             ttl = None if put_deadline is None else max(put_deadline - self._clock(), 1e-3)
             space = e.space if vector is not None else None
-            entry = Entry(key, payload, meta, ttl, vector, snapshot=snapshot, space=space)
+            entry = Entry(
+                key,
+                payload,
+                meta,
+                ttl,
+                vector,
+                snapshot=snapshot,
+                space=space,
+                index_text=change.new_index_text(e.index_text),
+            )
             self._journal_op((namespace, key), _Put(namespace, entry, put_deadline))
             return
         self._journal_op((namespace, key), op)
@@ -1200,6 +1215,7 @@ class FallbackBackend:
                 created_at=entry.created_at,
                 updated_at=entry.updated_at,
                 space=entry.space,
+                index_text=entry.index_text,
             )
         deadline = None if entry.ttl is None else self._clock() + entry.ttl
         op = _VersionedPut(namespace, entry, deadline, keep, tuple(supersedes))
@@ -1382,4 +1398,5 @@ def _with_ttl(entry: Entry, ttl: float) -> Entry:
         created_at=entry.created_at,
         updated_at=entry.updated_at,
         space=entry.space,
+        index_text=entry.index_text,
     )
