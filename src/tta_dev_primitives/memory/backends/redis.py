@@ -74,6 +74,7 @@ from ..records import (
 from ..search import (
     CorpusStats,
     Vector,
+    indexed_value,
     normalize_vector,
     prepare_query,
     recency_weight,
@@ -197,19 +198,31 @@ def _unpack(header: bytes, body: bytes, width: int) -> builtins.list[tuple[bytes
 
 
 def _record_fields(
-    seq: bytes | None, value: bytes | None, r: bytes | None, vec: bytes | None
+    seq: bytes | None,
+    value: bytes | None,
+    r: bytes | None,
+    vec: bytes | None,
+    text: bytes | None = None,
 ) -> tuple[bytes | None, ...]:
-    """A record's fields s, v, m, e, x, u, c from its hash's s, v, r and e (``lua/_write.lua``
-    packs m, x, u and c into r). A malformed r makes it "not a record" (s None, v why)."""
+    """A record's fields s, v, m, e, x, u, c, t from its hash's s, v, r, e and t
+    (``lua/_write.lua`` packs m, x, u and c into r). A malformed r makes it "not a record"
+    (s None, v why)."""
     if seq is None or r is None:
         if seq is not None:
-            return (None, b"a record hash without its r field", None, None, None, None, None)
-        return (None, value, None, None, None, None, None)
+            return (None, b"a record hash without its r field", None, None, None, None, None, None)
+        return (None, value, None, None, None, None, None, None)
     try:
         created, updated, expires, _, _, meta = r.split(b" ", 5)
     except ValueError:
-        return (None, b"a record hash whose r field is malformed", None, None, None, None, None)
-    return (seq, value, meta or None, vec, None if expires == b"-" else expires, updated, created)
+        why = b"a record hash whose r field is malformed"
+        return (None, why, None, None, None, None, None, None)
+    x = None if expires == b"-" else expires
+    return (seq, value, meta or None, vec, x, updated, created, text)
+
+
+def _text(data: bytes | None) -> str | None:
+    """A record's index text as field ``t`` holds it (None: none)."""
+    return None if not data else _s(data)
 
 
 def _split(header: bytes, body: bytes) -> builtins.list[bytes]:
@@ -720,16 +733,22 @@ class RedisBackend:
                 raise ValueError(f"not a record hash: {_s(packed[2:])}")
             seq, created, updated, expires, _, mlen, rest = packed.split(b" ", 6)
             m = int(mlen)
+            index_text = None
+            if b":" in seq:  # with an index text, between the metadata and the value
+                seq, tlen = seq.split(b":")
+                t = m + int(tlen)
+                index_text, m = _s(rest[m:t]), t
             text = _s(rest[m:])
             return Record(
                 key,
                 text,
-                _metadata(rest[:m]),
+                _metadata(rest[: int(mlen)]),
                 int(seq),
                 codec.decode(text),
                 int(created) / 1000,
                 int(updated) / 1000,
                 None if expires == b"-" else int(expires) / 1000,
+                index_text,
             )
         except _GARBLED as exc:
             raise self._garbled_error(namespace, key, operation, exc) from exc
@@ -752,10 +771,24 @@ class RedisBackend:
 
     def _put_record(self, entry: Entry, meta: bytes | None = None) -> bytes:
         """One record's ``PUT`` argument (``lua/put.lua``): its times, the lengths of its
-        metadata and vector, then metadata, vector and value end to end."""
+        metadata and vector (and index text), then metadata, vector (index text) and value
+        end to end."""
         if meta is None:
             meta = _metadata_arg(entry.metadata)
         vector = _vector_arg(entry.vector)
+        if entry.index_text is not None:
+            text = _b(entry.index_text)
+            return b"%s %s %d %d:%d %s%s%s%s" % (
+                _time_ms(entry.created_at, "created_at"),
+                _time_ms(entry.updated_at, "updated_at"),
+                len(meta),
+                len(vector),
+                len(text),
+                meta,
+                vector,
+                text,
+                _b(entry.payload),
+            )
         return b"%s %s %d %d %s%s%s" % (
             _time_ms(entry.created_at, "created_at"),
             _time_ms(entry.updated_at, "updated_at"),
@@ -814,13 +847,14 @@ class RedisBackend:
             replies = await self._eval_many(lua.FETCH, careful, self._search_timeout)
         out: builtins.list[Sequence[bytes | None]] = []
         for reply in replies:
-            rows = _unpack(reply[0], reply[1], 3)
+            rows = _unpack(reply[0], reply[1], 4)
             if vectors:  # each vector came as a reply of its own (lua/fetch.lua)
                 out.extend(
-                    _record_fields(s, v, r, e) for (s, v, r), e in zip(rows, reply[2:], strict=True)
+                    _record_fields(s, v, r, e, t)
+                    for (s, v, r, t), e in zip(rows, reply[2:], strict=True)
                 )
             else:
-                out.extend(_record_fields(s, v, r, None) for s, v, r in rows)
+                out.extend(_record_fields(s, v, r, None, t) for s, v, r, t in rows)
         return out
 
     # -- MemoryBackend ------------------------------------------------------------------------
@@ -954,6 +988,7 @@ class RedisBackend:
                 b"%d" % _ttl_ms(entry.ttl),
                 _metadata_arg(entry.metadata),
                 _b(entry.payload),
+                b"" if entry.index_text is None else _b(entry.index_text),
             ]
         with self._failures("import"):
             return int(await self._eval(lua.RESTORE, space, *args))
@@ -1199,8 +1234,8 @@ class RedisBackend:
             state.space = _stored_space(embedder)
             if len(reply) > 7:
                 rows = (
-                    (reply[i], _record_fields(*reply[i + 1 : i + 5]))
-                    for i in range(7, len(reply), 5)
+                    (reply[i], _record_fields(*reply[i + 1 : i + 6]))
+                    for i in range(7, len(reply), 6)
                 )
                 self._apply(space, state, rows)
                 changed = True
@@ -1218,7 +1253,7 @@ class RedisBackend:
         state: NamespaceIndex,
         rows: Iterable[tuple[bytes, Sequence[bytes | None]]],
     ) -> None:
-        """Index ``(key, fields)`` rows, fields starting s, v, m, e, x, u (as ``SYNC`` and
+        """Index ``(key, fields)`` rows, fields s, v, m, e, x, u, c, t (as ``SYNC`` and
         ``FETCH`` give them); s and v None: the key has no record."""
         index = state.index
         updated = state.updated
@@ -1237,7 +1272,7 @@ class RedisBackend:
                     (
                         key,
                         int(seq),
-                        codec.decode(_s(value)),
+                        indexed_value(codec.decode(_s(value)), _text(fields[7])),
                         _metadata(meta),
                         _ms(expires),
                         None if not vec else _vector_view(vec),
@@ -1473,7 +1508,7 @@ class RedisBackend:
         for _ in range(100):
             with self._failures("update"):
                 found = await self._fetch(space, [raw], vectors=False)
-            seq, value, meta = found[0][0], found[0][1], found[0][2]
+            seq, value, meta, text = found[0][0], found[0][1], found[0][2], found[0][7]
             if seq is None and value is None:
                 return None
             try:
@@ -1493,6 +1528,8 @@ class RedisBackend:
             else:
                 vec_mode, vec = b"s", _vector_arg(change.vector)
             expiry = str(_ttl_ms(change.ttl)).encode() if change.set_ttl else b"k"
+            index_text = change.new_index_text(_text(text))
+            text_arg = b"s" + _b(index_text or "") if change.set_index_text else b"k"
             with self._failures("update"):
                 reply = await self._eval(
                     script,
@@ -1504,6 +1541,7 @@ class RedisBackend:
                     vec_mode,
                     vec,
                     expiry,
+                    text_arg,
                     *extra,
                     keys=(rkey,),
                 )
@@ -1523,6 +1561,7 @@ class RedisBackend:
                 int(created) / 1000,
                 int(updated) / 1000,
                 None if expires is None else int(expires) / 1000,
+                index_text,
             )
         raise MemoryBackendError(
             f"Redis at {self._where}, update: the record under {key!r} kept changing",
@@ -1569,9 +1608,9 @@ class RedisBackend:
     def _fetched(
         self, namespace: Namespace, key: str, fields: Sequence[bytes | None], operation: str
     ) -> Record | None:
-        """The record of ``FETCH`` fields (s, v, m, e, x, u, c), None when there is none;
+        """The record of ``FETCH`` fields (s, v, m, e, x, u, c, t), None when there is none;
         a record this library did not write is reported and skipped."""
-        seq, value, meta, _, expires, updated, created = fields
+        seq, value, meta, _, expires, updated, created, text = fields
         if seq is None and value is None:
             return None
         try:
@@ -1586,6 +1625,7 @@ class RedisBackend:
                 int(created or 0) / 1000,
                 int(updated or 0) / 1000,
                 _ms(expires),
+                _text(text),
             )
         except _GARBLED as exc:
             self._report_garbled(self._space(namespace).base, key, exc)

@@ -75,6 +75,7 @@ from ..search import (
     KeywordQuery,
     Scored,
     fusion_depth,
+    indexed_value,
     keyword_bound,
     make_document,
     rank_by_mode,
@@ -482,6 +483,7 @@ class QueryEngine:
                 info = None
             if info is None:
                 schema: list[Any] = ["v", "TEXT", "NOSTEM", "s", "NUMERIC", "SORTABLE"]
+                schema += _TEXT_FIELD
                 if dims:
                     schema += _vector_field(dims)
                 try:
@@ -491,6 +493,14 @@ class QueryEngine:
                     )  # fmt: skip
                 except ResponseError as exc:
                     if "already exists" not in str(exc).lower():
+                        raise _Unsupported() from exc
+                info = _pairs(await client.execute_command("FT.INFO", name))
+            if not _has_text_field(info):
+                # An index made before records had index texts (field t): add it.
+                try:
+                    await client.execute_command("FT.ALTER", name, "SCHEMA", "ADD", *_TEXT_FIELD)
+                except ResponseError as exc:
+                    if "duplicate" not in str(exc).lower():
                         raise _Unsupported() from exc
                 info = _pairs(await client.execute_command("FT.INFO", name))
             have = _vector_dims(info)
@@ -662,17 +672,17 @@ class QueryEngine:
         if mode != "semantic":
             words = _variants(prepared.terms)
             if words:
-                commands.append(_best(name, f"@v:({'|'.join(words)})", width, ms))
+                commands.append(_best(name, f"@v|t:({'|'.join(words)})", width, ms))
             sequence = tokenize(prepared.text)
             if len(sequence) > 1:
                 # A record holding the whole query scores a bonus: the phrase's best.
-                commands.append(_best(name, f'@v:"{" ".join(sequence)}"', width, ms))
+                commands.append(_best(name, f'@v|t:"{" ".join(sequence)}"', width, ms))
             longest = max(prepared.terms, key=len, default="")
             # Records that may hold the query inside longer words ("pyth" in "python")
             # score the bonus alone, ties newest first: the newest holding the longest word.
             if len(longest.encode()) >= 2:
                 infix = "|".join(f"*{w}*" for w in _variants((longest,)))
-                commands.append(_newest(name, f"@v:({infix})", width, ms))
+                commands.append(_newest(name, f"@v|t:({infix})", width, ms))
             else:  # no infix search for one byte: the newest records
                 commands.append(_newest(name, "*", width, ms))
         if vector is not None and mode != "keyword":
@@ -744,7 +754,7 @@ class QueryEngine:
     ]:
         """The live records under ``keys``: documents, stored JSON, metadata, updated time."""
         backend = self._backend
-        from .redis import _GARBLED, _metadata, _s, _vector
+        from .redis import _GARBLED, _metadata, _s, _text, _vector
 
         # Vectors only for the KNN candidates (only they can rank by meaning).
         plain, vectors = await asyncio.gather(
@@ -757,7 +767,9 @@ class QueryEngine:
         metas: dict[str, dict[str, Any] | None] = {}
         updated: dict[str, float] = {}
         now_ms = now * 1000
-        for raw, (seq, value, meta, vec, expires, when, _) in zip(keys, found, strict=True):
+        for raw, (seq, value, meta, vec, expires, when, _, index_text) in zip(
+            keys, found, strict=True
+        ):
             if seq is None or value is None:
                 continue  # gone since the Query Engine answered (or not a record)
             if expires is not None and int(expires) <= now_ms:
@@ -765,7 +777,10 @@ class QueryEngine:
             key = _s(raw)
             try:
                 text = _s(value)
-                doc = make_document(codec.decode(text), None if not vec else _vector(vec))
+                doc = make_document(
+                    indexed_value(codec.decode(text), _text(index_text)),
+                    None if not vec else _vector(vec),
+                )
                 metadata = _metadata(meta)
             except _GARBLED as exc:
                 backend._report_garbled(space.base, key, exc)
@@ -792,6 +807,15 @@ def _newest(name: bytes, text: str, width: int, ms: int) -> tuple[Any, ...]:
         "FT.SEARCH", name, text, "NOCONTENT", "SORTBY", "s", "DESC",
         "LIMIT", 0, width, "TIMEOUT", ms, "DIALECT", 2,
     )  # fmt: skip
+
+
+# A record's index text (extra text indexed with it, not part of its value), found like it.
+_TEXT_FIELD = ("t", "TEXT", "NOSTEM")
+
+
+def _has_text_field(info: Mapping[bytes, Any]) -> bool:
+    """Whether the index has the index-text field ``t``."""
+    return any(b"t" in list(_flatten(a)) for a in info.get(b"attributes", []))
 
 
 def _vector_field(dims: int) -> list[Any]:
