@@ -308,8 +308,9 @@ class InMemoryStore:
             for i, snap in enumerate(values):
                 if snap is codec.NO_SNAPSHOT:
                     values[i] = codec.decode(entries[i].payload)
-                if entries[i].index_text is not None:
-                    values[i] = indexed_value(values[i], entries[i].index_text)
+            texts = list(map(_INDEX_TEXT, entries))
+            if texts.count(None) != len(texts):
+                values = list(map(indexed_value, values, texts))
             metadata = map(_METADATA, entries)
             vectors = map(_VECTOR, entries)
             index.upsert_many(zip(keys, seqs, values, metadata, itertools.repeat(None), vectors))
@@ -562,3 +563,4 @@ _SEQ = attrgetter("record.seq")
 _SNAPSHOT = attrgetter("snapshot")
 _METADATA = attrgetter("metadata")
 _VECTOR = attrgetter("vector")
+_INDEX_TEXT = attrgetter("index_text")
