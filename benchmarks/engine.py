@@ -70,12 +70,28 @@ def vectors(n: int, seed: int = 3) -> np.ndarray:
 
 
 def _median_ms(run: Callable[[int], Any], count: int) -> float:
-    times = []
+    return _paired_median_ms(run, None, count)[0]
+
+
+def _paired_median_ms(
+    run: Callable[[int], Any], floor: Callable[[int], Any] | None, count: int
+) -> tuple[float, float]:
+    """Medians (ms) of ``run`` and of its ``floor``, called alternately query by query, so
+    a burst of load on a shared machine falls on both and not on one side of the ratio."""
+    times: list[float] = []
+    floors: list[float] = []
     for i in range(count):
         start = time.perf_counter()
         run(i)
         times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+        if floor is not None:
+            start = time.perf_counter()
+            floor(i)
+            floors.append(time.perf_counter() - start)
+    return (
+        statistics.median(times) * 1e3,
+        statistics.median(floors) * 1e3 if floors else float("nan"),
+    )
 
 
 def _store(texts: list[str], matrix: np.ndarray | None) -> InMemoryStore:
@@ -99,21 +115,13 @@ def measure_size(n: int, count: int) -> dict[str, float]:
     store.search_results(SearchQuery("warm", 1))
     out["index_build_s"] = time.perf_counter() - start
 
-    out["ours_keyword_ms"] = _median_ms(
-        lambda i: store.search_results(SearchQuery(qs[i], LIMIT)), count
-    )
-    out["ours_semantic_ms"] = _median_ms(
-        lambda i: store.search_results(SearchQuery(qs[i], LIMIT, "semantic", vector=qvecs[i])),
-        count,
-    )
-    out["ours_hybrid_ms"] = _median_ms(
-        lambda i: store.search_results(SearchQuery(qs[i], LIMIT, "hybrid", vector=qvecs[i])),
-        count,
-    )
-    out["floor_matvec_ms"] = _median_ms(lambda i: matrix @ qvecs[i], count)
+    def keyword(i: int) -> Any:
+        return store.search_results(SearchQuery(qs[i], LIMIT))
+
     try:
         import bm25s
     except ImportError:
+        out["ours_keyword_ms"] = _median_ms(keyword, count)
         out["floor_bm25s_ms"] = float("nan")
     else:
         retriever = bm25s.BM25()
@@ -121,9 +129,20 @@ def measure_size(n: int, count: int) -> dict[str, float]:
             bm25s.tokenize(texts, stopwords=None, show_progress=False), show_progress=False
         )
         tokenized = [bm25s.tokenize([q], stopwords=None, show_progress=False) for q in qs]
-        out["floor_bm25s_ms"] = _median_ms(
-            lambda i: retriever.retrieve(tokenized[i], k=LIMIT, show_progress=False), count
+        out["ours_keyword_ms"], out["floor_bm25s_ms"] = _paired_median_ms(
+            keyword,
+            lambda i: retriever.retrieve(tokenized[i], k=LIMIT, show_progress=False),
+            count,
         )
+    out["ours_semantic_ms"], out["floor_matvec_ms"] = _paired_median_ms(
+        lambda i: store.search_results(SearchQuery(qs[i], LIMIT, "semantic", vector=qvecs[i])),
+        lambda i: matrix @ qvecs[i],
+        count,
+    )
+    out["ours_hybrid_ms"] = _median_ms(
+        lambda i: store.search_results(SearchQuery(qs[i], LIMIT, "hybrid", vector=qvecs[i])),
+        count,
+    )
     return out
 
 
@@ -205,9 +224,9 @@ def render(results: dict[str, Any], command: str) -> str:
         "",
         f"Measured by `{command}` ({WORDS_PER_RECORD}-word records over a {len(VOCAB)}-word "
         f"vocabulary, 3-word queries, limit {LIMIT}, {DIMS}-d vectors; medians). Floors are "
-        "measured in the same run: `bm25s` for keyword, one numpy float32 matrix-vector "
-        "product for semantic. Memory and first search in a fresh process "
-        "(`benchmarks/engine.py`).",
+        "measured in the same run, query by query alternately with ours: `bm25s` for "
+        "keyword, one numpy float32 matrix-vector product for semantic. Memory and first "
+        "search in a fresh process (`benchmarks/engine.py`).",
         "",
         "| records | keyword ours | bm25s | ratio | semantic ours | mat-vec | ratio "
         "| hybrid | first search | first search (with vectors) | RSS | peak RSS |",

@@ -73,7 +73,7 @@ async def _server_time_by_script(url: str) -> list[str]:
 def _script_names() -> dict[str, str]:
     """sha -> name of the library's Lua scripts (when it has any)."""
     try:
-        from tta_dev_primitives.memory.backends import redis_scripts
+        from tta_dev_primitives.memory.backends.redis import scripts as redis_scripts
     except ImportError:
         return {}
     out = {}

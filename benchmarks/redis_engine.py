@@ -28,8 +28,8 @@ import redis.asyncio as aioredis
 
 from tta_dev_primitives import RedisBackend
 from tta_dev_primitives.memory import codec
-from tta_dev_primitives.memory.backends import redis_scripts as lua
-from tta_dev_primitives.memory.backends.redis import _split
+from tta_dev_primitives.memory.backends.redis import scripts as lua
+from tta_dev_primitives.memory.backends.redis.wire import split
 from tta_dev_primitives.memory.records import Entry, SearchQuery
 
 from . import engine
@@ -69,11 +69,11 @@ async def measure(url: str, n: int, count: int = 30) -> dict[str, float]:
     out["first_search_s"] = time.perf_counter() - start
     # The floor of a first search: fetching and decoding the records, no index.
     floor = RedisBackend.from_url(url, max_size=None, socket_timeout=30.0)
-    space = floor._space(ns)
+    space = floor._keys(ns)
     start = time.perf_counter()
-    reply = await floor._eval(lua.LOAD, space)
-    keys = _split(reply[5], reply[6])
-    found = await floor._fetch(space, keys, vectors=True)
+    reply = await floor._server.eval(lua.LOAD, space)
+    keys = split(reply[5], reply[6])
+    found = await floor._server.fetch(space, keys, vectors=True)
     for fields in found:
         codec.decode(fields[1].decode())
         np.frombuffer(fields[3], dtype="<f4")

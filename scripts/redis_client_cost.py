@@ -6,7 +6,7 @@ Three client set-ups of ``RedisBackend.from_url`` against one private server
 (benchmarks/servers.py):
 
 * ``python+fast``: redis-py's pure-Python reply parser and the library's own command packer
-  (``redis_clients.fast_packing``): what runs when ``hiredis`` is not installed;
+  (``redis.clients.fast_packing``): what runs when ``hiredis`` is not installed;
 * ``hiredis+fast``: hiredis parses the replies, the library's packer packs the commands;
 * ``hiredis``: hiredis parses and packs (redis-py's ``HiredisRespSerializer``): no
   ``fast_packing``.
@@ -48,7 +48,7 @@ def _configure(setup: str) -> None:
         sys.modules["hiredis"] = None  # type: ignore[assignment]  # as if not installed
     import redis.utils
 
-    from tta_dev_primitives.memory.backends import redis as backend_module
+    from tta_dev_primitives.memory.backends.redis import clients as backend_module
 
     if setup != "python+fast" and not redis.utils.HIREDIS_AVAILABLE:
         raise SystemExit("hiredis is not installed: pip install hiredis")
@@ -145,7 +145,7 @@ async def _wall(url: str, rounds: int) -> dict[str, dict[str, float]]:
     from redis._parsers import _AsyncHiredisParser, _AsyncRESP3Parser
 
     from tta_dev_primitives import RedisBackend
-    from tta_dev_primitives.memory.backends import redis as backend_module
+    from tta_dev_primitives.memory.backends.redis import clients as backend_module
     from tta_dev_primitives.memory.records import Entry
 
     payload = json.dumps(VALUE, separators=(",", ":"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -19,8 +18,11 @@ from tta_dev_primitives import (
 )
 from tta_dev_primitives.testing import CapturedTelemetry, capture_telemetry
 
+from .support.backends import BackendHarness
+from .support.clock import FakeClock
+
 # Real-server fixtures (private redis-server / valkey-server processes) for every module.
-pytest_plugins = ["tests.redis_servers", "tests.redis_stack"]
+pytest_plugins = ["tests.support.redis_servers", "tests.support.redis_stack"]
 
 
 # Fixtures that start or use a real server: a test asking for one is marked ``redis``.
@@ -51,38 +53,6 @@ def telemetry() -> Iterator[CapturedTelemetry]:
         yield captured
 
 
-class FakeClock:
-    """A monotonic clock that only moves when told to."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@dataclass
-class BackendHarness:
-    """How the conformance suite gets backends of one kind and moves their time forward.
-
-    Attributes:
-        name: The backend kind (the test id).
-        make: Builds a fresh backend with the given ``max_size``.
-        advance: Lets ``seconds`` pass for TTL purposes (a fake clock where the backend
-            allows one; real sleeping otherwise).
-        remote: Whether the backend talks to a server.
-    """
-
-    name: str
-    make: Callable[[int | None], Awaitable[MemoryBackend]]
-    advance: Callable[[float], Awaitable[None]]
-    remote: bool = False
-    created: list[MemoryBackend] = field(default_factory=list)
-
-
 async def _in_memory_harness(request: pytest.FixtureRequest) -> BackendHarness:
     clock = FakeClock()
 
@@ -99,7 +69,7 @@ def _server_harness(flavour: str) -> Callable[[pytest.FixtureRequest], Awaitable
     """RedisBackend on the session's private ``flavour`` server (redis or valkey)."""
 
     async def build(request: pytest.FixtureRequest) -> BackendHarness:
-        from .redis_servers import shared_server
+        from .support.redis_servers import shared_server
 
         server = shared_server(flavour, request.config)
 
@@ -116,7 +86,7 @@ def _server_harness(flavour: str) -> Callable[[pytest.FixtureRequest], Awaitable
 
 async def _cluster_harness(request: pytest.FixtureRequest) -> BackendHarness:
     """RedisBackend on the session's private Redis Cluster (3 masters, 3 replicas)."""
-    from .redis_cluster import shared_cluster
+    from .support.cluster import shared_cluster
 
     cluster = shared_cluster(request.config)
 
@@ -131,7 +101,7 @@ async def _cluster_harness(request: pytest.FixtureRequest) -> BackendHarness:
 
 async def _stack_harness(request: pytest.FixtureRequest) -> BackendHarness:
     """RedisBackend on a private Redis Stack, every search through the Query Engine."""
-    from .redis_stack import shared_stack
+    from .support.redis_stack import shared_stack
 
     server = shared_stack(request.config)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 from opentelemetry import metrics, trace
 
@@ -28,6 +28,15 @@ __all__ = ["FallbackPrimitive", "RetryPrimitive", "TimeoutPrimitive"]
 def _check_primitive(value: object, arg: str) -> None:
     if not isinstance(value, WorkflowPrimitive):
         raise TypeError(f"{arg} must be a WorkflowPrimitive, got {type(value).__name__}")
+
+
+def _check_number(value: object, arg: str, kind: Literal["count", "seconds"]) -> None:
+    """A count is an int >= 0, seconds a number > 0 (not NaN); a bool is neither."""
+    count = kind == "count"
+    if isinstance(value, bool) or not isinstance(value, int if count else int | float):
+        raise TypeError(f"{arg} must be {'an int' if count else 'a number'}")
+    if not (value >= 0 if count else value > 0):
+        raise ValueError(f"{arg} must be {'>= 0' if count else '> 0'}")
 
 
 class RetryPrimitive(InstrumentedPrimitive[InT, OutT]):
@@ -64,10 +73,7 @@ class RetryPrimitive(InstrumentedPrimitive[InT, OutT]):
     ) -> None:
         _check_primitive(primitive, "primitive")
         self.primitive = primitive
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int):
-            raise TypeError("max_retries must be an int")
-        if max_retries < 0:
-            raise ValueError("max_retries must be >= 0")
+        _check_number(max_retries, "max_retries", "count")
         if backoff_base < 0 or backoff_max < 0:
             raise ValueError("backoff_base and backoff_max must be >= 0")
         if not retry_on or not all(
@@ -136,10 +142,7 @@ class TimeoutPrimitive(InstrumentedPrimitive[InT, OutT]):
     ) -> None:
         _check_primitive(primitive, "primitive")
         self.primitive = primitive
-        if isinstance(timeout_seconds, bool) or not isinstance(timeout_seconds, int | float):
-            raise TypeError("timeout_seconds must be a number")
-        if not timeout_seconds > 0:
-            raise ValueError("timeout_seconds must be > 0")
+        _check_number(timeout_seconds, "timeout_seconds", "seconds")
         super().__init__(
             name or f"timeout.{self.primitive.name}",
             tracer_provider=tracer_provider,

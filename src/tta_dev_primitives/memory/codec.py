@@ -128,24 +128,22 @@ def validate_index_text(
     return text or None
 
 
+def _positive_int(value: object, arg: str, or_none: str = "") -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{arg} must be an int{or_none}, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{arg} must be >= 1{or_none}, got {value}")
+    return value
+
+
 def validate_limit(limit: object, arg: str = "limit") -> int:
     """Return ``limit`` if it is an int >= 1 (a result count)."""
-    if isinstance(limit, bool) or not isinstance(limit, int):
-        raise TypeError(f"{arg} must be an int, got {type(limit).__name__}")
-    if limit < 1:
-        raise ValueError(f"{arg} must be >= 1, got {limit}")
-    return limit
+    return _positive_int(limit, arg)
 
 
 def validate_max_size(max_size: object, arg: str = "max_size") -> int | None:
     """``max_size`` as a positive int, or None (unbounded)."""
-    if max_size is None:
-        return None
-    if isinstance(max_size, bool) or not isinstance(max_size, int):
-        raise TypeError(f"{arg} must be an int or None, got {type(max_size).__name__}")
-    if max_size < 1:
-        raise ValueError(f"{arg} must be >= 1 or None, got {max_size}")
-    return max_size
+    return None if max_size is None else _positive_int(max_size, arg, " or None")
 
 
 def validate_ttl(ttl: object, arg: str = "ttl") -> float | None:

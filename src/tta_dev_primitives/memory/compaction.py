@@ -43,39 +43,29 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import math
 import re
-import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from opentelemetry import trace
 
 from ..core.base import WorkflowPrimitive
 from ..core.context import WorkflowContext
 from ..core.instrumented import InstrumentedPrimitive
-from ..observability import attributes as A
 from . import codec
-from .backends.base import CompactingBackend, CompactionPlan
 from .errors import MemoryBackendError
-from .records import Entry, MemoryRecord, Record
+from .records import MemoryRecord
 from .search import (
     bm25,
-    filter_key,
     idf,
-    indexed_value,
-    make_document,
-    matches_filter,
-    normalize_vector,
     string_leaves,
     tokenize,
-    validate_filter,
 )
+from .writes import check_filter
 
 if TYPE_CHECKING:
-    from .primitive import MemoryOperation, MemoryPrimitive
+    from .primitive import MemoryPrimitive
 
 __all__ = [
     "META_FROM",
@@ -97,8 +87,6 @@ META_SUMMARIZED = "memory.summarized"
 META_FROM = "memory.from"
 META_TO = "memory.to"
 META_SOURCES = "memory.sources"
-_OWN = (META_SUMMARY, META_REPLACED, META_SUMMARIZED, META_FROM, META_TO, META_SOURCES)
-_ATTEMPTS = 4  # plans tried when other writers keep changing the records
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +113,7 @@ class CompactionReport:
         return len(self.replaced) + len(self.merged)
 
 
-def _check_summarizer(summarizer: object, arg: str = "summarizer") -> None:
+def check_summarizer(summarizer: object, arg: str = "summarizer") -> None:
     if summarizer is not None and not isinstance(summarizer, WorkflowPrimitive):
         raise TypeError(
             f"{arg} must be a WorkflowPrimitive taking a list of MemoryRecord (wrap a "
@@ -133,7 +121,7 @@ def _check_summarizer(summarizer: object, arg: str = "summarizer") -> None:
         )
 
 
-def _check_threshold(value: object, arg: str = "merge_duplicates") -> float | None:
+def check_threshold(value: object, arg: str = "merge_duplicates") -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -143,17 +131,7 @@ def _check_threshold(value: object, arg: str = "merge_duplicates") -> float | No
     return float(value)
 
 
-def _check_filter(value: object, arg: str = "filter") -> dict[str, Any] | None:
-    """A validated copy of a filter of the language of ``search``/``list``/``delete_where``
-    (None for none or ``{}``); raises before anything is read."""
-    if value is None:
-        return None
-    if not isinstance(value, Mapping):
-        raise TypeError(f"{arg} must be a mapping or None, got {type(value).__name__}")
-    return validate_filter(codec.validate_metadata(value, arg), arg)
-
-
-def _check_count(value: object, arg: str, minimum: int) -> int:
+def check_count(value: object, arg: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{arg} must be an int, got {type(value).__name__}")
     if value < minimum:
@@ -190,21 +168,21 @@ class CompactionPolicy:
     summarizer_timeout: float | None = None
 
     def __post_init__(self) -> None:
-        _check_count(self.max_records, "max_records", 1)
-        _check_count(self.keep_last, "keep_last", 0)
+        check_count(self.max_records, "max_records", 1)
+        check_count(self.keep_last, "keep_last", 0)
         if self.keep_last >= self.max_records:
             raise ValueError("keep_last must be below max_records")
-        _check_summarizer(self.summarizer)
-        _check_threshold(self.merge_duplicates)
+        check_summarizer(self.summarizer)
+        check_threshold(self.merge_duplicates)
         if self.summarizer is None and self.merge_duplicates is None:
             raise ValueError("a CompactionPolicy needs a summarizer or merge_duplicates")
-        _check_filter(self.filter)
+        check_filter(self.filter)
         codec.validate_ttl(self.summarizer_timeout, "summarizer_timeout")
 
 
 @dataclass(frozen=True, slots=True)
 class CompactionRequest:
-    """The arguments of one compaction (``MemoryOperation("compact", value=...)``)."""
+    """The arguments of one compaction (``MemoryOperation.compact(...)``)."""
 
     summarizer: Any = None
     keep_last: Any = 20
@@ -219,7 +197,7 @@ class CompactionRequest:
 
 # -- the summarizer that needs no model -------------------------------------------------------
 
-_SENTENCE = re.compile(r"(?<=[.!?;])\s+|\n+")
+SENTENCE_BREAK = re.compile(r"(?<=[.!?;])\s+|\n+")
 _LONE_WORD = 0.1  # weight of a word that only one record uses
 
 
@@ -260,8 +238,8 @@ class ExtractiveSummarizer(InstrumentedPrimitive[Sequence[MemoryRecord], str]):
         tracer_provider: trace.TracerProvider | None = None,
     ) -> None:
         super().__init__(name, tracer_provider=tracer_provider)
-        self.max_sentences = _check_count(max_sentences, "max_sentences", 1)
-        self.max_chars = _check_count(max_chars, "max_chars", 1)
+        self.max_sentences = check_count(max_sentences, "max_sentences", 1)
+        self.max_chars = check_count(max_chars, "max_chars", 1)
         if fields is not None and (
             isinstance(fields, str) or not all(isinstance(f, str) for f in fields)
         ):
@@ -292,7 +270,7 @@ class ExtractiveSummarizer(InstrumentedPrimitive[Sequence[MemoryRecord], str]):
         for r, record in enumerate(records):
             seen: set[str] = set()
             for leaf in self._text(record.value):
-                for part in _SENTENCE.split(leaf):
+                for part in SENTENCE_BREAK.split(leaf):
                     text = part.strip()
                     words = tokenize(text)
                     if not words:
@@ -341,362 +319,6 @@ class ExtractiveSummarizer(InstrumentedPrimitive[Sequence[MemoryRecord], str]):
                 weight[w] *= 0.5
         chosen.sort()
         return " ".join(sentences[i][2] for i in chosen)
-
-
-# -- one compaction ---------------------------------------------------------------------------
-
-
-def _request(op: MemoryOperation) -> CompactionRequest:
-    req = op.value
-    if not isinstance(req, CompactionRequest):
-        raise TypeError("a compact operation carries a CompactionRequest (use compact())")
-    return req
-
-
-def _times(record: Record) -> tuple[float | None, float | None, float | None]:
-    """``(created_at, updated_at, expires_at)`` of a record, None where the backend keeps none
-    (a backend without record times reports 0)."""
-    created, updated, expires = record.created_at, record.updated_at, record.expires_at
-    return (
-        float(created) if created > 0 else None,
-        float(updated) if updated > 0 else None,
-        None if expires is None else float(expires),
-    )
-
-
-def _memory_record(record: Record, metadata: Mapping[str, Any] | None) -> MemoryRecord:
-    created, updated, expires = _times(record)
-    return MemoryRecord(
-        record.key,
-        codec.decode(record.payload),
-        codec.copy_metadata(metadata) or {},
-        created or 0.0,
-        updated or 0.0,
-        expires,
-    )
-
-
-def _common_metadata(metas: Sequence[Mapping[str, Any] | None]) -> dict[str, Any]:
-    """The fields on which every one of ``metas`` agrees (our own markers left out)."""
-    if not metas or any(not m for m in metas):
-        return {}
-    first = metas[0]
-    assert first is not None
-    out: dict[str, Any] = {}
-    for name, value in first.items():
-        if name in _OWN:
-            continue
-        k = filter_key(value)
-        if all(name in m and filter_key(m[name]) == k for m in metas[1:] if m is not None):
-            out[name] = value
-    return out
-
-
-def _is_summary(metadata: Mapping[str, Any] | None) -> bool:
-    return metadata is not None and metadata.get(META_SUMMARY) is True
-
-
-def _empty(value: Any) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, str):
-        return not value.strip()
-    return isinstance(value, list | dict) and not value
-
-
-def _merge_metadata(metas: Sequence[Mapping[str, Any] | None]) -> dict[str, Any] | None:
-    """Metadata of a merged record: every field of ``metas`` (oldest first; newer wins)."""
-    out: dict[str, Any] = {}
-    for m in metas:
-        if m:
-            out.update(m)
-    return out or None
-
-
-async def _duplicates(
-    memory: MemoryPrimitive, records: Sequence[Record], threshold: float
-) -> dict[str, list[str]]:
-    """Newest key -> the older keys that are its near-duplicates.
-
-    Greedy, newest first: each record joins the first (newest) group whose head (its newest
-    record) is similar enough, or heads a group of its own.
-    """
-    newest_first = list(reversed(records))
-    values = [codec.decode(r.payload) for r in newest_first]
-    if memory._embedder is not None:
-        heads = _vector_heads(await memory._embed(values), threshold)
-    else:
-        heads = _text_heads(values, [r.payload for r in newest_first], threshold)
-    groups: dict[str, list[str]] = {}
-    for i, head in enumerate(heads):
-        if head is not None:
-            groups.setdefault(newest_first[head].key, []).append(newest_first[i].key)
-    return groups
-
-
-def _vector_heads(raw: Sequence[Any], threshold: float) -> list[int | None]:
-    """The head each record joins (None: it heads a group), by cosine of unit vectors."""
-    n = len(raw)
-    if not n:
-        return []
-    vectors = np.stack([normalize_vector(v) for v in raw]).astype(np.float64)
-    is_head = np.zeros(n, dtype=bool)
-    out: list[int | None] = []
-    for i in range(n):
-        close = np.flatnonzero(is_head[:i] & (vectors[:i] @ vectors[i] >= threshold - 1e-6))
-        if close.size:
-            out.append(int(close[0]))
-        else:
-            is_head[i] = True
-            out.append(None)
-    return out
-
-
-def _text_heads(
-    values: Sequence[Any], payloads: Sequence[str], threshold: float
-) -> list[int | None]:
-    """The head each record joins (None: it heads a group), by Jaccard of word sets.
-
-    Prefix filtering: with the words of every set ordered rarest first, two sets of Jaccard at
-    least ``threshold`` share a word among the first ``len - ceil(threshold * len) + 1`` of
-    each, so only heads indexed under those words are compared. Records without words match
-    on an identical value only.
-    """
-    words = [frozenset(make_document(v).terms) for v in values]
-    df: dict[str, int] = {}
-    for w in words:
-        for t in w:
-            df[t] = df.get(t, 0) + 1
-
-    def prefix(w: frozenset[str]) -> list[str]:
-        ordered = sorted(w, key=lambda t: (df[t], t))
-        return ordered[: len(w) - math.ceil(threshold * len(w) - 1e-9) + 1]
-
-    index: dict[str, list[int]] = {}
-    wordless: dict[str, int] = {}
-    out: list[int | None] = []
-    for i, a in enumerate(words):
-        if not a:
-            head = wordless.setdefault(payloads[i], i)
-            out.append(None if head == i else head)
-            continue
-        first = prefix(a)
-        candidates: set[int] = set()
-        for t in first:
-            candidates.update(index.get(t, ()))
-        found = None
-        for h in sorted(candidates):
-            b = words[h]
-            inter = len(a & b)
-            if inter >= threshold * (len(a) + len(b) - inter) - 1e-9:
-                found = h
-                break
-        out.append(found)
-        if found is None:
-            for t in first:
-                index.setdefault(t, []).append(i)
-    return out
-
-
-@dataclass(slots=True)
-class _Plan:
-    plan: CompactionPlan | None
-    replaced: tuple[str, ...]
-    merged: tuple[str, ...]
-
-
-async def run_compaction(memory: MemoryPrimitive, op: MemoryOperation, span: trace.Span) -> Any:
-    """The ``compact`` operation's handler (see :meth:`MemoryPrimitive.compact`)."""
-    req = _request(op)
-    _check_summarizer(req.summarizer)
-    keep_last = _check_count(req.keep_last, "keep_last", 0)
-    max_records = (
-        None if req.max_records is None else _check_count(req.max_records, "max_records", 2)
-    )
-    threshold = _check_threshold(req.merge_duplicates)
-    if req.summarizer is None and threshold is None:
-        raise ValueError("compact needs a summarizer, or merge_duplicates to merge only")
-    timeout = codec.validate_ttl(req.summarizer_timeout, "summarizer_timeout")
-    filter_ = _check_filter(req.filter)
-    summary_key = None if req.summary_key is None else codec.validate_key(req.summary_key)
-    ttl, _ = memory._record_settings(req.ttl, None)
-    backend = memory._shared.backend
-    if not isinstance(backend, CompactingBackend):
-        raise TypeError(
-            f"backend {backend.info().name!r} cannot compact: it needs scan() and "
-            "apply_compaction() (see CompactingBackend)"
-        )
-    namespace = memory.namespace
-    records = await backend.scan(namespace)
-    if filter_:
-        records = [r for r in records if matches_filter(r.metadata, filter_)]
-    considered = len(records)
-    by_key = {r.key: r for r in records}
-
-    groups = {} if threshold is None else await _duplicates(memory, records, threshold)
-    merged_away = {k for dups in groups.values() for k in dups}
-    survivors = [r for r in records if r.key not in merged_away]
-    merged_meta = {
-        head: _merge_metadata([by_key[k].metadata for k in (*reversed(dups), head)])
-        for head, dups in groups.items()
-    }
-
-    def metadata_of(r: Record) -> Mapping[str, Any] | None:
-        return merged_meta.get(r.key, r.metadata)
-
-    # Earlier summaries stand for the oldest records: they never take one of keep_last's
-    # places, and each new summary rolls them in, so repeated compactions leave one.
-    earlier = [r for r in survivors if _is_summary(metadata_of(r))]
-    originals = [r for r in survivors if not _is_summary(metadata_of(r))]
-    batch = originals[: max(0, len(originals) - keep_last)]
-    if max_records is not None:
-        batch = batch[:max_records]
-    batch = [*earlier, *batch]
-    if req.summarizer is None or len(batch) < 2:
-        batch = []
-    if (
-        summary_key is not None
-        and summary_key in by_key
-        and summary_key not in {r.key for r in batch}
-    ):
-        raise ValueError(
-            f"summary_key {summary_key!r} names a live record that is not being compacted"
-        )
-
-    summary: Any = None
-    if batch:
-        context = req.context if req.context is not None else WorkflowContext()
-        inputs = [_memory_record(r, metadata_of(r)) for r in batch]
-        async with asyncio.timeout(timeout):
-            summary = await req.summarizer.execute(inputs, context)
-        if _empty(summary):
-            raise ValueError(
-                f"summarizer {getattr(req.summarizer, 'name', req.summarizer)!r} returned "
-                "nothing: every record was left in place"
-            )
-        # Validate (and encode) the summary before any record is touched.
-        codec.encode_snapshot(summary, memory._max_value_bytes, "summary")
-    key = summary_key or f"summary:{uuid.uuid4().hex}"
-
-    async def plan_without(changed: set[str]) -> _Plan:
-        expected: dict[str, int] = {}
-        delete: list[str] = []
-        rewrite: list[tuple[Record, Mapping[str, Any] | None]] = []
-        merged: list[str] = []
-        in_batch = [r for r in batch if r.key not in changed]
-        batch_keys = {r.key for r in in_batch} if len(in_batch) >= 2 else set()
-        for head, dups in groups.items():
-            keys = [head, *dups]
-            if changed.intersection(keys):
-                continue
-            for k in keys:
-                expected[k] = by_key[k].seq
-            delete.extend(dups)
-            merged.extend(dups)
-            meta = merged_meta[head]
-            if head not in batch_keys and meta != by_key[head].metadata:
-                rewrite.append((by_key[head], meta))
-        replaced: tuple[str, ...] = ()
-        insert = None
-        if batch_keys:
-            kept_batch = [r for r in in_batch if r.key in batch_keys]
-            replaced = tuple(r.key for r in kept_batch)
-            for r in kept_batch:
-                expected[r.key] = r.seq
-                if r.key not in delete:
-                    delete.append(r.key)
-            insert = memory._entry(key, summary, ttl, _summary_metadata(kept_batch, metadata_of))
-        elif not merged:
-            return _Plan(None, (), ())
-        entries = [
-            Entry(
-                r.key,
-                r.payload,
-                codec.validate_metadata(meta) if meta else None,
-                index_text=r.index_text,
-            )
-            for r, meta in rewrite
-        ]
-        values = [indexed_value(codec.decode(r.payload), r.index_text) for r, _ in rewrite]
-        if insert is not None:
-            entries.append(insert)
-            values.append(summary)
-        entries = await memory._embedded(entries, values)
-        if insert is not None:
-            insert = entries.pop()
-        plan = CompactionPlan(expected, tuple(delete), tuple(entries), insert)
-        return _Plan(plan, replaced, tuple(merged))
-
-    changed: set[str] = set()
-    result = _Plan(None, (), ())
-    for _ in range(_ATTEMPTS):
-        result = await plan_without(changed)
-        if result.plan is None:
-            break
-        conflicts = await backend.apply_compaction(namespace, result.plan)
-        if not conflicts:
-            break
-        changed.update(conflicts)
-    else:
-        result = _Plan(None, (), ())
-    report = CompactionReport(
-        summary_key=key if result.plan is not None and result.plan.insert is not None else None,
-        replaced=result.replaced if result.plan is not None else (),
-        merged=result.merged if result.plan is not None else (),
-        kept=tuple(sorted(changed)),
-        considered=considered,
-    )
-    if span.is_recording():
-        span.set_attributes(
-            {
-                A.ATTR_GEN_AI_MEMORY_RECORD_COUNT: report.removed,
-                A.ATTR_MEMORY_COMPACTION_CONSIDERED: report.considered,
-                A.ATTR_MEMORY_COMPACTION_REPLACED: len(report.replaced),
-                A.ATTR_MEMORY_COMPACTION_MERGED: len(report.merged),
-                A.ATTR_MEMORY_COMPACTION_KEPT: len(report.kept),
-            }
-        )
-    return report
-
-
-def _summary_metadata(
-    batch: Sequence[Record], metadata_of: Callable[[Record], Mapping[str, Any] | None]
-) -> dict[str, Any]:
-    metas = [metadata_of(r) for r in batch]
-    out = _common_metadata(metas)
-    count = 0
-    starts: list[float] = []
-    ends: list[float] = []
-    sources: list[str] = []
-    for record, m in zip(batch, metas, strict=True):
-        m = m or {}
-        summary = m.get(META_SUMMARY) is True
-        if summary:
-            earlier = m.get(META_SOURCES, m.get(META_REPLACED))
-            if isinstance(earlier, list):
-                sources.extend(k for k in earlier if isinstance(k, str))
-        else:
-            sources.append(record.key)
-        n = m.get(META_SUMMARIZED) if summary else None
-        count += n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1
-        created, updated, _ = _times(record)
-        # An earlier summary stands for its own range; any other record for its own times.
-        for name, acc, own in ((META_FROM, starts, created), (META_TO, ends, updated)):
-            t = m.get(name) if summary else own
-            if isinstance(t, int | float) and not isinstance(t, bool):
-                acc.append(float(t))
-    out[META_SUMMARY] = True
-    out[META_REPLACED] = [r.key for r in batch]
-    out[META_SOURCES] = list(dict.fromkeys(sources))
-    out[META_SUMMARIZED] = count
-    if starts:
-        out[META_FROM] = min(starts)
-    if ends:
-        out[META_TO] = max(ends)
-    return out
-
-
-# -- compaction in the background --------------------------------------------------------------
 
 
 class AutoCompactor:

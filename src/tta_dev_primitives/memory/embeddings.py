@@ -237,7 +237,23 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-class MiniLMEmbedder:
+class _EncodesInThread:
+    """``embed_documents`` and ``embed_query`` of a model whose ``_encode_batch`` blocks: run
+    in a worker thread, so the event loop goes on meanwhile."""
+
+    def _encode_batch(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        raise NotImplementedError
+
+    async def embed_documents(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        return await asyncio.to_thread(self._encode_batch, list(texts))
+
+    async def embed_query(self, text: str) -> npt.NDArray[np.float32]:
+        vectors = await asyncio.to_thread(self._encode_batch, [text])
+        row: npt.NDArray[np.float32] = vectors[0]
+        return row
+
+
+class MiniLMEmbedder(_EncodesInThread):
     """all-MiniLM-L6-v2 (384 dimensions) on ``onnxruntime``, fully local.
 
     Needs the ``embeddings`` extra (``onnxruntime``, ``tokenizers`` and the
@@ -254,7 +270,11 @@ class MiniLMEmbedder:
             ``None`` explicitly with your own file to skip the check).
         batch_size: Texts per inference call.
         max_length: Longest input in tokens (longer texts are truncated).
-        threads: ONNX Runtime intra-op threads (None: its default).
+        threads: ONNX Runtime intra-op threads per inference call (None: its default, a
+            spinning pool of one thread per core). One by default: a query is a dozen
+            tokens, too little work to share out, and a pool that spins between operators
+            doubled the CPU time of a query and its latency on a busy machine; concurrent
+            calls (searches from several tasks, threads or processes) each use a core.
 
     Raises:
         ImportError: The ``embeddings`` extra is not installed.
@@ -274,7 +294,7 @@ class MiniLMEmbedder:
         sha256: str | None = _MODEL_SHA256,
         batch_size: int = 32,
         max_length: int = 256,
-        threads: int | None = None,
+        threads: int | None = 1,
     ) -> None:
         try:
             import onnxruntime
@@ -334,13 +354,7 @@ class MiniLMEmbedder:
             out[start : start + len(batch)] = pooled / np.maximum(norms, 1e-12)
         return out
 
-    async def embed_documents(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        return await asyncio.to_thread(self.encode, list(texts))
-
-    async def embed_query(self, text: str) -> npt.NDArray[np.float32]:
-        vectors = await asyncio.to_thread(self.encode, [text])
-        row: npt.NDArray[np.float32] = vectors[0]
-        return row
+    _encode_batch = encode
 
 
 _DEFAULT: list[MiniLMEmbedder] = []
@@ -358,7 +372,7 @@ def default_embedder() -> MiniLMEmbedder:
     return _DEFAULT[0]
 
 
-class SentenceTransformerEmbedder:
+class SentenceTransformerEmbedder(_EncodesInThread):
     """Embeds with a ``sentence-transformers`` model (the ``sentence-transformers`` extra).
 
     Args:
@@ -387,18 +401,10 @@ class SentenceTransformerEmbedder:
         dims = get_dims() if callable(get_dims) else None
         self.dimensions = int(dims) if dims else 0
 
-    def _encode(self, texts: list[str]) -> npt.NDArray[np.float32]:
+    def _encode_batch(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         vectors = self.model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True)
         out: npt.NDArray[np.float32] = np.asarray(vectors, dtype=np.float32)
         return out.reshape(len(texts), -1)
-
-    async def embed_documents(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        return await asyncio.to_thread(self._encode, list(texts))
-
-    async def embed_query(self, text: str) -> npt.NDArray[np.float32]:
-        vectors = await asyncio.to_thread(self._encode, [text])
-        row: npt.NDArray[np.float32] = vectors[0]
-        return row
 
     async def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """The simple form: same as :meth:`embed_documents`."""

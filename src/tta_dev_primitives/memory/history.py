@@ -30,6 +30,7 @@ from opentelemetry import trace
 from ..observability import attributes as A
 from . import codec
 from .backends.base import HistoryBackend, Version
+from .operations import GetAsOfOp
 from .records import (
     Entry,
     ListQuery,
@@ -43,7 +44,8 @@ from .records import (
 from .search import indexed_value, matches_filter, string_leaves
 
 if TYPE_CHECKING:
-    from .primitive import MemoryOperation, MemoryPrimitive
+    from .operations import ForgetOp, GetRecordAsOfOp, HistoryOp
+    from .runtime import Runtime
 
 __all__ = ["ForgetReport", "ResolverInput"]
 
@@ -96,8 +98,8 @@ def check_supersedes(value: object, key: str) -> tuple[str, ...]:
 _CAPABLE: dict[type, bool] = {}
 
 
-def history_backend(memory: MemoryPrimitive, operation: str) -> HistoryBackend:
-    backend = memory._shared.backend
+def history_backend(rt: Runtime, operation: str) -> HistoryBackend:
+    backend = rt.backend
     capable = _CAPABLE.get(type(backend))
     if capable is None:
         capable = _CAPABLE[type(backend)] = isinstance(backend, HistoryBackend)
@@ -130,21 +132,19 @@ def newest_first(versions: list[Version]) -> list[Version]:
     return sorted(versions, key=lambda v: v.record.seq, reverse=True)
 
 
-async def resolve(
-    memory: MemoryPrimitive, entry: Entry, value: Any, span: trace.Span
-) -> tuple[str, ...]:
+async def resolve(rt: Runtime, entry: Entry, value: Any, span: trace.Span) -> tuple[str, ...]:
     """The keys the primitive's resolver says ``entry`` supersedes (among its candidates).
 
     Runs before the write's atomic step, and only when there are candidates; whatever it
     raises reaches the caller, and nothing is written.
     """
-    resolver = memory._resolver
+    resolver = rt.resolver
     assert resolver is not None
     text = " ".join(string_leaves(value)).strip()
     candidates: list[SearchHit] = []
     if text:
-        hits = await memory.search(text, limit=memory._resolver_k + 1)
-        candidates = [h for h in hits if h.key != entry.key][: memory._resolver_k]
+        hits = await rt.memory.search(text, limit=rt.resolver_k + 1)
+        candidates = [h for h in hits if h.key != entry.key][: rt.resolver_k]
     if not candidates:
         return ()  # nothing it could supersede: no call
     record = MemoryRecord(
@@ -172,40 +172,40 @@ async def resolve(
     return tuple(dict.fromkeys(keys))
 
 
-async def run_history(memory: MemoryPrimitive, op: MemoryOperation, span: trace.Span) -> Any:
+async def run_history(rt: Runtime, op: HistoryOp, span: trace.Span) -> Any:
     """``history(key)``: the key's versions, newest first."""
     key = codec.validate_key(op.key)
-    backend = history_backend(memory, "history")
-    versions = newest_first(await backend.history(memory.namespace, key))
-    memory._inst.record_count(span, len(versions))
+    backend = history_backend(rt, "history")
+    versions = newest_first(await backend.history(rt.namespace, key))
+    rt.inst.record_count(span, len(versions))
     return [version_record(v) for v in versions]
 
 
-async def versions_at(memory: MemoryPrimitive, key: str | None, t: float) -> list[Version]:
+async def versions_at(rt: Runtime, key: str | None, t: float) -> list[Version]:
     """The versions current at ``t`` (of ``key``, or of every key), newest write first."""
-    backend = history_backend(memory, "as_of")
-    found = await backend.history(memory.namespace, key)
+    backend = history_backend(rt, "as_of")
+    found = await backend.history(rt.namespace, key)
     return newest_first([v for v in found if current_at(v, t)])
 
 
-async def run_get_as_of(memory: MemoryPrimitive, op: MemoryOperation, span: trace.Span) -> Any:
+async def run_get_as_of(rt: Runtime, op: GetAsOfOp | GetRecordAsOfOp, span: trace.Span) -> Any:
     """``get(key, as_of=t)`` and ``get_record(key, as_of=t)`` (the kind says which; ``t``
-    in ``op.value``)."""
+    in ``op.as_of``)."""
     key = codec.validate_key(op.key)
-    t = check_as_of(op.value)
-    found = await versions_at(memory, key, t)
-    memory._inst.read(span, bool(found), 1, memory._shared.backend.info())
+    t = check_as_of(op.as_of)
+    found = await versions_at(rt, key, t)
+    rt.inst.read(span, bool(found), 1, rt.backend.info())
     if not found:
-        return None if op.kind == "get_record_as_of" else op.default
+        return op.default if isinstance(op, GetAsOfOp) else None
     record = version_record(found[0])
-    return record if op.kind == "get_record_as_of" else record.value
+    return record.value if isinstance(op, GetAsOfOp) else record
 
 
-async def search_as_of(memory: MemoryPrimitive, request: SearchQuery, t: float) -> list[SearchHit]:
+async def search_as_of(rt: Runtime, request: SearchQuery, t: float) -> list[SearchHit]:
     """A search over the versions current at ``t``, ranked by the shared engine."""
     from .store import InMemoryStore
 
-    found = await versions_at(memory, None, t)
+    found = await versions_at(rt, None, t)
     found.reverse()  # oldest write first: the engine breaks ties newest first
     store = InMemoryStore(None, max_value_bytes=None)
     values = [
@@ -224,7 +224,7 @@ async def search_as_of(memory: MemoryPrimitive, request: SearchQuery, t: float) 
         for v in found
     ]
     if request.mode != "keyword":
-        entries = await memory._embedded(entries, values)
+        entries = await rt.writer.embedded(entries, values)
     for e in entries:
         store.put(e)
     return [
@@ -234,11 +234,11 @@ async def search_as_of(memory: MemoryPrimitive, request: SearchQuery, t: float) 
 
 
 async def list_as_of(
-    memory: MemoryPrimitive, query: ListQuery, t: float
+    rt: Runtime, query: ListQuery, t: float
 ) -> tuple[list[MemoryRecord], int | None]:
     """A page of the versions current at ``t``, by write order; the last one's version
     when more follow."""
-    found = await versions_at(memory, None, t)
+    found = await versions_at(rt, None, t)
     if query.order == "oldest":
         found.reverse()
     after = query.after
@@ -284,7 +284,7 @@ class ForgetReport:
 
 @dataclass(frozen=True, slots=True)
 class ForgetRequest:
-    """The arguments of one forget (``MemoryOperation("forget", value=...)``)."""
+    """The arguments of one forget (a ``ForgetOp``)."""
 
     key: Any = None
     filter: Any = None
@@ -316,37 +316,37 @@ def names_forgotten(metadata: Any, forgotten: set[str]) -> bool:
 
 
 def _sentences(value: Any) -> list[str]:
-    from .compaction import _SENTENCE
+    from .compaction import SENTENCE_BREAK
 
     out: list[str] = []
     for leaf in string_leaves(value):
-        out.extend(p.strip() for p in _SENTENCE.split(leaf) if p.strip())
+        out.extend(p.strip() for p in SENTENCE_BREAK.split(leaf) if p.strip())
     return out
 
 
-async def run_forget(memory: MemoryPrimitive, op: MemoryOperation, span: trace.Span) -> Any:
+async def run_forget(rt: Runtime, op: ForgetOp, span: trace.Span) -> Any:
     """``forget(key | filter=...)``: records, their history, summaries built from them."""
     from .compaction import (
         META_REPLACED,
         META_SOURCES,
         META_SUMMARIZED,
-        _check_filter,
-        _check_summarizer,
+        check_summarizer,
     )
+    from .writes import check_filter
 
-    req = op.value
+    req = op.request
     if not isinstance(req, ForgetRequest):
         raise TypeError("a forget operation carries a ForgetRequest (use forget())")
     if (req.key is None) == (req.filter is None):
         raise ValueError("forget takes a key or filter= (one of them)")
     key = None if req.key is None else codec.validate_key(req.key)
-    filter_ = None if req.filter is None else _check_filter(req.filter)
+    filter_ = None if req.filter is None else check_filter(req.filter)
     if req.filter is not None and not filter_:
         raise ValueError("filter must not be empty: forget(filter={}) would forget everything")
-    _check_summarizer(req.summarizer)
+    check_summarizer(req.summarizer)
     ttl = codec.validate_ttl(req.tombstone_ttl, "tombstone_ttl")
-    backend = history_backend(memory, "forget")
-    ns = memory.namespace
+    backend = history_backend(rt, "forget")
+    ns = rt.namespace
     versions = await backend.history(ns, None)
     if key is not None:
         keys = {key}
@@ -394,15 +394,15 @@ async def run_forget(memory: MemoryPrimitive, op: MemoryOperation, span: trace.S
             if summary is None or summary == "" or summary == [] or summary == {}:
                 removed_summaries.append(k)
                 continue
-            entry = memory._entry(k, summary, _left(record), codec.validate_metadata(meta))
-            (entry,) = await memory._embedded([entry], (summary,))
+            entry = rt.writer.entry(k, summary, _left(record), codec.validate_metadata(meta))
+            (entry,) = await rt.writer.embedded([entry], (summary,))
             removed += await backend.forget(ns, [k], None)  # its versions held the old text
-            await memory._shared.backend.put(ns, entry)
+            await rt.backend.put(ns, entry)
             rebuilt.append(k)
     targets = sorted(keys | set(removed_summaries))
     removed += await backend.forget(ns, targets, ttl)
     report = ForgetReport(tuple(sorted(keys)), removed, tuple(removed_summaries), tuple(rebuilt))
-    memory._inst.record_count(span, report.removed)
+    rt.inst.record_count(span, report.removed)
     return report
 
 

@@ -33,8 +33,15 @@ from ..core.telemetry import (
 from ..observability import attributes as A
 from .backends.base import BackendInfo
 from .records import Namespace
+from .search import Scored
 
-__all__ = ["MemoryInstrumentation", "StreamOperation", "content_capture_default", "store_id"]
+__all__ = [
+    "MemoryInstrumentation",
+    "SearchSpans",
+    "StreamOperation",
+    "content_capture_default",
+    "store_id",
+]
 
 CONTENT_LIMIT = 1024  # characters of captured content per attribute value
 
@@ -249,6 +256,14 @@ class MemoryInstrumentation:
     def search_mode(span: trace.Span, mode: str) -> None:
         span.set_attribute(A.ATTR_MEMORY_SEARCH_MODE, mode)
 
+    def search_phases(self, span: trace.Span) -> SearchSpans | None:
+        """What a search's phases report to while ``span`` records (None otherwise: the
+        search then runs each phase directly, at no cost)."""
+        if not span.is_recording():
+            return None
+        tracer = self._handles.tracer()
+        return None if tracer is None else SearchSpans(tracer)
+
     @staticmethod
     def degraded(span: trace.Span) -> None:
         span.set_attribute(A.ATTR_MEMORY_DEGRADED, True)
@@ -286,6 +301,23 @@ class MemoryInstrumentation:
 
     def fallback_activated(self, info: BackendInfo) -> None:
         self.count(A.METRIC_MEMORY_FALLBACKS, 1, info)
+
+
+class SearchSpans:
+    """The :class:`~.search.PhaseObserver` of a traced search: each phase (``keyword``,
+    ``vector``, ``fuse``) is a child span ``memory.search.<phase>`` of the current span, with
+    the number of hits it gave in ``gen_ai.memory.record.count``."""
+
+    __slots__ = ("_tracer",)
+
+    def __init__(self, tracer: trace.Tracer) -> None:
+        self._tracer = tracer
+
+    def phase(self, name: str, run: Callable[[], list[Scored]]) -> list[Scored]:
+        with self._tracer.start_as_current_span(f"memory.search.{name}") as span:
+            hits = run()
+            span.set_attribute(A.ATTR_GEN_AI_MEMORY_RECORD_COUNT, len(hits))
+            return hits
 
 
 class StreamOperation:

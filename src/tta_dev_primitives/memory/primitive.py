@@ -1,12 +1,16 @@
-"""``MemoryPrimitive``: a traced, composable memory step with a pluggable storage backend."""
+"""``MemoryPrimitive``: a traced, composable memory step with a pluggable storage backend.
+
+This module holds the constructor, the public API and the tracing hooks; it is past 700
+lines because the public methods carry the documentation users read (their arguments,
+errors and examples), which is kept beside the signatures. The work is elsewhere: the
+operations in :mod:`.operations`, their handlers in :mod:`.handlers`, the writer seam in
+:mod:`.writes`, the steps in :mod:`.steps`, the list cursor in :mod:`.cursor`.
+"""
 
 from __future__ import annotations
 
 import builtins
-import math
-import re
 import threading
-import warnings
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -17,7 +21,7 @@ from collections.abc import (
     Sequence,
 )
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeAlias, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind
@@ -27,9 +31,8 @@ from ..core.base import WorkflowPrimitive
 from ..core.composition import LambdaPrimitive
 from ..core.context import WorkflowContext
 from ..core.instrumented import InstrumentedPrimitive
-from ..observability import attributes as A
-from . import codec, transfer, tree
-from .backends.base import MemoryBackend, SyncMemoryBackend, VectorBackend
+from . import codec, steps
+from .backends.base import BackendInfo, MemoryBackend
 from .backends.fallback import FallbackBackend
 from .backends.in_memory import InMemoryBackend
 from .compaction import (
@@ -37,376 +40,65 @@ from .compaction import (
     CompactionPolicy,
     CompactionReport,
     CompactionRequest,
-    run_compaction,
 )
-from .embeddings import (
-    Embedder,
-    default_embedder,
-    embed_documents,
-    embed_query,
-    embedder_space,
-    refuse_zero_vectors,
-)
-from .errors import MemoryBackendError
+from .embeddings import Embedder, default_embedder
+from .exporting import export_records
+from .handlers import HANDLERS
 from .history import (
     DEFAULT_TOMBSTONE_TTL,
     ForgetReport,
     ForgetRequest,
-    check_as_of,
     check_history,
-    check_supersedes,
     history_backend,
-    list_as_of,
-    resolve,
-    run_forget,
-    run_get_as_of,
-    run_history,
-    search_as_of,
 )
 from .instrumentation import (
     NO_SPAN,
     UNTRACED,
-    AttributeCache,
     MemoryInstrumentation,
-    StreamOperation,
     content_capture_default,
     store_id,
 )
+from .operations import (
+    KEEP,
+    AddOp,
+    AddVersionedOp,
+    ClearOp,
+    CompactOp,
+    DeleteOp,
+    ForgetOp,
+    GetAsOfOp,
+    GetOp,
+    GetRecordAsOfOp,
+    GetRecordOp,
+    HistoryOp,
+    ImportOp,
+    KeysOp,
+    ListOp,
+    MemoryOperation,
+    OperationKind,
+    SearchOp,
+    SizeOp,
+)
 from .query_cache import QueryVectorCache
-from .records import (
-    NO_EXPIRY,
-    Entry,
-    ListQuery,
-    MemoryPage,
-    MemoryRecord,
-    Namespace,
-    RecordUpdate,
-    SearchHit,
-    SearchQuery,
-    memory_record,
-)
-from .rerank import RERANK_DEPTH, Reranker, rerank, validate_reranker
-from .search import (
-    Fusion,
-    SearchMode,
-    indexed_value,
-    normalize_vector,
-    string_leaves,
-    validate_filter,
-    validate_fusion,
-    validate_semantic_weight,
-)
+from .records import MemoryPage, MemoryRecord, Namespace, SearchHit
+from .rerank import Reranker, validate_reranker
+from .runtime import Runtime, Shared, closed_error
+from .search import Fusion, SearchMode, validate_fusion, validate_semantic_weight
+from .steps import StepNamespace
+from .transfer import ImportReport, ImportRequest, OnConflict
+from .writes import RecordWriter, validate_part
 
 if TYPE_CHECKING:
-    from .sync import LoopThread, SyncMemory
+    from .sync import SyncMemory
 
 __all__ = ["MemoryOperation", "MemoryPrimitive", "OperationKind", "StepNamespace"]
 
-OperationKind: TypeAlias = Literal[
-    "add",
-    "get",
-    "search",
-    "delete",
-    "clear",
-    "keys",
-    "size",
-    "add_many",
-    "get_many",
-    "get_record",
-    "update",
-    "list",
-    "delete_where",
-    "namespaces",
-    "compact",
-    "import",
-    "add_versioned",
-    "get_as_of",
-    "get_record_as_of",
-    "history",
-    "forget",
-]
-_ORDERS = ("newest", "oldest")
-
-
-class _Keep:
-    """The default of :meth:`MemoryPrimitive.update`'s arguments: keep what is stored."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "KEEP"
-
-
-_KEEP: Any = _Keep()
-_MODES = ("keyword", "semantic", "hybrid")
 _MIRROR_MAX_SIZE = 10_000  # records per namespace the Redis fallback mirrors
-
-
-class MemoryOperation(NamedTuple):
-    """One memory operation, the input of :meth:`MemoryPrimitive.execute`.
-
-    Build it with the class methods (``MemoryOperation.add(...)``, ``.get(...)``,
-    ``.search(...)``, ``.delete(...)``, ...); arguments are validated when it runs. A named
-    tuple: immutable, and the cheapest record Python builds, on the path of every operation.
-    """
-
-    kind: OperationKind
-    key: Any = None
-    value: Any = None
-    ttl: Any = None
-    metadata: Any = None
-    default: Any = None
-    query: Any = None
-    limit: Any = 5
-    mode: Any = None
-    filter: Any = None
-    semantic_weight: Any = None
-    fusion: Any = None
-    items: Any = None
-    keys: Any = None
-    merge_metadata: Any = True
-    cursor: Any = None
-    order: Any = "newest"
-    prefix: Any = ()
-    recency_half_life: Any = None
-    subtree: Any = False
-    suffix: Any = None
-    max_depth: Any = None
-    embed: Any = True
-    min_score: Any = None
-    reranker: Any = None
-    index_text: Any = None
-
-    @classmethod
-    def add(
-        cls,
-        key: str,
-        value: Any,
-        *,
-        ttl: float | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        embed: bool | str = True,
-        index_text: str | None = None,
-    ) -> MemoryOperation:
-        """Store ``value`` under ``key``."""
-        return cls(
-            "add",
-            key=key,
-            value=value,
-            ttl=ttl,
-            metadata=metadata,
-            embed=embed,
-            index_text=index_text,
-        )
-
-    @classmethod
-    def get(cls, key: str, default: Any = None) -> MemoryOperation:
-        """Read ``key`` (``default`` when missing)."""
-        return cls("get", key=key, default=default)
-
-    @classmethod
-    def search(
-        cls,
-        query: str,
-        *,
-        limit: int = 5,
-        mode: SearchMode | None = None,
-        filter: Mapping[str, Any] | None = None,
-        semantic_weight: float | None = None,
-        fusion: Fusion | None = None,
-        recency_half_life: float | None = None,
-        subtree: bool = False,
-        min_score: float | None = None,
-        reranker: Reranker | None = None,
-    ) -> MemoryOperation:
-        """Search for ``query``."""
-        return cls(
-            "search",
-            query=query,
-            limit=limit,
-            mode=mode,
-            filter=filter,
-            semantic_weight=semantic_weight,
-            fusion=fusion,
-            recency_half_life=recency_half_life,
-            subtree=subtree,
-            min_score=min_score,
-            reranker=reranker,
-        )
-
-    @classmethod
-    def delete(cls, key: str) -> MemoryOperation:
-        """Delete ``key``."""
-        return cls("delete", key=key)
-
-    @classmethod
-    def clear(cls) -> MemoryOperation:
-        """Delete every record of the namespace."""
-        return cls("clear")
-
-    @classmethod
-    def list_keys(cls) -> MemoryOperation:
-        """List the namespace's keys, least recently used first."""
-        return cls("keys")
-
-    @classmethod
-    def size(cls) -> MemoryOperation:
-        """Count the namespace's records."""
-        return cls("size")
-
-    @classmethod
-    def add_many(
-        cls,
-        items: Mapping[str, Any] | Iterable[tuple[str, Any]],
-        *,
-        ttl: float | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        index_text: Mapping[str, str] | None = None,
-    ) -> MemoryOperation:
-        """Store several ``(key, value)`` pairs in one batch."""
-        return cls("add_many", items=items, ttl=ttl, metadata=metadata, index_text=index_text)
-
-    @classmethod
-    def get_many(cls, keys: Iterable[str]) -> MemoryOperation:
-        """Read several keys in one batch."""
-        return cls("get_many", keys=keys)
-
-    @classmethod
-    def compact(cls, summarizer: Any, **options: Any) -> MemoryOperation:
-        """Compact the namespace (the options of :meth:`MemoryPrimitive.compact`)."""
-        return cls("compact", value=CompactionRequest(summarizer, **options))
-
-    @classmethod
-    def get_record(cls, key: str) -> MemoryOperation:
-        """Read the record under ``key`` with its metadata and timestamps."""
-        return cls("get_record", key=key)
-
-    @classmethod
-    def update(
-        cls,
-        key: str,
-        *,
-        value: Any = _KEEP,
-        metadata: Mapping[str, Any] | None = _KEEP,
-        ttl: Any = _KEEP,
-        merge_metadata: bool = True,
-        index_text: str | None = _KEEP,
-    ) -> MemoryOperation:
-        """Change what is given of the record under ``key``."""
-        return cls(
-            "update",
-            key=key,
-            value=value,
-            metadata=metadata,
-            ttl=ttl,
-            merge_metadata=merge_metadata,
-            index_text=index_text,
-        )
-
-    @classmethod
-    def list(
-        cls,
-        *,
-        filter: Mapping[str, Any] | None = None,
-        limit: int = 100,
-        cursor: str | None = None,
-        order: str = "newest",
-        subtree: bool = False,
-    ) -> MemoryOperation:
-        """One page of the namespace's records by write order."""
-        return cls("list", filter=filter, limit=limit, cursor=cursor, order=order, subtree=subtree)
-
-    @classmethod
-    def delete_where(cls, filter: Mapping[str, Any]) -> MemoryOperation:
-        """Delete the records whose metadata matches ``filter``."""
-        return cls("delete_where", filter=filter)
-
-    @classmethod
-    def namespaces(
-        cls,
-        prefix: Sequence[str] = (),
-        suffix: Sequence[str] | None = None,
-        max_depth: int | None = None,
-    ) -> MemoryOperation:
-        """The sub-namespaces matching ``prefix`` and ``suffix`` that hold records."""
-        return cls("namespaces", prefix=prefix, suffix=suffix, max_depth=max_depth)
-
-
-class _Shared:
-    """State shared by a primitive and its scoped views."""
-
-    __slots__ = (
-        "attributes",
-        "backend",
-        "closed",
-        "compactor",
-        "degraded",
-        "owns_backend",
-        "runner",
-        "sync",
-        "vectors_checked",
-    )
-
-    def __init__(self, backend: MemoryBackend, owns_backend: bool) -> None:
-        self.backend = backend
-        self.compactor: AutoCompactor | None = None
-        self.owns_backend = owns_backend
-        self.closed = False  # set by aclose(): every later operation raises
-        self.degraded = False
-        # A backend that never waits (SyncMemoryBackend) is called without a coroutine.
-        self.sync: SyncMemoryBackend | None = (
-            backend if isinstance(backend, SyncMemoryBackend) else None
-        )
-        self.attributes = AttributeCache()
-        self.runner: LoopThread | None = None  # the loop thread of sync(), once started
-        # Namespaces a write without an embedder has checked for vectors (see
-        # MemoryPrimitive._warn_if_vectors), as dict keys; bounded.
-        self.vectors_checked: dict[Namespace, None] = {}
-
-
 _UNSET: Any = object()
 _RUNNER_LOCK = threading.Lock()
-_VECTORS_CHECKED_MAX = 4096
-# The hottest operations build their MemoryOperation with tuple.__new__ (half the cost of the
-# named tuple's keyword-aware constructor); the tails are the remaining fields' defaults.
+# The hottest operations build their operation with tuple.__new__ (cheaper than the named
+# tuple's constructor, which takes keywords).
 _op = tuple.__new__
-_REST_ADD = MemoryOperation("add")[5:]
-_REST_GET = MemoryOperation("get")[6:]
-
-
-def _closed_error(operation: str, backend: str) -> MemoryBackendError:
-    return MemoryBackendError(
-        f"closed: this MemoryPrimitive was closed (aclose() or the end of `async with`); "
-        f"{operation} needs a new MemoryPrimitive",
-        backend=backend,
-        operation=operation,
-        transient=False,
-    )
-
-
-def _resolve(arg: Any, input_data: Any, context: WorkflowContext) -> Any:
-    """A step argument: a callable of ``(input, context)`` is called, a constant is itself."""
-    return arg(input_data, context) if callable(arg) else arg
-
-
-StepNamespace: TypeAlias = (
-    "str | Sequence[str] | Callable[[Any, WorkflowContext], str | Sequence[str]] | None"
-)
-"""A step's ``namespace=``: sub-namespace parts, or a callable of ``(input, context)``."""
-
-
-def _step_state_key(state_key: str | None) -> str | None:
-    if state_key is not None and (not isinstance(state_key, str) or not state_key):
-        raise TypeError("state_key must be a non-empty str or None")
-    return state_key
-
-
-def _validate_part(part: object, arg: str) -> str:
-    if not isinstance(part, str):
-        raise TypeError(f"{arg} must be a str, got {type(part).__name__}")
-    if not part:
-        raise ValueError(f"{arg} must not be empty")
-    return part
 
 
 def _check_embedder(embedder: object) -> None:
@@ -508,7 +200,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         resolver_candidates: int = 5,
     ) -> None:
         super().__init__(name, tracer_provider=tracer_provider, meter_provider=meter_provider)
-        self._history = check_history(history)
+        history = check_history(history)
         if resolver is not None and not isinstance(resolver, WorkflowPrimitive):
             raise TypeError(
                 "resolver must be a WorkflowPrimitive taking a ResolverInput and returning "
@@ -518,10 +210,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             raise TypeError("resolver_candidates must be an int")
         if resolver_candidates < 1:
             raise ValueError(f"resolver_candidates must be >= 1, got {resolver_candidates}")
-        self._resolver = resolver
-        self._resolver_k = resolver_candidates
         # One flag for add's hot path: a plain write unless history or a resolver is on.
-        self._versioned = bool(self._history) or resolver is not None
+        self._versioned = bool(history) or resolver is not None
         if auto_compact is not None and not isinstance(auto_compact, CompactionPolicy):
             raise TypeError("auto_compact must be a CompactionPolicy or None")
         if backend is not None and redis_url is not None:
@@ -533,12 +223,12 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             )
         size = 1000 if max_size is _UNSET else max_size
         if isinstance(namespace, str):
-            parts: tuple[str, ...] = (_validate_part(namespace, "namespace"),)
+            parts: tuple[str, ...] = (validate_part(namespace, "namespace"),)
         elif isinstance(namespace, Sequence) and namespace:
-            parts = tuple(_validate_part(p, "namespace part") for p in namespace)
+            parts = tuple(validate_part(p, "namespace part") for p in namespace)
         else:
             raise TypeError("namespace must be a non-empty str or a non-empty tuple of str")
-        self._default_ttl = codec.validate_ttl(default_ttl, "default_ttl")
+        default_ttl = codec.validate_ttl(default_ttl, "default_ttl")
         if isinstance(max_value_bytes, bool) or not isinstance(max_value_bytes, int):
             raise TypeError("max_value_bytes must be an int")
         if max_value_bytes < 1:
@@ -551,14 +241,9 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         if semantic_weight is None:
             advised = getattr(embedder, "semantic_weight", None)
             semantic_weight = 0.5 if advised is None else advised
-        self._semantic_weight = validate_semantic_weight(semantic_weight)
-        self._fusion = validate_fusion(fusion)
-        self._reranker = validate_reranker(reranker)
-        self._max_value_bytes = max_value_bytes
-        self._embedder = embedder
-        # Query texts embedded in the last minutes (shared by scoped views, as the embedder).
-        self._query_vectors = QueryVectorCache()
-        self._namespace: Namespace = parts
+        semantic_weight = validate_semantic_weight(semantic_weight)
+        fusion = validate_fusion(fusion)
+        reranker = validate_reranker(reranker)
         self._store_id = store_id(parts)
         if backend is None:
             built = (
@@ -566,18 +251,16 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
                 if redis_url is not None
                 else InMemoryBackend(size)
             )
-            self._shared = _Shared(built, owns_backend=True)
+            shared = Shared(built, owns_backend=True)
         else:
             for method in ("info", "put", "get", "search", "delete"):
                 if not callable(getattr(backend, method, None)):
                     raise TypeError(f"backend does not satisfy MemoryBackend: no {method}() method")
-            self._shared = _Shared(backend, owns_backend=False)
+            shared = Shared(backend, owns_backend=False)
         if auto_compact is not None:
-            self._shared.compactor = AutoCompactor(auto_compact)
-        if self._history or resolver is not None:
-            history_backend(self, "history")  # raises TypeError before any use
+            shared.compactor = AutoCompactor(auto_compact)
         self._is_view = False
-        self._inst = MemoryInstrumentation(
+        inst = MemoryInstrumentation(
             self._telemetry,
             self.name,
             self._type,
@@ -585,8 +268,29 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
                 content_capture_default() if capture_content is None else bool(capture_content)
             ),
             capture_keys=bool(capture_keys),
-            cache=self._shared.attributes,
+            cache=shared.attributes,
         )
+        self._shared = shared
+        self._info: BackendInfo = shared.backend.info()
+        self._rt = Runtime(
+            memory=self,
+            namespace=parts,
+            shared=shared,
+            inst=inst,
+            telemetry=self._telemetry,
+            writer=RecordWriter(embedder, max_value_bytes, default_ttl, shared.vectors_checked),
+            embedder=embedder,
+            semantic_weight=semantic_weight,
+            fusion=fusion,
+            reranker=reranker,
+            history=history,
+            resolver=resolver,
+            resolver_k=resolver_candidates,
+            # Query texts embedded in the last minutes (shared by views, as the embedder).
+            query_vectors=QueryVectorCache(),
+        )
+        if history or resolver is not None:
+            history_backend(self._rt, "history")  # raises TypeError before any use
 
     @staticmethod
     def _redis_backend(url: str, max_size: int | None, fallback: bool) -> MemoryBackend:
@@ -615,7 +319,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
     @property
     def namespace(self) -> Namespace:
         """This primitive's namespace, as the tuple of its parts."""
-        return self._namespace
+        return self._rt.namespace
 
     def scoped(self, *parts: str) -> MemoryPrimitive:
         """A view on the sub-namespace ``namespace + parts``, sharing the backend.
@@ -625,13 +329,9 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         """
         if not parts:
             raise ValueError("scoped() needs at least one namespace part")
-        checked = tuple(_validate_part(p, "namespace part") for p in parts)
-        view = object.__new__(MemoryPrimitive)
-        view.__dict__.update(self.__dict__)
-        view._namespace = self._namespace + checked
-        view._store_id = store_id(view._namespace)
-        view._is_view = True
-        return view
+        checked = tuple(validate_part(p, "namespace part") for p in parts)
+        namespace = self._rt.namespace + checked
+        return self._view(namespace=namespace, store_id=store_id(namespace))
 
     def with_embedder(self, embedder: Embedder | None) -> MemoryPrimitive:
         """A view of this primitive that embeds with ``embedder`` (None: no embedder).
@@ -646,12 +346,19 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
                 ``embed``.
         """
         _check_embedder(embedder)
+        rt = self._rt
+        advised = getattr(embedder, "semantic_weight", None)
+        weight = rt.semantic_weight if advised is None else validate_semantic_weight(advised)
+        writer = rt.writer.with_embedder(embedder)
+        return self._view(embedder=embedder, semantic_weight=weight, writer=writer)
+
+    def _view(self, store_id: str | None = None, **changes: Any) -> MemoryPrimitive:
+        """A view sharing everything with this primitive but ``changes`` to its runtime."""
         view = object.__new__(MemoryPrimitive)
         view.__dict__.update(self.__dict__)
-        view._embedder = embedder
-        advised = getattr(embedder, "semantic_weight", None)
-        if advised is not None:
-            view._semantic_weight = validate_semantic_weight(advised)
+        view._rt = self._rt.replace(memory=view, **changes)
+        if store_id is not None:
+            view._store_id = store_id
         view._is_view = True
         return view
 
@@ -669,7 +376,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         with _RUNNER_LOCK:
             if shared.runner is None or shared.runner.closed:
                 if shared.closed:
-                    raise _closed_error("sync", shared.backend.info().name)
+                    raise closed_error("sync", shared.backend.info().name)
                 shared.runner = LoopThread()
             return SyncMemory(self, shared.runner)
 
@@ -770,26 +477,13 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             MemoryBackendError: The backend could not store it.
         """
         if supersedes is None and not self._versioned:
-            if embed is True and index_text is None:
-                op = _op(MemoryOperation, ("add", key, value, ttl, metadata, *_REST_ADD))
+            if embed is True:
+                op: MemoryOperation = _op(AddOp, (key, value, ttl, metadata, True, index_text))
             else:
-                op = MemoryOperation.add(
-                    key, value, ttl=ttl, metadata=metadata, embed=embed, index_text=index_text
-                )
+                op = AddOp(key, value, ttl, metadata, embed, index_text)
             await self._run(op, context)
             return
-        # The superseded keys ride in ``keys``: MemoryOperation keeps the fields it had, so
-        # the plain operations' tuples cost what they did.
-        op = MemoryOperation(
-            "add_versioned",
-            key,
-            value,
-            ttl,
-            metadata,
-            keys=supersedes or (),
-            embed=embed,
-            index_text=index_text,
-        )
+        op = AddVersionedOp(key, value, ttl, metadata, supersedes or (), embed, index_text)
         await self._run(op, context)
 
     async def get(
@@ -806,9 +500,9 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         then (see :meth:`history`; recency untouched).
         """
         if as_of is None:
-            op = _op(MemoryOperation, ("get", key, None, None, None, default, *_REST_GET))
+            op: MemoryOperation = _op(GetOp, (key, default))
         else:
-            op = MemoryOperation("get_as_of", key, as_of, default=default)
+            op = GetAsOfOp(key, as_of, default)
         return await self._run(op, context)
 
     async def search(
@@ -871,26 +565,25 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             subtree=subtree,
             min_score=min_score,
             reranker=reranker,
+            as_of=as_of,
         )
-        if as_of is not None:
-            op = op._replace(value=as_of)  # a search has no value: as_of rides there
         return cast(builtins.list[SearchHit], await self._run(op, context))
 
     async def delete(self, key: str, *, context: WorkflowContext | None = None) -> bool:
         """Delete ``key``; True if a record was deleted."""
-        return cast(bool, await self._run(MemoryOperation("delete", key), context))
+        return cast(bool, await self._run(DeleteOp(key), context))
 
     async def clear(self, *, context: WorkflowContext | None = None) -> int:
         """Delete every record of this namespace (only this one); return how many."""
-        return cast(int, await self._run(MemoryOperation("clear"), context))
+        return cast(int, await self._run(ClearOp(), context))
 
     async def keys(self, *, context: WorkflowContext | None = None) -> builtins.list[str]:
         """This namespace's keys, least recently used first."""
-        return cast(builtins.list[str], await self._run(MemoryOperation("keys"), context))
+        return cast(builtins.list[str], await self._run(KeysOp(), context))
 
     async def size(self, *, context: WorkflowContext | None = None) -> int:
         """Number of live records in this namespace."""
-        return cast(int, await self._run(MemoryOperation("size"), context))
+        return cast(int, await self._run(SizeOp(), context))
 
     async def get_record(
         self,
@@ -902,10 +595,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         """The record under ``key`` (value, metadata, timestamps), or None; refreshes its
         recency like :meth:`get`. With ``as_of``: the version current then, with its
         ``valid_from``/``valid_to``."""
-        if as_of is None:
-            op = MemoryOperation.get_record(key)
-        else:
-            op = MemoryOperation("get_record_as_of", key, as_of)
+        op: MemoryOperation = GetRecordOp(key) if as_of is None else GetRecordAsOfOp(key, as_of)
         return cast("MemoryRecord | None", await self._run(op, context))
 
     async def forget(
@@ -944,7 +634,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             ValueError: Both or neither of ``key`` and ``filter``, an empty filter.
         """
         request = ForgetRequest(key, filter, summarizer, tombstone_ttl)
-        op = MemoryOperation("forget", value=request)
+        op = ForgetOp(request)
         return cast(ForgetReport, await self._run(op, context))
 
     async def history(
@@ -956,18 +646,18 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         Raises:
             TypeError: The backend keeps no history (see ``HistoryBackend``).
         """
-        op = MemoryOperation("history", key)
+        op = HistoryOp(key)
         return cast(builtins.list[MemoryRecord], await self._run(op, context))
 
     async def update(
         self,
         key: str,
         *,
-        value: Any = _KEEP,
-        metadata: Mapping[str, Any] | None = _KEEP,
-        ttl: Any = _KEEP,
+        value: Any = KEEP,
+        metadata: Mapping[str, Any] | None = KEEP,
+        ttl: Any = KEEP,
         merge_metadata: bool = True,
-        index_text: str | None = _KEEP,
+        index_text: str | None = KEEP,
         context: WorkflowContext | None = None,
     ) -> MemoryRecord:
         """Change the given parts of the live record under ``key``; keep the rest.
@@ -1045,11 +735,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             ValueError: A malformed filter, an unknown operator, a bad order, or a cursor
                 that is not a ``next_cursor`` of a walk in this order (before any I/O).
         """
-        op = MemoryOperation.list(
-            filter=filter, limit=limit, cursor=cursor, order=order, subtree=subtree
-        )
-        if as_of is not None:
-            op = op._replace(value=as_of)  # a list has no value: as_of rides there
+        op = ListOp(filter, limit, cursor, order, subtree, as_of)
         return cast(MemoryPage, await self._run(op, context))
 
     async def delete_where(
@@ -1166,7 +852,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             summary_key,
             context,
         )
-        op = MemoryOperation("compact", value=request)
+        op = CompactOp(request)
         return cast(CompactionReport, await self._run(op, context))
 
     async def wait_compactions(self) -> None:
@@ -1211,19 +897,19 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             MemoryBackendError: The primitive is closed, or the backend failed (while
                 iterating).
         """
-        self._check_open("export")
-        return transfer.export_records(
-            self, filter=filter, vectors=vectors, history=history, context=context
+        self._rt.check_open("export")
+        return export_records(
+            self._rt, filter=filter, vectors=vectors, history=history, context=context
         )
 
     async def import_(
         self,
         records: AsyncIterable[Mapping[str, Any]] | Iterable[Mapping[str, Any]],
         *,
-        on_conflict: transfer.OnConflict = "replace",
+        on_conflict: OnConflict = "replace",
         progress: Callable[[int], None] | None = None,
         context: WorkflowContext | None = None,
-    ) -> transfer.ImportReport:
+    ) -> ImportReport:
         """Write exported records (e.g. ``read_jsonl(file)`` or another memory's ``export()``).
 
         Every record is read and checked first (fields, times, value size; see
@@ -1249,7 +935,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             context: The workflow context.
 
         Returns:
-            The :class:`~tta_dev_primitives.memory.transfer.ImportReport`.
+            The :class:`~tta_dev_primitives.memory.ImportReport`.
 
         Raises:
             ValueError: A malformed record (named by its file line, or its position), or a
@@ -1258,28 +944,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
                 :class:`MemoryBackendError`): it says how many records were written and the
                 ``on_conflict`` with which importing the same records again finishes.
         """
-        op = MemoryOperation("import", value=transfer.ImportRequest(records, on_conflict, progress))
-        return cast(transfer.ImportReport, await self._run(op, context))
-
-    def _check_open(self, kind: str) -> None:
-        if self._shared.closed:
-            raise _closed_error(kind, self._shared.backend.info().name)
-
-    def _stream_operation(self, kind: str, context: WorkflowContext | None) -> StreamOperation:
-        """The span (child of the current one) and duration of a streamed operation."""
-        telemetry = self._telemetry
-        if telemetry.disabled():
-            return StreamOperation()
-        info = self._shared.backend.info()
-        inst = self._inst
-        tracer = telemetry.tracer()
-        span: trace.Span = NO_SPAN
-        if tracer is not None:
-            span = tracer.start_span(inst.span_name(kind), kind=inst.span_kind(info))
-            if span.is_recording():
-                ctx = WorkflowContext() if context is None else context
-                span.set_attributes(inst.span_attributes(kind, self._namespace, info, ctx))
-        return StreamOperation(span, inst.duration_histogram(), inst.metric_attributes(kind, info))
+        op = ImportOp(ImportRequest(records, on_conflict, progress))
+        return cast(ImportReport, await self._run(op, context))
 
     async def aclose(self) -> None:
         """Close the primitive, and its backend if it built it; scoped views close nothing.
@@ -1332,19 +998,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             TypeError, ValueError: A constant ``namespace`` or a ``state_key`` that is not
                 valid (when the step is built); a callable's result when the step runs.
         """
-        where = self._step_namespace(namespace)
-        keep = _step_state_key(state_key)
-
-        async def get_step(input_data: Any, context: WorkflowContext) -> Any:
-            memory = where(input_data, context)
-            k = input_data if key is None else _resolve(key, input_data, context)
-            value = await memory.get(k, default, context=context)
-            if keep is None:
-                return value
-            context.state[keep] = value
-            return input_data
-
-        return self._step(get_step, "get_step")
+        fn = steps.get_step(self, key, default, namespace, state_key)
+        return self._step(fn, "get_step")
 
     def add_step(
         self,
@@ -1364,21 +1019,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             metadata: Metadata, or a callable of ``(input, context)``.
             namespace: Write to this sub-namespace of this one (see :meth:`get_step`).
         """
-        where = self._step_namespace(namespace)
-
-        async def add_step(input_data: Any, context: WorkflowContext) -> Any:
-            memory = where(input_data, context)
-            v = input_data if value is None else _resolve(value, input_data, context)
-            await memory.add(
-                _resolve(key, input_data, context),
-                v,
-                ttl=ttl,
-                metadata=_resolve(metadata, input_data, context),
-                context=context,
-            )
-            return input_data
-
-        return self._step(add_step, "add_step")
+        fn = steps.add_step(self, key, value, ttl, metadata, namespace)
+        return self._step(fn, "add_step")
 
     def search_step(
         self,
@@ -1427,31 +1069,18 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             TypeError, ValueError: A constant ``namespace`` or a ``state_key`` that is not
                 valid (when the step is built); bad search arguments (when it runs).
         """
-        where = self._step_namespace(namespace)
-        keep = _step_state_key(state_key)
-
-        async def search_step(input_data: Any, context: WorkflowContext) -> Any:
-            memory = where(input_data, context)
-            q = input_data if query is None else _resolve(query, input_data, context)
-            hits = await memory.search(
-                q,
-                limit=limit,
-                mode=mode,
-                filter=_resolve(filter, input_data, context),
-                semantic_weight=semantic_weight,
-                fusion=fusion,
-                recency_half_life=recency_half_life,
-                min_score=min_score,
-                reranker=reranker,
-                subtree=subtree,
-                context=context,
-            )
-            if keep is None:
-                return hits
-            context.state[keep] = hits
-            return input_data
-
-        return self._step(search_step, "search_step")
+        options = {
+            "limit": limit,
+            "mode": mode,
+            "semantic_weight": semantic_weight,
+            "fusion": fusion,
+            "recency_half_life": recency_half_life,
+            "min_score": min_score,
+            "reranker": reranker,
+            "subtree": subtree,
+        }
+        fn = steps.search_step(self, query, filter, namespace, state_key, options)
+        return self._step(fn, "search_step")
 
     def compact_step(
         self,
@@ -1485,52 +1114,17 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             namespace: Compact this sub-namespace of this one (see :meth:`get_step`).
             state_key: Where in ``context.state`` the report goes.
         """
-        where = self._step_namespace(namespace)
-        if not isinstance(state_key, str) or not state_key:
-            raise TypeError("state_key must be a non-empty str")
-        keep = state_key
-
-        async def compact_step(input_data: Any, context: WorkflowContext) -> Any:
-            memory = where(input_data, context)
-            report = await memory.compact(
-                summarizer,
-                keep_last=keep_last,
-                filter=_resolve(filter, input_data, context),
-                max_records=max_records,
-                merge_duplicates=merge_duplicates,
-                summarizer_timeout=summarizer_timeout,
-                ttl=ttl,
-                summary_key=_resolve(summary_key, input_data, context),
-                context=context,
-            )
-            context.state[keep] = report
-            return input_data
-
-        return self._step(compact_step, "compact_step")
-
-    def _step_namespace(
-        self, namespace: StepNamespace
-    ) -> Callable[[Any, WorkflowContext], MemoryPrimitive]:
-        """The memory a step works on, per run: this one, a fixed view, or the run's."""
-        if namespace is None:
-            return lambda _input, _context: self
-        if callable(namespace):
-            pick = namespace
-            return lambda input_data, context: self._step_view(pick(input_data, context))
-        view = self._step_view(namespace)
-        return lambda _input, _context: view
-
-    def _step_view(self, parts: object) -> MemoryPrimitive:
-        if isinstance(parts, str):
-            return self.scoped(parts)
-        if isinstance(parts, Sequence) and parts:
-            return self.scoped(*parts)
-        if isinstance(parts, Sequence):
-            raise ValueError("namespace of a step must have at least one part")
-        raise TypeError(
-            "namespace of a step must be a str, a sequence of str, or a callable of "
-            f"(input, context) returning one; got {type(parts).__name__}"
+        options = {
+            "keep_last": keep_last,
+            "max_records": max_records,
+            "merge_duplicates": merge_duplicates,
+            "summarizer_timeout": summarizer_timeout,
+            "ttl": ttl,
+        }
+        fn = steps.compact_step(
+            self, summarizer, filter, summary_key, namespace, state_key, options
         )
+        return self._step(fn, "compact_step")
 
     def _step(
         self, fn: Callable[[Any, WorkflowContext], Any], name: str
@@ -1543,31 +1137,42 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         )
 
     # -- the traced path ----------------------------------------------------------------------
+    #
+    # The backend's info is read twice per traced operation: once when its span starts (the
+    # span's kind and attributes) and once when it ends (degradation, the metric's
+    # attributes). Each hook pair runs with no await between them, so the info read first is
+    # kept in ``_info`` for the second.
 
     def _span_name(self, input_data: MemoryOperation) -> str:
-        return self._inst.span_name(input_data.kind)
+        return self._rt.inst.span_name(input_data.kind)
 
     def _span_kind(self, input_data: MemoryOperation) -> SpanKind:
-        return self._inst.span_kind(self._shared.backend.info())
+        self._info = info = self._shared.backend.info()
+        return self._rt.inst.span_kind(info)
 
     def _span_attributes(
         self, input_data: MemoryOperation, context: WorkflowContext
     ) -> dict[str, AttributeValue]:
-        return self._inst.span_attributes(
-            input_data.kind,
-            self._namespace,
-            self._shared.backend.info(),
+        rt = self._rt
+        kind = input_data.kind
+        query = limit = None
+        if isinstance(input_data, SearchOp):
+            query, limit = input_data.query, input_data.limit
+        return rt.inst.span_attributes(
+            kind,
+            rt.namespace,
+            self._info,
             context,
-            key=input_data.key,
-            query=input_data.query,
-            limit=input_data.limit,
+            key=getattr(input_data, "key", None),
+            query=query,
+            limit=limit,
         )
 
     def _metric_attributes(self, input_data: MemoryOperation) -> dict[str, AttributeValue]:
-        return self._inst.metric_attributes(input_data.kind, self._shared.backend.info())
+        return self._rt.inst.metric_attributes(input_data.kind, self._info)
 
     def _duration_instrument(self) -> metrics.Histogram | None:
-        return self._inst.duration_histogram()
+        return self._rt.inst.duration_histogram()
 
     async def execute(
         self, input_data: MemoryOperation, context: WorkflowContext | None = None
@@ -1582,16 +1187,9 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             raise TypeError(
                 f"MemoryPrimitive.execute takes a MemoryOperation, got {type(input_data).__name__}"
             )
-        if input_data.kind not in _HANDLERS:
+        if input_data.kind not in HANDLERS:
             raise ValueError(f"unknown memory operation {input_data.kind!r}")
         return await self._run(input_data, context)
-
-    def _handler(
-        self, kind: str
-    ) -> Callable[[MemoryPrimitive, MemoryOperation, trace.Span], Awaitable[Any]]:
-        if self._shared.closed:
-            raise _closed_error(kind, self._shared.backend.info().name)
-        return _HANDLERS[kind]
 
     def _execute_untraced(
         self, input_data: MemoryOperation, context: WorkflowContext | None
@@ -1599,610 +1197,22 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         # Nothing records: the operation's handler alone (the context only feeds span
         # attributes, and a switch to the fallback is counted only where a meter exists).
         if self._shared.closed:
-            raise _closed_error(input_data.kind, self._shared.backend.info().name)
-        return _HANDLERS[input_data.kind](self, input_data, NO_SPAN)
+            raise closed_error(input_data.kind, self._shared.backend.info().name)
+        return HANDLERS[input_data.kind](self._rt, input_data, NO_SPAN)
 
     async def _execute_impl(self, input_data: MemoryOperation, context: WorkflowContext) -> Any:
-        shared = self._shared
-        span = trace.get_current_span() if self._telemetry.tracer() is not None else UNTRACED
+        rt = self._rt
+        shared = rt.shared
+        span = trace.get_current_span() if rt.telemetry.tracer() is not None else UNTRACED
         try:
-            return await self._handler(input_data.kind)(self, input_data, span)
+            if shared.closed:
+                raise closed_error(input_data.kind, shared.backend.info().name)
+            return await HANDLERS[input_data.kind](rt, input_data, span)
         finally:
-            info = shared.backend.info()
+            self._info = info = shared.backend.info()
             if info.degraded:
-                self._inst.degraded(span)
+                rt.inst.degraded(span)
             if info.degraded != shared.degraded:
                 shared.degraded = info.degraded
                 if info.degraded:
-                    self._inst.fallback_activated(info)
-
-    # -- operation handlers: validation, encoding and the backend call, once per operation -----
-
-    def _record_settings(self, ttl: Any, metadata: Any) -> tuple[float | None, Any]:
-        """The validated ttl (``default_ttl`` when None, None for NO_EXPIRY) and metadata of
-        records to write."""
-        # The common ttl=None inline: this runs on every add.
-        ttl = self._default_ttl if ttl is None else self._ttl(ttl)
-        return ttl, None if metadata is None else codec.validate_metadata(metadata)
-
-    def _ttl(self, ttl: Any) -> float | None:
-        if ttl is None:
-            return self._default_ttl
-        if ttl is NO_EXPIRY:
-            return None
-        return codec.validate_ttl(ttl)
-
-    @staticmethod
-    def _filter(filter_: Any) -> dict[str, Any] | None:
-        """A validated copy of a filter (None for none or ``{}``); raises before any I/O."""
-        if filter_ is None:
-            return None
-        if not isinstance(filter_, Mapping):
-            raise TypeError(f"filter must be a mapping or None, got {type(filter_).__name__}")
-        return validate_filter(codec.validate_metadata(filter_, "filter"))
-
-    def _entry(
-        self,
-        key: Any,
-        value: Any,
-        ttl: float | None,
-        meta: Any,
-        item: int | None = None,
-        index_text: Any = None,
-    ) -> Entry:
-        """Validate and encode one record to write (raises before anything is stored).
-
-        ``add`` and ``add_many`` both build their entries here; ``item`` is the index of an
-        ``add_many`` item, which errors name.
-        """
-        if item is None:
-            key = codec.validate_key(key)
-            payload, snap = codec.encode_snapshot(value, self._max_value_bytes)
-        else:
-            key = codec.validate_key(key, f"items[{item}] key")
-            payload, snap = codec.encode_snapshot(
-                value, self._max_value_bytes, f"items[{item}] value"
-            )
-        if index_text is None:
-            return Entry(key, payload, meta, ttl, snapshot=snap)
-        arg = "index_text" if item is None else f"index_text[{key!r}]"
-        text = codec.validate_index_text(index_text, self._max_value_bytes, arg)
-        return Entry(key, payload, meta, ttl, snapshot=snap, index_text=text)
-
-    async def _embedded(
-        self, entries: builtins.list[Entry], values: Sequence[Any]
-    ) -> builtins.list[Entry]:
-        """``entries`` with the embedder's vectors of ``values`` (as is without an embedder)."""
-        if self._embedder is None:
-            return entries
-        vectors = await self._embed(values)
-        return [
-            Entry(
-                e.key,
-                e.payload,
-                e.metadata,
-                e.ttl,
-                v,
-                snapshot=e.snapshot,
-                space=self._space(v),
-                index_text=e.index_text,
-            )
-            for e, v in zip(entries, vectors, strict=True)
-        ]
-
-    async def _embed(self, values: Sequence[Any]) -> builtins.list[Any]:
-        """Unit float32 vectors of the values' text, one embedder call for all of them
-        (normalized here once: normalize_vector leaves them as they are after)."""
-        if self._embedder is None:
-            return [None] * len(values)
-        texts = [" ".join(string_leaves(v)) for v in values]
-        vectors = await embed_documents(self._embedder, texts)
-        if len(vectors) != len(texts):
-            raise ValueError("embedder returned a different number of vectors than texts")
-        out = [normalize_vector(v) for v in vectors]
-        refuse_zero_vectors(self._embedder, texts, out)
-        return out
-
-    def _space(self, vector: Any) -> tuple[str, int] | None:
-        return None if vector is None else embedder_space(self._embedder, len(vector))
-
-    async def _embed_query(self, query: str, span: trace.Span) -> Any:
-        cache = self._query_vectors
-        if not span.is_recording():
-            return await cache.vector(query, lambda: self._query_vector(query))
-        tracer = self._telemetry.tracer()
-        assert tracer is not None
-        with tracer.start_as_current_span("memory.search.embed_query") as child:
-            misses = cache.misses
-            vector = await cache.vector(query, lambda: self._query_vector(query))
-            child.set_attribute("memory.search.query_cached", cache.misses == misses)
-            return vector
-
-    async def _query_vector(self, query: str) -> Any:
-        vector = normalize_vector(await embed_query(self._embedder, query))
-        refuse_zero_vectors(self._embedder, (query,), (vector,), query=True)
-        return vector
-
-    async def _warn_if_vectors(self, namespace: Namespace) -> None:
-        """Once per namespace: warn when this memory, which has no embedder, writes into a
-        namespace whose records carry vectors (what it writes has none, so semantic search
-        never finds it)."""
-        checked = self._shared.vectors_checked
-        backend = self._shared.backend
-        if namespace in checked or not isinstance(backend, VectorBackend):
-            return
-        try:
-            space = (await backend.get_vectors(namespace, [])).space
-        except MemoryBackendError:
-            return  # the write itself will say what failed
-        if len(checked) >= _VECTORS_CHECKED_MAX:
-            checked.clear()
-        checked[namespace] = None
-        if space is not None:
-            warnings.warn(
-                f"namespace {'/'.join(namespace)!r} holds records with vectors of embedder "
-                f"{space[0]!r} ({space[1]} dimensions), but this MemoryPrimitive has no "
-                "embedder: the records it writes there carry no vector, so semantic search "
-                f"never finds them; pass embedder= (the {space[0]!r} one)",
-                UserWarning,
-                stacklevel=2,
-            )
-
-    async def _op_add(self, op: MemoryOperation, span: trace.Span) -> None:
-        ttl, meta = self._record_settings(op.ttl, op.metadata)
-        entry = self._entry(op.key, op.value, ttl, meta, index_text=op.index_text)
-        embed = op.embed
-        if embed is not True and not isinstance(embed, str) and embed is not False:
-            raise TypeError(f"embed must be True, False or a str, got {type(embed).__name__}")
-        if self._embedder is not None:
-            if embed is not False:
-                text = indexed_value(op.value, entry.index_text) if embed is True else embed
-                (entry,) = await self._embedded([entry], (text,))
-        elif self._namespace not in self._shared.vectors_checked:
-            await self._warn_if_vectors(self._namespace)
-        shared = self._shared
-        if span is not NO_SPAN:
-            self._inst.records(span, ((entry.key, entry.payload, None, entry.metadata),))
-        sync = shared.sync
-        if sync is not None:
-            evicted = sync.put_now(self._namespace, entry)
-        else:
-            evicted = await shared.backend.put(self._namespace, entry)
-        if evicted:
-            self._inst.evicted(span, evicted, shared.backend.info())
-        if shared.compactor is not None:
-            shared.compactor.added(self, 1)
-
-    async def _op_add_versioned(self, op: MemoryOperation, span: trace.Span) -> None:
-        """``add`` with ``history`` or ``supersedes``: one versioned write."""
-        ttl, meta = self._record_settings(op.ttl, op.metadata)
-        entry = self._entry(op.key, op.value, ttl, meta, index_text=op.index_text)
-        supersedes = check_supersedes(op.keys, entry.key)
-        embed = op.embed
-        if embed is not True and not isinstance(embed, str) and embed is not False:
-            raise TypeError(f"embed must be True, False or a str, got {type(embed).__name__}")
-        backend = history_backend(self, "add")
-        if self._resolver is not None:
-            found = await resolve(self, entry, op.value, span)
-            supersedes = tuple(dict.fromkeys((*supersedes, *found)))
-        if self._embedder is not None and embed is not False:
-            text = indexed_value(op.value, entry.index_text) if embed is True else embed
-            (entry,) = await self._embedded([entry], (text,))
-        if span is not NO_SPAN:
-            self._inst.records(span, ((entry.key, entry.payload, None, entry.metadata),))
-            if supersedes:
-                span.set_attribute(A.ATTR_MEMORY_SUPERSEDED_COUNT, len(supersedes))
-        evicted = await backend.put_versioned(self._namespace, entry, self._history, supersedes)
-        if evicted:
-            self._inst.evicted(span, evicted, self._shared.backend.info())
-        if self._shared.compactor is not None:
-            self._shared.compactor.added(self, 1)
-
-    async def _op_add_many(self, op: MemoryOperation, span: trace.Span) -> None:
-        items = op.items
-        if isinstance(items, Mapping):
-            pairs = list(items.items())
-        elif isinstance(items, Iterable) and not isinstance(items, str | bytes):
-            pairs = []
-            for i, pair in enumerate(items):
-                if not isinstance(pair, tuple) or len(pair) != 2:
-                    raise TypeError(f"items[{i}] must be a (key, value) tuple")
-                pairs.append(pair)
-        else:
-            raise TypeError("items must be a mapping or an iterable of (key, value) tuples")
-        ttl, meta = self._record_settings(op.ttl, op.metadata)
-        texts = _index_texts(op.index_text, pairs)
-        entries = [
-            self._entry(k, v, ttl, meta, i, texts.get(k) if texts else None)
-            for i, (k, v) in enumerate(pairs)
-        ]
-        inst = self._inst
-        inst.record_count(span, len(entries))
-        if not entries:
-            return
-        if self._embedder is None:
-            await self._warn_if_vectors(self._namespace)
-        values = [v for _, v in pairs]
-        if texts:
-            values = [indexed_value(v, e.index_text) for v, e in zip(values, entries, strict=True)]
-        entries = await self._embedded(entries, values)
-        if span is not NO_SPAN:
-            inst.records(span, ((e.key, e.payload, None, e.metadata) for e in entries))
-        evicted = await self._shared.backend.put_many(self._namespace, entries)
-        if evicted:
-            inst.evicted(span, evicted, self._shared.backend.info())
-        if self._shared.compactor is not None:
-            self._shared.compactor.added(self, len(entries))
-
-    async def _op_get(self, op: MemoryOperation, span: trace.Span) -> Any:
-        key = codec.validate_key(op.key)
-        shared = self._shared
-        sync = shared.sync
-        if sync is not None:
-            record = sync.get_now(self._namespace, key)
-        else:
-            record = await shared.backend.get(self._namespace, key)
-        if span is not NO_SPAN:
-            self._inst.read(span, record is not None, 1, shared.backend.info())
-            if record is not None:
-                self._inst.records(span, ((key, record.payload, None, record.metadata),))
-        if record is None:
-            return op.default
-        return codec.value_of(record.payload, record.snapshot)
-
-    async def _op_get_many(self, op: MemoryOperation, span: trace.Span) -> dict[str, Any]:
-        raw = op.keys
-        if isinstance(raw, str | bytes) or not isinstance(raw, Iterable):
-            raise TypeError("keys must be an iterable of str")
-        keys = [codec.validate_key(k, f"keys[{i}]") for i, k in enumerate(raw)]
-        if not keys:
-            return {}
-        records = await self._shared.backend.get_many(self._namespace, keys)
-        found = [(k, r) for k, r in zip(keys, records, strict=True) if r is not None]
-        self._inst.read(span, len(found), len(set(keys)), self._shared.backend.info())
-        self._inst.records(span, ((k, r.payload, None, r.metadata) for k, r in found))
-        return {k: codec.value_of(r.payload, r.snapshot) for k, r in found}
-
-    async def _op_search(self, op: MemoryOperation, span: trace.Span) -> builtins.list[SearchHit]:
-        query = op.query
-        if not isinstance(query, str):
-            raise TypeError(f"query must be a str, got {type(query).__name__}")
-        limit = codec.validate_limit(op.limit)
-        mode = op.mode
-        if mode is None:
-            mode = "keyword" if self._embedder is None else "hybrid"
-        elif mode not in _MODES:
-            raise ValueError(f"mode must be one of {', '.join(_MODES)}, got {mode!r}")
-        elif mode != "keyword" and self._embedder is None:
-            raise ValueError(f"mode={mode!r} needs an embedder: MemoryPrimitive(embedder=...)")
-        filter_ = self._filter(op.filter)
-        if not isinstance(op.subtree, bool):
-            raise TypeError(f"subtree must be True or False, got {type(op.subtree).__name__}")
-        half_life = op.recency_half_life
-        if half_life is not None:
-            if isinstance(half_life, bool) or not isinstance(half_life, int | float):
-                raise TypeError(
-                    f"recency_half_life must be a number of seconds or None, "
-                    f"got {type(half_life).__name__}"
-                )
-            if not 0 < half_life < float("inf"):
-                raise ValueError(f"recency_half_life must be > 0 seconds, got {half_life!r}")
-            half_life = float(half_life)
-            if op.subtree and mode == "hybrid":
-                raise ValueError(
-                    "recency_half_life is not supported with subtree=True in hybrid mode; "
-                    "use mode='keyword' or 'semantic', or search one namespace"
-                )
-        inst = self._inst
-        inst.search_mode(span, mode)
-        if not query.strip():
-            inst.record_count(span, 0)
-            return []
-        weight = self._semantic_weight
-        if op.semantic_weight is not None:
-            weight = validate_semantic_weight(op.semantic_weight)
-        fusion = self._fusion if op.fusion is None else validate_fusion(op.fusion)
-        min_score = op.min_score
-        if min_score is not None:
-            if isinstance(min_score, bool) or not isinstance(min_score, int | float):
-                raise TypeError(
-                    f"min_score must be a number or None, got {type(min_score).__name__}"
-                )
-            if math.isnan(min_score):
-                raise ValueError("min_score must be a number, got NaN")
-        reranker = self._reranker if op.reranker is None else validate_reranker(op.reranker)
-        vector = None
-        if mode != "keyword":
-            vector = await self._embed_query(query, span)
-        request = SearchQuery(
-            query,
-            limit if reranker is None else max(limit, RERANK_DEPTH),
-            cast(SearchMode, mode),
-            filter_,
-            vector,
-            space=self._space(vector),
-            fusion=fusion,
-            semantic_weight=weight,
-            tracer=self._telemetry.tracer() if span.is_recording() else None,
-            recency_half_life=half_life,
-        )
-        if op.value is not None:  # as_of
-            if op.subtree:
-                raise ValueError("as_of does not combine with subtree=True (yet)")
-            hits = await search_as_of(self, request, check_as_of(op.value))
-            if min_score is not None:
-                hits = [h for h in hits if h.score >= min_score]
-            inst.record_count(span, len(hits))
-            return hits[:limit]
-        backend = self._shared.backend
-        if op.subtree:
-            found = await backend.namespaces(self._namespace)
-            n = len(self._namespace)
-            pairs = [(found[i][n:], r) for i, r in await tree.search_tree(backend, found, request)]
-        else:
-            pairs = [((), r) for r in await backend.search(self._namespace, request)]
-        if min_score is not None:
-            pairs = [(ns, r) for ns, r in pairs if r.score >= min_score]
-        hits = [
-            SearchHit(
-                r.key,
-                codec.decode(r.payload),
-                r.score,
-                codec.copy_metadata(r.metadata) or {},
-                ns,
-            )
-            for ns, r in pairs
-        ]
-        if reranker is not None and hits:
-            if span.is_recording():
-                tracer = self._telemetry.tracer()
-                assert tracer is not None
-                with tracer.start_as_current_span("memory.search.rerank") as child:
-                    child.set_attribute(A.ATTR_GEN_AI_MEMORY_RECORD_COUNT, len(hits))
-                    hits = await rerank(reranker, query, hits, limit)
-            else:
-                hits = await rerank(reranker, query, hits, limit)
-        inst.record_count(span, len(hits))
-        if span.is_recording():
-            payloads = {(ns, r.key): r.payload for ns, r in pairs}
-            inst.records(
-                span,
-                ((h.key, payloads[h.namespace, h.key], h.score, h.metadata) for h in hits),
-                retrieval=True,
-            )
-        return hits
-
-    async def _op_get_record(self, op: MemoryOperation, span: trace.Span) -> MemoryRecord | None:
-        key = codec.validate_key(op.key)
-        shared = self._shared
-        record = await shared.backend.get(self._namespace, key)
-        if span is not NO_SPAN:
-            self._inst.read(span, record is not None, 1, shared.backend.info())
-            if record is not None:
-                self._inst.records(span, ((key, record.payload, None, record.metadata),))
-        return None if record is None else memory_record(record)
-
-    async def _op_update(self, op: MemoryOperation, span: trace.Span) -> MemoryRecord:
-        key = codec.validate_key(op.key)
-        if not isinstance(op.merge_metadata, bool):
-            raise TypeError("merge_metadata must be True or False")
-        payload = None
-        snapshot: Any = codec.NO_SNAPSHOT
-        vector = None
-        set_text = op.index_text is not _KEEP
-        text = codec.validate_index_text(op.index_text, self._max_value_bytes) if set_text else None
-        if op.value is not _KEEP:
-            payload, snapshot = codec.encode_snapshot(op.value, self._max_value_bytes)
-            if self._embedder is not None:
-                embedded = text
-                if not set_text:  # embedded with the index text the record keeps
-                    stored = await self._shared.backend.get(self._namespace, key)
-                    embedded = None if stored is None else stored.index_text
-                value = indexed_value(op.value, embedded)
-                (entry,) = await self._embedded([Entry(key, payload, None, None)], (value,))
-                vector = entry.vector
-            else:
-                await self._warn_if_vectors(self._namespace)
-        metadata: dict[str, Any] | None = None
-        if op.metadata is not _KEEP:
-            if op.metadata is None:
-                if not op.merge_metadata:
-                    metadata = {}  # replace with nothing
-            else:
-                metadata = codec.validate_metadata(op.metadata)
-        set_ttl = op.ttl is not _KEEP
-        ttl = self._ttl(op.ttl) if set_ttl else None
-        change = RecordUpdate(
-            payload, snapshot, vector, metadata, op.merge_metadata, set_ttl, ttl, set_text, text
-        )
-        if self._history:
-            backend = history_backend(self, "update")
-            record = await backend.update_versioned(self._namespace, key, change, self._history)
-        else:
-            record = await self._shared.backend.update(self._namespace, key, change)
-        if record is None:
-            raise KeyError(key)
-        if span is not NO_SPAN:
-            self._inst.records(span, ((key, record.payload, None, record.metadata),))
-        return memory_record(record)
-
-    async def _op_list(self, op: MemoryOperation, span: trace.Span) -> MemoryPage:
-        filter_ = self._filter(op.filter)
-        limit = codec.validate_limit(op.limit)
-        order = op.order
-        if order not in _ORDERS:
-            raise ValueError(f"order must be 'newest' or 'oldest', got {order!r}")
-        if not isinstance(op.subtree, bool):
-            raise TypeError(f"subtree must be True or False, got {type(op.subtree).__name__}")
-        if op.subtree:
-            if op.value is not None:
-                raise ValueError("as_of does not combine with subtree=True (yet)")
-            return await self._list_tree(op, ListQuery(filter_, limit, order), span)
-        horizon = after = None
-        if op.cursor is not None:
-            horizon, after = _decode_cursor(op.cursor, order)
-        query = ListQuery(filter_, limit, order, after, horizon)
-        if op.value is not None:  # as_of
-            found, last = await list_as_of(self, query, check_as_of(op.value))
-            self._inst.record_count(span, len(found))
-            cursor = None if last is None else _encode_cursor(order, 0, last)
-            return MemoryPage(found, cursor)
-        result = await self._shared.backend.list(self._namespace, query)
-        records = result.records
-        self._inst.record_count(span, len(records))
-        next_cursor = None
-        if result.more and records:
-            next_cursor = _encode_cursor(order, result.horizon, records[-1].seq)
-        return MemoryPage([memory_record(r) for r in records], next_cursor)
-
-    async def _list_tree(
-        self, op: MemoryOperation, query: ListQuery, span: trace.Span
-    ) -> MemoryPage:
-        start = None
-        if op.cursor is not None:
-            if not isinstance(op.cursor, str):
-                raise TypeError(f"cursor must be a str or None, got {type(op.cursor).__name__}")
-            start = tree.decode_tree_cursor(op.cursor, query.order)
-        backend = self._shared.backend
-        found = await backend.namespaces(self._namespace)
-        page, cursor = await tree.list_tree(backend, self._namespace, found, query, start)
-        self._inst.record_count(span, len(page))
-        return MemoryPage([memory_record(r, ns) for ns, r in page], cursor)
-
-    async def _op_delete_where(self, op: MemoryOperation, span: trace.Span) -> int:
-        if op.filter is None:
-            raise TypeError("delete_where needs a filter (use clear() to delete everything)")
-        filter_ = self._filter(op.filter)
-        if filter_ is None:
-            raise ValueError(
-                "delete_where needs a non-empty filter: use clear() to delete everything"
-            )
-        count = await self._shared.backend.delete_where(self._namespace, filter_)
-        self._inst.record_count(span, count)
-        return count
-
-    async def _op_namespaces(
-        self, op: MemoryOperation, span: trace.Span
-    ) -> builtins.list[Namespace]:
-        prefix = _parts(op.prefix, "prefix")
-        suffix = None if op.suffix is None else _parts(op.suffix, "suffix")
-        depth = op.max_depth
-        if depth is not None:
-            if isinstance(depth, bool) or not isinstance(depth, int):
-                raise TypeError(f"max_depth must be an int or None, got {type(depth).__name__}")
-            if depth < 1:
-                raise ValueError(f"max_depth must be >= 1, got {depth}")
-        own = self._namespace
-        found = await self._shared.backend.namespaces(own + tree.literal_prefix(prefix))
-        n = len(own)
-        rel = [ns[n:] for ns in found if len(ns) > n]
-        out = tree.match_namespaces(rel, prefix, suffix, depth)
-        self._inst.record_count(span, len(out))
-        return out
-
-    async def _op_delete(self, op: MemoryOperation, span: trace.Span) -> bool:
-        key = codec.validate_key(op.key)
-        return await self._shared.backend.delete(self._namespace, key)
-
-    async def _op_clear(self, op: MemoryOperation, span: trace.Span) -> int:
-        count = await self._shared.backend.clear(self._namespace)
-        self._inst.record_count(span, count)
-        return count
-
-    async def _op_keys(self, op: MemoryOperation, span: trace.Span) -> builtins.list[str]:
-        keys = await self._shared.backend.keys(self._namespace)
-        self._inst.record_count(span, len(keys))
-        return keys
-
-    async def _op_size(self, op: MemoryOperation, span: trace.Span) -> int:
-        size = await self._shared.backend.size(self._namespace)
-        self._inst.record_count(span, size)
-        return size
-
-
-async def _op_import(
-    memory: MemoryPrimitive, op: MemoryOperation, span: trace.Span
-) -> transfer.ImportReport:
-    req = op.value
-    if not isinstance(req, transfer.ImportRequest):
-        raise TypeError("an import operation carries an ImportRequest (use import_())")
-    try:
-        report = await transfer.import_records(
-            memory, req.records, on_conflict=req.on_conflict, progress=req.progress
-        )
-    except transfer.ImportConflictError as exc:
-        if span.is_recording():
-            span.set_attributes(transfer.import_attributes(exc.report))
-        raise
-    if span.is_recording():
-        span.set_attributes(transfer.import_attributes(report))
-    return report
-
-
-def _index_texts(raw: object, pairs: builtins.list[tuple[Any, Any]]) -> dict[Any, Any] | None:
-    """``add_many``'s ``index_text``: a mapping of keys of ``pairs`` to text (checked by
-    ``_entry``), or None."""
-    if raw is None:
-        return None
-    if not isinstance(raw, Mapping):
-        raise TypeError(f"index_text must be a mapping of keys to str, got {type(raw).__name__}")
-    keys = {k for k, _ in pairs if isinstance(k, str)}
-    for key in raw:
-        if key not in keys:
-            raise ValueError(f"index_text names key {key!r}, which is not in items")
-    return dict(raw)
-
-
-def _parts(raw: object, arg: str) -> tuple[str, ...]:
-    """A tuple of namespace parts (``*`` allowed: the caller gives it its meaning)."""
-    if isinstance(raw, str):
-        raise TypeError(f"{arg} must be a tuple of namespace parts, not a str")
-    if not isinstance(raw, Sequence):
-        raise TypeError(f"{arg} must be a tuple of str, got {type(raw).__name__}")
-    return tuple(_validate_part(p, f"{arg} part") for p in raw)
-
-
-_CURSOR = re.compile(r"(n|o)([0-9]{1,19})\.([0-9]{1,19})")
-
-
-def _encode_cursor(order: str, horizon: int, after: int) -> str:
-    return f"{order[0]}{horizon}.{after}"
-
-
-def _decode_cursor(cursor: object, order: str) -> tuple[int, int]:
-    """(horizon, after) of a ``next_cursor`` of a walk in ``order``."""
-    if not isinstance(cursor, str):
-        raise TypeError(f"cursor must be a str or None, got {type(cursor).__name__}")
-    found = _CURSOR.fullmatch(cursor)
-    if found is None:
-        raise ValueError(f"cursor {cursor[:40]!r} is not a next_cursor of list()")
-    if found.group(1) != order[0]:
-        raise ValueError(
-            f"cursor {cursor!r} continues a walk in the other order; pass order= as before"
-        )
-    return int(found.group(2)), int(found.group(3))
-
-
-_HANDLERS: dict[str, Callable[[MemoryPrimitive, MemoryOperation, trace.Span], Awaitable[Any]]] = {
-    "add": MemoryPrimitive._op_add,
-    "get": MemoryPrimitive._op_get,
-    "search": MemoryPrimitive._op_search,
-    "delete": MemoryPrimitive._op_delete,
-    "clear": MemoryPrimitive._op_clear,
-    "keys": MemoryPrimitive._op_keys,
-    "size": MemoryPrimitive._op_size,
-    "add_many": MemoryPrimitive._op_add_many,
-    "get_many": MemoryPrimitive._op_get_many,
-    "compact": run_compaction,
-    "get_record": MemoryPrimitive._op_get_record,
-    "update": MemoryPrimitive._op_update,
-    "list": MemoryPrimitive._op_list,
-    "delete_where": MemoryPrimitive._op_delete_where,
-    "namespaces": MemoryPrimitive._op_namespaces,
-    "import": _op_import,
-    "add_versioned": MemoryPrimitive._op_add_versioned,
-    "get_as_of": run_get_as_of,
-    "get_record_as_of": run_get_as_of,
-    "history": run_history,
-    "forget": run_forget,
-}
+                    rt.inst.fallback_activated(info)

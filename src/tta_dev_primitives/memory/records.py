@@ -16,10 +16,13 @@ from .search import (
     CorpusStats,
     Document,
     Fusion,
+    KeywordQuery,
+    PhaseObserver,
     SearchMode,
     Vector,
     indexed_value,
     make_document,
+    prepare_query,
 )
 
 __all__ = [
@@ -74,7 +77,9 @@ class Entry:
         metadata: Validated metadata (JSON-able) or None; backends must not keep this object
             itself (copy or encode it).
         ttl: Seconds until the record expires (None = never).
-        vector: The value's unit embedding, when the primitive has an embedder.
+        vector: The value's embedding, when the primitive has an embedder: a unit-length
+            float32 vector, normalized once by the primitive's writer, so a backend stores
+            it as given and never normalizes it again.
         snapshot: A cheap copy of the value (see
             :func:`~tta_dev_primitives.memory.codec.encode_snapshot`) that an in-process
             backend may hand back instead of decoding ``payload``.
@@ -181,7 +186,8 @@ class RecordUpdate(NamedTuple):
     Attributes:
         payload: The new value's JSON text, or None to keep the stored value (and vector).
         snapshot: The new value's snapshot (see ``Entry.snapshot``), with ``payload``.
-        vector: The new value's embedding, with ``payload`` (None: no vector).
+        vector: The new value's embedding, with ``payload`` (None: no vector); unit float32,
+            as ``Entry.vector``.
         metadata: Metadata to merge into (or, without ``merge_metadata``, to replace) the
             stored metadata; None keeps it.
         merge_metadata: Merge ``metadata`` key by key (True) or replace it (False).
@@ -253,7 +259,8 @@ class SearchQuery:
     """A search request, already validated by the primitive.
 
     Attributes:
-        text: The query text (non-blank).
+        text: The query text (the primitive sends no blank one; a backend used bare may get
+            one, and :meth:`prepared` makes it match nothing).
         limit: Maximum number of hits (>= 1).
         mode: ``keyword``, ``semantic`` or ``hybrid``.
         filter: Metadata equality filter, or None.
@@ -261,8 +268,9 @@ class SearchQuery:
         space: ``(embedder name, dimensions)`` of ``vector``.
         fusion: How hybrid mode fuses its rankings: ``convex`` or ``rrf``.
         semantic_weight: Weight of the semantic side in ``convex`` fusion, in [0, 1].
-        tracer: Set only while the search span is recording: a backend may trace the parts
-            of the search (keyword, vector, fuse) as child spans with it.
+        phases: Set only while the search span is recording: a backend passes it to
+            :func:`~.search.rank_by_mode`, which reports the parts of the search (keyword,
+            vector, fuse) to it (see :class:`~.search.PhaseObserver`).
         recency_half_life: When set, each hit's score is multiplied by
             ``0.5 ** (age / recency_half_life)``, ``age`` being seconds since the record's
             ``updated_at`` (see :func:`~.search.rank_by_mode`).
@@ -271,6 +279,9 @@ class SearchQuery:
         raw: Keyword and semantic mode only: scores as the retriever computes them (BM25,
             cosine), not calibrated, for a caller that fuses rankings itself (a hybrid
             search over a namespace tree).
+        keywords: ``text`` prepared (see :func:`~.search.prepare_query`) by the primitive,
+            which thereby checked once that it is not blank; None when the query was built
+            elsewhere (see :meth:`prepared`).
     """
 
     text: str
@@ -281,19 +292,28 @@ class SearchQuery:
     space: tuple[str, int] | None = None
     fusion: Fusion = "convex"
     semantic_weight: float = DEFAULT_SEMANTIC_WEIGHT
-    tracer: Any = None
+    phases: PhaseObserver | None = None
     recency_half_life: float | None = None
     stats: CorpusStats | None = None
     raw: bool = False
+    keywords: KeywordQuery | None = None
+
+    def prepared(self) -> KeywordQuery | None:
+        """The prepared keyword query: the primitive's, else ``text`` prepared now (None for
+        a blank text, which matches nothing)."""
+        k = self.keywords
+        return prepare_query(self.text) if k is None else k
 
 
 class SearchResult(NamedTuple):
-    """One hit as a backend returns it (the primitive decodes the payload)."""
+    """One hit as a backend returns it (the primitive decodes the payload, unless the backend
+    decoded it already for this hit alone: ``snapshot``, else NO_SNAPSHOT)."""
 
     key: str
     payload: str
     score: float
     metadata: Mapping[str, Any] | None = None
+    snapshot: Any = NO_SNAPSHOT
 
 
 @dataclass(frozen=True, slots=True)

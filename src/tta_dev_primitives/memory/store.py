@@ -12,7 +12,6 @@ from operator import attrgetter
 from typing import Any, NamedTuple
 
 from . import codec
-from .index import SearchIndex, check_space
 from .records import (
     Entry,
     ListQuery,
@@ -25,13 +24,14 @@ from .records import (
 )
 from .search import (
     CorpusStats,
+    SearchIndex,
     Vector,
+    check_space,
     filter_anchors,
     indexed_value,
     matches_filter,
     normalize_vector,
-    prepare_query,
-    recency_weight,
+    recency_weights,
     validate_filter,
 )
 
@@ -48,7 +48,16 @@ _new = tuple.__new__
 # The write sequence (version) of every in-memory record of this process, shared by all
 # stores: a store emptied, cleared or built anew (a namespace dropped and written again)
 # never gives a (key, version) pair out twice. ``next`` on it is atomic under the GIL.
-_VERSIONS = itertools.count(1)
+VERSIONS = itertools.count(1)
+
+
+def _holds(item: _Item | None, seq: int, now: float) -> bool:
+    """True if ``item`` is live at ``now`` and still holds the write sequence ``seq``."""
+    return (
+        item is not None
+        and item.record.seq == seq
+        and (item.expires_at is None or item.expires_at > now)
+    )
 
 
 class InMemoryStore:
@@ -97,7 +106,7 @@ class InMemoryStore:
         # records with a TTL, so it stays proportional to them.
         self._expiry: list[tuple[float, int, str]] = []
         self._n_expiring = 0
-        self._seq = _VERSIONS
+        self._seq = VERSIONS
         self._last_seq = 0
         # (seq, key) per write, ascending: list() pages through it by write order. Entries of
         # records rewritten or deleted since are skipped, and the log is rebuilt once it holds
@@ -327,12 +336,7 @@ class InMemoryStore:
         index = self._index
         out: list[Vector | None] = []
         for key, seq in versions:
-            item = items.get(key)
-            if (
-                item is None
-                or item.record.seq != seq
-                or (item.expires_at is not None and item.expires_at <= now)
-            ):
+            if not _holds(items.get(key), seq, now):
                 out.append(None)
                 continue
             entry = pending.get(key)
@@ -366,12 +370,7 @@ class InMemoryStore:
         items = self._items
         changed = []
         for key, seq in expected.items():
-            item = items.get(key)
-            if (
-                item is None
-                or item.record.seq != seq
-                or (item.expires_at is not None and item.expires_at <= now)
-            ):
+            if not _holds(items.get(key), seq, now):
                 changed.append(key)
         if changed:
             return changed
@@ -397,7 +396,7 @@ class InMemoryStore:
 
     def corpus_stats(self, query: SearchQuery) -> CorpusStats:
         """The live records' BM25 statistics for ``query``'s words (see :class:`CorpusStats`)."""
-        prepared = prepare_query(query.text)
+        prepared = query.prepared()
         if prepared is None:
             return CorpusStats(0, 0, {})
         self._purge(self._clock())
@@ -406,7 +405,7 @@ class InMemoryStore:
 
     def search_results(self, query: SearchQuery) -> list[SearchResult]:
         """Ranked hits for a validated query (does not refresh recency)."""
-        prepared = prepare_query(query.text)
+        prepared = query.prepared()
         if prepared is None:
             return []
         vector = query.vector
@@ -416,14 +415,11 @@ class InMemoryStore:
         self._sync_index()
         index = self._index
         items = self._items
-        recency = None
-        if query.recency_half_life is not None:
-            now = self._clock() + self._epoch
-            half_life = query.recency_half_life
-
-            def recency(key: str) -> float:
-                return recency_weight(now - items[key].record.updated_at, half_life)
-
+        recency = recency_weights(
+            query.recency_half_life,
+            self._clock() + self._epoch,
+            lambda key: items[key].record.updated_at,
+        )
         scored = index.rank(prepared, query, recency)
         return [
             SearchResult(key, items[key].record.payload, score, items[key].record.metadata)
@@ -464,7 +460,7 @@ class InMemoryStore:
         """Keyword search, best first (see :mod:`tta_dev_primitives.memory.search`)."""
         if not isinstance(query, str):
             raise TypeError(f"query must be a str, got {type(query).__name__}")
-        filter = validate_filter(codec.validate_metadata(filter, "filter"))
+        filter = validate_filter(filter)
         results = self.search_results(
             SearchQuery(query, codec.validate_limit(limit), "keyword", filter)
         )

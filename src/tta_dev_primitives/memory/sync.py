@@ -247,26 +247,8 @@ class SyncMemory:
     forget = _blocking(MemoryPrimitive.forget)
 
 
-BLOCKING_METHODS = (
-    "add",
-    "get",
-    "search",
-    "delete",
-    "clear",
-    "keys",
-    "size",
-    "get_record",
-    "update",
-    "list",
-    "delete_where",
-    "namespaces",
-    "add_many",
-    "get_many",
-    "compact",
-    "import_",
-    "wait_compactions",
-    "history",
-    "forget",
+BLOCKING_METHODS = tuple(
+    name for name, f in vars(SyncMemory).items() if getattr(f, "__wrapped__", None) is not None
 )
 """The primitive's coroutine methods that :class:`SyncMemory` offers as blocking calls."""
 

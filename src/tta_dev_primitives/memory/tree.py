@@ -43,7 +43,6 @@ from .search import (
     fusion_depth,
     keyword_bound,
     merge_stats,
-    prepare_query,
 )
 
 __all__ = [
@@ -133,7 +132,7 @@ async def search_tree(
     kw_scored = scored(keyword)
     sem_scored = scored(semantic)
     bound = None
-    prepared = prepare_query(query.text)
+    prepared = query.prepared()
     if stats is not None and prepared is not None:
         bound = keyword_bound(prepared, stats.df, stats.n_docs)
     fused = fuse(

@@ -23,8 +23,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from opentelemetry import metrics, trace
@@ -51,6 +51,8 @@ _EXTRA_HINT = "pip install 'tta-dev-primitives[otel]'"
 _logger = logging.getLogger(__name__)
 # Check-then-set of a global provider must not race between threads.
 _LOCK = threading.Lock()
+
+_P = TypeVar("_P")
 
 
 def setup_tracing(
@@ -94,11 +96,7 @@ def setup_tracing(
         SimpleSpanProcessor,
     )
 
-    with _LOCK:
-        current = trace.get_tracer_provider()
-        if not is_noop_provider(current) or _sdk_disabled():
-            _logger.debug("a tracer provider is already installed (or the SDK is disabled)")
-            return current
+    def build() -> trace.TracerProvider:
         provider = TracerProvider(resource=_resource(service_name))
         if kind == "console":
             provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
@@ -107,8 +105,9 @@ def setup_tracing(
 
             url = _signal_url(endpoint, "traces")
             provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=url)))
-        trace.set_tracer_provider(provider)
         return provider
+
+    return _install("tracer", trace.get_tracer_provider, build, trace.set_tracer_provider)
 
 
 def setup_metrics(
@@ -154,11 +153,7 @@ def setup_metrics(
         PeriodicExportingMetricReader,
     )
 
-    with _LOCK:
-        current = metrics.get_meter_provider()
-        if not is_noop_provider(current) or _sdk_disabled():
-            _logger.debug("a meter provider is already installed (or the SDK is disabled)")
-            return current
+    def build() -> metrics.MeterProvider:
         all_readers: list[MetricReader] = list(readers)
         metric_exporter: MetricExporter | None = None
         if kind == "console":
@@ -172,8 +167,23 @@ def setup_metrics(
             all_readers.append(
                 PeriodicExportingMetricReader(metric_exporter, export_interval_millis=interval)
             )
-        provider = MeterProvider(resource=_resource(service_name), metric_readers=all_readers)
-        metrics.set_meter_provider(provider)
+        return MeterProvider(resource=_resource(service_name), metric_readers=all_readers)
+
+    return _install("meter", metrics.get_meter_provider, build, metrics.set_meter_provider)
+
+
+def _install(
+    what: str, get: Callable[[], _P], build: Callable[[], _P], install: Callable[[_P], None]
+) -> _P:
+    """``build()`` installed as the global provider, unless an SDK one is installed already
+    (or the SDK is disabled): then that one, untouched."""
+    with _LOCK:
+        current = get()
+        if not is_noop_provider(current) or _sdk_disabled():
+            _logger.debug("a %s provider is already installed (or the SDK is disabled)", what)
+            return current
+        provider = build()
+        install(provider)
         return provider
 
 

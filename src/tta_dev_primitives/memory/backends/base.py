@@ -94,6 +94,10 @@ class MemoryBackend(Protocol):
     only with versions of the same backend (a fallback's primary and secondary each have
     theirs; the in-memory backends of a process share one sequence counting from 1, while
     Redis's come from the server's clock, above 2^51: see ``lua/_seq.lua``).
+
+    **Vectors.** The vectors a backend receives (``Entry.vector``, ``RecordUpdate.vector``,
+    ``SearchQuery.vector``) are unit-length float32, normalized once by the primitive: a
+    backend stores and compares them as given, without normalizing again.
     """
 
     def info(self) -> BackendInfo:

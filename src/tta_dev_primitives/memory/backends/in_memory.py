@@ -22,7 +22,7 @@ from ..records import (
     SearchResult,
 )
 from ..search import CorpusStats
-from ..store import _VERSIONS, InMemoryStore
+from ..store import VERSIONS, InMemoryStore
 from .base import MAX_TOMBSTONES, BackendInfo, CompactionPlan, StoredVectors, Version
 
 __all__ = ["InMemoryBackend"]
@@ -104,9 +104,7 @@ class InMemoryBackend:
         return self._store(namespace).put(entry)
 
     async def put(self, namespace: Namespace, entry: Entry) -> int:
-        if self.max_total is not None:
-            return self._put_bounded(namespace, (entry,))
-        return self._store(namespace).put(entry)
+        return self.put_now(namespace, entry)
 
     async def put_many(self, namespace: Namespace, entries: Sequence[Entry]) -> int:
         if self.max_total is not None:
@@ -244,9 +242,7 @@ class InMemoryBackend:
         return self._clock() + self._epoch
 
     def _keep(self, namespace: Namespace, old: Record, valid_to: float, keep: int) -> None:
-        history = self._history.get(namespace)
-        if history is None:
-            history = self._history[namespace] = OrderedDict()
+        history = self._versions(namespace)
         # Expired versions are left out when read, and pushed out here by newer ones.
         versions = history.pop(old.key, None)
         if versions is None:
@@ -255,6 +251,17 @@ class InMemoryBackend:
             versions.insert(0, Version(old, valid_to))
             del versions[keep:]
         history[old.key] = versions
+        self._trim(history)
+
+    def _versions(self, namespace: Namespace) -> OrderedDict[str, builtins.list[Version]]:
+        """The earlier versions of ``namespace``'s keys (made empty when it has none)."""
+        history = self._history.get(namespace)
+        if history is None:
+            history = self._history[namespace] = OrderedDict()
+        return history
+
+    def _trim(self, history: OrderedDict[str, builtins.list[Version]]) -> None:
+        """Keep the versions of at most ``max_size`` keys, the least recently versioned go."""
         if self.max_size is not None:
             while len(history) > self.max_size:
                 history.popitem(last=False)
@@ -346,9 +353,7 @@ class InMemoryBackend:
     ) -> int:
         if keep < 1:
             return 0
-        history = self._history.get(namespace)
-        if history is None:
-            history = self._history[namespace] = OrderedDict()
+        history = self._versions(namespace)
         now = self._now()
         kept = 0
         for entry, valid_to in versions:
@@ -359,7 +364,7 @@ class InMemoryBackend:
                 entry.key,
                 entry.payload,
                 codec.copy_metadata(entry.metadata),
-                next(_VERSIONS),
+                next(VERSIONS),
                 created_at=created,
                 updated_at=updated,
                 expires_at=expires,
@@ -369,9 +374,7 @@ class InMemoryBackend:
             found.sort(key=lambda v: v.valid_to or 0.0, reverse=True)
             history[entry.key] = found[:keep]
             kept += 1
-            if self.max_size is not None:
-                while len(history) > self.max_size:
-                    history.popitem(last=False)
+            self._trim(history)
         return kept
 
     async def forgotten(self, namespace: Namespace) -> builtins.set[str]:
