@@ -121,6 +121,16 @@ class _Unsupported(Exception):
     """The server has FT.* but refuses this index (another module: valkey-search, ...)."""
 
 
+async def _add_field(client: Any, name: bytes, field: Sequence[Any]) -> dict[bytes, Any]:
+    """Add ``field`` to the index ``name`` (another process may have added it); its info."""
+    try:
+        await client.execute_command("FT.ALTER", name, "SCHEMA", "ADD", *field)
+    except ResponseError as exc:
+        if "duplicate" not in str(exc).lower():
+            raise _Unsupported() from exc
+    return ft.pairs(await client.execute_command("FT.INFO", name))
+
+
 class _Building(Exception):
     """The server is still indexing the namespace's existing records."""
 
@@ -491,22 +501,10 @@ class QueryEngine:
                 info = ft.pairs(await client.execute_command("FT.INFO", name))
             if not ft.has_text_field(info):
                 # An index made before records had index texts (field t): add it.
-                try:
-                    await client.execute_command("FT.ALTER", name, "SCHEMA", "ADD", *ft.TEXT_FIELD)
-                except ResponseError as exc:
-                    if "duplicate" not in str(exc).lower():
-                        raise _Unsupported() from exc
-                info = ft.pairs(await client.execute_command("FT.INFO", name))
+                info = await _add_field(client, name, ft.TEXT_FIELD)
             have = ft.vector_dims(info)
             if dims and not have:
-                try:
-                    await client.execute_command(
-                        "FT.ALTER", name, "SCHEMA", "ADD", *ft.vector_field(dims)
-                    )
-                except ResponseError as exc:
-                    if "duplicate" not in str(exc).lower():
-                        raise _Unsupported() from exc
-                info = ft.pairs(await client.execute_command("FT.INFO", name))
+                info = await _add_field(client, name, ft.vector_field(dims))
                 have = ft.vector_dims(info)
             # Indexing what exists runs in the server's background (minutes for 100k records
             # with vectors): "auto" waits build_wait seconds and then searches locally
