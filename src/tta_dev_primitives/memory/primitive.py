@@ -1009,6 +1009,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         ttl: float | None = None,
         metadata: Mapping[str, Any] | Callable[[Any, WorkflowContext], Any] | None = None,
         namespace: StepNamespace = None,
+        index_text: str | Callable[[Any, WorkflowContext], str | None] | None = None,
     ) -> LambdaPrimitive[Any, Any]:
         """A step that stores ``value`` (the step's input when None) and passes its input on.
 
@@ -1018,8 +1019,10 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             ttl: Seconds the record lives (as in :meth:`add`; ``NO_EXPIRY`` never expires).
             metadata: Metadata, or a callable of ``(input, context)``.
             namespace: Write to this sub-namespace of this one (see :meth:`get_step`).
+            index_text: Extra text indexed with the record (see :meth:`add`), or a callable
+                of ``(input, context)`` returning it; None: none.
         """
-        fn = steps.add_step(self, key, value, ttl, metadata, namespace)
+        fn = steps.add_step(self, key, value, ttl, metadata, namespace, index_text)
         return self._step(fn, "add_step")
 
     def search_step(
