@@ -190,4 +190,5 @@ async def test_add_step_index_text_as_constant_or_callable() -> None:
     assert record is not None
     assert (record.value, record.index_text) == ("Yes, it was amazing!", "Lisbon")
     plain = await memory.get_record("turn:2")
-    assert plain is not None and plain.index_text is None
+    assert plain is not None
+    assert plain.index_text is None
