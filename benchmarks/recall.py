@@ -10,7 +10,9 @@ the top k, hit@k whether any is, MRR@10 and NDCG@10 as usual.
 
 Measured in one run: every mode of ours, bm25s and brute-force dense retrieval with the same
 embedder (the baselines), conversation context (each turn stored with the previous turn of
-its session in a ``context`` field of its value, so both retrievers see it), ``min_score``,
+its session in a ``context`` field of its value, so both retrievers see it, or given as
+``add_many(..., index_text=)``, the value unchanged; ``--context`` compares more kinds of
+context: previous and next turn, the session date), ``min_score``,
 an optional reranking stage, query latency (p50/p95, query embedding included) at 10k
 records and add throughput.
 
@@ -136,6 +138,31 @@ def with_context(turns: Sequence[tuple[str, dict[str, Any]]]) -> list[tuple[str,
     return out
 
 
+CONTEXTS = {
+    "previous": "previous turn",
+    "previous+next": "previous and next turn",
+    "date": "session date",
+    "previous+date": "previous turn and session date",
+}
+
+
+def index_texts(turns: Sequence[tuple[str, dict[str, Any]]], kind: str) -> dict[str, str]:
+    """``add_many(..., index_text=)`` for the turns: per turn the context ``kind`` names (see
+    :data:`CONTEXTS`), the neighbouring turns of its own session only; the value unchanged."""
+    out = {}
+    for i, (key, value) in enumerate(turns):
+        parts = []
+        if "previous" in kind and i and turns[i - 1][1]["session"] == value["session"]:
+            parts.append(turns[i - 1][1]["text"])
+        if "next" in kind and i + 1 < len(turns) and turns[i + 1][1]["session"] == value["session"]:
+            parts.append(turns[i + 1][1]["text"])
+        if "date" in kind and value.get("date"):
+            parts.append(value["date"])
+        if parts:
+            out[key] = "\n".join(parts)
+    return out
+
+
 # -- metrics -----------------------------------------------------------------------------
 
 
@@ -236,17 +263,20 @@ async def run_ours(
     embedder: Any,
     *,
     context: bool = False,
+    index_text: str | None = None,
     reranker: Any = None,
     min_score: float | None = None,
     modes: Sequence[str] = MODES,
     **search: Any,
 ) -> dict[str, dict[str, list[dict[str, float]]]]:
     """{mode: {category name or "all": [per-question scores]}} for our search (``search``:
-    more arguments of every search, e.g. ``fusion``)."""
+    more arguments of every search, e.g. ``fusion``; ``context``: the previous turn in each
+    value; ``index_text``: a :data:`CONTEXTS` kind given as ``add_many(..., index_text=)``)."""
     out: dict[str, dict[str, list[dict[str, float]]]] = {m: {} for m in modes}
     for conv in convs:
         memory = MemoryPrimitive(embedder=embedder, max_size=None, namespace=conv.name)
-        await memory.add_many(with_context(conv.turns) if context else conv.turns)
+        texts = None if index_text is None else index_texts(conv.turns, index_text)
+        await memory.add_many(with_context(conv.turns) if context else conv.turns, index_text=texts)
         for q in conv.questions:
             for mode in modes:
                 extra: dict[str, Any] = dict(search)
@@ -465,6 +495,17 @@ async def measure(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         search["fusion"] = args.fusion
     if args.semantic_weight is not None:
         search["semantic_weight"] = args.semantic_weight
+    if args.context:  # the ways to give a turn its context, keyword and hybrid only
+        pair = ("keyword", "hybrid")
+        rows = {"no context": await run_ours(convs, cached, modes=pair)}
+        rows["previous turn in the value"] = await run_ours(convs, cached, context=True, modes=pair)
+        for kind, label in CONTEXTS.items():
+            rows[f"index_text = {label}"] = await run_ours(
+                convs, cached, index_text=kind, modes=pair
+            )
+        cached.save()
+        results = {f"ours {m}, {label}": r[m] for m in pair for label, r in rows.items()}
+        return table(results), {"results": results, "variant": True}
     if search:  # a variant of ours only: the baselines and options are the default's
         ours = await run_ours(convs, cached, **search)
         cached.save()
@@ -479,6 +520,9 @@ async def measure(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     context = await run_ours(convs, cached, context=True, modes=("keyword", "hybrid"))
     results["ours keyword, previous turn in the value"] = context["keyword"]
     results["ours hybrid, previous turn in the value"] = context["hybrid"]
+    context = await run_ours(convs, cached, index_text="previous", modes=("keyword", "hybrid"))
+    results["ours keyword, previous turn as index_text"] = context["keyword"]
+    results["ours hybrid, previous turn as index_text"] = context["hybrid"]
     started = time.perf_counter()
     reranked = await run_ours(
         convs, cached, reranker=neighbour_reranker(convs, cached), modes=("hybrid",)
@@ -556,6 +600,11 @@ def main(argv: list[str] | None = None) -> None:
         help="only our modes with this fusion, printed (no report written)",
     )
     parser.add_argument("--semantic-weight", type=float, help="the same, with this weight")
+    parser.add_argument(
+        "--context",
+        action="store_true",
+        help="only the conversation-context variants (value vs index_text), printed",
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     tab, meta = asyncio.run(measure(args))

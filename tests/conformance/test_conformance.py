@@ -799,3 +799,155 @@ async def test_namespaces_prefix_suffix_wildcards_and_depth(make_memory: MakeMem
         await memory.namespaces(max_depth=0)
     with pytest.raises(TypeError, match="suffix"):
         await memory.namespaces(suffix="f")
+
+
+# -- index_text: extra text indexed with a record, not part of its value -------------------
+
+
+async def _turns(memory: MemoryPrimitive) -> None:
+    await memory.add(
+        "answer", "Yes, it was amazing!", index_text="Did you enjoy the concert in Lisbon?"
+    )
+    await memory.add("other", "I deployed the service on Friday")
+    await memory.add("third", "The weather was rainy all week")
+
+
+async def test_index_text_is_searched_but_not_stored_in_the_value(make_memory: MakeMemory) -> None:
+    """Keyword search finds a record through its index_text alone (words and the substring
+    rule); get returns the value unchanged; get_record and list show the index text."""
+    memory = await make_memory()
+    await _turns(memory)
+    hits = await memory.search("concert in Lisbon", mode="keyword")
+    assert [h.key for h in hits] == ["answer"]
+    assert hits[0].value == "Yes, it was amazing!"
+    assert [h.key for h in await memory.search("lisbo", mode="keyword")] == ["answer"]
+    assert await memory.search("amazing concert", mode="keyword") != []
+    assert await memory.get("answer") == "Yes, it was amazing!"
+    record = await memory.get_record("answer")
+    assert record is not None
+    assert record.index_text == "Did you enjoy the concert in Lisbon?"
+    assert record.value == "Yes, it was amazing!"
+    other = await memory.get_record("other")
+    assert other is not None
+    assert other.index_text is None
+    listed = {r.key: r.index_text for r in (await memory.list()).records}
+    assert listed == {
+        "answer": "Did you enjoy the concert in Lisbon?",
+        "other": None,
+        "third": None,
+    }
+
+
+@pytest.mark.parametrize("mode", ["semantic", "hybrid"])
+async def test_index_text_is_embedded_with_the_value(make_memory: MakeMemory, mode: str) -> None:
+    """With an embedder, the index text is embedded together with the value: semantic and
+    hybrid search find a record through it; embed=False leaves it out of semantic search."""
+    memory = await make_memory(embedder=HashingEmbedder(256))
+    await _turns(memory)
+    await memory.add("plain", "Yes, it was great", index_text="lisbon concert", embed=False)
+    hits = await memory.search("concert Lisbon", mode=mode, limit=5)  # type: ignore[arg-type]
+    # hybrid also finds "plain" by keyword (its index text), semantic search cannot
+    found = [h.key for h in hits]
+    if mode == "semantic":
+        assert found[0] == "answer"
+        assert "plain" not in found
+    else:
+        assert set(found[:2]) == {"answer", "plain"}
+
+
+async def test_add_many_index_text(make_memory: MakeMemory) -> None:
+    """add_many(index_text=) maps keys to their text; a key not in items is refused and
+    nothing is stored."""
+    memory = await make_memory(embedder=HashingEmbedder(128))
+    await memory.add_many(
+        {"t1": "Sure, see you then", "t2": "Sounds good"},
+        index_text={"t1": "Shall we meet at the harbour on Tuesday?"},
+    )
+    assert [h.key for h in await memory.search("harbour tuesday", mode="keyword")] == ["t1"]
+    assert (await memory.search("harbour tuesday", mode="semantic", limit=1))[0].key == "t1"
+    assert await memory.get_many(["t1", "t2"]) == {"t1": "Sure, see you then", "t2": "Sounds good"}
+    with pytest.raises(ValueError, match="index_text"):
+        await memory.add_many({"t3": "x"}, index_text={"nope": "y"})
+    with pytest.raises(TypeError, match="index_text"):
+        await memory.add_many({"t3": "x"}, index_text={"t3": 5})  # type: ignore[dict-item]
+    with pytest.raises(TypeError, match="index_text"):
+        await memory.add_many({"t3": "x"}, index_text=["t3"])  # type: ignore[arg-type]
+    assert await memory.get("t3") is None
+    assert await memory.size() == 2
+
+
+async def test_update_keeps_or_replaces_index_text(make_memory: MakeMemory) -> None:
+    """An update without index_text keeps it (also over a new value, which is embedded with
+    it); with one it replaces it; None removes it."""
+    memory = await make_memory(embedder=HashingEmbedder(256))
+    await _turns(memory)
+    record = await memory.update("answer", value="Yes!", metadata={"n": 1})
+    assert record.index_text == "Did you enjoy the concert in Lisbon?"
+    assert record.value == "Yes!"
+    assert (await memory.search("concert lisbon", mode="semantic", limit=1))[0].key == "answer"
+    assert [h.key for h in await memory.search("lisbon", mode="keyword")] == ["answer"]
+    record = await memory.update("answer", index_text="What about the match in Porto?")
+    assert record.index_text == "What about the match in Porto?"
+    assert await memory.search("lisbon", mode="keyword") == []
+    assert [h.key for h in await memory.search("porto", mode="keyword")] == ["answer"]
+    stored = await memory.get_record("answer")
+    assert stored is not None
+    assert stored.index_text == "What about the match in Porto?"
+    assert stored.value == "Yes!"
+    assert stored.metadata == {"n": 1}
+    record = await memory.update("answer", index_text=None)
+    assert record.index_text is None
+    assert await memory.search("porto", mode="keyword") == []
+    stored = await memory.get_record("answer")
+    assert stored is not None
+    assert stored.index_text is None
+
+
+async def test_index_text_refused_with_nothing_stored(make_memory: MakeMemory) -> None:
+    """A non-str or oversized index_text raises naming it, and nothing is written."""
+    memory = await make_memory(max_value_bytes=64)
+    with pytest.raises(TypeError, match="index_text"):
+        await memory.add("k", "v", index_text=3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="index_text"):
+        await memory.add("k", "v", index_text="x" * 65)
+    assert await memory.get("k") is None
+    await memory.add("k", "v", index_text="fine")
+    with pytest.raises(TypeError, match="index_text"):
+        await memory.update("k", index_text=b"bytes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="index_text"):
+        await memory.update("k", value="w", index_text="é" * 33)
+    record = await memory.get_record("k")
+    assert record is not None
+    assert (record.value, record.index_text) == ("v", "fine")
+
+
+async def test_index_text_in_history_and_transfer(make_memory: MakeMemory) -> None:
+    """Each history version keeps its own index text; export and import carry it, for
+    current records and earlier versions alike."""
+    memory = await make_memory(history=3, max_size=None)
+    await memory.add("k", "first", index_text="context one")
+    await memory.add("k", "second", index_text="context two")
+    await memory.update("k", value="third")
+    versions = await memory.history("k")
+    assert [(v.value, v.index_text) for v in versions] == [
+        ("third", "context two"),
+        ("second", "context two"),
+        ("first", "context one"),
+    ]
+    await memory.add("plain", "no context")
+    exported = [obj async for obj in memory.export(history=True)]
+    assert {(o["key"], o["value"], o.get("index_text")) for o in exported} == {
+        ("k", "third", "context two"),
+        ("k", "second", "context two"),
+        ("k", "first", "context one"),
+        ("plain", "no context", None),
+    }
+    back = await make_memory(history=3, max_size=None)
+    await back.import_(exported)
+    restored = [(v.value, v.index_text) for v in await back.history("k")]
+    assert restored[0] == ("third", "context two")
+    assert sorted(restored[1:]) == [("first", "context one"), ("second", "context two")]
+    assert [h.key for h in await back.search("two", mode="keyword")] == ["k"]
+    plain = await back.get_record("plain")
+    assert plain is not None
+    assert plain.index_text is None

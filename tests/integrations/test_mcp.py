@@ -123,6 +123,15 @@ async def test_stdio_tools_remember_search_and_the_rest() -> None:
         got = data(await client.call_tool("get", {"key": "drink", "namespace": ada}))
         assert (got["value"], got["metadata"], got["namespace"]) == ({"fav": "tea"}, {"t": 1}, ada)
         assert got["expires_at"] is None
+        assert got["index_text"] is None
+
+        said = {"value": "Yes, it was amazing!", "key": "turn", "index_text": "Lisbon concert"}
+        await client.call_tool("remember", said)
+        by_context = data(await client.call_tool("search", {"query": "lisbon"}))["hits"]
+        assert [(h["key"], h["value"]) for h in by_context] == [("turn", "Yes, it was amazing!")]
+        turn = data(await client.call_tool("get", {"key": "turn"}))
+        assert (turn["value"], turn["index_text"]) == ("Yes, it was amazing!", "Lisbon concert")
+        await client.call_tool("forget", {"key": "turn"})
 
         updated = data(
             await client.call_tool(

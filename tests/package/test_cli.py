@@ -168,6 +168,27 @@ def test_get(server: RedisServer) -> None:
     assert missing.stderr == "tta-memory: error: no record 'nope' in namespace app/users\n"
 
 
+async def test_get_shows_the_index_text(server: RedisServer) -> None:
+    """get prints a record's index text after its metadata (and in --json); none: no line."""
+    async with MemoryPrimitive(redis_url=server.url, namespace="ctx", fallback=False) as memory:
+        await memory.add("turn:8", "Yes, it was amazing!", index_text="the concert in Lisbon")
+    done = await asyncio.to_thread(tta, "--namespace", "ctx", "get", "turn:8", url=server.url)
+    assert done.returncode == 0, done.stderr
+    assert 'index text: "the concert in Lisbon"' in done.stdout.splitlines()
+    done = await asyncio.to_thread(
+        tta, "--namespace", "ctx", "get", "turn:8", "--json", url=server.url
+    )
+    record = json.loads(done.stdout)
+    assert (record["value"], record["index_text"]) == (
+        "Yes, it was amazing!",
+        "the concert in Lisbon",
+    )
+    plain = await asyncio.to_thread(
+        tta, "--namespace", "app/users", "get", "turn:2", url=server.url
+    )
+    assert "index text" not in plain.stdout
+
+
 def test_search(server: RedisServer) -> None:
     """search ranks by keyword, honours --filter and --limit; no hit exits 1."""
     done = tta("--namespace", "app/users", "--json", "search", "python", url=server.url)

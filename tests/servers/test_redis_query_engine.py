@@ -448,3 +448,33 @@ async def test_clear_goes_on_when_the_index_cannot_be_dropped(redis_stack: Stack
         await limited.aclose()
         await admin.execute_command("ACL", "DELUSER", "qe-nodrop")
         await admin.aclose()
+
+
+async def test_index_made_before_index_texts_gets_their_field(redis_stack: StackServer) -> None:
+    """An index made without the index-text field (before records had one) gets it at its
+    next search, and the Query Engine then proposes records by their index text."""
+    backend = RedisBackend.from_url(redis_stack.url, search_engine="query-engine")
+    ns = ("qe-old-schema",)
+    base = backend.key_prefix(ns)
+    client = aioredis.from_url(redis_stack.url)
+    try:
+        await client.execute_command(
+            "FT.CREATE", f"{base}idx", "ON", "HASH", "PREFIX", 1, f"{base}h:",
+            "STOPWORDS", 0, "SCHEMA", "v", "TEXT", "NOSTEM", "s", "NUMERIC", "SORTABLE",
+        )  # fmt: skip
+        await backend.put(ns, Entry("turn", '"Yes, it was amazing!"', index_text="Lisbon gig"))
+        await backend.put(ns, Entry("other", '"Lisbonne"'))
+        hits = await backend.search(ns, SearchQuery("lisbon gig", 5))
+        assert [h.key for h in hits] == ["turn"]
+        info = await client.execute_command("FT.INFO", f"{base}idx")
+        if not isinstance(info, dict):  # RESP2: a flat list of pairs
+            info = dict(zip(info[::2], info[1::2], strict=True))
+        names = [
+            a[b"identifier"] if isinstance(a, dict) else a[a.index(b"identifier") + 1]
+            for a in info[b"attributes"]
+        ]
+        assert b"t" in names
+    finally:
+        await backend.clear(ns)
+        await backend.aclose()
+        await client.aclose()

@@ -137,6 +137,8 @@ async def cmd_get(memory: MemoryPrimitive, args: argparse.Namespace, out: IO[str
         return EXIT_OK
     out.write(json.dumps(record["value"], ensure_ascii=False, indent=2) + "\n")
     out.write(f"metadata: {json.dumps(record['metadata'], ensure_ascii=False)}\n")
+    if "index_text" in record:
+        out.write(f"index text: {json.dumps(record['index_text'], ensure_ascii=False)}\n")
     out.write(
         f"updated: {when_text(record['updated_at'])}  expires: {when_text(record['expires_at'])}\n"
     )

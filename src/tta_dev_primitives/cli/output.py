@@ -99,7 +99,14 @@ class Progress:
 
 def record_row(r: MemoryRecord) -> dict[str, Any]:
     return transfer.record_object(
-        (), r.key, r.value, r.metadata, r.created_at or None, r.updated_at or None, r.expires_at
+        (),
+        r.key,
+        r.value,
+        r.metadata,
+        r.created_at or None,
+        r.updated_at or None,
+        r.expires_at,
+        index_text=r.index_text,
     )
 
 

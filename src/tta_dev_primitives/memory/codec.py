@@ -22,6 +22,7 @@ __all__ = [
     "thaw",
     "value_of",
     "copy_metadata",
+    "validate_index_text",
     "validate_key",
     "validate_limit",
     "validate_max_size",
@@ -101,6 +102,30 @@ def validate_key(key: object, arg: str = "key") -> str:
     if size > MAX_KEY_BYTES:
         raise ValueError(f"{arg} is longer than {MAX_KEY_BYTES} UTF-8 bytes")
     return key
+
+
+def validate_index_text(
+    text: object, max_bytes: int | None = DEFAULT_MAX_VALUE_BYTES, arg: str = "index_text"
+) -> str | None:
+    """Return ``text`` if it is None or a str of at most ``max_bytes`` UTF-8 bytes (the value
+    size limit); an empty str is None (no index text).
+
+    Raises:
+        TypeError: ``text`` is neither a str nor None.
+        ValueError: it is too long, or not valid Unicode text.
+    """
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise TypeError(f"{arg} must be a str or None, got {type(text).__name__}")
+    text = str(text)
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"{arg} is not valid Unicode text (lone surrogate)") from exc
+    if max_bytes is not None and size > max_bytes:
+        raise ValueError(f"{arg} is {size} bytes, more than max_value_bytes={max_bytes}")
+    return text or None
 
 
 def _positive_int(value: object, arg: str, or_none: str = "") -> int:

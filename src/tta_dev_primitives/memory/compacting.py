@@ -33,6 +33,7 @@ from .compaction import (
 from .records import Entry, MemoryRecord, Record
 from .search import (
     filter_key,
+    indexed_value,
     make_document,
     matches_filter,
     normalize_vector,
@@ -315,10 +316,15 @@ async def run_compaction(rt: Runtime, op: CompactOp, span: trace.Span) -> Any:
         elif not merged:
             return _Plan(None, (), ())
         entries = [
-            Entry(r.key, r.payload, codec.validate_metadata(meta) if meta else None)
+            Entry(
+                r.key,
+                r.payload,
+                codec.validate_metadata(meta) if meta else None,
+                index_text=r.index_text,
+            )
             for r, meta in rewrite
         ]
-        values = [codec.decode(r.payload) for r, _ in rewrite]
+        values = [indexed_value(codec.decode(r.payload), r.index_text) for r, _ in rewrite]
         if insert is not None:
             entries.append(insert)
             values.append(summary)

@@ -45,6 +45,7 @@ def _object_of(
         _time_of(r.updated_at),
         r.expires_at,
         vector,
+        r.index_text,
     )
 
 

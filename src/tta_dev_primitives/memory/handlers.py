@@ -65,7 +65,13 @@ from .records import (
 )
 from .rerank import RERANK_DEPTH, rerank, validate_reranker
 from .runtime import Runtime
-from .search import normalize_vector, prepare_query, validate_fusion, validate_semantic_weight
+from .search import (
+    indexed_value,
+    normalize_vector,
+    prepare_query,
+    validate_fusion,
+    validate_semantic_weight,
+)
 from .transfer import ImportConflictError, ImportReport, ImportRequest, import_attributes
 from .writes import check_filter, validate_part
 
@@ -96,11 +102,11 @@ async def _query_vector(rt: Runtime, query: str) -> Any:
 
 async def handle_add(rt: Runtime, op: AddOp, span: trace.Span) -> None:
     ttl, meta = rt.writer.settings(op.ttl, op.metadata)
-    entry = rt.writer.entry(op.key, op.value, ttl, meta)
+    entry = rt.writer.entry(op.key, op.value, ttl, meta, index_text=op.index_text)
     embed = _check_embed(op.embed)
     if rt.embedder is not None:
         if embed is not False:
-            (entry,) = await rt.writer.embedded([entry], (op.value if embed is True else embed,))
+            (entry,) = await rt.writer.embedded([entry], (_embedded_text(op.value, entry, embed),))
     elif rt.namespace not in rt.shared.vectors_checked:
         await rt.writer.warn_if_vectors(rt.shared.backend, rt.namespace)
     shared = rt.shared
@@ -120,7 +126,7 @@ async def handle_add(rt: Runtime, op: AddOp, span: trace.Span) -> None:
 async def handle_add_versioned(rt: Runtime, op: AddVersionedOp, span: trace.Span) -> None:
     """``add`` with ``history`` or ``supersedes``: one versioned write."""
     ttl, meta = rt.writer.settings(op.ttl, op.metadata)
-    entry = rt.writer.entry(op.key, op.value, ttl, meta)
+    entry = rt.writer.entry(op.key, op.value, ttl, meta, index_text=op.index_text)
     supersedes = check_supersedes(op.supersedes, entry.key)
     embed = _check_embed(op.embed)
     backend = history_backend(rt, "add")
@@ -128,7 +134,7 @@ async def handle_add_versioned(rt: Runtime, op: AddVersionedOp, span: trace.Span
         found = await resolve(rt, entry, op.value, span)
         supersedes = tuple(dict.fromkeys((*supersedes, *found)))
     if rt.embedder is not None and embed is not False:
-        (entry,) = await rt.writer.embedded([entry], (op.value if embed is True else embed,))
+        (entry,) = await rt.writer.embedded([entry], (_embedded_text(op.value, entry, embed),))
     if span is not NO_SPAN:
         rt.inst.records(span, ((entry.key, entry.payload, None, entry.metadata),))
         if supersedes:
@@ -152,14 +158,21 @@ async def handle_add_many(rt: Runtime, op: AddManyOp, span: trace.Span) -> None:
     else:
         raise TypeError("items must be a mapping or an iterable of (key, value) tuples")
     ttl, meta = rt.writer.settings(op.ttl, op.metadata)
-    entries = [rt.writer.entry(k, v, ttl, meta, i) for i, (k, v) in enumerate(pairs)]
+    texts = _index_texts(op.index_text, pairs)
+    entries = [
+        rt.writer.entry(k, v, ttl, meta, i, texts.get(k) if texts else None)
+        for i, (k, v) in enumerate(pairs)
+    ]
     inst = rt.inst
     inst.record_count(span, len(entries))
     if not entries:
         return
     if rt.embedder is None:
         await rt.writer.warn_if_vectors(rt.shared.backend, rt.namespace)
-    entries = await rt.writer.embedded(entries, [v for _, v in pairs])
+    values = [v for _, v in pairs]
+    if texts:
+        values = [indexed_value(v, e.index_text) for v, e in zip(values, entries, strict=True)]
+    entries = await rt.writer.embedded(entries, values)
     if span is not NO_SPAN:
         inst.records(span, ((e.key, e.payload, None, e.metadata) for e in entries))
     evicted = await rt.shared.backend.put_many(rt.namespace, entries)
@@ -324,10 +337,17 @@ async def handle_update(rt: Runtime, op: UpdateOp, span: trace.Span) -> MemoryRe
     payload = None
     snapshot: Any = codec.NO_SNAPSHOT
     vector = None
+    set_text = op.index_text is not KEEP
+    text = rt.writer.index_text(op.index_text) if set_text else None
     if op.value is not KEEP:
         payload, snapshot = codec.encode_snapshot(op.value, rt.writer.max_value_bytes)
         if rt.embedder is not None:
-            (entry,) = await rt.writer.embedded([Entry(key, payload, None, None)], (op.value,))
+            embedded = text
+            if not set_text:  # embedded with the index text the record keeps
+                stored = await rt.shared.backend.get(rt.namespace, key)
+                embedded = None if stored is None else stored.index_text
+            value = indexed_value(op.value, embedded)
+            (entry,) = await rt.writer.embedded([Entry(key, payload, None, None)], (value,))
             vector = entry.vector
         else:
             await rt.writer.warn_if_vectors(rt.shared.backend, rt.namespace)
@@ -340,7 +360,9 @@ async def handle_update(rt: Runtime, op: UpdateOp, span: trace.Span) -> MemoryRe
             metadata = codec.validate_metadata(op.metadata)
     set_ttl = op.ttl is not KEEP
     ttl = rt.writer.ttl(op.ttl) if set_ttl else None
-    change = RecordUpdate(payload, snapshot, vector, metadata, op.merge_metadata, set_ttl, ttl)
+    change = RecordUpdate(
+        payload, snapshot, vector, metadata, op.merge_metadata, set_ttl, ttl, set_text, text
+    )
     if rt.history:
         backend = history_backend(rt, "update")
         record = await backend.update_versioned(rt.namespace, key, change, rt.history)
@@ -463,6 +485,25 @@ async def handle_import(rt: Runtime, op: ImportOp, span: trace.Span) -> ImportRe
     if span.is_recording():
         span.set_attributes(import_attributes(report))
     return report
+
+
+def _embedded_text(value: Any, entry: Entry, embed: bool | str) -> Any:
+    """What ``add`` embeds: the value with the entry's index text, or the ``embed`` text."""
+    return indexed_value(value, entry.index_text) if embed is True else embed
+
+
+def _index_texts(raw: object, pairs: list[tuple[Any, Any]]) -> dict[Any, Any] | None:
+    """``add_many``'s ``index_text``: a mapping of keys of ``pairs`` to text (each checked by
+    the writer's ``entry``), or None."""
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise TypeError(f"index_text must be a mapping of keys to str, got {type(raw).__name__}")
+    keys = {k for k, _ in pairs if isinstance(k, str)}
+    for key in raw:
+        if key not in keys:
+            raise ValueError(f"index_text names key {key!r}, which is not in items")
+    return dict(raw)
 
 
 def _parts(raw: object, arg: str) -> tuple[str, ...]:

@@ -41,7 +41,7 @@ from .records import (
     SearchQuery,
     memory_record,
 )
-from .search import matches_filter, string_leaves
+from .search import indexed_value, matches_filter, string_leaves
 
 if TYPE_CHECKING:
     from .operations import ForgetOp, GetRecordAsOfOp, HistoryOp
@@ -147,7 +147,9 @@ async def resolve(rt: Runtime, entry: Entry, value: Any, span: trace.Span) -> tu
         candidates = [h for h in hits if h.key != entry.key][: rt.resolver_k]
     if not candidates:
         return ()  # nothing it could supersede: no call
-    record = MemoryRecord(entry.key, value, codec.copy_metadata(entry.metadata) or {})
+    record = MemoryRecord(
+        entry.key, value, codec.copy_metadata(entry.metadata) or {}, index_text=entry.index_text
+    )
     out = await resolver.execute(ResolverInput(record, candidates))
     if out is None:
         return ()
@@ -206,7 +208,10 @@ async def search_as_of(rt: Runtime, request: SearchQuery, t: float) -> list[Sear
     found = await versions_at(rt, None, t)
     found.reverse()  # oldest write first: the engine breaks ties newest first
     store = InMemoryStore(None, max_value_bytes=None)
-    values = [codec.value_of(v.record.payload, v.record.snapshot) for v in found]
+    values = [
+        indexed_value(codec.value_of(v.record.payload, v.record.snapshot), v.record.index_text)
+        for v in found
+    ]
     entries = [
         Entry(
             v.record.key,
@@ -214,6 +219,7 @@ async def search_as_of(rt: Runtime, request: SearchQuery, t: float) -> list[Sear
             v.record.metadata,
             created_at=v.record.created_at,
             updated_at=v.record.updated_at,
+            index_text=v.record.index_text,
         )
         for v in found
     ]

@@ -21,7 +21,7 @@ from .backends.base import HistoryBackend
 from .errors import MemoryBackendError
 from .history import names_forgotten
 from .records import Entry, Namespace
-from .search import normalize_vector
+from .search import indexed_value, normalize_vector
 from .transfer import (
     BATCH_SIZE,
     CheckedRecords,
@@ -270,7 +270,9 @@ async def _entries(rt: Runtime, records: list[dict[str, Any]], counts: _Counts) 
             else:
                 todo.append(i)
         if todo:
-            fresh = await rt.writer.embed([records[i]["value"] for i in todo])
+            fresh = await rt.writer.embed(
+                [indexed_value(records[i]["value"], records[i].get("index_text")) for i in todo]
+            )
             for i, v in zip(todo, fresh, strict=True):
                 vectors[i] = v
         counts.reembedded += len(todo)
@@ -293,6 +295,7 @@ async def _entries(rt: Runtime, records: list[dict[str, Any]], counts: _Counts) 
                 space=rt.writer.space(v),
                 created_at=r["created_at"],
                 updated_at=r["updated_at"],
+                index_text=r.get("index_text"),
             )
         )
     return entries

@@ -119,9 +119,10 @@ class MemoryOperation:
         ttl: float | None = None,
         metadata: Mapping[str, Any] | None = None,
         embed: bool | str = True,
+        index_text: str | None = None,
     ) -> AddOp:
         """Store ``value`` under ``key``."""
-        return AddOp(key, value, ttl, metadata, embed)
+        return AddOp(key, value, ttl, metadata, embed, index_text)
 
     @staticmethod
     def get(key: str, default: Any = None) -> GetOp:
@@ -184,9 +185,10 @@ class MemoryOperation:
         *,
         ttl: float | None = None,
         metadata: Mapping[str, Any] | None = None,
+        index_text: Mapping[str, str] | None = None,
     ) -> AddManyOp:
         """Store several ``(key, value)`` pairs in one batch."""
-        return AddManyOp(items, ttl, metadata)
+        return AddManyOp(items, ttl, metadata, index_text)
 
     @staticmethod
     def get_many(keys: Iterable[str]) -> GetManyOp:
@@ -213,9 +215,10 @@ class MemoryOperation:
         metadata: Mapping[str, Any] | None = KEEP,
         ttl: Any = KEEP,
         merge_metadata: bool = True,
+        index_text: str | None = KEEP,
     ) -> UpdateOp:
         """Change what is given of the record under ``key``."""
-        return UpdateOp(key, value, metadata, ttl, merge_metadata)
+        return UpdateOp(key, value, metadata, ttl, merge_metadata, index_text)
 
     @staticmethod
     def list(
@@ -254,10 +257,11 @@ class _AddFields(NamedTuple):
     ttl: float | None = None
     metadata: Mapping[str, Any] | None = None
     embed: bool | str = True
+    index_text: str | None = None
 
 
 class AddOp(_AddFields, MemoryOperation):
-    """``add(key, value, ttl=, metadata=, embed=)``."""
+    """``add(key, value, ttl=, metadata=, embed=, index_text=)``."""
 
     __slots__ = ()
     kind: ClassVar[Literal["add"]] = "add"
@@ -270,6 +274,7 @@ class _AddVersionedFields(NamedTuple):
     metadata: Mapping[str, Any] | None = None
     supersedes: Iterable[str] = ()
     embed: bool | str = True
+    index_text: str | None = None
 
 
 class AddVersionedOp(_AddVersionedFields, MemoryOperation):
@@ -391,10 +396,11 @@ class _AddManyFields(NamedTuple):
     items: Mapping[str, Any] | Iterable[tuple[str, Any]]
     ttl: float | None = None
     metadata: Mapping[str, Any] | None = None
+    index_text: Mapping[str, str] | None = None
 
 
 class AddManyOp(_AddManyFields, MemoryOperation):
-    """``add_many(items, ttl=, metadata=)``."""
+    """``add_many(items, ttl=, metadata=, index_text=)``."""
 
     __slots__ = ()
     kind: ClassVar[Literal["add_many"]] = "add_many"
@@ -417,10 +423,11 @@ class _UpdateFields(NamedTuple):
     metadata: Mapping[str, Any] | None = KEEP
     ttl: Any = KEEP
     merge_metadata: bool = True
+    index_text: str | None = KEEP
 
 
 class UpdateOp(_UpdateFields, MemoryOperation):
-    """``update(key, value=, metadata=, ttl=, merge_metadata=)``."""
+    """``update(key, value=, metadata=, ttl=, merge_metadata=, index_text=)``."""
 
     __slots__ = ()
     kind: ClassVar[Literal["update"]] = "update"

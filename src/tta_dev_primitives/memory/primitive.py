@@ -443,6 +443,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         metadata: Mapping[str, Any] | None = None,
         supersedes: Iterable[str] | None = None,
         embed: bool | str = True,
+        index_text: str | None = None,
         context: WorkflowContext | None = None,
     ) -> None:
         """Store a JSON value under ``key``, replacing any previous one.
@@ -459,21 +460,30 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
                 string leaves; a str embeds that text instead (e.g. chosen fields); False
                 stores no vector (semantic search does not find the record; keyword search
                 and ``list`` do). Without an embedder it changes nothing.
+            index_text: Extra text indexed with the record but not part of its value, e.g.
+                the neighbouring turns of a conversation, its session's date or a title:
+                keyword search sees it as part of the record's text and, with ``embed=True``,
+                it is embedded together with the value's text. ``get`` returns the value
+                unchanged; ``get_record``, ``list`` and ``history`` show it as
+                ``MemoryRecord.index_text``. A str of at most ``max_value_bytes`` UTF-8
+                bytes; None or ``""``: none.
             context: The workflow context, so the span joins the caller's trace.
 
         Raises:
-            TypeError: A non-str key, a non-JSON value or metadata, a non-numeric ttl.
-            ValueError: An empty or over-long key, ttl <= 0, a value over max_value_bytes.
+            TypeError: A non-str key, a non-JSON value or metadata, a non-numeric ttl, a
+                non-str index_text.
+            ValueError: An empty or over-long key, ttl <= 0, a value or index_text over
+                max_value_bytes.
             MemoryBackendError: The backend could not store it.
         """
         if supersedes is None and not self._versioned:
             if embed is True:
-                op: MemoryOperation = _op(AddOp, (key, value, ttl, metadata, True))
+                op: MemoryOperation = _op(AddOp, (key, value, ttl, metadata, True, index_text))
             else:
-                op = AddOp(key, value, ttl, metadata, embed)
+                op = AddOp(key, value, ttl, metadata, embed, index_text)
             await self._run(op, context)
             return
-        op = AddVersionedOp(key, value, ttl, metadata, supersedes or (), embed)
+        op = AddVersionedOp(key, value, ttl, metadata, supersedes or (), embed, index_text)
         await self._run(op, context)
 
     async def get(
@@ -647,6 +657,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         metadata: Mapping[str, Any] | None = KEEP,
         ttl: Any = KEEP,
         merge_metadata: bool = True,
+        index_text: str | None = KEEP,
         context: WorkflowContext | None = None,
     ) -> MemoryRecord:
         """Change the given parts of the live record under ``key``; keep the rest.
@@ -663,6 +674,10 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             ttl: Seconds from now until it expires; ``None`` applies ``default_ttl`` (never
                 without one); :data:`NO_EXPIRY` never expires; omitted: keep the expiry.
             merge_metadata: Merge (True, the default) or replace (False) the metadata.
+            index_text: The record's new index text (see :meth:`add`); None or ``""``
+                removes it; omitted: keep it. With an embedder, a new value is embedded
+                with the index text the record has after the update; an update of the index
+                text alone keeps the stored vector.
             context: The workflow context.
 
         Returns:
@@ -678,6 +693,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             metadata=metadata,
             ttl=ttl,
             merge_metadata=merge_metadata,
+            index_text=index_text,
         )
         return cast(MemoryRecord, await self._run(op, context))
 
@@ -768,10 +784,15 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         *,
         ttl: float | None = None,
         metadata: Mapping[str, Any] | None = None,
+        index_text: Mapping[str, str] | None = None,
         context: WorkflowContext | None = None,
     ) -> None:
-        """Store several ``(key, value)`` pairs in one batch (validated before any is stored)."""
-        op = MemoryOperation.add_many(items, ttl=ttl, metadata=metadata)
+        """Store several ``(key, value)`` pairs in one batch (validated before any is stored).
+
+        ``index_text`` maps keys of ``items`` to their index text (see :meth:`add`); a key
+        it names that is not in ``items`` is a ValueError.
+        """
+        op = MemoryOperation.add_many(items, ttl=ttl, metadata=metadata, index_text=index_text)
         await self._run(op, context)
 
     async def get_many(
@@ -988,6 +1009,7 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         ttl: float | None = None,
         metadata: Mapping[str, Any] | Callable[[Any, WorkflowContext], Any] | None = None,
         namespace: StepNamespace = None,
+        index_text: str | Callable[[Any, WorkflowContext], str | None] | None = None,
     ) -> LambdaPrimitive[Any, Any]:
         """A step that stores ``value`` (the step's input when None) and passes its input on.
 
@@ -997,8 +1019,10 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
             ttl: Seconds the record lives (as in :meth:`add`; ``NO_EXPIRY`` never expires).
             metadata: Metadata, or a callable of ``(input, context)``.
             namespace: Write to this sub-namespace of this one (see :meth:`get_step`).
+            index_text: Extra text indexed with the record (see :meth:`add`), or a callable
+                of ``(input, context)`` returning it; None: none.
         """
-        fn = steps.add_step(self, key, value, ttl, metadata, namespace)
+        fn = steps.add_step(self, key, value, ttl, metadata, namespace, index_text)
         return self._step(fn, "add_step")
 
     def search_step(

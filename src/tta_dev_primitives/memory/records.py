@@ -20,6 +20,7 @@ from .search import (
     PhaseObserver,
     SearchMode,
     Vector,
+    indexed_value,
     make_document,
     prepare_query,
 )
@@ -94,11 +95,15 @@ class Entry:
             Either way the write takes the next write sequence (``list`` order is write
             order) and any ``ttl`` counts from now. A backend that cannot set record times
             ignores both (Redis, for now).
+        index_text: Extra text indexed with the record (keyword search sees it as one more
+            string leaf of the value) but not part of its value; None: none. Validated by
+            the primitive; the backend stores it with the record and reads it back.
     """
 
     __slots__ = (
         "_document",
         "created_at",
+        "index_text",
         "key",
         "metadata",
         "payload",
@@ -122,7 +127,9 @@ class Entry:
         space: tuple[str, int] | None = None,
         created_at: float | None = None,
         updated_at: float | None = None,
+        index_text: str | None = None,
     ) -> None:
+        self.index_text = index_text
         self.snapshot = snapshot
         self.space = space
         self.created_at = created_at
@@ -140,7 +147,7 @@ class Entry:
         if doc is None:
             snap = self.snapshot
             value = decode(self.payload) if snap is NO_SNAPSHOT else snap
-            doc = self._document = make_document(value, self.vector)
+            doc = self._document = make_document(indexed_value(value, self.index_text), self.vector)
         return doc
 
     def __repr__(self) -> str:
@@ -169,6 +176,8 @@ class Record(NamedTuple):
     created_at: float = 0.0
     updated_at: float = 0.0
     expires_at: float | None = None
+    # Extra text indexed with the record, not part of its value (see Entry.index_text).
+    index_text: str | None = None
 
 
 class RecordUpdate(NamedTuple):
@@ -184,6 +193,8 @@ class RecordUpdate(NamedTuple):
         merge_metadata: Merge ``metadata`` key by key (True) or replace it (False).
         set_ttl: Change the expiry to ``ttl``; False keeps the stored expiry.
         ttl: Seconds from now until the record expires (None = never), with ``set_ttl``.
+        set_index_text: Change the record's index text to ``index_text``; False keeps it.
+        index_text: The new index text (None: none), with ``set_index_text``.
     """
 
     payload: str | None = None
@@ -193,6 +204,12 @@ class RecordUpdate(NamedTuple):
     merge_metadata: bool = True
     set_ttl: bool = False
     ttl: float | None = None
+    set_index_text: bool = False
+    index_text: str | None = None
+
+    def new_index_text(self, stored: str | None) -> str | None:
+        """The index text after this update, given the stored one."""
+        return self.index_text if self.set_index_text else stored
 
     def merged(self, stored: Mapping[str, Any] | None) -> dict[str, Any] | None:
         """The metadata after this update, given the stored metadata (a new dict)."""
@@ -342,6 +359,8 @@ class MemoryRecord:
             ``as_of`` reads return; None elsewhere.
         valid_to: When this version stopped being current (written over, updated or
             superseded), epoch seconds; None while it is current.
+        index_text: The extra text indexed with the record (``add(..., index_text=)``),
+            not part of its value; None when it has none.
     """
 
     key: str
@@ -353,6 +372,7 @@ class MemoryRecord:
     namespace: tuple[str, ...] = ()
     valid_from: float | None = None
     valid_to: float | None = None
+    index_text: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,4 +399,5 @@ def memory_record(record: Record, namespace: Namespace = ()) -> MemoryRecord:
         record.updated_at,
         record.expires_at,
         namespace,
+        index_text=record.index_text,
     )

@@ -117,6 +117,7 @@ def add_step(
     ttl: float | None,
     metadata: Any,
     namespace: StepNamespace,
+    index_text: Any = None,
 ) -> StepFunction:
     where = step_namespace(memory, namespace)
 
@@ -128,6 +129,7 @@ def add_step(
             v,
             ttl=ttl,
             metadata=resolve(metadata, input_data, context),
+            index_text=resolve(index_text, input_data, context),
             context=context,
         )
         return input_data

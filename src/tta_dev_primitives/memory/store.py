@@ -31,6 +31,7 @@ from .search import (
     Vector,
     check_space,
     filter_anchors,
+    indexed_value,
     matches_filter,
     normalize_vector,
     recency_weights,
@@ -149,6 +150,7 @@ class InMemoryStore:
                 created,
                 stamp if updated is None else updated,
                 None if expires_at is None else expires_at + self._epoch,
+                entry.index_text,
             ),
         )
         if old is not None:
@@ -230,7 +232,16 @@ class InMemoryStore:
             expires_at = None if change.ttl is None else now + change.ttl
         else:
             expires_at = self._expires.get(key)
-        entry = Entry(key, payload, metadata, None, vector, snapshot=snapshot, space=space)
+        entry = Entry(
+            key,
+            payload,
+            metadata,
+            None,
+            vector,
+            snapshot=snapshot,
+            space=space,
+            index_text=change.new_index_text(record.index_text),
+        )
         self._write(entry, now, expires_at)
         return self._items[key]
 
@@ -310,6 +321,9 @@ class InMemoryStore:
             for i, snap in enumerate(values):
                 if snap is codec.NO_SNAPSHOT:
                     values[i] = codec.decode(entries[i].payload)
+            texts = list(map(_INDEX_TEXT, entries))
+            if texts.count(None) != len(texts):
+                values = list(map(indexed_value, values, texts))
             metadata = map(_METADATA, entries)
             vectors = map(_VECTOR, entries)
             index.upsert_many(zip(keys, seqs, values, metadata, itertools.repeat(None), vectors))
@@ -370,7 +384,13 @@ class InMemoryStore:
             ttl = None if at is None else max(at - now, 1e-9)
             self.put(
                 Entry(
-                    entry.key, entry.payload, entry.metadata, ttl, entry.vector, space=entry.space
+                    entry.key,
+                    entry.payload,
+                    entry.metadata,
+                    ttl,
+                    entry.vector,
+                    space=entry.space,
+                    index_text=entry.index_text,
                 )
             )
         if insert is not None:
@@ -571,3 +591,4 @@ _SEQ = attrgetter("seq")
 _SNAPSHOT = attrgetter("snapshot")
 _METADATA = attrgetter("metadata")
 _VECTOR = attrgetter("vector")
+_INDEX_TEXT = attrgetter("index_text")

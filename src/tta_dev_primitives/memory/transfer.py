@@ -22,6 +22,10 @@ per line, UTF-8:
   numbers, exactly): an import reuses it only when the importing memory's embedder has that
   name and dimensions, and re-embeds the value otherwise.
 
+  A record may carry ``"index_text"``: the extra text indexed with it (``add(...,
+  index_text=)``), not part of its value; absent or ``null``: none (files written before it
+  existed read as before).
+
   Version 2 adds ``"valid_to"``: a line with a number there is an *earlier* version of its
   key (``export(history=True)``; see docs/memory/history.md), ended then; an import into a
   memory with ``history=N`` adds it to the key's history (the live record untouched), and
@@ -103,6 +107,7 @@ _RECORD_FIELDS = frozenset(
         "expires_at",
         "vector",
         "valid_to",
+        "index_text",
     }
 )
 
@@ -288,6 +293,7 @@ def check_record(obj: object, where: str) -> dict[str, Any]:
         metadata = obj.get("metadata")
         metadata = {} if metadata is None else codec.validate_metadata(metadata)
         codec.check_json(obj["value"])
+        index_text = codec.validate_index_text(obj.get("index_text"), None)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}: {exc}") from None
     vector = obj.get("vector")
@@ -303,6 +309,7 @@ def check_record(obj: object, where: str) -> dict[str, Any]:
         "expires_at": _time(obj, "expires_at", where),
         "vector": vector,
         "valid_to": _time(obj, "valid_to", where),
+        "index_text": index_text,
     }
 
 
@@ -448,6 +455,7 @@ def record_object(
     updated_at: float | None = None,
     expires_at: float | None = None,
     vector: Mapping[str, Any] | None = None,
+    index_text: str | None = None,
 ) -> dict[str, Any]:
     """One record object of the format (``namespace`` relative to the exported one)."""
     obj = {
@@ -461,6 +469,8 @@ def record_object(
     }
     if vector is not None:
         obj["vector"] = dict(vector)
+    if index_text is not None:
+        obj["index_text"] = index_text
     return obj
 
 
@@ -595,6 +605,7 @@ async def check_records(
                 )
             try:
                 codec.encode(record["value"], max_value_bytes)
+                codec.validate_index_text(record.get("index_text"), max_value_bytes)
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"{where}: {exc}") from None
             checked._add(where, record)

@@ -75,11 +75,18 @@ class RecordWriter:
         return ttl, None if metadata is None else codec.validate_metadata(metadata)
 
     def entry(
-        self, key: Any, value: Any, ttl: float | None, meta: Any, item: int | None = None
+        self,
+        key: Any,
+        value: Any,
+        ttl: float | None,
+        meta: Any,
+        item: int | None = None,
+        index_text: Any = None,
     ) -> Entry:
         """Validate and encode one record to write (raises before anything is stored).
 
-        ``item`` is the index of an ``add_many`` item, which errors name.
+        ``item`` is the index of an ``add_many`` item, which errors name; ``index_text`` the
+        record's extra indexed text (None: none).
         """
         if item is None:
             key = codec.validate_key(key)
@@ -89,7 +96,15 @@ class RecordWriter:
             payload, snap = codec.encode_snapshot(
                 value, self.max_value_bytes, f"items[{item}] value"
             )
-        return Entry(key, payload, meta, ttl, snapshot=snap)
+        if index_text is None:
+            return Entry(key, payload, meta, ttl, snapshot=snap)
+        arg = "index_text" if item is None else f"index_text[{key!r}]"
+        text = self.index_text(index_text, arg)
+        return Entry(key, payload, meta, ttl, snapshot=snap, index_text=text)
+
+    def index_text(self, text: Any, arg: str = "index_text") -> str | None:
+        """A validated index text (None: none; ``""`` is none too)."""
+        return codec.validate_index_text(text, self.max_value_bytes, arg)
 
     def encode(self, value: Any, arg: str = "value") -> tuple[str, Any]:
         """A value's JSON payload and snapshot (raises when it is not JSON or too large)."""
@@ -101,7 +116,16 @@ class RecordWriter:
             return entries
         vectors = await self.embed(values)
         return [
-            Entry(e.key, e.payload, e.metadata, e.ttl, v, snapshot=e.snapshot, space=self.space(v))
+            Entry(
+                e.key,
+                e.payload,
+                e.metadata,
+                e.ttl,
+                v,
+                snapshot=e.snapshot,
+                space=self.space(v),
+                index_text=e.index_text,
+            )
             for e, v in zip(entries, vectors, strict=True)
         ]
 

@@ -169,3 +169,26 @@ async def test_steps_take_metadata_and_filter_as_constants_or_callables() -> Non
     assert [h.key for h in await constant.execute("green tea")] == ["turn:9"]
     pipeline = memory.search_step(limit=1) >> memory.add_step(key="last")
     assert pipeline.name == "search_step>>add_step"
+
+
+async def test_add_step_index_text_as_constant_or_callable() -> None:
+    """add_step(index_text=...) indexes extra text with the record, the value unchanged."""
+    memory = MemoryPrimitive()
+    store = memory.add_step(
+        key=lambda text, ctx: f"turn:{ctx.state['n']}",
+        index_text=lambda text, ctx: ctx.state.get("previous"),
+    )
+    await store.execute(
+        "Yes, it was amazing!", WorkflowContext(state={"n": 1, "previous": "Lisbon"})
+    )
+    await store.execute("No idea.", WorkflowContext(state={"n": 2}))
+    titled = memory.add_step(key="note", index_text="shopping list")
+    assert await titled.execute("milk, eggs") == "milk, eggs"
+    assert [h.key for h in await memory.search("lisbon")] == ["turn:1"]
+    assert [h.key for h in await memory.search("shopping")] == ["note"]
+    record = await memory.get_record("turn:1")
+    assert record is not None
+    assert (record.value, record.index_text) == ("Yes, it was amazing!", "Lisbon")
+    plain = await memory.get_record("turn:2")
+    assert plain is not None
+    assert plain.index_text is None

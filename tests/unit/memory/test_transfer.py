@@ -800,3 +800,26 @@ async def test_an_embedder_failing_part_way_says_what_landed() -> None:
     assert f"nothing from records[{transfer.BATCH_SIZE}] on was written" in notes
     assert "on_conflict='replace' finishes it" in notes
     assert await memory.size() == transfer.BATCH_SIZE
+
+
+async def test_index_text_is_an_optional_checked_field() -> None:
+    """A record line may carry index_text (older lines without it read as before); a bad
+    one is refused, naming the record, and nothing is written."""
+    memory = MemoryPrimitive(max_value_bytes=64)
+    report = await memory.import_(
+        [{"key": "a", "value": "x"}, {"key": "b", "value": "y", "index_text": "lisbon words"}]
+    )
+    assert report.imported == 2
+    a, b = await memory.get_record("a"), await memory.get_record("b")
+    assert a is not None
+    assert b is not None
+    assert (a.index_text, b.index_text) == (None, "lisbon words")
+    assert [h.key for h in await memory.search("lisbon")] == ["b"]
+    text = await _to_text(memory)
+    assert '"index_text":"lisbon words"' in text
+    assert text.count("index_text") == 1
+    with pytest.raises(ValueError, match=r"records\[1\]: index_text must be a str"):
+        await memory.import_([{"key": "c", "value": 1}, {"key": "d", "value": 1, "index_text": 5}])
+    with pytest.raises(ValueError, match=r"records\[0\]: index_text is 65 bytes"):
+        await memory.import_([{"key": "c", "value": 1, "index_text": "x" * 65}])
+    assert await memory.keys() == ["a", "b"]

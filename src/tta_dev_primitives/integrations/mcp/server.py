@@ -65,6 +65,7 @@ def _record(record: MemoryRecord, namespace: Sequence[str]) -> dict[str, Any]:
         "created_at": record.created_at or None,
         "updated_at": record.updated_at or None,
         "expires_at": record.expires_at,
+        "index_text": record.index_text,
     }
 
 
@@ -221,12 +222,19 @@ def create_server(
             Field(description="Seconds (> 0) until the memory is forgotten; omit to keep it."),
         ] = None,
         namespace: _NamespaceArg = None,
+        index_text: Annotated[
+            str | None,
+            Field(
+                description="Extra text to find the memory by (context such as the previous "
+                "turn, a date or a title), not part of its value."
+            ),
+        ] = None,
     ) -> dict[str, Any]:
         """Store a memory and return its key. Search finds it by its words (and meaning)."""
         chosen = f"mem:{uuid.uuid4().hex[:16]}" if key is None else key
 
         async def run(m: MemoryPrimitive) -> dict[str, Any]:
-            await m.add(chosen, value, ttl=ttl, metadata=metadata)
+            await m.add(chosen, value, ttl=ttl, metadata=metadata, index_text=index_text)
             return {"key": chosen, "namespace": list(namespace or [])}
 
         return await tools.call("remember", namespace, run)

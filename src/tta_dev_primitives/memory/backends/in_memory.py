@@ -368,6 +368,7 @@ class InMemoryBackend:
                 created_at=created,
                 updated_at=updated,
                 expires_at=expires,
+                index_text=entry.index_text,
             )
             found = [*history.pop(entry.key, ()), Version(record, valid_to)]
             found.sort(key=lambda v: v.valid_to or 0.0, reverse=True)

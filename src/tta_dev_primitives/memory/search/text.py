@@ -24,6 +24,7 @@ __all__ = [
     "KeywordQuery",
     "Vector",
     "has_substring",
+    "indexed_value",
     "leaves_holding",
     "make_document",
     "normalize_vector",
@@ -194,6 +195,12 @@ def _counts(words: list[str]) -> dict[str, int]:
     counts: dict[str, int] = {}
     _count_elements(counts, words)
     return counts
+
+
+def indexed_value(value: Any, index_text: str | None) -> Any:
+    """What search indexes of a record: its value, plus its ``index_text`` (extra text indexed
+    with the record, not part of its value) as one more string leaf."""
+    return value if index_text is None else [value, index_text]
 
 
 def make_document(value: Any, vector: Sequence[float] | Vector | None = None) -> Document:

@@ -22,6 +22,7 @@ from tta_dev_primitives.memory.records import (
     ListQuery,
     Namespace,
     Record,
+    RecordUpdate,
     SearchQuery,
     SearchResult,
 )
@@ -91,6 +92,10 @@ class Flaky:
     async def search(self, namespace: Namespace, query: SearchQuery) -> list[SearchResult]:
         self._check("search")
         return await self.inner.search(namespace, query)
+
+    async def update(self, namespace: Namespace, key: str, change: RecordUpdate) -> Record | None:
+        self._check("update")
+        return await self.inner.update(namespace, key, change)
 
     async def aclose(self) -> None:
         self.closed = True
@@ -597,3 +602,27 @@ async def test_outage_writes_keep_the_namespace_embedder(primary: Flaky, clock: 
     with pytest.raises(ValueError, match="model-a"):
         await primary.inner.search(other, query)
     await backend.aclose()
+
+
+async def test_index_text_survives_the_journal(fallback: FallbackBackend, primary: Flaky) -> None:
+    """Index texts written, or updated, during an outage reach the primary on replay (a
+    batch, a write amended by an update, an update alone), and the mirror searches by them."""
+    await fallback.put(NS, Entry("old", '"kept"', index_text="before the outage"))
+    primary.down = True
+    await fallback.put(NS, Entry("a", '"yes"', index_text="the concert in Lisbon"))
+    await fallback.put_many(
+        NS, [Entry("b", '"sure"', index_text="the match in Porto"), Entry("c", '"no"')]
+    )
+    await fallback.update(NS, "a", RecordUpdate(metadata={"n": 1}))
+    await fallback.update(NS, "old", RecordUpdate(set_index_text=True, index_text="changed"))
+    assert [h.key for h in await fallback.search(NS, SearchQuery("lisbon", 5))] == ["a"]
+    primary.down = False
+    assert await fallback.recover()
+    texts = {k: (await primary.inner.get(NS, k)).index_text for k in ("old", "a", "b", "c")}
+    assert texts == {
+        "old": "changed",
+        "a": "the concert in Lisbon",
+        "b": "the match in Porto",
+        "c": None,
+    }
+    assert [h.key for h in await primary.inner.search(NS, SearchQuery("porto", 5))] == ["b"]

@@ -135,7 +135,9 @@ def compose(first: Update, second: Update) -> Update:
         set_ttl, deadline = True, second.deadline
     else:
         set_ttl, deadline = a.set_ttl, first.deadline
-    change = RecordUpdate(payload, snapshot, vector, metadata, merge, set_ttl, None)
+    text = b.index_text if b.set_index_text else a.index_text
+    set_text = a.set_index_text or b.set_index_text
+    change = RecordUpdate(payload, snapshot, vector, metadata, merge, set_ttl, None, set_text, text)
     return Update(first.namespace, first.key, change, deadline)
 
 
@@ -190,6 +192,7 @@ def with_ttl(entry: Entry, ttl: float | None) -> Entry:
         created_at=entry.created_at,
         updated_at=entry.updated_at,
         space=entry.space,
+        index_text=entry.index_text,
     )
 
 
@@ -207,6 +210,7 @@ def own_copy(entry: Entry) -> Entry:
         created_at=entry.created_at,
         updated_at=entry.updated_at,
         space=entry.space,
+        index_text=entry.index_text,
     )
 
 
@@ -326,7 +330,16 @@ class Journal:
             put_deadline = deadline if change.set_ttl else prior.deadline
             ttl = None if put_deadline is None else max(put_deadline - self._clock(), 1e-3)
             space = e.space if vector is not None else None
-            entry = Entry(key, payload, meta, ttl, vector, snapshot=snapshot, space=space)
+            entry = Entry(
+                key,
+                payload,
+                meta,
+                ttl,
+                vector,
+                snapshot=snapshot,
+                space=space,
+                index_text=change.new_index_text(e.index_text),
+            )
             self.add((namespace, key), Put(namespace, entry, put_deadline))
             return
         self.add((namespace, key), op)
@@ -421,7 +434,9 @@ class Journal:
                 return True, None
             entry = op.entry
             meta = codec.copy_metadata(entry.metadata)
-            return True, Record(entry.key, entry.payload, meta, 0, entry.snapshot)
+            return True, Record(
+                entry.key, entry.payload, meta, 0, entry.snapshot, index_text=entry.index_text
+            )
         if isinstance(op, Delete):
             return True, None
         return False, None  # an update or delete_where: the backends' records stand

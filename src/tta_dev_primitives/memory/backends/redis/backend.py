@@ -346,6 +346,7 @@ class RedisBackend:
             found.created_at,
             found.updated_at,
             found.expires_at,
+            found.index_text,
         )
 
     async def _refused(
@@ -802,6 +803,7 @@ class RedisBackend:
                 int(created) / 1000,
                 int(updated) / 1000,
                 None if expires is None else int(expires) / 1000,
+                change.new_index_text(stored.index_text),
             )
         raise refusal(server.where, "update", f"the record under {key!r} kept changing")
 

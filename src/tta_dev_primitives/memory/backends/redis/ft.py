@@ -15,6 +15,8 @@ __all__ = [
     "newest",
     "pairs",
     "search_ids",
+    "TEXT_FIELD",
+    "has_text_field",
     "unknown_index",
     "variants",
     "vector_dims",
@@ -45,6 +47,15 @@ def newest(name: bytes, text: str, width: int, ms: int) -> tuple[Any, ...]:
         "FT.SEARCH", name, text, "NOCONTENT", "SORTBY", "s", "DESC",
         "LIMIT", 0, width, "TIMEOUT", ms, "DIALECT", 2,
     )  # fmt: skip
+
+
+# A record's index text (extra text indexed with it, not part of its value), found like it.
+TEXT_FIELD = ("t", "TEXT", "NOSTEM")
+
+
+def has_text_field(info: Mapping[bytes, Any]) -> bool:
+    """Whether the index has the index-text field ``t``."""
+    return any(b"t" in list(_flatten(a)) for a in info.get(b"attributes", []))
 
 
 def vector_field(dims: int) -> list[Any]:

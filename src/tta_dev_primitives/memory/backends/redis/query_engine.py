@@ -17,7 +17,8 @@ Support is detected once per server (``FT._LIST``), and again after a restart.
 
 One ``FT`` index per namespace, named ``<namespace base>idx`` (``tta:{default}:idx``), over
 the record hashes (``PREFIX 1 <base>h:``): ``v`` ``TEXT NOSTEM`` (the value JSON) with
-``STOPWORDS 0``, and ``e`` ``VECTOR HNSW FLOAT32 COSINE`` of the dimension of the first
+``STOPWORDS 0``, ``t`` ``TEXT NOSTEM`` (the record's index text, added by ``FT.ALTER`` to an
+index made before it), and ``e`` ``VECTOR HNSW FLOAT32 COSINE`` of the dimension of the first
 query vector (added by ``FT.ALTER`` when a namespace first searched by keyword is searched
 by meaning). It is created on the namespace's first search through this path, waited for
 until the server has indexed what was there (``indexing`` 0, ``percent_indexed`` 1), and
@@ -73,6 +74,7 @@ from ...search import (
     KeywordQuery,
     Scored,
     fusion_depth,
+    indexed_value,
     keyword_bound,
     make_document,
     rank_by_mode,
@@ -117,6 +119,16 @@ _WAIT = 0.01  # first pause while FT.CREATE indexes what exists (doubled, at mos
 
 class _Unsupported(Exception):
     """The server has FT.* but refuses this index (another module: valkey-search, ...)."""
+
+
+async def _add_field(client: Any, name: bytes, field: Sequence[Any]) -> dict[bytes, Any]:
+    """Add ``field`` to the index ``name`` (another process may have added it); its info."""
+    try:
+        await client.execute_command("FT.ALTER", name, "SCHEMA", "ADD", *field)
+    except ResponseError as exc:
+        if "duplicate" not in str(exc).lower():
+            raise _Unsupported() from exc
+    return ft.pairs(await client.execute_command("FT.INFO", name))
 
 
 class _Building(Exception):
@@ -475,6 +487,7 @@ class QueryEngine:
                 info = None
             if info is None:
                 schema: list[Any] = ["v", "TEXT", "NOSTEM", "s", "NUMERIC", "SORTABLE"]
+                schema += ft.TEXT_FIELD
                 if dims:
                     schema += ft.vector_field(dims)
                 try:
@@ -486,16 +499,12 @@ class QueryEngine:
                     if "already exists" not in str(exc).lower():
                         raise _Unsupported() from exc
                 info = ft.pairs(await client.execute_command("FT.INFO", name))
+            if not ft.has_text_field(info):
+                # An index made before records had index texts (field t): add it.
+                info = await _add_field(client, name, ft.TEXT_FIELD)
             have = ft.vector_dims(info)
             if dims and not have:
-                try:
-                    await client.execute_command(
-                        "FT.ALTER", name, "SCHEMA", "ADD", *ft.vector_field(dims)
-                    )
-                except ResponseError as exc:
-                    if "duplicate" not in str(exc).lower():
-                        raise _Unsupported() from exc
-                info = ft.pairs(await client.execute_command("FT.INFO", name))
+                info = await _add_field(client, name, ft.vector_field(dims))
                 have = ft.vector_dims(info)
             # Indexing what exists runs in the server's background (minutes for 100k records
             # with vectors): "auto" waits build_wait seconds and then searches locally
@@ -640,17 +649,17 @@ class QueryEngine:
         if mode != "semantic":
             words = ft.variants(prepared.terms)
             if words:
-                commands.append(ft.best(name, f"@v:({'|'.join(words)})", width, ms))
+                commands.append(ft.best(name, f"@v|t:({'|'.join(words)})", width, ms))
             sequence = tokenize(prepared.text)
             if len(sequence) > 1:
                 # A record holding the whole query scores a bonus: the phrase's best.
-                commands.append(ft.best(name, f'@v:"{" ".join(sequence)}"', width, ms))
+                commands.append(ft.best(name, f'@v|t:"{" ".join(sequence)}"', width, ms))
             longest = max(prepared.terms, key=len, default="")
             # Records that may hold the query inside longer words ("pyth" in "python")
             # score the bonus alone, ties newest first: the newest holding the longest word.
             if len(longest.encode()) >= 2:
                 infix = "|".join(f"*{w}*" for w in ft.variants((longest,)))
-                commands.append(ft.newest(name, f"@v:({infix})", width, ms))
+                commands.append(ft.newest(name, f"@v|t:({infix})", width, ms))
             else:  # no infix search for one byte: the newest records
                 commands.append(ft.newest(name, "*", width, ms))
         if vector is not None and mode != "keyword":
@@ -715,5 +724,6 @@ class QueryEngine:
                 continue
             # None: gone since the Query Engine answered.
             if hit is not None and (hit.expires_at is None or hit.expires_at > now):
-                out[key] = (hit, make_document(hit.value, hit.vector))
+                doc = make_document(indexed_value(hit.value, hit.index_text), hit.vector)
+                out[key] = (hit, doc)
         return out

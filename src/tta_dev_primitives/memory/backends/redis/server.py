@@ -192,7 +192,7 @@ class Server:
     async def fetch(
         self, ns: NamespaceKeys, raws: Sequence[bytes], vectors: bool
     ) -> list[RawFields]:
-        """The ``FETCH`` fields (s, v, m, e, x, u, c) of the records under ``raws``, recency
+        """The ``FETCH`` fields (s, v, m, e, x, u, c, t) of the records under ``raws``, recency
         untouched, chunked and pipelined (decode them with :func:`wire.decode_fields`)."""
         if not raws:
             return []
@@ -212,11 +212,12 @@ class Server:
             replies = await self.eval_many(lua.FETCH, careful, self.search_timeout)
         out: list[RawFields] = []
         for reply in replies:
-            rows = unpack(reply[0], reply[1], 3)
+            rows = unpack(reply[0], reply[1], 4)
             if vectors:  # each vector came as a reply of its own (lua/fetch.lua)
                 out.extend(
-                    record_fields(s, v, r, e) for (s, v, r), e in zip(rows, reply[2:], strict=True)
+                    record_fields(s, v, r, e, t)
+                    for (s, v, r, t), e in zip(rows, reply[2:], strict=True)
                 )
             else:
-                out.extend(record_fields(s, v, r, None) for s, v, r in rows)
+                out.extend(record_fields(s, v, r, None, t) for s, v, r, t in rows)
         return out

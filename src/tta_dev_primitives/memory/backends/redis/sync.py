@@ -120,8 +120,8 @@ class ChangeLogSync:
             state.space = stored_embedder(embedder)
             if len(reply) > 7:
                 rows = (
-                    (reply[i], record_fields(*reply[i + 1 : i + 5]))
-                    for i in range(7, len(reply), 5)
+                    (reply[i], record_fields(*reply[i + 1 : i + 6]))
+                    for i in range(7, len(reply), 6)
                 )
                 self._apply(ns, state, rows)
                 changed = True

@@ -7,8 +7,9 @@ operation (a read of that key) or skips the record (a search, a list).
 
 A record hash (see :mod:`~tta_dev_primitives.memory.backends.redis.scripts`) holds ``s``
 (write sequence), ``v`` (value JSON), ``r`` (``<created> <updated> <expiry or -> <1 with a
-vector, else 0> <length of the metadata> <metadata JSON>``, ``lua/_write.lua``) and ``e``
-(the vector, raw little-endian float32).
+vector, else 0> <length of the metadata> <metadata JSON>``, ``lua/_write.lua``), ``e``
+(the vector, raw little-endian float32) when it has one, and ``t`` (its index text: extra
+text indexed with it, not part of its value) when it has one.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 
 from ... import codec
 from ...records import Entry, Record, RecordUpdate
-from ...search import IndexRecord, Vector
+from ...search import IndexRecord, Vector, indexed_value
 from ..base import CompactionPlan
 
 __all__ = [
@@ -67,7 +68,7 @@ BATCH = 1000  # keys per script call / commands per pipeline flush
 _json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 RawFields = Sequence[bytes | None]
-"""A record's ``FETCH`` fields s, v, m, e, x, u, c (None: absent)."""
+"""A record's ``FETCH`` fields s, v, m, e, x, u, c, t (None: absent)."""
 
 
 class GarbledRecord(Exception):
@@ -142,10 +143,24 @@ def entry_fields(entry: Entry) -> tuple[bytes, bytes, bytes]:
 
 def put_record(entry: Entry, meta: bytes | None = None) -> bytes:
     """One record's ``PUT`` argument (``lua/put.lua``): its times, the lengths of its
-    metadata and vector, then metadata, vector and value end to end."""
+    metadata and vector (and index text), then metadata, vector (index text) and value end
+    to end."""
     if meta is None:
         meta = metadata_arg(entry.metadata)
     vector = vector_arg(entry.vector)
+    if entry.index_text is not None:
+        text = encode_text(entry.index_text)
+        return b"%s %s %d %d:%d %s%s%s%s" % (
+            time_ms(entry.created_at, "created_at"),
+            time_ms(entry.updated_at, "updated_at"),
+            len(meta),
+            len(vector),
+            len(text),
+            meta,
+            vector,
+            text,
+            encode_text(entry.payload),
+        )
     return b"%s %s %d %d %s%s%s" % (
         time_ms(entry.created_at, "created_at"),
         time_ms(entry.updated_at, "updated_at"),
@@ -203,8 +218,8 @@ def put_calls(
 def update_args(
     change: RecordUpdate, payload: str, metadata: Mapping[str, Any] | None
 ) -> tuple[bytes, ...]:
-    """``UPDATE``'s value, metadata, vector mode (k keep, n none, s set), vector and expiry
-    (``k``: keep)."""
+    """``UPDATE``'s value, metadata, vector mode (k keep, n none, s set), vector, expiry
+    (``k``: keep) and index text (``k``: keep, else ``s`` then the new text, empty: none)."""
     if change.payload is None:
         vec_mode, vec = b"k", b""
     elif change.vector is None:
@@ -212,12 +227,13 @@ def update_args(
     else:
         vec_mode, vec = b"s", vector_arg(change.vector)
     expiry = b"%d" % ttl_ms(change.ttl) if change.set_ttl else b"k"
-    return (encode_text(payload), metadata_arg(metadata), vec_mode, vec, expiry)
+    text = b"s" + encode_text(change.index_text or "") if change.set_index_text else b"k"
+    return (encode_text(payload), metadata_arg(metadata), vec_mode, vec, expiry, text)
 
 
 def restore_args(versions: Sequence[tuple[Entry, float]], keep: int, max_arg: bytes) -> list[bytes]:
     """``RESTORE``'s arguments: the versions kept, the bound, then each version's key, end,
-    times, TTL, metadata and value."""
+    times, TTL, metadata, value and index text (empty: none)."""
     args: list[bytes] = [b"%d" % keep, max_arg]
     for entry, valid_to in versions:
         updated = time.time() if entry.updated_at is None else entry.updated_at
@@ -230,6 +246,7 @@ def restore_args(versions: Sequence[tuple[Entry, float]], keep: int, max_arg: by
             b"%d" % ttl_ms(entry.ttl),
             metadata_arg(entry.metadata),
             encode_text(entry.payload),
+            b"" if entry.index_text is None else encode_text(entry.index_text),
         ]
     return args
 
@@ -315,19 +332,31 @@ def split(header: bytes, body: bytes) -> list[bytes]:
 
 
 def record_fields(
-    seq: bytes | None, value: bytes | None, r: bytes | None, vec: bytes | None
+    seq: bytes | None,
+    value: bytes | None,
+    r: bytes | None,
+    vec: bytes | None,
+    text: bytes | None = None,
 ) -> tuple[bytes | None, ...]:
-    """A record's fields s, v, m, e, x, u, c from its hash's s, v, r and e (``lua/_write.lua``
-    packs m, x, u and c into r). A malformed r makes it "not a record" (s None, v why)."""
+    """A record's fields s, v, m, e, x, u, c, t from its hash's s, v, r, e and t
+    (``lua/_write.lua`` packs m, x, u and c into r). A malformed r makes it "not a record"
+    (s None, v why)."""
     if seq is None or r is None:
-        if seq is not None:
-            return (None, b"a record hash without its r field", None, None, None, None, None)
-        return (None, value, None, None, None, None, None)
+        why = value if seq is None else b"a record hash without its r field"
+        return (None, why, None, None, None, None, None, None)
     try:
         created, updated, expires, _, _, meta = r.split(b" ", 5)
     except ValueError:
-        return (None, b"a record hash whose r field is malformed", None, None, None, None, None)
-    return (seq, value, meta or None, vec, None if expires == b"-" else expires, updated, created)
+        why = b"a record hash whose r field is malformed"
+        return (None, why, None, None, None, None, None, None)
+    x = None if expires == b"-" else expires
+    return (seq, value, meta or None, vec, x, updated, created, text)
+
+
+def _index_text(fields: RawFields) -> str | None:
+    """The index text of ``FETCH``/``SYNC`` fields (None: none)."""
+    text = fields[7] if len(fields) > 7 else None
+    return decode_text(text) if text else None
 
 
 class Fields(NamedTuple):
@@ -341,12 +370,13 @@ class Fields(NamedTuple):
     expires_at: float | None
     updated_at: float
     created_at: float
+    index_text: str | None = None
 
 
 def decode_fields(
     key: str, fields: RawFields, *, parse: bool = False, vector: bool = False
 ) -> Fields | None:
-    """The record of ``FETCH``/``SYNC`` fields (s, v, m, e, x, u[, c]); None when the key
+    """The record of ``FETCH``/``SYNC`` fields (s, v, m, e, x, u[, c, t]); None when the key
     holds no record. With ``parse``, the value JSON is decoded too; with ``vector``, the
     vector (a read-only view of the reply).
 
@@ -369,6 +399,7 @@ def decode_fields(
             None if expires is None else int(expires) / 1000,
             int(updated or 0) / 1000,
             int(fields[6] or 0) / 1000 if len(fields) > 6 else 0.0,
+            _index_text(fields),
         )
     except _GARBLED as exc:
         raise GarbledRecord(key, exc) from exc
@@ -406,7 +437,9 @@ def decode_index_rows(
                 (
                     key,
                     int(seq),
-                    decode(value.decode("utf-8", "surrogatepass")),
+                    indexed_value(
+                        decode(value.decode("utf-8", "surrogatepass")), _index_text(fields)
+                    ),
                     decode(meta.decode("utf-8", "surrogatepass")) if meta else None,
                     None if expires is None else int(expires) / 1000,
                     None if not vec else _vector_view(vec),
@@ -431,8 +464,13 @@ def decode_packed(key: str, packed: bytes) -> Record:
         if packed.startswith(b"! "):
             raise ValueError(f"not a record hash: {decode_text(packed[2:])}")
         seq, created, updated, expires, _, mlen, rest = packed.split(b" ", 6)
-        m = int(mlen)
-        text = decode_text(rest[m:])
+        m = v = int(mlen)
+        index_text = None
+        if b":" in seq:  # with an index text, between the metadata and the value
+            seq, tlen = seq.split(b":")
+            v = m + int(tlen)
+            index_text = decode_text(rest[m:v])
+        text = decode_text(rest[v:])
         return Record(
             key,
             text,
@@ -442,6 +480,7 @@ def decode_packed(key: str, packed: bytes) -> Record:
             int(created) / 1000,
             int(updated) / 1000,
             None if expires == b"-" else int(expires) / 1000,
+            index_text,
         )
     except _GARBLED as exc:
         raise GarbledRecord(key, exc) from exc

@@ -1,6 +1,6 @@
 -- History (MemoryPrimitive(history=N)): earlier versions of a key live in the list
--- `<base>v:<key>`, newest first, each "<valid_to ms> <s> " followed by the record's r field
--- and value (get.lua's packing); `<base>vk` is a zset of the keys with history (score: when
+-- `<base>v:<key>`, newest first, each "<valid_to ms> " followed by get.lua's packing of the
+-- record ("<s> ", or "<s>:<len of index text> ", then its r field, index text and value); `<base>vk` is a zset of the keys with history (score: when
 -- last versioned, ms), at most max_size of them (the least recently versioned lose theirs).
 -- A list expires with its latest version (never, if one never expires), `vk` with the
 -- latest of them. The versioned scripts take their history arguments off the end of ARGV:
@@ -45,10 +45,11 @@ end
 -- Keep the record under `key` as an earlier version ended at `to` (server ms); false when
 -- there is no record. Reads first (see _drop.lua).
 local function archive(base, key, to, keep, cap)
-  local h = redis.call('HMGET', base .. 'h:' .. key, 's', 'v', 'r')
+  local h = redis.call('HMGET', base .. 'h:' .. key, 's', 'v', 'r', 't')
   if not h[1] then return false end
   if keep > 0 then
-    redis.call('LPUSH', base .. 'v:' .. key, to .. ' ' .. h[1] .. ' ' .. h[3] .. h[2])
+    local s = h[4] and (h[1] .. ':' .. #h[4]) or h[1]
+    redis.call('LPUSH', base .. 'v:' .. key, to .. ' ' .. s .. ' ' .. h[3] .. (h[4] or '') .. h[2])
     settle_versions(base, key, to, keep, cap)
   end
   return true

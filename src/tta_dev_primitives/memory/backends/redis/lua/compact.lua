@@ -9,6 +9,7 @@
 -- ARGV: base, n, then per read record: its seq, an action ('d' delete, 'w' rewrite keeping
 -- its expiry and created time, '-' check only), and for a rewrite its value, metadata and
 -- vector ('' otherwise); then the new record's ttl_ms (0 = none), value, metadata, vector.
+-- A rewrite keeps the record's index text; the new record has none.
 -- Returns the keys whose record changed since it was read (then nothing was changed), or
 -- an empty list once applied.
 redis.call('EXISTS', TTL)  -- read before any write (see _drop.lua)
@@ -58,7 +59,7 @@ if insert then
   local at
   if ttl > 0 then at = now + ttl end
   seq = seq + 1
-  write(rk, seq, ARGV[j + 1], ARGV[j + 2], ARGV[j + 3], created or now, now, at, old_insert)
+  write(rk, seq, ARGV[j + 1], ARGV[j + 2], ARGV[j + 3], created or now, now, at, old_insert, '')
   redis.call('ZADD', LRU, seq, key)
   if at then redis.call('ZADD', TTL, at, key) end
   fields[#fields + 1] = 'p'

@@ -3,7 +3,8 @@
 -- namespace's base is the first record key without 'h:' and the key).
 -- Per key one string, or nil without a live record: "<s> " then the record's r field
 -- ("<created> <updated> <expiry or -> <0|1> <len of metadata> <metadata>", see _write.lua)
--- and the value JSON (one bulk reply per record: far cheaper to parse than three); "! <why>"
+-- and the value JSON (one bulk reply per record: far cheaper to parse than three); with an
+-- index text (field t) "<s>:<len of t> ", and t between r and the value; "! <why>"
 -- for a hash that is not a record. One key: that string; several: a list of
 -- them. A key of another type fails the script (WRONGTYPE): the client names the key.
 -- The recency bump is best-effort (pcall): at maxmemory with noeviction Redis refuses the
@@ -11,11 +12,12 @@
 local call, try = redis.call, redis.pcall
 local base = string.sub(KEYS[1], 1, #KEYS[1] - #ARGV[2] - 2)
 local function packed(h)
+  if h[4] then return h[1] .. ':' .. #h[4] .. ' ' .. (h[3] or '') .. h[4] .. (h[2] or '') end
   return h[1] .. ' ' .. (h[3] or '') .. (h[2] or '')
 end
 if #KEYS == 1 then
   -- One key, the common case: no tables beyond the reply.
-  local h = call('HMGET', KEYS[1], 's', 'v', 'r')
+  local h = call('HMGET', KEYS[1], 's', 'v', 'r', 't')
   if not h[1] then
     if h[2] then return '! a record hash without its write sequence' end
     return false
@@ -33,7 +35,7 @@ if #KEYS == 1 then
 end
 local out, hits = {}, {}
 for i = 1, #KEYS do
-  local h = call('HMGET', KEYS[i], 's', 'v', 'r')
+  local h = call('HMGET', KEYS[i], 's', 'v', 'r', 't')
   if h[1] then
     out[i] = packed(h)
     hits[#hits + 1] = ARGV[1 + i]

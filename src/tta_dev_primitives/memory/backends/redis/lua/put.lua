@@ -5,7 +5,8 @@
 -- of the vectors '<name>:<dimensions>', empty when no record carries one; "<max_size>"
 -- alone without ttl and embedder), then one string
 -- per record: "<created> <updated> <len of metadata> <len of vector> " followed by the
--- metadata JSON, the vector (raw float32) and the value JSON. Times are server ms, '-' for
+-- metadata JSON, the vector (raw float32) and the value JSON; a record with an index text
+-- has "<len of vector>:<len of index text>" and the text between vector and value. Times are server ms, '-' for
 -- the server clock (and over a live record its created time is kept). Few arguments: each
 -- one costs the client more to send than the script pays to split it. The namespace's
 -- base is its lru key without the suffix. Returns how many records were evicted. A
@@ -32,20 +33,23 @@ local now_s, at
 local function store(i, rk, seq, old)
   local rec = ARGV[1 + i]
   local value, meta, vec, c, u
+  local text = ''
   if string.sub(rec, 1, 8) == '- - 0 0 ' then
     value, meta, vec, c, u = string.sub(rec, 9), '', '', '-', '-'
   else
-    local ml, vl, from
-    c, u, ml, vl, from = string.match(rec, '^(%S+) (%S+) (%d+) (%d+) ()')
+    local ml, vl, tl, from
+    c, u, ml, vl, tl, from = string.match(rec, '^(%S+) (%S+) (%d+) (%d+):?(%d*) ()')
     local m_end = from + tonumber(ml)
     local v_end = m_end + tonumber(vl)
-    value, meta, vec = string.sub(rec, v_end), string.sub(rec, from, m_end - 1),
+    local t_end = v_end + (tl == '' and 0 or tonumber(tl))
+    value, meta, vec = string.sub(rec, t_end), string.sub(rec, from, m_end - 1),
       string.sub(rec, m_end, v_end - 1)
+    text = string.sub(rec, v_end, t_end - 1)
   end
   local made, flags = parsed(old)
   if c == '-' then c = made or now_s end
   if u == '-' then u = now_s end
-  write(rk, seq, value, meta, vec, c, u, at, flags)
+  write(rk, seq, value, meta, vec, c, u, at, flags, text)
 end
 
 local max, ttl, space = ARGV[1], 0, ''

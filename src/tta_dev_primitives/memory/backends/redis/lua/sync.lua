@@ -5,7 +5,7 @@
 -- few more), the version of entry n as it read it ('' unknown).
 -- Returns {incarnation, n reached, last n of the log, server ms, status, the namespace's
 -- embedder ('<dimensions>:<name>', nil: none), the version of entry n reached ('' none),
--- then per changed key: key, s, v, r, e (its current record, see _write.lua; s nil when it
+-- then per changed key: key, s, v, r, e, t (its current record, see _write.lua; s nil when it
 -- has none)}; status 'ok',
 -- 'empty' (no such namespace: incarnation nil), 'reset' (another incarnation whose log is
 -- whole: the index forgets every record, then applies the changes returned, from the
@@ -56,14 +56,14 @@ for i = 1, #entries do
 end
 local out = {inc, upto, g, now, status, sp, seen_v}
 for i = 1, #order do
-  local h = redis.pcall('HMGET', REC .. order[i], 's', 'v', 'r', 'e')
+  local h = redis.pcall('HMGET', REC .. order[i], 's', 'v', 'r', 'e', 't')
   if h.err then
     -- Only a key of another type is "not a record"; any other error (a slot migrating)
     -- fails the script, to be run again.
     if not string.find(h.err, 'WRONGTYPE', 1, true) then return redis.error_reply(h.err) end
-    h = {false, h.err, false, false}
+    h = {false, h.err, false, false, false}
   end
   out[#out + 1] = order[i]
-  for j = 1, 4 do out[#out + 1] = h[j] end
+  for j = 1, 5 do out[#out + 1] = h[j] end
 end
 return out

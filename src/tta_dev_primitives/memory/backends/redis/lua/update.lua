@@ -8,7 +8,8 @@
 -- write sequence): the client merged the change into what it read.
 -- KEYS: lru, st, log, the record key. ARGV: base, key, expected seq, value JSON, metadata
 -- JSON ('' none), vector mode ('k' keep the stored one, 's' set ARGV[7], 'n' none), vector,
--- expiry ('k' keep, else ttl_ms with 0 = none).
+-- expiry ('k' keep, else ttl_ms with 0 = none), index text ('k' keep, else 's' then the
+-- new text, empty for none; absent: keep).
 -- Returns nil when there is no live record, 0 when it changed since it was read (nothing
 -- written), else {seq, created, updated, expiry (nil: none)}.
 local bad = foreign({LRU, ST, LOG, TTL, KEYS[4]}, {'zset', 'hash', 'stream', 'zset', 'hash'})
@@ -34,7 +35,9 @@ end
 local st = redis.call('HMGET', ST, 'c', 'x')
 local seq = versions(st[1], clock_floor(t), 1)
 redis.call('HSET', ST, 'c', seq)
-write(rk, seq, ARGV[4], ARGV[5], vec, created, now, at, old)
+local text = nil
+if ARGV[9] and ARGV[9] ~= 'k' then text = string.sub(ARGV[9], 2) end
+write(rk, seq, ARGV[4], ARGV[5], vec, created, now, at, old, text)
 redis.call('ZADD', LRU, seq, ARGV[2])
 if at then redis.call('ZADD', TTL, at, ARGV[2]) end
 log({'p', ARGV[2]}, seq)
