@@ -329,7 +329,7 @@ class InMemoryStore:
             index.upsert_many(zip(keys, seqs, values, metadata, itertools.repeat(None), vectors))
             self._pending.clear()
             if len(keys) >= _LARGE_LOAD:
-                del keys, entries, values
+                del keys, entries, values, texts
                 _release_freed_heap()
 
     def vectors(
