@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -147,9 +148,28 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_redis_engine:
         text = redis_engine.splice(text, _redis_section(args, measure=not args.from_json))
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
+    previous = out.read_text(encoding="utf-8") if out.exists() else ""
+    out.write_text(keep_blocks(previous, text), encoding="utf-8")
     print(f"wrote {out}" + (f" and {plot}" if plotted else " (no plot: matplotlib missing)"))
     return 0
+
+
+_BLOCK = re.compile(r"<!-- ([\w-]+):start -->.*?<!-- \1:end -->\n?", re.S)
+
+
+def keep_blocks(previous: str, text: str) -> str:
+    """``text`` with the marked blocks of ``previous`` it lacks appended, in their order.
+
+    Sections other commands write (``make bench-recall``'s recall section, the memory and
+    instruction-count sections of ``benchmarks.memory`` and ``scripts/op_instructions.py``)
+    sit between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->``; a full run keeps them.
+    """
+    kept = [
+        m.group(0) for m in _BLOCK.finditer(previous) if f"<!-- {m.group(1)}:start -->" not in text
+    ]
+    if not kept:
+        return text
+    return text.rstrip("\n") + "\n\n" + "\n".join(block.rstrip("\n") + "\n" for block in kept)
 
 
 def _redis_section(args: argparse.Namespace, *, measure: bool) -> str:

@@ -17,6 +17,8 @@ from benchmarks.harness import Config, Results, SizePlan, run
 from benchmarks.report import evaluate_targets, machine_description, plot_search, render_markdown
 from benchmarks.systems import OPERATIONS, all_systems
 
+from tests.support.paths import ROOT
+
 TINY = Config(
     sizes=(
         SizePlan(40, rounds=1, per_round=4, queries=2, op_budget=0.5),
@@ -104,3 +106,27 @@ async def test_harness_runs_bench_extra_peers(tmp_path: Path) -> None:
     assert plot_search(results, plot)
     assert plot.stat().st_size > 0
     assert "LangGraph InMemoryStore" in _render(results, tmp_path)
+
+
+def test_a_full_run_keeps_the_sections_other_commands_write() -> None:
+    """make bench rewrites docs/benchmarks.md; the marked sections of make bench-recall and of
+    the memory and instruction-count scripts survive it (replaced only when the run has its own)."""
+    from benchmarks.__main__ import keep_blocks
+
+    previous = (
+        "# old\n<!-- memory:start -->\nM\n<!-- memory:end -->\n## Notes\n"
+        "<!-- recall:start -->\nR\n<!-- recall:end -->\n"
+    )
+    kept = keep_blocks(previous, "# new\n## Notes\n")
+    assert kept.startswith("# new\n## Notes\n")
+    assert kept.index("M\n") < kept.index("R\n")
+    assert "# old" not in kept
+    again = keep_blocks(previous, "# new\n<!-- recall:start -->\nR2\n<!-- recall:end -->\n")
+    assert "R2" in again
+    assert "\nR\n" not in again
+    assert "\nM\n" in again
+    assert keep_blocks("", "# new\n") == "# new\n"
+    docs = (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8")
+    for name in ("memory", "op-instructions", "recall"):
+        assert f"<!-- {name}:start -->" in docs
+        assert f"<!-- {name}:end -->" in docs
