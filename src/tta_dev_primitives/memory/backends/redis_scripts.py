@@ -2,40 +2,7 @@
 
 from __future__ import annotations
 
-from .redis.scripts import (
-    CLEAR,
-    COMPACT,
-    FETCH,
-    FORGET,
-    FORGOTTEN,
-    GET,
-    HISTORY,
-    LIST,
-    LOAD,
-    PUT,
-    PUT_VERSIONED,
-    REMOVE,
-    RESTORE,
-    SYNC,
-    UPDATE,
-    UPDATE_VERSIONED,
-)
+from .redis import scripts as _scripts
+from .redis.scripts import *  # noqa: F403  (the same names, listed once there)
 
-__all__ = [
-    "CLEAR",
-    "COMPACT",
-    "FETCH",
-    "FORGET",
-    "FORGOTTEN",
-    "GET",
-    "HISTORY",
-    "LIST",
-    "LOAD",
-    "PUT",
-    "PUT_VERSIONED",
-    "REMOVE",
-    "RESTORE",
-    "SYNC",
-    "UPDATE",
-    "UPDATE_VERSIONED",
-]
+__all__ = list(_scripts.__all__)
