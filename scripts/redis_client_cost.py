@@ -25,13 +25,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import callgrind
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -80,27 +80,7 @@ async def _child(setup: str, op: str, n: int, url: str) -> None:
 
 
 def _instructions(setup: str, op: str, n: int, url: str) -> int:
-    done = subprocess.run(
-        [
-            "valgrind",
-            "--tool=callgrind",
-            "--callgrind-out-file=/dev/null",
-            sys.executable,
-            __file__,
-            "--child",
-            setup,
-            op,
-            str(n),
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    found = re.search(r"Collected : (\d+)", done.stderr)
-    if found is None:
-        raise RuntimeError(done.stderr[-2000:])
-    return int(found.group(1))
+    return callgrind.instructions(__file__, "--child", setup, op, str(n), url)
 
 
 async def _write_load(url: str, records: int) -> None:

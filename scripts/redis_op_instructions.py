@@ -21,17 +21,16 @@ import asyncio
 import cProfile
 import json
 import pstats
-import re
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+import callgrind
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 VALUE = {"role": "user", "content": "hello world, this is a turn of an agent conversation"}
-_VALGRIND = ("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null")
 OPS = ("none", "rawset", "rawget", "pnone", "add", "get", "pnone-nofb", "add-nofb", "get-nofb")
 
 
@@ -71,16 +70,7 @@ async def _run(op: str, n: int, url: str) -> None:
 
 
 def _instructions(op: str, n: int, url: str) -> int:
-    done = subprocess.run(
-        [*_VALGRIND, sys.executable, __file__, "--child", op, str(n), url],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    found = re.search(r"Collected : (\d+)", done.stderr)
-    if found is None:
-        raise RuntimeError(done.stderr[-2000:])
-    return int(found.group(1))
+    return callgrind.instructions(__file__, "--child", op, str(n), url)
 
 
 def _profile(op: str, n: int, url: str) -> None:
