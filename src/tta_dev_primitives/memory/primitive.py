@@ -337,7 +337,8 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         """A view of this primitive that embeds with ``embedder`` (None: no embedder).
 
         It shares everything else (backend, namespace, settings, telemetry, the
-        :meth:`sync` loop); closing it closes nothing. The LangGraph store uses it to apply
+        :meth:`sync` loop) but the cache of query vectors, which are its embedder's;
+        closing it closes nothing. The LangGraph store uses it to apply
         an ``index`` config to a given memory. A namespace keeps the vectors of one
         embedder: writing another's is refused.
 
@@ -350,7 +351,13 @@ class MemoryPrimitive(InstrumentedPrimitive[MemoryOperation, Any]):
         advised = getattr(embedder, "semantic_weight", None)
         weight = rt.semantic_weight if advised is None else validate_semantic_weight(advised)
         writer = rt.writer.with_embedder(embedder)
-        return self._view(embedder=embedder, semantic_weight=weight, writer=writer)
+        # Its own query-vector cache: the cache holds one embedder's vectors of a text.
+        return self._view(
+            embedder=embedder,
+            semantic_weight=weight,
+            writer=writer,
+            query_vectors=QueryVectorCache(),
+        )
 
     def _view(self, store_id: str | None = None, **changes: Any) -> MemoryPrimitive:
         """A view sharing everything with this primitive but ``changes`` to its runtime."""

@@ -60,6 +60,20 @@ async def test_same_query_text_is_embedded_once_for_every_view() -> None:
     assert embedder.queries == ["banana", "apple"]
 
 
+async def test_a_view_with_another_embedder_embeds_the_query_with_its_own() -> None:
+    """with_embedder's view never answers a search with the other embedder's cached vector
+    of the same text (it found nothing: its namespace holds vectors of its own size)."""
+    from tta_dev_primitives.memory.embeddings import HashingEmbedder
+
+    memory = MemoryPrimitive(embedder=HashingEmbedder(dimensions=64))
+    await memory.add("a", "cats and dogs")
+    other = memory.with_embedder(HashingEmbedder(dimensions=32)).scoped("other")
+    await other.add("b", "cats and dogs")
+    assert [h.key for h in await memory.search("cats", mode="semantic")] == ["a"]
+    assert [h.key for h in await other.search("cats", mode="semantic")] == ["b"]
+    assert [h.key for h in await memory.search("cats", mode="semantic")] == ["a"]
+
+
 async def test_concurrent_searches_of_one_text_share_one_call() -> None:
     """Searches of the same text started together wait for one embedder call."""
     embedder = CountingEmbedder(delay=0.01)
