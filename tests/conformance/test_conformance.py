@@ -65,6 +65,18 @@ async def test_values_are_never_aliased(make_memory: MakeMemory) -> None:
     first = await memory.get("flat")
     first["n"] = 99
     assert await memory.get("flat") == {"role": "user", "n": 1, "x": 0.5}
+    # A search hit's value is a copy too, flat or nested.
+    await memory.add("nested", ["user", {"deep": 1}])
+    for hit in await memory.search("user", limit=5):
+        if isinstance(hit.value, dict):
+            hit.value["n"] = 99
+        else:
+            hit.value[1]["deep"] = 99
+    assert await memory.get("flat") == {"role": "user", "n": 1, "x": 0.5}
+    assert await memory.get("nested") == ["user", {"deep": 1}]
+    again = {h.key: h.value for h in await memory.search("user", limit=5)}
+    assert again["flat"] == {"role": "user", "n": 1, "x": 0.5}
+    assert again["nested"] == ["user", {"deep": 1}]
 
 
 @pytest.mark.parametrize(

@@ -228,7 +228,12 @@ async def search_as_of(rt: Runtime, request: SearchQuery, t: float) -> list[Sear
     for e in entries:
         store.put(e)
     return [
-        SearchHit(r.key, codec.decode(r.payload), r.score, codec.copy_metadata(r.metadata) or {})
+        SearchHit(
+            r.key,
+            codec.value_of(r.payload, r.snapshot),
+            r.score,
+            codec.copy_metadata(r.metadata) or {},
+        )
         for r in store.search_results(request)
     ]
 

@@ -424,10 +424,10 @@ class InMemoryStore:
             lambda key: items[key].updated_at,
         )
         scored = index.rank(prepared, query, recency)
-        return [
-            SearchResult(key, items[key].payload, score, items[key].metadata)
-            for score, _, key in scored
-        ]
+        hits = [(score, items[key]) for score, _, key in scored]
+        # The stored snapshot rides along, so the primitive hands out a copy of it instead of
+        # decoding the JSON again (as for get).
+        return [SearchResult(r.key, r.payload, score, r.metadata, r.snapshot) for score, r in hits]
 
     # -- the friendly synchronous API -------------------------------------------------------
 
