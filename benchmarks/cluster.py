@@ -92,7 +92,7 @@ def _measure(url: str, config: ClusterConfig) -> float:
 
 def run_cluster_bench(config: ClusterConfig) -> str:
     """Run the benchmark; return its report (Markdown)."""
-    from tests.redis_cluster import running_cluster
+    from tests.support.cluster import running_cluster
 
     samples: dict[int, list[float]] = {m: [] for m in config.masters}
     with ExitStack() as stack:

@@ -34,3 +34,18 @@ def test_tests_import_helpers_only_from_support() -> None:
         if copied not in p.parents and other.search(p.read_text(encoding="utf-8"))
     ]
     assert offenders == []
+
+
+def test_what_benchmarks_and_scripts_import_from_tests_exists() -> None:
+    """The benchmarks and scripts that borrow a test helper (a private cluster, servers)
+    name a module that exists in tests/ (a move of tests/ once broke `make bench --cluster`)."""
+    borrowed = re.compile(r"^\s*from (tests(?:\.\w+)+) import", re.MULTILINE)
+    named = {
+        module
+        for folder in ("benchmarks", "scripts", "examples")
+        for path in (ROOT / folder).rglob("*.py")
+        for module in borrowed.findall(path.read_text(encoding="utf-8"))
+    }
+    assert named, "expected at least the cluster benchmark to borrow a helper"
+    missing = [m for m in sorted(named) if not (ROOT / (m.replace(".", "/") + ".py")).exists()]
+    assert missing == []

@@ -534,7 +534,7 @@ def test_fast_packing_sends_what_redis_py_sends() -> None:
     (floats, memoryviews, multi-word command names) to redis-py."""
     import redis.asyncio as aioredis
 
-    from tta_dev_primitives.memory.backends.redis_clients import fast_packing
+    from tta_dev_primitives.memory.backends.redis.clients import fast_packing
 
     pool = fast_packing(aioredis.ConnectionPool.from_url("redis://127.0.0.1:1/0"))
     fast, plain = pool.make_connection(), aioredis.Connection()

@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from tta_dev_primitives import MemoryPrimitive, RedisBackend
 from tta_dev_primitives.memory import records
 from tta_dev_primitives.memory.backends import Entry, SearchQuery
-from tta_dev_primitives.memory.backends.redis_index import LocalIndexes
+from tta_dev_primitives.memory.backends.redis.index import LocalIndexes
 from tta_dev_primitives.memory.search import relevance, semantic_evidence
 
 from tests.support.redis_servers import RedisServer, check_index
@@ -415,7 +415,7 @@ async def test_delete_where_spares_a_record_rewritten_since_indexed(
 ) -> None:
     """The REMOVE that delete_where sends carries the write sequence the index saw: a record
     rewritten since is not deleted for its old metadata."""
-    from tta_dev_primitives.memory.backends import redis_scripts as lua
+    from tta_dev_primitives.memory.backends.redis import scripts as lua
 
     backend = RedisBackend.from_url(redis_server.url, max_size=None)
     ns = ("cas",)
@@ -522,7 +522,7 @@ async def test_expired_records_are_reclaimed_by_later_writes(
 async def test_concurrent_first_searches_share_one_load(redis_server: RedisServer) -> None:
     """Several searches of a namespace this process has not loaded yet (a ``|`` pipeline,
     gathered tasks) read it from Redis once, not once each."""
-    from tta_dev_primitives.memory.backends import redis_scripts as lua
+    from tta_dev_primitives.memory.backends.redis import scripts as lua
 
     writer = RedisBackend.from_url(redis_server.url, max_size=None)
     reader = RedisBackend.from_url(redis_server.url, max_size=None)

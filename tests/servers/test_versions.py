@@ -30,8 +30,8 @@ from tta_dev_primitives import (
     RedisBackend,
     WorkflowContext,
 )
-from tta_dev_primitives.memory.backends import redis_scripts as lua
-from tta_dev_primitives.memory.backends.redis_index import ChurnedError
+from tta_dev_primitives.memory.backends.redis import scripts as lua
+from tta_dev_primitives.memory.backends.redis.index import ChurnedError
 from tta_dev_primitives.memory.records import Entry, ListQuery, Namespace, SearchQuery
 
 from tests.support.backends import BackendHarness

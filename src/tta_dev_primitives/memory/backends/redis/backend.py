@@ -11,7 +11,7 @@ in-memory :class:`~tta_dev_primitives.memory.backends.fallback.FallbackBackend` 
 Every operation is one ``EVALSHA`` round trip (batches: one per 1000 records, pipelined),
 an atomic Lua script over one namespace: record, LRU order, TTL index, eviction and the
 namespace's change log change together or not at all. Search runs in this process, in a
-:class:`~tta_dev_primitives.memory.index.SearchIndex` of the namespace (the engine of every
+:class:`~tta_dev_primitives.memory.search.SearchIndex` of the namespace (the engine of every
 backend) loaded on the namespace's first search and caught up before each search from the
 change log, so a search sees every write acknowledged before it began, by any process: one
 round trip when nothing changed, then one to read the hits' records

@@ -2,7 +2,7 @@
 in its process, one per searched namespace, and the memory budget that bounds them.
 
 Redis holds the records; each process ranks a search in its own
-:class:`~tta_dev_primitives.memory.index.SearchIndex` of the namespace (the engine every
+:class:`~tta_dev_primitives.memory.search.SearchIndex` of the namespace (the engine every
 backend uses, so rankings are the same everywhere), caught up before each search from the
 namespace's change log (``lua/_log.lua``): one round trip when nothing changed, a few more
 when something did. A namespace's index is built on its first search (a full load), reset
@@ -37,7 +37,7 @@ __all__ = [
 
 
 class LoadableIndex(Protocol):
-    """What the change-log sync feeds: a :class:`~tta_dev_primitives.memory.index.SearchIndex`,
+    """What the change-log sync feeds: a :class:`~tta_dev_primitives.memory.search.SearchIndex`,
     or the Query Engine's word statistics (``LexicalStats``)."""
 
     def __len__(self) -> int: ...

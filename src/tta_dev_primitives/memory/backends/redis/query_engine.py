@@ -151,7 +151,7 @@ class LexicalStats:
     """The BM25 statistics of one namespace, kept exactly as the shared engine counts them.
 
     Per live record: its length in words and its distinct words (shared strings); per word:
-    how many live records hold it. What :class:`~tta_dev_primitives.memory.index.SearchIndex`
+    how many live records hold it. What :class:`~tta_dev_primitives.memory.search.SearchIndex`
     needs to score, without postings, text or vectors. It is fed like a search index
     (``upsert_many``, ``remove``, ``expire``) by the backend's change-log catch-up.
     """
