@@ -37,8 +37,8 @@ from .search import (
     make_document,
     matches_filter,
     normalize_vector,
+    validate_filter,
 )
-from .writes import check_filter
 
 if TYPE_CHECKING:
     from .operations import CompactOp
@@ -224,7 +224,7 @@ async def run_compaction(rt: Runtime, op: CompactOp, span: trace.Span) -> Any:
     if req.summarizer is None and threshold is None:
         raise ValueError("compact needs a summarizer, or merge_duplicates to merge only")
     timeout = codec.validate_ttl(req.summarizer_timeout, "summarizer_timeout")
-    filter_ = check_filter(req.filter)
+    filter_ = validate_filter(req.filter)
     summary_key = None if req.summary_key is None else codec.validate_key(req.summary_key)
     ttl, _ = rt.writer.settings(req.ttl, None)
     backend = rt.backend

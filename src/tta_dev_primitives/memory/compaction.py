@@ -61,8 +61,8 @@ from .search import (
     idf,
     string_leaves,
     tokenize,
+    validate_filter,
 )
-from .writes import check_filter
 
 if TYPE_CHECKING:
     from .primitive import MemoryPrimitive
@@ -176,7 +176,7 @@ class CompactionPolicy:
         check_threshold(self.merge_duplicates)
         if self.summarizer is None and self.merge_duplicates is None:
             raise ValueError("a CompactionPolicy needs a summarizer or merge_duplicates")
-        check_filter(self.filter)
+        validate_filter(self.filter)
         codec.validate_ttl(self.summarizer_timeout, "summarizer_timeout")
 
 

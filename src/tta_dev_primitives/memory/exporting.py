@@ -16,9 +16,8 @@ from ..observability import attributes as A
 from . import codec
 from .backends.base import HistoryBackend, MemoryBackend, VectorBackend
 from .records import ListQuery, Namespace, Record
-from .search import matches_filter
+from .search import matches_filter, validate_filter
 from .transfer import BATCH_SIZE, record_object
-from .writes import check_filter
 
 if TYPE_CHECKING:
     from ..core.context import WorkflowContext
@@ -62,7 +61,7 @@ def export_records(
     See :meth:`~tta_dev_primitives.memory.MemoryPrimitive.export`. The arguments are checked
     here, before anything is read; the records are read when the iterator is.
     """
-    filter_ = check_filter(filter)
+    filter_ = validate_filter(filter)
     if not isinstance(vectors, bool):
         raise TypeError(f"vectors must be True or False, got {type(vectors).__name__}")
     if not isinstance(history, bool):

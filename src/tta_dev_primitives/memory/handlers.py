@@ -69,11 +69,12 @@ from .search import (
     indexed_value,
     normalize_vector,
     prepare_query,
+    validate_filter,
     validate_fusion,
     validate_semantic_weight,
 )
 from .transfer import ImportConflictError, ImportReport, ImportRequest, import_attributes
-from .writes import check_filter, validate_part
+from .writes import validate_part
 
 __all__ = ["HANDLERS", "Handler"]
 
@@ -222,7 +223,7 @@ async def handle_search(rt: Runtime, op: SearchOp, span: trace.Span) -> list[Sea
         raise ValueError(f"mode must be one of {', '.join(_MODES)}, got {mode!r}")
     elif mode != "keyword" and rt.embedder is None:
         raise ValueError(f"mode={mode!r} needs an embedder: MemoryPrimitive(embedder=...)")
-    filter_ = check_filter(op.filter)
+    filter_ = validate_filter(op.filter)
     if not isinstance(op.subtree, bool):
         raise TypeError(f"subtree must be True or False, got {type(op.subtree).__name__}")
     half_life = op.recency_half_life
@@ -376,7 +377,7 @@ async def handle_update(rt: Runtime, op: UpdateOp, span: trace.Span) -> MemoryRe
 
 
 async def handle_list(rt: Runtime, op: ListOp, span: trace.Span) -> MemoryPage:
-    filter_ = check_filter(op.filter)
+    filter_ = validate_filter(op.filter)
     limit = codec.validate_limit(op.limit)
     order = op.order
     if order not in _ORDERS:
@@ -421,7 +422,7 @@ async def _list_tree(rt: Runtime, op: ListOp, query: ListQuery, span: trace.Span
 async def handle_delete_where(rt: Runtime, op: DeleteWhereOp, span: trace.Span) -> int:
     if op.filter is None:
         raise TypeError("delete_where needs a filter (use clear() to delete everything)")
-    filter_ = check_filter(op.filter)
+    filter_ = validate_filter(op.filter)
     if filter_ is None:
         raise ValueError("delete_where needs a non-empty filter: use clear() to delete everything")
     count = await rt.shared.backend.delete_where(rt.namespace, filter_)

@@ -41,7 +41,7 @@ from .records import (
     SearchQuery,
     memory_record,
 )
-from .search import indexed_value, matches_filter, string_leaves
+from .search import indexed_value, matches_filter, string_leaves, validate_filter
 
 if TYPE_CHECKING:
     from .operations import ForgetOp, GetRecordAsOfOp, HistoryOp
@@ -337,7 +337,6 @@ async def run_forget(rt: Runtime, op: ForgetOp, span: trace.Span) -> Any:
         META_SUMMARIZED,
         check_summarizer,
     )
-    from .writes import check_filter
 
     req = op.request
     if not isinstance(req, ForgetRequest):
@@ -345,7 +344,7 @@ async def run_forget(rt: Runtime, op: ForgetOp, span: trace.Span) -> Any:
     if (req.key is None) == (req.filter is None):
         raise ValueError("forget takes a key or filter= (one of them)")
     key = None if req.key is None else codec.validate_key(req.key)
-    filter_ = None if req.filter is None else check_filter(req.filter)
+    filter_ = None if req.filter is None else validate_filter(req.filter)
     if req.filter is not None and not filter_:
         raise ValueError("filter must not be empty: forget(filter={}) would forget everything")
     check_summarizer(req.summarizer)

@@ -1,10 +1,11 @@
 """The writer seam: user input turned into what a backend stores.
 
 One :class:`RecordWriter` per primitive (and per view with another embedder) validates and
-encodes keys, values, ttls, metadata and filters, and embeds values into unit float32 vectors
-(normalized here, once: backends store them as given). The primitive's handlers, compaction,
-history and import all write through it, so a record is checked and embedded the same way
-whatever path writes it.
+encodes keys, values, ttls and metadata, and embeds values into unit float32 vectors
+(normalized here, once: backends store them as given); filters are checked by the one
+validator of the filter language, :func:`~tta_dev_primitives.memory.search.validate_filter`.
+The primitive's handlers, compaction, history and import all write through it, so a
+record is checked and embedded the same way whatever path writes it.
 """
 
 from __future__ import annotations
@@ -18,21 +19,15 @@ from .backends.base import MemoryBackend, VectorBackend
 from .embeddings import Embedder, embed_documents, embedder_space, refuse_zero_vectors
 from .errors import MemoryBackendError
 from .records import NO_EXPIRY, Entry, Namespace
-from .search import normalize_vector, string_leaves, validate_filter
+from .search import normalize_vector, string_leaves
 
-__all__ = ["RecordWriter", "check_filter", "validate_part"]
+__all__ = ["RecordWriter", "validate_part"]
 
 _VECTORS_CHECKED_MAX = 4096
 
 
-def check_filter(filter_: Any, arg: str = "filter") -> dict[str, Any] | None:
-    """A validated copy of a filter of the language of ``search``/``list``/``delete_where``
-    (None for none or ``{}``); raises before any I/O. ``arg`` names it in errors."""
-    return validate_filter(filter_, arg)
-
-
 class RecordWriter:
-    """Turns user input into validated :class:`Entry` objects, vectors, ttls and filters.
+    """Turns user input into validated :class:`Entry` objects, vectors and ttls.
 
     Args:
         embedder: The embedder of the records written (None: no vectors).
